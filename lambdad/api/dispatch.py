@@ -1,0 +1,136 @@
+"""The Lambda REST API as one ASGI app: route by the model, parse, validate, call a handler, render.
+
+Every answer, including every failure, is AWS-shaped: errors carry ``x-amzn-ErrorType`` and a JSON body
+botocore maps to its exception classes; an unexpected failure is logged with the request id and answered
+as ServiceException, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import re
+import uuid
+from typing import Any
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Send
+from starlette.types import Scope as AsgiScope
+
+from lambdad.api.operations import Call, OperationTable, Services
+from lambdad.api.protocol import parse_request, serialize_response
+from lambdad.api.service_model import find_route, success_status
+from lambdad.api.validation import validate
+from lambdad.errors import (
+    LambdaError,
+    NotImplementedException,
+    RequestTooLargeException,
+    ServiceException,
+    UnknownOperationException,
+)
+from lambdad.models import Scope
+
+log = logging.getLogger(__name__)
+
+# A 50 MB zip arrives base64-encoded inside JSON: 4/3 of it plus room for the rest of the request.
+DEFAULT_BODY_LIMIT = 52_428_800 * 4 // 3 + 1_048_576
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
+
+
+class LambdaApi:
+    """An ASGI app serving every operation in ``table``; other operations answer NotImplemented."""
+
+    def __init__(self, table: OperationTable, services: Services, account: str, default_region: str) -> None:
+        self._table = table
+        self._services = services
+        self._account = account
+        self._default_region = default_region
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        request_id = str(uuid.uuid4())
+        try:
+            response = await self._handle(request, request_id)
+        except LambdaError as error:
+            response = error_response(error, request_id)
+        except Exception:
+            log.exception("request %s (%s %s) failed", request_id, request.method, request.url.path)
+            response = error_response(
+                ServiceException(
+                    f"lambdad failed to process the request; see the server log for {request_id}"
+                ),
+                request_id,
+            )
+        await response(scope, receive, send)
+
+    async def _handle(self, request: Request, request_id: str) -> Response:
+        raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?")[0]
+        query: dict[str, list[str]] = {}
+        for key, value in request.query_params.multi_items():
+            query.setdefault(key, []).append(value)
+        found = find_route(request.method, raw_path, query)
+        if found is None:
+            raise UnknownOperationException(f"No Lambda operation serves {request.method} {raw_path}")
+        route, uri_params = found
+        operation = route.operation
+        handler = self._table.handlers.get(operation.name)
+        if handler is None:
+            raise NotImplementedException(f"lambdad does not implement the {operation.name} operation yet")
+        body = await _read_body(request, operation.name, DEFAULT_BODY_LIMIT)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        params = parse_request(operation, uri_params, query, headers, body)
+        validate(operation.input_shape, params)
+        call = Call(
+            operation=operation.name,
+            params=params,
+            scope=Scope(self._account, self._region(headers)),
+            services=self._services,
+            base_url=f"{request.url.scheme}://{headers.get('host', request.url.netloc)}",
+            request_id=request_id,
+        )
+        if inspect.iscoroutinefunction(handler):
+            output = await handler(call)
+        else:
+            output = await anyio.to_thread.run_sync(handler, call)
+        serialized = serialize_response(operation, output, success_status(operation))
+        serialized.headers["x-amzn-RequestId"] = request_id
+        return Response(serialized.body, serialized.status, serialized.headers)
+
+    def _region(self, headers: dict[str, str]) -> str:
+        match = _CREDENTIAL_SCOPE.search(headers.get("authorization", ""))
+        return match.group(1) if match else self._default_region
+
+
+async def _read_body(request: Request, operation: str, limit: int) -> bytes:
+    too_large = RequestTooLargeException(
+        f"Request must be smaller than {limit} bytes for the {operation} operation"
+    )
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def error_response(error: LambdaError, request_id: str) -> Response:
+    """An AWS error answer: status, ``x-amzn-ErrorType`` and a JSON body."""
+    body: dict[str, Any] = {}
+    if error.fault:
+        body["Type"] = error.fault
+    body[error.message_key] = error.message
+    body.update(error.fields)
+    headers = {
+        "x-amzn-ErrorType": error.code,
+        "x-amzn-RequestId": request_id,
+        "content-type": "application/json",
+    }
+    return Response(json.dumps(body).encode(), error.status, headers)

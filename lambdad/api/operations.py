@@ -1,0 +1,65 @@
+"""What a handler receives, and the table that maps operation names to handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from lambdad.api.code_links import CodeLinks
+from lambdad.models import Scope
+from lambdad.services.account import AccountService
+from lambdad.services.functions import FunctionService
+from lambdad.services.tags import TagService
+
+
+@dataclass(frozen=True)
+class Services:
+    """The services handlers call; built once by the composition root."""
+
+    functions: FunctionService
+    tags: TagService
+    account: AccountService
+    code_links: CodeLinks
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API call: the parsed, validated parameters and where they act."""
+
+    operation: str
+    params: dict[str, Any]
+    scope: Scope
+    services: Services
+    base_url: str
+    request_id: str
+
+
+# Synchronous handlers run in a worker thread (the store is synchronous); async ones on the loop.
+Handler = Callable[[Call], dict[str, Any]] | Callable[[Call], Awaitable[dict[str, Any]]]
+
+
+class OperationTable:
+    """Handlers by operation name; each API module fills one with ``@table.operation(name)``."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, Handler] = {}
+
+    def operation(self, name: str) -> Callable[[Handler], Handler]:
+        """Register the decorated function as the handler of ``name``."""
+
+        def register(handler: Handler) -> Handler:
+            if name in self.handlers:
+                raise ValueError(f"two handlers for {name}")
+            self.handlers[name] = handler
+            return handler
+
+        return register
+
+    def merge(self, *others: OperationTable) -> OperationTable:
+        """One table holding this one's handlers and the others'."""
+        merged = OperationTable()
+        for table in (self, *others):
+            for name, handler in table.handlers.items():
+                merged.operation(name)(handler)
+        return merged

@@ -1,0 +1,60 @@
+"""Domain objects in AWS's response shapes."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from lambdad.models import FunctionVersion, Scope, aws_timestamp
+
+
+def function_configuration(version: FunctionVersion, scope: Scope) -> dict[str, Any]:
+    """A ``FunctionConfiguration``, as GetFunctionConfiguration and friends answer it."""
+    qualifier = None if version.version == "$LATEST" else version.version
+    config: dict[str, Any] = {
+        "FunctionName": version.name,
+        "FunctionArn": scope.function_arn(version.name, qualifier),
+        "Runtime": version.runtime,
+        "Role": version.role,
+        "Handler": version.handler,
+        "CodeSize": version.code.size,
+        "Description": version.description,
+        "Timeout": version.timeout,
+        "MemorySize": version.memory_size,
+        "LastModified": aws_timestamp(version.last_modified),
+        "CodeSha256": version.code.code_sha256,
+        "Version": version.version,
+        "Environment": {"Variables": dict(version.environment)},
+        "RevisionId": version.revision_id,
+        "State": version.state.value,
+        "StateReason": version.state_reason,
+        "StateReasonCode": version.state_reason_code,
+        "LastUpdateStatus": version.last_update_status.value if version.last_update_status else None,
+        "LastUpdateStatusReason": version.last_update_status_reason,
+        "LastUpdateStatusReasonCode": version.last_update_status_reason_code,
+        "PackageType": version.package_type,
+        "Architectures": list(version.architectures),
+        "EphemeralStorage": {"Size": version.ephemeral_storage},
+    }
+    if version.runtime:
+        config["RuntimeVersionConfig"] = {"RuntimeVersionArn": runtime_version_arn(scope, version.runtime)}
+    for member in (
+        "VpcConfig",
+        "DeadLetterConfig",
+        "KMSKeyArn",
+        "TracingConfig",
+        "FileSystemConfigs",
+        "SnapStart",
+        "LoggingConfig",
+    ):
+        if member in version.extra:
+            config[member] = version.extra[member]
+    if "ImageConfig" in version.extra:
+        config["ImageConfigResponse"] = {"ImageConfig": version.extra["ImageConfig"]}
+    return config
+
+
+def runtime_version_arn(scope: Scope, runtime: str) -> str:
+    """A stable runtime version ARN per runtime, in AWS's form."""
+    digest = hashlib.sha256(runtime.encode()).hexdigest()
+    return f"arn:aws:lambda:{scope.region}::runtime:{digest}"

@@ -1,0 +1,110 @@
+"""The composition root: builds the store, services and HTTP app from Settings."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+
+from lambdad import __version__
+from lambdad.api import CodeLinks, LambdaApi, Services, operation_table
+from lambdad.api.code_links import PATH_PREFIX, download_endpoint
+from lambdad.services.account import AccountService
+from lambdad.services.activation import Activator
+from lambdad.services.functions import FunctionService
+from lambdad.services.tags import TagService
+from lambdad.settings import Settings
+from lambdad.store import CodeStore, Database
+from lambdad.store import functions as function_records
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Platform:
+    """Everything one lambdad server runs, started and stopped together."""
+
+    settings: Settings
+    database: Database
+    code_store: CodeStore
+    activator: Activator
+    services: Services
+
+    @classmethod
+    def open(cls, settings: Settings) -> Platform:
+        """Open the data directory: migrate the database, tidy code packages, resume pending work."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        database = Database(settings.resolved_database_url)
+        database.migrate()
+        code_store = CodeStore(settings.code_dir)
+        with database.read() as connection:
+            removed = code_store.collect_garbage(function_records.referenced_code(connection))
+        if removed:
+            log.info("removed %d unreferenced code package(s)", removed)
+        activator = Activator(database)
+        services = Services(
+            functions=FunctionService(database, code_store, activator),
+            tags=TagService(database),
+            account=AccountService(database),
+            code_links=CodeLinks(_server_secret(settings.data_dir)),
+        )
+        platform = cls(settings, database, code_store, activator, services)
+        resumed = activator.recover()
+        if resumed:
+            log.info("settling %d function(s) left pending by the previous run", resumed)
+        return platform
+
+    def close(self) -> None:
+        """Finish background work and release the database."""
+        self.activator.close()
+        self.database.dispose()
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The ASGI app of one lambdad server; opens the platform now and closes it at shutdown."""
+    platform = Platform.open(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        log.info(
+            "lambdad %s serving account %s, data in %s", __version__, settings.account_id, settings.data_dir
+        )
+        try:
+            yield
+        finally:
+            platform.close()
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    lambda_api = LambdaApi(operation_table(), platform.services, settings.account_id, settings.region)
+    return Starlette(
+        routes=[
+            Route("/health", health),
+            Route(
+                PATH_PREFIX + "{digest}.zip",
+                download_endpoint(platform.services.code_links, platform.code_store.path),
+            ),
+            Mount("/", app=lambda_api),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def _server_secret(data_dir: Path) -> bytes:
+    """The key that signs download links, made once per data directory."""
+    path = data_dir / "secret"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(secrets.token_bytes(32))
+    return path.read_bytes()

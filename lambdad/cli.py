@@ -1,0 +1,92 @@
+"""The ``lambdad`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+from lambdad import __version__
+from lambdad.settings import Settings
+
+console = Console(stderr=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``lambdad`` console script."""
+    parser = argparse.ArgumentParser(prog="lambdad", description="A self-hosted AWS Lambda.")
+    parser.add_argument("--version", action="version", version=f"lambdad {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the Lambda API")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1, env LAMBDAD_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 3001, env LAMBDAD_PORT)")
+    serve.add_argument(
+        "--data-dir", type=Path, help="where state lives (default ./.lambdad, env LAMBDAD_DATA_DIR)"
+    )
+    serve.add_argument("--account-id", help="the 12-digit account id in ARNs (default 000000000000)")
+    serve.add_argument("--region", help="region for requests that carry none (default us-east-1)")
+    serve.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in the data directory)")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from lambdad.app import create_app
+
+    try:
+        settings = Settings.from_env(
+            host=args.host,
+            port=args.port,
+            data_dir=args.data_dir,
+            account_id=args.account_id,
+            region=args.region,
+            database_url=args.database_url,
+            log_level=args.log_level,
+        )
+    except ValueError as error:
+        console.print(f"[red]lambdad: {error}[/red]")
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=True)],
+    )
+    try:
+        app = create_app(settings)
+    except Exception as error:
+        console.print(f"[red]lambdad could not open {settings.data_dir}: {error}[/red]")
+        console.print("Check that the directory is writable and the database URL is right, then try again.")
+        return 1
+    endpoint = f"http://{settings.host}:{settings.port}"
+    console.print(f"[bold green]lambdad {__version__}[/bold green] on [bold]{endpoint}[/bold]")
+    console.print(
+        f"  data:  {settings.data_dir.resolve()}   region: {settings.region}   account: {settings.account_id}"
+    )
+    console.print(f"  try:   aws --endpoint-url {endpoint} lambda list-functions")
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        log_config=None,
+    )
+    server = uvicorn.Server(config)
+    try:
+        server.run()  # uvicorn handles SIGINT/SIGTERM: stop accepting, finish requests, run shutdown
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return 0 if server.started else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

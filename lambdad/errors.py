@@ -1,0 +1,115 @@
+"""AWS Lambda's error types: one closed set, translated to HTTP in one place (``lambdad.api.responses``).
+
+::
+
+    LambdaError                       (an error AWS would name; code = the class name)
+     ├── ValidationException                      400
+     ├── InvalidParameterValueException           400
+     ├── InvalidRequestContentException           400  (a body that is not JSON)
+     ├── SerializationException                   400  (JSON whose values have the wrong types)
+     ├── CodeStorageExceededException             400
+     ├── ResourceNotFoundException                404
+     ├── ResourceConflictException                409
+     ├── PreconditionFailedException              412
+     ├── RequestTooLargeException                 413
+     ├── TooManyRequestsException                 429
+     ├── ServiceException                         500
+     ├── NotImplementedException                  501  (an operation lambdad does not serve yet)
+     └── UnknownOperationException                404  (no operation has this method and path)
+
+Anything else raised while serving a request is a bug: it is logged with the request id and answered
+as ``ServiceException``, never as a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class LambdaError(Exception):
+    """An error with AWS's name, HTTP status and message."""
+
+    status: ClassVar[int] = 400
+    # AWS marks errors the caller caused as "User"; botocore ignores it but some SDKs read it.
+    fault: ClassVar[str | None] = "User"
+    # AWS spells the body's message member "message", except on a few errors.
+    message_key: ClassVar[str] = "message"
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        # Extra top-level members AWS puts in some error bodies (Reason, retryAfterSeconds, ...).
+        self.fields = fields
+
+    @property
+    def code(self) -> str:
+        """The error type name, as in ``x-amzn-ErrorType``."""
+        return type(self).__name__
+
+
+class ValidationException(LambdaError):
+    """A request that does not satisfy the service model's constraints."""
+
+    fault = None
+
+    @classmethod
+    def from_messages(cls, messages: list[str]) -> ValidationException:
+        """AWS's combined wording: "N validation error(s) detected: A; B"."""
+        noun = "error" if len(messages) == 1 else "errors"
+        return cls(f"{len(messages)} validation {noun} detected: " + "; ".join(messages))
+
+
+class InvalidParameterValueException(LambdaError):
+    """A parameter that is well-formed but not acceptable."""
+
+
+class InvalidRequestContentException(LambdaError):
+    """A request body that cannot be parsed."""
+
+
+class SerializationException(LambdaError):
+    """A request whose JSON values do not have the service model's types."""
+
+    fault = None
+
+
+class CodeStorageExceededException(LambdaError):
+    """The account's total code storage would pass its limit."""
+
+
+class ResourceNotFoundException(LambdaError):
+    status = 404
+    message_key = "Message"
+
+
+class ResourceConflictException(LambdaError):
+    status = 409
+
+
+class PreconditionFailedException(LambdaError):
+    """A RevisionId (or CodeSha256) precondition that does not hold."""
+
+    status = 412
+
+
+class RequestTooLargeException(LambdaError):
+    status = 413
+
+
+class TooManyRequestsException(LambdaError):
+    status = 429
+
+
+class ServiceException(LambdaError):
+    status = 500
+    fault = "Service"
+
+
+class NotImplementedException(LambdaError):
+    status = 501
+    fault = "Service"
+
+
+class UnknownOperationException(LambdaError):
+    status = 404
+    fault = None

@@ -1,0 +1,157 @@
+"""Domain types shared by every layer. This module imports nothing else from lambdad."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+LATEST = "$LATEST"
+
+
+class FunctionState(enum.StrEnum):
+    PENDING = "Pending"
+    ACTIVE = "Active"
+    INACTIVE = "Inactive"
+    FAILED = "Failed"
+
+
+class UpdateStatus(enum.StrEnum):
+    SUCCESSFUL = "Successful"
+    FAILED = "Failed"
+    IN_PROGRESS = "InProgress"
+
+
+@dataclass(frozen=True)
+class CodePackage:
+    """A zip stored content-addressed: its SHA-256 (hex) names it on disk."""
+
+    sha256_hex: str
+    size: int
+    unzipped_size: int
+
+    @property
+    def code_sha256(self) -> str:
+        """The base64 form AWS reports as ``CodeSha256``."""
+        import base64
+
+        return base64.b64encode(bytes.fromhex(self.sha256_hex)).decode()
+
+
+@dataclass(frozen=True)
+class FunctionVersion:
+    """One version of a function (``$LATEST`` today; published versions later): code + configuration.
+
+    Fields lambdad acts on are typed; configuration it stores and reports without acting on yet
+    (VpcConfig, DeadLetterConfig, TracingConfig, ...) rides in ``extra`` in AWS's shape.
+    """
+
+    name: str
+    version: str
+    runtime: str | None
+    handler: str | None
+    role: str
+    code: CodePackage
+    revision_id: str
+    last_modified: datetime
+    memory_size: int = 128
+    timeout: int = 3
+    description: str = ""
+    environment: dict[str, str] = field(default_factory=dict)
+    ephemeral_storage: int = 512
+    architectures: tuple[str, ...] = ("x86_64",)
+    package_type: str = "Zip"
+    state: FunctionState = FunctionState.PENDING
+    state_reason: str | None = "The function is being created."
+    state_reason_code: str | None = "Creating"
+    last_update_status: UpdateStatus | None = None
+    last_update_status_reason: str | None = None
+    last_update_status_reason_code: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def evolve(self, **changes: Any) -> FunctionVersion:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    @property
+    def is_settled(self) -> bool:
+        """True once nothing is pending: the function can run and accept another update."""
+        return self.state is FunctionState.ACTIVE and self.last_update_status in (
+            None,
+            UpdateStatus.SUCCESSFUL,
+            UpdateStatus.FAILED,
+        )
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, to the millisecond (AWS's LastModified precision)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def aws_timestamp(moment: datetime) -> str:
+    """AWS Lambda's LastModified format: ``2026-11-25T02:36:09.123+0000``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+
+
+# --- ARNs -------------------------------------------------------------------------------------------
+
+_FUNCTION_REF = re.compile(
+    r"^(?:arn:(?P<partition>aws[a-zA-Z-]*)?:lambda:)?"
+    r"(?:(?P<region>[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d):)?"
+    r"(?:(?P<account>\d{12}):)?"
+    r"(?:(?P<function_kw>function):)?"
+    r"(?P<name>[a-zA-Z0-9\-_.]+)"
+    r"(?::(?P<qualifier>\$LATEST|[a-zA-Z0-9\-_]+))?$"
+)
+
+
+@dataclass(frozen=True)
+class FunctionRef:
+    """What a ``FunctionName`` parameter names: a function, maybe qualified, maybe in another scope."""
+
+    name: str
+    qualifier: str | None = None
+    account: str | None = None
+    region: str | None = None
+    is_arn: bool = False
+
+
+def parse_function_ref(value: str) -> FunctionRef | None:
+    """Parse a name, partial ARN (``123456789012:function:f``) or full ARN; None if none of those."""
+    match = _FUNCTION_REF.match(value)
+    if match is None:
+        return None
+    is_arn = value.startswith("arn:")
+    # "f:alias" is a qualified name; "123456789012:f" a partial ARN; "function:f" needs an account.
+    if match["function_kw"] and not match["account"]:
+        return None
+    if is_arn and not (match["region"] and match["account"] and match["function_kw"]):
+        return None
+    return FunctionRef(
+        name=match["name"],
+        qualifier=match["qualifier"],
+        account=match["account"],
+        region=match["region"],
+        is_arn=is_arn,
+    )
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a request acts: the account and the region of its credential scope."""
+
+    account: str
+    region: str
+
+    def function_arn(self, name: str, qualifier: str | None = None) -> str:
+        """The ARN of a function in this scope."""
+        return function_arn(self.region, self.account, name, qualifier)
+
+
+def function_arn(region: str, account: str, name: str, qualifier: str | None = None) -> str:
+    """``arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]``."""
+    arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
+    return f"{arn}:{qualifier}" if qualifier else arn

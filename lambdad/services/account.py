@@ -1,0 +1,45 @@
+"""GetAccountSettings: the account's limits and what it uses of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lambdad.models import Scope
+from lambdad.services import limits
+from lambdad.store import Database
+from lambdad.store import functions as function_records
+
+
+@dataclass(frozen=True)
+class AccountSettings:
+    """Limits and usage, in AWS's terms."""
+
+    total_code_size_limit: int
+    code_size_unzipped: int
+    code_size_zipped: int
+    concurrent_executions: int
+    unreserved_concurrent_executions: int
+    total_code_size: int
+    function_count: int
+
+
+class AccountService:
+    """Account-wide settings for one region."""
+
+    def __init__(self, database: Database, concurrent_executions: int = limits.CONCURRENT_EXECUTIONS) -> None:
+        self._database = database
+        self._concurrent_executions = concurrent_executions
+
+    def settings(self, scope: Scope) -> AccountSettings:
+        """Limits and current usage in the scope's region."""
+        with self._database.read() as connection:
+            count, size = function_records.usage(connection, scope.region)
+        return AccountSettings(
+            total_code_size_limit=limits.TOTAL_CODE_STORAGE,
+            code_size_unzipped=limits.UNZIPPED_CODE_MAX,
+            code_size_zipped=limits.ZIPPED_CODE_MAX,
+            concurrent_executions=self._concurrent_executions,
+            unreserved_concurrent_executions=self._concurrent_executions,
+            total_code_size=size,
+            function_count=count,
+        )

@@ -1,0 +1,89 @@
+"""Moving functions from Pending/InProgress to Active/Successful in the background, as AWS does.
+
+A create or update answers at once with ``State: Pending`` or ``LastUpdateStatus: InProgress``; the
+activator then prepares the function (a hook the execution layer fills in: unpacking code, warming
+runtimes) and settles it. Unsettled functions found at start-up (a crash mid-way) are settled again.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from lambdad.models import FunctionState, FunctionVersion, UpdateStatus
+from lambdad.store import Database
+from lambdad.store import functions as function_records
+
+log = logging.getLogger(__name__)
+
+Preparer = Callable[[FunctionVersion], None]
+
+
+def settled(version: FunctionVersion, failure: str | None = None) -> FunctionVersion:
+    """``version`` after its pending work finished (or failed with ``failure``)."""
+    changes: dict[str, object] = {"revision_id": str(uuid.uuid4())}
+    if version.state is FunctionState.PENDING:
+        if failure:
+            changes.update(
+                state=FunctionState.FAILED, state_reason=failure, state_reason_code="InternalError"
+            )
+        else:
+            changes.update(state=FunctionState.ACTIVE, state_reason=None, state_reason_code=None)
+        changes["last_update_status"] = UpdateStatus.FAILED if failure else UpdateStatus.SUCCESSFUL
+    elif version.last_update_status is UpdateStatus.IN_PROGRESS:
+        changes.update(
+            last_update_status=UpdateStatus.FAILED if failure else UpdateStatus.SUCCESSFUL,
+            last_update_status_reason=failure,
+            last_update_status_reason_code="InternalError" if failure else None,
+        )
+    return version.evolve(**changes)
+
+
+class Activator:
+    """Settles functions on one background thread (activation order = submission order)."""
+
+    def __init__(self, database: Database, prepare: Preparer | None = None) -> None:
+        self._database = database
+        self._prepare = prepare or (lambda version: None)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambdad-activate")
+
+    def submit(self, region: str, name: str) -> Future[None]:
+        """Settle a function soon."""
+        return self._executor.submit(self._settle, region, name)
+
+    def recover(self) -> int:
+        """Settle every function a previous run left unsettled; returns how many there were."""
+        with self._database.read() as connection:
+            pending = function_records.pending_versions(connection)
+        for region, version in pending:
+            self.submit(region, version.name)
+        return len(pending)
+
+    def close(self) -> None:
+        """Finish queued work and stop."""
+        self._executor.shutdown(wait=True)
+
+    def _settle(self, region: str, name: str) -> None:
+        try:
+            with self._database.read() as connection:
+                version = function_records.get_version(connection, region, name)
+            if version is None or version.is_settled:
+                return
+            failure = None
+            try:
+                self._prepare(version)
+            except Exception as error:  # a function that cannot be prepared is Failed, as on AWS
+                log.exception("preparing %s failed", name)
+                failure = str(error) or type(error).__name__
+            with self._database.write() as connection:
+                current = function_records.get_version(connection, region, name, for_update=True)
+                # Only settle what was prepared: a newer update queued its own settle.
+                if current is None or current.revision_id != version.revision_id:
+                    return
+                function_records.save_version(
+                    connection, region, settled(current, failure).evolve(last_modified=current.last_modified)
+                )
+        except Exception:
+            log.exception("settling function %s in %s failed", name, region)

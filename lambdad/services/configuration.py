@@ -1,0 +1,178 @@
+"""Applying AWS-shaped configuration parameters (CreateFunction, UpdateFunctionConfiguration) to a
+FunctionVersion, with the checks AWS makes beyond the service model's."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lambdad.errors import InvalidParameterValueException, NotImplementedException
+from lambdad.models import FunctionVersion
+from lambdad.services import limits
+
+# The runtimes AWS accepts for new functions, in the order AWS lists them in its error message.
+SUPPORTED_RUNTIMES = (
+    "nodejs20.x",
+    "python3.14",
+    "provided.al2023",
+    "python3.12",
+    "python3.13",
+    "nodejs24.x",
+    "nodejs22.x",
+    "java25",
+    "python3.10",
+    "python3.11",
+    "java21",
+    "ruby3.3",
+    "ruby3.4",
+    "ruby3.2",
+    "python3.8",
+    "python3.9",
+    "java17",
+    "nodejs16.x",
+    "dotnet10",
+    "dotnet8",
+    "java11",
+    "dotnet6",
+    "nodejs18.x",
+    "provided.al2",
+    "java8.al2",
+)
+# Runtimes AWS still names but no longer lets anyone create or update a function with.
+DEPRECATED_RUNTIMES = frozenset(
+    {
+        "python2.7",
+        "python3.6",
+        "python3.7",
+        "nodejs",
+        "nodejs4.3",
+        "nodejs4.3-edge",
+        "nodejs6.10",
+        "nodejs8.10",
+        "nodejs10.x",
+        "nodejs12.x",
+        "nodejs14.x",
+        "java8",
+        "dotnetcore1.0",
+        "dotnetcore2.0",
+        "dotnetcore2.1",
+        "dotnetcore3.1",
+        "dotnet5.0",
+        "go1.x",
+        "ruby2.5",
+        "ruby2.7",
+        "provided",
+    }
+)
+# Variables the platform sets; AWS refuses them in a function's Environment.
+RESERVED_VARIABLES = frozenset(
+    {
+        "_HANDLER",
+        "_X_AMZN_TRACE_ID",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_LAMBDA_RUNTIME_API",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+    }
+)
+# Configuration lambdad stores and reports as given, but does not act on yet.
+STORED_AS_GIVEN = ("DeadLetterConfig", "KMSKeyArn", "FileSystemConfigs", "ImageConfig")
+
+
+def check_runtime(runtime: str) -> None:
+    """AWS's answer for a runtime it does not accept."""
+    if runtime in DEPRECATED_RUNTIMES:
+        raise InvalidParameterValueException(
+            f"The runtime parameter of {runtime} is no longer supported for creating or updating AWS "
+            "Lambda functions. We recommend you use a supported runtime while creating or updating "
+            "functions."
+        )
+    if runtime not in SUPPORTED_RUNTIMES:
+        raise InvalidParameterValueException(
+            f"Value {runtime} at 'runtime' failed to satisfy constraint: Member must satisfy enum value "
+            f"set: [{', '.join(SUPPORTED_RUNTIMES)}] or be a valid ARN"
+        )
+
+
+def check_environment(variables: dict[str, str]) -> None:
+    """AWS's 4 KB limit on the variables' JSON and its reserved names."""
+    reserved = sorted(set(variables) & RESERVED_VARIABLES)
+    if reserved:
+        raise InvalidParameterValueException(
+            "Lambda was unable to configure your environment variables because the environment variables "
+            "you have provided contains reserved keys that are currently not supported for modification. "
+            f"Reserved keys used in this request: {', '.join(reserved)}"
+        )
+    measured = json.dumps(variables, separators=(",", ":"))
+    if len(measured.encode()) > limits.ENVIRONMENT_MAX_BYTES:
+        raise InvalidParameterValueException(
+            "Lambda was unable to configure your environment variables because the environment variables "
+            f"you have provided exceeded the 4KB limit. String measured: {measured}"
+        )
+
+
+def configure(version: FunctionVersion, params: dict[str, Any]) -> FunctionVersion:
+    """``version`` with the configuration parameters in ``params`` applied (absent ones unchanged)."""
+    changes: dict[str, Any] = {}
+    extra = dict(version.extra)
+    if "Runtime" in params:
+        check_runtime(params["Runtime"])
+        changes["runtime"] = params["Runtime"]
+    for member, field in (
+        ("Handler", "handler"),
+        ("Role", "role"),
+        ("Description", "description"),
+        ("MemorySize", "memory_size"),
+        ("Timeout", "timeout"),
+    ):
+        if member in params:
+            changes[field] = params[member]
+    if "Environment" in params:
+        variables = params["Environment"].get("Variables") or {}
+        check_environment(variables)
+        changes["environment"] = dict(variables)
+    if "EphemeralStorage" in params:
+        changes["ephemeral_storage"] = params["EphemeralStorage"]["Size"]
+    if params.get("Layers"):
+        raise NotImplementedException("lambdad does not support layers yet; remove Layers from the request")
+    if "TracingConfig" in params:
+        extra["TracingConfig"] = {"Mode": params["TracingConfig"].get("Mode", "PassThrough")}
+    if "VpcConfig" in params:
+        vpc = params["VpcConfig"]
+        extra["VpcConfig"] = {
+            "SubnetIds": vpc.get("SubnetIds", []),
+            "SecurityGroupIds": vpc.get("SecurityGroupIds", []),
+            "VpcId": "",
+            "Ipv6AllowedForDualStack": vpc.get("Ipv6AllowedForDualStack", False),
+        }
+    if "LoggingConfig" in params:
+        extra["LoggingConfig"] = {**extra.get("LoggingConfig", {}), **params["LoggingConfig"]}
+    if "SnapStart" in params:
+        extra["SnapStart"] = {
+            "ApplyOn": params["SnapStart"].get("ApplyOn", "None"),
+            "OptimizationStatus": "Off",
+        }
+    for member in STORED_AS_GIVEN:
+        if member in params:
+            extra[member] = params[member]
+    return version.evolve(**changes, extra=extra)
+
+
+def check_complete(version: FunctionVersion) -> None:
+    """A Zip function needs a runtime and a handler, as AWS insists."""
+    if version.package_type == "Zip" and not (version.runtime and version.handler):
+        raise InvalidParameterValueException(
+            "Runtime and Handler are mandatory parameters for functions created with deployment packages."
+        )

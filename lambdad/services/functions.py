@@ -1,0 +1,273 @@
+"""Creating, reading, updating and deleting functions, with AWS's rules."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+
+from lambdad.errors import (
+    CodeStorageExceededException,
+    InvalidParameterValueException,
+    NotImplementedException,
+    PreconditionFailedException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+)
+from lambdad.models import (
+    LATEST,
+    CodePackage,
+    FunctionState,
+    FunctionVersion,
+    Scope,
+    UpdateStatus,
+    parse_function_ref,
+    utcnow,
+)
+from lambdad.services import limits
+from lambdad.services.activation import Activator
+from lambdad.services.code import unzipped_size
+from lambdad.services.configuration import check_complete, configure
+from lambdad.store import CodeStore, Database
+from lambdad.store import functions as records
+from lambdad.store import tags as tag_records
+
+_UPDATING = "The function is being created."
+
+
+@dataclass(frozen=True)
+class FunctionPage:
+    """One page of ListFunctions."""
+
+    versions: list[FunctionVersion]
+    next_marker: str | None
+
+
+def resolve(scope: Scope, function_name: str, qualifier: str | None = None) -> tuple[str, str | None]:
+    """The function name and qualifier a FunctionName (name, partial or full ARN) plus Qualifier mean."""
+    ref = parse_function_ref(function_name)
+    if ref is None:
+        raise ResourceNotFoundException(f"Function not found: {scope.function_arn(function_name)}")
+    if ref.qualifier and qualifier and ref.qualifier != qualifier:
+        raise InvalidParameterValueException(
+            "The derived qualifier from the function name does not match the specified qualifier."
+        )
+    resolved_qualifier = ref.qualifier or qualifier
+    if (ref.account and ref.account != scope.account) or (ref.region and ref.region != scope.region):
+        # Another account's or region's function: lambdad serves one account, one region per request.
+        arn = (
+            f"arn:aws:lambda:{ref.region or scope.region}:{ref.account or scope.account}:function:{ref.name}"
+        )
+        raise ResourceNotFoundException(f"Function not found: {arn}")
+    return ref.name, resolved_qualifier
+
+
+class FunctionService:
+    """The function-management operations of the Lambda API."""
+
+    def __init__(self, database: Database, code_store: CodeStore, activator: Activator) -> None:
+        self._database = database
+        self._code = code_store
+        self._activator = activator
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def get(self, scope: Scope, function_name: str, qualifier: str | None = None) -> FunctionVersion:
+        """A function's version (``$LATEST`` unless qualified)."""
+        name, qualifier = resolve(scope, function_name, qualifier)
+        with self._database.read() as connection:
+            version = records.get_version(connection, scope.region, name, qualifier or LATEST)
+        if version is None:
+            raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name, qualifier)}")
+        return version
+
+    def list(
+        self, scope: Scope, *, marker: str | None, max_items: int | None, all_versions: bool
+    ) -> FunctionPage:
+        """A page of functions in name order, continuing after ``marker``."""
+        limit = max_items or limits.LIST_PAGE_DEFAULT
+        after = _decode_marker(marker) if marker else None
+        with self._database.read() as connection:
+            versions = records.list_versions(
+                connection, scope.region, after=after, limit=limit + 1, all_versions=all_versions
+            )
+        if len(versions) <= limit:
+            return FunctionPage(versions, None)
+        last = versions[limit - 1]
+        return FunctionPage(versions[:limit], _encode_marker(last.name, last.version))
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def create(
+        self, scope: Scope, params: dict[str, Any], tags: dict[str, str] | None = None
+    ) -> FunctionVersion:
+        """CreateFunction: store the code and a Pending ``$LATEST``; the activator makes it Active."""
+        name, qualifier = resolve(scope, params["FunctionName"])
+        if qualifier:
+            raise InvalidParameterValueException(
+                "Unsupported FunctionName: a new function takes no qualifier"
+            )
+        if params.get("Publish"):
+            raise NotImplementedException("lambdad does not publish versions yet; create without Publish")
+        if params.get("PackageType", "Zip") != "Zip":
+            raise InvalidParameterValueException(
+                "lambdad does not run container images yet; use PackageType Zip"
+            )
+        if tags is not None and len(tags) > limits.TAGS_MAX:
+            raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")
+        zip_bytes = _zip_from(params["Code"])
+        package = self._check_package(zip_bytes)
+        blank = FunctionVersion(
+            name=name,
+            version=LATEST,
+            runtime=None,
+            handler=None,
+            role=params["Role"],
+            code=package,
+            revision_id=str(uuid.uuid4()),
+            last_modified=utcnow(),
+            architectures=tuple(params.get("Architectures") or ("x86_64",)),
+            extra={
+                "TracingConfig": {"Mode": "PassThrough"},
+                "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{name}"},
+                "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
+            },
+        )
+        version = configure(blank, params)
+        check_complete(version)
+        self._code.put(zip_bytes)
+        with self._database.write() as connection:
+            if records.function_exists(connection, scope.region, name):
+                raise ResourceConflictException(f"Function already exist: {name}")
+            self._check_storage(connection, scope, package.size)
+            records.insert_function(connection, scope.region, version, version.last_modified)
+            tag_records.put_tags(connection, scope.function_arn(name), tags or {})
+        self._activator.submit(scope.region, name)
+        return version
+
+    def update_configuration(self, scope: Scope, params: dict[str, Any]) -> FunctionVersion:
+        """UpdateFunctionConfiguration."""
+        name = self._unqualified(scope, params["FunctionName"])
+        with self._database.write() as connection:
+            current = self._current_for_update(connection, scope, name, params.get("RevisionId"))
+            updated = configure(current, params)
+            check_complete(updated)
+            updated = _in_progress(updated)
+            records.save_version(connection, scope.region, updated)
+        self._activator.submit(scope.region, name)
+        return updated
+
+    def update_code(self, scope: Scope, params: dict[str, Any]) -> FunctionVersion:
+        """UpdateFunctionCode (``DryRun`` checks and answers without changing anything)."""
+        name = self._unqualified(scope, params["FunctionName"])
+        if params.get("Publish"):
+            raise NotImplementedException("lambdad does not publish versions yet; update without Publish")
+        zip_bytes = _zip_from(params)
+        package = self._check_package(zip_bytes)
+        if not params.get("DryRun"):
+            self._code.put(zip_bytes)
+        with self._database.write() as connection:
+            current = self._current_for_update(connection, scope, name, params.get("RevisionId"))
+            changes: dict[str, Any] = {"code": package}
+            if params.get("Architectures"):
+                changes["architectures"] = tuple(params["Architectures"])
+            updated = _in_progress(current.evolve(**changes))
+            if params.get("DryRun"):
+                return current.evolve(**changes)
+            self._check_storage(connection, scope, package.size - current.code.size)
+            records.save_version(connection, scope.region, updated)
+        self._activator.submit(scope.region, name)
+        return updated
+
+    def delete(self, scope: Scope, function_name: str, qualifier: str | None = None) -> None:
+        """DeleteFunction (the whole function; deleting ``$LATEST`` alone is refused, as on AWS)."""
+        name, qualifier = resolve(scope, function_name, qualifier)
+        if qualifier == LATEST:
+            raise InvalidParameterValueException(
+                "$LATEST version cannot be deleted without deleting the function."
+            )
+        with self._database.write() as connection:
+            if qualifier is not None or not records.function_exists(connection, scope.region, name):
+                raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name, qualifier)}")
+            records.delete_function(connection, scope.region, name)
+            tag_records.remove_tags(connection, scope.function_arn(name))
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _unqualified(self, scope: Scope, function_name: str) -> str:
+        name, qualifier = resolve(scope, function_name)
+        if qualifier not in (None, LATEST):
+            raise InvalidParameterValueException("Updating a published version or an alias is not possible.")
+        return name
+
+    def _current_for_update(
+        self, connection: Connection, scope: Scope, name: str, revision_id: str | None
+    ) -> FunctionVersion:
+        current = records.get_version(connection, scope.region, name, for_update=True)
+        if current is None:
+            raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name)}")
+        if revision_id is not None and revision_id != current.revision_id:
+            raise PreconditionFailedException(
+                "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/"
+                "GetAlias API to retrieve the latest Revision Id"
+            )
+        if current.state is FunctionState.PENDING:
+            raise ResourceConflictException(
+                "The operation cannot be performed at this time. The function is currently in the "
+                "following state: Pending"
+            )
+        if current.last_update_status is UpdateStatus.IN_PROGRESS:
+            raise ResourceConflictException(
+                "The operation cannot be performed at this time. An update is in progress for resource: "
+                f"{scope.function_arn(name)}"
+            )
+        return current
+
+    def _check_package(self, zip_bytes: bytes) -> CodePackage:
+        size = unzipped_size(zip_bytes)
+        return CodePackage(hashlib.sha256(zip_bytes).hexdigest(), len(zip_bytes), size)
+
+    def _check_storage(self, connection: Connection, scope: Scope, added: int) -> None:
+        _count, used = records.usage(connection, scope.region)
+        if used + added > limits.TOTAL_CODE_STORAGE:
+            raise CodeStorageExceededException("Code storage limit exceeded.")
+
+
+def _in_progress(version: FunctionVersion) -> FunctionVersion:
+    return version.evolve(
+        revision_id=str(uuid.uuid4()),
+        last_modified=utcnow(),
+        last_update_status=UpdateStatus.IN_PROGRESS,
+        last_update_status_reason=_UPDATING,
+        last_update_status_reason_code="Creating",
+    )
+
+
+def _zip_from(code: dict[str, Any]) -> bytes:
+    if code.get("ZipFile") is not None:
+        return bytes(code["ZipFile"])
+    if code.get("S3Bucket") or code.get("S3Key"):
+        raise InvalidParameterValueException(
+            "lambdad has no S3-compatible code source configured yet, so S3Bucket/S3Key cannot be used; "
+            "upload the package as ZipFile instead."
+        )
+    if code.get("ImageUri"):
+        raise InvalidParameterValueException("lambdad does not run container images yet; upload a ZipFile.")
+    raise InvalidParameterValueException("Please provide a source for function code.")
+
+
+def _encode_marker(name: str, version: str) -> str:
+    return base64.urlsafe_b64encode(f"{name}\n{version}".encode()).decode()
+
+
+def _decode_marker(marker: str) -> tuple[str, str]:
+    try:
+        name, version = base64.urlsafe_b64decode(marker.encode()).decode().split("\n")
+    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+        raise InvalidParameterValueException("Invalid Marker value.") from error
+    return name, version

@@ -1,0 +1,56 @@
+"""Tags on functions (TagResource, UntagResource, ListTags)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+from lambdad.errors import InvalidParameterValueException, ResourceNotFoundException
+from lambdad.models import Scope, parse_function_ref
+from lambdad.services import limits
+from lambdad.store import Database
+from lambdad.store import functions as function_records
+from lambdad.store import tags as tag_records
+
+_QUALIFIED = "Tags on function aliases and versions are not supported. Please specify a function ARN."
+
+
+class TagService:
+    """Tags keyed by resource ARN; only functions are taggable so far."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def get(self, scope: Scope, resource: str) -> dict[str, str]:
+        """A resource's tags."""
+        with self._database.read() as connection:
+            arn = self._existing_function_arn(connection, scope, resource)
+            return tag_records.get_tags(connection, arn)
+
+    def tag(self, scope: Scope, resource: str, tags: dict[str, str]) -> None:
+        """Add or overwrite tags."""
+        if not tags:
+            raise InvalidParameterValueException("An error occurred and the request cannot be processed.")
+        with self._database.write() as connection:
+            arn = self._existing_function_arn(connection, scope, resource)
+            merged = {**tag_records.get_tags(connection, arn), **tags}
+            if len(merged) > limits.TAGS_MAX:
+                raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")
+            tag_records.put_tags(connection, arn, tags)
+
+    def untag(self, scope: Scope, resource: str, keys: list[str]) -> None:
+        """Remove tags; keys that are not there are ignored."""
+        with self._database.write() as connection:
+            arn = self._existing_function_arn(connection, scope, resource)
+            tag_records.remove_tags(connection, arn, keys)
+
+    def _existing_function_arn(self, connection: Connection, scope: Scope, resource: str) -> str:
+        ref = parse_function_ref(resource)
+        if ref is None or not ref.is_arn:
+            raise ResourceNotFoundException(f"Function not found: {resource}")
+        if ref.qualifier:
+            raise InvalidParameterValueException(_QUALIFIED)
+        region = ref.region or scope.region
+        arn = f"arn:aws:lambda:{region}:{ref.account}:function:{ref.name}"
+        if ref.account != scope.account or not function_records.function_exists(connection, region, ref.name):
+            raise ResourceNotFoundException(f"Function not found: {arn}")
+        return arn

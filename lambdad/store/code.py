@@ -1,0 +1,73 @@
+"""Code packages on disk, content-addressed by SHA-256.
+
+A package is written to a temporary file, flushed to disk and renamed into place, so a crash leaves
+either no file or the whole file. Records in the database point at packages; a package no record points
+at (a crash between writing it and committing the record) is removed by ``collect_garbage``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+
+class CodeStore:
+    """Zip files under ``root/<first two hex digits>/<sha256 hex>.zip``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256_hex: str) -> Path:
+        """Where the package with this digest lives (whether or not it exists)."""
+        return self.root / sha256_hex[:2] / f"{sha256_hex}.zip"
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` (idempotent) and return its SHA-256 hex digest."""
+        digest = hashlib.sha256(data).hexdigest()
+        target = self.path(digest)
+        if target.exists():
+            return digest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        _fsync_dir(target.parent)
+        return digest
+
+    def read(self, sha256_hex: str) -> bytes:
+        """The package's bytes."""
+        return self.path(sha256_hex).read_bytes()
+
+    def digests(self) -> set[str]:
+        """Every stored package's digest."""
+        return {p.stem for p in self.root.glob("??/*.zip")}
+
+    def collect_garbage(self, referenced: set[str]) -> int:
+        """Remove packages nothing references and leftovers of interrupted writes; returns the count."""
+        removed = 0
+        for path in self.root.glob("??/*.zip"):
+            if path.stem not in referenced:
+                path.unlink(missing_ok=True)
+                removed += 1
+        for leftover in self.root.glob("??/.incoming-*"):
+            leftover.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,78 @@
+"""The database: one engine, migrated to the newest schema at start-up, with read and write transactions.
+
+SQLite (WAL) is the embedded default; any SQLAlchemy URL works (PostgreSQL is tested). Writes on SQLite
+take the write lock at BEGIN (``BEGIN IMMEDIATE``) so that two concurrent writers queue instead of
+failing half-way with "database is locked".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_WRITE = "lambdad_write"
+
+
+class Database:
+    """An engine plus the two kinds of transaction lambdad uses."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine: Engine = create_engine(
+                url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=8
+            )
+            _use_explicit_sqlite_transactions(self.engine)
+        else:
+            self.engine = create_engine(url, pool_size=8, pool_pre_ping=True)
+        self._writer = self.engine.execution_options(**{_WRITE: True})
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (idempotent)."""
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        with self._writer.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction."""
+        with self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction: all of it commits, or none of it."""
+        with self._writer.begin() as connection:
+            yield connection
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def _use_explicit_sqlite_transactions(engine: Engine) -> None:
+    # pysqlite's own transaction handling begins late and cannot BEGIN IMMEDIATE; take it over
+    # (SQLAlchemy's documented recipe).
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get(_WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -1,0 +1,114 @@
+"""Queries on functions and their versions. Each takes the transaction's connection."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from lambdad.models import LATEST, FunctionVersion
+from lambdad.store.records import version_from_row, version_to_row
+from lambdad.store.schema import function_versions, functions
+
+
+def get_version(
+    connection: Connection, region: str, name: str, version: str = LATEST, *, for_update: bool = False
+) -> FunctionVersion | None:
+    """One version of a function, or None. ``for_update`` locks the row until the transaction ends."""
+    query = select(function_versions).where(
+        function_versions.c.region == region,
+        function_versions.c.function_name == name,
+        function_versions.c.version == version,
+    )
+    if for_update:
+        query = query.with_for_update()
+    row = connection.execute(query).first()
+    return version_from_row(row) if row else None
+
+
+def insert_function(connection: Connection, region: str, latest: FunctionVersion, created: datetime) -> None:
+    """A new function with its ``$LATEST`` version. The caller has checked the name is free."""
+    connection.execute(insert(functions).values(region=region, name=latest.name, created_at=created))
+    connection.execute(insert(function_versions).values(**version_to_row(region, latest)))
+
+
+def function_exists(connection: Connection, region: str, name: str) -> bool:
+    """Whether a function of this name exists in the region."""
+    query = select(functions.c.name).where(functions.c.region == region, functions.c.name == name)
+    return connection.execute(query).first() is not None
+
+
+def save_version(connection: Connection, region: str, version: FunctionVersion) -> None:
+    """Replace a stored version with ``version``."""
+    row = version_to_row(region, version)
+    connection.execute(
+        update(function_versions)
+        .where(
+            function_versions.c.region == region,
+            function_versions.c.function_name == version.name,
+            function_versions.c.version == version.version,
+        )
+        .values(**row)
+    )
+
+
+def delete_function(connection: Connection, region: str, name: str) -> None:
+    """Remove a function and all its versions."""
+    connection.execute(
+        delete(function_versions).where(
+            function_versions.c.region == region, function_versions.c.function_name == name
+        )
+    )
+    connection.execute(delete(functions).where(functions.c.region == region, functions.c.name == name))
+
+
+def list_versions(
+    connection: Connection,
+    region: str,
+    *,
+    after: tuple[str, str] | None,
+    limit: int,
+    all_versions: bool,
+) -> list[FunctionVersion]:
+    """Versions ordered by (function name, version), starting after ``after``; ``$LATEST`` only unless
+    ``all_versions``."""
+    query = select(function_versions).where(function_versions.c.region == region)
+    if not all_versions:
+        query = query.where(function_versions.c.version == LATEST)
+    if after is not None:
+        name, version = after
+        query = query.where(
+            (function_versions.c.function_name > name)
+            | ((function_versions.c.function_name == name) & (function_versions.c.version > version))
+        )
+    query = query.order_by(function_versions.c.function_name, function_versions.c.version).limit(limit)
+    return [version_from_row(row) for row in connection.execute(query)]
+
+
+def pending_versions(connection: Connection) -> list[tuple[str, FunctionVersion]]:
+    """(region, version) of every version whose state or last update has not settled."""
+    rows = connection.execute(select(function_versions))
+    result = []
+    for row in rows:
+        version = version_from_row(row)
+        if not version.is_settled:
+            result.append((row.region, version))
+    return result
+
+
+def usage(connection: Connection, region: str) -> tuple[int, int]:
+    """(function count, total code size in bytes) in a region, as GetAccountSettings reports them."""
+    count = connection.execute(
+        select(func.count()).select_from(functions).where(functions.c.region == region)
+    ).scalar_one()
+    size = connection.execute(
+        select(func.coalesce(func.sum(function_versions.c.code_size), 0)).where(
+            function_versions.c.region == region
+        )
+    ).scalar_one()
+    return int(count), int(size)
+
+
+def referenced_code(connection: Connection) -> set[str]:
+    """Digests of every code package some version uses."""
+    return set(connection.execute(select(function_versions.c.code_sha256).distinct()).scalars())

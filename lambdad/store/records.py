@@ -1,0 +1,68 @@
+"""Conversions between domain objects and table rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from lambdad.models import CodePackage, FunctionState, FunctionVersion, UpdateStatus
+
+# FunctionVersion fields kept in the JSON ``config`` column (the rest have columns of their own).
+_CONFIG_FIELDS = (
+    "runtime",
+    "handler",
+    "role",
+    "memory_size",
+    "timeout",
+    "description",
+    "environment",
+    "ephemeral_storage",
+    "architectures",
+    "package_type",
+    "state",
+    "state_reason",
+    "state_reason_code",
+    "last_update_status",
+    "last_update_status_reason",
+    "last_update_status_reason_code",
+    "extra",
+)
+
+
+def version_to_row(region: str, version: FunctionVersion) -> dict[str, Any]:
+    """The function_versions row for one version."""
+    config = {name: getattr(version, name) for name in _CONFIG_FIELDS}
+    config["architectures"] = list(version.architectures)
+    return {
+        "region": region,
+        "function_name": version.name,
+        "version": version.version,
+        "revision_id": version.revision_id,
+        "code_sha256": version.code.sha256_hex,
+        "code_size": version.code.size,
+        "unzipped_size": version.code.unzipped_size,
+        "last_modified": version.last_modified,
+        "config": config,
+    }
+
+
+def version_from_row(row: Any) -> FunctionVersion:
+    """A FunctionVersion from a function_versions row."""
+    config = dict(row.config)
+    status = config.pop("last_update_status")
+    return FunctionVersion(
+        name=row.function_name,
+        version=row.version,
+        code=CodePackage(row.code_sha256, int(row.code_size), int(row.unzipped_size)),
+        revision_id=row.revision_id,
+        last_modified=_as_utc(row.last_modified),
+        state=FunctionState(config.pop("state")),
+        last_update_status=UpdateStatus(status) if status else None,
+        architectures=tuple(config.pop("architectures")),
+        **config,
+    )
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; PostgreSQL aware ones.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

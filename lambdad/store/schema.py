@@ -1,0 +1,59 @@
+"""The tables. Alembic migrations (``store/migrations``) create them; a test keeps both in step."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKeyConstraint,
+    MetaData,
+    String,
+    Table,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# A function exists per region, as on AWS; its versions hang off it.
+functions = Table(
+    "functions",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+function_versions = Table(
+    "function_versions",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("function_name", String(64), primary_key=True),
+    Column("version", String(32), primary_key=True),
+    Column("revision_id", String(36), nullable=False),
+    Column("code_sha256", String(64), nullable=False),
+    Column("code_size", BigInteger, nullable=False),
+    Column("unzipped_size", BigInteger, nullable=False),
+    Column("last_modified", DateTime(timezone=True), nullable=False),
+    # The rest of the configuration, as FunctionVersion fields (see store.records).
+    Column("config", JSON, nullable=False),
+    ForeignKeyConstraint(
+        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+    ),
+)
+
+# Tags belong to any taggable resource (functions today; event source mappings later), keyed by ARN.
+tags = Table(
+    "tags",
+    metadata,
+    Column("resource_arn", String(256), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", String(256), nullable=False),
+)

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 # A 50 MB zip arrives base64-encoded inside JSON: 4/3 of it plus room for the rest of the request.
 DEFAULT_BODY_LIMIT = 52_428_800 * 4 // 3 + 1_048_576
+_DRAIN_CEILING = 256 * 1024 * 1024
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
 
 
@@ -105,19 +106,23 @@ class LambdaApi:
 
 
 async def _read_body(request: Request, operation: str, limit: int) -> bytes:
-    too_large = RequestTooLargeException(
-        f"Request must be smaller than {limit} bytes for the {operation} operation"
-    )
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise too_large
+    """The whole body, or RequestTooLargeException once it passes ``limit``.
+
+    An oversized body is still read (and dropped) up to a ceiling: a server that answers before the
+    client finished sending makes most clients see a reset connection instead of the 413.
+    """
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        elif size > _DRAIN_CEILING:
+            break
+    if size > limit:
+        raise RequestTooLargeException(
+            f"Request must be smaller than {limit} bytes for the {operation} operation"
+        )
     return b"".join(chunks)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 
 from lambdad.errors import InvalidParameterValueException, RequestTooLargeException
 from lambdad.services import limits
@@ -26,6 +27,6 @@ def unzipped_size(data: bytes) -> int:
             # cold start.
             if archive.testzip() is not None:
                 raise InvalidParameterValueException(_NOT_A_ZIP)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as error:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError) as error:
         raise InvalidParameterValueException(_NOT_A_ZIP) from error
     return total

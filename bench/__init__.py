@@ -1,0 +1,1 @@
+"""lambdad's benchmarks: ``make bench`` (``python -m bench``)."""

@@ -1,0 +1,39 @@
+"""Fixtures: a real lambdad server per test module, and boto3 clients for it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import Server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One lambdad server shared by a test module (tests use distinct function names)."""
+    running = Server(tmp_path_factory.mktemp("lambdad") / "data").start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def client(server: Server) -> Any:
+    return server.client()
+
+
+@pytest.fixture
+def unvalidated_client(server: Server) -> Any:
+    """A client that sends what it is given, so the server's own validation answers."""
+    return server.client(parameter_validation=False)
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[Server]:
+    """A server of the test's own, on its own data directory."""
+    running = Server(tmp_path / "data").start()
+    yield running
+    if running.process and running.process.poll() is None:
+        running.stop()

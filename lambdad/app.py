@@ -18,6 +18,7 @@ from starlette.routing import Mount, Route
 from lambdad import __version__
 from lambdad.api import CodeLinks, LambdaApi, Services, operation_table
 from lambdad.api.code_links import PATH_PREFIX, download_endpoint
+from lambdad.api.throttle import RateLimiter
 from lambdad.services.account import AccountService
 from lambdad.services.activation import Activator
 from lambdad.services.functions import FunctionService
@@ -52,9 +53,9 @@ class Platform:
             log.info("removed %d unreferenced code package(s)", removed)
         activator = Activator(database)
         services = Services(
-            functions=FunctionService(database, code_store, activator),
+            functions=FunctionService(database, code_store, activator, settings.code_storage_limit),
             tags=TagService(database),
-            account=AccountService(database),
+            account=AccountService(database, settings.code_storage_limit),
             code_links=CodeLinks(_server_secret(settings.data_dir)),
         )
         platform = cls(settings, database, code_store, activator, services)
@@ -86,7 +87,10 @@ def create_app(settings: Settings) -> Starlette:
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "version": __version__})
 
-    lambda_api = LambdaApi(operation_table(), platform.services, settings.account_id, settings.region)
+    throttle = RateLimiter(settings.api_rate_limit) if settings.api_rate_limit > 0 else None
+    lambda_api = LambdaApi(
+        operation_table(), platform.services, settings.account_id, settings.region, throttle
+    )
     return Starlette(
         routes=[
             Route("/health", health),

@@ -31,6 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--region", help="region for requests that carry none (default us-east-1)")
     serve.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in the data directory)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--api-rate-limit",
+        type=float,
+        help="control-plane requests per second before 429 (default: no limit)",
+    )
+    serve.add_argument(
+        "--code-storage-limit", type=int, help="code storage per region in bytes (default 75 GB)"
+    )
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
@@ -51,6 +59,8 @@ def _serve(args: argparse.Namespace) -> int:
             region=args.region,
             database_url=args.database_url,
             log_level=args.log_level,
+            api_rate_limit=args.api_rate_limit,
+            code_storage_limit=args.code_storage_limit,
         )
     except ValueError as error:
         console.print(f"[red]lambdad: {error}[/red]")
@@ -60,6 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
         format="%(message)s",
         handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=True)],
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step is noise
     try:
         app = create_app(settings)
     except Exception as error:

@@ -35,11 +35,13 @@ class LambdaError(Exception):
     # AWS spells the body's message member "message", except on a few errors.
     message_key: ClassVar[str] = "message"
 
-    def __init__(self, message: str, **fields: Any) -> None:
+    def __init__(self, message: str, headers: dict[str, str] | None = None, **fields: Any) -> None:
         super().__init__(message)
         self.message = message
-        # Extra top-level members AWS puts in some error bodies (Reason, retryAfterSeconds, ...).
+        # Extra top-level members AWS puts in some error bodies (Reason, ...), and extra headers
+        # (Retry-After, ...).
         self.fields = fields
+        self.headers = headers or {}
 
     @property
     def code(self) -> str:
@@ -98,6 +100,11 @@ class RequestTooLargeException(LambdaError):
 
 class TooManyRequestsException(LambdaError):
     status = 429
+
+    @classmethod
+    def rate_exceeded(cls, reason: str, retry_after_seconds: int = 1) -> TooManyRequestsException:
+        """AWS's throttling answer: "Rate exceeded." with a Reason and a Retry-After header."""
+        return cls("Rate exceeded.", headers={"Retry-After": str(retry_after_seconds)}, Reason=reason)
 
 
 class ServiceException(LambdaError):

@@ -27,6 +27,11 @@ class Settings:
     # SQLAlchemy URL; empty means the embedded SQLite database inside data_dir.
     database_url: str = ""
     log_level: str = "info"
+    # Control-plane requests per second the API accepts before answering TooManyRequestsException
+    # (AWS throttles its control plane too); 0 means no limit.
+    api_rate_limit: float = 0
+    # Total code storage per region, in bytes (AWS's default quota is 75 GB).
+    code_storage_limit: int = 80_530_636_800
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -47,6 +52,10 @@ class Settings:
             values["database_url"] = env["LAMBDAD_DATABASE_URL"]
         if "LAMBDAD_LOG_LEVEL" in env:
             values["log_level"] = env["LAMBDAD_LOG_LEVEL"]
+        if "LAMBDAD_API_RATE_LIMIT" in env:
+            values["api_rate_limit"] = float(env["LAMBDAD_API_RATE_LIMIT"])
+        if "LAMBDAD_CODE_STORAGE_LIMIT" in env:
+            values["code_storage_limit"] = int(env["LAMBDAD_CODE_STORAGE_LIMIT"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "data_dir" in values:
             values["data_dir"] = Path(values["data_dir"])

@@ -23,12 +23,14 @@ from starlette.types import Scope as AsgiScope
 from lambdad.api.operations import Call, OperationTable, Services
 from lambdad.api.protocol import parse_request, serialize_response
 from lambdad.api.service_model import find_route, success_status
+from lambdad.api.throttle import RateLimiter
 from lambdad.api.validation import validate
 from lambdad.errors import (
     LambdaError,
     NotImplementedException,
     RequestTooLargeException,
     ServiceException,
+    TooManyRequestsException,
     UnknownOperationException,
 )
 from lambdad.models import Scope
@@ -44,11 +46,19 @@ _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
 class LambdaApi:
     """An ASGI app serving every operation in ``table``; other operations answer NotImplemented."""
 
-    def __init__(self, table: OperationTable, services: Services, account: str, default_region: str) -> None:
+    def __init__(
+        self,
+        table: OperationTable,
+        services: Services,
+        account: str,
+        default_region: str,
+        throttle: RateLimiter | None = None,
+    ) -> None:
         self._table = table
         self._services = services
         self._account = account
         self._default_region = default_region
+        self._throttle = throttle
 
     async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -80,6 +90,8 @@ class LambdaApi:
         handler = self._table.handlers.get(operation.name)
         if handler is None:
             raise NotImplementedException(f"lambdad does not implement the {operation.name} operation yet")
+        if self._throttle is not None and not self._throttle.try_acquire():
+            raise TooManyRequestsException.rate_exceeded("CallerRateLimitExceeded")
         body = await _read_body(request, operation.name, DEFAULT_BODY_LIMIT)
         headers = {k.lower(): v for k, v in request.headers.items()}
         params = parse_request(operation, uri_params, query, headers, body)
@@ -134,6 +146,7 @@ def error_response(error: LambdaError, request_id: str) -> Response:
     body[error.message_key] = error.message
     body.update(error.fields)
     headers = {
+        **error.headers,
         "x-amzn-ErrorType": error.code,
         "x-amzn-RequestId": request_id,
         "content-type": "application/json",

@@ -26,8 +26,14 @@ class AccountSettings:
 class AccountService:
     """Account-wide settings for one region."""
 
-    def __init__(self, database: Database, concurrent_executions: int = limits.CONCURRENT_EXECUTIONS) -> None:
+    def __init__(
+        self,
+        database: Database,
+        code_storage_limit: int,
+        concurrent_executions: int = limits.CONCURRENT_EXECUTIONS,
+    ) -> None:
         self._database = database
+        self._code_storage_limit = code_storage_limit
         self._concurrent_executions = concurrent_executions
 
     def settings(self, scope: Scope) -> AccountSettings:
@@ -35,7 +41,7 @@ class AccountService:
         with self._database.read() as connection:
             count, size = function_records.usage(connection, scope.region)
         return AccountSettings(
-            total_code_size_limit=limits.TOTAL_CODE_STORAGE,
+            total_code_size_limit=self._code_storage_limit,
             code_size_unzipped=limits.UNZIPPED_CODE_MAX,
             code_size_zipped=limits.ZIPPED_CODE_MAX,
             concurrent_executions=self._concurrent_executions,

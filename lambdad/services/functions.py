@@ -70,10 +70,13 @@ def resolve(scope: Scope, function_name: str, qualifier: str | None = None) -> t
 class FunctionService:
     """The function-management operations of the Lambda API."""
 
-    def __init__(self, database: Database, code_store: CodeStore, activator: Activator) -> None:
+    def __init__(
+        self, database: Database, code_store: CodeStore, activator: Activator, code_storage_limit: int
+    ) -> None:
         self._database = database
         self._code = code_store
         self._activator = activator
+        self._code_storage_limit = code_storage_limit
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -234,7 +237,7 @@ class FunctionService:
 
     def _check_storage(self, connection: Connection, scope: Scope, added: int) -> None:
         _count, used = records.usage(connection, scope.region)
-        if used + added > limits.TOTAL_CODE_STORAGE:
+        if used + added > self._code_storage_limit:
             raise CodeStorageExceededException("Code storage limit exceeded.")
 
 

@@ -108,3 +108,37 @@ def test_zip_with_corrupt_member_is_refused(client: Any) -> None:
             Handler="handler.handler",
             Code={"ZipFile": bytes(good)},
         )
+
+
+def test_code_storage_quota_gets_code_storage_exceeded(tmp_path: Any) -> None:
+    from tests.support import Server, create_function
+
+    server = Server(tmp_path / "data", extra_args=["--code-storage-limit", str(len(make_zip()) + 10)]).start()
+    try:
+        client = server.client()
+        create_function(client, "fits", wait=False)
+        with pytest.raises(client.exceptions.CodeStorageExceededException) as excinfo:
+            create_function(client, "overflows", wait=False)
+        assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        with pytest.raises(client.exceptions.ResourceNotFoundException):
+            client.get_function(FunctionName="overflows")
+        assert client.get_account_settings()["AccountLimit"]["TotalCodeSize"] == len(make_zip()) + 10
+    finally:
+        server.stop()
+
+
+def test_api_rate_limit_answers_too_many_requests(tmp_path: Any) -> None:
+    from tests.support import Server
+
+    server = Server(tmp_path / "data", extra_args=["--api-rate-limit", "2"]).start()
+    try:
+        client = server.client()
+        with pytest.raises(client.exceptions.TooManyRequestsException) as excinfo:
+            for _ in range(20):
+                client.list_functions()
+        response = excinfo.value.response
+        assert response["ResponseMetadata"]["HTTPStatusCode"] == 429
+        assert response["Reason"] == "CallerRateLimitExceeded"
+        assert response["retryAfterSeconds"] == "1"
+    finally:
+        server.stop()

@@ -35,6 +35,7 @@ def test_create_answers_pending_then_waiter_sees_active(client: Any) -> None:
     assert created["EphemeralStorage"] == {"Size": 512}
     assert created["PackageType"] == "Zip"
     assert created["LoggingConfig"] == {"LogFormat": "Text", "LogGroup": "/aws/lambda/lifecycle"}
+    client.get_waiter("function_exists").wait(FunctionName="lifecycle", WaiterConfig={"Delay": 0.1})
     client.get_waiter("function_active_v2").wait(FunctionName="lifecycle", WaiterConfig={"Delay": 0.1})
     active = client.get_function(FunctionName="lifecycle")["Configuration"]
     assert active["State"] == "Active"

@@ -30,7 +30,7 @@ class Parts:
         self.database.migrate()
         self.code = CodeStore(tmp_path / "code")
         self.activator = Activator(self.database, prepare)
-        self.service = FunctionService(self.database, self.code, self.activator)
+        self.service = FunctionService(self.database, self.code, self.activator, code_storage_limit=10**9)
 
     def close(self) -> None:
         self.activator.close()

@@ -1,7 +1,8 @@
-"""The composition root: builds the store, services and HTTP app from Settings."""
+"""The composition root: builds the store, services, execution layer and HTTP app from Settings."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -19,9 +20,16 @@ from lambdad import __version__
 from lambdad.api import CodeLinks, LambdaApi, Services, operation_table
 from lambdad.api.code_links import PATH_PREFIX, download_endpoint
 from lambdad.api.throttle import RateLimiter
+from lambdad.invocation import ConcurrencyLimiter, EnvironmentPool, EventQueue, ImageBuilder, Invoker
+from lambdad.models import Scope
+from lambdad.observability.logs import LogStore
+from lambdad.sandbox import NetworkMode, SandboxFactory, create_factory
 from lambdad.services.account import AccountService
 from lambdad.services.activation import Activator
+from lambdad.services.changes import CONCURRENCY, FunctionChanges
+from lambdad.services.concurrency import ConcurrencyService
 from lambdad.services.functions import FunctionService
+from lambdad.services.lookup import FunctionLookup
 from lambdad.services.tags import TagService
 from lambdad.settings import Settings
 from lambdad.store import CodeStore, Database
@@ -38,6 +46,9 @@ class Platform:
     database: Database
     code_store: CodeStore
     activator: Activator
+    changes: FunctionChanges
+    sandboxes: SandboxFactory
+    pool: EnvironmentPool
     services: Services
 
     @classmethod
@@ -51,41 +62,76 @@ class Platform:
             removed = code_store.collect_garbage(function_records.referenced_code(connection))
         if removed:
             log.info("removed %d unreferenced code package(s)", removed)
-        activator = Activator(database)
-        services = Services(
-            functions=FunctionService(database, code_store, activator, settings.code_storage_limit),
-            tags=TagService(database),
-            account=AccountService(database, settings.code_storage_limit),
-            code_links=CodeLinks(_server_secret(settings.data_dir)),
+        sandboxes = create_factory(settings.sandbox)
+        if not sandboxes.isolated:
+            log.warning(
+                "sandbox %r does not isolate functions from this host or each other", settings.sandbox
+            )
+        images = ImageBuilder(
+            code_store,
+            settings.tasks_dir,
+            settings.resolved_runtimes_dir,
+            interpreters=settings.interpreters,
+            network=NetworkMode(settings.network),
         )
-        platform = cls(settings, database, code_store, activator, services)
+        changes = FunctionChanges()
+        activator = Activator(database, changes, images.prepare)
+        lookup = FunctionLookup(database, changes)
+        pool = EnvironmentPool(sandboxes, LogStore(settings.logs_dir), settings.idle_timeout)
+        invoker = Invoker(lookup, images, pool, ConcurrencyLimiter(settings.concurrency_limit))
+        services = Services(
+            functions=FunctionService(database, code_store, activator, changes, settings.code_storage_limit),
+            tags=TagService(database),
+            account=AccountService(database, settings.code_storage_limit, settings.concurrency_limit),
+            concurrency=ConcurrencyService(database, changes, settings.concurrency_limit),
+            code_links=CodeLinks(_server_secret(settings.data_dir)),
+            invoker=invoker,
+            events=EventQueue(invoker, settings.async_retry_delays),
+        )
+        platform = cls(settings, database, code_store, activator, changes, sandboxes, pool, services)
         resumed = activator.recover()
         if resumed:
             log.info("settling %d function(s) left pending by the previous run", resumed)
         return platform
 
-    def close(self) -> None:
-        """Finish background work and release the database."""
+    def drain_on_change(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Stop a function's idle environments when its code or configuration changes."""
+
+        def changed(region: str, name: str, what: str) -> None:
+            if what != CONCURRENCY:
+                arn = Scope(self.settings.account_id, region).function_arn(name)
+                loop.call_soon_threadsafe(self.pool.drain, arn)
+
+        self.changes.subscribe(changed)
+
+    async def stop(self) -> None:
+        """Stop every environment and sandbox, then background work, then the database."""
+        await self.services.events.close()
+        await self.pool.close()
+        await self.sandboxes.close()
         self.activator.close()
         self.database.dispose()
 
 
 def create_app(settings: Settings) -> Starlette:
-    """The ASGI app of one lambdad server; opens the platform now and closes it at shutdown."""
+    """The ASGI app of one lambdad server; opens the platform now and stops it at shutdown."""
     platform = Platform.open(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        platform.drain_on_change(asyncio.get_running_loop())
         log.info(
             "lambdad %s serving account %s, data in %s", __version__, settings.account_id, settings.data_dir
         )
         try:
             yield
         finally:
-            platform.close()
+            await platform.stop()
 
     async def health(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "version": __version__})
+        return JSONResponse(
+            {"status": "ok", "version": __version__, "environments": platform.pool.environments}
+        )
 
     throttle = RateLimiter(settings.api_rate_limit) if settings.api_rate_limit > 0 else None
     lambda_api = LambdaApi(

@@ -39,10 +39,56 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--code-storage-limit", type=int, help="code storage per region in bytes (default 75 GB)"
     )
+    serve.add_argument(
+        "--concurrency-limit", type=int, help="concurrent executions per region (default 1000)"
+    )
+    serve.add_argument(
+        "--sandbox", choices=["namespaces", "process"], help="isolation (default namespaces; process = none)"
+    )
+    serve.add_argument(
+        "--network", choices=["default", "none", "host"], help="functions' network (default: outbound)"
+    )
+    serve.add_argument(
+        "--idle-timeout", type=float, help="seconds a warm environment is kept idle (default 300)"
+    )
+    logs = commands.add_parser("logs", help="print a function's logs (as CloudWatch Logs would hold them)")
+    logs.add_argument("function_name", metavar="NAME")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines as they arrive")
+    logs.add_argument("--data-dir", type=Path, help="the server's data directory (default ./.lambdad)")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "logs":
+        return _logs(args)
     return 2
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from rich.markup import escape
+
+    from lambdad.observability.logs import LogStore
+
+    settings = Settings.from_env(data_dir=args.data_dir)
+    store = LogStore(settings.logs_dir)
+    group = f"/aws/lambda/{args.function_name}"
+    if group not in store.groups():
+        console.print(f"[yellow]No logs for {args.function_name} in {settings.logs_dir.resolve()}.[/yellow]")
+        console.print("Invoke the function first, or pass --data-dir if the server keeps its data elsewhere.")
+        if not args.follow:
+            return 1
+    out = Console(highlight=False, soft_wrap=True)
+    events = store.follow(group) if args.follow else iter(store.events(group))
+    try:
+        for event in events:
+            moment = datetime.fromtimestamp(event.timestamp_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[
+                :-3
+            ]
+            out.print(f"[dim]{moment}Z[/dim] {escape(event.message.rstrip())}")
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -61,6 +107,10 @@ def _serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             api_rate_limit=args.api_rate_limit,
             code_storage_limit=args.code_storage_limit,
+            concurrency_limit=args.concurrency_limit,
+            sandbox=args.sandbox,
+            network=args.network,
+            idle_timeout=args.idle_timeout,
         )
     except ValueError as error:
         console.print(f"[red]lambdad: {error}[/red]")

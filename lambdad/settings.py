@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,21 @@ DEFAULT_ACCOUNT_ID = "000000000000"
 DEFAULT_REGION = "us-east-1"
 
 
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(part) for part in text.split(",") if part.strip())
+
+
+def _mapping(text: str) -> dict[str, str]:
+    pairs = (part.split("=", 1) for part in text.split(",") if "=" in part)
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
 @dataclass(frozen=True)
 class Settings:
     """How one lambdad server is configured.
 
     Built once at start-up (``Settings.from_env``) and passed to whatever needs it; nothing below the
-    composition root reads the environment.
+    composition root reads the environment. Each field ``x`` is also read from ``LAMBDAD_X``.
     """
 
     host: str = "127.0.0.1"
@@ -32,36 +42,50 @@ class Settings:
     api_rate_limit: float = 0
     # Total code storage per region, in bytes (AWS's default quota is 75 GB).
     code_storage_limit: int = 80_530_636_800
+    # Concurrent executions per region (AWS's default quota is 1,000).
+    concurrency_limit: int = 1000
+    # Sandbox implementation: "namespaces" (isolated, needs root) or "process" (unisolated, anywhere).
+    sandbox: str = "namespaces"
+    # Network of every sandbox: "default" (outbound only), "none" (loopback only) or "host".
+    network: str = "default"
+    # Seconds an environment stays warm with nothing to do before it is removed (scale to zero).
+    idle_timeout: float = 300
+    # Delays before the retries of a failed Event invocation (AWS: two retries, about 1 and 2 minutes).
+    async_retry_delays: tuple[float, ...] = (60.0, 120.0)
+    # Where runtime clients (awslambdaric, aws-lambda-ric) are installed; empty = data_dir/runtimes.
+    runtimes_dir: str = ""
+    # Interpreter per runtime, overriding discovery: {"python3.12": "/usr/bin/python3.12"}.
+    interpreters: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Settings from ``LAMBDAD_*`` variables, then explicit overrides (CLI flags) on top."""
         env = os.environ if environ is None else environ
+        parsers: dict[str, Callable[[str], Any]] = {
+            "port": int,
+            "data_dir": Path,
+            "api_rate_limit": float,
+            "code_storage_limit": int,
+            "concurrency_limit": int,
+            "idle_timeout": float,
+            "async_retry_delays": _floats,
+            "interpreters": _mapping,
+        }
         values: dict[str, Any] = {}
-        if "LAMBDAD_HOST" in env:
-            values["host"] = env["LAMBDAD_HOST"]
-        if "LAMBDAD_PORT" in env:
-            values["port"] = int(env["LAMBDAD_PORT"])
-        if "LAMBDAD_DATA_DIR" in env:
-            values["data_dir"] = Path(env["LAMBDAD_DATA_DIR"])
-        if "LAMBDAD_ACCOUNT_ID" in env:
-            values["account_id"] = env["LAMBDAD_ACCOUNT_ID"]
-        if "LAMBDAD_REGION" in env:
-            values["region"] = env["LAMBDAD_REGION"]
-        if "LAMBDAD_DATABASE_URL" in env:
-            values["database_url"] = env["LAMBDAD_DATABASE_URL"]
-        if "LAMBDAD_LOG_LEVEL" in env:
-            values["log_level"] = env["LAMBDAD_LOG_LEVEL"]
-        if "LAMBDAD_API_RATE_LIMIT" in env:
-            values["api_rate_limit"] = float(env["LAMBDAD_API_RATE_LIMIT"])
-        if "LAMBDAD_CODE_STORAGE_LIMIT" in env:
-            values["code_storage_limit"] = int(env["LAMBDAD_CODE_STORAGE_LIMIT"])
+        for spec in fields(cls):
+            variable = f"LAMBDAD_{spec.name.upper()}"
+            if variable in env:
+                values[spec.name] = parsers.get(spec.name, str)(env[variable])
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "data_dir" in values:
             values["data_dir"] = Path(values["data_dir"])
         settings = cls(**values)
         if not (len(settings.account_id) == 12 and settings.account_id.isdigit()):
             raise ValueError(f"account id must be 12 digits, got {settings.account_id!r}")
+        if settings.sandbox not in ("namespaces", "process"):
+            raise ValueError(f"sandbox must be 'namespaces' or 'process', got {settings.sandbox!r}")
+        if settings.network not in ("default", "none", "host"):
+            raise ValueError(f"network must be 'default', 'none' or 'host', got {settings.network!r}")
         return settings
 
     def with_(self, **changes: Any) -> Settings:
@@ -79,3 +103,18 @@ class Settings:
     def code_dir(self) -> Path:
         """Where code packages live, content-addressed by SHA-256."""
         return self.data_dir / "code"
+
+    @property
+    def tasks_dir(self) -> Path:
+        """Where code packages are unpacked for environments to mount at /var/task."""
+        return self.data_dir / "tasks"
+
+    @property
+    def logs_dir(self) -> Path:
+        """Where function logs are kept."""
+        return self.data_dir / "logs"
+
+    @property
+    def resolved_runtimes_dir(self) -> Path:
+        """Where runtime clients are installed."""
+        return Path(self.runtimes_dir) if self.runtimes_dir else self.data_dir / "runtimes"

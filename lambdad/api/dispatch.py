@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 # A 50 MB zip arrives base64-encoded inside JSON: 4/3 of it plus room for the rest of the request.
 DEFAULT_BODY_LIMIT = 52_428_800 * 4 // 3 + 1_048_576
+# Operations with their own limits, and the name AWS's message gives them.
+BODY_LIMITS = {"Invoke": ("InvokeFunction", 6_291_456), "InvokeAsync": ("InvokeAsync", 262_144)}
 _DRAIN_CEILING = 256 * 1024 * 1024
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
 
@@ -92,7 +94,9 @@ class LambdaApi:
             raise NotImplementedException(f"lambdad does not implement the {operation.name} operation yet")
         if self._throttle is not None and not self._throttle.try_acquire():
             raise TooManyRequestsException.rate_exceeded("CallerRateLimitExceeded")
-        body = await _read_body(request, operation.name, DEFAULT_BODY_LIMIT)
+        body = await _read_body(
+            request, *BODY_LIMITS.get(operation.name, (operation.name, DEFAULT_BODY_LIMIT))
+        )
         headers = {k.lower(): v for k, v in request.headers.items()}
         params = parse_request(operation, uri_params, query, headers, body)
         validate(operation.input_shape, params)

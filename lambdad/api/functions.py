@@ -30,6 +30,9 @@ def get_function(call: Call) -> dict[str, Any]:
     tags = services.tags.get(call.scope, call.scope.function_arn(version.name))
     if tags:
         result["Tags"] = tags
+    reserved = services.concurrency.get(call.scope, version.name)
+    if reserved is not None:
+        result["Concurrency"] = {"ReservedConcurrentExecutions": reserved}
     return result
 
 

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from lambdad.api.code_links import CodeLinks
+from lambdad.invocation import EventQueue, Invoker
 from lambdad.models import Scope
 from lambdad.services.account import AccountService
+from lambdad.services.concurrency import ConcurrencyService
 from lambdad.services.functions import FunctionService
 from lambdad.services.tags import TagService
 
@@ -20,7 +22,10 @@ class Services:
     functions: FunctionService
     tags: TagService
     account: AccountService
+    concurrency: ConcurrencyService
     code_links: CodeLinks
+    invoker: Invoker
+    events: EventQueue
 
 
 @dataclass(frozen=True)

@@ -40,12 +40,13 @@ class AccountService:
         """Limits and current usage in the scope's region."""
         with self._database.read() as connection:
             count, size = function_records.usage(connection, scope.region)
+            reserved = function_records.total_reserved_concurrency(connection, scope.region)
         return AccountSettings(
             total_code_size_limit=self._code_storage_limit,
             code_size_unzipped=limits.UNZIPPED_CODE_MAX,
             code_size_zipped=limits.ZIPPED_CODE_MAX,
             concurrent_executions=self._concurrent_executions,
-            unreserved_concurrent_executions=self._concurrent_executions,
+            unreserved_concurrent_executions=self._concurrent_executions - reserved,
             total_code_size=size,
             function_count=count,
         )

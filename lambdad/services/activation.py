@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from lambdad.models import FunctionState, FunctionVersion, UpdateStatus
+from lambdad.services.changes import FunctionChanges
 from lambdad.store import Database
 from lambdad.store import functions as function_records
 
@@ -44,8 +45,9 @@ def settled(version: FunctionVersion, failure: str | None = None) -> FunctionVer
 class Activator:
     """Settles functions on one background thread (activation order = submission order)."""
 
-    def __init__(self, database: Database, prepare: Preparer | None = None) -> None:
+    def __init__(self, database: Database, changes: FunctionChanges, prepare: Preparer | None = None) -> None:
         self._database = database
+        self._changes = changes
         self._prepare = prepare or (lambda version: None)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambdad-activate")
 
@@ -85,5 +87,6 @@ class Activator:
                 function_records.save_version(
                     connection, region, settled(current, failure).evolve(last_modified=current.last_modified)
                 )
+            self._changes.notify(region, name)
         except Exception:
             log.exception("settling function %s in %s failed", name, region)

@@ -31,6 +31,7 @@ from lambdad.models import (
 )
 from lambdad.services import limits
 from lambdad.services.activation import Activator
+from lambdad.services.changes import FunctionChanges
 from lambdad.services.code import unzipped_size
 from lambdad.services.configuration import check_complete, configure
 from lambdad.store import CodeStore, Database
@@ -58,8 +59,12 @@ def resolve(scope: Scope, function_name: str, qualifier: str | None = None) -> t
             "The derived qualifier from the function name does not match the specified qualifier."
         )
     resolved_qualifier = ref.qualifier or qualifier
-    if (ref.account and ref.account != scope.account) or (ref.region and ref.region != scope.region):
-        # Another account's or region's function: lambdad serves one account, one region per request.
+    if ref.region and ref.region != scope.region:
+        raise ResourceNotFoundException(
+            f"Functions from '{ref.region}' are not reachable in this region ('{scope.region}')"
+        )
+    if ref.account and ref.account != scope.account:
+        # Another account's function: lambdad serves one account.
         arn = (
             f"arn:aws:lambda:{ref.region or scope.region}:{ref.account or scope.account}:function:{ref.name}"
         )
@@ -71,11 +76,17 @@ class FunctionService:
     """The function-management operations of the Lambda API."""
 
     def __init__(
-        self, database: Database, code_store: CodeStore, activator: Activator, code_storage_limit: int
+        self,
+        database: Database,
+        code_store: CodeStore,
+        activator: Activator,
+        changes: FunctionChanges,
+        code_storage_limit: int,
     ) -> None:
         self._database = database
         self._code = code_store
         self._activator = activator
+        self._changes = changes
         self._code_storage_limit = code_storage_limit
 
     # --- reading ---------------------------------------------------------------------------------
@@ -150,6 +161,7 @@ class FunctionService:
             self._check_storage(connection, scope, package.size)
             records.insert_function(connection, scope.region, version, version.last_modified)
             tag_records.put_tags(connection, scope.function_arn(name), tags or {})
+        self._changes.notify(scope.region, name)
         self._activator.submit(scope.region, name)
         return version
 
@@ -162,6 +174,7 @@ class FunctionService:
             check_complete(updated)
             updated = _in_progress(updated)
             records.save_version(connection, scope.region, updated)
+        self._changes.notify(scope.region, name)
         self._activator.submit(scope.region, name)
         return updated
 
@@ -184,6 +197,7 @@ class FunctionService:
                 return current.evolve(**changes)
             self._check_storage(connection, scope, package.size - current.code.size)
             records.save_version(connection, scope.region, updated)
+        self._changes.notify(scope.region, name)
         self._activator.submit(scope.region, name)
         return updated
 
@@ -199,6 +213,7 @@ class FunctionService:
                 raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name, qualifier)}")
             records.delete_function(connection, scope.region, name)
             tag_records.remove_tags(connection, scope.function_arn(name))
+        self._changes.notify(scope.region, name)
 
     # --- helpers ---------------------------------------------------------------------------------
 

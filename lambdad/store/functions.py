@@ -112,3 +112,31 @@ def usage(connection: Connection, region: str) -> tuple[int, int]:
 def referenced_code(connection: Connection) -> set[str]:
     """Digests of every code package some version uses."""
     return set(connection.execute(select(function_versions.c.code_sha256).distinct()).scalars())
+
+
+def get_reserved_concurrency(connection: Connection, region: str, name: str) -> int | None:
+    """A function's reserved concurrency, or None."""
+    query = select(functions.c.reserved_concurrency).where(
+        functions.c.region == region, functions.c.name == name
+    )
+    value = connection.execute(query).scalar_one_or_none()
+    return None if value is None else int(value)
+
+
+def set_reserved_concurrency(connection: Connection, region: str, name: str, value: int | None) -> None:
+    """Set (or, with None, remove) a function's reserved concurrency."""
+    connection.execute(
+        update(functions)
+        .where(functions.c.region == region, functions.c.name == name)
+        .values(reserved_concurrency=value)
+    )
+
+
+def total_reserved_concurrency(connection: Connection, region: str, excluding: str | None = None) -> int:
+    """The sum of every reservation in a region (optionally leaving one function out)."""
+    query = select(func.coalesce(func.sum(functions.c.reserved_concurrency), 0)).where(
+        functions.c.region == region
+    )
+    if excluding is not None:
+        query = query.where(functions.c.name != excluding)
+    return int(connection.execute(query).scalar_one())

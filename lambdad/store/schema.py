@@ -8,6 +8,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKeyConstraint,
+    Integer,
     MetaData,
     String,
     Table,
@@ -29,6 +30,8 @@ functions = Table(
     Column("region", String(32), primary_key=True),
     Column("name", String(64), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # PutFunctionConcurrency's ReservedConcurrentExecutions; NULL = the function shares the account pool.
+    Column("reserved_concurrency", Integer, nullable=True),
 )
 
 function_versions = Table(

@@ -17,6 +17,7 @@ from lambdad.errors import (
 )
 from lambdad.models import FunctionState, FunctionVersion, Scope, UpdateStatus
 from lambdad.services.activation import Activator
+from lambdad.services.changes import FunctionChanges
 from lambdad.services.functions import FunctionService, resolve
 from lambdad.store import CodeStore, Database
 from tests.support import ROLE, make_zip
@@ -29,8 +30,11 @@ class Parts:
         self.database = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
         self.database.migrate()
         self.code = CodeStore(tmp_path / "code")
-        self.activator = Activator(self.database, prepare)
-        self.service = FunctionService(self.database, self.code, self.activator, code_storage_limit=10**9)
+        self.changes = FunctionChanges()
+        self.activator = Activator(self.database, self.changes, prepare)
+        self.service = FunctionService(
+            self.database, self.code, self.activator, self.changes, code_storage_limit=10**9
+        )
 
     def close(self) -> None:
         self.activator.close()
@@ -126,6 +130,10 @@ def test_resolve_accepts_names_and_arns_and_rejects_other_scopes() -> None:
     assert resolve(SCOPE, "arn:aws:lambda:us-east-1:000000000000:function:f:7") == ("f", "7")
     with pytest.raises(ResourceNotFoundException, match="111111111111"):
         resolve(SCOPE, "arn:aws:lambda:us-east-1:111111111111:function:f")
+    with pytest.raises(
+        ResourceNotFoundException, match="Functions from 'eu-west-1' are not reachable in this region"
+    ):
+        resolve(SCOPE, "arn:aws:lambda:eu-west-1:000000000000:function:f")
     with pytest.raises(InvalidParameterValueException):
         resolve(SCOPE, "f:1", "2")
 

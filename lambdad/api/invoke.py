@@ -1,0 +1,85 @@
+"""Invoke and the legacy InvokeAsync."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from lambdad.api.operations import Call, OperationTable
+from lambdad.errors import InvalidRequestContentException, RequestTooLargeException
+from lambdad.invocation import InvokeRequest
+from lambdad.invocation.invoker import check_json
+
+table = OperationTable()
+
+SYNC_PAYLOAD_MAX = 6_291_456  # 6 MB each way
+ASYNC_PAYLOAD_MAX = 1_048_576  # 1 MB for Event invocations
+
+
+@table.operation("Invoke")
+async def invoke(call: Call) -> dict[str, Any]:
+    params = call.params
+    invocation_type = params.get("InvocationType", "RequestResponse")
+    request = InvokeRequest(
+        scope=call.scope,
+        function_name=params["FunctionName"],
+        qualifier=params.get("Qualifier"),
+        payload=params.get("Payload") or b"",
+        request_id=call.request_id,
+        client_context=_client_context(params.get("ClientContext")),
+    )
+    invoker = call.services.invoker
+    if invocation_type == "DryRun":
+        await invoker.find(call.scope, request.function_name, request.qualifier)
+        return {"StatusCode": 204}
+    if invocation_type == "Event":
+        _check_size(request.payload, ASYNC_PAYLOAD_MAX)
+        check_json(request.payload or b"{}")
+        await invoker.find(call.scope, request.function_name, request.qualifier)
+        call.services.events.submit(request)
+        return {"StatusCode": 202}
+    _check_size(request.payload, SYNC_PAYLOAD_MAX)
+    result = await invoker.invoke(request)
+    answer: dict[str, Any] = {
+        "StatusCode": 200,
+        "Payload": result.payload,
+        "ExecutedVersion": result.executed_version,
+        "FunctionError": result.function_error,
+    }
+    if params.get("LogType") == "Tail":
+        answer["LogResult"] = base64.b64encode(result.outcome.log_tail.encode()).decode()
+    return answer
+
+
+@table.operation("InvokeAsync")
+async def invoke_async(call: Call) -> dict[str, Any]:
+    payload = call.params.get("InvokeArgs") or b"{}"
+    _check_size(payload, ASYNC_PAYLOAD_MAX)
+    check_json(payload)
+    request = InvokeRequest(call.scope, call.params["FunctionName"], None, payload, call.request_id)
+    await call.services.invoker.find(call.scope, request.function_name, None)
+    call.services.events.submit(request)
+    return {"Status": 202}
+
+
+def _check_size(payload: bytes, limit: int) -> None:
+    if len(payload) > limit:
+        raise RequestTooLargeException(
+            f"Request must be smaller than {limit} bytes for the InvokeFunction operation"
+        )
+
+
+def _client_context(header: str | None) -> str | None:
+    """The runtime receives the client context as JSON text; the caller sends it base64-encoded."""
+    if not header:
+        return None
+    try:
+        text = base64.b64decode(header, validate=True).decode()
+        json.loads(text)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+        raise InvalidRequestContentException(
+            "Client context must be a valid Base64-encoded JSON object."
+        ) from error
+    return text

@@ -1,0 +1,15 @@
+"""One execution environment = a sandbox + the Runtime API + a lifecycle state machine + a log stream."""
+
+from lambdad.environment.environment import ExecutionEnvironment, InvokeOutcome
+from lambdad.environment.image import FunctionImage
+from lambdad.environment.lifecycle import EnvironmentState, IllegalMove, Lifecycle, Move
+
+__all__ = [
+    "EnvironmentState",
+    "ExecutionEnvironment",
+    "FunctionImage",
+    "IllegalMove",
+    "InvokeOutcome",
+    "Lifecycle",
+    "Move",
+]

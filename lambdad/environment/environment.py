@@ -1,0 +1,350 @@
+"""One execution environment: a sandboxed runtime, its Runtime API, its log stream and its lifecycle.
+
+Cold start = create the sandbox, serve the Runtime API on the socket the sandbox hands out, and wait
+for the runtime's first ``next`` (init done) or ``init/error``. Each invocation is written to the
+function's log stream between START and END/REPORT lines, as AWS writes them. A timeout, a crash or an
+init error leaves the environment failed: the pool destroys it and the next invocation gets a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lambdad.environment import reports
+from lambdad.environment.image import FunctionImage
+from lambdad.environment.lifecycle import EnvironmentState, Lifecycle, Move
+from lambdad.observability.logs import LogStore, LogStream
+from lambdad.runtime_api import (
+    ChannelClosed,
+    Invocation,
+    InvocationResult,
+    ResultKind,
+    RuntimeApiServer,
+    RuntimeChannel,
+)
+from lambdad.runtimes import launch_command, log_group_name, log_stream_name, standard_environment
+from lambdad.sandbox import Mount, Sandbox, SandboxFactory, SandboxSpec
+
+log = logging.getLogger(__name__)
+
+INIT_LIMIT_S = 10.0  # AWS's limit on the init phase of an on-demand environment
+TAIL_BYTES = 4096
+MB = 1024 * 1024
+
+
+@dataclass
+class InvokeOutcome:
+    """How one invocation ended, with what AWS reports about it."""
+
+    request_id: str
+    payload: bytes
+    function_error: bool
+    log_text: str
+    duration_ms: float
+    billed_ms: int
+    max_memory_used_mb: int
+    init_duration_ms: float | None = None
+    status: str | None = None  # None, "timeout" or "error"
+    result: InvocationResult | None = field(default=None, repr=False)
+
+    @property
+    def log_tail(self) -> str:
+        """The last 4 KB of the invocation's log, as ``X-Amz-Log-Result`` carries it."""
+        raw = self.log_text.encode()
+        return raw[-TAIL_BYTES:].decode(errors="ignore")
+
+
+class ExecutionEnvironment:
+    """One environment for one function image. Not thread-safe: lives on the server's event loop."""
+
+    def __init__(
+        self,
+        image: FunctionImage,
+        factory: SandboxFactory,
+        logs: LogStore,
+        *,
+        initialization_type: str = "on-demand",
+    ) -> None:
+        self.id = uuid.uuid4().hex
+        self.image = image
+        self.lifecycle = Lifecycle()
+        self.last_used = time.monotonic()
+        self._factory = factory
+        self._initialization_type = initialization_type
+        self._stream_name = log_stream_name(image.version, instance_id=self.id)
+        self._log: LogStream = logs.open_stream(log_group_name(image.function_name), self._stream_name)
+        self._sandbox: Sandbox | None = None
+        self._channel: RuntimeChannel | None = None
+        self._server: RuntimeApiServer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._output_fd: int | None = None
+        self._partial = b""
+        self._capture: list[str] | None = None  # lines of the init or invocation in progress
+        self._init_lines: list[str] = []  # init's output, shown in the first invocation's log tail
+        self._init_error: InvocationResult | None = None
+        self._init_duration_ms: float | None = None
+        self._exit_status: int | None = None
+        self._note: str | None = None
+
+    @property
+    def state(self) -> EnvironmentState:
+        return self.lifecycle.state
+
+    @property
+    def reusable(self) -> bool:
+        """Whether the environment can take another invocation."""
+        return self.lifecycle.state is EnvironmentState.READY
+
+    # --- init -------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Cold start: sandbox, Runtime API, runtime init. Init failures are kept for the first invoke."""
+        self.lifecycle.move(Move.START)
+        self._capture = []
+        started = time.monotonic()
+        try:
+            await self._create_sandbox()
+            assert self._channel is not None
+            try:
+                self._init_error = await asyncio.wait_for(self._channel.wait_ready(), INIT_LIMIT_S)
+            except TimeoutError:
+                self._init_error = _init_failure(
+                    "Sandbox.Timedout", f"Init timed out after {INIT_LIMIT_S:.2f} seconds"
+                )
+            except ChannelClosed:
+                self._init_error = _init_failure(
+                    "Runtime.ExitError", f"Runtime exited with error: {self._exit_text()}"
+                )
+        except Exception as error:  # a sandbox or launch failure is this environment's init error
+            log.warning("starting an environment for %s failed: %s", self.image.function_arn, error)
+            self._init_error = _init_failure(getattr(error, "error_type", "Runtime.Unknown"), str(error))
+        self._init_duration_ms = (time.monotonic() - started) * 1000
+        self._drain_output()
+        if self._init_error is not None:
+            error_type = self._init_error.error_type or "Runtime.Unknown"
+            self._log.write(
+                f"INIT_REPORT Init Duration: {self._init_duration_ms:.2f} ms\tPhase: init\tStatus: error\t"
+                f"Error Type: {error_type}"
+            )
+            self.lifecycle.move(Move.FAIL)
+        else:
+            self.lifecycle.move(Move.READY)
+        self._log.flush()
+        self._init_lines, self._capture = self._capture, None
+
+    async def _create_sandbox(self) -> None:
+        image = self.image
+        launch = launch_command(image.runtime, image.interpreter, image.handler, code_dir=image.code_dir)
+        if launch.note:
+            self._note = launch.note
+            self._log.write(launch.note)
+        env = standard_environment(
+            runtime=image.runtime,
+            handler=image.handler,
+            function_name=image.function_name,
+            runtime_api="127.0.0.1:9001",  # the sandbox sets the real address
+            function_version=image.version,
+            memory_size=image.memory_mb,
+            region=image.region,
+            log_stream=self._stream_name,
+            initialization_type=self._initialization_type,
+            user_environment=image.environment,
+            interpreter_dir=str(image.interpreter.path.parent) if image.interpreter.path else None,
+        )
+        env.update(launch.env)
+        env["PYTHONUNBUFFERED"] = "1"  # output reaches the log before the response does
+        spec = SandboxSpec(
+            argv=list(launch.argv),
+            env=env,
+            mounts=self._mounts(),
+            memory_mb=image.memory_mb,
+            tmp_mb=image.ephemeral_mb,
+            network=image.network,
+            label=f"fn-{image.function_name}"[:48],
+        )
+        loop = asyncio.get_running_loop()
+        self._channel = RuntimeChannel()
+        self._sandbox = await self._factory.create(spec)
+        self._output_fd = self._sandbox.output
+        os.set_blocking(self._output_fd, False)
+        loop.add_reader(self._output_fd, self._drain_output)
+        self._server = RuntimeApiServer(self._channel)
+        socket_ = self._sandbox.runtime_api_socket
+        assert socket_ is not None
+        self._tasks.append(loop.create_task(self._server.serve(socket_)))
+        self._tasks.append(loop.create_task(self._watch_exit(self._sandbox, self._channel)))
+
+    def _mounts(self) -> list[Mount]:
+        image = self.image
+        mounts = [Mount(image.code_dir, "/var/task")]
+        if image.runtime_dir is not None:
+            mounts.append(Mount(image.runtime_dir, "/var/runtime"))
+        if image.interpreter.path is not None:
+            # The interpreter's whole installation prefix (bin/, lib/), read-only at its own path.
+            prefix = image.interpreter.path.resolve().parent.parent
+            if prefix != Path("/usr"):
+                mounts.append(Mount(prefix, str(prefix)))
+        return mounts
+
+    async def _watch_exit(self, sandbox: Sandbox, channel: RuntimeChannel) -> None:
+        self._exit_status = await sandbox.wait()
+        self._drain_output()
+        channel.close(f"runtime exited: {self._exit_text()}")
+
+    # --- invoke -----------------------------------------------------------------------------------
+
+    async def invoke(self, invocation: Invocation, timeout_s: float | None = None) -> InvokeOutcome:
+        """Run one invocation; never raises for the function's own failures."""
+        if self._init_error is None:
+            self.lifecycle.move(Move.INVOKE)  # IllegalMove unless READY: one invocation at a time
+        # else: init failed; this invocation reports that failure and the environment is discarded.
+        request_id = invocation.request_id
+        timeout = timeout_s if timeout_s is not None else float(self.image.timeout_s)
+        self._capture, self._init_lines = self._init_lines, []
+        first_invoke = self._init_duration_ms is not None
+        init_duration = self._init_duration_ms
+        self._init_duration_ms = None
+        self._emit(reports.start_line(request_id, self.image.version))
+        started = time.monotonic()
+        status: str | None = None
+        function_error = False
+        result: InvocationResult | None = None
+        if self._init_error is not None:
+            payload, function_error, status = self._init_error.payload, True, "error"
+        else:
+            assert self._channel is not None
+            try:
+                result = await asyncio.wait_for(self._channel.invoke(invocation), timeout)
+                if result.stream is not None:
+                    payload = await result.stream.read_all()
+                else:
+                    payload = result.payload
+                function_error = result.kind is not ResultKind.SUCCESS
+            except TimeoutError:
+                status = "timeout"
+                function_error = True
+                payload = reports.timeout_error(request_id, timeout)
+                self._emit(reports.timeout_log_line(request_id, timeout))
+            except ChannelClosed:
+                await asyncio.sleep(0)  # let the exit watcher record the status
+                status = "error"
+                function_error = True
+                payload = reports.exit_error(request_id, self._exit_text())
+                self._emit(f"RequestId: {request_id} Error: Runtime exited with error: {self._exit_text()}")
+                self._emit("Runtime.ExitError")
+        duration_ms = (time.monotonic() - started) * 1000
+        self._drain_output()
+        memory_used = self._memory_used_mb()
+        self._emit(reports.end_line(request_id))
+        self._emit(
+            reports.report_line(
+                request_id,
+                duration_ms,
+                self.image.memory_mb,
+                memory_used,
+                init_duration if first_invoke and self._init_error is None else None,
+                status,
+            )
+        )
+        self._log.flush()
+        lines, self._capture = self._capture, None
+        self.last_used = time.monotonic()
+        if status is None and self.lifecycle.state is EnvironmentState.BUSY:
+            self.lifecycle.move(Move.FINISH)
+        elif self.lifecycle.can(Move.FAIL):
+            self.lifecycle.move(Move.FAIL)
+        return InvokeOutcome(
+            request_id=request_id,
+            payload=payload,
+            function_error=function_error,
+            log_text="\n".join(lines) + "\n",
+            duration_ms=duration_ms,
+            billed_ms=reports.billed_ms(duration_ms),
+            max_memory_used_mb=memory_used,
+            init_duration_ms=init_duration if first_invoke else None,
+            status=status,
+            result=result,
+        )
+
+    # --- shutdown ---------------------------------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        """Stop everything this environment started (idempotent)."""
+        if self.lifecycle.state is EnvironmentState.DEAD:
+            return
+        if self.lifecycle.can(Move.STOP):
+            self.lifecycle.move(Move.STOP)
+        if self._channel is not None:
+            self._channel.close("the execution environment is shutting down")
+        if self._server is not None:
+            self._server.close()
+        if self._sandbox is not None:
+            await self._sandbox.destroy()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._output_fd is not None:
+            self._drain_output()
+            asyncio.get_running_loop().remove_reader(self._output_fd)
+            os.close(self._output_fd)
+            self._output_fd = None
+        self._log.close()
+        self.lifecycle.move(Move.DESTROYED)
+
+    # --- output -----------------------------------------------------------------------------------
+
+    def _drain_output(self) -> None:
+        """Read whatever the runtime has written so far and log it line by line."""
+        fd = self._output_fd
+        if fd is None:
+            return
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                break
+            except OSError as error:
+                if error.errno == errno.EBADF:
+                    return
+                raise
+            if not chunk:
+                asyncio.get_running_loop().remove_reader(fd)
+                break
+            self._partial += chunk
+        *lines, self._partial = self._partial.split(b"\n")
+        for line in lines:
+            self._emit(line.decode("utf-8", errors="replace"))
+
+    def _emit(self, line: str) -> None:
+        self._log.write(line)
+        if self._capture is not None:
+            self._capture.append(line)
+
+    def _memory_used_mb(self) -> int:
+        if self._sandbox is None:
+            return 0
+        try:
+            return max(1, round(self._sandbox.memory_peak_bytes() / MB))
+        except Exception:
+            return 0
+
+    def _exit_text(self) -> str:
+        if self._sandbox is not None and self._sandbox.oom_killed():
+            return "signal: killed"
+        return reports.describe_exit(self._exit_status) if self._exit_status is not None else "exit status 1"
+
+
+def _init_failure(error_type: str, message: str) -> InvocationResult:
+    body = json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+    return InvocationResult(ResultKind.INIT_ERROR, body, error_type, "application/json")

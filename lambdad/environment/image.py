@@ -1,0 +1,51 @@
+"""What an execution environment runs: a function version resolved to paths and an interpreter."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lambdad.runtimes import Interpreter
+from lambdad.sandbox import NetworkMode
+
+
+@dataclass(frozen=True)
+class FunctionImage:
+    """Everything needed to start environments for one function version.
+
+    Two environments built from equal images are interchangeable; an update that changes the image
+    (its ``fingerprint``) drains the environments built from the old one.
+    """
+
+    function_name: str
+    version: str
+    function_arn: str
+    region: str
+    runtime: str
+    handler: str
+    memory_mb: int
+    timeout_s: int
+    ephemeral_mb: int
+    code_dir: Path
+    runtime_dir: Path | None
+    interpreter: Interpreter
+    environment: dict[str, str] = field(default_factory=dict)
+    network: NetworkMode = NetworkMode.DEFAULT
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of everything that shapes an environment."""
+        parts = {
+            "code": str(self.code_dir),
+            "runtime": self.runtime,
+            "handler": self.handler,
+            "memory": self.memory_mb,
+            "timeout": self.timeout_s,
+            "tmp": self.ephemeral_mb,
+            "env": self.environment,
+            "network": self.network.value,
+            "interpreter": str(self.interpreter.path),
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,114 @@
+"""Turning a stored function version into something an environment can run.
+
+``prepare`` (called by the activator while a function is Pending or InProgress, on a worker thread)
+unpacks the code package once per digest and installs the runtime's client once per interpreter;
+``image_for`` is then only path arithmetic on the invoke path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from lambdad.environment import FunctionImage
+from lambdad.models import FunctionVersion, Scope
+from lambdad.runtimes import Interpreter, ensure_installed, find_interpreter
+from lambdad.sandbox import NetworkMode
+from lambdad.store import CodeStore
+
+log = logging.getLogger(__name__)
+
+
+class ImageBuilder:
+    """Unpacked code under ``tasks_dir``, runtime clients under ``runtimes_dir``."""
+
+    def __init__(
+        self,
+        code_store: CodeStore,
+        tasks_dir: Path,
+        runtimes_dir: Path,
+        *,
+        interpreters: Mapping[str, str | Path] | None = None,
+        network: NetworkMode = NetworkMode.DEFAULT,
+    ) -> None:
+        self._code = code_store
+        self._tasks = tasks_dir
+        self._runtimes = runtimes_dir
+        self._overrides = dict(interpreters or {})
+        self._network = network
+        self._interpreters: dict[str, Interpreter] = {}
+        self._runtime_dirs: dict[str, Path | None] = {}
+
+    def prepare(self, version: FunctionVersion) -> None:
+        """Make the version runnable: unpack its code, install its runtime's client (idempotent)."""
+        self.unpack(version.code.sha256_hex)
+        if version.runtime:
+            self._runtime_dir(version.runtime)
+
+    def image_for(self, scope: Scope, version: FunctionVersion) -> FunctionImage:
+        """The image of a prepared version (prepares it first if needed, e.g. after a restart)."""
+        assert version.runtime and version.handler, "a Zip function always has both"
+        code_dir = self.unpack(version.code.sha256_hex)
+        return FunctionImage(
+            function_name=version.name,
+            version=version.version,
+            function_arn=scope.function_arn(version.name),
+            region=scope.region,
+            runtime=version.runtime,
+            handler=version.handler,
+            memory_mb=version.memory_size,
+            timeout_s=version.timeout,
+            ephemeral_mb=version.ephemeral_storage,
+            code_dir=code_dir,
+            runtime_dir=self._runtime_dir(version.runtime),
+            interpreter=self._interpreter(version.runtime),
+            environment=dict(version.environment),
+            network=self._network,
+        )
+
+    def unpack(self, sha256_hex: str) -> Path:
+        """The code package unpacked to ``tasks_dir/<digest>``, read-only for the function."""
+        target = self._tasks / sha256_hex
+        if target.exists():
+            return target
+        self._tasks.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{sha256_hex[:12]}.", dir=self._tasks))
+        try:
+            with zipfile.ZipFile(self._code.path(sha256_hex)) as archive:
+                for info in archive.infolist():
+                    extracted = Path(archive.extract(info, staging))  # extract() refuses ../ escapes
+                    mode = (info.external_attr >> 16) & 0o777
+                    if info.is_dir():
+                        extracted.chmod(0o755)
+                    else:
+                        # World-readable (the function runs as an unprivileged uid); executable bits
+                        # kept, so that a `bootstrap` stays runnable.
+                        extracted.chmod(0o755 if mode & 0o111 else 0o644)
+            staging.chmod(0o755)
+            os.replace(staging, target)
+        except OSError:
+            if target.exists():  # another thread won the race
+                shutil.rmtree(staging, ignore_errors=True)
+                return target
+            raise
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+    def _interpreter(self, runtime: str) -> Interpreter:
+        if runtime not in self._interpreters:
+            self._interpreters[runtime] = find_interpreter(runtime, overrides=self._overrides)
+        return self._interpreters[runtime]
+
+    def _runtime_dir(self, runtime: str) -> Path | None:
+        if runtime not in self._runtime_dirs:
+            self._runtime_dirs[runtime] = ensure_installed(
+                runtime, self._runtimes, interpreter=self._interpreter(runtime), progress=log.info
+            )
+        return self._runtime_dirs[runtime]

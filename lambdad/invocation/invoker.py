@@ -1,0 +1,133 @@
+"""The invoke pipeline, top to bottom: look up -> lease (concurrency) -> place (warm or new
+environment) -> run -> release. Each stage is a small collaborator passed in."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+
+import anyio.to_thread
+
+from lambdad.environment import FunctionImage, InvokeOutcome
+from lambdad.errors import InvalidRequestContentException, ResourceConflictException
+from lambdad.invocation.concurrency import ConcurrencyLimiter
+from lambdad.invocation.images import ImageBuilder
+from lambdad.invocation.pool import EnvironmentPool
+from lambdad.models import FunctionState, Scope
+from lambdad.runtime_api import Invocation
+from lambdad.services.lookup import FunctionLookup, RunnableFunction
+
+
+@dataclass(frozen=True)
+class InvokeRequest:
+    """One synchronous invocation as the API received it."""
+
+    scope: Scope
+    function_name: str
+    qualifier: str | None
+    payload: bytes
+    request_id: str
+    client_context: str | None = None
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    """What the API answers: the payload, whether the function failed, its log, the version run."""
+
+    payload: bytes
+    function_error: str | None
+    executed_version: str
+    outcome: InvokeOutcome
+
+
+class Invoker:
+    """Runs invocations in the server's environments."""
+
+    def __init__(
+        self, lookup: FunctionLookup, images: ImageBuilder, pool: EnvironmentPool, limiter: ConcurrencyLimiter
+    ) -> None:
+        self._lookup = lookup
+        self._images = images
+        self._pool = pool
+        self._limiter = limiter
+        self._image_cache: dict[tuple[str, str, str, str], FunctionImage] = {}
+
+    async def find(self, scope: Scope, function_name: str, qualifier: str | None) -> RunnableFunction:
+        """The function to run; AWS's errors if it is missing or cannot run yet."""
+        runnable = self._lookup.cached(scope, function_name, qualifier)
+        if runnable is None:
+            runnable = await anyio.to_thread.run_sync(self._lookup.load, scope, function_name, qualifier)
+        version = runnable.version
+        if version.state is FunctionState.PENDING:
+            raise ResourceConflictException(
+                "The operation cannot be performed at this time. The function is currently in the following "
+                "state: Pending"
+            )
+        if version.state is FunctionState.FAILED:
+            raise ResourceConflictException(
+                f"The operation cannot be performed at this time. The function is currently in the following "
+                f"state: Failed ({version.state_reason})"
+            )
+        return runnable
+
+    async def invoke(self, request: InvokeRequest) -> InvokeResult:
+        """Run one invocation and wait for its result."""
+        runnable = await self.find(request.scope, request.function_name, request.qualifier)
+        version = runnable.version
+        payload = request.payload or b"{}"
+        check_json(payload)
+        lease = self._limiter.acquire(
+            (request.scope.region, version.name), runnable.reserved_concurrency, runnable.total_reserved
+        )
+        try:
+            image = await self._image(request.scope, runnable)
+            environment = await self._pool.acquire(image)
+            try:
+                invocation = Invocation(
+                    request_id=request.request_id,
+                    payload=payload,
+                    deadline_ms=int(time.time() * 1000) + version.timeout * 1000,
+                    invoked_function_arn=request.scope.function_arn(version.name, request.qualifier),
+                    trace_id=_trace_id(),
+                    client_context=request.client_context,
+                )
+                outcome = await environment.invoke(invocation, version.timeout)
+            finally:
+                self._pool.release(environment)
+        finally:
+            self._limiter.release(lease)
+        return InvokeResult(
+            payload=outcome.payload,
+            function_error="Unhandled" if outcome.function_error else None,
+            executed_version=version.version,
+            outcome=outcome,
+        )
+
+    async def _image(self, scope: Scope, runnable: RunnableFunction) -> FunctionImage:
+        # Building an image may unpack code or install a runtime (after a restart): a worker thread's job,
+        # once per revision.
+        version = runnable.version
+        key = (scope.region, version.name, version.version, version.revision_id)
+        image = self._image_cache.get(key)
+        if image is None:
+            image = await anyio.to_thread.run_sync(self._images.image_for, scope, version)
+            self._image_cache = {k: v for k, v in self._image_cache.items() if k[:3] != key[:3]}
+            self._image_cache[key] = image
+        return image
+
+
+def check_json(payload: bytes) -> None:
+    """AWS refuses an invocation payload that is not JSON."""
+    try:
+        json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidRequestContentException(
+            f"Could not parse request body into json: Could not parse payload into json: {error}"
+        ) from error
+
+
+def _trace_id() -> str:
+    now = int(time.time())
+    return f"Root=1-{now:08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0;Lineage=1"

@@ -1,0 +1,167 @@
+"""Warm environments per function, reused while warm, multiplied under concurrency, reaped when idle.
+
+The pool hands out an environment per invocation: the most recently used idle one for the same image
+(warm start), or a new one (cold start). An environment whose image is no longer current (the function
+was updated) is drained: shut down when idle, or when its invocation ends. Policies that only watch
+(metrics) subscribe to the events rather than being called from here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+from lambdad.environment import ExecutionEnvironment, FunctionImage
+from lambdad.observability.logs import LogStore
+from lambdad.sandbox import SandboxFactory
+
+log = logging.getLogger(__name__)
+
+PoolListener = Callable[[str, ExecutionEnvironment], None]  # (event, environment)
+
+
+class EnvironmentPool:
+    """All execution environments of one server."""
+
+    def __init__(self, factory: SandboxFactory, logs: LogStore, idle_timeout_s: float = 300) -> None:
+        self._factory = factory
+        self._logs = logs
+        self.idle_timeout_s = idle_timeout_s
+        self._idle: dict[str, list[ExecutionEnvironment]] = defaultdict(list)  # by function ARN
+        self._busy: set[ExecutionEnvironment] = set()
+        self._current: dict[str, str] = {}  # function ARN -> fingerprint of its current image
+        self._stopping: set[asyncio.Task[None]] = set()
+        self._reaper: asyncio.Task[None] | None = None
+        self._listeners: list[PoolListener] = []
+        self._closed = False
+
+    def subscribe(self, listener: PoolListener) -> None:
+        """Call ``listener(event, environment)`` on "created", "reused", "idle" and "stopped"."""
+        self._listeners.append(listener)
+
+    @property
+    def environments(self) -> int:
+        """How many environments exist (idle and busy)."""
+        return len(self._busy) + sum(len(idle) for idle in self._idle.values())
+
+    async def acquire(self, image: FunctionImage) -> ExecutionEnvironment:
+        """An environment for ``image``, ready to invoke (or holding its init error)."""
+        if self._closed:
+            raise RuntimeError("the environment pool is closed")
+        self._ensure_reaper()
+        self._set_current(image.function_arn, image.fingerprint)
+        idle = self._idle[image.function_arn]
+        while idle:
+            environment = idle.pop()  # most recently used: its caches are warmest
+            if environment.reusable and environment.image.fingerprint == image.fingerprint:
+                self._busy.add(environment)
+                self._notify("reused", environment)
+                return environment
+            self._stop(environment)
+        environment = ExecutionEnvironment(image, self._factory, self._logs)
+        self._busy.add(environment)
+        try:
+            await environment.start()
+        except BaseException:
+            self._busy.discard(environment)
+            self._stop(environment)
+            raise
+        self._notify("created", environment)
+        return environment
+
+    def release(self, environment: ExecutionEnvironment) -> None:
+        """Give an environment back after its invocation: kept warm if it can be reused."""
+        self._busy.discard(environment)
+        current = self._current.get(environment.image.function_arn) == environment.image.fingerprint
+        if environment.reusable and current and not self._closed:
+            self._idle[environment.image.function_arn].append(environment)
+            self._notify("idle", environment)
+        else:
+            self._stop(environment)
+
+    def drain(self, function_arn: str, fingerprint: str | None = None) -> None:
+        """Stop the function's idle environments (all, or those not of ``fingerprint``); busy ones
+        stop when released."""
+        if fingerprint is None:
+            self._current.pop(function_arn, None)
+        else:
+            self._current[function_arn] = fingerprint
+        keep = []
+        for environment in self._idle.pop(function_arn, []):
+            if fingerprint is not None and environment.image.fingerprint == fingerprint:
+                keep.append(environment)
+            else:
+                self._stop(environment)
+        if keep:
+            self._idle[function_arn] = keep
+
+    def reap(self, now: float | None = None) -> int:
+        """Stop environments idle for longer than the idle timeout; returns how many."""
+        moment = time.monotonic() if now is None else now
+        reaped = 0
+        for arn in list(self._idle):
+            fresh = []
+            for environment in self._idle[arn]:
+                if moment - environment.last_used >= self.idle_timeout_s:
+                    self._stop(environment)
+                    reaped += 1
+                else:
+                    fresh.append(environment)
+            if fresh:
+                self._idle[arn] = fresh
+            else:
+                del self._idle[arn]
+        return reaped
+
+    async def close(self) -> None:
+        """Stop every environment, idle and busy, and wait until they are gone."""
+        self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        for arn in list(self._idle):
+            for environment in self._idle.pop(arn):
+                self._stop(environment)
+        for environment in list(self._busy):
+            self._stop(environment)
+        while self._stopping:
+            await asyncio.gather(*self._stopping, return_exceptions=True)
+
+    async def settle(self) -> None:
+        """Wait for environments being stopped to be gone (tests, shutdown)."""
+        while self._stopping:
+            await asyncio.gather(*self._stopping, return_exceptions=True)
+
+    def _set_current(self, function_arn: str, fingerprint: str) -> None:
+        if self._current.get(function_arn) != fingerprint:
+            self.drain(function_arn, fingerprint)
+
+    def _stop(self, environment: ExecutionEnvironment) -> None:
+        task = asyncio.get_running_loop().create_task(self._shutdown(environment))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+    async def _shutdown(self, environment: ExecutionEnvironment) -> None:
+        try:
+            await environment.shutdown()
+        except Exception:
+            log.exception("shutting down environment %s failed", environment.id)
+        self._notify("stopped", environment)
+
+    def _ensure_reaper(self) -> None:
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, max(0.05, self.idle_timeout_s / 4)))
+            self.reap()
+
+    def _notify(self, event: str, environment: ExecutionEnvironment) -> None:
+        for listener in self._listeners:
+            listener(event, environment)

@@ -1,0 +1,1 @@
+"""What lambdad records about functions: logs (metrics and billing later)."""

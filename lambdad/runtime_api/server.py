@@ -1,0 +1,342 @@
+"""A lean HTTP/1.1 server for one execution environment's Runtime API 2018-06-01 (asyncio + httptools).
+
+The route table mirrors the Runtime Interface Emulator's ``rapi/router.go``; one handler per endpoint asks
+the channel (and so the state table) before acting and answers AWS's error document when refused. It is
+callback driven: a request is answered from the parser's callbacks, and a ``next`` long-poll is answered
+from inside ``RuntimeChannel.invoke``, so a round trip costs no task switches beyond the owner's await.
+Connections are kept alive (awslambdaric reuses one for every call); clients must not pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import functools
+import socket
+from collections.abc import Callable
+from http import HTTPStatus
+
+import httptools
+
+from lambdad.runtime_api.channel import RuntimeChannel, init_error_result
+from lambdad.runtime_api.model import (
+    MAX_PAYLOAD_SIZE,
+    ApiError,
+    ChannelClosed,
+    Invocation,
+    InvocationResult,
+    ResponseStream,
+    ResultKind,
+    oversized_response_result,
+    payload_too_large,
+)
+from lambdad.runtime_api.states import Move
+
+PREFIX = b"/2018-06-01/runtime/"
+ERROR_TYPE_HEADER = b"lambda-runtime-function-error-type"
+ERROR_BODY_TRAILER = b"lambda-runtime-function-error-body"
+RESPONSE_MODE_HEADER = b"lambda-runtime-function-response-mode"
+_ACCEPTED = b'{"status":"OK"}\n'
+_JSON = b"Content-Type: application/json\r\n"
+_TEXT = b"Content-Type: text/plain; charset=utf-8\r\n"
+_NOT_FOUND = b"404 page not found\n"
+_STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
+_UNSAFE = bytes.maketrans(b"\r\n", b"  ")
+
+
+class _Request:
+    """What the parser has told about the request being received; ``finish`` answers it."""
+
+    __slots__ = ("body", "finish", "headers", "kept", "method", "size", "stream", "trailers", "url")
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.method = b""
+        self.headers: dict[bytes, bytes] = {}
+        self.trailers: dict[bytes, bytes] = {}
+        self.body = bytearray()
+        self.kept = MAX_PAYLOAD_SIZE  # how much of the body to keep in ``body``
+        self.size = 0
+        self.stream: ResponseStream | None = None  # set for a streamed response
+        self.finish: Callable[[_Request], None] | None = None  # set once the headers are complete
+
+    def header(self, name: bytes) -> str | None:
+        value = self.headers.get(name)
+        return None if value is None else value.decode("latin-1")
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection from the runtime (or a test client)."""
+
+    def __init__(self, server: RuntimeApiServer) -> None:
+        self._server = server
+        self._channel = server.channel
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._request: _Request | None = None
+        self._polling: Callable[[Invocation | None], None] | None = None  # our pending ``next``, if any
+        self._keep_alive = True
+
+    # -- asyncio.Protocol --------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._server._connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError:
+            self._write(400, b"400 Bad Request\n", _TEXT)
+            self.close()
+        except httptools.HttpParserUpgrade:
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server._connections.discard(self)
+        if self._polling is not None:
+            self._channel.cancel_next(self._polling)
+            self._polling = None
+        request, self._request = self._request, None
+        if request is not None and request.stream is not None:
+            request.stream.finish(truncated=True)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    # -- httptools callbacks -----------------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._polling is not None:  # a pipelined request behind a long-poll: not something runtimes do
+            self.close()
+        self._request = _Request()
+
+    def on_url(self, url: bytes) -> None:
+        if self._request is not None:
+            self._request.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        request = self._request
+        if request is None:
+            return
+        target = request.headers if request.finish is None else request.trailers
+        target[name.lower()] = value
+
+    def on_headers_complete(self) -> None:
+        request = self._request
+        if request is None:
+            return
+        request.method = self._parser.get_method()
+        if request.headers.get(b"expect", b"").lower() == b"100-continue":
+            self._raw(b"HTTP/1.1 100 Continue\r\n\r\n")
+        try:
+            request.finish = self._route(request)
+        except ApiError as error:
+            request.kept = 0
+            request.finish = functools.partial(self._refuse_after_body, error)
+        except ChannelClosed:
+            request.kept = 0
+            request.finish = lambda _: self.close()
+
+    def on_body(self, body: bytes) -> None:
+        request = self._request
+        if request is None:
+            return
+        request.size += len(body)
+        if request.stream is not None:
+            request.stream.feed(bytes(body))
+        elif len(request.body) < request.kept:
+            request.body += body[: request.kept - len(request.body)]
+
+    def on_message_complete(self) -> None:
+        request, self._request = self._request, None
+        if request is None or request.finish is None:
+            return
+        self._keep_alive = self._parser.should_keep_alive()
+        try:
+            request.finish(request)
+        except ApiError as error:
+            self._refuse(error)
+        except ChannelClosed:
+            self.close()
+
+    # -- routing: one handler per endpoint, as in the RIE's router ---------------------------------------
+
+    def _route(self, request: _Request) -> Callable[[_Request], None]:
+        """Pick the handler; checks that must precede the body (request id, state) happen here."""
+        path = request.url.split(b"?", 1)[0]
+        if not path.startswith(PREFIX):
+            return self._not_found
+        route = path[len(PREFIX) :]
+        if route == b"invocation/next":
+            return self._next if request.method == b"GET" else self._not_allowed
+        if route == b"init/error":
+            return self._init_error if request.method == b"POST" else self._not_allowed
+        parts = route.split(b"/")
+        if len(parts) == 3 and parts[0] == b"invocation" and parts[1] and parts[2] in (b"response", b"error"):
+            if request.method != b"POST":
+                return self._not_allowed
+            request_id = parts[1].decode("latin-1")
+            if parts[2] == b"error":
+                self._channel.start_response(request_id, Move.ERROR)
+                return self._error
+            return self._start_response(request, request_id)
+        return self._not_found
+
+    def _not_found(self, request: _Request) -> None:
+        self._write(404, _NOT_FOUND, _TEXT)
+
+    def _not_allowed(self, request: _Request) -> None:
+        self._write(405, b"", b"")
+
+    def _next(self, request: _Request) -> None:
+        def render(invocation: Invocation | None) -> None:
+            self._polling = None
+            if invocation is None:  # the channel closed under the long-poll
+                self.close()
+            else:
+                self._write(200, invocation.payload, _event_headers(invocation))
+
+        self._polling = render
+        try:
+            self._channel.request_next(render)
+        except BaseException:
+            self._polling = None
+            raise
+
+    def _start_response(self, request: _Request, request_id: str) -> Callable[[_Request], None]:
+        mode = (request.header(RESPONSE_MODE_HEADER) or "buffered").lower()
+        if mode not in ("buffered", "streaming"):
+            raise ApiError(400, "InvalidFunctionResponseMode", "Invalid function response mode")
+        self._channel.start_response(request_id, Move.RESPONSE)
+        if mode == "streaming":
+            request.stream = ResponseStream()
+            result = InvocationResult(
+                ResultKind.SUCCESS, content_type=request.header(b"content-type"), stream=request.stream
+            )
+            self._channel.deliver(result)
+            return self._end_stream
+        return self._response
+
+    def _response(self, request: _Request) -> None:
+        if request.size > MAX_PAYLOAD_SIZE:
+            self._channel.deliver(oversized_response_result(request.size))
+            self._channel.response_sent()
+            self._refuse(payload_too_large())
+            return
+        self._channel.deliver(
+            InvocationResult(
+                ResultKind.SUCCESS, bytes(request.body), content_type=request.header(b"content-type")
+            )
+        )
+        self._channel.response_sent()
+        self._write(202, _ACCEPTED, _JSON)
+
+    def _end_stream(self, request: _Request) -> None:
+        assert request.stream is not None
+        error_type = request.trailers.get(ERROR_TYPE_HEADER)
+        error_body = request.trailers.get(ERROR_BODY_TRAILER)
+        request.stream.finish(
+            error_type.decode("latin-1") if error_type else None, _b64(error_body) if error_body else None
+        )
+        self._channel.response_sent()
+        self._write(202, _ACCEPTED, _JSON)
+
+    def _error(self, request: _Request) -> None:
+        result = InvocationResult(
+            ResultKind.FUNCTION_ERROR,
+            bytes(request.body),
+            request.header(ERROR_TYPE_HEADER),
+            request.header(b"content-type"),
+        )
+        self._channel.deliver(result)
+        self._channel.response_sent()
+        self._write(202, _ACCEPTED, _JSON)
+
+    def _init_error(self, request: _Request) -> None:
+        result = init_error_result(
+            bytes(request.body), request.header(ERROR_TYPE_HEADER), request.header(b"content-type")
+        )
+        self._channel.init_error(result)
+        self._write(202, _ACCEPTED, _JSON)
+
+    # -- writing -----------------------------------------------------------------------------------------
+
+    def _refuse_after_body(self, error: ApiError, request: _Request) -> None:
+        self._refuse(error)
+
+    def _refuse(self, error: ApiError) -> None:
+        self._write(error.status, error.body() + b"\n", _JSON)
+
+    def _write(self, status: int, body: bytes, headers: bytes) -> None:
+        head = b"%s%sContent-Length: %d\r\n" % (_STATUS_LINES[status], headers, len(body))
+        if not self._keep_alive:
+            head += b"Connection: close\r\n"
+        self._raw(head + b"\r\n" + body)
+        if not self._keep_alive:
+            self.close()
+
+    def _raw(self, data: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+
+class RuntimeApiServer:
+    """Serves one environment's Runtime API; every call goes through ``channel``."""
+
+    def __init__(self, channel: RuntimeChannel) -> None:
+        self.channel = channel
+        self._server: asyncio.AbstractServer | None = None
+        self._connections: set[_Connection] = set()
+
+    async def serve(self, sock: socket.socket) -> None:
+        """Serve HTTP on ``sock`` (a listening TCP or Unix socket) until ``close()`` or cancellation."""
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        if sock.family == socket.AF_UNIX:
+            server = await loop.create_unix_server(lambda: _Connection(self), sock=sock)
+        else:
+            server = await loop.create_server(lambda: _Connection(self), sock=sock)
+        self._server = server
+        try:
+            await server.serve_forever()
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop accepting and drop every open connection (long-polls included)."""
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self._connections):
+            connection.close()
+
+
+def _event_headers(invocation: Invocation) -> bytes:
+    """The ``next`` response headers, as the RIE renders them (optional ones only when set)."""
+    fields = [
+        (b"Lambda-Runtime-Aws-Request-Id", invocation.request_id),
+        (b"Lambda-Runtime-Deadline-Ms", str(invocation.deadline_ms)),
+        (b"Lambda-Runtime-Invoked-Function-Arn", invocation.invoked_function_arn),
+        (b"Lambda-Runtime-Trace-Id", invocation.trace_id),
+        (b"Lambda-Runtime-Client-Context", invocation.client_context),
+        (b"Lambda-Runtime-Cognito-Identity", invocation.cognito_identity),
+        (b"Content-Type", invocation.content_type),
+    ]
+    return b"".join(
+        b"%s: %s\r\n" % (name, value.encode().translate(_UNSAFE)) for name, value in fields if value
+    )
+
+
+def _b64(value: bytes) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return value

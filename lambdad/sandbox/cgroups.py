@@ -1,0 +1,176 @@
+"""cgroup v1 limits for sandboxes: memory (no swap, OOM kill), CPU (AWS-proportional), pids.
+
+Each sandbox gets ``/sys/fs/cgroup/<controller>/<parent>/<sandbox-id>`` for the memory, cpu
+and pids controllers. Only cgroup v1 is implemented because that is what the target
+machines mount (the v2 hierarchy there has no controllers enabled).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lambdad.sandbox.api import MB, SandboxSpec, SandboxUnavailable, cpu_quota_us
+
+__all__ = ["CONTROLLERS", "CgroupStats", "SandboxCgroups", "check_cgroups_v1"]
+
+log = logging.getLogger(__name__)
+
+CONTROLLERS = ("memory", "cpu", "pids")
+
+
+def check_cgroups_v1(root: Path) -> None:
+    """Raise :class:`SandboxUnavailable` unless the v1 controllers we need are writable."""
+    for controller in CONTROLLERS:
+        directory = root / controller
+        if not (directory / "cgroup.procs").exists():
+            raise SandboxUnavailable(
+                f"cgroup v1 controller {controller!r} is not mounted at {directory}; mount it "
+                "(mount -t cgroup -o {controller} cgroup {directory}) or use the unisolated "
+                "'process' sandbox implementation"
+            )
+        if not os.access(directory, os.W_OK):
+            raise SandboxUnavailable(
+                f"{directory} is not writable: run lambdad as root to use isolated sandboxes, "
+                "or use the unisolated 'process' sandbox implementation"
+            )
+
+
+@dataclass(frozen=True)
+class CgroupStats:
+    """Memory accounting read from the memory controller."""
+
+    memory_peak_bytes: int
+    oom_kills: int
+    failcnt: int
+
+
+class SandboxCgroups:
+    """The three cgroups of one sandbox.
+
+    Directories are created with limits before any process joins, so a process is never
+    briefly unlimited; ``remove()`` kills stragglers and deletes the directories.
+    """
+
+    def __init__(self, root: Path, parent: str, sandbox_id: str, cpu_period_us: int | None) -> None:
+        self.dirs = {c: root / c / parent / sandbox_id for c in CONTROLLERS}
+        self._parents = [root / c / parent for c in CONTROLLERS]
+        self._cpu_period_us = cpu_period_us
+        self._final: CgroupStats | None = None
+
+    def create(self, spec: SandboxSpec) -> None:
+        """Make the directories and write the limits derived from ``spec``."""
+        for controller, directory in self.dirs.items():
+            # The parent directory is shared with other factories (maybe in other processes)
+            # which remove it when they close and it is empty: retry if it vanishes under us.
+            for _ in range(5):
+                try:
+                    directory.parent.mkdir(exist_ok=True)
+                    directory.mkdir()
+                    break
+                except FileNotFoundError:
+                    continue
+            else:
+                raise OSError(errno.ENOENT, f"cannot create cgroup {directory}")
+            if controller == "memory":
+                limit = str(spec.memory_mb * MB)
+                self._write(directory / "memory.limit_in_bytes", limit)
+                # memsw (memory+swap) equal to the limit: the function may never swap.
+                memsw = directory / "memory.memsw.limit_in_bytes"
+                if memsw.exists():
+                    self._write(memsw, limit)
+                self._write(directory / "memory.swappiness", "0")
+            elif controller == "cpu" and self._cpu_period_us is not None:
+                self._write(directory / "cpu.cfs_period_us", str(self._cpu_period_us))
+                quota = cpu_quota_us(spec.memory_mb, self._cpu_period_us)
+                self._write(directory / "cpu.cfs_quota_us", str(quota))
+            elif controller == "pids":
+                self._write(directory / "pids.max", str(spec.pids_max))
+
+    def add(self, pid: int) -> None:
+        """Move ``pid`` into every cgroup; its future children inherit them."""
+        for directory in self.dirs.values():
+            self._write(directory / "cgroup.procs", str(pid))
+
+    def stats(self) -> CgroupStats:
+        """Current memory accounting, or the last values read before ``remove()``."""
+        if self._final is not None:
+            return self._final
+        memory = self.dirs["memory"]
+        try:
+            peak = int((memory / "memory.max_usage_in_bytes").read_text())
+            failcnt = int((memory / "memory.failcnt").read_text())
+            oom_kills = 0
+            for line in (memory / "memory.oom_control").read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    oom_kills = int(value)
+        except FileNotFoundError:
+            return CgroupStats(0, 0, 0)
+        return CgroupStats(peak, oom_kills, failcnt)
+
+    def pids(self) -> list[int]:
+        """Processes still in the sandbox (read from the pids controller)."""
+        try:
+            text = (self.dirs["pids"] / "cgroup.procs").read_text()
+        except FileNotFoundError:
+            return []
+        return [int(p) for p in text.split()]
+
+    def remove(self, timeout: float = 5.0) -> None:
+        """Kill any process left, then delete the cgroups. Idempotent.
+
+        Processes are normally already dead (the PID namespace died with its init); the kill
+        loop only catches a process that somehow outlived it.
+        """
+        if self._final is None:
+            self._final = self.stats()
+        deadline = time.monotonic() + timeout
+        for directory in self.dirs.values():
+            while True:
+                try:
+                    directory.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                        raise
+                    self._kill_members(directory)
+                    time.sleep(0.001)
+
+    def remove_parents(self) -> None:
+        """Delete the shared parent directories if no other sandbox uses them."""
+        for parent in self._parents:
+            try:
+                parent.rmdir()
+            except OSError as exc:
+                # EBUSY/ENOTEMPTY: another factory (maybe another process) still has sandboxes.
+                if exc.errno not in (errno.ENOENT, errno.EBUSY, errno.ENOTEMPTY):
+                    raise
+
+    @staticmethod
+    def _kill_members(directory: Path) -> None:
+        try:
+            members = (directory / "cgroup.procs").read_text().split()
+        except FileNotFoundError:
+            return
+        for pid in members:
+            # Last-resort sweep (the PID namespace normally died with its init already); the
+            # window between reading a pid and killing it is tiny.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), 9)
+
+    @staticmethod
+    def _write(path: Path, value: str) -> None:
+        # One write() per value: cgroup files reject values split over several writes.
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)

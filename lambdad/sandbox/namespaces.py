@@ -1,0 +1,588 @@
+"""The isolated sandbox: bubblewrap namespaces + cgroup v1 limits + an unprivileged user.
+
+How one sandbox starts (``NamespaceSandboxFactory.create``):
+
+1. cgroups are created with their limits (memory, cpu, pids) before any process exists;
+2. ``bwrap`` (run as root, *without* a user namespace) creates the mount, PID, IPC, UTS and
+   (unless ``NetworkMode.HOST``) network namespaces, builds a fresh root from read-only
+   host system directories plus the spec's mounts, then stops on ``--block-fd``;
+3. meanwhile the host moves bwrap's sandbox-side process into the cgroups (its children
+   inherit them), and from a thread that ``setns()``-es into the sandbox's network
+   namespace creates the Runtime API listening socket there and, for ``DEFAULT``, wires an
+   ``eth0`` to the NATed host bridge;
+4. the host unblocks bwrap, which execs ``setpriv`` to become uid/gid 993/990 with no
+   capabilities and no supplementary groups, which execs the runtime.
+
+Why no user namespace: a real, unprivileged uid on the host is what AWS does and what makes
+host files owned by root (like /etc/shadow, if ever mounted) truly unreadable. Why bwrap
+rather than our own clone()/unshare(): it was measured faster (~4-6 ms vs ~7-9 ms from a
+warm Python zygote) and is a small, audited C program.
+
+Exit statuses: bubblewrap reports a signal death as ``128 + signal`` (like a shell); we map
+129..192 back to ``-signal``, so a program that deliberately exits 137 reads as SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+
+from lambdad.sandbox.api import NetworkMode, Sandbox, SandboxError, SandboxSpec, SandboxUnavailable
+from lambdad.sandbox.cgroups import CgroupStats, SandboxCgroups, check_cgroups_v1
+from lambdad.sandbox.network import Bridge, Lease, NetnsThread, listen_tcp
+
+__all__ = ["NamespaceSandbox", "NamespaceSandboxFactory"]
+
+log = logging.getLogger(__name__)
+
+#: Host /etc entries a runtime may need (TLS roots, DNS, dynamic linker cache, time zones).
+ETC_ENTRIES = (
+    "resolv.conf",
+    "nsswitch.conf",
+    "host.conf",
+    "gai.conf",
+    "services",
+    "protocols",
+    "ssl",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "pki",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "timezone",
+    "alternatives",
+    "mime.types",
+    "os-release",
+)
+#: Top-level system directories. On merged-/usr systems most are symlinks into /usr.
+SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
+_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _memfd(name: str, data: bytes) -> int:
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+async def _read_to_eof(fd: int) -> bytes:
+    """Read a non-blocking pipe to EOF without blocking the event loop."""
+    loop = asyncio.get_running_loop()
+    chunks: list[bytes] = []
+    done: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        try:
+            while chunk := os.read(fd, 4096):
+                chunks.append(chunk)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            if not done.done():
+                done.set_exception(exc)
+            return
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        await done
+    finally:
+        loop.remove_reader(fd)
+    return b"".join(chunks)
+
+
+def _mount_args(spec: SandboxSpec) -> list[str]:
+    """bwrap options for the spec's mounts: outer mounts first, parents created 0755."""
+    mounts = sorted(spec.mounts, key=lambda m: PurePosixPath(m.target).parts)
+    targets = [PurePosixPath(m.target) for m in mounts]
+    reserved = [PurePosixPath(p) for p in ("/etc", "/tmp", "/proc", "/dev")]
+    parents: set[PurePosixPath] = set()
+    for target in targets:
+        for parent in target.parents:
+            if parent.parent == parent or parent in reserved:
+                continue
+            # Inside another mount the directory must come from that mount's source.
+            if not any(parent == t or t in parent.parents for t in targets if t != target):
+                parents.add(parent)
+    args: list[str] = []
+    for parent in sorted(parents, key=lambda p: len(p.parts)):
+        args += ["--perms", "0755", "--dir", str(parent)]
+    for mount in mounts:
+        args += ["--ro-bind" if mount.read_only else "--bind", str(mount.source), mount.target]
+    return args
+
+
+def _status(returncode: int) -> int:
+    if 128 < returncode <= 128 + 64:
+        return -(returncode - 128)
+    return returncode
+
+
+class NamespaceSandbox:
+    """A running bubblewrap sandbox. Created only by :class:`NamespaceSandboxFactory`."""
+
+    def __init__(
+        self,
+        factory: NamespaceSandboxFactory,
+        sandbox_id: str,
+        spec: SandboxSpec,
+        cgroups: SandboxCgroups,
+    ) -> None:
+        self._factory = factory
+        self._id = sandbox_id
+        self._spec = spec
+        self._cgroups = cgroups
+        self._pid = 0
+        self._output = -1
+        self._socket: socket.socket | None = None
+        self._address: str | None = None
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._info_r = -1
+        self._block_w = -1
+        self._init_pidfd = -1
+        self._lease: Lease | None = None
+        self._exit: asyncio.Future[int] | None = None
+        self._destroy_lock = asyncio.Lock()
+        self._destroyed = False
+        #: The network the sandbox actually got (DEFAULT degrades to NONE without NAT).
+        self.network = spec.network
+
+    # -- Sandbox protocol ------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def spec(self) -> SandboxSpec:
+        return self._spec
+
+    @property
+    def pid(self) -> int:
+        return self._pid
+
+    @property
+    def output(self) -> int:
+        return self._output
+
+    @property
+    def runtime_api_socket(self) -> socket.socket | None:
+        return self._socket
+
+    @property
+    def runtime_api_address(self) -> str | None:
+        return self._address
+
+    @property
+    def veth(self) -> str | None:
+        """Host-side interface of this sandbox's ``eth0`` (``DEFAULT`` network only)."""
+        return self._lease.veth if self._lease else None
+
+    @property
+    def ip_address(self) -> str | None:
+        """This sandbox's address on the bridge (``DEFAULT`` network only)."""
+        return self._lease.address if self._lease else None
+
+    def cgroup_dirs(self) -> list[Path]:
+        """The sandbox's cgroup directories (gone after ``destroy()``)."""
+        return list(self._cgroups.dirs.values())
+
+    async def wait(self) -> int:
+        assert self._exit is not None
+        return _status(await asyncio.shield(self._exit))
+
+    def memory_peak_bytes(self) -> int:
+        return self._cgroups.stats().memory_peak_bytes
+
+    def oom_killed(self) -> bool:
+        return self._cgroups.stats().oom_kills > 0
+
+    def memory_stats(self) -> CgroupStats:
+        return self._cgroups.stats()
+
+    async def destroy(self) -> None:
+        async with self._destroy_lock:
+            if self._destroyed:
+                return
+            try:
+                await self._teardown()
+            finally:
+                self._destroyed = True
+                self._factory._live.discard(self)
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def _watch_exit(self, popen: subprocess.Popen[bytes]) -> None:
+        """Reap bwrap as soon as it exits (a pidfd turns readable), without a thread."""
+        loop = asyncio.get_running_loop()
+        self._exit = loop.create_future()
+        pidfd = os.pidfd_open(popen.pid)
+
+        def exited() -> None:
+            if popen.poll() is None:
+                return
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            if self._exit is not None and not self._exit.done():
+                self._exit.set_result(popen.returncode)
+
+        loop.add_reader(pidfd, exited)
+
+    def _close_setup_fds(self) -> None:
+        for name in ("_info_r", "_block_w"):
+            fd = getattr(self, name)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, name, -1)
+
+    async def _teardown(self) -> None:
+        if self._init_pidfd >= 0:
+            # Killing the PID namespace's init makes the kernel kill everything in it. The pidfd
+            # makes this race-free: it can never hit a recycled pid.
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self._init_pidfd, signal.SIGKILL)
+        if self._popen is not None and self._exit is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._exit), 5)
+            except TimeoutError:
+                self._popen.kill()
+                await asyncio.wait_for(asyncio.shield(self._exit), 5)
+        if self._socket is not None:
+            # The socket holds a reference on the namespace: close it so the netns can go.
+            self._socket.close()
+        # Not on the netns worker: this is slow (veth deletion) and must not delay creations.
+        await asyncio.to_thread(self._release_blocking)
+        if self._init_pidfd >= 0:
+            os.close(self._init_pidfd)
+            self._init_pidfd = -1
+
+    def _release_blocking(self) -> None:
+        errors: list[BaseException] = []
+        try:
+            self._cgroups.remove()
+        except OSError as exc:
+            errors.append(exc)
+        if self._lease is not None and self._factory._bridge is not None:
+            try:
+                self._factory._bridge.detach(self._lease)
+            except OSError as exc:
+                errors.append(exc)
+        if errors:
+            raise SandboxError(f"sandbox {self._id}: incomplete cleanup: {errors}")
+
+
+class NamespaceSandboxFactory:
+    """Creates :class:`NamespaceSandbox` es. Needs root, bubblewrap, setpriv and cgroup v1.
+
+    Options:
+        bwrap: path of the bubblewrap binary (default: found on PATH).
+        cgroup_root: where the v1 controllers are mounted.
+        cgroup_parent: directory under each controller grouping lambdad's sandboxes.
+        cpu_period_us: CFS period; ``None`` disables CPU limits (handy on tiny dev boxes).
+        bridge, subnet: host bridge and IPv4 subnet for ``NetworkMode.DEFAULT``.
+        state_dir: lock and lease files shared by every lambdad process on the machine.
+        etc_entries, system_dirs: what of the host's /etc and / is visible (read-only).
+    """
+
+    name = "namespaces"
+    isolated = True
+
+    def __init__(
+        self,
+        *,
+        bwrap: str | None = None,
+        cgroup_root: Path = Path("/sys/fs/cgroup"),
+        cgroup_parent: str = "lambdad",
+        cpu_period_us: int | None = 20_000,
+        bridge: str = "lambdad0",
+        subnet: str = "10.213.0.0/16",
+        state_dir: Path = Path("/run/lambdad"),
+        etc_entries: Sequence[str] = ETC_ENTRIES,
+        system_dirs: Sequence[str] = SYSTEM_DIRS,
+    ) -> None:
+        found = bwrap or shutil.which("bwrap")
+        if found is None:
+            raise SandboxUnavailable(
+                "bubblewrap is not installed: run 'apt-get install bubblewrap' "
+                "(or choose the unisolated 'process' sandbox implementation)"
+            )
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            raise SandboxUnavailable("setpriv is missing: run 'apt-get install util-linux'")
+        if os.geteuid() != 0:
+            raise SandboxUnavailable(
+                "isolated sandboxes need root (cgroups, namespaces, switching to the sandbox uid): "
+                "run lambdad as root, or choose the unisolated 'process' sandbox implementation"
+            )
+        if not Path("/proc/self/ns/pid").exists():
+            raise SandboxUnavailable(
+                "this kernel has no namespaces: choose the unisolated 'process' implementation"
+            )
+        check_cgroups_v1(cgroup_root)
+        self._bwrap = found
+        self._setpriv = setpriv
+        self._cgroup_root = cgroup_root
+        self._cgroup_parent = cgroup_parent
+        self._cpu_period_us = cpu_period_us
+        self._bridge_name = bridge
+        self._subnet = subnet
+        self._state_dir = state_dir
+        self._bridge: Bridge | None = None
+        self._bridge_unavailable: str | None = None
+        self._worker = NetnsThread()
+        self._live: set[NamespaceSandbox] = set()
+        self._closed = False
+        self._base_args = self._system_view(etc_entries, system_dirs)
+
+    @staticmethod
+    def _system_view(etc_entries: Sequence[str], system_dirs: Sequence[str]) -> list[str]:
+        """bwrap options exposing the host's system directories read-only (computed once)."""
+        # bwrap creates missing parent directories as 0700, which the sandbox user could not
+        # traverse: create them explicitly as 0755.
+        args: list[str] = ["--perms", "0755", "--dir", "/etc"]
+        for name in system_dirs:
+            path = Path("/", name)
+            if path.is_symlink():
+                args += ["--symlink", os.readlink(path), str(path)]
+            elif path.is_dir():
+                args += ["--ro-bind", str(path), str(path)]
+        for name in etc_entries:
+            path = Path("/etc", name)
+            if path.exists():
+                args += ["--ro-bind", str(path), str(path)]
+        return args
+
+    # -- SandboxFactory protocol ------------------------------------------------------------
+
+    async def create(self, spec: SandboxSpec) -> Sandbox:
+        if self._closed:
+            raise SandboxError("sandbox factory is closed")
+        sandbox_id = f"{spec.label}-{secrets.token_hex(6)}"
+        cgroups = SandboxCgroups(self._cgroup_root, self._cgroup_parent, sandbox_id, self._cpu_period_us)
+        sandbox = NamespaceSandbox(self, sandbox_id, spec, cgroups)
+        self._live.add(sandbox)
+        try:
+            await self._start(sandbox)
+        except BaseException:
+            # Includes cancellation: never leave a half-made sandbox behind.
+            await asyncio.shield(self._abort(sandbox))
+            raise
+        return sandbox
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.gather(*(s.destroy() for s in list(self._live)), return_exceptions=True)
+
+        def shared_teardown() -> None:
+            SandboxCgroups(self._cgroup_root, self._cgroup_parent, "-", None).remove_parents()
+            if self._bridge is not None:
+                self._bridge.teardown()
+                self._bridge.close()
+
+        try:
+            await asyncio.wrap_future(self._worker.submit(shared_teardown))
+        finally:
+            self._worker.close()
+
+    # -- creation steps ---------------------------------------------------------------------
+
+    async def _start(self, sandbox: NamespaceSandbox) -> None:
+        await asyncio.wrap_future(self._worker.submit(lambda: self._spawn(sandbox)))
+        assert sandbox._popen is not None
+        sandbox._watch_exit(sandbox._popen)
+        info = await _read_to_eof(sandbox._info_r)
+        try:
+            sandbox._pid = int(json.loads(info)["child-pid"])
+            sandbox._init_pidfd = os.pidfd_open(sandbox._pid)
+            await asyncio.wrap_future(self._worker.submit(lambda: self._enter(sandbox)))
+        except Exception as exc:
+            raise SandboxError(
+                f"sandbox {sandbox.id} failed to start: {exc!r}; bubblewrap said: "
+                f"{await self._failure_output(sandbox)}"
+            ) from exc
+        # Let bwrap exec the runtime: everything it needs is in place.
+        os.write(sandbox._block_w, b"1")
+        sandbox._close_setup_fds()
+
+    def _spawn(self, sandbox: NamespaceSandbox) -> None:
+        """Worker thread: cgroups, then bwrap, which stops at its --block-fd."""
+        spec = sandbox.spec
+        sandbox._cgroups.create(spec)
+        if spec.runtime_api_port is not None:
+            if spec.network == NetworkMode.HOST:
+                sandbox._socket = listen_tcp("127.0.0.1", 0)
+                sandbox._address = f"127.0.0.1:{sandbox._socket.getsockname()[1]}"
+            else:
+                sandbox._address = f"127.0.0.1:{spec.runtime_api_port}"
+        env = dict(spec.env)
+        if sandbox._address is not None:
+            env["AWS_LAMBDA_RUNTIME_API"] = sandbox._address
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        info_r, info_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        block_r, block_w = os.pipe2(os.O_CLOEXEC)
+        data = {
+            "/etc/passwd": (
+                "root:x:0:0:root:/root:/sbin/nologin\n"
+                f"sbx_user1051:x:{spec.uid}:{spec.gid}::/tmp:/sbin/nologin\n"
+                "nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n"
+            ),
+            "/etc/group": f"root:x:0:\nsbx_user1051:x:{spec.gid}:\nnogroup:x:65534:\n",
+            "/etc/hosts": f"127.0.0.1\tlocalhost {spec.hostname}\n::1\tlocalhost ip6-localhost\n",
+            "/etc/hostname": f"{spec.hostname}\n",
+        }
+        fds = [out_w, info_w, block_r]
+        try:
+            args = [
+                "--unshare-ipc",
+                "--unshare-pid",
+                "--unshare-uts",
+                "--hostname",
+                spec.hostname,
+                "--die-with-parent",
+                "--new-session",
+                "--info-fd",
+                str(info_w),
+                "--block-fd",
+                str(block_r),
+                "--clearenv",
+                *self._base_args,
+            ]
+            if spec.network != NetworkMode.HOST:
+                args.append("--unshare-net")
+            for path, content in data.items():
+                fd = _memfd(path, content.encode())
+                fds.append(fd)
+                args += ["--perms", "0644", "--ro-bind-data", str(fd), path]
+            for name, value in env.items():
+                args += ["--setenv", name, value]
+            args += ["--proc", "/proc", "--dev", "/dev"]
+            args += ["--perms", "1777", "--size", str(spec.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]
+            args += _mount_args(spec)
+            args += ["--chdir", spec.workdir, "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+            # Options go through a memfd, not argv: environment values may be secrets and
+            # /proc/<pid>/cmdline is world-readable.
+            args_fd = _memfd("bwrap-args", "\0".join(args).encode() + b"\0")
+            fds.append(args_fd)
+            command = [
+                self._setpriv,
+                f"--reuid={spec.uid}",
+                f"--regid={spec.gid}",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                "--",
+                *spec.argv,
+            ]
+            sandbox._popen = subprocess.Popen(
+                [self._bwrap, "--args", str(args_fd), "--", *command],
+                stdin=subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=out_w,
+                pass_fds=fds,
+                env={"PATH": _PATH},
+                start_new_session=True,
+            )
+        finally:
+            # The sandbox's ends of the pipes now live in bwrap only, so EOF means bwrap is gone.
+            for fd in fds:
+                os.close(fd)
+            sandbox._output, sandbox._info_r, sandbox._block_w = out_r, info_r, block_w
+
+    def _enter(self, sandbox: NamespaceSandbox) -> None:
+        """Worker thread: cgroups membership, network wiring, the Runtime API socket."""
+        spec = sandbox.spec
+        sandbox._cgroups.add(sandbox._pid)
+        if spec.network == NetworkMode.HOST:
+            return
+        if spec.network == NetworkMode.DEFAULT:
+            bridge = self._ensure_bridge()
+            if bridge is not None:
+                sandbox._lease = bridge.attach(sandbox.id, sandbox._pid)
+            else:
+                sandbox.network = NetworkMode.NONE
+        lease = sandbox._lease
+
+        def inside() -> socket.socket | None:
+            if lease is not None and self._bridge is not None:
+                self._bridge.configure_inside(lease)
+            if spec.runtime_api_port is None:
+                return None
+            return listen_tcp("127.0.0.1", spec.runtime_api_port, freebind=True)
+
+        sandbox._socket = self._worker.run_in(sandbox._init_pidfd, inside)
+
+    def _ensure_bridge(self) -> Bridge | None:
+        if self._bridge_unavailable is not None:
+            return None
+        if self._bridge is None:
+            self._bridge = Bridge(self._bridge_name, self._subnet, self._state_dir)
+        try:
+            self._bridge.ensure()
+        except SandboxUnavailable as exc:
+            detail = str(exc)
+            self._bridge_unavailable = detail
+            log.warning(
+                "NetworkMode.DEFAULT cannot get outbound access on this machine (%s); sandboxes "
+                "get a loopback-only network instead. Install nftables and run as root to fix.",
+                detail,
+            )
+            return None
+        return self._bridge
+
+    async def _failure_output(self, sandbox: NamespaceSandbox) -> str:
+        """What bwrap printed before dying (its errors go to the sandbox's output pipe)."""
+        if sandbox._init_pidfd >= 0:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(sandbox._init_pidfd, signal.SIGKILL)
+        elif sandbox._popen is not None:
+            sandbox._popen.kill()
+        if sandbox._exit is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(sandbox._exit), 5)
+        os.set_blocking(sandbox._output, False)
+        try:
+            text = os.read(sandbox._output, 65536).decode(errors="replace").strip()
+        except BlockingIOError:
+            text = ""
+        return text or "nothing"
+
+    async def _abort(self, sandbox: NamespaceSandbox) -> None:
+        """Undo a failed or cancelled create(), whatever stage it reached."""
+        # The worker runs jobs in order: once this no-op ran, _spawn/_enter are finished.
+        await asyncio.wrap_future(self._worker.submit(lambda: None))
+        if sandbox._popen is not None:
+            if sandbox._exit is None:
+                sandbox._watch_exit(sandbox._popen)
+            if sandbox._init_pidfd < 0 and sandbox._info_r >= 0:
+                # Learn the sandbox's pid before closing --block-fd: EOF there would let it run.
+                with contextlib.suppress(Exception):
+                    info = await asyncio.wait_for(_read_to_eof(sandbox._info_r), 2)
+                    sandbox._init_pidfd = os.pidfd_open(int(json.loads(info)["child-pid"]))
+            if sandbox._init_pidfd >= 0:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(sandbox._init_pidfd, signal.SIGKILL)
+            else:
+                sandbox._popen.kill()
+        sandbox._close_setup_fds()
+        try:
+            await sandbox.destroy()
+        finally:
+            if sandbox._output >= 0:
+                os.close(sandbox._output)
+                sandbox._output = -1

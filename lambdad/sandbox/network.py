@@ -1,0 +1,339 @@
+"""Sandbox networking: entering network namespaces, and the NATed host bridge.
+
+``NetnsThread`` is one dedicated thread that can briefly enter a sandbox's network
+namespace (``setns`` only affects the calling thread) to create the Runtime API listening
+socket and configure the sandbox's interface there. Sockets keep the namespace they were
+created in, so the host then ``accept()``s connections made inside the sandbox directly.
+
+``Bridge`` gives ``NetworkMode.DEFAULT`` sandboxes outbound access like a Lambda function
+outside a VPC: a veth pair per sandbox on the host bridge (an *isolated* bridge port, so
+sandboxes cannot reach each other), and an nftables table that masquerades their traffic
+and drops anything they address to the host itself. The bridge and the table are shared by
+every lambdad process on the machine: set-up and tear-down are serialised with a lock file
+and the last one out removes them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import ctypes
+import errno
+import fcntl
+import ipaddress
+import logging
+import os
+import random
+import shutil
+import socket
+import subprocess
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import TypeVar
+
+from lambdad.sandbox.api import SandboxUnavailable
+from lambdad.sandbox.netlink import Rtnl
+
+__all__ = ["Bridge", "Lease", "NetnsThread", "listen_tcp"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int, nstype: int) -> None:
+    # os.setns only exists from Python 3.12.
+    if _libc.setns(fd, nstype) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
+
+
+def listen_tcp(host: str, port: int, *, freebind: bool = False) -> socket.socket:
+    """A listening TCP socket in the current thread's network namespace.
+
+    ``freebind`` allows binding an address not (yet) configured: in a fresh sandbox netns,
+    bubblewrap brings loopback up concurrently with us, and the socket must not depend on
+    who wins. Connections to the address are accepted once it exists.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if freebind:
+            sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class NetnsThread:
+    """A single worker thread that runs blocking sandbox plumbing, in the host netns or a sandbox's.
+
+    Sandboxes are also spawned from this thread: ``--die-with-parent`` (PR_SET_PDEATHSIG)
+    fires when the *thread* that forked bubblewrap exits, so it must be one that lives as
+    long as the factory.
+    """
+
+    def __init__(self) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambdad-netns")
+        self._host_ns = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        self._broken = False
+
+    def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
+        """Run ``fn`` on the worker thread, in the host network namespace."""
+        return self._pool.submit(fn)
+
+    def run_in(self, pidfd: int, fn: Callable[[], T]) -> T:
+        """Run ``fn`` inside the network namespace of process ``pidfd``. Worker thread only."""
+        if self._broken:
+            raise OSError(errno.EIO, "netns worker thread is stuck in a foreign namespace")
+        _setns(pidfd, CLONE_NEWNET)
+        try:
+            return fn()
+        finally:
+            try:
+                _setns(self._host_ns, CLONE_NEWNET)
+            except OSError:
+                # Never run host work in a sandbox's namespace: refuse everything from now on.
+                self._broken = True
+                log.critical("cannot return the netns worker thread to the host namespace")
+                raise
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        os.close(self._host_ns)
+
+
+class Lease:
+    """One sandbox's place on the bridge: its veth and IPv4 address."""
+
+    def __init__(self, veth: str, address: str, lease_file: Path) -> None:
+        self.veth = veth
+        self.address = address
+        self.lease_file = lease_file
+
+
+class Bridge:
+    """The shared host bridge + NAT for ``NetworkMode.DEFAULT``. All methods block: worker thread only."""
+
+    def __init__(self, name: str = "lambdad0", subnet: str = "10.213.0.0/16", state_dir: Path | None = None):
+        if len(name) > 15:
+            raise ValueError(f"bridge name too long: {name!r}")
+        self.name = name
+        self.network = ipaddress.IPv4Network(subnet)
+        self.gateway = str(self.network.network_address + 1)
+        self.state_dir = state_dir or Path("/run/lambdad")
+        self._lock_path = self.state_dir / f"{name}.lock"
+        self._ready = self.state_dir / f"{name}.ready"
+        self._leases = self.state_dir / f"{name}.leases"
+        # ip_forward is machine-wide and shared by every bridge: saved once, restored by the
+        # last bridge to go, under a lock common to all bridges.
+        self._forward_orig = self.state_dir / "ip_forward.orig"
+        self._forward_lock = self.state_dir / "ip_forward.lock"
+        self._rtnl: Rtnl | None = None
+        self.mtu = _uplink_mtu()
+
+    # -- shared set-up ---------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self, mode: int, path: Path | None = None) -> Iterator[None]:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path or self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, mode)
+            yield
+        finally:
+            os.close(fd)
+
+    def _host_rtnl(self) -> Rtnl:
+        if self._rtnl is None:
+            self._rtnl = Rtnl()
+        return self._rtnl
+
+    def _is_ready(self) -> bool:
+        return self._ready.exists() and Path(f"/sys/class/net/{self.name}").exists()
+
+    def _setup(self) -> None:
+        """Create the bridge, NAT rules and forwarding. Caller holds the exclusive lock."""
+        if self._is_ready():
+            return
+        nft = shutil.which("nft")
+        if nft is None:
+            raise SandboxUnavailable(
+                "NetworkMode.DEFAULT needs nftables for NAT: run 'apt-get install nftables' "
+                "(or use NetworkMode.NONE)"
+            )
+        subprocess.run([nft, "-f", "-"], input=self._ruleset(), text=True, check=True, capture_output=True)
+        rtnl = self._host_rtnl()
+        with suppress(FileExistsError):
+            rtnl.add_bridge(self.name, self.mtu)
+        # No IPv6 on the bridge: a link-local address would expose the host's services.
+        Path(f"/proc/sys/net/ipv6/conf/{self.name}/disable_ipv6").write_text("1")
+        with suppress(FileExistsError):
+            rtnl.add_address(socket.if_nametoindex(self.name), self.gateway, self.network.prefixlen)
+        rtnl.set_up(self.name)
+        self._leases.mkdir(exist_ok=True)
+        with self._locked(fcntl.LOCK_EX, self._forward_lock):
+            forward = Path("/proc/sys/net/ipv4/ip_forward")
+            if not self._forward_orig.exists():
+                self._forward_orig.write_text(forward.read_text())
+            # Sandboxes' packets must be routed out: this turns the host into a router, which
+            # is why the forward chain above only lets the bridge's own traffic through.
+            forward.write_text("1")
+            # Written under the same lock as the teardown's "any bridge left?" check.
+            self._ready.write_text(f"{os.getpid()}\n")
+        log.info("sandbox bridge %s up: %s via %s, NAT by nftables", self.name, self.network, self.gateway)
+
+    def _ruleset(self) -> str:
+        b, net = self.name, self.network
+        # "table …; delete table …; table … {…}" replaces the table atomically, whether or not
+        # a previous (crashed) lambdad left one behind.
+        return f"""
+table inet {b}
+delete table inet {b}
+table inet {b} {{
+  chain postrouting {{
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr {net} oifname != "{b}" masquerade
+  }}
+  chain forward {{
+    type filter hook forward priority filter; policy accept;
+    iifname "{b}" oifname "{b}" drop
+    iifname "{b}" ip daddr 169.254.0.0/16 drop
+    iifname "{b}" meta nfproto ipv4 accept
+    iifname "{b}" drop
+    oifname "{b}" ct state established,related accept
+    oifname "{b}" drop
+  }}
+  chain input {{
+    type filter hook input priority filter; policy accept;
+    iifname "{b}" ct state established,related accept
+    iifname "{b}" drop
+  }}
+}}
+"""
+
+    def teardown(self) -> bool:
+        """Remove bridge, rules and leases if no sandbox (of any process) is attached."""
+        with self._locked(fcntl.LOCK_EX):
+            ports = Path(f"/sys/class/net/{self.name}/brif")
+            if ports.exists() and any(ports.iterdir()):
+                return False
+            self._ready.unlink(missing_ok=True)
+            self._host_rtnl().delete_link(self.name)
+            nft = shutil.which("nft")
+            if nft is not None:
+                subprocess.run([nft, "delete", "table", "inet", self.name], capture_output=True, check=False)
+            with self._locked(fcntl.LOCK_EX, self._forward_lock):
+                others = list(self.state_dir.glob("*.ready"))
+                if not others and self._forward_orig.exists():
+                    Path("/proc/sys/net/ipv4/ip_forward").write_text(self._forward_orig.read_text())
+                    self._forward_orig.unlink()
+            shutil.rmtree(self._leases, ignore_errors=True)
+            log.info("sandbox bridge %s removed", self.name)
+            return True
+
+    def close(self) -> None:
+        if self._rtnl is not None:
+            self._rtnl.close()
+            self._rtnl = None
+
+    # -- per sandbox -----------------------------------------------------------------------
+
+    def attach(self, sandbox_id: str, pid: int) -> Lease:
+        """Give process ``pid``'s (fresh) netns an ``eth0`` on the bridge; returns its lease.
+
+        The caller then configures the inside with :meth:`configure_inside`, from within the
+        sandbox's namespace.
+        """
+        while True:
+            with self._locked(fcntl.LOCK_SH):
+                if self._is_ready():
+                    return self._attach(sandbox_id, pid)
+            self.ensure()
+
+    def ensure(self) -> None:
+        """Set up the bridge and NAT unless already done (by any process).
+
+        Raises :class:`SandboxUnavailable` if this machine cannot do it.
+        """
+        with self._locked(fcntl.LOCK_SH):
+            if self._is_ready():
+                return
+        with self._locked(fcntl.LOCK_EX):
+            try:
+                self._setup()
+            except subprocess.CalledProcessError as exc:
+                raise SandboxUnavailable(f"nft failed: {exc.stderr.strip()}") from exc
+            except OSError as exc:
+                raise SandboxUnavailable(f"cannot set up bridge {self.name}: {exc}") from exc
+
+    def _attach(self, sandbox_id: str, pid: int) -> Lease:
+        lease = self._allocate(sandbox_id)
+        try:
+            rtnl = self._host_rtnl()
+            master = int(Path(f"/sys/class/net/{self.name}/ifindex").read_text())
+            rtnl.add_veth_into(lease.veth, self.mtu, master, "eth0", pid)
+            rtnl.isolate_bridge_port(lease.veth)
+            rtnl.set_up(lease.veth)
+        except BaseException:
+            self.detach(lease)
+            raise
+        return lease
+
+    def configure_inside(self, lease: Lease) -> None:
+        """Address, link and default route for ``eth0``; the current thread must be in the sandbox's netns."""
+        with Rtnl() as rtnl:
+            index = socket.if_nametoindex("eth0")
+            rtnl.add_address(index, lease.address, self.network.prefixlen)
+            rtnl.set_up("eth0")
+            rtnl.add_default_route(self.gateway, index)
+
+    def detach(self, lease: Lease) -> None:
+        """Delete the veth pair and free the address. Idempotent; callable from any thread.
+
+        Deleting a veth takes ~20 ms (the kernel waits for RCU grace periods), so it runs
+        off the worker thread, on its own netlink socket, not to hold up sandbox creation.
+        """
+        with Rtnl() as rtnl:
+            rtnl.delete_link(lease.veth)
+        lease.lease_file.unlink(missing_ok=True)
+
+    def _allocate(self, sandbox_id: str) -> Lease:
+        hosts = self.network.num_addresses - 3  # network, gateway, broadcast
+        for _ in range(64):
+            offset = random.randrange(hosts) + 2
+            address = str(self.network.network_address + offset)
+            path = self._leases / address
+            try:
+                # O_EXCL makes the lease file the allocation: safe across processes.
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            except FileExistsError:
+                continue
+            os.write(fd, f"{os.getpid()} {sandbox_id}\n".encode())
+            os.close(fd)
+            # The veth name must be unique machine-wide and at most 15 bytes: derive it from
+            # the bridge and the address, which is unique on it.
+            tag = zlib.crc32(self.name.encode()) & 0xFF
+            return Lease(f"lbd{tag:02x}{offset:06x}", address, path)
+        raise OSError(errno.EADDRNOTAVAIL, f"no free address in {self.network}")
+
+
+def _uplink_mtu() -> int:
+    """MTU of the default route's interface, so sandboxes never send oversized packets."""
+    try:
+        for line in Path("/proc/net/route").read_text().splitlines()[1:]:
+            fields = line.split()
+            if len(fields) > 2 and fields[1] == "00000000":
+                return min(1500, int(Path(f"/sys/class/net/{fields[0]}/mtu").read_text()))
+    except (OSError, ValueError):
+        pass
+    return 1500

@@ -1,0 +1,33 @@
+"""Who hears that a function changed: caches and the environment pool subscribe; writers notify."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+ChangeListener = Callable[[str, str, str], None]  # (region, function name, what changed)
+
+CODE_OR_CONFIGURATION = "function"
+CONCURRENCY = "concurrency"
+
+
+class FunctionChanges:
+    """A list of listeners called after every committed change to a function (from any thread)."""
+
+    def __init__(self) -> None:
+        self._listeners: list[ChangeListener] = []
+
+    def subscribe(self, listener: ChangeListener) -> None:
+        """Call ``listener(region, name, what)`` after each change (``what``: CODE_OR_CONFIGURATION or
+        CONCURRENCY)."""
+        self._listeners.append(listener)
+
+    def notify(self, region: str, name: str, what: str = CODE_OR_CONFIGURATION) -> None:
+        """Tell every listener; one failing listener does not stop the others."""
+        for listener in self._listeners:
+            try:
+                listener(region, name, what)
+            except Exception:
+                log.exception("a function-change listener failed for %s", name)

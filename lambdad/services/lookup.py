@@ -1,0 +1,76 @@
+"""Reading what an invocation needs about a function, from memory when nothing has changed.
+
+The invoke path must not pay a database round trip per request; the control plane must never serve a
+stale configuration. Entries are dropped on every change (``FunctionChanges``); a per-function
+generation stops a read that raced a change from caching what it read.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from lambdad.errors import ResourceNotFoundException
+from lambdad.models import LATEST, FunctionVersion, Scope
+from lambdad.services.changes import FunctionChanges
+from lambdad.services.functions import resolve
+from lambdad.store import Database
+from lambdad.store import functions as records
+
+
+@dataclass(frozen=True)
+class RunnableFunction:
+    """A version to run, with the concurrency settings that gate it."""
+
+    version: FunctionVersion
+    reserved_concurrency: int | None
+    total_reserved: int
+
+
+class FunctionLookup:
+    """Cached reads of function versions and reservations, keyed by (region, name, qualifier)."""
+
+    def __init__(self, database: Database, changes: FunctionChanges) -> None:
+        self._database = database
+        self._entries: dict[tuple[str, str, str], RunnableFunction] = {}
+        self._generations: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+        changes.subscribe(self.invalidate)
+
+    def cached(self, scope: Scope, function_name: str, qualifier: str | None) -> RunnableFunction | None:
+        """The entry if it is in memory (no I/O: safe on the event loop)."""
+        try:
+            name, resolved = resolve(scope, function_name, qualifier)
+        except Exception:
+            return None
+        return self._entries.get((scope.region, name, resolved or LATEST))
+
+    def load(self, scope: Scope, function_name: str, qualifier: str | None) -> RunnableFunction:
+        """Read from the store (blocking: call from a worker thread) and remember it."""
+        name, resolved = resolve(scope, function_name, qualifier)
+        key = (scope.region, name, resolved or LATEST)
+        with self._lock:
+            generation = self._generations.get((scope.region, name), 0)
+        with self._database.read() as connection:
+            version = records.get_version(connection, scope.region, name, resolved or LATEST)
+            if version is None:
+                raise ResourceNotFoundException(
+                    f"Function not found: {scope.function_arn(name, resolved or LATEST)}"
+                )
+            entry = RunnableFunction(
+                version,
+                records.get_reserved_concurrency(connection, scope.region, name),
+                records.total_reserved_concurrency(connection, scope.region),
+            )
+        with self._lock:
+            if self._generations.get((scope.region, name), 0) == generation:
+                self._entries[key] = entry
+        return entry
+
+    def invalidate(self, region: str, name: str, what: str = "") -> None:
+        """Forget a function (and every reservation total, which it may have changed)."""
+        with self._lock:
+            self._generations[(region, name)] = self._generations.get((region, name), 0) + 1
+            # Another function's reservation changes every total in the region: drop the region.
+            for key in [k for k in self._entries if k[0] == region]:
+                del self._entries[key]

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -21,6 +22,7 @@ from lambdad.api import CodeLinks, LambdaApi, Services, operation_table
 from lambdad.api.code_links import PATH_PREFIX, download_endpoint
 from lambdad.api.throttle import RateLimiter
 from lambdad.invocation import ConcurrencyLimiter, EnvironmentPool, EventQueue, ImageBuilder, Invoker
+from lambdad.invocation.pool import environment_maker
 from lambdad.models import Scope
 from lambdad.observability.logs import LogStore
 from lambdad.sandbox import NetworkMode, SandboxFactory, create_factory
@@ -50,6 +52,7 @@ class Platform:
     sandboxes: SandboxFactory
     pool: EnvironmentPool
     services: Services
+    lambda_api: InSandboxLambdaApi
 
     @classmethod
     def open(cls, settings: Settings) -> Platform:
@@ -77,18 +80,25 @@ class Platform:
         changes = FunctionChanges()
         activator = Activator(database, changes, images.prepare)
         lookup = FunctionLookup(database, changes)
-        pool = EnvironmentPool(sandboxes, LogStore(settings.logs_dir), settings.idle_timeout)
+        lambda_api = InSandboxLambdaApi()
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        maker = environment_maker(
+            sandboxes, LogStore(settings.logs_dir), lambda_api, f"http://{host}:{settings.port}"
+        )
+        pool = EnvironmentPool(maker, settings.idle_timeout)
         invoker = Invoker(lookup, images, pool, ConcurrencyLimiter(settings.concurrency_limit))
         services = Services(
             functions=FunctionService(database, code_store, activator, changes, settings.code_storage_limit),
-            tags=TagService(database),
+            tags=TagService(database, changes),
             account=AccountService(database, settings.code_storage_limit, settings.concurrency_limit),
             concurrency=ConcurrencyService(database, changes, settings.concurrency_limit),
             code_links=CodeLinks(_server_secret(settings.data_dir)),
             invoker=invoker,
             events=EventQueue(invoker, settings.async_retry_delays),
         )
-        platform = cls(settings, database, code_store, activator, changes, sandboxes, pool, services)
+        platform = cls(
+            settings, database, code_store, activator, changes, sandboxes, pool, services, lambda_api
+        )
         resumed = activator.recover()
         if resumed:
             log.info("settling %d function(s) left pending by the previous run", resumed)
@@ -109,6 +119,7 @@ class Platform:
         await self.services.events.close()
         await self.pool.close()
         await self.sandboxes.close()
+        await self.lambda_api.close()
         self.activator.close()
         self.database.dispose()
 
@@ -137,7 +148,7 @@ def create_app(settings: Settings) -> Starlette:
     lambda_api = LambdaApi(
         operation_table(), platform.services, settings.account_id, settings.region, throttle
     )
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/health", health),
             Route(
@@ -148,6 +159,33 @@ def create_app(settings: Settings) -> Starlette:
         ],
         lifespan=lifespan,
     )
+    platform.lambda_api.serve(app)
+    return app
+
+
+class InSandboxLambdaApi:
+    """The Lambda API as functions reach it (``AWS_ENDPOINT_URL_LAMBDA``): requests arriving on a
+    sandbox's own Runtime API socket are answered by this server's app in-process, so a function can
+    invoke another while lambdad's port stays unreachable from sandboxes."""
+
+    def __init__(self) -> None:
+        self._client: httpx.AsyncClient | None = None
+
+    def serve(self, app: Starlette) -> None:
+        self._client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:9001"
+        )
+
+    async def __call__(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        assert self._client is not None, "the app is made before any sandbox"
+        response = await self._client.request(method, target, headers=headers, content=body)
+        return response.status_code, list(response.headers.items()), response.content
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
 
 
 def _server_secret(data_dir: Path) -> bytes:

@@ -25,6 +25,7 @@ from lambdad.environment.lifecycle import EnvironmentState, Lifecycle, Move
 from lambdad.observability.logs import LogStore, LogStream
 from lambdad.runtime_api import (
     ChannelClosed,
+    Forwarder,
     Invocation,
     InvocationResult,
     ResultKind,
@@ -32,7 +33,7 @@ from lambdad.runtime_api import (
     RuntimeChannel,
 )
 from lambdad.runtimes import launch_command, log_group_name, log_stream_name, standard_environment
-from lambdad.sandbox import Mount, Sandbox, SandboxFactory, SandboxSpec
+from lambdad.sandbox import Mount, NetworkMode, Sandbox, SandboxFactory, SandboxSpec
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ class ExecutionEnvironment:
         logs: LogStore,
         *,
         initialization_type: str = "on-demand",
+        lambda_api: Forwarder | None = None,
+        lambda_endpoint: str | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.image = image
@@ -80,6 +83,10 @@ class ExecutionEnvironment:
         self.last_used = time.monotonic()
         self._factory = factory
         self._initialization_type = initialization_type
+        # The Lambda API, for functions that call it: served in-process on the sandbox's own Runtime API
+        # socket where the sandbox has its own network, else lambdad's own endpoint.
+        self._lambda_api = lambda_api
+        self._lambda_endpoint = lambda_endpoint
         self._stream_name = log_stream_name(image.version, instance_id=self.id)
         self._log: LogStream = logs.open_stream(log_group_name(image.function_name), self._stream_name)
         self._sandbox: Sandbox | None = None
@@ -162,6 +169,10 @@ class ExecutionEnvironment:
         )
         env.update(launch.env)
         env["PYTHONUNBUFFERED"] = "1"  # output reaches the log before the response does
+        own_network = self._factory.isolated and image.network is not NetworkMode.HOST
+        endpoint = "http://127.0.0.1:9001" if own_network and self._lambda_api else self._lambda_endpoint
+        if endpoint and "AWS_ENDPOINT_URL_LAMBDA" not in image.environment:
+            env["AWS_ENDPOINT_URL_LAMBDA"] = endpoint
         spec = SandboxSpec(
             argv=list(launch.argv),
             env=env,
@@ -177,7 +188,7 @@ class ExecutionEnvironment:
         self._output_fd = self._sandbox.output
         os.set_blocking(self._output_fd, False)
         loop.add_reader(self._output_fd, self._drain_output)
-        self._server = RuntimeApiServer(self._channel)
+        self._server = RuntimeApiServer(self._channel, self._lambda_api)
         socket_ = self._sandbox.runtime_api_socket
         assert socket_ is not None
         self._tasks.append(loop.create_task(self._server.serve(socket_)))

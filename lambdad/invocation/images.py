@@ -50,8 +50,9 @@ class ImageBuilder:
         if version.runtime:
             self._runtime_dir(version.runtime)
 
-    def image_for(self, scope: Scope, version: FunctionVersion) -> FunctionImage:
-        """The image of a prepared version (prepares it first if needed, e.g. after a restart)."""
+    def image_for(self, scope: Scope, version: FunctionVersion, network: str | None = None) -> FunctionImage:
+        """The image of a prepared version (prepares it first if needed, e.g. after a restart), in the
+        network mode given, else the server's default."""
         assert version.runtime and version.handler, "a Zip function always has both"
         code_dir = self.unpack(version.code.sha256_hex)
         return FunctionImage(
@@ -68,7 +69,7 @@ class ImageBuilder:
             runtime_dir=self._runtime_dir(version.runtime),
             interpreter=self._interpreter(version.runtime),
             environment=dict(version.environment),
-            network=self._network,
+            network=NetworkMode(network) if network else self._network,
         )
 
     def unpack(self, sha256_hex: str) -> Path:

@@ -52,7 +52,7 @@ class Invoker:
         self._images = images
         self._pool = pool
         self._limiter = limiter
-        self._image_cache: dict[tuple[str, str, str, str], FunctionImage] = {}
+        self._image_cache: dict[tuple[str, str, str, str, str], FunctionImage] = {}
 
     async def find(self, scope: Scope, function_name: str, qualifier: str | None) -> RunnableFunction:
         """The function to run; AWS's errors if it is missing or cannot run yet."""
@@ -109,10 +109,10 @@ class Invoker:
         # Building an image may unpack code or install a runtime (after a restart): a worker thread's job,
         # once per revision.
         version = runnable.version
-        key = (scope.region, version.name, version.version, version.revision_id)
+        key = (scope.region, version.name, version.version, version.revision_id, runnable.network or "")
         image = self._image_cache.get(key)
         if image is None:
-            image = await anyio.to_thread.run_sync(self._images.image_for, scope, version)
+            image = await anyio.to_thread.run_sync(self._images.image_for, scope, version, runnable.network)
             self._image_cache = {k: v for k, v in self._image_cache.items() if k[:3] != key[:3]}
             self._image_cache[key] = image
         return image

@@ -17,19 +17,33 @@ from collections.abc import Callable
 
 from lambdad.environment import ExecutionEnvironment, FunctionImage
 from lambdad.observability.logs import LogStore
+from lambdad.runtime_api import Forwarder
 from lambdad.sandbox import SandboxFactory
 
 log = logging.getLogger(__name__)
 
 PoolListener = Callable[[str, ExecutionEnvironment], None]  # (event, environment)
+EnvironmentMaker = Callable[[FunctionImage], ExecutionEnvironment]
+
+
+def environment_maker(
+    factory: SandboxFactory,
+    logs: LogStore,
+    lambda_api: Forwarder | None = None,
+    lambda_endpoint: str | None = None,
+) -> EnvironmentMaker:
+    """Environments in sandboxes from ``factory``, logging to ``logs``, reaching the Lambda API through
+    ``lambda_api`` (in their sandbox) or at ``lambda_endpoint``."""
+    return lambda image: ExecutionEnvironment(
+        image, factory, logs, lambda_api=lambda_api, lambda_endpoint=lambda_endpoint
+    )
 
 
 class EnvironmentPool:
     """All execution environments of one server."""
 
-    def __init__(self, factory: SandboxFactory, logs: LogStore, idle_timeout_s: float = 300) -> None:
-        self._factory = factory
-        self._logs = logs
+    def __init__(self, make_environment: EnvironmentMaker, idle_timeout_s: float = 300) -> None:
+        self._make_environment = make_environment
         self.idle_timeout_s = idle_timeout_s
         self._idle: dict[str, list[ExecutionEnvironment]] = defaultdict(list)  # by function ARN
         self._busy: set[ExecutionEnvironment] = set()
@@ -62,7 +76,7 @@ class EnvironmentPool:
                 self._notify("reused", environment)
                 return environment
             self._stop(environment)
-        environment = ExecutionEnvironment(image, self._factory, self._logs)
+        environment = self._make_environment(image)
         self._busy.add(environment)
         try:
             await environment.start()

@@ -22,7 +22,7 @@ from lambdad.runtime_api.model import (
     ResponseStream,
     ResultKind,
 )
-from lambdad.runtime_api.server import RuntimeApiServer
+from lambdad.runtime_api.server import Forwarder, RuntimeApiServer
 from lambdad.runtime_api.states import TRANSITIONS, IllegalTransition, Move, State, step
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "ApiError",
     "ChannelBusy",
     "ChannelClosed",
+    "Forwarder",
     "IllegalTransition",
     "Invocation",
     "InvocationResult",

@@ -14,8 +14,9 @@ import base64
 import binascii
 import functools
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
+from typing import Any
 
 import httptools
 
@@ -43,6 +44,10 @@ _TEXT = b"Content-Type: text/plain; charset=utf-8\r\n"
 _NOT_FOUND = b"404 page not found\n"
 _STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
 _UNSAFE = bytes.maketrans(b"\r\n", b"  ")
+
+# Requests outside the Runtime API (the Lambda API a function calls through AWS_ENDPOINT_URL_LAMBDA) are
+# handed to the forwarder: (method, path with query, lower-cased headers, body) -> (status, headers, body).
+Forwarder = Callable[[str, str, dict[str, str], bytes], Awaitable[tuple[int, list[tuple[str, str]], bytes]]]
 
 
 class _Request:
@@ -172,7 +177,7 @@ class _Connection(asyncio.Protocol):
         """Pick the handler; checks that must precede the body (request id, state) happen here."""
         path = request.url.split(b"?", 1)[0]
         if not path.startswith(PREFIX):
-            return self._not_found
+            return self._forward if self._server.forward is not None else self._not_found
         route = path[len(PREFIX) :]
         if route == b"invocation/next":
             return self._next if request.method == b"GET" else self._not_allowed
@@ -188,6 +193,31 @@ class _Connection(asyncio.Protocol):
                 return self._error
             return self._start_response(request, request_id)
         return self._not_found
+
+    def _forward(self, request: _Request) -> None:
+        forward = self._server.forward
+        assert forward is not None
+        if request.size > len(request.body):
+            self._write(413, b'{"message":"Request too large for the in-sandbox Lambda endpoint"}', _JSON)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers.items()}
+        call = forward(request.method.decode(), request.url.decode("latin-1"), headers, bytes(request.body))
+        task = asyncio.ensure_future(call)
+        self._server.track(task)
+
+        def answer(done: asyncio.Future[tuple[int, list[tuple[str, str]], bytes]]) -> None:
+            if done.cancelled() or done.exception() is not None:
+                self._write(500, b'{"message":"lambdad failed to forward the request"}', _JSON)
+                return
+            status, response_headers, body = done.result()
+            raw = b"".join(
+                b"%s: %s\r\n" % (k.encode("latin-1"), v.encode("latin-1").translate(_UNSAFE))
+                for k, v in response_headers
+                if k.lower() not in ("content-length", "connection", "transfer-encoding")
+            )
+            self._write(status, body, raw)
+
+        task.add_done_callback(answer)
 
     def _not_found(self, request: _Request) -> None:
         self._write(404, _NOT_FOUND, _TEXT)
@@ -290,10 +320,17 @@ class _Connection(asyncio.Protocol):
 class RuntimeApiServer:
     """Serves one environment's Runtime API; every call goes through ``channel``."""
 
-    def __init__(self, channel: RuntimeChannel) -> None:
+    def __init__(self, channel: RuntimeChannel, forward: Forwarder | None = None) -> None:
         self.channel = channel
+        self.forward = forward
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[_Connection] = set()
+        self._forwarding: set[asyncio.Future[Any]] = set()
+
+    def track(self, task: asyncio.Future[Any]) -> None:
+        """Keep a forwarded request's task alive until it ends (and cancel it at close)."""
+        self._forwarding.add(task)
+        task.add_done_callback(self._forwarding.discard)
 
     async def serve(self, sock: socket.socket) -> None:
         """Serve HTTP on ``sock`` (a listening TCP or Unix socket) until ``close()`` or cancellation."""
@@ -317,6 +354,8 @@ class RuntimeApiServer:
             self._server.close()
         for connection in list(self._connections):
             connection.close()
+        for task in list(self._forwarding):
+            task.cancel()
 
 
 def _event_headers(invocation: Invocation) -> bytes:

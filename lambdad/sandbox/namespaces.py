@@ -35,47 +35,24 @@ import signal
 import socket
 import subprocess
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from lambdad.sandbox.api import NetworkMode, Sandbox, SandboxError, SandboxSpec, SandboxUnavailable
+from lambdad.sandbox.bwrap import (
+    ETC_ENTRIES,
+    HOST_PATH,
+    SYSTEM_DIRS,
+    identity_files,
+    memfd,
+    mount_args,
+    system_view,
+)
 from lambdad.sandbox.cgroups import CgroupStats, SandboxCgroups, check_cgroups_v1
 from lambdad.sandbox.network import Bridge, Lease, NetnsThread, listen_tcp
 
 __all__ = ["NamespaceSandbox", "NamespaceSandboxFactory"]
 
 log = logging.getLogger(__name__)
-
-#: Host /etc entries a runtime may need (TLS roots, DNS, dynamic linker cache, time zones).
-ETC_ENTRIES = (
-    "resolv.conf",
-    "nsswitch.conf",
-    "host.conf",
-    "gai.conf",
-    "services",
-    "protocols",
-    "ssl",
-    "ca-certificates",
-    "ca-certificates.conf",
-    "pki",
-    "ld.so.cache",
-    "ld.so.conf",
-    "ld.so.conf.d",
-    "localtime",
-    "timezone",
-    "alternatives",
-    "mime.types",
-    "os-release",
-)
-#: Top-level system directories. On merged-/usr systems most are symlinks into /usr.
-SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
-_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def _memfd(name: str, data: bytes) -> int:
-    fd = os.memfd_create(name, os.MFD_CLOEXEC)
-    os.write(fd, data)
-    os.lseek(fd, 0, os.SEEK_SET)
-    return fd
 
 
 async def _read_to_eof(fd: int) -> bytes:
@@ -103,27 +80,6 @@ async def _read_to_eof(fd: int) -> bytes:
     finally:
         loop.remove_reader(fd)
     return b"".join(chunks)
-
-
-def _mount_args(spec: SandboxSpec) -> list[str]:
-    """bwrap options for the spec's mounts: outer mounts first, parents created 0755."""
-    mounts = sorted(spec.mounts, key=lambda m: PurePosixPath(m.target).parts)
-    targets = [PurePosixPath(m.target) for m in mounts]
-    reserved = [PurePosixPath(p) for p in ("/etc", "/tmp", "/proc", "/dev")]
-    parents: set[PurePosixPath] = set()
-    for target in targets:
-        for parent in target.parents:
-            if parent.parent == parent or parent in reserved:
-                continue
-            # Inside another mount the directory must come from that mount's source.
-            if not any(parent == t or t in parent.parents for t in targets if t != target):
-                parents.add(parent)
-    args: list[str] = []
-    for parent in sorted(parents, key=lambda p: len(p.parts)):
-        args += ["--perms", "0755", "--dir", str(parent)]
-    for mount in mounts:
-        args += ["--ro-bind" if mount.read_only else "--bind", str(mount.source), mount.target]
-    return args
 
 
 def _status(returncode: int) -> int:
@@ -346,25 +302,7 @@ class NamespaceSandboxFactory:
         self._worker = NetnsThread()
         self._live: set[NamespaceSandbox] = set()
         self._closed = False
-        self._base_args = self._system_view(etc_entries, system_dirs)
-
-    @staticmethod
-    def _system_view(etc_entries: Sequence[str], system_dirs: Sequence[str]) -> list[str]:
-        """bwrap options exposing the host's system directories read-only (computed once)."""
-        # bwrap creates missing parent directories as 0700, which the sandbox user could not
-        # traverse: create them explicitly as 0755.
-        args: list[str] = ["--perms", "0755", "--dir", "/etc"]
-        for name in system_dirs:
-            path = Path("/", name)
-            if path.is_symlink():
-                args += ["--symlink", os.readlink(path), str(path)]
-            elif path.is_dir():
-                args += ["--ro-bind", str(path), str(path)]
-        for name in etc_entries:
-            path = Path("/etc", name)
-            if path.exists():
-                args += ["--ro-bind", str(path), str(path)]
-        return args
+        self._base_args = system_view(etc_entries, system_dirs)
 
     # -- SandboxFactory protocol ------------------------------------------------------------
 
@@ -436,16 +374,6 @@ class NamespaceSandboxFactory:
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         info_r, info_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         block_r, block_w = os.pipe2(os.O_CLOEXEC)
-        data = {
-            "/etc/passwd": (
-                "root:x:0:0:root:/root:/sbin/nologin\n"
-                f"sbx_user1051:x:{spec.uid}:{spec.gid}::/tmp:/sbin/nologin\n"
-                "nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n"
-            ),
-            "/etc/group": f"root:x:0:\nsbx_user1051:x:{spec.gid}:\nnogroup:x:65534:\n",
-            "/etc/hosts": f"127.0.0.1\tlocalhost {spec.hostname}\n::1\tlocalhost ip6-localhost\n",
-            "/etc/hostname": f"{spec.hostname}\n",
-        }
         fds = [out_w, info_w, block_r]
         try:
             args = [
@@ -465,19 +393,19 @@ class NamespaceSandboxFactory:
             ]
             if spec.network != NetworkMode.HOST:
                 args.append("--unshare-net")
-            for path, content in data.items():
-                fd = _memfd(path, content.encode())
+            for path, content in identity_files(spec).items():
+                fd = memfd(path, content.encode())
                 fds.append(fd)
                 args += ["--perms", "0644", "--ro-bind-data", str(fd), path]
             for name, value in env.items():
                 args += ["--setenv", name, value]
             args += ["--proc", "/proc", "--dev", "/dev"]
             args += ["--perms", "1777", "--size", str(spec.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]
-            args += _mount_args(spec)
+            args += mount_args(spec)
             args += ["--chdir", spec.workdir, "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
             # Options go through a memfd, not argv: environment values may be secrets and
             # /proc/<pid>/cmdline is world-readable.
-            args_fd = _memfd("bwrap-args", "\0".join(args).encode() + b"\0")
+            args_fd = memfd("bwrap-args", "\0".join(args).encode() + b"\0")
             fds.append(args_fd)
             command = [
                 self._setpriv,
@@ -495,7 +423,7 @@ class NamespaceSandboxFactory:
                 stdout=out_w,
                 stderr=out_w,
                 pass_fds=fds,
-                env={"PATH": _PATH},
+                env={"PATH": HOST_PATH},
                 start_new_session=True,
             )
         finally:

@@ -34,6 +34,7 @@ from lambdad.services.activation import Activator
 from lambdad.services.changes import FunctionChanges
 from lambdad.services.code import unzipped_size
 from lambdad.services.configuration import check_complete, configure
+from lambdad.services.tags import check_lambdad_tags
 from lambdad.store import CodeStore, Database
 from lambdad.store import functions as records
 from lambdad.store import tags as tag_records
@@ -134,6 +135,7 @@ class FunctionService:
             )
         if tags is not None and len(tags) > limits.TAGS_MAX:
             raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")
+        check_lambdad_tags(tags or {})
         zip_bytes = _zip_from(params["Code"])
         package = self._check_package(zip_bytes)
         blank = FunctionVersion(

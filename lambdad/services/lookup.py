@@ -14,8 +14,10 @@ from lambdad.errors import ResourceNotFoundException
 from lambdad.models import LATEST, FunctionVersion, Scope
 from lambdad.services.changes import FunctionChanges
 from lambdad.services.functions import resolve
+from lambdad.services.tags import NETWORK_TAG
 from lambdad.store import Database
 from lambdad.store import functions as records
+from lambdad.store import tags as tag_records
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class RunnableFunction:
     version: FunctionVersion
     reserved_concurrency: int | None
     total_reserved: int
+    network: str | None = None  # the ``lambdad:network`` tag
 
 
 class FunctionLookup:
@@ -61,6 +64,7 @@ class FunctionLookup:
                 version,
                 records.get_reserved_concurrency(connection, scope.region, name),
                 records.total_reserved_concurrency(connection, scope.region),
+                tag_records.get_tags(connection, scope.function_arn(name)).get(NETWORK_TAG),
             )
         with self._lock:
             if self._generations.get((scope.region, name), 0) == generation:

@@ -7,6 +7,7 @@ from sqlalchemy import Connection
 from lambdad.errors import InvalidParameterValueException, ResourceNotFoundException
 from lambdad.models import Scope, parse_function_ref
 from lambdad.services import limits
+from lambdad.services.changes import FunctionChanges
 from lambdad.store import Database
 from lambdad.store import functions as function_records
 from lambdad.store import tags as tag_records
@@ -14,11 +15,29 @@ from lambdad.store import tags as tag_records
 _QUALIFIED = "Tags on function aliases and versions are not supported. Please specify a function ARN."
 
 
-class TagService:
-    """Tags keyed by resource ARN; only functions are taggable so far."""
+NETWORK_TAG = "lambdad:network"
+NETWORK_MODES = ("default", "none", "host")
 
-    def __init__(self, database: Database) -> None:
+
+def check_lambdad_tags(tags: dict[str, str]) -> None:
+    """Tags that configure lambdad itself must hold values it understands."""
+    mode = tags.get(NETWORK_TAG)
+    if mode is not None and mode not in NETWORK_MODES:
+        raise InvalidParameterValueException(
+            f"Tag {NETWORK_TAG} must be one of {', '.join(NETWORK_MODES)}, not {mode!r}."
+        )
+
+
+class TagService:
+    """Tags keyed by resource ARN; only functions are taggable so far.
+
+    One tag configures lambdad: ``lambdad:network`` (default, none or host) chooses the network of the
+    function's sandboxes, since AWS's API has no member for it.
+    """
+
+    def __init__(self, database: Database, changes: FunctionChanges) -> None:
         self._database = database
+        self._changes = changes
 
     def get(self, scope: Scope, resource: str) -> dict[str, str]:
         """A resource's tags."""
@@ -30,18 +49,25 @@ class TagService:
         """Add or overwrite tags."""
         if not tags:
             raise InvalidParameterValueException("An error occurred and the request cannot be processed.")
+        check_lambdad_tags(tags)
         with self._database.write() as connection:
             arn = self._existing_function_arn(connection, scope, resource)
             merged = {**tag_records.get_tags(connection, arn), **tags}
             if len(merged) > limits.TAGS_MAX:
                 raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")
             tag_records.put_tags(connection, arn, tags)
+        self._notify(arn)
 
     def untag(self, scope: Scope, resource: str, keys: list[str]) -> None:
         """Remove tags; keys that are not there are ignored."""
         with self._database.write() as connection:
             arn = self._existing_function_arn(connection, scope, resource)
             tag_records.remove_tags(connection, arn, keys)
+        self._notify(arn)
+
+    def _notify(self, arn: str) -> None:
+        _, _, _, region, _, _, name = arn.split(":", 6)
+        self._changes.notify(region, name)
 
     def _existing_function_arn(self, connection: Connection, scope: Scope, resource: str) -> str:
         ref = parse_function_ref(resource)

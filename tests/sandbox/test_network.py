@@ -233,10 +233,12 @@ def test_each_sandbox_has_its_own_port_9001_and_address(ns_factory: NamespaceSan
     asyncio.run(scenario())
 
 
-def test_factory_close_removes_bridge_nat_rules_and_cgroup_parents(code_dir: Path):
-    tag = uuid.uuid4().hex[:6]
-    bridge, parent = f"lbdt{tag}", f"lambdad-t{tag}"
-    subnet = f"10.214.{int(tag[:2], 16)}.0/24"
+def test_factory_close_removes_bridge_nat_rules_and_cgroup_parents(code_dir: Path, worker_id: str):
+    # A bridge and cgroup parent of this test's own (one per xdist worker, so the names stay
+    # few: the bridge's lock file in /run/lambdad is deliberately never deleted).
+    number = 0 if worker_id == "master" else int(worker_id.removeprefix("gw")) + 1
+    bridge, parent = f"lbdtest{number}", f"lambdad-test{number}-{uuid.uuid4().hex[:6]}"
+    subnet = f"10.214.{number}.0/24"
     try:
         factory = NamespaceSandboxFactory(bridge=bridge, subnet=subnet, cgroup_parent=parent)
     except Exception as exc:  # SandboxUnavailable

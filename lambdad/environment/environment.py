@@ -135,6 +135,8 @@ class ExecutionEnvironment:
             log.warning("starting an environment for %s failed: %s", self.image.function_arn, error)
             self._init_error = _init_failure(getattr(error, "error_type", "Runtime.Unknown"), str(error))
         self._init_duration_ms = (time.monotonic() - started) * 1000
+        if self._sandbox is not None:
+            self._sandbox.end_cpu_boost()
         self._drain_output()
         if self._init_error is not None:
             error_type = self._init_error.error_type or "Runtime.Unknown"
@@ -181,6 +183,7 @@ class ExecutionEnvironment:
             tmp_mb=image.ephemeral_mb,
             network=image.network,
             label=f"fn-{image.function_name}"[:48],
+            cpu_boost=True,  # init runs at full speed; invocations get CPU in proportion to memory
         )
         loop = asyncio.get_running_loop()
         self._channel = RuntimeChannel()

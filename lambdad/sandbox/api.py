@@ -110,6 +110,9 @@ class SandboxSpec:
     hostname: str = "localhost"
     #: Human-readable tag used in sandbox ids, cgroup names and logs.
     label: str = "sandbox"
+    #: Start without the CPU quota (a function's init runs at full speed); ``end_cpu_boost()`` then
+    #: applies the share of ``memory_mb``.
+    cpu_boost: bool = False
 
     def __post_init__(self) -> None:
         if not self.argv:
@@ -200,6 +203,10 @@ class Sandbox(Protocol):
 
     def oom_killed(self) -> bool:
         """Whether the kernel killed a process in the sandbox for exceeding ``memory_mb``."""
+        ...
+
+    def end_cpu_boost(self) -> None:
+        """Apply the CPU quota of ``memory_mb`` (a no-op unless the spec asked for ``cpu_boost``)."""
         ...
 
     async def destroy(self) -> None:

@@ -87,10 +87,16 @@ class SandboxCgroups:
                 self._write(directory / "memory.swappiness", "0")
             elif controller == "cpu" and self._cpu_period_us is not None:
                 self._write(directory / "cpu.cfs_period_us", str(self._cpu_period_us))
-                quota = cpu_quota_us(spec.memory_mb, self._cpu_period_us)
+                quota = -1 if spec.cpu_boost else cpu_quota_us(spec.memory_mb, self._cpu_period_us)
                 self._write(directory / "cpu.cfs_quota_us", str(quota))
             elif controller == "pids":
                 self._write(directory / "pids.max", str(spec.pids_max))
+
+    def limit_cpu(self, memory_mb: int) -> None:
+        """Apply the CPU quota proportional to ``memory_mb`` (after a boosted start)."""
+        if self._cpu_period_us is not None:
+            quota = cpu_quota_us(memory_mb, self._cpu_period_us)
+            self._write(self.dirs["cpu"] / "cpu.cfs_quota_us", str(quota))
 
     def add(self, pid: int) -> None:
         """Move ``pid`` into every cgroup; its future children inherit them."""

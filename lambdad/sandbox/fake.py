@@ -54,6 +54,7 @@ class FakeSandbox:
         self._task: asyncio.Task[None] | None = None
         self.memory_peak = 0
         self.oom = False
+        self.cpu_boost_ended = False
         self.destroyed = False
 
     @property
@@ -134,6 +135,9 @@ class FakeSandbox:
 
     def memory_peak_bytes(self) -> int:
         return self.memory_peak
+
+    def end_cpu_boost(self) -> None:
+        self.cpu_boost_ended = True
 
     def oom_killed(self) -> bool:
         return self.oom

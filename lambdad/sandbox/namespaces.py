@@ -164,6 +164,11 @@ class NamespaceSandbox:
     def memory_peak_bytes(self) -> int:
         return self._cgroups.stats().memory_peak_bytes
 
+    def end_cpu_boost(self) -> None:
+        if self.spec.cpu_boost:
+            with contextlib.suppress(FileNotFoundError):  # already destroyed
+                self._cgroups.limit_cpu(self.spec.memory_mb)
+
     def oom_killed(self) -> bool:
         return self._cgroups.stats().oom_kills > 0
 

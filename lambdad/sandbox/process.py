@@ -156,6 +156,9 @@ class ProcessSandbox:
                     return int(line.split()[1]) * 1024
         return self._maxrss_kb * 1024
 
+    def end_cpu_boost(self) -> None:
+        """Nothing to do: the process implementation limits no CPU."""
+
     def oom_killed(self) -> bool:
         # No memory limit is enforced, so nothing is ever killed for exceeding it.
         return False

@@ -66,6 +66,9 @@ class SafeSandbox:
     def oom_killed(self) -> bool:
         return self.inner.oom_killed()
 
+    def end_cpu_boost(self) -> None:
+        self.inner.end_cpu_boost()
+
     async def destroy(self) -> None:
         # One teardown task shared by all callers; shielded so a cancelled caller cannot
         # interrupt it half-way.

@@ -274,3 +274,22 @@ def test_failed_create_reports_bubblewraps_error_and_cleans_up(
     with pytest.raises(SandboxError, match="/nonexistent/lambdad/code"):
         asyncio.run(ns_factory.create(spec))
     assert list(CGROUP_ROOT.glob(f"*/lambdad/{label}-*")) == []
+
+
+
+def test_cpu_boost_lifts_the_quota_until_it_ends(ns_factory: NamespaceSandboxFactory, code_dir: Path):
+    async def scenario() -> tuple[str, str]:
+        spec = py_spec("import time; time.sleep(5)", code_dir, memory_mb=128, cpu_boost=True)
+        sandbox = await ns_factory.create(spec)
+        try:
+            assert isinstance(sandbox, NamespaceSandbox)
+            quota = next(d for d in sandbox.cgroup_dirs() if d.parts[-3] == "cpu") / "cpu.cfs_quota_us"
+            during = quota.read_text().strip()
+            sandbox.end_cpu_boost()
+            return during, quota.read_text().strip()
+        finally:
+            await sandbox.destroy()
+
+    during, after = asyncio.run(scenario())
+    assert during == "-1"
+    assert int(after) == cpu_quota_us(128, 20_000)

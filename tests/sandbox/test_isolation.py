@@ -276,7 +276,6 @@ def test_failed_create_reports_bubblewraps_error_and_cleans_up(
     assert list(CGROUP_ROOT.glob(f"*/lambdad/{label}-*")) == []
 
 
-
 def test_cpu_boost_lifts_the_quota_until_it_ends(ns_factory: NamespaceSandboxFactory, code_dir: Path):
     async def scenario() -> tuple[str, str]:
         spec = py_spec("import time; time.sleep(5)", code_dir, memory_mb=128, cpu_boost=True)

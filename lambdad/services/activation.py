@@ -43,13 +43,15 @@ def settled(version: FunctionVersion, failure: str | None = None) -> FunctionVer
 
 
 class Activator:
-    """Settles functions on one background thread (activation order = submission order)."""
+    """Settles functions on a few background threads, so that one slow preparation (a first Node.js
+    runtime install takes minutes) does not hold up the others; a settle only applies to the revision it
+    prepared, so concurrent settles of one function cannot undo each other."""
 
     def __init__(self, database: Database, changes: FunctionChanges, prepare: Preparer | None = None) -> None:
         self._database = database
         self._changes = changes
         self._prepare = prepare or (lambda version: None)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambdad-activate")
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lambdad-activate")
 
     def submit(self, region: str, name: str) -> Future[None]:
         """Settle a function soon."""

@@ -103,8 +103,8 @@ class TooManyRequestsException(LambdaError):
 
     @classmethod
     def rate_exceeded(cls, reason: str, retry_after_seconds: int = 1) -> TooManyRequestsException:
-        """AWS's throttling answer: "Rate exceeded." with a Reason and a Retry-After header."""
-        return cls("Rate exceeded.", headers={"Retry-After": str(retry_after_seconds)}, Reason=reason)
+        """AWS's throttling answer: "Rate Exceeded." with a Reason and a Retry-After header."""
+        return cls("Rate Exceeded.", headers={"Retry-After": str(retry_after_seconds)}, Reason=reason)
 
 
 class ServiceException(LambdaError):

@@ -253,7 +253,7 @@ class ExecutionEnvironment:
                 status = "error"
                 function_error = True
                 payload = reports.exit_error(request_id, self._exit_text())
-                self._emit(f"RequestId: {request_id} Error: Runtime exited with error: {self._exit_text()}")
+                self._emit(reports.exit_message(request_id, self._exit_text()))
                 self._emit("Runtime.ExitError")
         duration_ms = (time.monotonic() - started) * 1000
         self._drain_output()

@@ -62,11 +62,15 @@ def timeout_log_line(request_id: str, timeout_s: float) -> str:
 def exit_error(request_id: str, exit_description: str) -> bytes:
     """The payload AWS answers when the runtime process dies mid-invocation."""
     return json.dumps(
-        {
-            "errorType": "Runtime.ExitError",
-            "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: {exit_description}",
-        }
+        {"errorType": "Runtime.ExitError", "errorMessage": exit_message(request_id, exit_description)}
     ).encode()
+
+
+def exit_message(request_id: str, exit_description: str) -> str:
+    """AWS's words for a runtime that ended mid-invocation; a clean exit gives no reason."""
+    if exit_description == "exit status 0":
+        return f"RequestId: {request_id} Error: Runtime exited without providing a reason"
+    return f"RequestId: {request_id} Error: Runtime exited with error: {exit_description}"
 
 
 def describe_exit(status: int) -> str:

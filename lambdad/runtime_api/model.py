@@ -100,11 +100,9 @@ class InvocationResult:
 
 
 def oversized_response_result(size: int) -> InvocationResult:
-    """The function error AWS reports when a buffered response exceeds the payload limit."""
-    message = (
-        f"Response payload size ({size} bytes) exceeded maximum allowed payload size"
-        f" ({MAX_PAYLOAD_SIZE} bytes)."
-    )
+    """The function error AWS reports when a buffered response exceeds the payload limit (AWS's message
+    names the limit, not the size)."""
+    message = f"Response payload size exceeded maximum allowed payload size ({MAX_PAYLOAD_SIZE} bytes)."
     body = json.dumps({"errorMessage": message, "errorType": OVERSIZED_RESPONSE_ERROR_TYPE}).encode()
     return InvocationResult(
         ResultKind.FUNCTION_ERROR, body, OVERSIZED_RESPONSE_ERROR_TYPE, content_type="application/json"

@@ -189,7 +189,7 @@ def test_a_response_over_6mb_is_413_and_the_invocation_fails_with_response_size_
     result = pending.result(5)
     assert (result.kind, result.error_type) == (ResultKind.FUNCTION_ERROR, "Function.ResponseSizeTooLarge")
     assert json.loads(result.payload)["errorMessage"] == (
-        "Response payload size (6291557 bytes) exceeded maximum allowed payload size (6291556 bytes)."
+        "Response payload size exceeded maximum allowed payload size (6291556 bytes)."
     )
     nxt = api.submit(api.channel.invoke(invocation("req-2")))
     assert request(conn, "GET", "/invocation/next")[1]["Lambda-Runtime-Aws-Request-Id"] == "req-2"

@@ -28,7 +28,8 @@ from lambdad.observability.logs import LogStore
 from lambdad.sandbox import NetworkMode, SandboxFactory, create_factory
 from lambdad.services.account import AccountService
 from lambdad.services.activation import Activator
-from lambdad.services.changes import CONCURRENCY, FunctionChanges
+from lambdad.services.aliases import AliasService
+from lambdad.services.changes import CODE_OR_CONFIGURATION, DELETED, FunctionChanges
 from lambdad.services.concurrency import ConcurrencyService
 from lambdad.services.functions import FunctionService
 from lambdad.services.lookup import FunctionLookup
@@ -65,7 +66,10 @@ class Platform:
             removed = code_store.collect_garbage(function_records.referenced_code(connection))
         if removed:
             log.info("removed %d unreferenced code package(s)", removed)
-        sandboxes = create_factory(settings.sandbox)
+        # The process sandbox runs functions as lambdad's own user: dropping to an unprivileged uid
+        # would lose access to interpreters installed under the server user's home (pyenv).
+        options = {"drop_privileges": False} if settings.sandbox == "process" else {}
+        sandboxes = create_factory(settings.sandbox, **options)
         if not sandboxes.isolated:
             log.warning(
                 "sandbox %r does not isolate functions from this host or each other", settings.sandbox
@@ -87,8 +91,11 @@ class Platform:
         )
         pool = EnvironmentPool(maker, settings.idle_timeout)
         invoker = Invoker(lookup, images, pool, ConcurrencyLimiter(settings.concurrency_limit))
+        functions = FunctionService(database, code_store, activator, changes, settings.code_storage_limit)
         services = Services(
-            functions=FunctionService(database, code_store, activator, changes, settings.code_storage_limit),
+            functions=functions,
+            versions=functions.versions,
+            aliases=AliasService(database, changes),
             tags=TagService(database, changes),
             account=AccountService(database, settings.code_storage_limit, settings.concurrency_limit),
             concurrency=ConcurrencyService(database, changes, settings.concurrency_limit),
@@ -105,12 +112,15 @@ class Platform:
         return platform
 
     def drain_on_change(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Stop a function's idle environments when its code or configuration changes."""
+        """Stop a function's idle environments when its code or configuration changes, and those of its
+        published versions too when it or one of them is deleted (published versions never change)."""
 
         def changed(region: str, name: str, what: str) -> None:
-            if what != CONCURRENCY:
-                arn = Scope(self.settings.account_id, region).function_arn(name)
+            arn = Scope(self.settings.account_id, region).function_arn(name)
+            if what == CODE_OR_CONFIGURATION:
                 loop.call_soon_threadsafe(self.pool.drain, arn)
+            elif what == DELETED:
+                loop.call_soon_threadsafe(self.pool.drain_function, arn)
 
         self.changes.subscribe(changed)
 

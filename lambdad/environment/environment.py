@@ -297,10 +297,17 @@ class ExecutionEnvironment:
             return
         if self.lifecycle.can(Move.STOP):
             self.lifecycle.move(Move.STOP)
+        # What the runtime wrote so far belongs in the log; what it writes while being torn down (a
+        # runtime whose Runtime API vanished logs a failed `next`) does not.
+        if self._output_fd is not None:
+            self._drain_output()
+            asyncio.get_running_loop().remove_reader(self._output_fd)
+            os.close(self._output_fd)
+            self._output_fd = None
         if self._channel is not None:
             self._channel.close("the execution environment is shutting down")
         if self._server is not None:
-            self._server.close()
+            self._server.close()  # before destroy(), which closes the socket the server listens on
         if self._sandbox is not None:
             await self._sandbox.destroy()
         for task in self._tasks:
@@ -308,11 +315,6 @@ class ExecutionEnvironment:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._output_fd is not None:
-            self._drain_output()
-            asyncio.get_running_loop().remove_reader(self._output_fd)
-            os.close(self._output_fd)
-            self._output_fd = None
         self._log.close()
         self.lifecycle.move(Move.DESTROYED)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from lambdad.runtimes import Interpreter
@@ -34,10 +35,11 @@ class FunctionImage:
     environment: dict[str, str] = field(default_factory=dict)
     network: NetworkMode = NetworkMode.DEFAULT
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         """A digest of everything that shapes an environment."""
         parts = {
+            "version": self.version,
             "code": str(self.code_dir),
             "runtime": self.runtime,
             "handler": self.handler,

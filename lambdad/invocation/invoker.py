@@ -4,8 +4,8 @@ environment) -> run -> release. Each stage is a small collaborator passed in."""
 from __future__ import annotations
 
 import json
+import secrets
 import time
-import uuid
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -89,7 +89,8 @@ class Invoker:
                     request_id=request.request_id,
                     payload=payload,
                     deadline_ms=int(time.time() * 1000) + version.timeout * 1000,
-                    invoked_function_arn=request.scope.function_arn(version.name, request.qualifier),
+                    # The ARN as invoked: unqualified, or carrying the version or alias named.
+                    invoked_function_arn=request.scope.function_arn(version.name, runnable.qualifier),
                     trace_id=_trace_id(),
                     client_context=request.client_context,
                 )
@@ -129,5 +130,6 @@ def check_json(payload: bytes) -> None:
 
 
 def _trace_id() -> str:
-    now = int(time.time())
-    return f"Root=1-{now:08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0;Lineage=1"
+    """An X-Ray trace header as AWS passes it to the runtime (no X-Ray here: only its shape)."""
+    random = secrets.token_hex(20)
+    return f"Root=1-{int(time.time()):08x}-{random[:24]};Parent={random[24:]};Sampled=0;Lineage=1"

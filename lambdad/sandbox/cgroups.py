@@ -62,6 +62,7 @@ class SandboxCgroups:
         self._parents = [root / c / parent for c in CONTROLLERS]
         self._cpu_period_us = cpu_period_us
         self._final: CgroupStats | None = None
+        self._peak_fd: int | None = None
 
     def create(self, spec: SandboxSpec) -> None:
         """Make the directories and write the limits derived from ``spec``."""
@@ -103,6 +104,17 @@ class SandboxCgroups:
         for directory in self.dirs.values():
             self._write(directory / "cgroup.procs", str(pid))
 
+    def memory_peak_bytes(self) -> int:
+        """``memory.max_usage_in_bytes``, read through a file kept open: this runs on every invocation."""
+        if self._final is not None:
+            return self._final.memory_peak_bytes
+        try:
+            if self._peak_fd is None:
+                self._peak_fd = os.open(self.dirs["memory"] / "memory.max_usage_in_bytes", os.O_RDONLY)
+            return int(os.pread(self._peak_fd, 32, 0))
+        except (FileNotFoundError, ValueError):
+            return 0
+
     def stats(self) -> CgroupStats:
         """Current memory accounting, or the last values read before ``remove()``."""
         if self._final is not None:
@@ -136,6 +148,9 @@ class SandboxCgroups:
         """
         if self._final is None:
             self._final = self.stats()
+        if self._peak_fd is not None:
+            os.close(self._peak_fd)
+            self._peak_fd = None
         deadline = time.monotonic() + timeout
         for directory in self.dirs.values():
             while True:

@@ -162,7 +162,7 @@ class NamespaceSandbox:
         return _status(await asyncio.shield(self._exit))
 
     def memory_peak_bytes(self) -> int:
-        return self._cgroups.stats().memory_peak_bytes
+        return self._cgroups.memory_peak_bytes()
 
     def end_cpu_boost(self) -> None:
         if self.spec.cpu_boost:

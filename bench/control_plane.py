@@ -10,14 +10,12 @@ from __future__ import annotations
 import http.client
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
-from tests.support import Server, create_function, free_port
+from bench.common import starlette_server
+from tests.support import Server, create_function
 
 REQUESTS = 2000
 
@@ -36,32 +34,6 @@ def _measure(port: int, path: str, count: int) -> list[float]:
     return samples
 
 
-def _baseline_server(body: bytes) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    source = textwrap.dedent(
-        f"""
-        import uvicorn
-        from starlette.applications import Starlette
-        from starlette.responses import Response
-        from starlette.routing import Route
-        BODY = {body!r}
-        async def endpoint(request):
-            return Response(BODY, media_type="application/json")
-        app = Starlette(routes=[Route("/{{path:path}}", endpoint)])
-        uvicorn.run(app, host="127.0.0.1", port={port}, log_level="warning")
-        """
-    )
-    process = subprocess.Popen([sys.executable, "-c", source])
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/")
-            return process, port
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError("baseline server did not start")
-
-
 def _summary(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
     return statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.99)] * 1000
@@ -78,15 +50,11 @@ def run() -> list[tuple[str, float, float, float, float]]:
             connection.request("GET", path)
             body = connection.getresponse().read()
             json.loads(body)
-            baseline, port = _baseline_server(body)
-            try:
+            with starlette_server(body) as baseline:
                 _measure(server.port, path, 200)  # warm-up
-                _measure(port, path, 200)
+                _measure(baseline.port, path, 200)
                 ours = _summary(_measure(server.port, path, REQUESTS))
-                theirs = _summary(_measure(port, path, REQUESTS))
-            finally:
-                baseline.terminate()
-                baseline.wait()
+                theirs = _summary(_measure(baseline.port, path, REQUESTS))
         finally:
             server.stop()
     return [("GetFunctionConfiguration", *ours, *theirs)]

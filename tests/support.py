@@ -20,7 +20,7 @@ from botocore.config import Config
 
 LAMBDAD = Path(sys.executable).parent / "lambdad"
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
-CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+CREDENTIALS: dict[str, Any] = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 
 
 def make_zip(files: dict[str, str | bytes] | None = None) -> bytes:
@@ -59,8 +59,21 @@ class Server:
         return self.data_dir.parent / f"{self.data_dir.name}-server.log"
 
     def start(self, timeout: float = 30) -> Server:
-        log = open(self.log_path, "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.process = self._spawn(log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"lambdad exited with {self.process.returncode}; see {self.log_path}")
+            try:
+                with urllib.request.urlopen(f"{self.endpoint}/health", timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError("lambdad did not answer /health in time")
+
+    def _spawn(self, log: Any) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 str(LAMBDAD),
                 "serve",
@@ -73,16 +86,6 @@ class Server:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"lambdad exited with {self.process.returncode}; see {log.name}")
-            try:
-                with urllib.request.urlopen(f"{self.endpoint}/health", timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise TimeoutError("lambdad did not answer /health in time")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         assert self.process is not None

@@ -8,6 +8,7 @@ from typing import Any
 
 from lambdad.errors import InvalidParameterValueException, NotImplementedException
 from lambdad.models import FunctionVersion
+from lambdad.runtimes import reserved_keys_message, reserved_keys_used
 from lambdad.services import limits
 
 # The runtimes AWS accepts for new functions, in the order AWS lists them in its error message.
@@ -64,29 +65,6 @@ DEPRECATED_RUNTIMES = frozenset(
         "provided",
     }
 )
-# Variables the platform sets; AWS refuses them in a function's Environment.
-RESERVED_VARIABLES = frozenset(
-    {
-        "_HANDLER",
-        "_X_AMZN_TRACE_ID",
-        "AWS_DEFAULT_REGION",
-        "AWS_REGION",
-        "AWS_EXECUTION_ENV",
-        "AWS_LAMBDA_FUNCTION_NAME",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-        "AWS_LAMBDA_FUNCTION_VERSION",
-        "AWS_LAMBDA_INITIALIZATION_TYPE",
-        "AWS_LAMBDA_LOG_GROUP_NAME",
-        "AWS_LAMBDA_LOG_STREAM_NAME",
-        "AWS_ACCESS_KEY",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_LAMBDA_RUNTIME_API",
-        "LAMBDA_TASK_ROOT",
-        "LAMBDA_RUNTIME_DIR",
-    }
-)
 # Configuration lambdad stores and reports as given, but does not act on yet.
 STORED_AS_GIVEN = ("DeadLetterConfig", "KMSKeyArn", "FileSystemConfigs", "ImageConfig")
 
@@ -108,13 +86,9 @@ def check_runtime(runtime: str) -> None:
 
 def check_environment(variables: dict[str, str]) -> None:
     """AWS's 4 KB limit on the variables' JSON and its reserved names."""
-    reserved = sorted(set(variables) & RESERVED_VARIABLES)
+    reserved = reserved_keys_used(variables)
     if reserved:
-        raise InvalidParameterValueException(
-            "Lambda was unable to configure your environment variables because the environment variables "
-            "you have provided contains reserved keys that are currently not supported for modification. "
-            f"Reserved keys used in this request: {', '.join(reserved)}"
-        )
+        raise InvalidParameterValueException(reserved_keys_message(reserved))
     measured = json.dumps(variables, separators=(",", ":"))
     if len(measured.encode()) > limits.ENVIRONMENT_MAX_BYTES:
         raise InvalidParameterValueException(

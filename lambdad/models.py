@@ -42,10 +42,13 @@ class CodePackage:
 
 @dataclass(frozen=True)
 class FunctionVersion:
-    """One version of a function (``$LATEST`` today; published versions later): code + configuration.
+    """One version of a function (``$LATEST`` or a published "1", "2", ...): code + configuration.
 
     Fields lambdad acts on are typed; configuration it stores and reports without acting on yet
     (VpcConfig, DeadLetterConfig, TracingConfig, ...) rides in ``extra`` in AWS's shape.
+    ``config_revision`` changes with every code or configuration update of ``$LATEST`` (not with
+    settling or publishing, which change ``revision_id``); a published version keeps the one it was
+    published from, which is how PublishVersion tells that nothing changed since the last version.
     """
 
     name: str
@@ -70,6 +73,7 @@ class FunctionVersion:
     last_update_status_reason: str | None = None
     last_update_status_reason_code: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    config_revision: str = ""
 
     def evolve(self, **changes: Any) -> FunctionVersion:
         """A copy with some fields changed."""
@@ -83,6 +87,28 @@ class FunctionVersion:
             UpdateStatus.SUCCESSFUL,
             UpdateStatus.FAILED,
         )
+
+
+def is_version_number(qualifier: str) -> bool:
+    """Whether a qualifier names a published version ("1", "2", ...) rather than an alias or $LATEST."""
+    return qualifier.isascii() and qualifier.isdigit()
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A named pointer to a version, optionally sending a share of invocations to a second version."""
+
+    function_name: str
+    name: str
+    function_version: str
+    revision_id: str
+    description: str = ""
+    # AdditionalVersionWeights: at most one {version: weight in [0, 1]}, as AWS allows.
+    additional_weights: dict[str, float] = field(default_factory=dict)
+
+    def evolve(self, **changes: Any) -> Alias:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
 
 
 def utcnow() -> datetime:

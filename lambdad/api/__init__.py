@@ -1,6 +1,6 @@
 """The AWS-compatible HTTP API: model-driven parsing and validation, one module per resource."""
 
-from lambdad.api import account, concurrency, functions, invoke, tags
+from lambdad.api import account, aliases, concurrency, functions, invoke, tags, versions
 from lambdad.api.code_links import CodeLinks
 from lambdad.api.dispatch import LambdaApi
 from lambdad.api.operations import OperationTable, Services
@@ -8,7 +8,9 @@ from lambdad.api.operations import OperationTable, Services
 
 def operation_table() -> OperationTable:
     """Every operation lambdad serves."""
-    return functions.table.merge(tags.table, account.table, concurrency.table, invoke.table)
+    return functions.table.merge(
+        versions.table, aliases.table, tags.table, account.table, concurrency.table, invoke.table
+    )
 
 
 __all__ = ["CodeLinks", "LambdaApi", "OperationTable", "Services", "operation_table"]

@@ -10,9 +10,11 @@ from lambdad.api.code_links import CodeLinks
 from lambdad.invocation import EventQueue, Invoker
 from lambdad.models import Scope
 from lambdad.services.account import AccountService
+from lambdad.services.aliases import AliasService
 from lambdad.services.concurrency import ConcurrencyService
 from lambdad.services.functions import FunctionService
 from lambdad.services.tags import TagService
+from lambdad.services.versions import VersionService
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,8 @@ class Services:
     """The services handlers call; built once by the composition root."""
 
     functions: FunctionService
+    versions: VersionService
+    aliases: AliasService
     tags: TagService
     account: AccountService
     concurrency: ConcurrencyService

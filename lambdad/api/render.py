@@ -5,15 +5,30 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from lambdad.models import FunctionVersion, Scope, aws_timestamp
+from lambdad.models import LATEST, Alias, FunctionVersion, Scope, aws_timestamp
+
+# What AWS leaves out of the configurations it lists (ListFunctions, ListVersionsByFunction).
+_NOT_LISTED = (
+    "State",
+    "StateReason",
+    "StateReasonCode",
+    "LastUpdateStatus",
+    "LastUpdateStatusReason",
+    "LastUpdateStatusReasonCode",
+    "RuntimeVersionConfig",
+)
 
 
-def function_configuration(version: FunctionVersion, scope: Scope) -> dict[str, Any]:
-    """A ``FunctionConfiguration``, as GetFunctionConfiguration and friends answer it."""
-    qualifier = None if version.version == "$LATEST" else version.version
+def function_configuration(
+    version: FunctionVersion, scope: Scope, *, arn: str | None = None, listed: bool = False
+) -> dict[str, Any]:
+    """A ``FunctionConfiguration``, as GetFunctionConfiguration and friends answer it. ``arn`` is the
+    FunctionArn to report (AWS echoes the qualifier asked for); by default a published version's ARN
+    carries its number and ``$LATEST``'s none. ``listed`` gives the shorter form lists carry."""
+    qualifier = None if version.version == LATEST else version.version
     config: dict[str, Any] = {
         "FunctionName": version.name,
-        "FunctionArn": scope.function_arn(version.name, qualifier),
+        "FunctionArn": arn or scope.function_arn(version.name, qualifier),
         "Runtime": version.runtime,
         "Role": version.role,
         "Handler": version.handler,
@@ -51,6 +66,23 @@ def function_configuration(version: FunctionVersion, scope: Scope) -> dict[str, 
             config[member] = version.extra[member]
     if "ImageConfig" in version.extra:
         config["ImageConfigResponse"] = {"ImageConfig": version.extra["ImageConfig"]}
+    if listed:
+        for member in _NOT_LISTED:
+            config.pop(member, None)
+    return config
+
+
+def alias_configuration(alias: Alias, scope: Scope) -> dict[str, Any]:
+    """An ``AliasConfiguration`` (RoutingConfig only when the alias has one, as AWS answers)."""
+    config: dict[str, Any] = {
+        "AliasArn": scope.function_arn(alias.function_name, alias.name),
+        "Name": alias.name,
+        "FunctionVersion": alias.function_version,
+        "Description": alias.description,
+        "RevisionId": alias.revision_id,
+    }
+    if alias.additional_weights:
+        config["RoutingConfig"] = {"AdditionalVersionWeights": dict(alias.additional_weights)}
     return config
 
 

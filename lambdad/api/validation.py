@@ -57,7 +57,7 @@ def _is_query(member: Shape) -> bool:
 def _check(shape: Shape, value: Any, path: str, problems: list[str]) -> None:
     broken = constraints_broken(shape, value)
     if broken:
-        shown = "" if shape.metadata.get("sensitive") else f" {_show(value)}"
+        shown = "" if shape.metadata.get("sensitive") else f" {_show(value, shape)}"
         problems.extend(f"Value{shown} at '{path}' failed to satisfy constraint: {rule}" for rule in broken)
         return
     if isinstance(shape, StructureShape):
@@ -104,15 +104,21 @@ def _element_rules(shape: Shape, not_null: bool = True) -> list[str]:
     """Every constraint an element shape carries, as AWS lists them for a collection."""
     rules = []
     bounds = shape.metadata
+    # AWS lists the upper bound before the lower one here (its recorded answers show).
     if shape.type_name == "string":
-        if "min" in bounds:
-            rules.append(f"Member must have length greater than or equal to {bounds['min']}")
         if "max" in bounds:
             rules.append(f"Member must have length less than or equal to {bounds['max']}")
+        if "min" in bounds:
+            rules.append(f"Member must have length greater than or equal to {bounds['min']}")
         if "pattern" in bounds:
             rules.append(f"Member must satisfy regular expression pattern: {bounds['pattern']}")
         if shape.metadata.get("enum"):
             rules.append(f"Member must satisfy enum value set: [{', '.join(shape.metadata['enum'])}]")
+    elif shape.type_name in ("integer", "long", "float", "double"):
+        if "max" in bounds:
+            rules.append(f"Member must have value less than or equal to {bounds['max']}")
+        if "min" in bounds:
+            rules.append(f"Member must have value greater than or equal to {bounds['min']}")
     if not_null:
         rules.append("Member must not be null")
     return rules
@@ -131,14 +137,16 @@ def _matches(pattern: str, value: str) -> bool:
     return compiled is None or compiled.fullmatch(value) is not None
 
 
-def _show(value: Any) -> str:
-    """A value as AWS quotes it: 'text', '100', '[a, b]', '{k=v}'."""
+def _show(value: Any, shape: Shape | None = None) -> str:
+    """A value as AWS quotes it: 'text', '100', '[a, b]', '{k=v}' (a map of doubles: '{k=2.0}')."""
     if isinstance(value, bool):
         return f"'{str(value).lower()}'"
     if isinstance(value, list):
         return "'[" + ", ".join(_bare(v) for v in value) + "]'"
     if isinstance(value, dict):
-        return "'{" + ", ".join(f"{k}={_bare(v)}" for k, v in value.items()) + "}'"
+        doubles = shape is not None and shape.type_name == "map" and shape.value.type_name == "double"  # type: ignore[attr-defined]
+        shown = {k: float(v) if doubles and isinstance(v, int | float) else v for k, v in value.items()}
+        return "'{" + ", ".join(f"{k}={_bare(v)}" for k, v in shown.items()) + "}'"
     if isinstance(value, bytes | bytearray):
         return "'java.nio.HeapByteBuffer'"
     return f"'{value}'"

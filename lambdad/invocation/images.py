@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from lambdad.environment import FunctionImage
-from lambdad.models import FunctionVersion, Scope
+from lambdad.models import LATEST, FunctionVersion, Scope
 from lambdad.runtimes import Interpreter, ensure_installed, find_interpreter
 from lambdad.sandbox import NetworkMode
 from lambdad.store import CodeStore
@@ -55,10 +55,12 @@ class ImageBuilder:
         network mode given, else the server's default."""
         assert version.runtime and version.handler, "a Zip function always has both"
         code_dir = self.unpack(version.code.sha256_hex)
+        qualifier = None if version.version == LATEST else version.version
         return FunctionImage(
             function_name=version.name,
             version=version.version,
-            function_arn=scope.function_arn(version.name),
+            # A published version gets environments of its own: the pool keys them by this ARN.
+            function_arn=scope.function_arn(version.name, qualifier),
             region=scope.region,
             runtime=version.runtime,
             handler=version.handler,

@@ -113,6 +113,13 @@ class EnvironmentPool:
         if keep:
             self._idle[function_arn] = keep
 
+    def drain_function(self, function_arn: str) -> None:
+        """Stop the idle environments of a function and of every published version of it (the
+        function or a version was deleted); busy ones stop when released."""
+        versions = {arn for arn in (*self._idle, *self._current) if arn.startswith(function_arn + ":")}
+        for arn in (function_arn, *versions):
+            self.drain(arn)
+
     def reap(self, now: float | None = None) -> int:
         """Stop environments idle for longer than the idle timeout; returns how many."""
         moment = time.monotonic() if now is None else now

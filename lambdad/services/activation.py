@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from lambdad.models import FunctionState, FunctionVersion, UpdateStatus
+from lambdad.models import LATEST, FunctionState, FunctionVersion, UpdateStatus
 from lambdad.services.changes import FunctionChanges
 from lambdad.store import Database
 from lambdad.store import functions as function_records
@@ -53,26 +53,26 @@ class Activator:
         self._prepare = prepare or (lambda version: None)
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lambdad-activate")
 
-    def submit(self, region: str, name: str) -> Future[None]:
-        """Settle a function soon."""
-        return self._executor.submit(self._settle, region, name)
+    def submit(self, region: str, name: str, version: str = LATEST) -> Future[None]:
+        """Settle a function's version (``$LATEST`` unless told) soon."""
+        return self._executor.submit(self._settle, region, name, version)
 
     def recover(self) -> int:
         """Settle every function a previous run left unsettled; returns how many there were."""
         with self._database.read() as connection:
             pending = function_records.pending_versions(connection)
         for region, version in pending:
-            self.submit(region, version.name)
+            self.submit(region, version.name, version.version)
         return len(pending)
 
     def close(self) -> None:
         """Finish queued work and stop."""
         self._executor.shutdown(wait=True)
 
-    def _settle(self, region: str, name: str) -> None:
+    def _settle(self, region: str, name: str, qualifier: str) -> None:
         try:
             with self._database.read() as connection:
-                version = function_records.get_version(connection, region, name)
+                version = function_records.get_version(connection, region, name, qualifier)
             if version is None or version.is_settled:
                 return
             failure = None
@@ -82,13 +82,14 @@ class Activator:
                 log.exception("preparing %s failed", name)
                 failure = str(error) or type(error).__name__
             with self._database.write() as connection:
-                current = function_records.get_version(connection, region, name, for_update=True)
+                current = function_records.get_version(connection, region, name, qualifier, for_update=True)
                 # Only settle what was prepared: a newer update queued its own settle.
                 if current is None or current.revision_id != version.revision_id:
                     return
-                function_records.save_version(
-                    connection, region, settled(current, failure).evolve(last_modified=current.last_modified)
-                )
+                done = settled(current, failure).evolve(last_modified=current.last_modified)
+                if qualifier != LATEST:  # a published version keeps its RevisionId as it turns Active
+                    done = done.evolve(revision_id=current.revision_id)
+                function_records.save_version(connection, region, done)
             self._changes.notify(region, name)
         except Exception:
             log.exception("settling function %s in %s failed", name, region)

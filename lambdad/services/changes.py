@@ -9,8 +9,11 @@ log = logging.getLogger(__name__)
 
 ChangeListener = Callable[[str, str, str], None]  # (region, function name, what changed)
 
-CODE_OR_CONFIGURATION = "function"
+CODE_OR_CONFIGURATION = "function"  # $LATEST's code or configuration (or its tags)
 CONCURRENCY = "concurrency"
+VERSIONS = "versions"  # a version was published (existing versions never change)
+ALIASES = "aliases"  # an alias was created, repointed or removed
+DELETED = "deleted"  # the function, or one of its published versions, is gone
 
 
 class FunctionChanges:
@@ -20,8 +23,8 @@ class FunctionChanges:
         self._listeners: list[ChangeListener] = []
 
     def subscribe(self, listener: ChangeListener) -> None:
-        """Call ``listener(region, name, what)`` after each change (``what``: CODE_OR_CONFIGURATION or
-        CONCURRENCY)."""
+        """Call ``listener(region, name, what)`` after each change (``what``: CODE_OR_CONFIGURATION,
+        CONCURRENCY, VERSIONS, ALIASES or DELETED)."""
         self._listeners.append(listener)
 
     def notify(self, region: str, name: str, what: str = CODE_OR_CONFIGURATION) -> None:

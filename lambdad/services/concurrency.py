@@ -5,7 +5,7 @@ from __future__ import annotations
 from lambdad.errors import InvalidParameterValueException, ResourceNotFoundException
 from lambdad.models import LATEST, Scope
 from lambdad.services.changes import CONCURRENCY, FunctionChanges
-from lambdad.services.functions import resolve
+from lambdad.services.resolution import resolve
 from lambdad.store import Database
 from lambdad.store import functions as records
 

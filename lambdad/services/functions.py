@@ -14,30 +14,31 @@ from sqlalchemy import Connection
 from lambdad.errors import (
     CodeStorageExceededException,
     InvalidParameterValueException,
-    NotImplementedException,
-    PreconditionFailedException,
     ResourceConflictException,
     ResourceNotFoundException,
 )
 from lambdad.models import (
     LATEST,
     CodePackage,
-    FunctionState,
     FunctionVersion,
     Scope,
     UpdateStatus,
-    parse_function_ref,
+    is_version_number,
     utcnow,
 )
 from lambdad.services import limits
 from lambdad.services.activation import Activator
-from lambdad.services.changes import FunctionChanges
+from lambdad.services.changes import DELETED, FunctionChanges
 from lambdad.services.code import unzipped_size
 from lambdad.services.configuration import check_complete, configure
+from lambdad.services.resolution import latest_for_update, read_target, resolve, unqualified
 from lambdad.services.tags import check_lambdad_tags
+from lambdad.services.versions import VersionService, publish_in
 from lambdad.store import CodeStore, Database
 from lambdad.store import functions as records
 from lambdad.store import tags as tag_records
+
+__all__ = ["FunctionPage", "FunctionService", "resolve"]  # resolve: re-exported for older callers
 
 _UPDATING = "The function is being created."
 
@@ -48,29 +49,6 @@ class FunctionPage:
 
     versions: list[FunctionVersion]
     next_marker: str | None
-
-
-def resolve(scope: Scope, function_name: str, qualifier: str | None = None) -> tuple[str, str | None]:
-    """The function name and qualifier a FunctionName (name, partial or full ARN) plus Qualifier mean."""
-    ref = parse_function_ref(function_name)
-    if ref is None:
-        raise ResourceNotFoundException(f"Function not found: {scope.function_arn(function_name)}")
-    if ref.qualifier and qualifier and ref.qualifier != qualifier:
-        raise InvalidParameterValueException(
-            "The derived qualifier from the function name does not match the specified qualifier."
-        )
-    resolved_qualifier = ref.qualifier or qualifier
-    if ref.region and ref.region != scope.region:
-        raise ResourceNotFoundException(
-            f"Functions from '{ref.region}' are not reachable in this region ('{scope.region}')"
-        )
-    if ref.account and ref.account != scope.account:
-        # Another account's function: lambdad serves one account.
-        arn = (
-            f"arn:aws:lambda:{ref.region or scope.region}:{ref.account or scope.account}:function:{ref.name}"
-        )
-        raise ResourceNotFoundException(f"Function not found: {arn}")
-    return ref.name, resolved_qualifier
 
 
 class FunctionService:
@@ -89,17 +67,18 @@ class FunctionService:
         self._activator = activator
         self._changes = changes
         self._code_storage_limit = code_storage_limit
+        self.versions = VersionService(database, activator, changes)
 
     # --- reading ---------------------------------------------------------------------------------
 
     def get(self, scope: Scope, function_name: str, qualifier: str | None = None) -> FunctionVersion:
-        """A function's version (``$LATEST`` unless qualified)."""
+        """A function's version: ``$LATEST`` unless qualified by a version or an alias (its version)."""
         name, qualifier = resolve(scope, function_name, qualifier)
         with self._database.read() as connection:
-            version = records.get_version(connection, scope.region, name, qualifier or LATEST)
-        if version is None:
+            target = read_target(connection, scope.region, name, qualifier)
+        if target is None:
             raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name, qualifier)}")
-        return version
+        return target.version
 
     def list(
         self, scope: Scope, *, marker: str | None, max_items: int | None, all_versions: bool
@@ -121,14 +100,13 @@ class FunctionService:
     def create(
         self, scope: Scope, params: dict[str, Any], tags: dict[str, str] | None = None
     ) -> FunctionVersion:
-        """CreateFunction: store the code and a Pending ``$LATEST``; the activator makes it Active."""
+        """CreateFunction: store the code and a Pending ``$LATEST``; the activator makes it Active.
+        With ``Publish``, version 1 is published from it at once and answered instead."""
         name, qualifier = resolve(scope, params["FunctionName"])
         if qualifier:
             raise InvalidParameterValueException(
                 "Unsupported FunctionName: a new function takes no qualifier"
             )
-        if params.get("Publish"):
-            raise NotImplementedException("lambdad does not publish versions yet; create without Publish")
         if params.get("PackageType", "Zip") != "Zip":
             raise InvalidParameterValueException(
                 "lambdad does not run container images yet; use PackageType Zip"
@@ -146,6 +124,7 @@ class FunctionService:
             role=params["Role"],
             code=package,
             revision_id=str(uuid.uuid4()),
+            config_revision=str(uuid.uuid4()),
             last_modified=utcnow(),
             architectures=tuple(params.get("Architectures") or ("x86_64",)),
             extra={
@@ -163,15 +142,19 @@ class FunctionService:
             self._check_storage(connection, scope, package.size)
             records.insert_function(connection, scope.region, version, version.last_modified)
             tag_records.put_tags(connection, scope.function_arn(name), tags or {})
+            published = publish_in(connection, scope.region, version)[0] if params.get("Publish") else None
         self._changes.notify(scope.region, name)
         self._activator.submit(scope.region, name)
+        if published is not None:
+            self._activator.submit(scope.region, name, published.version)
+            return published
         return version
 
     def update_configuration(self, scope: Scope, params: dict[str, Any]) -> FunctionVersion:
         """UpdateFunctionConfiguration."""
-        name = self._unqualified(scope, params["FunctionName"])
+        name = unqualified(scope, params["FunctionName"])
         with self._database.write() as connection:
-            current = self._current_for_update(connection, scope, name, params.get("RevisionId"))
+            current = latest_for_update(connection, scope, name, params.get("RevisionId"))
             updated = configure(current, params)
             check_complete(updated)
             updated = _in_progress(updated)
@@ -181,16 +164,15 @@ class FunctionService:
         return updated
 
     def update_code(self, scope: Scope, params: dict[str, Any]) -> FunctionVersion:
-        """UpdateFunctionCode (``DryRun`` checks and answers without changing anything)."""
-        name = self._unqualified(scope, params["FunctionName"])
-        if params.get("Publish"):
-            raise NotImplementedException("lambdad does not publish versions yet; update without Publish")
+        """UpdateFunctionCode (``DryRun`` checks and answers without changing anything; ``Publish``
+        publishes a version from the update and answers that version)."""
+        name = unqualified(scope, params["FunctionName"])
         zip_bytes = _zip_from(params)
         package = self._check_package(zip_bytes)
         if not params.get("DryRun"):
             self._code.put(zip_bytes)
         with self._database.write() as connection:
-            current = self._current_for_update(connection, scope, name, params.get("RevisionId"))
+            current = latest_for_update(connection, scope, name, params.get("RevisionId"))
             changes: dict[str, Any] = {"code": package}
             if params.get("Architectures"):
                 changes["architectures"] = tuple(params["Architectures"])
@@ -199,54 +181,35 @@ class FunctionService:
                 return current.evolve(**changes)
             self._check_storage(connection, scope, package.size - current.code.size)
             records.save_version(connection, scope.region, updated)
+            published = publish_in(connection, scope.region, updated)[0] if params.get("Publish") else None
         self._changes.notify(scope.region, name)
         self._activator.submit(scope.region, name)
+        if published is not None:
+            self._activator.submit(scope.region, name, published.version)
+            return published
         return updated
 
     def delete(self, scope: Scope, function_name: str, qualifier: str | None = None) -> None:
-        """DeleteFunction (the whole function; deleting ``$LATEST`` alone is refused, as on AWS)."""
+        """DeleteFunction: the whole function, or one published version; deleting ``$LATEST`` alone or
+        an alias this way is refused, as on AWS."""
         name, qualifier = resolve(scope, function_name, qualifier)
         if qualifier == LATEST:
             raise InvalidParameterValueException(
                 "$LATEST version cannot be deleted without deleting the function."
             )
+        if qualifier is not None and not is_version_number(qualifier):
+            raise InvalidParameterValueException("Deletion of aliases is not currently supported.")
+        if qualifier is not None:
+            self.versions.delete(scope, name, qualifier)
+            return
         with self._database.write() as connection:
-            if qualifier is not None or not records.function_exists(connection, scope.region, name):
-                raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name, qualifier)}")
+            if not records.function_exists(connection, scope.region, name):
+                raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name)}")
             records.delete_function(connection, scope.region, name)
             tag_records.remove_tags(connection, scope.function_arn(name))
-        self._changes.notify(scope.region, name)
+        self._changes.notify(scope.region, name, DELETED)
 
     # --- helpers ---------------------------------------------------------------------------------
-
-    def _unqualified(self, scope: Scope, function_name: str) -> str:
-        name, qualifier = resolve(scope, function_name)
-        if qualifier not in (None, LATEST):
-            raise InvalidParameterValueException("Updating a published version or an alias is not possible.")
-        return name
-
-    def _current_for_update(
-        self, connection: Connection, scope: Scope, name: str, revision_id: str | None
-    ) -> FunctionVersion:
-        current = records.get_version(connection, scope.region, name, for_update=True)
-        if current is None:
-            raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name)}")
-        if revision_id is not None and revision_id != current.revision_id:
-            raise PreconditionFailedException(
-                "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/"
-                "GetAlias API to retrieve the latest Revision Id"
-            )
-        if current.state is FunctionState.PENDING:
-            raise ResourceConflictException(
-                "The operation cannot be performed at this time. The function is currently in the "
-                "following state: Pending"
-            )
-        if current.last_update_status is UpdateStatus.IN_PROGRESS:
-            raise ResourceConflictException(
-                "The operation cannot be performed at this time. An update is in progress for resource: "
-                f"{scope.function_arn(name)}"
-            )
-        return current
 
     def _check_package(self, zip_bytes: bytes) -> CodePackage:
         size = unzipped_size(zip_bytes)
@@ -261,6 +224,7 @@ class FunctionService:
 def _in_progress(version: FunctionVersion) -> FunctionVersion:
     return version.evolve(
         revision_id=str(uuid.uuid4()),
+        config_revision=str(uuid.uuid4()),
         last_modified=utcnow(),
         last_update_status=UpdateStatus.IN_PROGRESS,
         last_update_status_reason=_UPDATING,

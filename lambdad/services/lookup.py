@@ -3,17 +3,21 @@
 The invoke path must not pay a database round trip per request; the control plane must never serve a
 stale configuration. Entries are dropped on every change (``FunctionChanges``); a per-function
 generation stops a read that raced a change from caching what it read.
+
+An entry is keyed by (region, name, qualifier) and remembers what the qualifier reaches: one version,
+or for a weighted alias two, between which each invocation is chosen afresh by weight.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 from dataclasses import dataclass
 
 from lambdad.errors import ResourceNotFoundException
 from lambdad.models import LATEST, FunctionVersion, Scope
 from lambdad.services.changes import FunctionChanges
-from lambdad.services.functions import resolve
+from lambdad.services.resolution import Target, read_target, resolve
 from lambdad.services.tags import NETWORK_TAG
 from lambdad.store import Database
 from lambdad.store import functions as records
@@ -28,16 +32,38 @@ class RunnableFunction:
     reserved_concurrency: int | None
     total_reserved: int
     network: str | None = None  # the ``lambdad:network`` tag
+    qualifier: str | None = None  # as invoked (None, $LATEST, a version or an alias): the invoked ARN's
+
+
+@dataclass(frozen=True)
+class _Entry:
+    target: Target
+    reserved_concurrency: int | None
+    total_reserved: int
+    network: str | None
+
+    def pick(self, chance: float, qualifier: str | None) -> RunnableFunction:
+        """The version one invocation runs: the additional version with probability ``weight``.
+        (``qualifier`` is per call: no qualifier and ``$LATEST`` share an entry but not an ARN.)"""
+        target = self.target
+        use_additional = target.additional is not None and chance < target.weight
+        version = target.additional if use_additional and target.additional else target.version
+        return RunnableFunction(
+            version, self.reserved_concurrency, self.total_reserved, self.network, qualifier
+        )
 
 
 class FunctionLookup:
     """Cached reads of function versions and reservations, keyed by (region, name, qualifier)."""
 
-    def __init__(self, database: Database, changes: FunctionChanges) -> None:
+    def __init__(
+        self, database: Database, changes: FunctionChanges, chooser: random.Random | None = None
+    ) -> None:
         self._database = database
-        self._entries: dict[tuple[str, str, str], RunnableFunction] = {}
+        self._entries: dict[tuple[str, str, str], _Entry] = {}
         self._generations: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
+        self._chooser = chooser or random.Random()
         changes.subscribe(self.invalidate)
 
     def cached(self, scope: Scope, function_name: str, qualifier: str | None) -> RunnableFunction | None:
@@ -46,7 +72,8 @@ class FunctionLookup:
             name, resolved = resolve(scope, function_name, qualifier)
         except Exception:
             return None
-        return self._entries.get((scope.region, name, resolved or LATEST))
+        entry = self._entries.get((scope.region, name, resolved or LATEST))
+        return entry.pick(self._chooser.random(), resolved) if entry else None
 
     def load(self, scope: Scope, function_name: str, qualifier: str | None) -> RunnableFunction:
         """Read from the store (blocking: call from a worker thread) and remember it."""
@@ -55,13 +82,13 @@ class FunctionLookup:
         with self._lock:
             generation = self._generations.get((scope.region, name), 0)
         with self._database.read() as connection:
-            version = records.get_version(connection, scope.region, name, resolved or LATEST)
-            if version is None:
+            target = read_target(connection, scope.region, name, resolved)
+            if target is None:
                 raise ResourceNotFoundException(
                     f"Function not found: {scope.function_arn(name, resolved or LATEST)}"
                 )
-            entry = RunnableFunction(
-                version,
+            entry = _Entry(
+                target,
                 records.get_reserved_concurrency(connection, scope.region, name),
                 records.total_reserved_concurrency(connection, scope.region),
                 tag_records.get_tags(connection, scope.function_arn(name)).get(NETWORK_TAG),
@@ -69,7 +96,7 @@ class FunctionLookup:
         with self._lock:
             if self._generations.get((scope.region, name), 0) == generation:
                 self._entries[key] = entry
-        return entry
+        return entry.pick(self._chooser.random(), resolved)
 
     def invalidate(self, region: str, name: str, what: str = "") -> None:
         """Forget a function (and every reservation total, which it may have changed)."""

@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from lambdad.models import LATEST, FunctionVersion
-from lambdad.store.records import version_from_row, version_to_row
-from lambdad.store.schema import function_versions, functions
+from lambdad.store.records import version_from_row, version_number, version_to_row
+from lambdad.store.schema import aliases, function_versions, functions
 
 
 def get_version(
@@ -52,8 +52,66 @@ def save_version(connection: Connection, region: str, version: FunctionVersion) 
     )
 
 
+def insert_version(connection: Connection, region: str, version: FunctionVersion) -> None:
+    """Store a newly published version."""
+    connection.execute(insert(function_versions).values(**version_to_row(region, version)))
+
+
+def next_version_number(connection: Connection, region: str, name: str) -> int:
+    """Take the function's next version number (never one used before, even if since deleted)."""
+    connection.execute(
+        update(functions)
+        .where(functions.c.region == region, functions.c.name == name)
+        .values(last_version=functions.c.last_version + 1)
+    )
+    query = select(functions.c.last_version).where(functions.c.region == region, functions.c.name == name)
+    return int(connection.execute(query).scalar_one())
+
+
+def newest_published(connection: Connection, region: str, name: str) -> FunctionVersion | None:
+    """The function's highest-numbered published version, or None."""
+    query = (
+        select(function_versions)
+        .where(
+            function_versions.c.region == region,
+            function_versions.c.function_name == name,
+            function_versions.c.version_number > 0,
+        )
+        .order_by(function_versions.c.version_number.desc())
+        .limit(1)
+    )
+    row = connection.execute(query).first()
+    return version_from_row(row) if row else None
+
+
+def delete_version(connection: Connection, region: str, name: str, version: str) -> bool:
+    """Remove one published version; False if there was none."""
+    result = connection.execute(
+        delete(function_versions).where(
+            function_versions.c.region == region,
+            function_versions.c.function_name == name,
+            function_versions.c.version == version,
+        )
+    )
+    return bool(result.rowcount)
+
+
+def function_versions_page(
+    connection: Connection, region: str, name: str, *, after: str | None, limit: int
+) -> list[FunctionVersion]:
+    """One function's versions, ``$LATEST`` first then by number, starting after version ``after``."""
+    query = select(function_versions).where(
+        function_versions.c.region == region, function_versions.c.function_name == name
+    )
+    if after is not None:
+        query = query.where(function_versions.c.version_number > version_number(after))
+    query = query.order_by(function_versions.c.version_number).limit(limit)
+    return [version_from_row(row) for row in connection.execute(query)]
+
+
 def delete_function(connection: Connection, region: str, name: str) -> None:
-    """Remove a function and all its versions."""
+    """Remove a function with all its versions and aliases."""
+    connection.execute(delete(aliases).where(aliases.c.region == region, aliases.c.function_name == name))
     connection.execute(
         delete(function_versions).where(
             function_versions.c.region == region, function_versions.c.function_name == name
@@ -70,18 +128,19 @@ def list_versions(
     limit: int,
     all_versions: bool,
 ) -> list[FunctionVersion]:
-    """Versions ordered by (function name, version), starting after ``after``; ``$LATEST`` only unless
-    ``all_versions``."""
+    """Versions ordered by function name, then ``$LATEST`` and published versions by number, starting
+    after ``after`` (name, version); ``$LATEST`` only unless ``all_versions``."""
     query = select(function_versions).where(function_versions.c.region == region)
     if not all_versions:
         query = query.where(function_versions.c.version == LATEST)
     if after is not None:
         name, version = after
+        number = version_number(version)
         query = query.where(
             (function_versions.c.function_name > name)
-            | ((function_versions.c.function_name == name) & (function_versions.c.version > version))
+            | ((function_versions.c.function_name == name) & (function_versions.c.version_number > number))
         )
-    query = query.order_by(function_versions.c.function_name, function_versions.c.version).limit(limit)
+    query = query.order_by(function_versions.c.function_name, function_versions.c.version_number).limit(limit)
     return [version_from_row(row) for row in connection.execute(query)]
 
 

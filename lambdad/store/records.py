@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from lambdad.models import CodePackage, FunctionState, FunctionVersion, UpdateStatus
+from lambdad.models import LATEST, Alias, CodePackage, FunctionState, FunctionVersion, UpdateStatus
 
 # FunctionVersion fields kept in the JSON ``config`` column (the rest have columns of their own).
 _CONFIG_FIELDS = (
@@ -26,6 +26,7 @@ _CONFIG_FIELDS = (
     "last_update_status_reason",
     "last_update_status_reason_code",
     "extra",
+    "config_revision",
 )
 
 
@@ -37,6 +38,7 @@ def version_to_row(region: str, version: FunctionVersion) -> dict[str, Any]:
         "region": region,
         "function_name": version.name,
         "version": version.version,
+        "version_number": version_number(version.version),
         "revision_id": version.revision_id,
         "code_sha256": version.code.sha256_hex,
         "code_size": version.code.size,
@@ -60,6 +62,36 @@ def version_from_row(row: Any) -> FunctionVersion:
         last_update_status=UpdateStatus(status) if status else None,
         architectures=tuple(config.pop("architectures")),
         **config,
+    )
+
+
+def version_number(version: str) -> int:
+    """The number a version sorts by: 0 for ``$LATEST``, N for version "N"."""
+    return 0 if version == LATEST else int(version)
+
+
+def alias_to_row(region: str, alias: Alias) -> dict[str, Any]:
+    """The aliases row for one alias."""
+    return {
+        "region": region,
+        "function_name": alias.function_name,
+        "name": alias.name,
+        "function_version": alias.function_version,
+        "description": alias.description,
+        "routing": dict(alias.additional_weights),
+        "revision_id": alias.revision_id,
+    }
+
+
+def alias_from_row(row: Any) -> Alias:
+    """An Alias from an aliases row."""
+    return Alias(
+        function_name=row.function_name,
+        name=row.name,
+        function_version=row.function_version,
+        revision_id=row.revision_id,
+        description=row.description,
+        additional_weights={str(k): float(v) for k, v in dict(row.routing).items()},
     )
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    text,
 )
 
 metadata = MetaData(
@@ -32,6 +33,8 @@ functions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     # PutFunctionConcurrency's ReservedConcurrentExecutions; NULL = the function shares the account pool.
     Column("reserved_concurrency", Integer, nullable=True),
+    # The number of the last version published: AWS never reuses a number, even after a delete.
+    Column("last_version", Integer, nullable=False, server_default=text("0")),
 )
 
 function_versions = Table(
@@ -40,6 +43,8 @@ function_versions = Table(
     Column("region", String(32), primary_key=True),
     Column("function_name", String(64), primary_key=True),
     Column("version", String(32), primary_key=True),
+    # The version as a number (0 for $LATEST), so that "10" sorts after "9".
+    Column("version_number", Integer, nullable=False, server_default=text("0")),
     Column("revision_id", String(36), nullable=False),
     Column("code_sha256", String(64), nullable=False),
     Column("code_size", BigInteger, nullable=False),
@@ -47,6 +52,23 @@ function_versions = Table(
     Column("last_modified", DateTime(timezone=True), nullable=False),
     # The rest of the configuration, as FunctionVersion fields (see store.records).
     Column("config", JSON, nullable=False),
+    ForeignKeyConstraint(
+        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+    ),
+)
+
+# Aliases of a function: each points at a version and may route a share of invocations to another.
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("function_name", String(64), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("function_version", String(32), nullable=False),
+    Column("description", String(256), nullable=False),
+    # AdditionalVersionWeights, {version: weight}; {} when the alias has no routing configuration.
+    Column("routing", JSON, nullable=False),
+    Column("revision_id", String(36), nullable=False),
     ForeignKeyConstraint(
         ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
     ),

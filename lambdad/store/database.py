@@ -41,7 +41,7 @@ class Database:
         config.set_main_option("script_location", str(_MIGRATIONS))
         with self._writer.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, "heads")  # every branch: features may add migrations side by side
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

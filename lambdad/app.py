@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
@@ -21,6 +22,7 @@ from lambdad import __version__
 from lambdad.api import CodeLinks, LambdaApi, Services, operation_table
 from lambdad.api.code_links import PATH_PREFIX, download_endpoint
 from lambdad.api.throttle import RateLimiter
+from lambdad.api.url_serving import FunctionUrlRouter, FunctionUrlServer
 from lambdad.invocation import ConcurrencyLimiter, EnvironmentPool, EventQueue, ImageBuilder, Invoker
 from lambdad.invocation.pool import environment_maker
 from lambdad.models import Scope
@@ -34,6 +36,7 @@ from lambdad.services.concurrency import ConcurrencyService
 from lambdad.services.functions import FunctionService
 from lambdad.services.lookup import FunctionLookup
 from lambdad.services.tags import TagService
+from lambdad.services.urls import UrlService
 from lambdad.settings import Settings
 from lambdad.store import CodeStore, Database
 from lambdad.store import functions as function_records
@@ -102,6 +105,7 @@ class Platform:
             code_links=CodeLinks(_server_secret(settings.data_dir)),
             invoker=invoker,
             events=EventQueue(invoker, settings.async_retry_delays),
+            urls=UrlService(database, changes, settings.port),
         )
         platform = cls(
             settings, database, code_store, activator, changes, sandboxes, pool, services, lambda_api
@@ -151,7 +155,11 @@ def create_app(settings: Settings) -> Starlette:
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse(
-            {"status": "ok", "version": __version__, "environments": platform.pool.environments}
+            {
+                "status": "ok",
+                "version": __version__,
+                "environments": platform.pool.environments,
+            }
         )
 
     throttle = RateLimiter(settings.api_rate_limit) if settings.api_rate_limit > 0 else None
@@ -168,9 +176,17 @@ def create_app(settings: Settings) -> Starlette:
             Mount("/", app=lambda_api),
         ],
         lifespan=lifespan,
+        middleware=[_function_urls(platform)],
     )
     platform.lambda_api.serve(app)
     return app
+
+
+def _function_urls(platform: Platform) -> Middleware:
+    """Function URLs, by host name (``<url-id>.lambda-url.<region>.localhost``) or by path
+    (``/_lambdad/urls/<url-id>/...``), answered before the Lambda API sees the request."""
+    server = FunctionUrlServer(platform.services, platform.settings.account_id)
+    return Middleware(FunctionUrlRouter, server=server)
 
 
 class InSandboxLambdaApi:

@@ -1,6 +1,18 @@
 """The AWS-compatible HTTP API: model-driven parsing and validation, one module per resource."""
 
-from lambdad.api import account, aliases, concurrency, functions, invoke, tags, versions
+from lambdad.api import (
+    account,
+    aliases,
+    concurrency,
+    event_invoke_configs,
+    function_settings,
+    functions,
+    invoke,
+    permissions,
+    tags,
+    urls,
+    versions,
+)
 from lambdad.api.code_links import CodeLinks
 from lambdad.api.dispatch import LambdaApi
 from lambdad.api.operations import OperationTable, Services
@@ -9,7 +21,16 @@ from lambdad.api.operations import OperationTable, Services
 def operation_table() -> OperationTable:
     """Every operation lambdad serves."""
     return functions.table.merge(
-        versions.table, aliases.table, tags.table, account.table, concurrency.table, invoke.table
+        versions.table,
+        aliases.table,
+        tags.table,
+        account.table,
+        concurrency.table,
+        invoke.table,
+        urls.table,
+        permissions.table,
+        event_invoke_configs.table,
+        function_settings.table,
     )
 
 

@@ -12,8 +12,12 @@ from lambdad.models import Scope
 from lambdad.services.account import AccountService
 from lambdad.services.aliases import AliasService
 from lambdad.services.concurrency import ConcurrencyService
+from lambdad.services.event_invoke_configs import EventInvokeConfigService
+from lambdad.services.function_settings import FunctionSettingsService
 from lambdad.services.functions import FunctionService
+from lambdad.services.permissions import PermissionService
 from lambdad.services.tags import TagService
+from lambdad.services.urls import UrlService
 from lambdad.services.versions import VersionService
 
 
@@ -30,6 +34,23 @@ class Services:
     code_links: CodeLinks
     invoker: Invoker
     events: EventQueue
+    urls: UrlService
+
+    # Built by FunctionService, like ``versions``: no argument of their own at construction.
+    @property
+    def permissions(self) -> PermissionService:
+        """Resource-based policies; ``permissions.allows(...)`` answers whether a caller may act."""
+        return self.functions.permissions
+
+    @property
+    def event_invoke_configs(self) -> EventInvokeConfigService:
+        """Asynchronous invocation settings."""
+        return self.functions.event_invoke_configs
+
+    @property
+    def function_settings(self) -> FunctionSettingsService:
+        """Recursion and runtime management configs."""
+        return self.functions.settings
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import hashlib
 from typing import Any
 
 from lambdad.models import LATEST, Alias, FunctionVersion, Scope, aws_timestamp
+from lambdad.store.function_configs import EventInvokeConfig
 
 # What AWS leaves out of the configurations it lists (ListFunctions, ListVersionsByFunction).
 _NOT_LISTED = (
@@ -84,6 +85,24 @@ def alias_configuration(alias: Alias, scope: Scope) -> dict[str, Any]:
     if alias.additional_weights:
         config["RoutingConfig"] = {"AdditionalVersionWeights": dict(alias.additional_weights)}
     return config
+
+
+def event_invoke_config(config: EventInvokeConfig, scope: Scope, function_name: str) -> dict[str, Any]:
+    """A ``FunctionEventInvokeConfig``: FunctionArn always qualified (``:$LATEST`` when unqualified),
+    DestinationConfig always present, the two limits only when set."""
+    answer: dict[str, Any] = {
+        "LastModified": config.last_modified,
+        "FunctionArn": scope.function_arn(function_name, config.qualifier),
+        "DestinationConfig": {
+            "OnSuccess": dict(config.destinations.get("OnSuccess") or {}),
+            "OnFailure": dict(config.destinations.get("OnFailure") or {}),
+        },
+    }
+    if config.maximum_retry_attempts is not None:
+        answer["MaximumRetryAttempts"] = config.maximum_retry_attempts
+    if config.maximum_event_age is not None:
+        answer["MaximumEventAgeInSeconds"] = config.maximum_event_age
+    return answer
 
 
 def runtime_version_arn(scope: Scope, runtime: str) -> str:

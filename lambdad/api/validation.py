@@ -21,6 +21,8 @@ _BOUND_OVERRIDES: dict[str, dict[str, int]] = {
     "Timeout": {"max": 900},
 }
 _NO_ENUM_CHECK = frozenset({"Runtime"})  # AWS answers InvalidParameterValueException (services check it)
+# Where AWS lists an enum's values in another order than the model (its recorded answers show).
+_ENUM_ORDER = {"InvokeMode": ["RESPONSE_STREAM", "BUFFERED"], "RecursiveLoop": ["Terminate", "Allow"]}
 
 
 def validate(shape: StructureShape | None, params: dict[str, Any]) -> None:
@@ -86,7 +88,9 @@ def constraints_broken(shape: Shape, value: Any) -> list[str]:
             rules.append(f"Member must satisfy regular expression pattern: {pattern}")
         enum = shape.metadata.get("enum")
         if enum and shape.name not in _NO_ENUM_CHECK and value not in enum:
-            rules.append(f"Member must satisfy enum value set: [{', '.join(enum)}]")
+            rules.append(
+                f"Member must satisfy enum value set: [{', '.join(_ENUM_ORDER.get(shape.name, enum))}]"
+            )
     elif kind == "list":
         element = shape.member  # type: ignore[attr-defined]
         if any(item is None or constraints_broken(element, item) for item in value):

@@ -31,6 +31,9 @@ from lambdad.services.activation import Activator
 from lambdad.services.changes import DELETED, FunctionChanges
 from lambdad.services.code import unzipped_size
 from lambdad.services.configuration import check_complete, configure
+from lambdad.services.event_invoke_configs import EventInvokeConfigService
+from lambdad.services.function_settings import FunctionSettingsService
+from lambdad.services.permissions import PermissionService
 from lambdad.services.resolution import latest_for_update, read_target, resolve, unqualified
 from lambdad.services.tags import check_lambdad_tags
 from lambdad.services.versions import VersionService, publish_in
@@ -68,6 +71,10 @@ class FunctionService:
         self._changes = changes
         self._code_storage_limit = code_storage_limit
         self.versions = VersionService(database, activator, changes)
+        # What attaches to functions, versions and aliases (reached through ``Services`` as well).
+        self.permissions = PermissionService(database)
+        self.event_invoke_configs = EventInvokeConfigService(database)
+        self.settings = FunctionSettingsService(database)
 
     # --- reading ---------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, delete, insert, select, update
 
 from lambdad.models import Alias
+from lambdad.store.function_configs import remove_attached
 from lambdad.store.records import alias_from_row, alias_to_row
 from lambdad.store.schema import aliases
 
@@ -41,7 +42,8 @@ def save_alias(connection: Connection, region: str, alias: Alias) -> None:
 
 
 def delete_alias(connection: Connection, region: str, function_name: str, name: str) -> bool:
-    """Remove an alias; False if there was none."""
+    """Remove an alias (and what is attached to it); False if there was none."""
+    remove_attached(connection, region, function_name, name)
     result = connection.execute(
         delete(aliases).where(
             aliases.c.region == region, aliases.c.function_name == function_name, aliases.c.name == name

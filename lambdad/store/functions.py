@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from lambdad.models import LATEST, FunctionVersion
+from lambdad.store.function_configs import remove_attached
 from lambdad.store.records import version_from_row, version_number, version_to_row
 from lambdad.store.schema import aliases, function_versions, functions
 
@@ -85,7 +86,8 @@ def newest_published(connection: Connection, region: str, name: str) -> Function
 
 
 def delete_version(connection: Connection, region: str, name: str, version: str) -> bool:
-    """Remove one published version; False if there was none."""
+    """Remove one published version (and what is attached to it); False if there was none."""
+    remove_attached(connection, region, name, version)
     result = connection.execute(
         delete(function_versions).where(
             function_versions.c.region == region,
@@ -110,7 +112,8 @@ def function_versions_page(
 
 
 def delete_function(connection: Connection, region: str, name: str) -> None:
-    """Remove a function with all its versions and aliases."""
+    """Remove a function with all its versions and aliases (and what is attached to them)."""
+    remove_attached(connection, region, name)
     connection.execute(delete(aliases).where(aliases.c.region == region, aliases.c.function_name == name))
     connection.execute(
         delete(function_versions).where(

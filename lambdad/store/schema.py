@@ -74,6 +74,27 @@ aliases = Table(
     ),
 )
 
+# Function URLs: one per function ("" qualifier) or alias; ``url_id`` names the URL's host and never
+# changes. An alias's URL outlives the alias (as on AWS, it then answers 403); the function's removal
+# removes them all.
+function_urls = Table(
+    "function_urls",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("function_name", String(64), primary_key=True),
+    Column("qualifier", String(128), primary_key=True),
+    Column("url_id", String(32), nullable=False, unique=True),
+    Column("auth_type", String(16), nullable=False),
+    # InvokeMode as set; NULL when never set (AWS then reports BUFFERED from Get/List only).
+    Column("invoke_mode", String(32), nullable=True),
+    Column("cors", JSON, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_modified", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(
+        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+    ),
+)
+
 # Tags belong to any taggable resource (functions today; event source mappings later), keyed by ARN.
 tags = Table(
     "tags",
@@ -81,4 +102,62 @@ tags = Table(
     Column("resource_arn", String(256), primary_key=True),
     Column("key", String(128), primary_key=True),
     Column("value", String(256), nullable=False),
+)
+
+# Resource-based policies (AddPermission): the statements of a function ("" qualifier), a version or an
+# alias, in the order they were added, with the policy's own RevisionId.
+function_policies = Table(
+    "function_policies",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("function_name", String(64), primary_key=True),
+    Column("qualifier", String(128), primary_key=True),
+    Column("statements", JSON, nullable=False),
+    Column("revision_id", String(36), nullable=False),
+    ForeignKeyConstraint(
+        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+    ),
+)
+
+# PutFunctionEventInvokeConfig, per $LATEST, version or alias.
+event_invoke_configs = Table(
+    "event_invoke_configs",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("function_name", String(64), primary_key=True),
+    Column("qualifier", String(128), primary_key=True),
+    Column("maximum_retry_attempts", Integer, nullable=True),
+    Column("maximum_event_age", Integer, nullable=True),
+    # DestinationConfig as AWS answers it ({"OnSuccess": {...}, "OnFailure": {...}}).
+    Column("destination_config", JSON, nullable=False),
+    Column("last_modified", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(
+        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+    ),
+)
+
+# PutFunctionRecursionConfig (per function; no row = Terminate) and PutRuntimeManagementConfig (per
+# $LATEST or version; no row = Auto).
+recursion_configs = Table(
+    "recursion_configs",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("function_name", String(64), primary_key=True),
+    Column("recursive_loop", String(16), nullable=False),
+    ForeignKeyConstraint(
+        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+    ),
+)
+
+runtime_management_configs = Table(
+    "runtime_management_configs",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("function_name", String(64), primary_key=True),
+    Column("qualifier", String(128), primary_key=True),
+    Column("update_runtime_on", String(16), nullable=False),
+    Column("runtime_version_arn", String(2048), nullable=True),
+    ForeignKeyConstraint(
+        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+    ),
 )

@@ -1,0 +1,431 @@
+"""Serving function URLs: an HTTP request becomes a payload format 2.0 event, the function's result
+becomes the HTTP response, by AWS's rules.
+
+A request reaches a URL two ways, both on lambdad's own port:
+
+- by host name, as on AWS: ``http://<url-id>.lambda-url.<region>.localhost:<port>/path?query``
+  (``*.localhost`` resolves to the loopback address; any client may also send that ``Host`` header);
+- by path, for clients that cannot choose a host: ``http://127.0.0.1:<port>/_lambdad/urls/<url-id>/path``
+  (the function sees ``/path``).
+
+``FunctionUrlRouter`` sits in front of the Lambda API and sends those requests to ``FunctionUrlServer``.
+InvokeMode RESPONSE_STREAM is accepted but served buffered for now: the response is sent once the
+function has finished.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import anyio.to_thread
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from lambdad.api.operations import Services
+from lambdad.errors import LambdaError, ResourceNotFoundException, TooManyRequestsException
+from lambdad.invocation.invoker import InvokeRequest
+from lambdad.models import Scope as LambdaScope
+from lambdad.services.permissions import AccessRequest
+from lambdad.services.urls import UrlService
+from lambdad.store.urls import FunctionUrl
+
+log = logging.getLogger(__name__)
+
+PATH_PREFIX = "/_lambdad/urls/"
+REQUEST_MAX = 6_291_456  # AWS's synchronous payload limit
+_HOST = re.compile(r"^([a-z0-9]{32})\.lambda-url\.[a-z0-9-]+\.localhost\.?(?::\d+)?$")
+_URL_ID = re.compile(r"^[a-z0-9]{32}$")
+_FORBIDDEN = (
+    "Forbidden. For troubleshooting Function URL authorization issues, see: "
+    "https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"
+)
+_TEXT_TYPES = ("application/json", "application/javascript", "application/xml")
+_HOP_BY_HOP = ("content-length", "transfer-encoding", "connection")
+_CORS_HEADERS = (
+    "access-control-allow-origin",
+    "access-control-allow-credentials",
+    "access-control-allow-methods",
+    "access-control-allow-headers",
+    "access-control-expose-headers",
+    "access-control-max-age",
+)
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class FunctionUrlRouter:
+    """ASGI middleware: requests addressed to a function URL (by host or by path) go to the URL server,
+    everything else to the app it wraps (the Lambda API)."""
+
+    def __init__(self, app: ASGIApp, server: FunctionUrlServer) -> None:
+        self.app = app
+        self.server = server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            target = url_target(scope)
+            if target is not None:
+                url_id, raw_path = target
+                await self.server.serve(scope, receive, send, url_id, raw_path)
+                return
+        await self.app(scope, receive, send)
+
+
+def url_target(scope: Scope) -> tuple[str, str] | None:
+    """(url-id, raw path as the function sees it) if the request is addressed to a function URL."""
+    raw_path = bytes(scope.get("raw_path") or scope["path"].encode()).decode("latin-1").split("?")[0]
+    for name, value in scope["headers"]:
+        if name == b"host":
+            match = _HOST.match(value.decode("latin-1").lower())
+            if match:
+                return match.group(1), raw_path or "/"
+            break
+    if raw_path.startswith(PATH_PREFIX):
+        url_id, slash, rest = raw_path[len(PATH_PREFIX) :].partition("/")
+        if _URL_ID.match(url_id):
+            return url_id, slash + rest if slash else "/"
+    return None
+
+
+class FunctionUrlServer:
+    """Answers the requests of every function URL of this server."""
+
+    def __init__(self, services: Services, account: str) -> None:
+        self._services = services
+        self._urls = services.urls
+        self._invoker = services.invoker
+        self._account = account
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send, url_id: str, raw_path: str) -> None:
+        request_id = str(uuid.uuid4())
+        status, headers, body = await self._answer(scope, receive, url_id, raw_path, request_id)
+        headers.append((b"x-amzn-RequestId", request_id.encode()))
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, url_id: str, raw_path: str, request_id: str
+    ) -> tuple[int, Headers, bytes]:
+        url = self._urls.cached(url_id) or await anyio.to_thread.run_sync(self._urls.find, url_id)
+        if url is None:
+            return _error(403, "AccessDeniedException", None)
+        body = await _read_body(receive)
+        if body is None:
+            return _error(
+                413,
+                "RequestEntityTooLargeException",
+                f"Request must be smaller than {REQUEST_MAX} bytes for the InvokeFunction operation",
+            )
+        headers = _header_pairs(scope)
+        request_headers = _joined(headers)
+        origin = request_headers.get("origin")
+        cors = url.cors
+        if (
+            cors is not None
+            and scope["method"] == "OPTIONS"
+            and origin is not None
+            and "access-control-request-method" in request_headers
+        ):
+            return 200, _preflight_headers(cors, origin), b""
+        if url.auth_type == "AWS_IAM" and not _signed(request_headers, scope):
+            # TODO(signing): verify SigV4 signatures; until then a signed request is let through unchecked.
+            return _error(403, "AccessDeniedException", _FORBIDDEN)
+        if url.auth_type == "NONE" and not await anyio.to_thread.run_sync(self._public, url):
+            return _error(403, "AccessDeniedException", _FORBIDDEN)
+        event = self._event(scope, url, raw_path, headers, body, request_id)
+        try:
+            result = await self._invoker.invoke(
+                InvokeRequest(
+                    scope=LambdaScope(self._account, url.region),
+                    function_name=url.function_name,
+                    qualifier=url.qualifier,
+                    payload=json.dumps(event).encode(),
+                    request_id=request_id,
+                )
+            )
+        except ResourceNotFoundException:
+            # The function or alias behind the URL is gone: AWS then refuses the URL.
+            return _error(403, "AccessDeniedException", _FORBIDDEN)
+        except TooManyRequestsException as error:
+            return _error(429, "TooManyRequestsException", error.message)
+        except LambdaError as error:
+            log.info("function URL %s: %s: %s", url_id, error.code, error.message)
+            return _internal_error()
+        if result.function_error:
+            return _internal_error()
+        response = render_response(result.payload)
+        if response is None:
+            return _internal_error()
+        status, response_headers, response_body = response
+        if cors is not None and origin is not None:
+            response_headers = [(k, v) for k, v in response_headers if k.decode() not in _CORS_HEADERS]
+            response_headers += _cors_headers(cors, origin)
+        return status, response_headers, response_body
+
+    def _public(self, url: FunctionUrl) -> bool:
+        """Whether the resource-based policy of the URL's function (or alias) lets anyone call it: AWS
+        requires a statement allowing lambda:InvokeFunctionUrl to Principal "*" with the condition
+        lambda:FunctionUrlAuthType = NONE, even on a URL whose AuthType is NONE."""
+        request = AccessRequest(
+            principal="*", action="lambda:InvokeFunctionUrl", function_url_auth_type="NONE"
+        )
+        scope = LambdaScope(self._account, url.region)
+        return self._services.permissions.allows(scope, url.function_name, request, url.qualifier)
+
+    def _event(
+        self,
+        scope: Scope,
+        url: FunctionUrl,
+        raw_path: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        request_id: str,
+    ) -> dict[str, Any]:
+        """The payload format 2.0 event of one request."""
+        client_ip = scope["client"][0] if scope.get("client") else "127.0.0.1"
+        server_port = scope["server"][1] if scope.get("server") else self._urls.port
+        joined = _joined((name, value) for name, value in headers if name != "cookie")
+        forwarded = joined.get("x-forwarded-for")
+        joined["x-forwarded-for"] = f"{forwarded}, {client_ip}" if forwarded else client_ip
+        joined["x-forwarded-proto"] = scope.get("scheme", "http")
+        joined["x-forwarded-port"] = str(server_port)
+        joined.setdefault("x-amzn-trace-id", f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)}")
+        cookies = [
+            cookie.strip()
+            for name, value in headers
+            if name == "cookie"
+            for cookie in value.split(";")
+            if cookie.strip()
+        ]
+        raw_query = bytes(scope.get("query_string", b"")).decode("latin-1")
+        query: dict[str, str] = {}
+        for key, value in parse_qsl(raw_query, keep_blank_values=True):
+            query[key] = f"{query[key]},{value}" if key in query else value
+        now = time.time()
+        event: dict[str, Any] = {
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": raw_path,
+            "rawQueryString": raw_query,
+        }
+        if cookies:
+            event["cookies"] = cookies
+        event["headers"] = joined
+        if query:
+            event["queryStringParameters"] = query
+        context: dict[str, Any] = {
+            "accountId": "anonymous" if url.auth_type == "NONE" else self._account,
+            "apiId": url.url_id,
+            "domainName": UrlService.host_of(url),
+            "domainPrefix": url.url_id,
+            "http": {
+                "method": scope["method"],
+                "path": raw_path,
+                "protocol": f"HTTP/{scope.get('http_version', '1.1')}",
+                "sourceIp": client_ip,
+                "userAgent": joined.get("user-agent", ""),
+            },
+            "requestId": request_id,
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        }
+        if url.auth_type == "AWS_IAM":
+            context["authorizer"] = {"iam": _caller(joined, self._account)}
+        event["requestContext"] = context
+        if body:
+            if _is_text(joined.get("content-type")):
+                try:
+                    event["body"] = body.decode("utf-8")
+                    event["isBase64Encoded"] = False
+                except UnicodeDecodeError:
+                    event["body"] = base64.b64encode(body).decode()
+                    event["isBase64Encoded"] = True
+            else:
+                event["body"] = base64.b64encode(body).decode()
+                event["isBase64Encoded"] = True
+        else:
+            event["isBase64Encoded"] = False
+        return event
+
+
+def render_response(payload: bytes) -> tuple[int, Headers, bytes] | None:
+    """The HTTP response a function's result stands for, by AWS's rules; None if it stands for none
+    (AWS then answers 502).
+
+    A JSON object with ``statusCode`` is applied as given (``headers``, ``cookies`` as ``set-cookie``,
+    ``body``, ``isBase64Encoded``). Anything else is a 200 ``application/json`` whose body is the result:
+    a string as it is, any other value as compact JSON.
+    """
+    try:
+        result = json.loads(payload) if payload else None
+    except ValueError:
+        return None
+    if not (isinstance(result, dict) and "statusCode" in result):
+        body = result if isinstance(result, str) else _compact(result)
+        return 200, [(b"content-type", b"application/json")], body.encode()
+    try:
+        status = int(result["statusCode"])
+    except (TypeError, ValueError):
+        return None
+    if not 100 <= status <= 599:
+        return None
+    headers: Headers = []
+    declared = result.get("headers") or {}
+    if not isinstance(declared, dict):
+        return None
+    for name, value in declared.items():
+        if str(name).lower() in _HOP_BY_HOP:
+            continue
+        headers.append((str(name).lower().encode("latin-1"), _header_value(value).encode("latin-1")))
+    if not any(name == b"content-type" for name, _ in headers):
+        headers.append((b"content-type", b"application/json"))
+    cookies = result.get("cookies") or []
+    if not isinstance(cookies, list):
+        return None
+    headers += [(b"set-cookie", str(cookie).encode("latin-1")) for cookie in cookies]
+    raw = result.get("body")
+    if raw is None:
+        content = b""
+    elif isinstance(raw, str):
+        if result.get("isBase64Encoded"):
+            try:
+                content = base64.b64decode(raw, validate=True)
+            except (binascii.Error, ValueError):
+                return None
+        else:
+            content = raw.encode()
+    else:
+        content = _compact(raw).encode()
+    return status, headers, content
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _header_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _header_pairs(scope: Scope) -> list[tuple[str, str]]:
+    return [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in scope["headers"]]
+
+
+def _joined(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Headers by lower-cased name; repeated headers joined with commas, as AWS does."""
+    joined: dict[str, str] = {}
+    for name, value in pairs:
+        joined[name] = f"{joined[name]},{value}" if name in joined else value
+    return joined
+
+
+def _is_text(content_type: str | None) -> bool:
+    """Whether AWS passes a body of this type as text (else base64): ``text/*`` and JSON, XML and
+    JavaScript types; a body without a type is binary."""
+    if not content_type:
+        return False
+    media = content_type.split(";")[0].strip().lower()
+    return (
+        media.startswith("text/") or media in _TEXT_TYPES or media.endswith("+json") or media.endswith("+xml")
+    )
+
+
+def _signed(headers: dict[str, str], scope: Scope) -> bool:
+    """Whether the request carries a SigV4 signature (header or presigned query)."""
+    if headers.get("authorization", "").startswith("AWS4-HMAC-SHA256 "):
+        return True
+    return b"X-Amz-Signature=" in bytes(scope.get("query_string", b""))
+
+
+def _caller(headers: dict[str, str], account: str) -> dict[str, Any]:
+    """requestContext.authorizer.iam from the signature's credential (not verified yet)."""
+    match = re.search(r"Credential=([^/,\s]+)/", headers.get("authorization", ""))
+    return {
+        "accessKey": match.group(1) if match else None,
+        "accountId": account,
+        "callerId": None,
+        "cognitoIdentity": None,
+        "principalOrgId": None,
+        "userArn": None,
+        "userId": None,
+    }
+
+
+def _origin_allowed(cors: dict[str, Any], origin: str) -> bool:
+    allowed = cors.get("AllowOrigins") or []
+    return "*" in allowed or origin.lower() in (entry.lower() for entry in allowed)
+
+
+def _cors_headers(cors: dict[str, Any], origin: str) -> Headers:
+    """The CORS headers of a response to ``origin``, from the URL's Cors configuration."""
+    if not _origin_allowed(cors, origin):
+        return []
+    wildcard = "*" in (cors.get("AllowOrigins") or []) and not cors.get("AllowCredentials")
+    headers: Headers = [(b"access-control-allow-origin", ("*" if wildcard else origin).encode("latin-1"))]
+    if cors.get("AllowCredentials"):
+        headers.append((b"access-control-allow-credentials", b"true"))
+    if cors.get("ExposeHeaders"):
+        headers.append((b"access-control-expose-headers", ",".join(cors["ExposeHeaders"]).encode("latin-1")))
+    if not wildcard:
+        headers.append((b"vary", b"Origin"))
+    return headers
+
+
+def _preflight_headers(cors: dict[str, Any], origin: str) -> Headers:
+    """The answer to a CORS preflight (OPTIONS), made from the configuration: the function is not run."""
+    headers = _cors_headers(cors, origin)
+    if not headers:
+        return []
+    if cors.get("AllowMethods"):
+        headers.append((b"access-control-allow-methods", ",".join(cors["AllowMethods"]).encode("latin-1")))
+    if cors.get("AllowHeaders"):
+        headers.append((b"access-control-allow-headers", ",".join(cors["AllowHeaders"]).encode("latin-1")))
+    if cors.get("MaxAge") is not None:
+        headers.append((b"access-control-max-age", str(cors["MaxAge"]).encode()))
+    return headers
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The request body, or None past AWS's 6 MB limit."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size <= REQUEST_MAX:
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks) if size <= REQUEST_MAX else None
+
+
+def _error(status: int, error_type: str, message: str | None) -> tuple[int, Headers, bytes]:
+    """AWS's JSON error of a function URL: ``{"Message": ...}`` with ``x-amzn-ErrorType``."""
+    body = json.dumps({"Message": message}, separators=(",", ":")).encode()
+    return (
+        status,
+        [(b"content-type", b"application/json"), (b"x-amzn-errortype", error_type.encode())],
+        body,
+    )
+
+
+def _internal_error() -> tuple[int, Headers, bytes]:
+    """What AWS answers when the function fails or returns what no HTTP response can be made of."""
+    return 502, [(b"content-type", b"application/json")], b"Internal Server Error"

@@ -1,0 +1,363 @@
+"""Resource-based policies (AddPermission, RemovePermission, GetPolicy) and the question other parts of
+lambdad ask of them: does this function's policy let principal P perform action A?
+
+A policy belongs to the function itself (its statements' Resource is the unqualified ARN), to one
+published version or to one alias, as on AWS; ``$LATEST`` has none of its own. Each policy carries a
+RevisionId of its own that every change renews. Until a target has a policy, the RevisionId a caller
+may name as a precondition is the version's or the alias's.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+
+from lambdad.errors import (
+    InvalidParameterValueException,
+    PreconditionFailedException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+)
+from lambdad.models import LATEST, Scope, is_version_number
+from lambdad.services.resolution import REVISION_MISMATCH, resolve
+from lambdad.store import Database
+from lambdad.store import aliases as alias_records
+from lambdad.store import function_configs as config_records
+from lambdad.store import functions as records
+from lambdad.store.function_configs import Policy
+
+POLICY_VERSION = "2012-10-17"
+NO_SUCH_POLICY = "The resource you requested does not exist."
+NO_POLICY_TO_REMOVE = "No policy is associated with the given resource."
+ALIAS_REVISION_MISMATCH = (
+    "The Revision Id provided does not match the latest Revision Id. Call the GetPolicy API to retrieve "
+    "the latest Revision Id"
+)
+INVALID_PRINCIPAL = "The provided principal was invalid. Please check the principal and try again."
+
+_ACCOUNT = re.compile(r"^\d{12}$")
+_SERVICE = re.compile(r"^[a-z0-9][a-z0-9.-]*\.(amazonaws\.com(\.cn)?|amazon\.com)$")
+_IAM_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:(iam|sts)::\d{12}:.+$")
+_ALIAS_NAME = re.compile(r"^[a-zA-Z0-9-_]+$")
+
+
+@dataclass(frozen=True)
+class PermissionGrant:
+    """The members of an AddPermission call that shape its statement."""
+
+    statement_id: str
+    action: str
+    principal: str
+    source_arn: str | None = None
+    source_account: str | None = None
+    event_source_token: str | None = None
+    principal_org_id: str | None = None
+    function_url_auth_type: str | None = None
+    invoked_via_function_url: bool | None = None
+
+
+@dataclass(frozen=True)
+class AccessRequest:
+    """Who asks to do what, with the context AWS's policy conditions can test.
+
+    ``principal`` is ``"*"`` for an anonymous caller (only statements whose Principal is ``"*"`` admit
+    one), a 12-digit account id, an IAM user/role ARN, or a service principal (``s3.amazonaws.com``).
+    Context members left None fail any condition that tests them, as in IAM.
+    """
+
+    principal: str
+    action: str
+    function_url_auth_type: str | None = None
+    source_arn: str | None = None
+    source_account: str | None = None
+    principal_org_id: str | None = None
+    event_source_token: str | None = None
+    invoked_via_function_url: bool | None = None
+
+    def context_value(self, key: str) -> str | None:
+        """The request's value for a condition key (case-insensitive, as in IAM), or None."""
+        value: str | bool | None = {
+            "aws:sourcearn": self.source_arn,
+            "aws:sourceaccount": self.source_account,
+            "aws:principalorgid": self.principal_org_id,
+            "lambda:eventsourcetoken": self.event_source_token,
+            "lambda:functionurlauthtype": self.function_url_auth_type,
+            "lambda:invokedviafunctionurl": self.invoked_via_function_url,
+        }.get(key.lower())
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return value
+
+
+class PermissionService:
+    """Resource-based policies on functions, versions and aliases."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def add(
+        self,
+        scope: Scope,
+        function_name: str,
+        grant: PermissionGrant,
+        qualifier: str | None = None,
+        revision_id: str | None = None,
+    ) -> dict[str, Any]:
+        """AddPermission: the statement added, in AWS's shape."""
+        name, qualifier = _target(scope, function_name, qualifier)
+        with self._database.write() as connection:
+            target_revision = _target_revision(connection, scope, name, qualifier, missing_function=None)
+            policy = config_records.get_policy(
+                connection, scope.region, name, qualifier or "", for_update=True
+            )
+            _check_revision(revision_id, policy.revision_id if policy else target_revision, qualifier)
+            statements = policy.statements if policy else []
+            if any(statement.get("Sid") == grant.statement_id for statement in statements):
+                raise ResourceConflictException(
+                    f"The statement id ({grant.statement_id}) provided already exists. Please provide a new "
+                    "statement id, or remove the existing statement."
+                )
+            statement = build_statement(grant, scope.function_arn(name, qualifier))
+            updated = Policy([*statements, statement], str(uuid.uuid4()))
+            config_records.save_policy(connection, scope.region, name, qualifier or "", updated)
+        return statement
+
+    def remove(
+        self,
+        scope: Scope,
+        function_name: str,
+        statement_id: str,
+        qualifier: str | None = None,
+        revision_id: str | None = None,
+    ) -> None:
+        """RemovePermission: a policy left without statements is gone (GetPolicy then answers 404)."""
+        name, qualifier = _target(scope, function_name, qualifier)
+        with self._database.write() as connection:
+            _target_revision(
+                connection,
+                scope,
+                name,
+                qualifier,
+                missing_function=f"No policy found for: {scope.function_arn(name)}",
+            )
+            policy = config_records.get_policy(
+                connection, scope.region, name, qualifier or "", for_update=True
+            )
+            if policy is None:
+                raise ResourceNotFoundException(NO_POLICY_TO_REMOVE)
+            _check_revision(revision_id, policy.revision_id, qualifier)
+            kept = [statement for statement in policy.statements if statement.get("Sid") != statement_id]
+            if len(kept) == len(policy.statements):
+                raise ResourceNotFoundException(f"Statement {statement_id} is not found in resource policy.")
+            config_records.save_policy(
+                connection, scope.region, name, qualifier or "", Policy(kept, str(uuid.uuid4()))
+            )
+
+    def get(self, scope: Scope, function_name: str, qualifier: str | None = None) -> tuple[str, str]:
+        """GetPolicy: (the policy document as a JSON string, its RevisionId)."""
+        name, qualifier = _target(scope, function_name, qualifier)
+        with self._database.read() as connection:
+            policy = config_records.get_policy(connection, scope.region, name, qualifier or "")
+        if policy is None:  # no function, no such version or alias, or nothing granted
+            raise ResourceNotFoundException(NO_SUCH_POLICY)
+        return policy_document(policy.statements), policy.revision_id
+
+    def statements(
+        self, scope: Scope, function_name: str, qualifier: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The statements of a function's (or version's, or alias's) policy; [] when it has none."""
+        name, qualifier = resolve(scope, function_name, qualifier)
+        if qualifier == LATEST:
+            qualifier = None
+        with self._database.read() as connection:
+            policy = config_records.get_policy(connection, scope.region, name, qualifier or "")
+        return policy.statements if policy else []
+
+    def allows(
+        self, scope: Scope, function_name: str, request: AccessRequest, qualifier: str | None = None
+    ) -> bool:
+        """Whether the resource-based policy of the function (``qualifier`` None or ``$LATEST``), or of
+        the published version or alias ``qualifier``, allows ``request``: some Allow statement matches
+        its principal, action and conditions and no Deny statement does.
+
+        A function URL answering a request checks this with ``action="lambda:InvokeFunctionUrl"`` and
+        ``function_url_auth_type`` set to the URL's AuthType (``"NONE"`` with ``principal="*"`` for an
+        anonymous caller); AWS's default NONE statement (Principal ``*``, Condition
+        ``lambda:FunctionUrlAuthType = NONE``) then matches. A function, version or alias that does not
+        exist has no policy, so nothing is allowed; this never raises for a missing function.
+        """
+        try:
+            statements = self.statements(scope, function_name, qualifier)
+        except ResourceNotFoundException:
+            return False
+        return policy_allows(statements, request)
+
+
+# --- statements ------------------------------------------------------------------------------------------
+
+
+def build_statement(grant: PermissionGrant, resource: str) -> dict[str, Any]:
+    """The statement AWS builds from an AddPermission call."""
+    statement: dict[str, Any] = {
+        "Sid": grant.statement_id,
+        "Effect": "Allow",
+        "Principal": principal_element(grant.principal),
+        "Action": grant.action,
+        "Resource": resource,
+    }
+    equals = {
+        key: value
+        for key, value in (
+            ("AWS:SourceAccount", grant.source_account),
+            ("lambda:EventSourceToken", grant.event_source_token),
+            ("lambda:FunctionUrlAuthType", grant.function_url_auth_type),
+            ("aws:PrincipalOrgID", grant.principal_org_id),
+        )
+        if value
+    }
+    condition: dict[str, Any] = {}
+    if equals:
+        condition["StringEquals"] = equals
+    if grant.invoked_via_function_url:
+        condition["Bool"] = {"lambda:InvokedViaFunctionUrl": "true"}
+    if grant.source_arn:
+        condition["ArnLike"] = {"AWS:SourceArn": grant.source_arn}
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def principal_element(principal: str) -> str | dict[str, str]:
+    """A Principal as AWS writes it: ``*``, an account's root, an IAM ARN, or a service."""
+    if principal == "*":
+        return "*"
+    if _ACCOUNT.match(principal):
+        return {"AWS": f"arn:aws:iam::{principal}:root"}
+    if _IAM_ARN.match(principal):
+        return {"AWS": principal}
+    if _SERVICE.match(principal):
+        return {"Service": principal}
+    raise InvalidParameterValueException(INVALID_PRINCIPAL)
+
+
+def policy_document(statements: list[dict[str, Any]]) -> str:
+    """The policy as GetPolicy's ``Policy`` string."""
+    document = {"Version": POLICY_VERSION, "Id": "default", "Statement": statements}
+    return json.dumps(document, separators=(",", ":"))
+
+
+def policy_allows(statements: Iterable[dict[str, Any]], request: AccessRequest) -> bool:
+    """Whether ``statements`` allow ``request`` (an explicit Deny wins over any Allow)."""
+    allowed = False
+    for statement in statements:
+        if not _matches(statement, request):
+            continue
+        if statement.get("Effect") == "Deny":
+            return False
+        if statement.get("Effect") == "Allow":
+            allowed = True
+    return allowed
+
+
+def _matches(statement: dict[str, Any], request: AccessRequest) -> bool:
+    actions = _as_list(statement.get("Action"))
+    if not any(fnmatch.fnmatchcase(request.action.lower(), action.lower()) for action in actions):
+        return False
+    if not _principal_matches(statement.get("Principal"), request.principal):
+        return False
+    return _conditions_hold(statement.get("Condition") or {}, request)
+
+
+def _principal_matches(element: Any, principal: str) -> bool:
+    if element == "*":
+        return True
+    if not isinstance(element, dict):
+        return False
+    if "*" in _as_list(element.get("AWS")):
+        return True
+    if principal == "*":
+        return False
+    for arn in _as_list(element.get("AWS")):
+        if arn == principal:
+            return True
+        root = re.fullmatch(r"arn:aws[a-zA-Z-]*:iam::(\d{12}):root", arn)
+        if root and (
+            principal == root[1] or re.match(rf"arn:aws[a-zA-Z-]*:(iam|sts)::{root[1]}:", principal)
+        ):
+            return True
+    return principal in _as_list(element.get("Service"))
+
+
+def _conditions_hold(conditions: dict[str, Any], request: AccessRequest) -> bool:
+    for operator, tests in conditions.items():
+        for key, expected in (tests or {}).items():
+            actual = request.context_value(key)
+            if actual is None:
+                return False
+            wanted = [str(value) for value in _as_list(expected)]
+            if operator in ("StringEquals", "ArnEquals"):
+                ok = actual in wanted
+            elif operator == "StringEqualsIgnoreCase":
+                ok = actual.lower() in [value.lower() for value in wanted]
+            elif operator in ("StringLike", "ArnLike"):
+                ok = any(fnmatch.fnmatchcase(actual, value) for value in wanted)
+            elif operator == "Bool":
+                ok = actual.lower() in [value.lower() for value in wanted]
+            else:  # an operator lambdad does not evaluate: fail closed
+                ok = False
+            if not ok:
+                return False
+    return True
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+# --- targets ---------------------------------------------------------------------------------------------
+
+
+def _target(scope: Scope, function_name: str, qualifier: str | None) -> tuple[str, str | None]:
+    name, qualifier = resolve(scope, function_name, qualifier)
+    if qualifier == LATEST:
+        raise InvalidParameterValueException("We currently do not support adding policies for $LATEST.")
+    return name, qualifier
+
+
+def _target_revision(
+    connection: Connection, scope: Scope, name: str, qualifier: str | None, *, missing_function: str | None
+) -> str:
+    """The RevisionId of the function's ``$LATEST``, version or alias the policy attaches to, after
+    checking it exists (AWS's messages for each kind of absence)."""
+    if qualifier is None or is_version_number(qualifier) or not _ALIAS_NAME.match(qualifier):
+        version = records.get_version(connection, scope.region, name, qualifier or LATEST, for_update=True)
+        if version is None:
+            exists = records.function_exists(connection, scope.region, name)
+            if not exists and missing_function is not None:
+                raise ResourceNotFoundException(missing_function)
+            raise ResourceNotFoundException(
+                f"Function not found: {scope.function_arn(name, qualifier if exists else None)}"
+            )
+        return version.revision_id
+    if not records.function_exists(connection, scope.region, name):
+        raise ResourceNotFoundException(missing_function or f"Function not found: {scope.function_arn(name)}")
+    alias = alias_records.get_alias(connection, scope.region, name, qualifier, for_update=True)
+    if alias is None:
+        raise ResourceNotFoundException(f"Cannot find alias arn: {scope.function_arn(name, qualifier)}")
+    return alias.revision_id
+
+
+def _check_revision(given: str | None, current: str, qualifier: str | None) -> None:
+    if given is None or given == current:
+        return
+    is_alias = qualifier is not None and not is_version_number(qualifier)
+    raise PreconditionFailedException(ALIAS_REVISION_MISMATCH if is_alias else REVISION_MISMATCH)

@@ -1,4 +1,4 @@
-"""AWS's recorded answers (../shared/aws-recordings), and comparing lambdad's answers with them."""
+"""AWS's recorded answers (tests/aws-recordings, a copy of ../shared/aws-recordings), and comparing lambdad's answers with them."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-RECORDINGS = Path(
-    os.environ.get("LAMBDAD_AWS_RECORDINGS", Path(__file__).parents[2] / "shared" / "aws-recordings")
-)
+RECORDINGS = Path(os.environ.get("LAMBDAD_AWS_RECORDINGS", Path(__file__).parent / "aws-recordings"))
 _PLACEHOLDER = re.compile(r"<[^>]+>")
 # The recordings were made in account 111111111111; lambdad's tests run in its default account.
 RECORDED_ACCOUNT, OUR_ACCOUNT = "111111111111", "000000000000"

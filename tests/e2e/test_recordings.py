@@ -6,13 +6,10 @@ from typing import Any
 
 import pytest
 
-from tests.recordings import RECORDINGS, differences, recorded
+from tests.recordings import differences, recorded
 from tests.support import ROLE, make_zip
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not RECORDINGS.exists(), reason=f"AWS recordings not found at {RECORDINGS}"),
-]
+pytestmark = pytest.mark.e2e
 API = "test_lambda_api.snapshot.json"
 
 

@@ -1,4 +1,5 @@
-"""AWS's recorded answers (tests/aws-recordings, a copy of ../shared/aws-recordings), and comparing lambdad's answers with them."""
+"""AWS's recorded answers (tests/aws-recordings, a copy of ../shared/aws-recordings) and comparing
+lambdad's answers with them."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from lambdad.api.code_links import PATH_PREFIX, download_endpoint
 from lambdad.api.throttle import RateLimiter
 from lambdad.api.url_serving import FunctionUrlRouter, FunctionUrlServer
 from lambdad.invocation import ConcurrencyLimiter, EnvironmentPool, EventQueue, ImageBuilder, Invoker
-from lambdad.invocation.pool import environment_maker
+from lambdad.invocation.pool import environment_maker, spare_pool
 from lambdad.models import Scope
 from lambdad.observability.logs import LogStore
 from lambdad.sandbox import NetworkMode, SandboxFactory, create_factory
@@ -92,7 +92,8 @@ class Platform:
         maker = environment_maker(
             sandboxes, LogStore(settings.logs_dir), lambda_api, f"http://{host}:{settings.port}"
         )
-        pool = EnvironmentPool(maker, settings.idle_timeout)
+        spares = spare_pool(sandboxes, settings.spares, settings.idle_timeout, lambda_api)
+        pool = EnvironmentPool(maker, settings.idle_timeout, spares)
         invoker = Invoker(lookup, images, pool, ConcurrencyLimiter(settings.concurrency_limit))
         functions = FunctionService(database, code_store, activator, changes, settings.code_storage_limit)
         services = Services(
@@ -159,6 +160,7 @@ def create_app(settings: Settings) -> Starlette:
                 "status": "ok",
                 "version": __version__,
                 "environments": platform.pool.environments,
+                "spares": platform.pool.spare_environments,
             }
         )
 

@@ -51,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--idle-timeout", type=float, help="seconds a warm environment is kept idle (default 300)"
     )
+    serve.add_argument(
+        "--spares",
+        type=int,
+        help="pre-initialised environments kept per runtime in use (default 1, 0 = off, env LAMBDAD_SPARES)",
+    )
     logs = commands.add_parser("logs", help="print a function's logs (as CloudWatch Logs would hold them)")
     logs.add_argument("function_name", metavar="NAME")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines as they arrive")
@@ -111,6 +116,7 @@ def _serve(args: argparse.Namespace) -> int:
             sandbox=args.sandbox,
             network=args.network,
             idle_timeout=args.idle_timeout,
+            spares=args.spares,
         )
     except ValueError as error:
         console.print(f"[red]lambdad: {error}[/red]")

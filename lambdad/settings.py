@@ -50,6 +50,9 @@ class Settings:
     network: str = "default"
     # Seconds an environment stays warm with nothing to do before it is removed (scale to zero).
     idle_timeout: float = 300
+    # Pre-initialised ("spare") environments kept per runtime/network/tmp size in use, which a cold
+    # start only specialises for its function (Python runtimes, isolated sandboxes); 0 turns them off.
+    spares: int = 1
     # Delays before the retries of a failed Event invocation (AWS: two retries, about 1 and 2 minutes).
     async_retry_delays: tuple[float, ...] = (60.0, 120.0)
     # Where runtime clients (awslambdaric, aws-lambda-ric) are installed; empty = data_dir/runtimes.
@@ -68,6 +71,7 @@ class Settings:
             "code_storage_limit": int,
             "concurrency_limit": int,
             "idle_timeout": float,
+            "spares": int,
             "async_retry_delays": _floats,
             "interpreters": _mapping,
         }
@@ -84,6 +88,8 @@ class Settings:
             raise ValueError(f"account id must be 12 digits, got {settings.account_id!r}")
         if settings.sandbox not in ("namespaces", "process"):
             raise ValueError(f"sandbox must be 'namespaces' or 'process', got {settings.sandbox!r}")
+        if settings.spares < 0:
+            raise ValueError(f"spares must be 0 or more, got {settings.spares}")
         if settings.network not in ("default", "none", "host"):
             raise ValueError(f"network must be 'default', 'none' or 'host', got {settings.network!r}")
         return settings

@@ -3,6 +3,7 @@
 from lambdad.environment.environment import ExecutionEnvironment, InvokeOutcome
 from lambdad.environment.image import FunctionImage
 from lambdad.environment.lifecycle import EnvironmentState, IllegalMove, Lifecycle, Move
+from lambdad.environment.spare import Spare, SpareKey, spare_key
 
 __all__ = [
     "EnvironmentState",
@@ -12,4 +13,7 @@ __all__ = [
     "InvokeOutcome",
     "Lifecycle",
     "Move",
+    "Spare",
+    "SpareKey",
+    "spare_key",
 ]

@@ -17,11 +17,11 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from lambdad.environment import reports
 from lambdad.environment.image import FunctionImage
 from lambdad.environment.lifecycle import EnvironmentState, Lifecycle, Move
+from lambdad.environment.spare import Spare, mounts_for
 from lambdad.observability.logs import LogStore, LogStream
 from lambdad.runtime_api import (
     ChannelClosed,
@@ -32,8 +32,22 @@ from lambdad.runtime_api import (
     RuntimeApiServer,
     RuntimeChannel,
 )
-from lambdad.runtimes import launch_command, log_group_name, log_stream_name, standard_environment
-from lambdad.sandbox import Mount, NetworkMode, Sandbox, SandboxFactory, SandboxSpec
+from lambdad.runtimes import (
+    language_paths,
+    launch_command,
+    log_group_name,
+    log_stream_name,
+    standard_environment,
+)
+from lambdad.sandbox import (
+    Mount,
+    NetworkMode,
+    Sandbox,
+    SandboxError,
+    SandboxFactory,
+    SandboxSpec,
+    SpecializableSandbox,
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +127,21 @@ class ExecutionEnvironment:
 
     # --- init -------------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Cold start: sandbox, Runtime API, runtime init. Init failures are kept for the first invoke."""
+    async def start(self, spare: Spare | None = None) -> None:
+        """Cold start: sandbox, Runtime API, runtime init. Init failures are kept for the first invoke.
+
+        With a ``spare`` (from ``spare_key(...)`` of this image, ``ready``, and ``fits`` this function's
+        environment) the sandbox and runtime already exist: the start only specialises them, and the
+        Init Duration measures that hand-over up to the runtime's first ``next``.
+        """
         self.lifecycle.move(Move.START)
         self._capture = []
         started = time.monotonic()
         try:
-            await self._create_sandbox()
+            if spare is None:
+                await self._create_sandbox()
+            else:
+                await self._adopt(spare)
             assert self._channel is not None
             try:
                 self._init_error = await asyncio.wait_for(self._channel.wait_ready(), INIT_LIMIT_S)
@@ -150,12 +172,9 @@ class ExecutionEnvironment:
         self._log.flush()
         self._init_lines, self._capture = self._capture, None
 
-    async def _create_sandbox(self) -> None:
+    def function_environment(self) -> dict[str, str]:
+        """The runtime's environment variables (``AWS_LAMBDA_RUNTIME_API`` is the sandbox's to set)."""
         image = self.image
-        launch = launch_command(image.runtime, image.interpreter, image.handler, code_dir=image.code_dir)
-        if launch.note:
-            self._note = launch.note
-            self._log.write(launch.note)
         env = standard_environment(
             runtime=image.runtime,
             handler=image.handler,
@@ -169,12 +188,22 @@ class ExecutionEnvironment:
             user_environment=image.environment,
             interpreter_dir=str(image.interpreter.path.parent) if image.interpreter.path else None,
         )
-        env.update(launch.env)
+        env.update(language_paths(image.runtime))
         env["PYTHONUNBUFFERED"] = "1"  # output reaches the log before the response does
         own_network = self._factory.isolated and image.network is not NetworkMode.HOST
         endpoint = "http://127.0.0.1:9001" if own_network and self._lambda_api else self._lambda_endpoint
         if endpoint and "AWS_ENDPOINT_URL_LAMBDA" not in image.environment:
             env["AWS_ENDPOINT_URL_LAMBDA"] = endpoint
+        return env
+
+    async def _create_sandbox(self) -> None:
+        image = self.image
+        launch = launch_command(image.runtime, image.interpreter, image.handler, code_dir=image.code_dir)
+        if launch.note:
+            self._note = launch.note
+            self._log.write(launch.note)
+        env = self.function_environment()
+        env.update(launch.env)
         spec = SandboxSpec(
             argv=list(launch.argv),
             env=env,
@@ -197,17 +226,32 @@ class ExecutionEnvironment:
         self._tasks.append(loop.create_task(self._server.serve(socket_)))
         self._tasks.append(loop.create_task(self._watch_exit(self._sandbox, self._channel)))
 
+    async def _adopt(self, spare: Spare) -> None:
+        """Take over a spare's sandbox, runtime and Runtime API, and make them this function's."""
+        image = self.image
+        if image.interpreter.note:
+            self._note = image.interpreter.note
+            self._log.write(image.interpreter.note)
+        handover = spare.take()
+        loop = asyncio.get_running_loop()
+        self._sandbox, self._channel, self._server = handover.sandbox, handover.channel, handover.server
+        self._tasks.append(handover.serve_task)
+        self._output_fd = handover.output_fd
+        loop.add_reader(self._output_fd, self._drain_output)
+        self._tasks.append(loop.create_task(self._watch_exit(self._sandbox, self._channel)))
+        env = self.function_environment()
+        env["AWS_LAMBDA_RUNTIME_API"] = self._sandbox.runtime_api_address or "127.0.0.1:9001"
+        sandbox = self._sandbox
+        if not isinstance(sandbox, SpecializableSandbox):
+            raise SandboxError(f"sandbox {sandbox.id} cannot be specialized")
+        await sandbox.specialize(image.code_dir, image.memory_mb, label=f"fn-{image.function_name}"[:48])
+        answer = json.dumps({"env": env, "handler": image.handler}).encode()
+        if not handover.specialization.answer(answer):
+            raise SandboxError("the spare runtime stopped waiting for its function")
+
     def _mounts(self) -> list[Mount]:
         image = self.image
-        mounts = [Mount(image.code_dir, "/var/task")]
-        if image.runtime_dir is not None:
-            mounts.append(Mount(image.runtime_dir, "/var/runtime"))
-        if image.interpreter.path is not None:
-            # The interpreter's whole installation prefix (bin/, lib/), read-only at its own path.
-            prefix = image.interpreter.path.resolve().parent.parent
-            if prefix != Path("/usr"):
-                mounts.append(Mount(prefix, str(prefix)))
-        return mounts
+        return [Mount(image.code_dir, "/var/task"), *mounts_for(image.runtime_dir, image.interpreter)]
 
     async def _watch_exit(self, sandbox: Sandbox, channel: RuntimeChannel) -> None:
         self._exit_status = await sandbox.wait()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from lambdad.environment.spare import SpareKey, spare_key
 from lambdad.runtimes import Interpreter
 from lambdad.sandbox import NetworkMode
 
@@ -51,3 +52,8 @@ class FunctionImage:
             "interpreter": str(self.interpreter.path),
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+    @cached_property
+    def spare_key(self) -> SpareKey | None:
+        """The key of the spare environments that can start this image; None if none can."""
+        return spare_key(self.runtime, self.interpreter, self.runtime_dir, self.network, self.ephemeral_mb)

@@ -15,10 +15,11 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
-from lambdad.environment import ExecutionEnvironment, FunctionImage
+from lambdad.environment import ExecutionEnvironment, FunctionImage, Spare, SpareKey
+from lambdad.invocation.spares import SparePool
 from lambdad.observability.logs import LogStore
 from lambdad.runtime_api import Forwarder
-from lambdad.sandbox import SandboxFactory
+from lambdad.sandbox import SandboxFactory, supports_specialization
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +40,36 @@ def environment_maker(
     )
 
 
+def spare_pool(
+    factory: SandboxFactory, per_key: int, idle_timeout_s: float, lambda_api: Forwarder | None = None
+) -> SparePool | None:
+    """``per_key`` spares per key in use, in sandboxes from ``factory``; None if off (0) or the sandbox
+    implementation cannot specialise a running sandbox."""
+    if per_key <= 0:
+        return None
+    if not supports_specialization(factory):
+        log.info("sandbox %r cannot use spare environments: cold starts take the full path", factory.name)
+        return None
+
+    def make(key: SpareKey) -> Spare:
+        return Spare(key, factory, lambda_api)
+
+    return SparePool(make, per_key, idle_timeout_s)
+
+
 class EnvironmentPool:
     """All execution environments of one server."""
 
-    def __init__(self, make_environment: EnvironmentMaker, idle_timeout_s: float = 300) -> None:
+    def __init__(
+        self,
+        make_environment: EnvironmentMaker,
+        idle_timeout_s: float = 300,
+        spares: SparePool | None = None,
+    ) -> None:
         self._make_environment = make_environment
         self.idle_timeout_s = idle_timeout_s
+        #: Pre-initialised sandboxes a cold start specialises instead of starting one (None: off).
+        self.spares = spares
         self._idle: dict[str, list[ExecutionEnvironment]] = defaultdict(list)  # by function ARN
         self._busy: set[ExecutionEnvironment] = set()
         self._current: dict[str, str] = {}  # function ARN -> fingerprint of its current image
@@ -62,6 +87,11 @@ class EnvironmentPool:
         """How many environments exist (idle and busy)."""
         return len(self._busy) + sum(len(idle) for idle in self._idle.values())
 
+    @property
+    def spare_environments(self) -> int:
+        """How many spare environments are ready (0 when spares are off)."""
+        return self.spares.spares if self.spares is not None else 0
+
     async def acquire(self, image: FunctionImage) -> ExecutionEnvironment:
         """An environment for ``image``, ready to invoke (or holding its init error)."""
         if self._closed:
@@ -69,17 +99,29 @@ class EnvironmentPool:
         self._ensure_reaper()
         self._set_current(image.function_arn, image.fingerprint)
         idle = self._idle[image.function_arn]
+        spare_key = image.spare_key if self.spares is not None else None
         while idle:
             environment = idle.pop()  # most recently used: its caches are warmest
             if environment.reusable and environment.image.fingerprint == image.fingerprint:
                 self._busy.add(environment)
+                if spare_key is not None and self.spares is not None:
+                    self.spares.note(spare_key)
                 self._notify("reused", environment)
                 return environment
             self._stop(environment)
         environment = self._make_environment(image)
         self._busy.add(environment)
         try:
-            await environment.start()
+            spare = None
+            if spare_key is not None and self.spares is not None:
+                made = environment
+                spare = self.spares.take(spare_key, lambda s: s.fits(made.function_environment()))
+            if spare is None:
+                await environment.start()
+            else:
+                await environment.start(spare)
+            if spare_key is not None and self.spares is not None:
+                self.spares.note(spare_key)  # refill (or first fill) once this cold start is done
         except BaseException:
             self._busy.discard(environment)
             self._stop(environment)
@@ -150,6 +192,8 @@ class EnvironmentPool:
                 self._stop(environment)
         for environment in list(self._busy):
             self._stop(environment)
+        if self.spares is not None:
+            await self.spares.close()
         while self._stopping:
             await asyncio.gather(*self._stopping, return_exceptions=True)
 
@@ -182,6 +226,8 @@ class EnvironmentPool:
         while True:
             await asyncio.sleep(min(1.0, max(0.05, self.idle_timeout_s / 4)))
             self.reap()
+            if self.spares is not None:
+                self.spares.reap()
 
     def _notify(self, event: str, environment: ExecutionEnvironment) -> None:
         for listener in self._listeners:

@@ -22,11 +22,12 @@ from lambdad.runtime_api.model import (
     ResponseStream,
     ResultKind,
 )
-from lambdad.runtime_api.server import Forwarder, RuntimeApiServer
+from lambdad.runtime_api.server import SPECIALIZE_ROUTE, Forwarder, RuntimeApiServer, Specialization
 from lambdad.runtime_api.states import TRANSITIONS, IllegalTransition, Move, State, step
 
 __all__ = [
     "MAX_PAYLOAD_SIZE",
+    "SPECIALIZE_ROUTE",
     "TRANSITIONS",
     "ApiError",
     "ChannelBusy",
@@ -40,6 +41,7 @@ __all__ = [
     "ResultKind",
     "RuntimeApiServer",
     "RuntimeChannel",
+    "Specialization",
     "State",
     "step",
 ]

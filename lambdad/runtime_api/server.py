@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import functools
 import socket
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,9 @@ from lambdad.runtime_api.model import (
 from lambdad.runtime_api.states import Move
 
 PREFIX = b"/2018-06-01/runtime/"
+#: lambdad's own endpoint, outside AWS's API: a pre-initialised runtime (a spare) long-polls it for the
+#: function it becomes. Answered once, with JSON ``{"env": {...}, "handler": "..."}``.
+SPECIALIZE_ROUTE = b"lambdad/specialize"
 ERROR_TYPE_HEADER = b"lambda-runtime-function-error-type"
 ERROR_BODY_TRAILER = b"lambda-runtime-function-error-body"
 RESPONSE_MODE_HEADER = b"lambda-runtime-function-response-mode"
@@ -48,6 +52,55 @@ _UNSAFE = bytes.maketrans(b"\r\n", b"  ")
 # Requests outside the Runtime API (the Lambda API a function calls through AWS_ENDPOINT_URL_LAMBDA) are
 # handed to the forwarder: (method, path with query, lower-cased headers, body) -> (status, headers, body).
 Forwarder = Callable[[str, str, dict[str, str], bytes], Awaitable[tuple[int, list[tuple[str, str]], bytes]]]
+
+
+SpecializeWaiter = Callable[[bytes | None], None]
+
+
+class Specialization:
+    """The hand-over of a spare runtime to a function: its waiter, and the answer once there is one."""
+
+    def __init__(self) -> None:
+        self._answer: bytes | None = None
+        self._closed = False
+        self._waiters: list[SpecializeWaiter] = []
+        #: Done once the runtime is waiting for its answer (its pre-initialisation is complete).
+        self.polled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    @property
+    def answered(self) -> bool:
+        return self._answer is not None
+
+    def request(self, waiter: SpecializeWaiter) -> None:
+        """The runtime's long-poll; refused (403) once an answer was given."""
+        if self._closed:
+            raise ChannelClosed("the spare was discarded")
+        if self._answer is not None:
+            raise ApiError(403, "InvalidStateTransition", "The runtime has already been specialized")
+        self._waiters.append(waiter)
+        if not self.polled.done():
+            self.polled.set_result(None)
+
+    def cancel(self, waiter: SpecializeWaiter) -> None:
+        with contextlib.suppress(ValueError):
+            self._waiters.remove(waiter)
+
+    def answer(self, payload: bytes) -> bool:
+        """Give the waiting runtime its function; False if no runtime is waiting (nothing is sent)."""
+        if self._answer is not None or self._closed or not self._waiters:
+            return False
+        self._answer = payload
+        waiter = self._waiters.pop(0)
+        waiter(payload)
+        return True
+
+    def close(self) -> None:
+        self._closed = True
+        if not self.polled.done():
+            self.polled.cancel()
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter(None)
 
 
 class _Request:
@@ -81,6 +134,7 @@ class _Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._request: _Request | None = None
         self._polling: Callable[[Invocation | None], None] | None = None  # our pending ``next``, if any
+        self._specializing: SpecializeWaiter | None = None  # our pending ``lambdad/specialize``, if any
         self._keep_alive = True
 
     # -- asyncio.Protocol --------------------------------------------------------------------------------
@@ -108,6 +162,9 @@ class _Connection(asyncio.Protocol):
         if self._polling is not None:
             self._channel.cancel_next(self._polling)
             self._polling = None
+        if self._specializing is not None and self._server.specialization is not None:
+            self._server.specialization.cancel(self._specializing)
+            self._specializing = None
         request, self._request = self._request, None
         if request is not None and request.stream is not None:
             request.stream.finish(truncated=True)
@@ -119,7 +176,7 @@ class _Connection(asyncio.Protocol):
     # -- httptools callbacks -----------------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        if self._polling is not None:  # a pipelined request behind a long-poll: not something runtimes do
+        if self._polling is not None or self._specializing is not None:  # pipelined behind a long-poll
             self.close()
         self._request = _Request()
 
@@ -182,6 +239,8 @@ class _Connection(asyncio.Protocol):
         route = path[len(PREFIX) :]
         if route == b"invocation/next":
             return self._next if request.method == b"GET" else self._not_allowed
+        if route == SPECIALIZE_ROUTE and self._server.specialization is not None:
+            return self._specialize if request.method == b"GET" else self._not_allowed
         if route == b"init/error":
             return self._init_error if request.method == b"POST" else self._not_allowed
         parts = route.split(b"/")
@@ -239,6 +298,24 @@ class _Connection(asyncio.Protocol):
             self._channel.request_next(render)
         except BaseException:
             self._polling = None
+            raise
+
+    def _specialize(self, request: _Request) -> None:
+        specialization = self._server.specialization
+        assert specialization is not None
+
+        def render(payload: bytes | None) -> None:
+            self._specializing = None
+            if payload is None:  # the spare is being discarded
+                self.close()
+            else:
+                self._write(200, payload, _JSON)
+
+        self._specializing = render
+        try:
+            specialization.request(render)
+        except BaseException:
+            self._specializing = None
             raise
 
     def _start_response(self, request: _Request, request_id: str) -> Callable[[_Request], None]:
@@ -321,9 +398,16 @@ class _Connection(asyncio.Protocol):
 class RuntimeApiServer:
     """Serves one environment's Runtime API; every call goes through ``channel``."""
 
-    def __init__(self, channel: RuntimeChannel, forward: Forwarder | None = None) -> None:
+    def __init__(
+        self,
+        channel: RuntimeChannel,
+        forward: Forwarder | None = None,
+        specialization: Specialization | None = None,
+    ) -> None:
         self.channel = channel
         self.forward = forward
+        #: Set for a spare runtime: serves ``lambdad/specialize``.
+        self.specialization = specialization
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[_Connection] = set()
         self._forwarding: set[asyncio.Future[Any]] = set()
@@ -351,6 +435,8 @@ class RuntimeApiServer:
 
     def close(self) -> None:
         """Stop accepting and drop every open connection (long-polls included)."""
+        if self.specialization is not None:
+            self.specialization.close()
         if self._server is not None:
             self._server.close()
         for connection in list(self._connections):

@@ -17,7 +17,7 @@ from lambdad.runtimes.environment import (
     standard_environment,
 )
 from lambdad.runtimes.install import InstallError, ensure_installed, runtime_dir_name
-from lambdad.runtimes.launch import InvalidEntrypoint, LaunchCommand, launch_command
+from lambdad.runtimes.launch import InvalidEntrypoint, LaunchCommand, launch_command, zygote_command
 from lambdad.runtimes.registry import (
     RUNTIMES,
     Family,
@@ -51,4 +51,5 @@ __all__ = [
     "runtime_dir_name",
     "spec",
     "standard_environment",
+    "zygote_command",
 ]

@@ -7,6 +7,7 @@ at least ``AWS_LAMBDA_RUNTIME_API`` and ``_HANDLER``.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -60,6 +61,31 @@ def launch_command(
         return LaunchCommand(argv, env, interpreter.note)
     node_argv = (str(interpreter.path), f"{runtime_dir}/{NODE_CLIENT}", handler)
     return LaunchCommand(node_argv, env, interpreter.note)
+
+
+def zygote_command(
+    runtime: str,
+    interpreter: Interpreter,
+    *,
+    task_root: str = TASK_ROOT,
+    opt_root: str = OPT_ROOT,
+    runtime_dir: str = RUNTIME_DIR,
+) -> LaunchCommand:
+    """How to start a spare (pre-initialised) runtime for ``runtime``: Python only.
+
+    ``python3.X -S -c <python_zygote.py>``: the zygote imports awslambdaric, then waits for lambdad to hand
+    it a function, and runs awslambdaric as ``launch_command`` would (see :mod:`.python_zygote`).
+    """
+    rt = spec(runtime)
+    if rt.family is not Family.PYTHON or interpreter.path is None:
+        raise ValueError(f"{runtime} has no spare runtime")
+    env = language_paths(runtime, task_root=task_root, opt_root=opt_root, runtime_dir=runtime_dir)
+    return LaunchCommand((str(interpreter.path), "-S", "-c", _zygote_source()), env, interpreter.note)
+
+
+@functools.cache
+def _zygote_source() -> str:
+    return (Path(__file__).parent / "python_zygote.py").read_text()
 
 
 def _bootstrap(task_root: str, opt_root: str, code_dir: Path | None, layers_dir: Path | None) -> str:

@@ -18,7 +18,9 @@ from lambdad.sandbox.api import (
     SandboxFactory,
     SandboxSpec,
     SandboxUnavailable,
+    SpecializableSandbox,
     cpu_quota_us,
+    supports_specialization,
 )
 
 __all__ = [
@@ -32,8 +34,10 @@ __all__ = [
     "SandboxFactory",
     "SandboxSpec",
     "SandboxUnavailable",
+    "SpecializableSandbox",
     "cpu_quota_us",
     "create_factory",
+    "supports_specialization",
 ]
 
 #: Implementation names accepted by :func:`create_factory`.

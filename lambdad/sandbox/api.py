@@ -29,7 +29,9 @@ __all__ = [
     "SandboxFactory",
     "SandboxSpec",
     "SandboxUnavailable",
+    "SpecializableSandbox",
     "cpu_quota_us",
+    "supports_specialization",
 ]
 
 MB = 1024 * 1024
@@ -113,6 +115,10 @@ class SandboxSpec:
     #: Start without the CPU quota (a function's init runs at full speed); ``end_cpu_boost()`` then
     #: applies the share of ``memory_mb``.
     cpu_boost: bool = False
+    #: A path inside the sandbox left as an empty, read-only directory at start, where
+    #: ``SpecializableSandbox.specialize`` attaches code later (pre-initialised "spare" sandboxes).
+    #: Only factories that ``supports_specialization`` accept it.
+    code_slot: str | None = None
 
     def __post_init__(self) -> None:
         if not self.argv:
@@ -133,6 +139,10 @@ class SandboxSpec:
             raise ValueError(f"invalid runtime_api_port {self.runtime_api_port}")
         if not _LABEL_RE.match(self.label):
             raise ValueError(f"label must match {_LABEL_RE.pattern}: {self.label!r}")
+        if self.code_slot is not None and (
+            not self.code_slot.startswith("/") or ".." in self.code_slot.split("/")
+        ):
+            raise ValueError(f"code_slot must be an absolute path without '..': {self.code_slot!r}")
         if not self.hostname or len(self.hostname) > 63 or "\0" in self.hostname:
             raise ValueError(f"invalid hostname {self.hostname!r}")
 
@@ -215,6 +225,22 @@ class Sandbox(Protocol):
         Idempotent, safe to call concurrently, and never leaves anything behind.
         """
         ...
+
+
+@runtime_checkable
+class SpecializableSandbox(Sandbox, Protocol):
+    """A sandbox started with a ``code_slot`` that can be given a function after it started."""
+
+    async def specialize(self, code: Path, memory_mb: int, label: str | None = None) -> None:
+        """Attach ``code`` read-only at the spec's ``code_slot`` and apply the limits of ``memory_mb``
+        (memory, and the CPU share that ``end_cpu_boost`` applies); with ``label``, the sandbox's id
+        (and cgroups) are renamed as if it had been created with that label. Once only."""
+        ...
+
+
+def supports_specialization(factory: object) -> bool:
+    """Whether ``factory`` makes :class:`SpecializableSandbox` es from specs with a ``code_slot``."""
+    return bool(getattr(factory, "specializable", False))
 
 
 @runtime_checkable

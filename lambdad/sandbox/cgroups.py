@@ -93,6 +93,30 @@ class SandboxCgroups:
             elif controller == "pids":
                 self._write(directory / "pids.max", str(spec.pids_max))
 
+    def set_memory(self, memory_mb: int) -> None:
+        """Change the memory limit (memory+swap equal to it) of a running sandbox.
+
+        The kernel keeps ``memsw >= limit`` at every step: lowering writes the limit first, raising
+        writes memsw first.
+        """
+        directory = self.dirs["memory"]
+        limit = str(memory_mb * MB)
+        memsw = directory / "memory.memsw.limit_in_bytes"
+        current = int((directory / "memory.limit_in_bytes").read_text())
+        order = [directory / "memory.limit_in_bytes", memsw]
+        if memory_mb * MB > current:
+            order.reverse()
+        for path in order:
+            if path is not memsw or memsw.exists():
+                self._write(path, limit)
+
+    def rename(self, sandbox_id: str) -> None:
+        """Rename the sandbox's cgroups (cgroup v1 allows renames within a parent; members stay)."""
+        for controller, directory in self.dirs.items():
+            target = directory.parent / sandbox_id
+            directory.rename(target)
+            self.dirs[controller] = target
+
     def limit_cpu(self, memory_mb: int) -> None:
         """Apply the CPU quota proportional to ``memory_mb`` (after a boosted start)."""
         if self._cpu_period_us is not None:

@@ -24,6 +24,8 @@ import secrets
 import socket
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
 
 from lambdad.sandbox.api import Sandbox, SandboxError, SandboxSpec
 from lambdad.sandbox.network import listen_tcp
@@ -56,6 +58,8 @@ class FakeSandbox:
         self.oom = False
         self.cpu_boost_ended = False
         self.destroyed = False
+        #: What ``specialize`` was given: (code directory, memory_mb).
+        self.specialized: tuple[Path, int] | None = None
 
     @property
     def id(self) -> str:
@@ -142,6 +146,14 @@ class FakeSandbox:
     def oom_killed(self) -> bool:
         return self.oom
 
+    async def specialize(self, code: Path, memory_mb: int, label: str | None = None) -> None:
+        if self._spec.code_slot is None or self.specialized is not None:
+            raise SandboxError(f"sandbox {self._id} cannot be specialized")
+        self.specialized = (code, memory_mb)
+        self._spec = replace(self._spec, memory_mb=memory_mb, label=label or self._spec.label)
+        if label:
+            self._id = f"{label}-{self._id.rsplit('-', 1)[1]}"
+
     async def destroy(self) -> None:
         if self.destroyed:
             return
@@ -160,6 +172,7 @@ class FakeSandboxFactory:
 
     name = "fake"
     isolated = False
+    specializable = True
 
     def __init__(self, program: FakeProgram | None = None, *, fail_with: Exception | None = None) -> None:
         self.program = program

@@ -22,7 +22,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from lambdad.sandbox.api import Sandbox, SandboxError, SandboxSpec
+from lambdad.sandbox.api import Sandbox, SandboxError, SandboxSpec, SandboxUnavailable
 from lambdad.sandbox.network import listen_tcp
 
 __all__ = ["ProcessSandbox", "ProcessSandboxFactory", "host_path"]
@@ -200,6 +200,8 @@ class ProcessSandboxFactory:
     async def create(self, spec: SandboxSpec) -> Sandbox:
         if self._closed:
             raise SandboxError("sandbox factory is closed")
+        if spec.code_slot is not None:
+            raise SandboxUnavailable("the process sandbox cannot attach code after start (code_slot)")
         sandbox = ProcessSandbox(self, spec)
         try:
             sandbox._start()

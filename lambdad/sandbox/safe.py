@@ -15,9 +15,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from pathlib import Path
 from types import TracebackType
 
-from lambdad.sandbox.api import Sandbox, SandboxError, SandboxFactory, SandboxSpec
+from lambdad.sandbox.api import (
+    Sandbox,
+    SandboxError,
+    SandboxFactory,
+    SandboxSpec,
+    SpecializableSandbox,
+    supports_specialization,
+)
 
 __all__ = ["SafeFactory", "SafeSandbox"]
 
@@ -69,6 +77,11 @@ class SafeSandbox:
     def end_cpu_boost(self) -> None:
         self.inner.end_cpu_boost()
 
+    async def specialize(self, code: Path, memory_mb: int, label: str | None = None) -> None:
+        if not isinstance(self.inner, SpecializableSandbox):
+            raise SandboxError(f"sandbox {self.id} ({type(self.inner).__name__}) cannot be specialized")
+        await self.inner.specialize(code, memory_mb, label)
+
     async def destroy(self) -> None:
         # One teardown task shared by all callers; shielded so a cancelled caller cannot
         # interrupt it half-way.
@@ -115,6 +128,10 @@ class SafeFactory:
     @property
     def isolated(self) -> bool:
         return self.inner.isolated
+
+    @property
+    def specializable(self) -> bool:
+        return supports_specialization(self.inner)
 
     @property
     def live(self) -> int:

@@ -103,3 +103,21 @@ def detach(path: Path) -> bool:
     if code in (errno.EINVAL, errno.ENOENT):
         return False
     raise OSError(code, f"unmounting {path}: {os.strerror(code)}")
+
+
+def remove_stale_slots(slots_root: Path) -> int:
+    """Unmount and remove the slot mounts of factories whose process is gone (a server that crashed
+    or was killed leaves its ``<pid>-<hex>`` mount behind); returns how many were removed."""
+    removed = 0
+    for directory in slots_root.iterdir() if slots_root.exists() else ():
+        pid = directory.name.split("-", 1)[0]
+        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        for slot in directory.iterdir():
+            detach(slot)
+        detach(directory)
+        for slot in directory.iterdir():
+            slot.rmdir()
+        directory.rmdir()
+        removed += 1
+    return removed

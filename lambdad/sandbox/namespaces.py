@@ -49,7 +49,7 @@ from lambdad.sandbox.bwrap import (
     system_view,
 )
 from lambdad.sandbox.cgroups import CgroupStats, SandboxCgroups, check_cgroups_v1
-from lambdad.sandbox.mounts import attach_read_only, detach, make_shared_dir
+from lambdad.sandbox.mounts import attach_read_only, detach, make_shared_dir, remove_stale_slots
 from lambdad.sandbox.network import Bridge, Lease, NetnsThread, listen_tcp
 
 __all__ = ["NamespaceSandbox", "NamespaceSandboxFactory"]
@@ -489,6 +489,7 @@ class NamespaceSandboxFactory:
         """Worker thread: an empty directory under the shared slots mount, for one sandbox."""
         if not self._slots_ready:
             self._slots_dir.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_slots(self._slots_dir.parent)
             make_shared_dir(self._slots_dir)
             self._slots_ready = True
         slot = self._slots_dir / sandbox_id

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,29 @@ def test_a_code_slot_must_be_an_absolute_path(tmp_path: Path) -> None:
         py_spec("pass", tmp_path, code_slot="var/task")
     with pytest.raises(ValueError, match="code_slot"):
         py_spec("pass", tmp_path, code_slot="/var/../etc")
+
+
+def test_slot_mounts_left_by_a_dead_server_are_removed(tmp_path: Path) -> None:
+    from lambdad.sandbox.mounts import attach_read_only, make_shared_dir, remove_stale_slots
+
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    dead = next(p for p in range(pid_max - 1, 0, -1) if not Path(f"/proc/{p}").exists())
+    root = tmp_path / "slots"
+    stale = root / f"{dead}-0123abcd"
+    stale.parent.mkdir()
+    make_shared_dir(stale)
+    slot = stale / "sandbox"
+    slot.mkdir()
+    code = tmp_path / "code"
+    code.mkdir()
+    attach_read_only(code, slot)
+    live = root / f"{os.getpid()}-89abcdef"
+    live.mkdir()
+    try:
+        assert remove_stale_slots(root) == 1
+        assert not stale.exists()
+        assert live.exists(), "a running server's slots are left alone"
+        assert str(tmp_path) not in Path("/proc/self/mountinfo").read_text()
+    finally:
+        for leftover in (slot, stale):
+            subprocess.run(["umount", "-l", str(leftover)], capture_output=True)

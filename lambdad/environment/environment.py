@@ -188,7 +188,9 @@ class ExecutionEnvironment:
             user_environment=image.environment,
             interpreter_dir=str(image.interpreter.path.parent) if image.interpreter.path else None,
         )
-        env.update(language_paths(image.runtime))
+        # The runtime's own search paths, unless the function sets its own (as on AWS, PYTHONPATH and
+        # NODE_PATH are not reserved).
+        env.update({k: v for k, v in language_paths(image.runtime).items() if k not in image.environment})
         env["PYTHONUNBUFFERED"] = "1"  # output reaches the log before the response does
         own_network = self._factory.isolated and image.network is not NetworkMode.HOST
         endpoint = "http://127.0.0.1:9001" if own_network and self._lambda_api else self._lambda_endpoint

@@ -162,9 +162,9 @@ class ExecutionEnvironment:
         self._drain_output()
         if self._init_error is not None:
             error_type = self._init_error.error_type or "Runtime.Unknown"
-            self._log.write(
-                f"INIT_REPORT Init Duration: {self._init_duration_ms:.2f} ms\tPhase: init\tStatus: error\t"
-                f"Error Type: {error_type}"
+            outcome = "timeout" if error_type == "Sandbox.Timedout" else f"error\tError Type: {error_type}"
+            self._emit(
+                f"INIT_REPORT Init Duration: {self._init_duration_ms:.2f} ms\tPhase: init\tStatus: {outcome}"
             )
             self.lifecycle.move(Move.FAIL)
         else:

@@ -224,3 +224,19 @@ def test_a_bootstrap_that_is_missing_is_runtime_invalid_entrypoint(client: Any) 
     assert response["FunctionError"] == "Unhandled"
     assert payload["errorType"] == "Runtime.InvalidEntrypoint"
     assert_server_still_serves(client)
+
+
+def test_an_init_longer_than_ten_seconds_fails_the_invocation_with_sandbox_timedout(client: Any) -> None:
+    # AWS would retry such an init inside the invocation, within its Timeout; lambdad fails it (README).
+    name = unique("slow-init")
+    deploy_python(
+        client, name, "import time\ntime.sleep(12)\n\ndef handler(e, c):\n    return 1\n", Timeout=30
+    )
+
+    response, payload = invoke(client, name, {}, LogType="Tail")
+
+    assert response["FunctionError"] == "Unhandled"
+    assert payload["errorType"] == "Sandbox.Timedout"
+    assert "Init timed out after 10.00 seconds" in payload["errorMessage"]
+    assert "Status: timeout" in tail(response)
+    assert_server_still_serves(client)

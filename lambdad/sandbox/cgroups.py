@@ -17,7 +17,7 @@ from pathlib import Path
 
 from lambdad.sandbox.api import MB, SandboxSpec, SandboxUnavailable, cpu_quota_us
 
-__all__ = ["CONTROLLERS", "CgroupStats", "SandboxCgroups", "check_cgroups_v1"]
+__all__ = ["CONTROLLERS", "CgroupStats", "SandboxCgroups", "check_cgroups_v1", "remove_stale_cgroups"]
 
 log = logging.getLogger(__name__)
 
@@ -219,3 +219,29 @@ class SandboxCgroups:
             os.write(fd, value.encode())
         finally:
             os.close(fd)
+
+
+def remove_stale_cgroups(root: Path, parent: str, older_than_s: float = 60.0) -> int:
+    """Delete sandbox cgroups a dead server left (a SIGKILLed server's sandboxes die with it, their
+    directories do not): empty ones, untouched for ``older_than_s``. A live sandbox's cgroups hold its
+    processes from the first milliseconds on, so age and emptiness together single out the leftovers.
+    Returns how many directories were removed."""
+    removed = 0
+    now = time.time()
+    for controller in CONTROLLERS:
+        base = root / controller / parent
+        if not base.is_dir():
+            continue
+        for directory in base.iterdir():
+            if not directory.is_dir():
+                continue
+            try:
+                if (directory / "cgroup.procs").read_text().strip():
+                    continue
+                if now - directory.stat().st_mtime < older_than_s:
+                    continue
+                directory.rmdir()
+                removed += 1
+            except OSError:
+                continue  # gone meanwhile, or busy: not ours to judge
+    return removed

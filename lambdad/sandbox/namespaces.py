@@ -48,7 +48,7 @@ from lambdad.sandbox.bwrap import (
     mount_args,
     system_view,
 )
-from lambdad.sandbox.cgroups import CgroupStats, SandboxCgroups, check_cgroups_v1
+from lambdad.sandbox.cgroups import CgroupStats, SandboxCgroups, check_cgroups_v1, remove_stale_cgroups
 from lambdad.sandbox.mounts import attach_read_only, detach, make_shared_dir, remove_stale_slots
 from lambdad.sandbox.network import Bridge, Lease, NetnsThread, listen_tcp
 
@@ -330,6 +330,8 @@ class NamespaceSandboxFactory:
                 "this kernel has no namespaces: choose the unisolated 'process' implementation"
             )
         check_cgroups_v1(cgroup_root)
+        if stale := remove_stale_cgroups(cgroup_root, cgroup_parent):
+            log.info("removed %d cgroup(s) left by sandboxes of a server that died", stale)
         self._bwrap = found
         self._setpriv = setpriv
         self._cgroup_root = cgroup_root

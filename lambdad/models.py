@@ -41,6 +41,15 @@ class CodePackage:
 
 
 @dataclass(frozen=True)
+class FunctionLayer:
+    """A layer version a function uses: its ARN as given (``...:layer:NAME:N``) and its package, kept
+    with the function so that it still runs after the layer version is deleted (as on AWS)."""
+
+    arn: str
+    code: CodePackage
+
+
+@dataclass(frozen=True)
 class FunctionVersion:
     """One version of a function (``$LATEST`` or a published "1", "2", ...): code + configuration.
 
@@ -74,6 +83,8 @@ class FunctionVersion:
     last_update_status_reason_code: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     config_revision: str = ""
+    # Layers, in the order they are merged into /opt (later ones override earlier files).
+    layers: tuple[FunctionLayer, ...] = ()
 
     def evolve(self, **changes: Any) -> FunctionVersion:
         """A copy with some fields changed."""
@@ -181,3 +192,34 @@ def function_arn(region: str, account: str, name: str, qualifier: str | None = N
     """``arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]``."""
     arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
     return f"{arn}:{qualifier}" if qualifier else arn
+
+
+def layer_arn(region: str, account: str, name: str, version: int | None = None) -> str:
+    """``arn:aws:lambda:REGION:ACCOUNT:layer:NAME[:VERSION]``."""
+    arn = f"arn:aws:lambda:{region}:{account}:layer:{name}"
+    return f"{arn}:{version}" if version is not None else arn
+
+
+_LAYER_ARN = re.compile(
+    r"^arn:aws[a-zA-Z-]*:lambda:(?P<region>[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d):(?P<account>\d{12}):"
+    r"layer:(?P<name>[a-zA-Z0-9-_]+)(?::(?P<version>[0-9]+))?$"
+)
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    """What a layer ARN names: a layer (``version`` None) or one of its versions."""
+
+    region: str
+    account: str
+    name: str
+    version: int | None
+
+
+def parse_layer_arn(value: str) -> LayerRef | None:
+    """Parse ``arn:aws:lambda:REGION:ACCOUNT:layer:NAME[:VERSION]``; None if it is not one."""
+    match = _LAYER_ARN.match(value)
+    if match is None:
+        return None
+    version = int(match["version"]) if match["version"] is not None else None
+    return LayerRef(match["region"], match["account"], match["name"], version)

@@ -8,6 +8,7 @@ from lambdad.api import (
     function_settings,
     functions,
     invoke,
+    layers,
     permissions,
     tags,
     urls,
@@ -31,6 +32,7 @@ def operation_table() -> OperationTable:
         permissions.table,
         event_invoke_configs.table,
         function_settings.table,
+        layers.table,
     )
 
 

@@ -15,6 +15,7 @@ from lambdad.services.concurrency import ConcurrencyService
 from lambdad.services.event_invoke_configs import EventInvokeConfigService
 from lambdad.services.function_settings import FunctionSettingsService
 from lambdad.services.functions import FunctionService
+from lambdad.services.layers import LayerService
 from lambdad.services.permissions import PermissionService
 from lambdad.services.tags import TagService
 from lambdad.services.urls import UrlService
@@ -46,6 +47,11 @@ class Services:
     def event_invoke_configs(self) -> EventInvokeConfigService:
         """Asynchronous invocation settings."""
         return self.functions.event_invoke_configs
+
+    @property
+    def layers(self) -> LayerService:
+        """Layers and their versions."""
+        return self.functions.layers
 
     @property
     def function_settings(self) -> FunctionSettingsService:

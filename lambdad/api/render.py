@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from lambdad.models import LATEST, Alias, FunctionVersion, Scope, aws_timestamp
+from lambdad.models import LATEST, Alias, FunctionVersion, Scope, aws_timestamp, layer_arn
 from lambdad.store.function_configs import EventInvokeConfig
+from lambdad.store.layers import LayerVersion
 
 # What AWS leaves out of the configurations it lists (ListFunctions, ListVersionsByFunction).
 _NOT_LISTED = (
@@ -52,6 +53,8 @@ def function_configuration(
         "Architectures": list(version.architectures),
         "EphemeralStorage": {"Size": version.ephemeral_storage},
     }
+    if version.layers:
+        config["Layers"] = [{"Arn": layer.arn, "CodeSize": layer.code.size} for layer in version.layers]
     if version.runtime:
         config["RuntimeVersionConfig"] = {"RuntimeVersionArn": runtime_version_arn(scope, version.runtime)}
     for member in (
@@ -85,6 +88,33 @@ def alias_configuration(alias: Alias, scope: Scope) -> dict[str, Any]:
     if alias.additional_weights:
         config["RoutingConfig"] = {"AdditionalVersionWeights": dict(alias.additional_weights)}
     return config
+
+
+def layer_version(layer: LayerVersion, scope: Scope, location: str | None = None) -> dict[str, Any]:
+    """A layer version as PublishLayerVersion and GetLayerVersion answer it (with ``location``, the
+    download link of its Content), or as the lists carry it (without). LicenseInfo and the
+    compatibility lists only when given."""
+    arn = layer_arn(scope.region, scope.account, layer.name)
+    answer: dict[str, Any] = {
+        "LayerVersionArn": f"{arn}:{layer.version}",
+        "Version": layer.version,
+        "Description": layer.description,
+        "CreatedDate": aws_timestamp(layer.created),
+    }
+    if layer.compatible_runtimes is not None:
+        answer["CompatibleRuntimes"] = list(layer.compatible_runtimes)
+    if layer.compatible_architectures is not None:
+        answer["CompatibleArchitectures"] = list(layer.compatible_architectures)
+    if layer.license_info is not None:
+        answer["LicenseInfo"] = layer.license_info
+    if location is not None:
+        answer["LayerArn"] = arn
+        answer["Content"] = {
+            "Location": location,
+            "CodeSha256": layer.code.code_sha256,
+            "CodeSize": layer.code.size,
+        }
+    return answer
 
 
 def event_invoke_config(config: EventInvokeConfig, scope: Scope, function_name: str) -> dict[str, Any]:

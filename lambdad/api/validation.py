@@ -22,6 +22,8 @@ _BOUND_OVERRIDES: dict[str, dict[str, int]] = {
 }
 _NO_ENUM_CHECK = frozenset({"Runtime"})  # AWS answers InvalidParameterValueException (services check it)
 # Where AWS lists an enum's values in another order than the model (its recorded answers show).
+# Patterns AWS quotes without the model's outermost group (its recorded answers show).
+_UNWRAPPED_PATTERNS = frozenset({"LayerVersionArn"})
 _ENUM_ORDER = {"InvokeMode": ["RESPONSE_STREAM", "BUFFERED"], "RecursiveLoop": ["Terminate", "Allow"]}
 
 
@@ -85,7 +87,7 @@ def constraints_broken(shape: Shape, value: Any) -> list[str]:
     if kind == "string":
         pattern = shape.metadata.get("pattern")
         if pattern and not _matches(pattern, value):
-            rules.append(f"Member must satisfy regular expression pattern: {pattern}")
+            rules.append(f"Member must satisfy regular expression pattern: {_shown_pattern(shape)}")
         enum = shape.metadata.get("enum")
         if enum and shape.name not in _NO_ENUM_CHECK and value not in enum:
             rules.append(
@@ -115,7 +117,7 @@ def _element_rules(shape: Shape, not_null: bool = True) -> list[str]:
         if "min" in bounds:
             rules.append(f"Member must have length greater than or equal to {bounds['min']}")
         if "pattern" in bounds:
-            rules.append(f"Member must satisfy regular expression pattern: {bounds['pattern']}")
+            rules.append(f"Member must satisfy regular expression pattern: {_shown_pattern(shape)}")
         if shape.metadata.get("enum"):
             rules.append(f"Member must satisfy enum value set: [{', '.join(shape.metadata['enum'])}]")
     elif shape.type_name in ("integer", "long", "float", "double"):
@@ -126,6 +128,13 @@ def _element_rules(shape: Shape, not_null: bool = True) -> list[str]:
     if not_null:
         rules.append("Member must not be null")
     return rules
+
+
+def _shown_pattern(shape: Shape) -> str:
+    pattern: str = shape.metadata["pattern"]
+    if shape.name in _UNWRAPPED_PATTERNS and pattern.startswith("(") and pattern.endswith(")"):
+        return pattern[1:-1]
+    return pattern
 
 
 @cache

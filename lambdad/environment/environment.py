@@ -200,7 +200,13 @@ class ExecutionEnvironment:
 
     async def _create_sandbox(self) -> None:
         image = self.image
-        launch = launch_command(image.runtime, image.interpreter, image.handler, code_dir=image.code_dir)
+        launch = launch_command(
+            image.runtime,
+            image.interpreter,
+            image.handler,
+            code_dir=image.code_dir,
+            layers_dir=image.layers_dir,
+        )
         if launch.note:
             self._note = launch.note
             self._log.write(launch.note)
@@ -253,7 +259,10 @@ class ExecutionEnvironment:
 
     def _mounts(self) -> list[Mount]:
         image = self.image
-        return [Mount(image.code_dir, "/var/task"), *mounts_for(image.runtime_dir, image.interpreter)]
+        mounts = [Mount(image.code_dir, "/var/task"), *mounts_for(image.runtime_dir, image.interpreter)]
+        if image.layers_dir is not None:
+            mounts.append(Mount(image.layers_dir, "/opt"))
+        return mounts
 
     async def _watch_exit(self, sandbox: Sandbox, channel: RuntimeChannel) -> None:
         self._exit_status = await sandbox.wait()

@@ -35,6 +35,8 @@ class FunctionImage:
     interpreter: Interpreter
     environment: dict[str, str] = field(default_factory=dict)
     network: NetworkMode = NetworkMode.DEFAULT
+    # The function's layers merged in order, mounted read-only at /opt; None without layers.
+    layers_dir: Path | None = None
 
     @cached_property
     def fingerprint(self) -> str:
@@ -50,10 +52,14 @@ class FunctionImage:
             "env": self.environment,
             "network": self.network.value,
             "interpreter": str(self.interpreter.path),
+            "layers": str(self.layers_dir) if self.layers_dir else None,
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
     @cached_property
     def spare_key(self) -> SpareKey | None:
-        """The key of the spare environments that can start this image; None if none can."""
+        """The key of the spare environments that can start this image; None if none can (a spare has
+        no /opt, so a function with layers always starts cold)."""
+        if self.layers_dir is not None:
+            return None
         return spare_key(self.runtime, self.interpreter, self.runtime_dir, self.network, self.ephemeral_mb)

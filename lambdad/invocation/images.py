@@ -3,10 +3,15 @@
 ``prepare`` (called by the activator while a function is Pending or InProgress, on a worker thread)
 unpacks the code package once per digest and installs the runtime's client once per interpreter;
 ``image_for`` is then only path arithmetic on the invoke path.
+
+Layers are unpacked like code (once per digest), then merged in the function's order into one
+directory per ordered tuple of layer digests (``opt_dir/<sha256 of the tuple>``, hard links into the
+unpacked layers, later layers replacing earlier files), which environments mount read-only at ``/opt``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -16,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from lambdad.environment import FunctionImage
-from lambdad.models import LATEST, FunctionVersion, Scope
+from lambdad.models import LATEST, FunctionLayer, FunctionVersion, Scope
 from lambdad.runtimes import Interpreter, ensure_installed, find_interpreter
 from lambdad.sandbox import NetworkMode
 from lambdad.store import CodeStore
@@ -35,9 +40,11 @@ class ImageBuilder:
         *,
         interpreters: Mapping[str, str | Path] | None = None,
         network: NetworkMode = NetworkMode.DEFAULT,
+        opt_dir: Path | None = None,
     ) -> None:
         self._code = code_store
         self._tasks = tasks_dir
+        self._opt = opt_dir or tasks_dir.parent / "opt"
         self._runtimes = runtimes_dir
         self._overrides = dict(interpreters or {})
         self._network = network
@@ -47,6 +54,7 @@ class ImageBuilder:
     def prepare(self, version: FunctionVersion) -> None:
         """Make the version runnable: unpack its code, install its runtime's client (idempotent)."""
         self.unpack(version.code.sha256_hex)
+        self.merge_layers(version.layers)
         if version.runtime:
             self._runtime_dir(version.runtime)
 
@@ -72,6 +80,7 @@ class ImageBuilder:
             interpreter=self._interpreter(version.runtime),
             environment=dict(version.environment),
             network=NetworkMode(network) if network else self._network,
+            layers_dir=self.merge_layers(version.layers),
         )
 
     def unpack(self, sha256_hex: str) -> Path:
@@ -104,6 +113,32 @@ class ImageBuilder:
                 shutil.rmtree(staging, ignore_errors=True)
         return target
 
+    def merge_layers(self, layers: tuple[FunctionLayer, ...]) -> Path | None:
+        """The layers unpacked and merged in order into one directory (``/opt`` of the function's
+        environments); None without layers. Built once per ordered tuple of layer digests."""
+        if not layers:
+            return None
+        digests = [layer.code.sha256_hex for layer in layers]
+        target = self._opt / hashlib.sha256("\n".join(digests).encode()).hexdigest()
+        if target.exists():
+            return target
+        sources = [self.unpack(digest) for digest in digests]
+        self._opt.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".merging-", dir=self._opt))
+        try:
+            for source in sources:
+                _overlay(source, staging)
+            staging.chmod(0o755)
+            os.replace(staging, target)
+        except OSError:
+            if target.exists():  # another thread won the race
+                return target
+            raise
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        return target
+
     def _interpreter(self, runtime: str) -> Interpreter:
         if runtime not in self._interpreters:
             self._interpreters[runtime] = find_interpreter(runtime, overrides=self._overrides)
@@ -115,3 +150,26 @@ class ImageBuilder:
                 runtime, self._runtimes, interpreter=self._interpreter(runtime), progress=log.info
             )
         return self._runtime_dirs[runtime]
+
+
+def _overlay(source: Path, target: Path) -> None:
+    """Put ``source``'s tree over ``target``'s: files are hard-linked (copied across file systems), a
+    file or directory already there under the same name is replaced."""
+    for entry in os.scandir(source):
+        destination = target / entry.name
+        if entry.is_dir(follow_symlinks=False):
+            if destination.is_symlink() or (destination.exists() and not destination.is_dir()):
+                destination.unlink()
+            if not destination.exists():
+                destination.mkdir(mode=0o755)
+                destination.chmod(0o755)
+            _overlay(Path(entry.path), destination)
+            continue
+        if destination.is_dir() and not destination.is_symlink():
+            shutil.rmtree(destination)
+        elif destination.exists() or destination.is_symlink():
+            destination.unlink()
+        try:
+            os.link(entry.path, destination, follow_symlinks=False)
+        except OSError:
+            shutil.copy2(entry.path, destination, follow_symlinks=False)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lambdad.errors import InvalidParameterValueException, NotImplementedException
-from lambdad.models import FunctionVersion
+from lambdad.errors import InvalidParameterValueException
+from lambdad.models import FunctionLayer, FunctionVersion
 from lambdad.runtimes import reserved_keys_message, reserved_keys_used
 from lambdad.services import limits
 
@@ -97,8 +97,11 @@ def check_environment(variables: dict[str, str]) -> None:
         )
 
 
-def configure(version: FunctionVersion, params: dict[str, Any]) -> FunctionVersion:
-    """``version`` with the configuration parameters in ``params`` applied (absent ones unchanged)."""
+def configure(
+    version: FunctionVersion, params: dict[str, Any], layers: tuple[FunctionLayer, ...] | None = None
+) -> FunctionVersion:
+    """``version`` with the configuration parameters in ``params`` applied (absent ones unchanged).
+    ``layers`` are ``params["Layers"]`` resolved to their packages (``LayerService.resolve``)."""
     changes: dict[str, Any] = {}
     extra = dict(version.extra)
     if "Runtime" in params:
@@ -119,8 +122,9 @@ def configure(version: FunctionVersion, params: dict[str, Any]) -> FunctionVersi
         changes["environment"] = dict(variables)
     if "EphemeralStorage" in params:
         changes["ephemeral_storage"] = params["EphemeralStorage"]["Size"]
-    if params.get("Layers"):
-        raise NotImplementedException("lambdad does not support layers yet; remove Layers from the request")
+    if "Layers" in params:
+        assert layers is not None, "Layers are resolved before they are configured"
+        changes["layers"] = layers
     if "TracingConfig" in params:
         extra["TracingConfig"] = {"Mode": params["TracingConfig"].get("Mode", "PassThrough")}
     if "VpcConfig" in params:

@@ -20,6 +20,7 @@ from lambdad.errors import (
 from lambdad.models import (
     LATEST,
     CodePackage,
+    FunctionLayer,
     FunctionVersion,
     Scope,
     UpdateStatus,
@@ -33,6 +34,7 @@ from lambdad.services.code import unzipped_size
 from lambdad.services.configuration import check_complete, configure
 from lambdad.services.event_invoke_configs import EventInvokeConfigService
 from lambdad.services.function_settings import FunctionSettingsService
+from lambdad.services.layers import LayerService, check_combined_size
 from lambdad.services.permissions import PermissionService
 from lambdad.services.resolution import latest_for_update, read_target, resolve, unqualified
 from lambdad.services.tags import check_lambdad_tags
@@ -75,6 +77,7 @@ class FunctionService:
         self.permissions = PermissionService(database)
         self.event_invoke_configs = EventInvokeConfigService(database)
         self.settings = FunctionSettingsService(database)
+        self.layers = LayerService(database, code_store)
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -140,8 +143,9 @@ class FunctionService:
                 "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
             },
         )
-        version = configure(blank, params)
+        version = configure(blank, params, self._layers(scope, params))
         check_complete(version)
+        check_combined_size(version.code, version.layers)
         self._code.put(zip_bytes)
         with self._database.write() as connection:
             if records.function_exists(connection, scope.region, name):
@@ -160,10 +164,12 @@ class FunctionService:
     def update_configuration(self, scope: Scope, params: dict[str, Any]) -> FunctionVersion:
         """UpdateFunctionConfiguration."""
         name = unqualified(scope, params["FunctionName"])
+        layers = self._layers(scope, params)
         with self._database.write() as connection:
             current = latest_for_update(connection, scope, name, params.get("RevisionId"))
-            updated = configure(current, params)
+            updated = configure(current, params, layers)
             check_complete(updated)
+            check_combined_size(updated.code, updated.layers)
             updated = _in_progress(updated)
             records.save_version(connection, scope.region, updated)
         self._changes.notify(scope.region, name)
@@ -183,6 +189,7 @@ class FunctionService:
             changes: dict[str, Any] = {"code": package}
             if params.get("Architectures"):
                 changes["architectures"] = tuple(params["Architectures"])
+            check_combined_size(package, current.layers)
             updated = _in_progress(current.evolve(**changes))
             if params.get("DryRun"):
                 return current.evolve(**changes)
@@ -217,6 +224,12 @@ class FunctionService:
         self._changes.notify(scope.region, name, DELETED)
 
     # --- helpers ---------------------------------------------------------------------------------
+
+    def _layers(self, scope: Scope, params: dict[str, Any]) -> tuple[FunctionLayer, ...] | None:
+        """The request's ``Layers`` resolved to their packages; None when it names none."""
+        if "Layers" not in params:
+            return None
+        return self.layers.resolve(scope, params["Layers"] or [])
 
     def _check_package(self, zip_bytes: bytes) -> CodePackage:
         size = unzipped_size(zip_bytes)

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from lambdad.models import LATEST, FunctionVersion
+from lambdad.store import layers as layer_records
 from lambdad.store.function_configs import remove_attached
 from lambdad.store.records import version_from_row, version_number, version_to_row
 from lambdad.store.schema import aliases, function_versions, functions
@@ -172,8 +173,12 @@ def usage(connection: Connection, region: str) -> tuple[int, int]:
 
 
 def referenced_code(connection: Connection) -> set[str]:
-    """Digests of every code package some version uses."""
-    return set(connection.execute(select(function_versions.c.code_sha256).distinct()).scalars())
+    """Digests of every code package some function version or layer version uses: a function's own
+    code, the layers it keeps (even those whose layer version was deleted since), every layer version."""
+    digests = set(connection.execute(select(function_versions.c.code_sha256).distinct()).scalars())
+    for config in connection.execute(select(function_versions.c.config)).scalars():
+        digests.update(layer["sha256"] for layer in (config or {}).get("layers", []))
+    return digests | layer_records.referenced_code(connection)
 
 
 def get_reserved_concurrency(connection: Connection, region: str, name: str) -> int | None:

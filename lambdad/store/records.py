@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from lambdad.models import LATEST, Alias, CodePackage, FunctionState, FunctionVersion, UpdateStatus
+from lambdad.models import (
+    LATEST,
+    Alias,
+    CodePackage,
+    FunctionLayer,
+    FunctionState,
+    FunctionVersion,
+    UpdateStatus,
+)
 
 # FunctionVersion fields kept in the JSON ``config`` column (the rest have columns of their own).
 _CONFIG_FIELDS = (
@@ -27,6 +35,7 @@ _CONFIG_FIELDS = (
     "last_update_status_reason_code",
     "extra",
     "config_revision",
+    "layers",
 )
 
 
@@ -34,6 +43,7 @@ def version_to_row(region: str, version: FunctionVersion) -> dict[str, Any]:
     """The function_versions row for one version."""
     config = {name: getattr(version, name) for name in _CONFIG_FIELDS}
     config["architectures"] = list(version.architectures)
+    config["layers"] = [layer_to_json(layer) for layer in version.layers]
     return {
         "region": region,
         "function_name": version.name,
@@ -61,8 +71,21 @@ def version_from_row(row: Any) -> FunctionVersion:
         state=FunctionState(config.pop("state")),
         last_update_status=UpdateStatus(status) if status else None,
         architectures=tuple(config.pop("architectures")),
+        layers=tuple(layer_from_json(layer) for layer in config.pop("layers", [])),
         **config,
     )
+
+
+def layer_to_json(layer: FunctionLayer) -> dict[str, Any]:
+    """A function's layer as kept in its ``config`` column."""
+    code = layer.code
+    return {"arn": layer.arn, "sha256": code.sha256_hex, "size": code.size, "unzipped": code.unzipped_size}
+
+
+def layer_from_json(value: dict[str, Any]) -> FunctionLayer:
+    """A function's layer from its ``config`` column."""
+    code = CodePackage(value["sha256"], int(value["size"]), int(value["unzipped"]))
+    return FunctionLayer(value["arn"], code)
 
 
 def version_number(version: str) -> int:

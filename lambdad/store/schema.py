@@ -161,3 +161,36 @@ runtime_management_configs = Table(
         ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
     ),
 )
+
+# Layers (PublishLayerVersion), per region as on AWS. ``last_version`` hands out version numbers, never
+# reused, even after every version is deleted.
+layers = Table(
+    "layers",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("name", String(140), primary_key=True),
+    Column("last_version", Integer, nullable=False, server_default=text("0")),
+)
+
+# One published layer version: its package (content-addressed, in the code store like functions' code),
+# what it says it is compatible with (NULL when not said: AWS then leaves the member out), and its
+# resource-based policy (AddLayerVersionPermission).
+layer_versions = Table(
+    "layer_versions",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("layer_name", String(140), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("description", String(256), nullable=False),
+    Column("license_info", String(512), nullable=True),
+    Column("compatible_runtimes", JSON, nullable=True),
+    Column("compatible_architectures", JSON, nullable=True),
+    Column("code_sha256", String(64), nullable=False),
+    Column("code_size", BigInteger, nullable=False),
+    Column("unzipped_size", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # The policy's statements in the order added ([] = no policy) and its RevisionId.
+    Column("policy", JSON, nullable=False),
+    Column("policy_revision_id", String(36), nullable=True),
+    ForeignKeyConstraint(["region", "layer_name"], ["layers.region", "layers.name"], ondelete="CASCADE"),
+)

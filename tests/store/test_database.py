@@ -10,7 +10,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from lambdad.models import CodePackage, FunctionState, FunctionVersion, UpdateStatus
+from lambdad.models import CodePackage, FunctionLayer, FunctionState, FunctionVersion, UpdateStatus
 from lambdad.store import Database
 from lambdad.store import functions as records
 from lambdad.store import tags as tag_records
@@ -51,6 +51,9 @@ def test_versions_round_trip_with_every_field(database: Database) -> None:
         state=FunctionState.ACTIVE,
         last_update_status=UpdateStatus.SUCCESSFUL,
         architectures=("arm64",),
+        layers=(
+            FunctionLayer("arn:aws:lambda:us-east-1:000000000000:layer:l:1", CodePackage("cd" * 32, 5, 9)),
+        ),
     )
     with database.write() as connection:
         records.insert_function(connection, REGION, stored, stored.last_modified)
@@ -134,3 +137,23 @@ def test_concurrent_writers_queue_instead_of_failing(database: Database) -> None
     assert errors == []
     with database.read() as connection:
         assert records.usage(connection, REGION)[0] == 60
+
+
+def test_referenced_code_counts_layer_versions_and_the_layers_functions_keep(database: Database) -> None:
+    from lambdad.store import layers as layer_records
+    from lambdad.store.layers import LayerVersion
+
+    kept = FunctionLayer("arn:aws:lambda:us-east-1:000000000000:layer:old:1", CodePackage("ee" * 32, 5, 9))
+    with database.write() as connection:
+        records.insert_function(connection, REGION, version("layered", layers=(kept,)), datetime.now(UTC))
+        number = layer_records.next_version_number(connection, REGION, "lib")
+        published = LayerVersion("lib", number, CodePackage("ff" * 32, 5, 9), datetime.now(UTC))
+        layer_records.insert_version(connection, REGION, published)
+    with database.read() as connection:
+        assert records.referenced_code(connection) == {"ab" * 32, "ee" * 32, "ff" * 32}
+        assert layer_records.get_version(connection, REGION, "lib", 1) == published
+    with database.write() as connection:
+        layer_records.delete_version(connection, REGION, "lib", 1)
+        assert layer_records.next_version_number(connection, REGION, "lib") == 2, "never reused"
+    with database.read() as connection:
+        assert records.referenced_code(connection) == {"ab" * 32, "ee" * 32}

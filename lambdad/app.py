@@ -25,16 +25,18 @@ from lambdad.api.throttle import RateLimiter
 from lambdad.api.url_serving import FunctionUrlRouter, FunctionUrlServer
 from lambdad.invocation import ConcurrencyLimiter, EnvironmentPool, EventQueue, ImageBuilder, Invoker
 from lambdad.invocation.pool import environment_maker, spare_pool
+from lambdad.invocation.provisioning import Provisioner
 from lambdad.models import Scope
 from lambdad.observability.logs import LogStore
 from lambdad.sandbox import NetworkMode, SandboxFactory, create_factory
 from lambdad.services.account import AccountService
 from lambdad.services.activation import Activator
 from lambdad.services.aliases import AliasService
-from lambdad.services.changes import CODE_OR_CONFIGURATION, DELETED, FunctionChanges
+from lambdad.services.changes import ALIASES, CODE_OR_CONFIGURATION, DELETED, PROVISIONED, FunctionChanges
 from lambdad.services.concurrency import ConcurrencyService
 from lambdad.services.functions import FunctionService
 from lambdad.services.lookup import FunctionLookup
+from lambdad.services.provisioned import ProvisionedConcurrencyService
 from lambdad.services.tags import TagService
 from lambdad.services.urls import UrlService
 from lambdad.settings import Settings
@@ -57,6 +59,7 @@ class Platform:
     pool: EnvironmentPool
     services: Services
     lambda_api: InSandboxLambdaApi
+    provisioner: Provisioner
 
     @classmethod
     def open(cls, settings: Settings) -> Platform:
@@ -89,11 +92,14 @@ class Platform:
         lookup = FunctionLookup(database, changes)
         lambda_api = InSandboxLambdaApi()
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-        maker = environment_maker(
-            sandboxes, LogStore(settings.logs_dir), lambda_api, f"http://{host}:{settings.port}"
+        logs = LogStore(settings.logs_dir)
+        endpoint = f"http://{host}:{settings.port}"
+        maker = environment_maker(sandboxes, logs, lambda_api, endpoint)
+        provisioned_maker = environment_maker(
+            sandboxes, logs, lambda_api, endpoint, initialization_type="provisioned-concurrency"
         )
         spares = spare_pool(sandboxes, settings.spares, settings.idle_timeout, lambda_api)
-        pool = EnvironmentPool(maker, settings.idle_timeout, spares)
+        pool = EnvironmentPool(maker, settings.idle_timeout, spares, provisioned_maker)
         invoker = Invoker(lookup, images, pool, ConcurrencyLimiter(settings.concurrency_limit))
         functions = FunctionService(database, code_store, activator, changes, settings.code_storage_limit)
         services = Services(
@@ -107,9 +113,20 @@ class Platform:
             invoker=invoker,
             events=EventQueue(invoker, settings.async_retry_delays),
             urls=UrlService(database, changes, settings.port),
+            provisioned=ProvisionedConcurrencyService(database, changes, settings.concurrency_limit),
         )
+        provisioner = Provisioner(settings.account_id, services.provisioned, invoker, pool)
         platform = cls(
-            settings, database, code_store, activator, changes, sandboxes, pool, services, lambda_api
+            settings,
+            database,
+            code_store,
+            activator,
+            changes,
+            sandboxes,
+            pool,
+            services,
+            lambda_api,
+            provisioner,
         )
         resumed = activator.recover()
         if resumed:
@@ -126,12 +143,16 @@ class Platform:
                 loop.call_soon_threadsafe(self.pool.drain, arn)
             elif what == DELETED:
                 loop.call_soon_threadsafe(self.pool.drain_function, arn)
+            if what in (PROVISIONED, ALIASES, DELETED):
+                # Provisioned environments follow their configs, and the aliases and versions they name.
+                loop.call_soon_threadsafe(self.provisioner.schedule, region, name)
 
         self.changes.subscribe(changed)
 
     async def stop(self) -> None:
         """Stop every environment and sandbox, then background work, then the database."""
         await self.services.events.close()
+        await self.provisioner.close()
         await self.pool.close()
         await self.sandboxes.close()
         await self.lambda_api.close()
@@ -146,6 +167,7 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         platform.drain_on_change(asyncio.get_running_loop())
+        await platform.provisioner.resume()
         log.info(
             "lambdad %s serving account %s, data in %s", __version__, settings.account_id, settings.data_dir
         )

@@ -88,6 +88,10 @@ class ResourceConflictException(LambdaError):
     status = 409
 
 
+class ProvisionedConcurrencyConfigNotFoundException(LambdaError):
+    status = 404
+
+
 class PreconditionFailedException(LambdaError):
     """A RevisionId (or CodeSha256) precondition that does not hold."""
 

@@ -10,6 +10,7 @@ from lambdad.api import (
     invoke,
     layers,
     permissions,
+    provisioned,
     tags,
     urls,
     versions,
@@ -33,6 +34,7 @@ def operation_table() -> OperationTable:
         event_invoke_configs.table,
         function_settings.table,
         layers.table,
+        provisioned.table,
     )
 
 

@@ -17,6 +17,7 @@ from lambdad.services.function_settings import FunctionSettingsService
 from lambdad.services.functions import FunctionService
 from lambdad.services.layers import LayerService
 from lambdad.services.permissions import PermissionService
+from lambdad.services.provisioned import ProvisionedConcurrencyService
 from lambdad.services.tags import TagService
 from lambdad.services.urls import UrlService
 from lambdad.services.versions import VersionService
@@ -36,6 +37,7 @@ class Services:
     invoker: Invoker
     events: EventQueue
     urls: UrlService
+    provisioned: ProvisionedConcurrencyService
 
     # Built by FunctionService, like ``versions``: no argument of their own at construction.
     @property

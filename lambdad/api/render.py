@@ -6,8 +6,10 @@ import hashlib
 from typing import Any
 
 from lambdad.models import LATEST, Alias, FunctionVersion, Scope, aws_timestamp, layer_arn
+from lambdad.services.provisioned import ProvisionedStatus
 from lambdad.store.function_configs import EventInvokeConfig
 from lambdad.store.layers import LayerVersion
+from lambdad.store.provisioned import ProvisionedConfig
 
 # What AWS leaves out of the configurations it lists (ListFunctions, ListVersionsByFunction).
 _NOT_LISTED = (
@@ -139,3 +141,22 @@ def runtime_version_arn(scope: Scope, runtime: str) -> str:
     """A stable runtime version ARN per runtime, in AWS's form."""
     digest = hashlib.sha256(runtime.encode()).hexdigest()
     return f"arn:aws:lambda:{scope.region}::runtime:{digest}"
+
+
+def provisioned_config(
+    config: ProvisionedConfig, status: ProvisionedStatus, scope: Scope | None = None
+) -> dict[str, Any]:
+    """A provisioned concurrency config as AWS answers it (with its FunctionArn in lists)."""
+    answer: dict[str, Any] = {}
+    if scope is not None:
+        answer["FunctionArn"] = scope.function_arn(config.function_name, config.qualifier)
+    answer |= {
+        "RequestedProvisionedConcurrentExecutions": config.requested,
+        "AvailableProvisionedConcurrentExecutions": status.allocated,
+        "AllocatedProvisionedConcurrentExecutions": status.allocated,
+        "Status": status.status,
+        "LastModified": aws_timestamp(config.last_modified),
+    }
+    if status.reason is not None:
+        answer["StatusReason"] = status.reason
+    return answer

@@ -78,6 +78,9 @@ class InvokeOutcome:
         return raw[-TAIL_BYTES:].decode(errors="ignore")
 
 
+PROVISIONED = "provisioned-concurrency"  # AWS_LAMBDA_INITIALIZATION_TYPE of provisioned environments
+
+
 class ExecutionEnvironment:
     """One environment for one function image. Not thread-safe: lives on the server's event loop."""
 
@@ -171,6 +174,11 @@ class ExecutionEnvironment:
             self.lifecycle.move(Move.READY)
         self._log.flush()
         self._init_lines, self._capture = self._capture, None
+        if self._initialization_type == PROVISIONED and self._init_error is None:
+            # Initialised ahead of any invocation: its first REPORT has no Init Duration (as on AWS),
+            # and its init output stays in the log stream only.
+            self._init_duration_ms = None
+            self._init_lines = []
 
     def function_environment(self) -> dict[str, str]:
         """The runtime's environment variables (``AWS_LAMBDA_RUNTIME_API`` is the sandbox's to set)."""

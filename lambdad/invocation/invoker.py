@@ -82,7 +82,7 @@ class Invoker:
             (request.scope.region, version.name), runnable.reserved_concurrency, runnable.total_reserved
         )
         try:
-            image = await self._image(request.scope, runnable)
+            image = await self.image(request.scope, runnable)
             environment = await self._pool.acquire(image)
             try:
                 invocation = Invocation(
@@ -106,7 +106,8 @@ class Invoker:
             outcome=outcome,
         )
 
-    async def _image(self, scope: Scope, runnable: RunnableFunction) -> FunctionImage:
+    async def image(self, scope: Scope, runnable: RunnableFunction) -> FunctionImage:
+        """The image environments of ``runnable`` are made from (built once per revision)."""
         # Building an image may unpack code or install a runtime (after a restart): a worker thread's job,
         # once per revision.
         version = runnable.version

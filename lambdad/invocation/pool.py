@@ -2,7 +2,9 @@
 
 The pool hands out an environment per invocation: the most recently used idle one for the same image
 (warm start), or a new one (cold start). An environment whose image is no longer current (the function
-was updated) is drained: shut down when idle, or when its invocation ends. Policies that only watch
+was updated) is drained: shut down when idle, or when its invocation ends. Provisioned environments
+(``provision``) are started ahead of any invocation for a published version, never reaped, and handed out
+before any other environment of their version. Policies that only watch
 (metrics) subscribe to the events rather than being called from here.
 """
 
@@ -32,11 +34,17 @@ def environment_maker(
     logs: LogStore,
     lambda_api: Forwarder | None = None,
     lambda_endpoint: str | None = None,
+    initialization_type: str = "on-demand",
 ) -> EnvironmentMaker:
     """Environments in sandboxes from ``factory``, logging to ``logs``, reaching the Lambda API through
     ``lambda_api`` (in their sandbox) or at ``lambda_endpoint``."""
     return lambda image: ExecutionEnvironment(
-        image, factory, logs, lambda_api=lambda_api, lambda_endpoint=lambda_endpoint
+        image,
+        factory,
+        logs,
+        initialization_type=initialization_type,
+        lambda_api=lambda_api,
+        lambda_endpoint=lambda_endpoint,
     )
 
 
@@ -65,8 +73,16 @@ class EnvironmentPool:
         make_environment: EnvironmentMaker,
         idle_timeout_s: float = 300,
         spares: SparePool | None = None,
+        make_provisioned: EnvironmentMaker | None = None,
     ) -> None:
         self._make_environment = make_environment
+        self._make_provisioned = make_provisioned or make_environment
+        # Provisioned environments: the wanted (fingerprint, count) per version ARN, the idle ones, and
+        # every one alive (idle or busy).
+        self._targets: dict[str, tuple[str, int]] = {}
+        self._provisioned_idle: dict[str, list[ExecutionEnvironment]] = defaultdict(list)
+        self._provisioned: set[ExecutionEnvironment] = set()
+        self._replenishing: set[asyncio.Task[int]] = set()
         self.idle_timeout_s = idle_timeout_s
         #: Pre-initialised sandboxes a cold start specialises instead of starting one (None: off).
         self.spares = spares
@@ -85,7 +101,70 @@ class EnvironmentPool:
     @property
     def environments(self) -> int:
         """How many environments exist (idle and busy)."""
-        return len(self._busy) + sum(len(idle) for idle in self._idle.values())
+        idle = sum(len(idle) for idle in self._idle.values())
+        return len(self._busy) + idle + sum(len(ready) for ready in self._provisioned_idle.values())
+
+    def provisioned_environments(self, function_arn: str) -> int:
+        """How many provisioned environments of the version exist (idle and busy)."""
+        return sum(1 for environment in self._provisioned if environment.image.function_arn == function_arn)
+
+    def provisioned_arns(self, prefix: str) -> list[str]:
+        """The version ARNs starting with ``prefix`` that have provisioned environments wanted."""
+        return [arn for arn in self._targets if arn.startswith(prefix)]
+
+    async def provision(self, image: FunctionImage, count: int) -> int:
+        """Keep ``count`` provisioned environments of ``image`` (started now, initialised, exempt from
+        reaping); returns how many are ready."""
+        if self._closed:
+            raise RuntimeError("the environment pool is closed")
+        self._ensure_reaper()
+        arn, fingerprint = image.function_arn, image.fingerprint
+        self._targets[arn] = (fingerprint, count)
+        keep = []
+        for environment in self._provisioned_idle.pop(arn, []):
+            if environment.reusable and environment.image.fingerprint == fingerprint:
+                keep.append(environment)
+            else:
+                self._stop_provisioned(environment)
+        busy = sum(1 for e in self._busy if e in self._provisioned and e.image.function_arn == arn)
+        while keep and len(keep) + busy > count:
+            self._stop_provisioned(keep.pop(0))
+        self._provisioned_idle[arn] = keep
+        missing = count - len(keep) - busy
+        if missing > 0:
+            await asyncio.gather(*(self._start_provisioned(image) for _ in range(missing)))
+        return self.provisioned_environments(arn)
+
+    def unprovision(self, function_arn: str) -> None:
+        """No provisioned environments for the version any more: idle ones stop now, busy ones when
+        released."""
+        self._targets.pop(function_arn, None)
+        for environment in self._provisioned_idle.pop(function_arn, []):
+            self._stop_provisioned(environment)
+
+    async def _start_provisioned(self, image: FunctionImage) -> None:
+        environment = self._make_provisioned(image)
+        self._provisioned.add(environment)
+        try:
+            await environment.start()
+        except BaseException:
+            self._stop_provisioned(environment)
+            raise
+        target = self._targets.get(image.function_arn)
+        if (
+            environment.reusable
+            and target is not None
+            and target[0] == image.fingerprint
+            and not self._closed
+        ):
+            self._provisioned_idle[image.function_arn].append(environment)
+            self._notify("created", environment)
+        else:
+            self._stop_provisioned(environment)
+
+    def _stop_provisioned(self, environment: ExecutionEnvironment) -> None:
+        self._provisioned.discard(environment)
+        self._stop(environment)
 
     @property
     def spare_environments(self) -> int:
@@ -98,6 +177,14 @@ class EnvironmentPool:
             raise RuntimeError("the environment pool is closed")
         self._ensure_reaper()
         self._set_current(image.function_arn, image.fingerprint)
+        provisioned = self._provisioned_idle.get(image.function_arn)
+        while provisioned:
+            environment = provisioned.pop()
+            if environment.reusable and environment.image.fingerprint == image.fingerprint:
+                self._busy.add(environment)
+                self._notify("reused", environment)
+                return environment
+            self._stop_provisioned(environment)
         idle = self._idle[image.function_arn]
         spare_key = image.spare_key if self.spares is not None else None
         while idle:
@@ -132,12 +219,36 @@ class EnvironmentPool:
     def release(self, environment: ExecutionEnvironment) -> None:
         """Give an environment back after its invocation: kept warm if it can be reused."""
         self._busy.discard(environment)
+        if environment in self._provisioned:
+            self._release_provisioned(environment)
+            return
         current = self._current.get(environment.image.function_arn) == environment.image.fingerprint
         if environment.reusable and current and not self._closed:
             self._idle[environment.image.function_arn].append(environment)
             self._notify("idle", environment)
         else:
             self._stop(environment)
+
+    def _release_provisioned(self, environment: ExecutionEnvironment) -> None:
+        arn = environment.image.function_arn
+        target = self._targets.get(arn)
+        wanted = target is not None and target[0] == environment.image.fingerprint and not self._closed
+        if wanted and environment.reusable:
+            self._provisioned_idle[arn].append(environment)
+            self._notify("idle", environment)
+            return
+        self._stop_provisioned(environment)
+        if wanted and target is not None:  # it failed (timeout, crash): start a replacement
+            task = asyncio.get_running_loop().create_task(self._replenish(environment.image, target[1]))
+            self._replenishing.add(task)
+            task.add_done_callback(self._replenishing.discard)
+
+    async def _replenish(self, image: FunctionImage, count: int) -> int:
+        try:
+            return await self.provision(image, count)
+        except Exception:
+            log.exception("replacing a provisioned environment of %s failed", image.function_arn)
+            return 0
 
     def drain(self, function_arn: str, fingerprint: str | None = None) -> None:
         """Stop the function's idle environments (all, or those not of ``fingerprint``); busy ones
@@ -190,6 +301,12 @@ class EnvironmentPool:
         for arn in list(self._idle):
             for environment in self._idle.pop(arn):
                 self._stop(environment)
+        for task in list(self._replenishing):
+            task.cancel()
+        self._targets.clear()
+        for arn in list(self._provisioned_idle):
+            for environment in self._provisioned_idle.pop(arn):
+                self._stop_provisioned(environment)
         for environment in list(self._busy):
             self._stop(environment)
         if self.spares is not None:

@@ -22,6 +22,7 @@ from lambdad.services.resolution import REVISION_MISMATCH, resolve
 from lambdad.store import Database
 from lambdad.store import aliases as alias_records
 from lambdad.store import functions as records
+from lambdad.store import provisioned as provisioned_records
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ class AliasService:
         with self._database.write() as connection:
             _check_function(connection, scope, function)
             deleted = alias_records.delete_alias(connection, scope.region, function, name)
+            provisioned_records.delete_config(connection, scope.region, function, name)
         if deleted:
             self._changes.notify(scope.region, function, ALIASES)
 

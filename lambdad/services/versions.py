@@ -26,6 +26,7 @@ from lambdad.services.resolution import latest_for_update, resolve, unqualified
 from lambdad.store import Database
 from lambdad.store import aliases as alias_records
 from lambdad.store import functions as records
+from lambdad.store import provisioned as provisioned_records
 
 _CREATING = "The function is being created."
 
@@ -150,5 +151,6 @@ class VersionService:
                     f"[{', '.join(referencing)}]"
                 )
             deleted = records.delete_version(connection, scope.region, name, version)
+            provisioned_records.delete_config(connection, scope.region, name, version)
         if deleted:
             self._changes.notify(scope.region, name, DELETED)

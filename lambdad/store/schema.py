@@ -194,3 +194,18 @@ layer_versions = Table(
     Column("policy_revision_id", String(36), nullable=True),
     ForeignKeyConstraint(["region", "layer_name"], ["layers.region", "layers.name"], ondelete="CASCADE"),
 )
+
+# PutProvisionedConcurrencyConfig, per published version or alias (never $LATEST). Its status lives in
+# the server's memory: a restarted server provisions every stored config again.
+provisioned_concurrency_configs = Table(
+    "provisioned_concurrency_configs",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("function_name", String(64), primary_key=True),
+    Column("qualifier", String(128), primary_key=True),
+    Column("requested", Integer, nullable=False),
+    Column("last_modified", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(
+        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+    ),
+)

@@ -1,0 +1,99 @@
+"""Provisioned concurrency, acted on: keeps the environment pool's provisioned environments in step with
+the stored configs and reports each config's status (READY, or FAILED with a reason) to the service.
+
+Runs on the event loop; ``schedule(region, name)`` (from a change listener, through
+``call_soon_threadsafe``) reconciles one function in the background, one pass at a time per function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+
+import anyio.to_thread
+
+from lambdad.invocation.invoker import Invoker
+from lambdad.invocation.pool import EnvironmentPool
+from lambdad.models import Scope
+from lambdad.services.provisioned import FAILED, READY, ProvisionedConcurrencyService, ProvisionedStatus
+
+log = logging.getLogger(__name__)
+
+
+class Provisioner:
+    """Starts and stops provisioned environments as configs, aliases and versions change."""
+
+    def __init__(
+        self, account: str, service: ProvisionedConcurrencyService, invoker: Invoker, pool: EnvironmentPool
+    ) -> None:
+        self._account = account
+        self._service = service
+        self._invoker = invoker
+        self._pool = pool
+        self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._dirty: set[tuple[str, str]] = set()
+
+    def schedule(self, region: str, name: str) -> None:
+        """Reconcile the function soon (again after the pass under way, if any)."""
+        key = (region, name)
+        self._dirty.add(key)
+        if key not in self._tasks:
+            task = asyncio.get_running_loop().create_task(self._run(key))
+            self._tasks[key] = task
+
+    async def resume(self) -> None:
+        """Provision every stored config again (server start)."""
+        for region, name in await anyio.to_thread.run_sync(self._service.provisioned_functions):
+            self.schedule(region, name)
+
+    async def close(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self, key: tuple[str, str]) -> None:
+        try:
+            while key in self._dirty:
+                self._dirty.discard(key)
+                try:
+                    await self.reconcile(*key)
+                except Exception:
+                    log.exception("provisioning %s failed", key[1])
+        finally:
+            self._tasks.pop(key, None)
+
+    async def reconcile(self, region: str, name: str) -> None:
+        """One pass: start what the configs want, stop what they no longer want, report statuses."""
+        scope = Scope(self._account, region)
+        plans = await anyio.to_thread.run_sync(self._service.plans, region, name)
+        wanted: dict[str, int] = defaultdict(int)
+        for plan in plans:
+            for version, count in plan.shares.items():
+                wanted[version] += count
+        prefix = scope.function_arn(name) + ":"
+        for arn in self._pool.provisioned_arns(prefix):
+            if arn[len(prefix) :] not in wanted:
+                self._pool.unprovision(arn)
+        ready: dict[str, int] = {}
+        failures: dict[str, str] = {}
+        for version, count in wanted.items():
+            try:
+                runnable = await self._invoker.find(scope, name, version)
+                image = await self._invoker.image(scope, runnable)
+                ready[version] = await self._pool.provision(image, count)
+            except Exception as error:
+                log.warning("provisioning %s:%s failed: %s", name, version, error)
+                failures[version] = str(error)
+                ready[version] = 0
+        for plan in plans:
+            allocated = sum(min(share, ready.get(version, 0)) for version, share in plan.shares.items())
+            reasons = [failures[version] for version in plan.shares if version in failures]
+            if allocated >= plan.requested:
+                status = ProvisionedStatus(READY, plan.requested)
+            else:
+                reason = reasons[0] if reasons else "FUNCTION_ERROR_INIT_FAILURE"
+                status = ProvisionedStatus(FAILED, allocated, reason)
+            self._service.report(region, name, plan.qualifier, status)

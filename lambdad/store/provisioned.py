@@ -1,0 +1,77 @@
+"""Queries on provisioned concurrency configs (per published version or alias). Each takes the
+transaction's connection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from lambdad.store.schema import provisioned_concurrency_configs as configs
+
+
+@dataclass(frozen=True)
+class ProvisionedConfig:
+    """A PutProvisionedConcurrencyConfig as stored: what was asked for, and when."""
+
+    function_name: str
+    qualifier: str
+    requested: int
+    last_modified: datetime
+
+
+def save_config(connection: Connection, region: str, config: ProvisionedConfig) -> None:
+    """Store ``config``, replacing the qualifier's previous one."""
+    key = (
+        configs.c.region == region,
+        configs.c.function_name == config.function_name,
+        configs.c.qualifier == config.qualifier,
+    )
+    values = {"requested": config.requested, "last_modified": config.last_modified}
+    if connection.execute(update(configs).where(*key).values(**values)).rowcount:
+        return
+    connection.execute(
+        insert(configs).values(
+            region=region, function_name=config.function_name, qualifier=config.qualifier, **values
+        )
+    )
+
+
+def get_config(connection: Connection, region: str, name: str, qualifier: str) -> ProvisionedConfig | None:
+    """The config of one version or alias, or None."""
+    query = select(configs).where(
+        configs.c.region == region, configs.c.function_name == name, configs.c.qualifier == qualifier
+    )
+    row = connection.execute(query).first()
+    return _from_row(row) if row else None
+
+
+def delete_config(connection: Connection, region: str, name: str, qualifier: str) -> bool:
+    """Remove one config; False if there was none."""
+    result = connection.execute(
+        delete(configs).where(
+            configs.c.region == region, configs.c.function_name == name, configs.c.qualifier == qualifier
+        )
+    )
+    return bool(result.rowcount)
+
+
+def list_configs(connection: Connection, region: str, name: str | None = None) -> list[ProvisionedConfig]:
+    """The configs of one function, or of every function in the region (in no particular order)."""
+    query = select(configs).where(configs.c.region == region)
+    if name is not None:
+        query = query.where(configs.c.function_name == name)
+    return [_from_row(row) for row in connection.execute(query)]
+
+
+def all_regions(connection: Connection) -> list[str]:
+    """Regions holding at least one config."""
+    return sorted({row.region for row in connection.execute(select(configs.c.region).distinct())})
+
+
+def _from_row(row: object) -> ProvisionedConfig:
+    modified = row.last_modified  # type: ignore[attr-defined]
+    if modified.tzinfo is None:  # SQLite forgets the zone
+        modified = modified.replace(tzinfo=UTC)
+    return ProvisionedConfig(row.function_name, row.qualifier, row.requested, modified)  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.table import Table
 
-from bench import cold_start, control_plane, server_cpu, warm_invoke
+from bench import cold_start, control_plane, function_url, server_cpu, warm_invoke
 from bench.common import Progress, Row
 
 
@@ -27,6 +27,7 @@ BENCHMARKS: list[tuple[str, Callable[[Progress], list[Row]]]] = [
     ("cold start", cold_start.run),
     ("warm invoke", warm_invoke.run),
     ("server CPU", server_cpu.run),
+    ("function URL", function_url.run),
 ]
 
 

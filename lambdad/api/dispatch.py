@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio.to_thread
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Send
 from starlette.types import Scope as AsgiScope
 
@@ -40,7 +40,11 @@ log = logging.getLogger(__name__)
 # A 50 MB zip arrives base64-encoded inside JSON: 4/3 of it plus room for the rest of the request.
 DEFAULT_BODY_LIMIT = 52_428_800 * 4 // 3 + 1_048_576
 # Operations with their own limits, and the name AWS's message gives them.
-BODY_LIMITS = {"Invoke": ("InvokeFunction", 6_291_456), "InvokeAsync": ("InvokeAsync", 262_144)}
+BODY_LIMITS = {
+    "Invoke": ("InvokeFunction", 6_291_456),
+    "InvokeWithResponseStream": ("InvokeWithResponseStream", 6_291_456),
+    "InvokeAsync": ("InvokeAsync", 262_144),
+}
 _DRAIN_CEILING = 256 * 1024 * 1024
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
 
@@ -114,6 +118,8 @@ class LambdaApi:
             output = await anyio.to_thread.run_sync(handler, call)
         serialized = serialize_response(operation, output, success_status(operation))
         serialized.headers["x-amzn-RequestId"] = request_id
+        if serialized.stream is not None:
+            return StreamingResponse(serialized.stream, serialized.status, serialized.headers)
         return Response(serialized.body, serialized.status, serialized.headers)
 
     def _region(self, headers: dict[str, str]) -> str:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
+from lambdad.api.eventstream import invoke_complete, payload_chunk
 from lambdad.api.operations import Call, OperationTable
 from lambdad.errors import InvalidRequestContentException, RequestTooLargeException
 from lambdad.invocation import InvokeRequest
@@ -51,6 +53,57 @@ async def invoke(call: Call) -> dict[str, Any]:
     if params.get("LogType") == "Tail":
         answer["LogResult"] = base64.b64encode(result.outcome.log_tail.encode()).decode()
     return answer
+
+
+@table.operation("InvokeWithResponseStream")
+async def invoke_with_response_stream(call: Call) -> dict[str, Any]:
+    """The response as an event stream: a PayloadChunk per chunk the function sends (one for a buffered
+    response), then InvokeComplete with the error (if any) and the log tail (LogType Tail).
+
+    Sent as the function produces it; AWS's limit on a streamed response is 200 MB (see environment)."""
+    params = call.params
+    request = InvokeRequest(
+        scope=call.scope,
+        function_name=params["FunctionName"],
+        qualifier=params.get("Qualifier"),
+        payload=params.get("Payload") or b"",
+        request_id=call.request_id,
+        client_context=_client_context(params.get("ClientContext")),
+    )
+    invoker = call.services.invoker
+    if params.get("InvocationType") == "DryRun":
+        await invoker.find(call.scope, request.function_name, request.qualifier)
+        return {"StatusCode": 204}
+    _check_size(request.payload, SYNC_PAYLOAD_MAX)
+    result = await invoker.invoke_streaming(request)
+    tail = params.get("LogType") == "Tail"
+
+    async def events() -> AsyncIterator[bytes]:
+        async for chunk in result.stream:
+            yield payload_chunk(chunk)
+        outcome = result.stream.outcome
+        if outcome is None:
+            yield invoke_complete("ServiceException", "lambdad failed to run the invocation", None)
+            return
+        code = details = None
+        if outcome.function_error:
+            code = outcome.error_type or "Unhandled"
+            details = _error_details(outcome.payload)
+        log_result = base64.b64encode(outcome.log_tail.encode()).decode() if tail else None
+        yield invoke_complete(code, details, log_result)
+
+    return {"StatusCode": 200, "ExecutedVersion": result.executed_version, "EventStream": events()}
+
+
+def _error_details(payload: bytes) -> str:
+    """An error document's message (the document itself if it has none)."""
+    try:
+        document = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return payload.decode(errors="replace")
+    if isinstance(document, dict) and isinstance(document.get("errorMessage"), str):
+        return str(document["errorMessage"])
+    return payload.decode(errors="replace")
 
 
 @table.operation("InvokeAsync")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -156,10 +156,13 @@ def _from_json(shape: Shape, value: Any, where: str) -> Any:
 class SerializedResponse:
     """Status, headers and body of an answer."""
 
-    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+    def __init__(
+        self, status: int, headers: dict[str, str], body: bytes, stream: AsyncIterable[bytes] | None = None
+    ) -> None:
         self.status = status
         self.headers = headers
         self.body = body
+        self.stream = stream  # an event stream's encoded messages, sent as they come (body is then empty)
 
 
 def serialize_response(
@@ -176,6 +179,7 @@ def serialize_response(
     payload_member = shape.serialization.get("payload")
     document: dict[str, Any] = {}
     body = b""
+    stream: AsyncIterable[bytes] | None = None
     for name, value in output.items():
         if value is None:
             continue
@@ -190,7 +194,10 @@ def serialize_response(
             else:
                 headers[wire_name] = _header_text(value)
         elif name == payload_member:
-            if member.type_name == "blob":
+            if member.serialization.get("eventstream"):
+                stream = value  # already encoded (api/eventstream.py)
+                headers["content-type"] = "application/vnd.amazon.eventstream"
+            elif member.type_name == "blob":
                 body = bytes(value)
             elif member.type_name == "string":
                 body = str(value).encode()
@@ -200,7 +207,7 @@ def serialize_response(
             document[name] = _to_json(member, value)
     if not payload_member and (document or status not in (202, 204)):
         body = json.dumps(document).encode()
-    return SerializedResponse(status, headers, body)
+    return SerializedResponse(status, headers, body, stream)
 
 
 def _header_text(value: Any) -> str:

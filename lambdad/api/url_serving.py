@@ -9,8 +9,10 @@ A request reaches a URL two ways, both on lambdad's own port:
   (the function sees ``/path``).
 
 ``FunctionUrlRouter`` sits in front of the Lambda API and sends those requests to ``FunctionUrlServer``.
-InvokeMode RESPONSE_STREAM is accepted but served buffered for now: the response is sent once the
-function has finished.
+InvokeMode RESPONSE_STREAM sends the body as the function streams it (chunked transfer): a streamed
+response that begins with the HTTP integration prelude (``awslambda.HttpResponseStream.from``: a JSON
+``{statusCode, headers, cookies}`` then 8 NUL bytes) takes its status and headers from it; without one it
+is a 200 ``application/octet-stream``. A function that does not stream is answered as in BUFFERED mode.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -32,7 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lambdad.api.operations import Services
 from lambdad.errors import LambdaError, ResourceNotFoundException, TooManyRequestsException
-from lambdad.invocation.invoker import InvokeRequest
+from lambdad.invocation.invoker import InvokeRequest, StreamedResult
 from lambdad.models import Scope as LambdaScope
 from lambdad.services.permissions import AccessRequest
 from lambdad.services.urls import UrlService
@@ -109,13 +111,21 @@ class FunctionUrlServer:
         request_id = str(uuid.uuid4())
         status, headers, body = await self._answer(scope, receive, url_id, raw_path, request_id)
         headers.append((b"x-amzn-RequestId", request_id.encode()))
-        headers.append((b"content-length", str(len(body)).encode()))
+        if isinstance(body, bytes):
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+            return
+        # Streamed: no content-length, so the server sends it chunked, each chunk as it comes.
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+        async for chunk in body:
+            if scope["method"] != "HEAD":
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
 
     async def _answer(
         self, scope: Scope, receive: Receive, url_id: str, raw_path: str, request_id: str
-    ) -> tuple[int, Headers, bytes]:
+    ) -> tuple[int, Headers, bytes | AsyncIterator[bytes]]:
         url = self._urls.cached(url_id) or await anyio.to_thread.run_sync(self._urls.find, url_id)
         if url is None:
             return _error(403, "AccessDeniedException", None)
@@ -143,16 +153,20 @@ class FunctionUrlServer:
         if url.auth_type == "NONE" and not await anyio.to_thread.run_sync(self._public, url):
             return _error(403, "AccessDeniedException", _FORBIDDEN)
         event = self._event(scope, url, raw_path, headers, body, request_id)
+        request = InvokeRequest(
+            scope=LambdaScope(self._account, url.region),
+            function_name=url.function_name,
+            qualifier=url.qualifier,
+            payload=json.dumps(event).encode(),
+            request_id=request_id,
+        )
+        answer: tuple[int, Headers, bytes | AsyncIterator[bytes]] | None
         try:
-            result = await self._invoker.invoke(
-                InvokeRequest(
-                    scope=LambdaScope(self._account, url.region),
-                    function_name=url.function_name,
-                    qualifier=url.qualifier,
-                    payload=json.dumps(event).encode(),
-                    request_id=request_id,
-                )
-            )
+            if url.invoke_mode == "RESPONSE_STREAM":
+                answer = await _streamed_answer(await self._invoker.invoke_streaming(request))
+            else:
+                result = await self._invoker.invoke(request)
+                answer = None if result.function_error else render_response(result.payload)
         except ResourceNotFoundException:
             # The function or alias behind the URL is gone: AWS then refuses the URL.
             return _error(403, "AccessDeniedException", _FORBIDDEN)
@@ -161,12 +175,9 @@ class FunctionUrlServer:
         except LambdaError as error:
             log.info("function URL %s: %s: %s", url_id, error.code, error.message)
             return _internal_error()
-        if result.function_error:
+        if answer is None:
             return _internal_error()
-        response = render_response(result.payload)
-        if response is None:
-            return _internal_error()
-        status, response_headers, response_body = response
+        status, response_headers, response_body = answer
         if cors is not None and origin is not None:
             response_headers = [(k, v) for k, v in response_headers if k.decode() not in _CORS_HEADERS]
             response_headers += _cors_headers(cors, origin)
@@ -258,6 +269,70 @@ class FunctionUrlServer:
         else:
             event["isBase64Encoded"] = False
         return event
+
+
+_PRELUDE_END = b"\0" * 8
+_PRELUDE_MAX = 64 * 1024
+
+
+async def _streamed_answer(
+    streamed: StreamedResult,
+) -> tuple[int, Headers, bytes | AsyncIterator[bytes]] | None:
+    """The HTTP answer to a RESPONSE_STREAM URL's invocation, once its first bytes (and prelude) are in."""
+    chunks = aiter(streamed.stream)
+    head = b""
+    ended = False
+    # A prelude is JSON at the very start of the stream, ended by 8 NUL bytes.
+    while (
+        not ended
+        and (not head or (head[:1] == b"{" and _PRELUDE_END not in head))
+        and len(head) < _PRELUDE_MAX
+    ):
+        try:
+            head += await anext(chunks)
+        except StopAsyncIteration:
+            ended = True
+    if ended:
+        outcome = streamed.stream.outcome
+        if outcome is None or outcome.function_error:
+            return None
+        if outcome.result is not None and outcome.result.stream is None:
+            return render_response(outcome.payload)  # the function did not stream: BUFFERED's rules
+    status, headers = 200, [(b"content-type", b"application/octet-stream")]
+    if head[:1] == b"{" and _PRELUDE_END in head:
+        prelude_text, head = head.split(_PRELUDE_END, 1)
+        prelude = _prelude(prelude_text)
+        if prelude is not None:
+            status, headers = prelude
+
+    async def body() -> AsyncIterator[bytes]:
+        if head:
+            yield head
+        if not ended:
+            async for chunk in chunks:
+                yield chunk
+
+    return status, headers, body()
+
+
+def _prelude(text: bytes) -> tuple[int, Headers] | None:
+    """Status and headers from an HTTP integration prelude (``statusCode``, ``headers``, ``cookies``)."""
+    try:
+        prelude = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(prelude, dict):
+        return None
+    status = prelude.get("statusCode", 200)
+    headers: Headers = []
+    raw_headers = prelude.get("headers") or {}
+    if isinstance(raw_headers, dict):
+        headers = [(k.lower().encode(), _header_value(v).encode()) for k, v in raw_headers.items()]
+    if not any(k == b"content-type" for k, _ in headers):
+        headers.append((b"content-type", b"application/octet-stream"))
+    for cookie in prelude.get("cookies") or []:
+        headers.append((b"set-cookie", str(cookie).encode()))
+    return (int(status) if isinstance(status, int | str) and str(status).isdigit() else 200), headers
 
 
 def render_response(payload: bytes) -> tuple[int, Headers, bytes] | None:

@@ -16,6 +16,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from lambdad.environment import reports
@@ -28,6 +29,7 @@ from lambdad.runtime_api import (
     Forwarder,
     Invocation,
     InvocationResult,
+    ResponseStream,
     ResultKind,
     RuntimeApiServer,
     RuntimeChannel,
@@ -54,6 +56,8 @@ log = logging.getLogger(__name__)
 INIT_LIMIT_S = 10.0  # AWS's limit on the init phase of an on-demand environment
 TAIL_BYTES = 4096
 MB = 1024 * 1024
+MAX_STREAMED_RESPONSE = 200 * MB  # AWS's limit on a streamed response
+OVERSIZED_RESPONSE_ERROR_TYPE = "Function.ResponseSizeTooLarge"
 
 
 @dataclass
@@ -70,12 +74,41 @@ class InvokeOutcome:
     init_duration_ms: float | None = None
     status: str | None = None  # None, "timeout" or "error"
     result: InvocationResult | None = field(default=None, repr=False)
+    error_type: str | None = None  # the function error's type (handler's errorType, Sandbox.Timedout, ...)
 
     @property
     def log_tail(self) -> str:
         """The last 4 KB of the invocation's log, as ``X-Amz-Log-Result`` carries it."""
         raw = self.log_text.encode()
         return raw[-TAIL_BYTES:].decode(errors="ignore")
+
+
+class InvokeStream:
+    """A streamed invocation's response as it arrives: iterate it for the chunks; once the iteration
+    ends, ``outcome`` says how the invocation ended (None if lambdad itself failed)."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.outcome: InvokeOutcome | None = None
+        self._ended = False
+
+    def put(self, chunk: bytes) -> None:
+        if chunk:
+            self._queue.put_nowait(chunk)
+
+    def end(self, outcome: InvokeOutcome | None) -> None:
+        if not self._ended:
+            self._ended = True
+            self.outcome = outcome
+            self._queue.put_nowait(None)
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        while (chunk := await self._queue.get()) is not None:
+            yield chunk
+        self._queue.put_nowait(None)
 
 
 PROVISIONED = "provisioned-concurrency"  # AWS_LAMBDA_INITIALIZATION_TYPE of provisioned environments
@@ -281,9 +314,55 @@ class ExecutionEnvironment:
 
     async def invoke(self, invocation: Invocation, timeout_s: float | None = None) -> InvokeOutcome:
         """Run one invocation; never raises for the function's own failures."""
+        self._enter()
+        return await self._run(invocation, timeout_s, None)
+
+    def invoke_streaming(
+        self,
+        invocation: Invocation,
+        timeout_s: float | None = None,
+        on_done: Callable[[], None] | None = None,
+    ) -> InvokeStream:
+        """Start one invocation whose response is passed on chunk by chunk as the function sends it.
+
+        The environment stays BUSY until the function has finished (END/REPORT written), whether or not
+        the caller reads the stream to its end; ``on_done`` then runs exactly once (the pool release).
+        A buffered response arrives as one chunk. Raises (before anything runs) unless READY.
+        """
+        self._enter()
+        stream = InvokeStream()
+
+        async def run() -> None:
+            outcome: InvokeOutcome | None = None
+            try:
+                outcome = await self._run(invocation, timeout_s, stream.put)
+            except Exception:
+                log.exception("streamed invocation %s failed", invocation.request_id)
+                if self.lifecycle.can(Move.FAIL):
+                    self.lifecycle.move(Move.FAIL)
+            finally:
+                stream.end(outcome)
+                if on_done is not None:
+                    on_done()
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.append(task)
+        task.add_done_callback(self._forget_task)
+        return stream
+
+    def _forget_task(self, task: asyncio.Task[None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._tasks.remove(task)
+
+    def _enter(self) -> None:
         if self._init_error is None:
             self.lifecycle.move(Move.INVOKE)  # IllegalMove unless READY: one invocation at a time
         # else: init failed; this invocation reports that failure and the environment is discarded.
+
+    async def _run(
+        self, invocation: Invocation, timeout_s: float | None, sink: Callable[[bytes], None] | None
+    ) -> InvokeOutcome:
+        """The invocation after ``_enter``; with a ``sink``, the response goes there as it arrives."""
         request_id = invocation.request_id
         timeout = timeout_s if timeout_s is not None else float(self.image.timeout_s)
         self._capture, self._init_lines = self._init_lines, []
@@ -294,27 +373,37 @@ class ExecutionEnvironment:
         started = time.monotonic()
         status: str | None = None
         function_error = False
+        error_type: str | None = None
         result: InvocationResult | None = None
         if self._init_error is not None:
             payload, function_error, status = self._init_error.payload, True, "error"
+            error_type = self._init_error.error_type
         else:
             assert self._channel is not None
             try:
                 result = await asyncio.wait_for(self._channel.invoke(invocation), timeout)
+                function_error = result.kind is not ResultKind.SUCCESS
+                error_type = result.error_type
                 if result.stream is not None:
-                    payload = await result.stream.read_all()
+                    payload, error_type, status = await self._read_stream(
+                        result.stream, started + timeout, sink
+                    )
+                    function_error = error_type is not None
                 else:
                     payload = result.payload
-                function_error = result.kind is not ResultKind.SUCCESS
+                    if sink is not None and not function_error:
+                        sink(payload)
             except TimeoutError:
                 status = "timeout"
                 function_error = True
+                error_type = "Sandbox.Timedout"
                 payload = reports.timeout_error(request_id, timeout)
                 self._emit(reports.timeout_log_line(request_id, timeout))
             except ChannelClosed:
                 await asyncio.sleep(0)  # let the exit watcher record the status
                 status = "error"
                 function_error = True
+                error_type = "Runtime.ExitError"
                 payload = reports.exit_error(request_id, self._exit_text())
                 self._emit(reports.exit_message(request_id, self._exit_text()))
                 self._emit("Runtime.ExitError")
@@ -350,7 +439,37 @@ class ExecutionEnvironment:
             init_duration_ms=init_duration if first_invoke else None,
             status=status,
             result=result,
+            error_type=error_type if function_error else None,
         )
+
+    async def _read_stream(
+        self, stream: ResponseStream, deadline: float, sink: Callable[[bytes], None] | None
+    ) -> tuple[bytes, str | None, str | None]:
+        """Read a streamed response up to the deadline (TimeoutError after it): the body (or, after a
+        mid-stream failure, the error document), the error type, and the REPORT status."""
+        parts: list[bytes] = []
+        size = 0
+        while (
+            chunk := await asyncio.wait_for(stream.next(), max(0.0, deadline - time.monotonic()))
+        ) is not None:
+            size += len(chunk)
+            if size > MAX_STREAMED_RESPONSE:
+                # AWS ends a streamed response that passes its limit; the function is stopped here.
+                message = (
+                    "Response payload size exceeded maximum allowed payload size "
+                    f"({MAX_STREAMED_RESPONSE} bytes)."
+                )
+                body = json.dumps({"errorMessage": message, "errorType": OVERSIZED_RESPONSE_ERROR_TYPE})
+                return body.encode(), OVERSIZED_RESPONSE_ERROR_TYPE, "error"
+            if sink is not None:
+                sink(chunk)
+            else:
+                parts.append(chunk)
+        if stream.truncated:
+            raise ChannelClosed("the runtime's streamed response ended early")
+        if stream.error_type is not None:
+            return stream.error_body or b"", stream.error_type, None
+        return b"".join(parts), None, None
 
     # --- shutdown ---------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import anyio.to_thread
 
-from lambdad.environment import FunctionImage, InvokeOutcome
+from lambdad.environment import FunctionImage, InvokeOutcome, InvokeStream
 from lambdad.errors import InvalidRequestContentException, ResourceConflictException
 from lambdad.invocation.concurrency import ConcurrencyLimiter
 from lambdad.invocation.images import ImageBuilder
@@ -40,6 +40,14 @@ class InvokeResult:
     function_error: str | None
     executed_version: str
     outcome: InvokeOutcome
+
+
+@dataclass(frozen=True)
+class StreamedResult:
+    """A streamed invocation: iterate ``stream`` for the chunks, then read ``stream.outcome``."""
+
+    stream: InvokeStream
+    executed_version: str
 
 
 class Invoker:
@@ -105,6 +113,47 @@ class Invoker:
             executed_version=version.version,
             outcome=outcome,
         )
+
+    async def invoke_streaming(self, request: InvokeRequest) -> StreamedResult:
+        """Start one invocation whose response is read as the function streams it.
+
+        The concurrency lease and the environment are given back once, when the function has finished
+        (not when the caller stops reading).
+        """
+        runnable = await self.find(request.scope, request.function_name, request.qualifier)
+        version = runnable.version
+        payload = request.payload or b"{}"
+        check_json(payload)
+        lease = self._limiter.acquire(
+            (request.scope.region, version.name), runnable.reserved_concurrency, runnable.total_reserved
+        )
+        handed_over = False
+        try:
+            image = await self.image(request.scope, runnable)
+            environment = await self._pool.acquire(image)
+            invocation = Invocation(
+                request_id=request.request_id,
+                payload=payload,
+                deadline_ms=int(time.time() * 1000) + version.timeout * 1000,
+                invoked_function_arn=request.scope.function_arn(version.name, runnable.qualifier),
+                trace_id=_trace_id(),
+                client_context=request.client_context,
+            )
+
+            def done() -> None:
+                self._pool.release(environment)
+                self._limiter.release(lease)
+
+            try:
+                stream = environment.invoke_streaming(invocation, version.timeout, done)
+            except BaseException:
+                self._pool.release(environment)
+                raise
+            handed_over = True
+        finally:
+            if not handed_over:
+                self._limiter.release(lease)
+        return StreamedResult(stream, version.version)
 
     async def image(self, scope: Scope, runnable: RunnableFunction) -> FunctionImage:
         """The image environments of ``runnable`` are made from (built once per revision)."""

@@ -70,6 +70,13 @@ class ResponseStream:
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._chunks()
 
+    async def next(self) -> bytes | None:
+        """The next chunk, or None once the stream has ended (safe to cancel: nothing is lost)."""
+        chunk = await self._queue.get()
+        if chunk is None:
+            self._queue.put_nowait(None)  # later readers see the end too
+        return chunk
+
     async def _chunks(self) -> AsyncIterator[bytes]:
         while (chunk := await self._queue.get()) is not None:
             yield chunk

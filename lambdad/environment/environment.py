@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from lambdad.environment import reports
 from lambdad.environment.image import FunctionImage
 from lambdad.environment.lifecycle import EnvironmentState, Lifecycle, Move
+from lambdad.environment.pipes import read_available
 from lambdad.environment.spare import Spare, mounts_for
 from lambdad.observability.logs import LogStore, LogStream
 from lambdad.runtime_api import (
@@ -504,22 +504,9 @@ class ExecutionEnvironment:
 
     def _drain_output(self) -> None:
         """Read whatever the runtime has written so far and log it line by line."""
-        fd = self._output_fd
-        if fd is None:
+        if self._output_fd is None:
             return
-        while True:
-            try:
-                chunk = os.read(fd, 65536)
-            except BlockingIOError:
-                break
-            except OSError as error:
-                if error.errno == errno.EBADF:
-                    return
-                raise
-            if not chunk:
-                asyncio.get_running_loop().remove_reader(fd)
-                break
-            self._partial += chunk
+        self._partial += read_available(self._output_fd) or b""
         *lines, self._partial = self._partial.split(b"\n")
         for line in lines:
             self._emit(line.decode("utf-8", errors="replace"))

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from lambdad.environment.pipes import read_available
 from lambdad.runtime_api import Forwarder, RuntimeApiServer, RuntimeChannel, Specialization
 from lambdad.runtimes import Family, Interpreter, spec, standard_environment, zygote_command
 from lambdad.sandbox import (
@@ -194,21 +194,7 @@ class Spare:
 
     def _discard_output(self) -> None:
         """The zygote's output before specialisation belongs to no function's log."""
-        fd = self._output_fd
-        if fd is None:
-            return
-        while True:
-            try:
-                chunk = os.read(fd, 65536)
-            except BlockingIOError:
-                return
-            except OSError as error:
-                if error.errno == errno.EBADF:
-                    return
-                raise
-            if not chunk:
-                asyncio.get_running_loop().remove_reader(fd)
-                return
+        if self._output_fd is not None and (chunk := read_available(self._output_fd)):
             log.debug("spare output: %r", chunk[:200])
 
     def take(self) -> Handover:

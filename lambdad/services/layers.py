@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Connection
+
 from lambdad.errors import (
     InvalidParameterValueException,
     PreconditionFailedException,
@@ -183,11 +185,7 @@ class LayerService:
         _check_number(version)
         arn = layer_arn(scope.region, scope.account, name, version)
         with self._database.write() as connection:
-            layer = records.get_version(connection, scope.region, name, version, for_update=True)
-            if layer is None:
-                raise ResourceNotFoundException(f"Layer version {arn} does not exist.")
-            if revision_id is not None and revision_id != layer.policy_revision_id:
-                raise PreconditionFailedException(REVISION_MISMATCH)
+            layer = _policy_target(connection, scope, name, version, arn, revision_id)
             if any(statement.get("Sid") == statement_id for statement in layer.statements):
                 raise ResourceConflictException(
                     f"The statement id ({statement_id}) provided already exists. Please provide a new "
@@ -215,11 +213,7 @@ class LayerService:
         _check_number(version)
         arn = layer_arn(scope.region, scope.account, name, version)
         with self._database.write() as connection:
-            layer = records.get_version(connection, scope.region, name, version, for_update=True)
-            if layer is None:
-                raise ResourceNotFoundException(f"Layer version {arn} does not exist.")
-            if revision_id is not None and revision_id != layer.policy_revision_id:
-                raise PreconditionFailedException(REVISION_MISMATCH)
+            layer = _policy_target(connection, scope, name, version, arn, revision_id)
             kept = [statement for statement in layer.statements if statement.get("Sid") != statement_id]
             if len(kept) == len(layer.statements):
                 raise ResourceNotFoundException(f"Statement {statement_id} is not found in resource policy.")
@@ -341,3 +335,16 @@ def _decode_marker(marker: str) -> str:
         return base64.urlsafe_b64decode(marker.encode()).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as error:
         raise InvalidParameterValueException("Invalid Marker value.") from error
+
+
+def _policy_target(
+    connection: Connection, scope: Scope, name: str, version: int, arn: str, revision_id: str | None
+) -> LayerVersion:
+    """The layer version whose policy is about to change, locked, after AWS's existence and RevisionId
+    checks."""
+    layer = records.get_version(connection, scope.region, name, version, for_update=True)
+    if layer is None:
+        raise ResourceNotFoundException(f"Layer version {arn} does not exist.")
+    if revision_id is not None and revision_id != layer.policy_revision_id:
+        raise PreconditionFailedException(REVISION_MISMATCH)
+    return layer

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -35,6 +33,7 @@ from lambdad.services.configuration import check_complete, configure
 from lambdad.services.event_invoke_configs import EventInvokeConfigService
 from lambdad.services.function_settings import FunctionSettingsService
 from lambdad.services.layers import LayerService, check_combined_size
+from lambdad.services.markers import decode_marker, encode_marker
 from lambdad.services.permissions import PermissionService
 from lambdad.services.resolution import latest_for_update, read_target, resolve, unqualified
 from lambdad.services.tags import check_lambdad_tags
@@ -95,7 +94,10 @@ class FunctionService:
     ) -> FunctionPage:
         """A page of functions in name order, continuing after ``marker``."""
         limit = max_items or limits.LIST_PAGE_DEFAULT
-        after = _decode_marker(marker) if marker else None
+        after: tuple[str, str] | None = None
+        if marker:
+            after_name, after_version = decode_marker(marker, 2)
+            after = (after_name, after_version)
         with self._database.read() as connection:
             versions = records.list_versions(
                 connection, scope.region, after=after, limit=limit + 1, all_versions=all_versions
@@ -103,7 +105,7 @@ class FunctionService:
         if len(versions) <= limit:
             return FunctionPage(versions, None)
         last = versions[limit - 1]
-        return FunctionPage(versions[:limit], _encode_marker(last.name, last.version))
+        return FunctionPage(versions[:limit], encode_marker(last.name, last.version))
 
     # --- writing ---------------------------------------------------------------------------------
 
@@ -263,15 +265,3 @@ def _zip_from(code: dict[str, Any]) -> bytes:
     if code.get("ImageUri"):
         raise InvalidParameterValueException("lambdad does not run container images yet; upload a ZipFile.")
     raise InvalidParameterValueException("Please provide a source for function code.")
-
-
-def _encode_marker(name: str, version: str) -> str:
-    return base64.urlsafe_b64encode(f"{name}\n{version}".encode()).decode()
-
-
-def _decode_marker(marker: str) -> tuple[str, str]:
-    try:
-        name, version = base64.urlsafe_b64decode(marker.encode()).decode().split("\n")
-    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
-        raise InvalidParameterValueException("Invalid Marker value.") from error
-    return name, version

@@ -8,8 +8,6 @@ AWS.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import re
@@ -29,6 +27,7 @@ from lambdad.errors import (
 from lambdad.models import CodePackage, FunctionLayer, Scope, layer_arn, parse_layer_arn, utcnow
 from lambdad.services import limits
 from lambdad.services.code import unzipped_size
+from lambdad.services.markers import decode_marker, encode_marker
 from lambdad.store import CodeStore, Database
 from lambdad.store import layers as records
 from lambdad.store.layers import LayerVersion
@@ -132,14 +131,14 @@ class LayerService:
             versions = records.list_versions(connection, scope.region, name)
         matching = [v for v in versions if _matches(v, runtime, architecture)]
         if marker:
-            after = _decode_marker(marker)
+            (after,) = decode_marker(marker, 1)
             if not after.isdigit():
                 raise InvalidParameterValueException("Invalid Marker value.")
             matching = [v for v in matching if v.version < int(after)]
         limit = max_items or limits.LIST_PAGE_DEFAULT
         if len(matching) <= limit:
             return LayerVersionPage(matching, None)
-        return LayerVersionPage(matching[:limit], _encode_marker(str(matching[limit - 1].version)))
+        return LayerVersionPage(matching[:limit], encode_marker(str(matching[limit - 1].version)))
 
     def list_layers(
         self,
@@ -159,12 +158,12 @@ class LayerService:
                 latest[version.name] = version
         found = list(latest.values())
         if marker:
-            after = _decode_marker(marker)
+            (after,) = decode_marker(marker, 1)
             found = [v for v in found if v.name > after]
         limit = max_items or limits.LIST_PAGE_DEFAULT
         if len(found) <= limit:
             return LayerPage(found, None)
-        return LayerPage(found[:limit], _encode_marker(found[limit - 1].name))
+        return LayerPage(found[:limit], encode_marker(found[limit - 1].name))
 
     # --- policies -----------------------------------------------------------------------------------
 
@@ -324,17 +323,6 @@ def _zip_from(content: dict[str, Any]) -> bytes:
             "upload the layer as ZipFile instead."
         )
     raise InvalidParameterValueException("Please provide a source for layer content.")
-
-
-def _encode_marker(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode()
-
-
-def _decode_marker(marker: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(marker.encode()).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
-        raise InvalidParameterValueException("Invalid Marker value.") from error
 
 
 def _policy_target(

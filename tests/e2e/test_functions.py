@@ -350,3 +350,8 @@ def test_qualifier_in_name_and_parameter_must_agree(client: Any) -> None:
         error_of(excinfo)[1]
         == "The derived qualifier from the function name does not match the specified qualifier."
     )
+
+
+def test_a_marker_lambdad_did_not_make_is_refused(client: Any) -> None:
+    with pytest.raises(client.exceptions.InvalidParameterValueException, match=r"Invalid Marker value\."):
+        client.list_functions(Marker="not-a-marker")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
+
 from lambdad.errors import InvalidParameterValueException, ResourceNotFoundException
 from lambdad.models import LATEST, Scope
 from lambdad.services.changes import CONCURRENCY, FunctionChanges
@@ -70,6 +72,6 @@ class ConcurrencyService:
             raise InvalidParameterValueException(_QUALIFIED)
         return name
 
-    def _check_exists(self, connection: object, scope: Scope, name: str) -> None:
-        if not records.function_exists(connection, scope.region, name):  # type: ignore[arg-type]
+    def _check_exists(self, connection: Connection, scope: Scope, name: str) -> None:
+        if not records.function_exists(connection, scope.region, name):
             raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name, LATEST)}")

@@ -10,6 +10,14 @@ from typing import Any
 
 DEFAULT_ACCOUNT_ID = "000000000000"
 DEFAULT_REGION = "us-east-1"
+# Each broker's usual local address; SQS-compatible servers have no usual port, so none is assumed.
+DEFAULT_EVENT_SOURCES = {
+    "mq": "amqp://guest:guest@127.0.0.1:5672/",
+    "nats": "nats://127.0.0.1:4222",
+    "redis": "redis://127.0.0.1:6379/0",
+    "mqtt": "mqtt://127.0.0.1:1883",
+    "postgresql": "postgresql://127.0.0.1:5432/postgres",
+}
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -55,6 +63,9 @@ class Settings:
     spares: int = 1
     # Delays before the retries of a failed Event invocation (AWS: two retries, about 1 and 2 minutes).
     async_retry_delays: tuple[float, ...] = (60.0, 120.0)
+    # Broker or database URL per event source ARN service (``arn:aws:<service>:...``): where event
+    # source mappings read and destinations write. LAMBDAD_EVENT_SOURCES="sqs=http://...,redis=...".
+    event_sources: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_EVENT_SOURCES))
     # Where runtime clients (awslambdaric, aws-lambda-ric) are installed; empty = data_dir/runtimes.
     runtimes_dir: str = ""
     # Interpreter per runtime, overriding discovery: {"python3.12": "/usr/bin/python3.12"}.
@@ -74,6 +85,7 @@ class Settings:
             "spares": int,
             "async_retry_delays": _floats,
             "interpreters": _mapping,
+            "event_sources": lambda text: {**DEFAULT_EVENT_SOURCES, **_mapping(text)},
         }
         values: dict[str, Any] = {}
         for spec in fields(cls):

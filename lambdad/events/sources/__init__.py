@@ -1,0 +1,31 @@
+"""Event sources by ARN service; each module adapts one broker's client library (see ``base``)."""
+
+from __future__ import annotations
+
+from lambdad.events.sources.base import Source, SourceKind, SourceMessage, SourceSpec, SourceUnavailable
+
+# Filled by each source module's line below (explicit, so the list of sources is read here).
+SOURCE_KINDS: dict[str, SourceKind] = {}
+
+
+def arn_service(arn: str) -> str:
+    """The service part of an ARN (``arn:aws:<service>:region:account:resource``), or ''."""
+    parts = arn.split(":", 5)
+    return parts[2] if len(parts) == 6 and parts[0] == "arn" else ""
+
+
+def kind_for(arn: str) -> SourceKind | None:
+    """The source kind serving ``arn``, or None when lambdad has no source for its service."""
+    return SOURCE_KINDS.get(arn_service(arn))
+
+
+__all__ = [
+    "SOURCE_KINDS",
+    "Source",
+    "SourceKind",
+    "SourceMessage",
+    "SourceSpec",
+    "SourceUnavailable",
+    "arn_service",
+    "kind_for",
+]

@@ -15,7 +15,7 @@ unacked AMQP deliveries, SQS visibility timeouts, JetStream ack waits, Redis pen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -114,9 +114,13 @@ class SourceKind(Protocol):
         """A source for one mapping (not yet opened)."""
         ...
 
-    async def publish(self, arn: str, endpoint: str, body: bytes) -> None:
+    async def publish(
+        self, arn: str, endpoint: str, body: bytes, attributes: Mapping[str, str] | None = None
+    ) -> None:
         """Send one message to the queue, stream or topic ``arn`` names (destinations and dead-letter
-        queues). Raises ``SourceUnavailable`` when the broker cannot be reached."""
+        queues), with string ``attributes`` where the broker carries them (SQS message attributes, AMQP
+        headers...: a dead-letter message's RequestID, ErrorCode and ErrorMessage). Raises
+        ``SourceUnavailable`` when the broker cannot be reached."""
         ...
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from lambdad.events.sources.base import Source, SourceKind, SourceMessage, SourceSpec, SourceUnavailable
 from lambdad.events.sources.nats_jetstream import NatsJetStreamKind
+from lambdad.events.sources.postgresql import PostgresqlKind
 
 # Filled by each source module's line below (explicit, so the list of sources is read here).
 SOURCE_KINDS: dict[str, SourceKind] = {}
 SOURCE_KINDS["nats"] = NatsJetStreamKind()
+SOURCE_KINDS["postgresql"] = PostgresqlKind()
 
 
 def arn_service(arn: str) -> str:

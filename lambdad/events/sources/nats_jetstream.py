@@ -104,6 +104,8 @@ class NatsJetStreamSource:
     """One mapping's durable pull consumer on a JetStream stream."""
 
     ordered = True
+    # Where an on-failure record names the batch, as AWS's records for Kinesis do.
+    batch_info_key = "KinesisBatchInfo"
 
     def __init__(self, spec: SourceSpec, ack_wait: float = DEFAULT_ACK_WAIT) -> None:
         self.spec = spec
@@ -288,6 +290,7 @@ class NatsJetStreamKind:
     """JetStream streams (``arn:aws:nats:REGION:ACCOUNT:stream/STREAM``)."""
 
     service = SERVICE
+    ordered = True
 
     def __init__(self, ack_wait: float = DEFAULT_ACK_WAIT) -> None:
         self.ack_wait = ack_wait

@@ -133,6 +133,8 @@ class PostgresqlSource:
     """One mapping's reader of its table's change log."""
 
     ordered = True
+    # Where an on-failure record names the batch, as AWS's records for DynamoDB Streams do.
+    batch_info_key = "DDBStreamBatchInfo"
 
     def __init__(self, spec: SourceSpec) -> None:
         self.spec = spec
@@ -364,6 +366,7 @@ class PostgresqlKind:
     """Row changes of PostgreSQL tables (``arn:aws:postgresql:REGION:ACCOUNT:table/SCHEMA.TABLE``)."""
 
     service = SERVICE
+    ordered = True
 
     def validate(self, spec: SourceSpec) -> None:
         if not table_of(spec.event_source_arn)[1]:

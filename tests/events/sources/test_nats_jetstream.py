@@ -13,6 +13,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -495,3 +496,24 @@ def test_an_unreachable_broker_is_unavailable_and_a_reopened_source_continues(
     assert run(before_outage) == [1, 2, 3]
     private_nats.start()
     assert run(after_outage) == [3, 4]
+
+
+def test_a_new_batch_size_applies_to_the_mappings_existing_consumer(stream: str) -> None:
+    spec = spec_for(stream, batch_size=10)
+
+    async def scenario() -> list[int]:
+        await (await opened(spec)).close()
+        await publish(stream, *[b"x"] * 5)
+        source = await opened(replace(spec, batch_size=2))
+        try:
+            return sequences(await source.receive(10, 1))
+        finally:
+            await source.close()
+
+    assert run(scenario) == [1, 2]
+
+
+def test_nats_streams_are_an_ordered_source_kind() -> None:
+    kind = SOURCE_KINDS["nats"]
+    assert (kind.service, getattr(kind, "ordered", False)) == ("nats", True)
+    assert kind.source(spec_for("orders")).ordered

@@ -585,3 +585,9 @@ def test_an_unreachable_database_is_unavailable_and_a_reopened_source_continues(
     assert run(before_outage) == [1, 2, 3]
     private_cluster.start()
     assert run(after_outage) == [3, 4]
+
+
+def test_postgresql_tables_are_an_ordered_source_kind() -> None:
+    kind = SOURCE_KINDS["postgresql"]
+    assert (kind.service, getattr(kind, "ordered", False)) == ("postgresql", True)
+    assert kind.source(spec_for(SERVER, "orders")).ordered

@@ -1,8 +1,8 @@
-"""NATS JetStream for the event-source benchmark.
+"""NATS JetStream for the event-source benchmark (the functions ``bench.brokers`` describes).
 
-``NatsStream`` is a stream of the bench's own (deleted afterwards) with the ARN a mapping reads;
-``raw_rate`` is JetStream's own publish+consume rate with nats-py (async publishes, pull-consumer
-fetches of 100 with explicit acks), and ``source_rate`` the same records read through lambdad's source.
+A source is a stream ``bench-<hex>`` capturing ``<name>.>``; records go to ``<name>.events``. The raw
+baseline is nats-py alone: JetStream publishes acknowledged in windows of 100, then a durable pull
+consumer fetching 100 at a time with explicit acks.
 """
 
 from __future__ import annotations
@@ -10,98 +10,85 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import Any
 
 import nats
 
 from lambdad.events.sources import SourceSpec
-from lambdad.events.sources.nats_jetstream import NatsJetStreamKind
+from lambdad.events.sources.nats_jetstream import NatsJetStreamKind, stream_name
 
 ENDPOINT = "nats://127.0.0.1:4222"
-FETCH = 100
+WINDOW = 100
 PAYLOAD = b'{"hello": "world"}'
+MAPPING: dict[str, Any] = {"StartingPosition": "TRIM_HORIZON", "BatchSize": 100}
 
 
-@dataclass(frozen=True)
-class NatsStream:
-    """A JetStream stream capturing ``<name>.>``; records go to ``<name>.events``."""
-
-    name: str
-    endpoint: str = ENDPOINT
-
-    @property
-    def arn(self) -> str:
-        return f"arn:aws:nats:us-east-1:000000000000:stream/{self.name}"
-
-    @property
-    def subject(self) -> str:
-        return f"{self.name}.events"
-
-    def publish_many(self, n: int, payload: bytes = PAYLOAD) -> float:
-        """Publish ``n`` records (each acknowledged by JetStream); the seconds it took."""
-        return asyncio.run(_publish(self, n, payload))
+def endpoint() -> str:
+    return ENDPOINT
 
 
-@contextmanager
-def stream(endpoint: str = ENDPOINT) -> Iterator[NatsStream]:
-    """A stream of the bench's own, deleted afterwards."""
-    target = NatsStream(f"bench-{uuid.uuid4().hex[:10]}", endpoint)
-    asyncio.run(_manage(target, create=True))
+def new_arn() -> str:
+    """A fresh stream of the bench's own."""
+    name = f"bench-{uuid.uuid4().hex[:10]}"
+    asyncio.run(_with_jetstream(lambda js: js.add_stream(name=name, subjects=[f"{name}.>"])))
+    return f"arn:aws:nats:us-east-1:000000000000:stream/{name}"
+
+
+def remove(arn: str) -> None:
+    asyncio.run(_with_jetstream(lambda js: js.delete_stream(stream_name(arn))))
+
+
+def publish_many(arn: str, n: int) -> None:
+    """Publish ``n`` records, each acknowledged by JetStream."""
+    asyncio.run(_publish(stream_name(arn), n))
+
+
+def raw_seconds(n: int) -> float:
+    """Seconds nats-py alone takes to publish ``n`` records and consume and ack them all."""
+    arn = new_arn()
     try:
-        yield target
+        return asyncio.run(_publish_and_consume(stream_name(arn), n))
     finally:
-        asyncio.run(_manage(target, create=False))
+        remove(arn)
 
 
-def raw_rate(n: int = 5000, endpoint: str = ENDPOINT) -> float:
-    """Events per second JetStream itself moves: publish ``n`` then consume and ack them all."""
-    with stream(endpoint) as target:
-        return n / asyncio.run(_publish_and_consume(target, n))
-
-
-def source_rate(n: int = 5000, endpoint: str = ENDPOINT) -> float:
+def source_rate(n: int) -> float:
     """Events per second through lambdad's NATS source (receive batches of 100, ack each batch)."""
-    with stream(endpoint) as target:
-        return n / asyncio.run(_through_source(target, n))
-
-
-async def _manage(target: NatsStream, create: bool) -> None:
-    connection = await nats.connect(target.endpoint)
+    arn = new_arn()
     try:
-        jetstream = connection.jetstream()
-        if create:
-            await jetstream.add_stream(name=target.name, subjects=[f"{target.name}.>"])
-        else:
-            await jetstream.delete_stream(target.name)
+        return n / asyncio.run(_through_source(arn, n))
+    finally:
+        remove(arn)
+
+
+async def _with_jetstream(action: Any) -> Any:
+    connection = await nats.connect(ENDPOINT)
+    try:
+        return await action(connection.jetstream())
     finally:
         await connection.close()
 
 
-async def _publish(target: NatsStream, n: int, payload: bytes) -> float:
-    connection = await nats.connect(target.endpoint)
+async def _publish(stream: str, n: int) -> None:
+    connection = await nats.connect(ENDPOINT)
     try:
         jetstream = connection.jetstream()
-        started = time.perf_counter()
-        # Publish acknowledgements awaited in windows, as a fast producer would.
-        for start in range(0, n, FETCH):
-            window = range(start, min(n, start + FETCH))
-            await asyncio.gather(*(jetstream.publish(target.subject, payload) for _ in window))
-        return time.perf_counter() - started
+        for start in range(0, n, WINDOW):
+            window = range(start, min(n, start + WINDOW))
+            await asyncio.gather(*(jetstream.publish(f"{stream}.events", PAYLOAD) for _ in window))
     finally:
         await connection.close()
 
 
-async def _publish_and_consume(target: NatsStream, n: int) -> float:
+async def _publish_and_consume(stream: str, n: int) -> float:
     started = time.perf_counter()
-    await _publish(target, n, PAYLOAD)
-    connection = await nats.connect(target.endpoint)
+    await _publish(stream, n)
+    connection = await nats.connect(ENDPOINT)
     try:
-        subscription = await connection.jetstream().pull_subscribe(target.subject, durable="bench-raw")
+        subscription = await connection.jetstream().pull_subscribe(f"{stream}.events", durable="raw")
         consumed = 0
         while consumed < n:
-            messages = await subscription.fetch(FETCH, timeout=5)
+            messages = await subscription.fetch(WINDOW, timeout=5)
             for message in messages[:-1]:
                 await message.ack()
             await messages[-1].ack_sync()
@@ -111,24 +98,24 @@ async def _publish_and_consume(target: NatsStream, n: int) -> float:
         await connection.close()
 
 
-async def _through_source(target: NatsStream, n: int) -> float:
+async def _through_source(arn: str, n: int) -> float:
     spec = SourceSpec(
         uuid=str(uuid.uuid4()),
-        event_source_arn=target.arn,
-        endpoint=target.endpoint,
+        event_source_arn=arn,
+        endpoint=ENDPOINT,
         region="us-east-1",
         account="000000000000",
-        batch_size=FETCH,
+        batch_size=WINDOW,
         starting_position="TRIM_HORIZON",
     )
     started = time.perf_counter()
-    await _publish(target, n, PAYLOAD)
+    await _publish(stream_name(arn), n)
     source = NatsJetStreamKind().source(spec)
     await source.open()
     try:
         consumed = 0
         while consumed < n:
-            batch = await source.receive(FETCH, 5)
+            batch = await source.receive(WINDOW, 5)
             source.event(batch)
             await source.ack(batch)
             consumed += len(batch)

@@ -1,9 +1,9 @@
-"""PostgreSQL row changes for the event-source benchmark.
+"""PostgreSQL row changes for the event-source benchmark (the functions ``bench.brokers`` describes).
 
-``PostgresTable`` is a table in a database of the bench's own (dropped afterwards) with the ARN a mapping
-reads; ``publish_many(n)`` inserts rows. ``raw_rate`` is PostgreSQL's own insert+read rate for the same
-rows (inserts in transactions of 100, reads in pages of 100 by key, no capture), and ``source_rate`` the
-rows' changes read through lambdad's source (trigger capture, change log, positions).
+Sources are tables ``bench_<hex> (id bigint PRIMARY KEY, body text)`` in a database ``lambdad_bench``
+(created when missing and kept for the next run; ``drop_database()`` removes it). ``publish_many``
+inserts rows in transactions of 100. The raw baseline is PostgreSQL alone: the same inserts, then the
+rows read back in key order in pages of 100 (no capture), i.e. the cheapest ordered insert+read.
 """
 
 from __future__ import annotations
@@ -11,86 +11,97 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
 from lambdad.events.sources import SourceSpec
-from lambdad.events.sources.postgresql import PostgresqlKind
+from lambdad.events.sources.postgresql import PostgresqlKind, table_of
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
+DATABASE = "lambdad_bench"
 PAGE = 100
+BODY = '{"hello": "world"}'
+MAPPING: dict[str, Any] = {"StartingPosition": "TRIM_HORIZON", "BatchSize": 100}
 
 
-@dataclass
-class PostgresTable:
-    """``public.items (id bigint PRIMARY KEY, body text)`` in its own database."""
-
-    endpoint: str
-    name: str = "items"
-    inserted: int = 0
-
-    @property
-    def arn(self) -> str:
-        return f"arn:aws:postgresql:us-east-1:000000000000:table/public.{self.name}"
-
-    def publish_many(self, n: int, body: str = '{"hello": "world"}') -> float:
-        """Insert ``n`` rows (transactions of 100); the seconds it took."""
-        started = time.perf_counter()
-        with psycopg.connect(self.endpoint) as connection:
-            for start in range(self.inserted, self.inserted + n, PAGE):
-                rows = [(key, body) for key in range(start, min(self.inserted + n, start + PAGE))]
-                with connection.cursor() as cursor:
-                    cursor.executemany(f"INSERT INTO {self.name} (id, body) VALUES (%s, %s)", rows)
-                connection.commit()
-        self.inserted += n
-        return time.perf_counter() - started
+def endpoint() -> str:
+    """The bench database's URL, creating the database when missing."""
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone()
+        if not exists:
+            admin.execute(f"CREATE DATABASE {DATABASE}")
+    return f"{SERVER}/{DATABASE}"
 
 
-@contextmanager
-def table(server: str = SERVER) -> Iterator[PostgresTable]:
-    """A table in a database of the bench's own, dropped afterwards."""
-    database = f"lambdad_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {database}")
-    target = PostgresTable(f"{server}/{database}")
+def drop_database() -> None:
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+
+
+def new_arn() -> str:
+    """A fresh table of the bench's own."""
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(endpoint(), autocommit=True) as connection:
+        connection.execute(f"CREATE TABLE {name} (id bigint PRIMARY KEY, body text)")
+    return f"arn:aws:postgresql:us-east-1:000000000000:table/public.{name}"
+
+
+def remove(arn: str) -> None:
+    """Drop the table (its capture trigger goes with it) and whatever lambdad logged for it."""
+    schema, table = table_of(arn)
+    with psycopg.connect(endpoint(), autocommit=True) as connection:
+        connection.execute(f"DROP TABLE IF EXISTS {schema}.{table}")
+        if connection.execute("SELECT to_regclass('lambdad.changes')").fetchone() != (None,):
+            connection.execute("DELETE FROM lambdad.changes WHERE table_name = %s", [f"{schema}.{table}"])
+            connection.execute("DELETE FROM lambdad.positions WHERE table_name = %s", [f"{schema}.{table}"])
+
+
+def publish_many(arn: str, n: int) -> None:
+    """Insert ``n`` rows (transactions of 100), after the table's existing ones."""
+    schema, table = table_of(arn)
+    with psycopg.connect(endpoint()) as connection:
+        first = connection.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {schema}.{table}").fetchone()
+        start = int(first[0]) if first else 1
+        for page in range(start, start + n, PAGE):
+            rows = [(key, BODY) for key in range(page, min(start + n, page + PAGE))]
+            with connection.cursor() as cursor:
+                cursor.executemany(f"INSERT INTO {schema}.{table} (id, body) VALUES (%s, %s)", rows)
+            connection.commit()
+
+
+def raw_seconds(n: int) -> float:
+    """Seconds PostgreSQL alone takes to insert ``n`` rows and read them back in order."""
+    arn = new_arn()
+    schema, table = table_of(arn)
     try:
-        with psycopg.connect(target.endpoint, autocommit=True) as connection:
-            connection.execute(f"CREATE TABLE {target.name} (id bigint PRIMARY KEY, body text)")
-        yield target
-    finally:
-        with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE {database} WITH (FORCE)")
-
-
-def raw_rate(n: int = 5000, server: str = SERVER) -> float:
-    """Rows per second PostgreSQL itself inserts and reads back in order (no capture)."""
-    with table(server) as target:
         started = time.perf_counter()
-        target.publish_many(n)
-        with psycopg.connect(target.endpoint, autocommit=True) as connection:
-            cursor, read = -1, 0
+        publish_many(arn, n)
+        with psycopg.connect(endpoint(), autocommit=True) as connection:
+            cursor, read = 0, 0
+            page = f"SELECT id, body FROM {schema}.{table} WHERE id > %s ORDER BY id LIMIT %s"
             while read < n:
-                rows = connection.execute(
-                    f"SELECT id, body FROM {target.name} WHERE id > %s ORDER BY id LIMIT %s", [cursor, PAGE]
-                ).fetchall()
+                rows = connection.execute(page, [cursor, PAGE]).fetchall()
                 cursor, read = rows[-1][0], read + len(rows)
-        return n / (time.perf_counter() - started)
+        return time.perf_counter() - started
+    finally:
+        remove(arn)
 
 
-def source_rate(n: int = 5000, server: str = SERVER) -> float:
+def source_rate(n: int) -> float:
     """Changes per second through lambdad's source: insert ``n`` rows, receive batches of 100, ack."""
-    with table(server) as target:
-        return n / asyncio.run(_through_source(target, n))
+    arn = new_arn()
+    try:
+        return n / asyncio.run(_through_source(arn, n))
+    finally:
+        remove(arn)
 
 
-async def _through_source(target: PostgresTable, n: int) -> float:
+async def _through_source(arn: str, n: int) -> float:
     spec = SourceSpec(
         uuid=str(uuid.uuid4()),
-        event_source_arn=target.arn,
-        endpoint=target.endpoint,
+        event_source_arn=arn,
+        endpoint=endpoint(),
         region="us-east-1",
         account="000000000000",
         batch_size=PAGE,
@@ -100,7 +111,7 @@ async def _through_source(target: PostgresTable, n: int) -> float:
     await source.open()  # installs capture before the rows go in
     try:
         started = time.perf_counter()
-        await asyncio.to_thread(target.publish_many, n)
+        await asyncio.to_thread(publish_many, arn, n)
         consumed = 0
         while consumed < n:
             batch = await source.receive(PAGE, 5)

@@ -68,7 +68,9 @@ CREATE TABLE IF NOT EXISTS lambdad.positions (
     table_name text NOT NULL,
     sequence bigint NOT NULL
 );
-CREATE OR REPLACE FUNCTION lambdad.capture_change() RETURNS trigger LANGUAGE plpgsql AS $$
+-- SECURITY DEFINER: the table's writers need no rights on the lambdad schema.
+CREATE OR REPLACE FUNCTION lambdad.capture_change() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     qualified text := TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME;
 BEGIN

@@ -591,3 +591,23 @@ def test_postgresql_tables_are_an_ordered_source_kind() -> None:
     kind = SOURCE_KINDS["postgresql"]
     assert (kind.service, getattr(kind, "ordered", False)) == ("postgresql", True)
     assert kind.source(spec_for(SERVER, "orders")).ordered
+
+
+def test_writers_without_rights_on_the_lambdad_schema_are_captured(database: str, table: str) -> None:
+    role = f"writer_{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> list[int]:
+        source = await opened(spec_for(database, table))
+        try:
+            execute(
+                database,
+                f"CREATE ROLE {role} NOLOGIN",
+                f"GRANT INSERT ON {table} TO {role}",
+                f"SET ROLE {role}; INSERT INTO {table} VALUES (1, 'by a writer'); RESET ROLE",
+            )
+            return ids(await source.receive(10, 2))
+        finally:
+            await source.close()
+            execute(database, f"DROP OWNED BY {role}", f"DROP ROLE IF EXISTS {role}")
+
+    assert run(scenario) == [1]

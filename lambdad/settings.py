@@ -16,7 +16,8 @@ DEFAULT_EVENT_SOURCES = {
     "nats": "nats://127.0.0.1:4222",
     "redis": "redis://127.0.0.1:6379/0",
     "mqtt": "mqtt://127.0.0.1:1883",
-    "postgresql": "postgresql://127.0.0.1:5432/postgres",
+    # libpq would otherwise connect as the OS user (root, for a server run as root).
+    "postgresql": "postgresql://postgres@127.0.0.1:5432/postgres",
 }
 
 

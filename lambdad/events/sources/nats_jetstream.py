@@ -24,6 +24,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +45,8 @@ STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 # The longest a dead lambdad's unacknowledged records wait before JetStream delivers them again.
 DEFAULT_ACK_WAIT = 30.0
 CONNECT_TIMEOUT = 3.0
+# Seconds between checks, while nothing arrives, that the consumer still exists.
+CONSUMER_CHECK_INTERVAL = 10.0
 # Every client-library failure that means the server is gone or not answering.
 _UNREACHABLE: tuple[type[BaseException], ...] = (
     OSError,
@@ -57,6 +60,8 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (
     nats.js.errors.ServiceUnavailableError,
     asyncio.TimeoutError,
 )
+
+_FAILED_FETCH: tuple[type[BaseException], ...] = (*_UNREACHABLE, nats.errors.Error)
 
 
 def stream_and_subject(arn: str) -> tuple[str, str]:
@@ -118,6 +123,7 @@ class NatsJetStreamSource:
         # Delivered and neither acknowledged nor released, by stream sequence.
         self._held: dict[int, Msg] = {}
         self._keepalive: asyncio.Task[None] | None = None
+        self._checked_at = 0.0
 
     async def open(self) -> None:
         await self.close()
@@ -144,10 +150,12 @@ class NatsJetStreamSource:
         except nats.js.errors.NotFoundError:
             await jetstream.add_consumer(self.stream, self._consumer_config(self._starting_position()))
             return
-        if current.num_ack_pending:
+        wanted_filter = self.spec.topics[0] if self.spec.topics else None
+        if current.num_ack_pending or (current.config.filter_subject or None) != wanted_filter:
             # A source that closed or died holding records left them pending until their ack wait, and
             # JetStream would deliver later records first. Restart the consumer just after its ack
-            # floor, so they come back at once and in order (their delivery count starts again).
+            # floor, so they come back at once and in order (their delivery count starts again); the
+            # same for a new subject filter (JetStream cannot change a consumer's filter in place).
             floor = current.ack_floor.stream_seq if current.ack_floor else 0
             await jetstream.delete_consumer(self.stream, self.consumer)
             start = {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": floor + 1}
@@ -185,13 +193,27 @@ class NatsJetStreamSource:
         except (TimeoutError, nats.errors.TimeoutError):
             if self._connection is None or self._connection.is_closed:
                 raise SourceUnavailable(f"NATS at {self.spec.endpoint} closed the connection") from None
+            await self._check_consumer()
             return []
-        except _UNREACHABLE as error:
-            raise SourceUnavailable(f"NATS at {self.spec.endpoint} cannot be reached: {error}") from error
+        except _FAILED_FETCH as error:
+            # Also a consumer or stream deleted under the source: reopening says which.
+            raise SourceUnavailable(f"NATS at {self.spec.endpoint}: {error}") from error
         delivered = [self._source_message(message) for message in messages]
         for message in delivered:
             self._held[int(message.item_id)] = message.token
         return sorted(delivered, key=lambda message: int(message.item_id))
+
+    async def _check_consumer(self) -> None:
+        """A fetch from a deleted consumer (its stream deleted) just times out: look, now and then."""
+        if self._jetstream is None or time.monotonic() - self._checked_at < CONSUMER_CHECK_INTERVAL:
+            return
+        self._checked_at = time.monotonic()
+        try:
+            await self._jetstream.consumer_info(self.stream, self.consumer)
+        except nats.js.errors.NotFoundError as error:
+            raise SourceUnavailable(f"NATS stream {self.stream!r} or its consumer was deleted") from error
+        except _UNREACHABLE as error:
+            raise SourceUnavailable(f"NATS at {self.spec.endpoint} cannot be reached: {error}") from error
 
     def _source_message(self, message: Msg) -> SourceMessage:
         metadata = message.metadata

@@ -517,3 +517,44 @@ def test_nats_streams_are_an_ordered_source_kind() -> None:
     kind = SOURCE_KINDS["nats"]
     assert (kind.service, getattr(kind, "ordered", False)) == ("nats", True)
     assert kind.source(spec_for("orders")).ordered
+
+
+def test_a_new_subject_filter_applies_from_where_the_mapping_was(stream: str) -> None:
+    spec = spec_for(stream, topics=(f"{stream}.a",))
+
+    async def scenario() -> list[str]:
+        await publish(stream, b"1", subject=f"{stream}.a")
+        source = await opened(spec)
+        await source.ack(await source.receive(10, 2))
+        await source.close()
+        await publish(stream, b"2", subject=f"{stream}.a")
+        await publish(stream, b"3", subject=f"{stream}.b")
+        source = await opened(replace(spec, topics=(f"{stream}.b",)))
+        try:
+            return [
+                base64.b64decode(m.record["kinesis"]["data"]).decode() for m in await source.receive(10, 2)
+            ]
+        finally:
+            await source.close()
+
+    assert run(scenario) == ["3"]
+
+
+def test_a_stream_deleted_under_an_open_source_is_unavailable(stream: str) -> None:
+    async def scenario() -> None:
+        source = await opened(spec_for(stream))
+        try:
+            connection = await nats.connect(ENDPOINT)
+            await connection.jetstream().delete_stream(stream)
+            await connection.close()
+            with pytest.raises(SourceUnavailable):
+                await source.receive(10, 1)
+            with pytest.raises(SourceUnavailable, match="does not exist"):
+                await source.open()
+        finally:
+            await source.close()
+            connection = await nats.connect(ENDPOINT)
+            await connection.jetstream().add_stream(name=stream, subjects=[f"{stream}.>"])  # for the fixture
+            await connection.close()
+
+    run(scenario)

@@ -137,6 +137,8 @@ class PostgresqlSource:
     ordered = True
     # Where an on-failure record names the batch, as AWS's records for DynamoDB Streams do.
     batch_info_key = "DDBStreamBatchInfo"
+    # Seconds between checks, while nothing arrives, that the table and its trigger are still there.
+    capture_check_interval = 10.0
 
     def __init__(self, spec: SourceSpec) -> None:
         self.spec = spec
@@ -154,6 +156,7 @@ class PostgresqlSource:
         self._redeliver: dict[int, SourceMessage] = {}
         self._position = 0
         self._pruned_at = 0.0
+        self._checked_at = time.monotonic()
 
     async def open(self) -> None:
         await self.close()
@@ -220,9 +223,29 @@ class PostgresqlSource:
             if len(messages) < max_messages:
                 messages += await self._read_log(max_messages - len(messages))
             remaining = deadline - time.monotonic()
-            if messages or remaining <= 0:
+            if messages:
+                return messages
+            await self._check_capture()
+            if remaining <= 0:
                 return messages
             await self._wait_for_change(min(remaining, POLL_INTERVAL))
+
+    async def _check_capture(self) -> None:
+        """Now and then, while nothing arrives: the table may have been dropped (unavailable) or dropped
+        and created again without the trigger (installed again)."""
+        if time.monotonic() - self._checked_at < self.capture_check_interval:
+            return
+        self._checked_at = time.monotonic()
+        connection = self._require_connection()
+        try:
+            if await scalar(connection, "SELECT to_regclass(%s)", [self._regclass()]) is None:
+                raise SourceUnavailable(f"PostgreSQL table {self.qualified} does not exist")
+            installed = "SELECT count(*) FROM pg_trigger WHERE tgrelid = %s::regclass AND tgname = %s"
+            if not await scalar(connection, installed, [self._regclass(), TRIGGER]):
+                await install_capture(connection, self.schema, self.table)
+                self._keys, self._binary_columns = await self._columns(connection)
+        except psycopg.Error as error:
+            raise SourceUnavailable(f"PostgreSQL at {_safe(self.spec.endpoint)}: {error}") from error
 
     def _take_released(self, limit: int) -> list[SourceMessage]:
         taken = []

@@ -611,3 +611,34 @@ def test_writers_without_rights_on_the_lambdad_schema_are_captured(database: str
             execute(database, f"DROP OWNED BY {role}", f"DROP ROLE IF EXISTS {role}")
 
     assert run(scenario) == [1]
+
+
+def test_a_table_dropped_and_created_again_is_captured_again(database: str, table: str) -> None:
+    async def scenario() -> list[int]:
+        source = await opened(spec_for(database, table))
+        source.capture_check_interval = 0
+        try:
+            execute(
+                database, f"DROP TABLE {table}", f"CREATE TABLE {table} (id integer PRIMARY KEY, name text)"
+            )
+            assert await source.receive(10, 0) == []  # notices the missing trigger and installs it again
+            insert(database, table, 7)
+            return ids(await source.receive(10, 2))
+        finally:
+            await source.close()
+
+    assert run(scenario) == [7]
+
+
+def test_a_table_dropped_under_an_open_source_is_unavailable(database: str, table: str) -> None:
+    async def scenario() -> None:
+        source = await opened(spec_for(database, table))
+        source.capture_check_interval = 0
+        try:
+            execute(database, f"DROP TABLE {table}")
+            with pytest.raises(SourceUnavailable, match="does not exist"):
+                await source.receive(10, 0.5)
+        finally:
+            await source.close()
+
+    run(scenario)

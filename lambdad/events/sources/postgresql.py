@@ -302,7 +302,9 @@ class PostgresqlSource:
         if old_row is not None:
             dynamodb["OldImage"] = self._image(old_row)
         dynamodb["SequenceNumber"] = str(sequence)
-        dynamodb["SizeBytes"] = len(json.dumps([dynamodb.get("Keys"), new_row, old_row], default=str))
+        dynamodb["SizeBytes"] = sum(
+            item_size(dynamodb[part]) for part in ("Keys", "NewImage", "OldImage") if part in dynamodb
+        )
         dynamodb["StreamViewType"] = "NEW_AND_OLD_IMAGES"
         # The same change keeps its eventID however often it is delivered.
         event_id = hashlib.md5(f"{self.qualified}:{sequence}".encode(), usedforsecurity=False)
@@ -485,6 +487,29 @@ def attribute_value(value: Any) -> dict[str, Any]:
     if isinstance(value, list):
         return {"L": [attribute_value(item) for item in value]}
     return {"S": str(value)}
+
+
+def item_size(item: dict[str, Any]) -> int:
+    """An item's size by DynamoDB's rules (what a stream record's SizeBytes adds up): each attribute's
+    name and value in bytes; a number one byte per two significant digits plus one; a map or list three
+    bytes plus one per element."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: dict[str, Any]) -> int:
+    kind, content = next(iter(value.items()))
+    if kind == "S":
+        return len(content.encode())
+    if kind == "N":
+        digits = content.lstrip("-").split("e")[0].split("E")[0].replace(".", "").strip("0")
+        return (len(digits) + 1) // 2 + 1
+    if kind == "B":
+        return len(base64.b64decode(content))
+    if kind == "M":
+        return 3 + sum(len(name.encode()) + _value_size(item) + 1 for name, item in content.items())
+    if kind == "L":
+        return 3 + sum(_value_size(item) + 1 for item in content)
+    return 1  # BOOL, NULL
 
 
 def _safe(endpoint: str) -> str:

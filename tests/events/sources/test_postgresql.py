@@ -642,3 +642,29 @@ def test_a_table_dropped_under_an_open_source_is_unavailable(database: str, tabl
             await source.close()
 
     run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("columns", "values", "size"),
+    [
+        # AWS's recorded records (tests/aws-recordings/.../test_lambda_integration_dynamodbstreams):
+        # Keys + NewImage of an INSERT.
+        ("id text PRIMARY KEY, id2 text", "'id_value', 'id2_value'", 32),
+        ("my_partition_key text PRIMARY KEY, binary_key bytea", "'hello world', 'foobar'::bytea", 70),
+    ],
+)
+def test_size_bytes_adds_up_as_dynamodb_counts_an_items_size(
+    database: str, columns: str, values: str, size: int
+) -> None:
+    name = f"sized_{uuid.uuid4().hex[:8]}"
+    execute(database, f"CREATE TABLE {name} ({columns})")
+
+    async def scenario() -> list[int]:
+        source = await opened(spec_for(database, name))
+        try:
+            execute(database, f"INSERT INTO {name} VALUES ({values})")
+            return [m.record["dynamodb"]["SizeBytes"] for m in await source.receive(10, 2)]
+        finally:
+            await source.close()
+
+    assert run(scenario) == [size]

@@ -4,6 +4,9 @@ recorded them (Redis stream mappings take the place of AWS's stream sources)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import urllib.request
 import uuid
 from typing import Any
 
@@ -12,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from tests.e2e.invoke_support import eventually, unique
 from tests.recordings import differences, recorded
-from tests.support import create_function
+from tests.support import LAMBDAD, create_function
 
 pytestmark = pytest.mark.e2e
 API = "test_lambda_api.snapshot.json"
@@ -286,8 +289,6 @@ def test_list_filters_by_source_and_function_and_pages(client: Any, server: Any)
 
 
 def test_lambdad_view_lists_mappings_with_state_and_lag(client: Any, server: Any, function: str) -> None:
-    import urllib.request
-
     created = client.create_event_source_mapping(
         EventSourceArn=stream_arn(), FunctionName=function, StartingPosition="LATEST"
     )
@@ -301,4 +302,31 @@ def test_lambdad_view_lists_mappings_with_state_and_lag(client: Any, server: Any
     found = eventually(row)
     assert found["Lag"] == 0
     assert found["Connected"] is True
+    client.delete_event_source_mapping(UUID=created["UUID"])
+
+
+def test_cli_lists_mappings(client: Any, server: Any, function: str) -> None:
+    created = client.create_event_source_mapping(
+        EventSourceArn=stream_arn(), FunctionName=function, StartingPosition="LATEST"
+    )
+    eventually(lambda: client.get_event_source_mapping(UUID=created["UUID"])["State"] == "Enabled")
+    shown = subprocess.run(
+        [str(LAMBDAD), "mappings", "--endpoint", server.endpoint, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    rows = json.loads(shown.stdout)["EventSourceMappings"]
+    assert any(row["UUID"] == created["UUID"] and row["State"] == "Enabled" for row in rows)
+    table = subprocess.run(
+        [str(LAMBDAD), "mappings", "--endpoint", server.endpoint],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    assert created["UUID"] in table.stdout
+    assert "Enabled" in table.stdout
     client.delete_event_source_mapping(UUID=created["UUID"])

@@ -330,3 +330,22 @@ def test_cli_lists_mappings(client: Any, server: Any, function: str) -> None:
     assert created["UUID"] in table.stdout
     assert "Enabled" in table.stdout
     client.delete_event_source_mapping(UUID=created["UUID"])
+
+
+def test_tags_of_a_mapping(client: Any, function: str) -> None:
+    created = client.create_event_source_mapping(
+        EventSourceArn=stream_arn(), FunctionName=function, StartingPosition="LATEST", Tags={"testtag": "v"}
+    )
+    arn = created["EventSourceMappingArn"]
+    assert client.list_tags(Resource=arn)["Tags"] == {"testtag": "v"}
+    client.tag_resource(Resource=arn, Tags={"A": "tag-a", "B": "tag-b"})
+    client.untag_resource(Resource=arn, TagKeys=["testtag", "B", "missing"])
+    assert client.list_tags(Resource=arn)["Tags"] == {"A": "tag-a"}
+    client.delete_event_source_mapping(UUID=created["UUID"])
+    eventually(lambda: gone(client, created["UUID"]))
+    expected = recorded(
+        API, "TestLambdaTag::test_tag_exceptions[event_source_mapping]", "not_found_exception_list"
+    )
+    status, error = error_of(client.list_tags, Resource=arn)
+    assert (status, error["Code"]) == (404, expected["Error"]["Code"])
+    assert error["Message"] == f"Event source mapping not found: {arn}"

@@ -9,8 +9,8 @@ from lambdad.models import Scope, parse_function_ref
 from lambdad.services import limits
 from lambdad.services.changes import FunctionChanges
 from lambdad.store import Database
-from lambdad.store import functions as function_records
 from lambdad.store import event_source_mappings as mapping_records
+from lambdad.store import functions as function_records
 from lambdad.store import tags as tag_records
 
 _QUALIFIED = "Tags on function aliases and versions are not supported. Please specify a function ARN."

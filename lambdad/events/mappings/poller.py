@@ -15,6 +15,7 @@ Nothing is lost silently either: a message given up on with no destination is wr
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import time
@@ -47,6 +48,7 @@ DEFAULT_QUEUE_CONCURRENCY = 5
 POLL_WAIT = 1.0
 BACKOFF_FIRST, BACKOFF_MAX = 0.2, 10.0
 OK, FUNCTION_FAILED, NO_RECORDS = "OK", "PROBLEM: Function call failed", "No records processed"
+CONNECTION_PROBLEM = "PROBLEM: Connection error."
 # Called with a LastProcessingResult to record.
 Reporter = Callable[[str], Awaitable[None]]
 
@@ -136,6 +138,7 @@ class Poller:
                     self.status.connected = False
                     self.status.last_error = f"broker unreachable: {error}"
                     self.opened.set()
+                    await self._set_result(CONNECTION_PROBLEM)
                     log.warning(
                         "event source mapping %s: %s; reconnecting in %.1f s",
                         self.mapping.uuid,
@@ -190,8 +193,9 @@ class Poller:
 
     async def process(self, batch: list[SourceMessage]) -> None:
         """Filter, invoke and settle one received batch."""
-        kept = [m for m in batch if self._filters.matches(m.filter_view)]
-        dropped = [m for m in batch if not self._filters.matches(m.filter_view)]
+        verdicts = [self._filters.matches(m.filter_view) for m in batch]
+        kept = [m for m, keep in zip(batch, verdicts, strict=True) if keep]
+        dropped = [m for m, keep in zip(batch, verdicts, strict=True) if not keep]
         if dropped:
             for message in dropped:
                 log.info(
@@ -235,6 +239,14 @@ class Poller:
         while parts:
             part = parts.pop(0)
             attempts = 0
+            if self._max_age is not None:
+                # Records already older than MaximumRecordAgeInSeconds are not sent at all (a prefix:
+                # a stream is in arrival order).
+                expired = _arrived_before(part, time.time() - self._max_age)
+                if expired:
+                    not_invoked = _Invoked(str(uuids.uuid4()), b"", None, "$LATEST", None)
+                    await self._give_up(expired, RECORD_AGE_EXCEEDED, 0, not_invoked, "record too old")
+                    part = part[len(expired) :]
             while part:
                 outcome, result = await self._invoke_judged(part)
                 attempts += 1
@@ -370,6 +382,11 @@ class Poller:
         if result != self.status.last_result:
             self.status.last_result = result
             await self._report(result)
+
+
+def _arrived_before(messages: list[SourceMessage], moment: float) -> list[SourceMessage]:
+    """The leading messages that arrived before ``moment``."""
+    return list(itertools.takewhile(lambda message: message.sent_at < moment, messages))
 
 
 @dataclass(frozen=True)

@@ -268,3 +268,28 @@ def test_mapping_resumes_after_a_server_restart_with_nothing_lost(
     eventually(
         lambda: not client.list_event_source_mappings(EventSourceArn=stream_arn(key))["EventSourceMappings"]
     )
+
+
+def test_records_past_their_maximum_age_go_to_the_destination_unsent(
+    server: ServerWithEnv, broker: PrivateRedis
+) -> None:
+    client, function, key = server.client(), fresh_function(server, broker), f"s-{uuid.uuid4().hex[:8]}"
+    destination = f"dlq-{uuid.uuid4().hex[:8]}"
+    two_hours_ago = int((time.time() - 7200) * 1000)
+    old = [broker.client().xadd(key, {"data": f"old {i}"}, id=f"{two_hours_ago}-{i}") for i in range(2)]
+    mapping = client.create_event_source_mapping(
+        EventSourceArn=stream_arn(key),
+        FunctionName=function,
+        StartingPosition="TRIM_HORIZON",
+        MaximumRecordAgeInSeconds=60,
+        DestinationConfig={"OnFailure": {"Destination": stream_arn(destination)}},
+    )
+    wait_state(client, mapping["UUID"], "Enabled")
+    broker.client().xadd(key, {"data": "fresh"})
+    eventually(lambda: received(broker, function) == ["fresh"], timeout=30)
+    (entry,) = broker.client().xrange(destination)
+    record = json.loads(entry[1]["data"])
+    assert record["requestContext"]["condition"] == "RecordAgeExceeded"
+    info = record["RedisStreamBatchInfo"]
+    assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == (old[0], old[1], 2)
+    client.delete_event_source_mapping(UUID=mapping["UUID"])

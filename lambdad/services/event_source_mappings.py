@@ -41,7 +41,9 @@ LIST_PAGE_MAX = 100
 # What AWS answers for queues and for streams; lambdad's stream sources take the stream's wording.
 USER_INITIATED, USER_ACTION = "USER_INITIATED", "User action"
 NO_RECORDS = "No records processed"
-# AWS's batch sizes: (default, maximum) for queues and streams.
+# AWS's batch sizes, (default, maximum): per ARN service where AWS sets one (SQS, Amazon MQ), else
+# SQS's for queues and Kinesis's for streams.
+SERVICE_BATCH = {"sqs": (10, 10000), "mq": (100, 10000)}
 QUEUE_BATCH, STREAM_BATCH = (10, 10000), (100, 10000)
 # Members UpdateEventSourceMapping may change (besides FunctionName and Enabled).
 _UPDATABLE = (
@@ -307,7 +309,7 @@ def _names(function_arn: str, wanted: tuple[str, str | None]) -> bool:
 
 def _config(params: dict[str, Any], ordered: bool, service: str) -> dict[str, Any]:
     """The members AWS answers for a mapping, with AWS's defaults, after AWS's checks."""
-    default_batch, max_batch = STREAM_BATCH if ordered else QUEUE_BATCH
+    default_batch, max_batch = SERVICE_BATCH.get(service, STREAM_BATCH if ordered else QUEUE_BATCH)
     batch_size = params.get("BatchSize") or default_batch
     window = params.get("MaximumBatchingWindowInSeconds")
     window = 0 if window is None else window
@@ -315,7 +317,7 @@ def _config(params: dict[str, Any], ordered: bool, service: str) -> dict[str, An
         raise InvalidParameterValueException(
             f"BatchSize {batch_size} is out of range: it must be between 1 and {max_batch}."
         )
-    if not ordered and batch_size > 10 and window == 0:
+    if service == "sqs" and batch_size > 10 and window == 0:
         raise InvalidParameterValueException(
             "Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10"
         )

@@ -213,3 +213,24 @@ def test_list_pages_with_markers(service: EventSourceMappingService, tmp_path: P
     assert ([m.uuid for m in rest.mappings], rest.next_marker) == (made[2:], None)
     with pytest.raises(InvalidParameterValueException, match="Invalid Marker value"):
         service.list(SCOPE, marker="not a marker")
+
+
+def test_amazon_mq_defaults_to_batches_of_100(tmp_path: Path) -> None:
+    class WithMq(Catalog):
+        def services(self) -> list[str]:
+            return ["mq", "redis", "sqs"]
+
+    parts = Parts(tmp_path)
+    try:
+        parts.service.create(SCOPE, create_params("target"))
+        service = EventSourceMappingService(parts.database, WithMq(), SCOPE.account)
+        broker = "arn:aws:mq:us-east-1:000000000000:broker:b:b-1"
+        record = service.create(SCOPE, {"EventSourceArn": broker, "FunctionName": "target", "Queues": ["q"]})
+        assert record.config["BatchSize"] == 100
+        assert record.config["Queues"] == ["q"]
+        bigger = service.create(
+            SCOPE, {"EventSourceArn": broker, "FunctionName": "target", "Queues": ["q2"], "BatchSize": 500}
+        )
+        assert bigger.config["BatchSize"] == 500  # no batching window needed: that rule is SQS's
+    finally:
+        parts.close()

@@ -8,9 +8,11 @@ import os
 import subprocess
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 from botocore.exceptions import ClientError
 
 from tests.e2e.invoke_support import eventually, unique
@@ -22,8 +24,21 @@ API = "test_lambda_api.snapshot.json"
 MAPPINGS = "TestLambdaEventSourceMappings"
 
 
+# Streams this module's mappings create on the shared Redis (consumer groups make them), removed after.
+STREAM_PREFIX = f"esm-{uuid.uuid4().hex[:6]}-"
+
+
 def stream_arn(key: str | None = None) -> str:
-    return f"arn:aws:redis:us-east-1:000000000000:stream/{key or 'esm-' + uuid.uuid4().hex[:8]}"
+    return f"arn:aws:redis:us-east-1:000000000000:stream/{key or STREAM_PREFIX + uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def remove_streams() -> Iterator[None]:
+    yield
+    client = redis.Redis()
+    for key in client.scan_iter(match=f"{STREAM_PREFIX}*"):
+        client.delete(key)
+    client.close()
 
 
 def strip(answer: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from lambdad.api import CodeLinks, LambdaApi, Services, operation_table
 from lambdad.api.code_links import PATH_PREFIX, download_endpoint
 from lambdad.api.throttle import RateLimiter
 from lambdad.api.url_serving import FunctionUrlRouter, FunctionUrlServer
+from lambdad.events.mappings import MappingCatalog, MappingSupervisor
 from lambdad.invocation import ConcurrencyLimiter, EnvironmentPool, EventQueue, ImageBuilder, Invoker
 from lambdad.invocation.pool import environment_maker, spare_pool
 from lambdad.invocation.provisioning import Provisioner
@@ -34,6 +35,7 @@ from lambdad.services.activation import Activator
 from lambdad.services.aliases import AliasService
 from lambdad.services.changes import ALIASES, CODE_OR_CONFIGURATION, DELETED, PROVISIONED, FunctionChanges
 from lambdad.services.concurrency import ConcurrencyService
+from lambdad.services.event_source_mappings import EventSourceMappingService
 from lambdad.services.functions import FunctionService
 from lambdad.services.lookup import FunctionLookup
 from lambdad.services.provisioned import ProvisionedConcurrencyService
@@ -60,6 +62,7 @@ class Platform:
     services: Services
     lambda_api: InSandboxLambdaApi
     provisioner: Provisioner
+    mappings: MappingSupervisor
 
     @classmethod
     def open(cls, settings: Settings) -> Platform:
@@ -114,6 +117,9 @@ class Platform:
             events=EventQueue(invoker, settings.async_retry_delays),
             urls=UrlService(database, changes, settings.port),
             provisioned=ProvisionedConcurrencyService(database, changes, settings.concurrency_limit),
+            event_source_mappings=EventSourceMappingService(
+                database, MappingCatalog(settings.event_sources, settings.account_id), settings.account_id
+            ),
         )
         provisioner = Provisioner(settings.account_id, services.provisioned, invoker, pool)
         platform = cls(
@@ -127,6 +133,9 @@ class Platform:
             services,
             lambda_api,
             provisioner,
+            MappingSupervisor(
+                services.event_source_mappings, invoker, settings.event_sources, settings.account_id
+            ),
         )
         resumed = activator.recover()
         if resumed:
@@ -151,6 +160,7 @@ class Platform:
 
     async def stop(self) -> None:
         """Stop every environment and sandbox, then background work, then the database."""
+        await self.mappings.stop()
         await self.services.events.close()
         await self.provisioner.close()
         await self.pool.close()
@@ -168,6 +178,8 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         platform.drain_on_change(asyncio.get_running_loop())
         await platform.provisioner.resume()
+        # Pollers start once the server can run functions; mappings resume where they were.
+        await platform.mappings.start()
         log.info(
             "lambdad %s serving account %s, data in %s", __version__, settings.account_id, settings.data_dir
         )
@@ -186,6 +198,9 @@ def create_app(settings: Settings) -> Starlette:
             }
         )
 
+    async def event_source_mappings(request: Request) -> JSONResponse:
+        return JSONResponse({"EventSourceMappings": await platform.mappings.overview()})
+
     throttle = RateLimiter(settings.api_rate_limit) if settings.api_rate_limit > 0 else None
     lambda_api = LambdaApi(
         operation_table(), platform.services, settings.account_id, settings.region, throttle
@@ -193,6 +208,7 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=[
             Route("/health", health),
+            Route("/_lambdad/event-source-mappings", event_source_mappings),
             Route(
                 PATH_PREFIX + "{digest}.zip",
                 download_endpoint(platform.services.code_links, platform.code_store.path),

@@ -60,12 +60,59 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("function_name", metavar="NAME")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines as they arrive")
     logs.add_argument("--data-dir", type=Path, help="the server's data directory (default ./.lambdad)")
+    mappings = commands.add_parser(
+        "mappings", help="show a server's event source mappings: state, last result, last error, lag"
+    )
+    mappings.add_argument(
+        "--endpoint", help="the server (default http://127.0.0.1:PORT, PORT from LAMBDAD_PORT or 3001)"
+    )
+    mappings.add_argument("--json", action="store_true", help="print the server's JSON as it is")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
     if args.command == "logs":
         return _logs(args)
+    if args.command == "mappings":
+        return _mappings(args)
     return 2
+
+
+def _mappings(args: argparse.Namespace) -> int:
+    import json
+    import urllib.request
+
+    from rich.table import Table
+
+    settings = Settings.from_env()
+    endpoint = (args.endpoint or f"http://127.0.0.1:{settings.port}").rstrip("/")
+    try:
+        with urllib.request.urlopen(f"{endpoint}/_lambdad/event-source-mappings", timeout=10) as answer:
+            rows = json.load(answer)["EventSourceMappings"]
+    except OSError as error:
+        console.print(f"[red]lambdad: cannot reach {endpoint}: {error}[/red]")
+        return 1
+    out = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+    if args.json:
+        out.print_json(data={"EventSourceMappings": rows})
+        return 0
+    if not rows:
+        out.print("No event source mappings.")
+        return 0
+    table = Table("UUID", "Source", "Function", "State", "Last result", "Lag", "Last error")
+    for row in rows:
+        state = row["State"]
+        colour = "green" if state == "Enabled" else "yellow" if state != "Disabled" else "dim"
+        table.add_row(
+            row["UUID"],
+            row["EventSourceArn"],
+            row["FunctionArn"].split(":function:", 1)[-1],
+            f"[{colour}]{state}[/{colour}]",
+            row["LastProcessingResult"] or "",
+            "" if row["Lag"] is None else str(row["Lag"]),
+            f"[red]{row['LastError']}[/red]" if row["LastError"] else "",
+        )
+    out.print(table)
+    return 0
 
 
 def _logs(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from lambdad.api import (
     aliases,
     concurrency,
     event_invoke_configs,
+    event_source_mappings,
     function_settings,
     functions,
     invoke,
@@ -35,6 +36,7 @@ def operation_table() -> OperationTable:
         function_settings.table,
         layers.table,
         provisioned.table,
+        event_source_mappings.table,
     )
 
 

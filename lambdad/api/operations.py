@@ -13,6 +13,7 @@ from lambdad.services.account import AccountService
 from lambdad.services.aliases import AliasService
 from lambdad.services.concurrency import ConcurrencyService
 from lambdad.services.event_invoke_configs import EventInvokeConfigService
+from lambdad.services.event_source_mappings import EventSourceMappingService
 from lambdad.services.function_settings import FunctionSettingsService
 from lambdad.services.functions import FunctionService
 from lambdad.services.layers import LayerService
@@ -38,6 +39,7 @@ class Services:
     events: EventQueue
     urls: UrlService
     provisioned: ProvisionedConcurrencyService
+    event_source_mappings: EventSourceMappingService
 
     # Built by FunctionService, like ``versions``: no argument of their own at construction.
     @property

@@ -209,3 +209,22 @@ provisioned_concurrency_configs = Table(
         ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
     ),
 )
+
+# Event source mappings. No foreign key to functions: as on AWS, a mapping outlives its function (its
+# invocations then fail). ``config`` holds the rest of the mapping's parameters as AWS names them.
+event_source_mappings = Table(
+    "event_source_mappings",
+    metadata,
+    Column("uuid", String(36), primary_key=True),
+    Column("region", String(32), nullable=False, index=True),
+    Column("function_arn", String(256), nullable=False),
+    Column("event_source_arn", String(1024), nullable=False),
+    # Creating | Enabling | Enabled | Disabling | Disabled | Updating | Deleting
+    Column("state", String(16), nullable=False),
+    Column("state_transition_reason", String(64), nullable=False),
+    # Whether the user wants it running (Enabled=true); the poller moves ``state`` towards it.
+    Column("enabled", Integer, nullable=False),
+    Column("last_modified", DateTime(timezone=True), nullable=False),
+    Column("last_processing_result", String(64), nullable=True),
+    Column("config", JSON, nullable=False),
+)

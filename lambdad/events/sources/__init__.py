@@ -7,6 +7,10 @@ from lambdad.events.sources.base import Source, SourceKind, SourceMessage, Sourc
 # Filled by each source module's line below (explicit, so the list of sources is read here).
 SOURCE_KINDS: dict[str, SourceKind] = {}
 
+from lambdad.events.sources.redis_streams import RedisStreamsKind  # noqa: E402
+
+SOURCE_KINDS["redis"] = RedisStreamsKind()
+
 
 def arn_service(arn: str) -> str:
     """The service part of an ARN (``arn:aws:<service>:region:account:resource``), or ''."""

@@ -106,7 +106,7 @@ class EventQueue:
             payload=request.payload or b"{}",
             client_context=request.client_context,
         )
-        await self._committer.write(lambda connection: store.insert(connection, event))
+        await self._committer.add(store.insert_many, event)
         self._wake.set()
 
     def wake(self) -> None:
@@ -228,7 +228,7 @@ class EventQueue:
             runnable = await self._invoker.find(scope, event.function_name, event.qualifier)
         except ResourceNotFoundException as error:
             log.warning("Event invocation %s dropped: %s", event.request_id, error.message)
-            await self._committer.write(lambda c: store.delete_events(c, [event.request_id]))
+            await self._committer.add(store.delete_events, event.request_id)
             return
         except LambdaError as error:  # not runnable yet (Pending) or now (Failed): the queue waits
             await self._requeue(event, limits, None, service_error(error.status, error.code, error.message))
@@ -255,7 +255,7 @@ class EventQueue:
                 )
             else:
                 log.warning("Event invocation %s dropped: %s %s", event.request_id, error.code, error.message)
-                await self._committer.write(lambda c: store.delete_events(c, [event.request_id]))
+                await self._committer.add(store.delete_events, event.request_id)
             return
         except Exception as error:  # the sandbox or environment failed: a system error
             log.warning("Event invocation %s hit a system error: %r", event.request_id, error)
@@ -429,6 +429,9 @@ class EventQueue:
                 now - finished_at,
             )
             undelivered = []
+        if not undelivered and not new_events:
+            await self._committer.add(store.delete_events, event.request_id)
+            return
         if not undelivered:
 
             def finish(connection: Connection) -> None:

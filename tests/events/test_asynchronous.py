@@ -27,18 +27,24 @@ from lambdad.app import Platform
 from lambdad.events.asynchronous import EventQueue
 from lambdad.events.sources import SourceKind, SourceSpec, SourceUnavailable
 from lambdad.invocation import InvokeRequest
-from lambdad.models import FunctionState, Scope
+from lambdad.models import FunctionState, Scope, utcnow
 from lambdad.services.event_invoke_configs import EventInvokeSettings
 from lambdad.settings import Settings
 from lambdad.store import async_events as store
+from lambdad.store import function_configs as config_records
 from lambdad.store.async_events import NewEvent
+from lambdad.store.function_configs import EventInvokeConfig
 from tests.support import ROLE, free_port, make_zip
 
 SCOPE = Scope("000000000000", "us-east-1")
 QUEUE = "arn:aws:sqs:us-east-1:000000000000:destination"
 DEAD_LETTERS = "arn:aws:sqs:us-east-1:000000000000:dead-letters"
 HANDLER = """
+import time
+
+
 def handler(event, context):
+    time.sleep(event.get("sleep", 0))
     if event.get("fail"):
         raise Exception("intentional failure")
     return {"echo": event}
@@ -312,6 +318,45 @@ def test_events_of_a_deleted_function_are_dropped_with_a_log_line(
     with caplog.at_level(logging.WARNING, logger="lambdad.events.asynchronous"):
         run(platform, scenario)
     assert any(sent.request_id in r.getMessage() and "dropped" in r.getMessage() for r in caplog.records)
+
+
+def test_throttled_events_return_to_the_queue_until_their_maximum_age(platform: Platform) -> None:
+    name = deploy(platform, DeadLetterConfig={"TargetArn": DEAD_LETTERS})
+    platform.services.concurrency.put(SCOPE, name, 1)
+    # The API refuses an age under 60 s; stored directly, a 2-second age keeps the test short.
+    with platform.database.write() as connection:
+        config_records.save_event_invoke_config(
+            connection,
+            SCOPE.region,
+            name,
+            EventInvokeConfig(
+                "$LATEST", utcnow(), maximum_event_age=2, destinations={"OnFailure": {"Destination": QUEUE}}
+            ),
+        )
+    kind = ListKind()
+    queue = queue_of(platform, kind, throttle_backoff_max=0.3)
+    sent = request(name, {"n": 3})
+
+    async def scenario() -> float:
+        busy = asyncio.ensure_future(platform.services.invoker.invoke(request(name, {"sleep": 4})))
+        await asyncio.sleep(1)  # the one allowed execution is taken
+        started = time.monotonic()
+        await queue.start()
+        await queue.submit(sent)
+        await until(lambda: len(kind.published) == 2 and stored(platform) == 0, timeout=10)
+        waited = time.monotonic() - started
+        await queue.close()
+        await busy
+        return waited
+
+    waited = run(platform, scenario)
+    assert 1.5 < waited < 4, "retried while throttled, dropped once older than its maximum age"
+    by_target = {arn: (body, attributes) for arn, _, body, attributes in kind.published}
+    record, _ = by_target[QUEUE]
+    assert record["requestContext"]["condition"] == "EventAgeExceeded"
+    assert record["requestContext"]["approximateInvokeCount"] == 0
+    _, attributes = by_target[DEAD_LETTERS]
+    assert attributes["ErrorCode"] == "429" and attributes["RequestID"] == sent.request_id
 
 
 def held_by(platform: Platform, owner: str, lease_until: int, name: str) -> str:

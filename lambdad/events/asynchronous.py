@@ -231,7 +231,7 @@ class EventQueue:
             await self._committer.add(store.delete_events, event.request_id)
             return
         except LambdaError as error:  # not runnable yet (Pending) or now (Failed): the queue waits
-            await self._requeue(event, limits, None, service_error(error.status, error.code, error.message))
+            await self._requeue(event, config, None, service_error(error.status, error.code, error.message))
             return
         if policy.expired(created, time.time(), limits):
             await self._finish(
@@ -246,12 +246,12 @@ class EventQueue:
         try:
             result = await self._invoker.invoke(request)
         except TooManyRequestsException as error:
-            await self._requeue(event, limits, runnable, service_error(429, error.code, error.message))
+            await self._requeue(event, config, runnable, service_error(429, error.code, error.message))
             return
         except LambdaError as error:
             if error.status >= 500 or error.status == 409:
                 await self._requeue(
-                    event, limits, runnable, service_error(error.status, error.code, error.message)
+                    event, config, runnable, service_error(error.status, error.code, error.message)
                 )
             else:
                 log.warning("Event invocation %s dropped: %s %s", event.request_id, error.code, error.message)
@@ -259,7 +259,7 @@ class EventQueue:
             return
         except Exception as error:  # the sandbox or environment failed: a system error
             log.warning("Event invocation %s hit a system error: %r", event.request_id, error)
-            await self._requeue(event, limits, runnable, service_error(500, "ServiceException", str(error)))
+            await self._requeue(event, config, runnable, service_error(500, "ServiceException", str(error)))
             return
         attempts = event.attempts + 1
         response = function_response(result.payload, result.function_error, result.executed_version)
@@ -282,28 +282,20 @@ class EventQueue:
     async def _requeue(
         self,
         event: StoredEvent,
-        limits: policy.Limits,
+        config: EventInvokeConfig | None,
         runnable: RunnableFunction | None,
         error: dict[str, Any],
     ) -> None:
         """Back to the queue after a throttle or system error, or finished if it would come too late."""
         requeues = event.requeues + 1
-        now = time.time()
-        decision = policy.after_throttle(event.created_at / 1000, now, requeues, limits, self._backoff_max)
+        limits = policy.Limits.of(config)
+        decision = policy.after_throttle(
+            event.created_at / 1000, time.time(), requeues, limits, self._backoff_max
+        )
         # A record shows the function's last answer if it ever ran; the dead-letter message this error.
         response = event.response if event.response and "payload" in event.response else error
         if isinstance(decision, policy.Finish):
-            config = None
-            if runnable is not None:
-                config = await anyio.to_thread.run_sync(self._read_configs, [event])
-            await self._finish(
-                event,
-                (config or {}).get(event.request_id),
-                runnable,
-                decision.condition,
-                event.attempts,
-                response,
-            )
+            await self._finish(event, config, runnable, decision.condition, event.attempts, response)
             return
         log.info(
             "Event invocation %s of %s: %s %s; %s",
@@ -337,7 +329,7 @@ class EventQueue:
         """Build what the event's destination and dead-letter queue receive, then deliver it."""
         deliveries: list[dict[str, Any]] = []
         scope = _scope(event)
-        arn = _arn(runnable, scope) if runnable else scope.function_arn(event.function_name)
+        arn = _arn(runnable, scope) if runnable else _invoked_arn(event)
         which = "OnSuccess" if condition == policy.SUCCESS else "OnFailure"
         destination = ((config.destinations if config else {}).get(which) or {}).get("Destination")
         if destination:
@@ -472,6 +464,16 @@ def _scope(event: StoredEvent) -> Scope:
 def _arn(runnable: RunnableFunction, scope: Scope) -> str:
     """The function ARN a record names: qualified as invoked, ``$LATEST`` when unqualified (as AWS)."""
     return scope.function_arn(runnable.version.name, runnable.qualifier or LATEST)
+
+
+def _invoked_arn(event: StoredEvent) -> str:
+    """The function ARN an event was invoked with, without looking the function up."""
+    scope = _scope(event)
+    try:
+        name, qualifier = resolve(scope, event.function_name, event.qualifier)
+    except LambdaError:
+        return event.function_name
+    return scope.function_arn(name, qualifier or LATEST)
 
 
 def _destination_event(target: str, body: str) -> NewEvent:

@@ -90,6 +90,9 @@ class EventQueue:
         self._committer = GroupCommitter(database)
         self._ready: asyncio.Queue[tuple[StoredEvent, EventInvokeConfig | None]] = asyncio.Queue()
         self._busy = 0
+        # Events this process holds and is still working on: the heartbeat renews these leases only, so
+        # an event a worker lost track of (a bug, a failed write) comes back when its lease runs out.
+        self._held: set[str] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -125,17 +128,27 @@ class EventQueue:
         self._tasks = [loop.create_task(self._dispatch()), loop.create_task(self._heartbeat())]
         self._tasks += [loop.create_task(self._work()) for _ in range(self._workers_wanted)]
 
-    async def close(self) -> None:
-        """Stop working; events held by this process are released for the next start (or another
-        process) to run at once."""
+    async def close(self, grace: float = 3.0) -> None:
+        """Stop working: stop claiming, give running invocations up to ``grace`` seconds to finish, then
+        release every event this process holds so that the next start (or another process) runs them
+        at once."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
+        dispatcher_and_heartbeat, workers = tasks[:2], tasks[2:]
+        for task in dispatcher_and_heartbeat:
+            task.cancel()
+        while not self._ready.empty():  # claimed but not started: released below
+            self._ready.get_nowait()
+        deadline = time.monotonic() + grace
+        while self._busy and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for task in workers:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         with contextlib.suppress(Exception):
             await self._committer.write(lambda c: store.release_owners(c, [self.owner]))
+        self._held.clear()
         await self._committer.close()
 
     @property
@@ -165,6 +178,7 @@ class EventQueue:
                     log.exception("could not claim Event invocations; trying again shortly")
                     claimed, configs = [], {}
                 for event in claimed:
+                    self._held.add(event.request_id)
                     self._ready.put_nowait((event, configs.get(event.request_id)))
                 if len(claimed) == limit:
                     continue  # more may be due
@@ -192,7 +206,10 @@ class EventQueue:
             await asyncio.sleep(self._lease_ms / 3000)
             try:
                 until = store.now_ms() + self._lease_ms
-                await self._committer.write(partial(store.renew, owner=self.owner, until=until))
+                held = sorted(self._held)
+                await self._committer.write(
+                    partial(store.renew, owner=self.owner, until=until, request_ids=held)
+                )
             except Exception:
                 log.exception("could not renew the leases of running Event invocations")
 
@@ -207,9 +224,11 @@ class EventQueue:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                # A bug, not the function's fault: leave the event to come back when its lease expires.
+                # A bug or a failed write, not the function's fault: the event comes back when its lease
+                # runs out (it is no longer renewed).
                 log.exception("Event invocation %s failed unexpectedly; it will run again", event.request_id)
             finally:
+                self._held.discard(event.request_id)
                 self._busy -= 1
                 if self._ready.qsize() < self._workers_wanted:
                     self._wake.set()

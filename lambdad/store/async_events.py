@@ -157,12 +157,15 @@ def next_due(connection: Connection, now: int) -> int | None:
     return None if value is None else int(value)
 
 
-def renew(connection: Connection, owner: str, until: int) -> int:
-    """Extend every lease ``owner`` holds to ``until``; the number of rows it holds."""
-    result = connection.execute(
-        update(async_events).where(async_events.c.owner == owner).values(lease_until=until)
-    )
-    return int(result.rowcount)
+def renew(connection: Connection, owner: str, until: int, request_ids: Sequence[str] | None = None) -> int:
+    """Extend the leases ``owner`` holds (only those of ``request_ids`` if given) to ``until``; the number
+    of rows renewed."""
+    query = update(async_events).where(async_events.c.owner == owner)
+    if request_ids is not None:
+        if not request_ids:
+            return 0
+        query = query.where(async_events.c.request_id.in_(list(request_ids)))
+    return int(connection.execute(query.values(lease_until=until)).rowcount)
 
 
 def owners(connection: Connection) -> set[str]:

@@ -359,6 +359,23 @@ def test_throttled_events_return_to_the_queue_until_their_maximum_age(platform: 
     assert attributes["ErrorCode"] == "429" and attributes["RequestID"] == sent.request_id
 
 
+def test_close_lets_a_running_invocation_finish_instead_of_running_it_twice(platform: Platform) -> None:
+    name = deploy(platform)
+    configure(platform, name, destination_config={"OnSuccess": {"Destination": QUEUE}})
+    kind = ListKind()
+    queue = queue_of(platform, kind)
+
+    async def scenario() -> None:
+        await queue.start()
+        await queue.submit(request(name, {"sleep": 1}))
+        await until(lambda: queue._busy)  # running now
+        await queue.close(grace=10)
+
+    run(platform, scenario)
+    assert stored(platform) == 0, "finished during the grace period, not released to run again"
+    assert len(kind.published) == 1
+
+
 def held_by(platform: Platform, owner: str, lease_until: int, name: str) -> str:
     """An event some other process claimed and holds until ``lease_until``."""
     event = NewEvent(str(uuid.uuid4()), SCOPE.account, SCOPE.region, name, None, b'{"held": true}')

@@ -77,6 +77,18 @@ def test_renew_extends_only_the_owners_leases(database: Database) -> None:
         assert store.owners(connection) == {"me", "them"}
 
 
+def test_renew_can_name_the_events_to_keep(database: Database) -> None:
+    now = store.now_ms()
+    with database.write() as connection:
+        store.insert_many(connection, [event(now - 10) for _ in range(2)])
+        kept, dropped = store.claim(connection, "me", now, 1000, 2)
+        assert store.renew(connection, "me", now + 50_000, [kept.request_id]) == 1
+        assert store.renew(connection, "me", now + 50_000, []) == 0
+    with database.read() as connection:
+        assert store.get_event(connection, kept.request_id).lease_until == now + 50_000  # type: ignore[union-attr]
+        assert store.get_event(connection, dropped.request_id).lease_until == now + 1000  # type: ignore[union-attr]
+
+
 def test_released_owners_events_can_be_claimed_at_once(database: Database) -> None:
     now = store.now_ms()
     with database.write() as connection:

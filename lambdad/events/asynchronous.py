@@ -311,7 +311,7 @@ class EventQueue:
         decision = policy.after_throttle(
             event.created_at / 1000, time.time(), requeues, limits, self._backoff_max
         )
-        # A record shows the function's last answer if it ever ran; the dead-letter message this error.
+        # The record and dead-letter message show the function's last answer if it ever ran, else this.
         response = event.response if event.response and "payload" in event.response else error
         if isinstance(decision, policy.Finish):
             await self._finish(event, config, runnable, decision.condition, event.attempts, response)

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tests.e2e.invoke_support import deploy_python, unique
+from tests.e2e.invoke_support import cgroup_dirs, deploy_python, unique
 from tests.support import Server
 
 pytestmark = pytest.mark.e2e
@@ -103,6 +103,16 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def remove_empty_cgroups(function_name: str) -> None:
+    """The cgroup directories the killed servers' sandboxes of this function left behind."""
+    for directory in cgroup_dirs(function_name):
+        try:
+            if not (directory / "cgroup.procs").read_text().strip():
+                directory.rmdir()
+        except OSError:
+            pass
+
+
 def queued_events(data_dir: Path) -> int:
     with sqlite3.connect(data_dir / "lambdad.db", timeout=10) as connection:
         return int(connection.execute("SELECT count(*) FROM async_events").fetchone()[0])
@@ -112,10 +122,13 @@ def test_ten_thousand_events_survive_three_sigkills(
     tmp_path: Path, collector: Collector, monkeypatch: pytest.MonkeyPatch, record_property: Any
 ) -> None:
     monkeypatch.setenv("LAMBDAD_ASYNC_WORKERS", "16")
+    # No spare sandboxes: a SIGKILLed server's sandboxes die with it, but their cgroup directories stay
+    # behind, and only the function's own (named after it) can safely be removed by this test.
+    monkeypatch.setenv("LAMBDAD_SPARES", "0")
     server = Server(tmp_path / "data").start(timeout=60)
+    name = unique("durable")
     try:
         client = server.client()
-        name = unique("durable")
         deploy_python(
             client,
             name,
@@ -157,6 +170,7 @@ def test_ten_thousand_events_survive_three_sigkills(
     finally:
         if server.process and server.process.poll() is None:
             server.stop(timeout=60)
+        remove_empty_cgroups(name)
 
     ids = {f"event-{i}" for i in range(EVENTS)}
     with collector.lock:

@@ -23,8 +23,9 @@ from lambdad.api import CodeLinks, LambdaApi, Services, operation_table
 from lambdad.api.code_links import PATH_PREFIX, download_endpoint
 from lambdad.api.throttle import RateLimiter
 from lambdad.api.url_serving import FunctionUrlRouter, FunctionUrlServer
+from lambdad.events.asynchronous import EventQueue
 from lambdad.events.mappings import MappingCatalog, MappingSupervisor
-from lambdad.invocation import ConcurrencyLimiter, EnvironmentPool, EventQueue, ImageBuilder, Invoker
+from lambdad.invocation import ConcurrencyLimiter, EnvironmentPool, ImageBuilder, Invoker
 from lambdad.invocation.pool import environment_maker, spare_pool
 from lambdad.invocation.provisioning import Provisioner
 from lambdad.models import Scope
@@ -114,7 +115,14 @@ class Platform:
             concurrency=ConcurrencyService(database, changes, settings.concurrency_limit),
             code_links=CodeLinks(_server_secret(settings.data_dir)),
             invoker=invoker,
-            events=EventQueue(invoker, settings.async_retry_delays),
+            events=EventQueue(
+                database,
+                invoker,
+                retry_delays=settings.async_retry_delays,
+                throttle_backoff_max=settings.async_throttle_backoff_max,
+                event_sources=settings.event_sources,
+                workers=settings.async_workers,
+            ),
             urls=UrlService(database, changes, settings.port),
             provisioned=ProvisionedConcurrencyService(database, changes, settings.concurrency_limit),
             event_source_mappings=EventSourceMappingService(
@@ -178,6 +186,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         platform.drain_on_change(asyncio.get_running_loop())
         await platform.provisioner.resume()
+        await platform.services.events.start()
         # Pollers start once the server can run functions; mappings resume where they were.
         await platform.mappings.start()
         log.info(

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from lambdad.api.code_links import CodeLinks
-from lambdad.invocation import EventQueue, Invoker
+from lambdad.events.asynchronous import EventQueue
+from lambdad.invocation import Invoker
 from lambdad.models import Scope
 from lambdad.services.account import AccountService
 from lambdad.services.aliases import AliasService

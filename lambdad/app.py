@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from lambdad import __version__
-from lambdad.api import CodeLinks, LambdaApi, Services, operation_table
+from lambdad.api import AwsApi, CodeLinks, Services, lambda_api
 from lambdad.api.code_links import PATH_PREFIX, download_endpoint
 from lambdad.api.throttle import RateLimiter
 from lambdad.api.url_serving import FunctionUrlRouter, FunctionUrlServer
@@ -187,9 +187,7 @@ def create_app(settings: Settings) -> Starlette:
         )
 
     throttle = RateLimiter(settings.api_rate_limit) if settings.api_rate_limit > 0 else None
-    lambda_api = LambdaApi(
-        operation_table(), platform.services, settings.account_id, settings.region, throttle
-    )
+    aws_api = AwsApi([lambda_api()], platform.services, settings.account_id, settings.region, throttle)
     app = Starlette(
         routes=[
             Route("/health", health),
@@ -197,7 +195,7 @@ def create_app(settings: Settings) -> Starlette:
                 PATH_PREFIX + "{digest}.zip",
                 download_endpoint(platform.services.code_links, platform.code_store.path),
             ),
-            Mount("/", app=lambda_api),
+            Mount("/", app=aws_api),
         ],
         lifespan=lifespan,
         middleware=[_function_urls(platform)],

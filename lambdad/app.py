@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio.to_thread
 import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -21,8 +22,11 @@ from starlette.routing import Mount, Route
 from lambdad import __version__
 from lambdad.api import AwsApi, CodeLinks, Services, lambda_api
 from lambdad.api.code_links import PATH_PREFIX, download_endpoint
+from lambdad.api.scheduler import scheduler_api
 from lambdad.api.throttle import RateLimiter
 from lambdad.api.url_serving import FunctionUrlRouter, FunctionUrlServer
+from lambdad.events import schedule_expressions
+from lambdad.events.schedules import ScheduleRunner
 from lambdad.invocation import ConcurrencyLimiter, EnvironmentPool, EventQueue, ImageBuilder, Invoker
 from lambdad.invocation.pool import environment_maker, spare_pool
 from lambdad.invocation.provisioning import Provisioner
@@ -37,6 +41,7 @@ from lambdad.services.concurrency import ConcurrencyService
 from lambdad.services.functions import FunctionService
 from lambdad.services.lookup import FunctionLookup
 from lambdad.services.provisioned import ProvisionedConcurrencyService
+from lambdad.services.schedules import ScheduleService
 from lambdad.services.tags import TagService
 from lambdad.services.urls import UrlService
 from lambdad.settings import Settings
@@ -60,6 +65,7 @@ class Platform:
     services: Services
     lambda_api: InSandboxLambdaApi
     provisioner: Provisioner
+    schedules: ScheduleRunner
 
     @classmethod
     def open(cls, settings: Settings) -> Platform:
@@ -114,8 +120,19 @@ class Platform:
             events=EventQueue(invoker, settings.async_retry_delays),
             urls=UrlService(database, changes, settings.port),
             provisioned=ProvisionedConcurrencyService(database, changes, settings.concurrency_limit),
+            schedules=ScheduleService(database, schedule_expressions.check),
         )
         provisioner = Provisioner(settings.account_id, services.provisioned, invoker, pool)
+        # Schedules hand their Lambda invocations to the Event queue after claiming the slot; the durable
+        # queue will take them inside the claiming transaction instead (``hand_over=``).
+        schedule_runner = ScheduleRunner(
+            database,
+            settings.account_id,
+            settings.event_sources,
+            submit=services.events.submit,
+            tick=settings.schedule_tick_seconds,
+            minute_seconds=settings.schedule_minute_seconds,
+        )
         platform = cls(
             settings,
             database,
@@ -127,6 +144,7 @@ class Platform:
             services,
             lambda_api,
             provisioner,
+            schedule_runner,
         )
         resumed = activator.recover()
         if resumed:
@@ -151,6 +169,7 @@ class Platform:
 
     async def stop(self) -> None:
         """Stop every environment and sandbox, then background work, then the database."""
+        await self.schedules.close()
         await self.services.events.close()
         await self.provisioner.close()
         await self.pool.close()
@@ -168,6 +187,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         platform.drain_on_change(asyncio.get_running_loop())
         await platform.provisioner.resume()
+        platform.schedules.start()
         log.info(
             "lambdad %s serving account %s, data in %s", __version__, settings.account_id, settings.data_dir
         )
@@ -186,11 +206,18 @@ def create_app(settings: Settings) -> Starlette:
             }
         )
 
+    async def schedules(request: Request) -> JSONResponse:
+        status = await anyio.to_thread.run_sync(platform.schedules.status)
+        return JSONResponse({"Schedules": status})
+
     throttle = RateLimiter(settings.api_rate_limit) if settings.api_rate_limit > 0 else None
-    aws_api = AwsApi([lambda_api()], platform.services, settings.account_id, settings.region, throttle)
+    aws_api = AwsApi(
+        [lambda_api(), scheduler_api()], platform.services, settings.account_id, settings.region, throttle
+    )
     app = Starlette(
         routes=[
             Route("/health", health),
+            Route("/_lambdad/schedules", schedules),
             Route(
                 PATH_PREFIX + "{digest}.zip",
                 download_endpoint(platform.services.code_links, platform.code_store.path),

@@ -18,6 +18,7 @@ from lambdad.services.functions import FunctionService
 from lambdad.services.layers import LayerService
 from lambdad.services.permissions import PermissionService
 from lambdad.services.provisioned import ProvisionedConcurrencyService
+from lambdad.services.schedules import ScheduleService
 from lambdad.services.tags import TagService
 from lambdad.services.urls import UrlService
 from lambdad.services.versions import VersionService
@@ -38,6 +39,7 @@ class Services:
     events: EventQueue
     urls: UrlService
     provisioned: ProvisionedConcurrencyService
+    schedules: ScheduleService
 
     # Built by FunctionService, like ``versions``: no argument of their own at construction.
     @property

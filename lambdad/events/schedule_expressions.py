@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from lambdad.errors import ValidationException
+
 MONTH_NAMES = {
     "JAN": 1, "FEB": 2, "MAR": 3, "APR": 4, "MAY": 5, "JUN": 6,
     "JUL": 7, "AUG": 8, "SEP": 9, "OCT": 10, "NOV": 11, "DEC": 12,
@@ -297,3 +299,12 @@ def _next_cron(cron: Cron, after: datetime, zone: ZoneInfo) -> datetime | None:
                         return moment
         day += timedelta(days=1)
     return None
+
+
+def check(text: str, zone_name: str | None) -> None:
+    """Refuse an expression or zone AWS would refuse, with its ValidationException."""
+    try:
+        parse(text)
+        time_zone(zone_name)
+    except InvalidScheduleExpression as error:
+        raise ValidationException(str(error)) from None

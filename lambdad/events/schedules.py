@@ -269,7 +269,8 @@ class ScheduleRunner:
         if outcome is None:
             return  # another claim got there first
         handed, failure = outcome
-        self._next[(schedule.region, schedule.group_name, schedule.name)] = None
+        following = self.next_slot(schedule, slot.scheduled)
+        self._next[_key(schedule)] = following.fire_at if following else None
         await self._after_commit(handed)
         if too_old:
             log.warning(

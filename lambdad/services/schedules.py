@@ -178,7 +178,7 @@ class ScheduleService:
                     group_name=group,
                     name=name,
                     state=params.get("State") or "ENABLED",
-                    config={**config, "Anchor": now.isoformat()},
+                    config={**config, "Anchor": now.replace(microsecond=0).isoformat()},
                     created_at=now,
                     last_modified=now,
                     client_token=token,
@@ -198,7 +198,7 @@ class ScheduleService:
                 replace(
                     existing,
                     state=params.get("State") or "ENABLED",
-                    config={**config, "Anchor": now.isoformat()},
+                    config={**config, "Anchor": now.replace(microsecond=0).isoformat()},
                     last_modified=now,
                 ),
             )

@@ -89,13 +89,18 @@ def test_schedule_round_trip(client: Any) -> None:
     assert isinstance(got["CreationDate"], datetime)
 
     time.sleep(0.01)
-    client.update_schedule(Name=name, ScheduleExpression="rate(5 minutes)", FlexibleTimeWindow=OFF, Target=target())
+    client.update_schedule(
+        Name=name, ScheduleExpression="rate(5 minutes)", FlexibleTimeWindow=OFF, Target=target()
+    )
     updated = client.get_schedule(Name=name)
     # UpdateSchedule replaces the whole schedule: omitted members go back to their defaults.
     assert updated["ScheduleExpression"] == "rate(5 minutes)"
     assert updated["State"] == "ENABLED"
     assert "Description" not in updated and "StartDate" not in updated
-    assert updated["Target"]["RetryPolicy"] == {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
+    assert updated["Target"]["RetryPolicy"] == {
+        "MaximumEventAgeInSeconds": 86400,
+        "MaximumRetryAttempts": 185,
+    }
     assert updated["ActionAfterCompletion"] == "NONE"
     assert updated["CreationDate"] == got["CreationDate"]
     assert updated["LastModificationDate"] > got["LastModificationDate"]
@@ -133,7 +138,9 @@ def test_groups_hold_schedules_and_deleting_one_deletes_them(client: Any) -> Non
     with pytest.raises(client.exceptions.ResourceNotFoundException):
         client.get_schedule(Name="in-group")  # not in the default group
     listed = client.list_schedules(GroupName=group)["Schedules"]
-    assert [(s["Name"], s["GroupName"], s["Target"]) for s in listed] == [("in-group", group, {"Arn": FUNCTION})]
+    assert [(s["Name"], s["GroupName"], s["Target"]) for s in listed] == [
+        ("in-group", group, {"Arn": FUNCTION})
+    ]
     with pytest.raises(client.exceptions.ConflictException):
         client.create_schedule_group(Name=group)
 
@@ -232,13 +239,15 @@ def test_model_constraints_answer_aws_wording(raw_client: Any) -> None:
     )
     with pytest.raises(raw_client.exceptions.ValidationException) as invalid:
         create(raw_client, "bad name!")
-    assert "Member must satisfy regular expression pattern: [0-9a-zA-Z-_.]+" in (
-        invalid.value.response["Error"]["Message"]
+    assert (
+        "Member must satisfy regular expression pattern: [0-9a-zA-Z-_.]+"
+        in (invalid.value.response["Error"]["Message"])
     )
     with pytest.raises(raw_client.exceptions.ValidationException) as invalid:
         raw_client.create_schedule(Name=unique("x"), ScheduleExpression="rate(1 hour)", Target=target())
-    assert "Value null at 'flexibleTimeWindow' failed to satisfy constraint: Member must not be null" in (
-        invalid.value.response["Error"]["Message"]
+    assert (
+        "Value null at 'flexibleTimeWindow' failed to satisfy constraint: Member must not be null"
+        in (invalid.value.response["Error"]["Message"])
     )
 
 

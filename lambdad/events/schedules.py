@@ -140,7 +140,10 @@ class ScheduleRunner:
         for schedule in schedules:
             key = (schedule.region, schedule.group_name, schedule.name)
             seen.add(key)
-            await self._consider(schedule, now)
+            try:
+                await self._consider(schedule, now)
+            except Exception:  # one schedule's trouble must not hold the others up
+                log.exception("schedule %s could not be fired; trying again next tick", self._arn(schedule))
         for gone in set(self._next) - seen:
             del self._next[gone]
 

@@ -60,12 +60,60 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("function_name", metavar="NAME")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines as they arrive")
     logs.add_argument("--data-dir", type=Path, help="the server's data directory (default ./.lambdad)")
+    schedules = commands.add_parser(
+        "schedules", help="show each schedule's state, last and next fire times and last result"
+    )
+    schedules.add_argument(
+        "--endpoint", help="the running server (default http://127.0.0.1:$LAMBDAD_PORT, port 3001)"
+    )
+    schedules.add_argument("--json", action="store_true", help="print the server's JSON as it is")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
     if args.command == "logs":
         return _logs(args)
+    if args.command == "schedules":
+        return _schedules(args)
     return 2
+
+
+def _schedules(args: argparse.Namespace) -> int:
+    import json
+    import urllib.request
+
+    from rich.table import Table
+
+    endpoint = args.endpoint or f"http://127.0.0.1:{Settings.from_env().port}"
+    try:
+        with urllib.request.urlopen(f"{endpoint.rstrip('/')}/_lambdad/schedules", timeout=10) as answer:
+            listed = json.load(answer)["Schedules"]
+    except OSError as error:
+        console.print(f"[red]lambdad is not answering on {endpoint}: {error}[/red]")
+        console.print("Start it with `lambdad serve`, or pass --endpoint if it listens elsewhere.")
+        return 1
+    out = Console(highlight=False)
+    if args.json:
+        out.print_json(json.dumps(listed))
+        return 0
+    if not listed:
+        out.print("No schedules.")
+        return 0
+    table = Table(
+        "Schedule", "State", "Expression", "Target", "Last fired (slot)", "Next fire", "Last result"
+    )
+    for schedule in listed:
+        zone = schedule["ScheduleExpressionTimezone"]
+        table.add_row(
+            f"{schedule['GroupName']}/{schedule['Name']}",
+            schedule["State"],
+            schedule["ScheduleExpression"] + ("" if zone == "UTC" else f" ({zone})"),
+            schedule["TargetArn"].rsplit(":function:", 1)[-1],
+            schedule["LastScheduledTime"] or "-",
+            schedule["NextFireTime"] or "-",
+            schedule["LastResult"] or "-",
+        )
+    out.print(table)
+    return 0
 
 
 def _logs(args: argparse.Namespace) -> int:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import signal
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,7 +25,7 @@ import pytest
 from botocore.config import Config
 
 from tests.e2e.invoke_support import cgroup_dirs, deploy_python, eventually, log_group_dir, unique
-from tests.support import CREDENTIALS, Server
+from tests.support import CREDENTIALS, LAMBDAD, Server
 
 pytestmark = pytest.mark.e2e
 MINUTE = 2.0  # seconds of real time per rate minute in these tests
@@ -232,3 +234,19 @@ def test_schedules_fire_on_time_after_a_kill_and_never_twice_for_one_slot(tmp_pa
                 if child.is_dir():
                     child.rmdir()
             directory.rmdir()
+
+
+def test_lambdad_schedules_shows_state_fire_times_and_results(server: Server, recorder: str) -> None:
+    client, name, tag = scheduler(server), unique("shown"), unique("tag")
+    create(client, name, recorder, tag, "rate(1 minute)")
+    eventually(lambda: received(server, recorder, tag), 20)
+    command = [str(LAMBDAD), "schedules", "--endpoint", server.endpoint]
+    shown = subprocess.run(
+        command, capture_output=True, text=True, timeout=30, env={**os.environ, "COLUMNS": "250"}, check=True
+    ).stdout
+    row = next(line for line in shown.splitlines() if name in line)
+    assert "ENABLED" in row and "rate(1 minute)" in row and recorder in row and "Invoked (Event)" in row
+    as_json = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=30, check=True)
+    [listed] = [s for s in json.loads(as_json.stdout) if s["Name"] == name]
+    assert listed["NextFireTime"] > listed["LastFireTime"]
+    client.delete_schedule(Name=name)

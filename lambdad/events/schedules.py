@@ -225,6 +225,9 @@ class ScheduleRunner:
 
     async def _consider(self, schedule: ScheduleRecord, now: datetime) -> None:
         key = (schedule.region, schedule.group_name, schedule.name)
+        if schedule.state != "ENABLED":
+            self._next[key] = None  # neither fires nor completes while disabled
+            return
         try:
             slot = self.next_slot(schedule)
         except ValueError as error:  # stored before a check existed, or a zone since removed
@@ -235,9 +238,6 @@ class ScheduleRunner:
             self._next[key] = None
             if schedule.config.get("ActionAfterCompletion") == "DELETE":
                 await anyio.to_thread.run_sync(self._delete_completed, schedule)
-            return
-        if schedule.state != "ENABLED":
-            self._next[key] = None
             return
         if slot.fire_at > now:
             self._next[key] = slot.fire_at

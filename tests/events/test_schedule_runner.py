@@ -163,11 +163,16 @@ def test_a_flexible_window_fires_later_by_the_same_amount_every_time(
     assert len(offsets) > 1, "the offset is random per slot"
 
 
-def test_disabled_schedules_do_not_fire(database: Database, clock: Clock) -> None:
+def test_disabled_schedules_neither_fire_nor_complete(database: Database, clock: Clock) -> None:
     submitted: list[InvokeRequest] = []
     create(database, "d", "rate(1 minute)", State="DISABLED")
+    moment = (clock.now + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    create(database, "later", f"at({moment})", State="DISABLED", ActionAfterCompletion="DELETE")
+    clock.advance(120)
     asyncio.run(runner(database, clock, submitted).tick())
     assert submitted == []
+    with database.read() as connection:
+        assert records.get_schedule(connection, SCOPE.region, "default", "later") is not None
 
 
 def test_at_fires_once_and_delete_after_completion_removes_it(database: Database, clock: Clock) -> None:

@@ -47,10 +47,12 @@ from typing import Any
 import anyio.to_thread
 from sqlalchemy import Connection
 
+from lambdad.errors import InvalidRequestContentException
 from lambdad.events import sources
 from lambdad.events.schedule_expressions import At, Rate, next_fire, parse, time_zone
 from lambdad.invocation import InvokeRequest
-from lambdad.models import Scope, parse_function_ref
+from lambdad.invocation.invoker import check_json
+from lambdad.models import FunctionState, Scope, parse_function_ref
 from lambdad.services.resolution import read_target
 from lambdad.store import Database
 from lambdad.store import schedules as records
@@ -82,6 +84,8 @@ class Failure:
 
     code: str
     message: str
+    # False for failures a retry cannot fix (a payload Lambda refuses): straight to the dead-letter queue.
+    retryable: bool = True
 
 
 class ScheduleRunner:
@@ -283,6 +287,8 @@ class ScheduleRunner:
             )
         elif failure is None:
             log.info("schedule %s fired for %s", self._arn(schedule), _iso(slot.scheduled))
+        elif not failure.retryable:
+            await self._dead_letter(schedule, slot, execution_id, failure, 0, None)
         else:
             task = asyncio.get_running_loop().create_task(self._retry(schedule, slot, execution_id, failure))
             self._retries.add(task)
@@ -325,11 +331,21 @@ class ScheduleRunner:
         if request is None:
             arn = schedule.config["Target"]["Arn"]
             return [], Failure("ValidationException", f"lambdad invokes Lambda functions only, not {arn}")
+        try:
+            check_json(request.payload)
+        except InvalidRequestContentException as error:
+            return [], Failure(error.code, error.message, retryable=False)
         found = read_target(connection, request.scope.region, request.function_name, request.qualifier)
         if found is None:
             return [], Failure(
                 "ResourceNotFoundException",
                 f"Function not found: {schedule.config['Target']['Arn']}",
+            )
+        if found.version.state in (FunctionState.PENDING, FunctionState.FAILED):
+            return [], Failure(
+                "ResourceConflictException",
+                "The operation cannot be performed at this time. The function is currently in the "
+                f"following state: {found.version.state.value}",
             )
         if self._hand_over is not None:
             self._hand_over(connection, request)
@@ -393,7 +409,7 @@ class ScheduleRunner:
         execution_id: str,
         failure: Failure,
         retries: int,
-        condition: str,
+        condition: str | None,
     ) -> None:
         target = schedule.config["Target"]
         queue = target.get("DeadLetterConfig", {}).get("Arn")
@@ -489,14 +505,15 @@ def dead_letter_attributes(
     execution_id: str,
     failure: Failure,
     retries: int,
-    condition: str,
+    condition: str | None,
 ) -> dict[str, str]:
-    """The message attributes EventBridge Scheduler puts on a dead-letter message."""
+    """The message attributes EventBridge Scheduler puts on a dead-letter message
+    (EXHAUSTED_RETRY_CONDITION only when a retry limit ended the delivery)."""
     return {
         "ERROR_CODE": failure.code,
         "ERROR_MESSAGE": failure.message,
         "EXECUTION_ID": execution_id,
-        "EXHAUSTED_RETRY_CONDITION": condition,
+        **({"EXHAUSTED_RETRY_CONDITION": condition} if condition else {}),
         "IS_PAYLOAD_TRUNCATED": "false",
         "RETRY_ATTEMPTS": str(retries),
         "SCHEDULED_TIME": _iso(scheduled) or "",

@@ -17,7 +17,7 @@ from lambdad.events import sources
 from lambdad.events.schedule_expressions import check
 from lambdad.events.schedules import ScheduleRunner
 from lambdad.invocation import InvokeRequest
-from lambdad.models import Alias, Scope
+from lambdad.models import Alias, FunctionState, FunctionVersion, Scope
 from lambdad.services.schedules import ScheduleService
 from lambdad.store import Database
 from lambdad.store import aliases as alias_records
@@ -28,6 +28,10 @@ from tests.store.test_database import version
 SCOPE = Scope("000000000000", "us-east-1")
 FUNCTION = "arn:aws:lambda:us-east-1:000000000000:function:fn"
 QUEUE = "arn:aws:sqs:us-east-1:000000000000:dead-letters"
+
+
+def active(name: str) -> FunctionVersion:
+    return version(name, state=FunctionState.ACTIVE)
 
 
 class Clock:
@@ -46,7 +50,7 @@ def database(tmp_path: Path) -> Iterator[Database]:
     db = Database(f"sqlite:///{tmp_path / 'test.db'}")
     db.migrate()
     with db.write() as connection:
-        function_records.insert_function(connection, SCOPE.region, version("fn"), datetime.now(UTC))
+        function_records.insert_function(connection, SCOPE.region, active("fn"), datetime.now(UTC))
     yield db
     db.dispose()
 
@@ -305,7 +309,7 @@ def test_a_target_that_appears_during_retries_is_invoked(database: Database, clo
         await ticking.tick()
         assert submitted == []
         with database.write() as connection:
-            function_records.insert_function(connection, SCOPE.region, version("late"), datetime.now(UTC))
+            function_records.insert_function(connection, SCOPE.region, active("late"), datetime.now(UTC))
         for _ in range(100):
             if submitted:
                 return
@@ -323,3 +327,42 @@ def test_qualified_function_arns_invoke_the_qualifier(database: Database, clock:
         alias_records.insert_alias(connection, SCOPE.region, Alias("fn", "prod", "$LATEST", "rev"))
     asyncio.run(runner(database, clock, submitted).tick())
     assert [(r.function_name, r.qualifier) for r in submitted] == [("fn", "prod")]
+
+
+def test_an_input_lambda_would_refuse_goes_straight_to_the_dead_letter_queue(
+    database: Database, clock: Clock, queue: RecordingQueue
+) -> None:
+    submitted: list[InvokeRequest] = []
+    create(database, "text", "rate(1 hour)", Target={"Input": "not json", "DeadLetterConfig": {"Arn": QUEUE}})
+    asyncio.run(runner(database, clock, submitted).tick())
+    assert submitted == []
+    [(_, _, body, attributes)] = queue.sent
+    assert body == b"not json" and attributes is not None
+    assert attributes["ERROR_CODE"] == "InvalidRequestContentException"
+    assert attributes["RETRY_ATTEMPTS"] == "0"
+    assert "EXHAUSTED_RETRY_CONDITION" not in attributes
+
+
+def test_a_pending_function_is_retried_until_it_is_active(database: Database, clock: Clock) -> None:
+    submitted: list[InvokeRequest] = []
+    pending = "arn:aws:lambda:us-east-1:000000000000:function:pending"
+    with database.write() as connection:
+        function_records.insert_function(connection, SCOPE.region, version("pending"), datetime.now(UTC))
+    create(database, "wait", "rate(1 hour)", target=pending)
+    ticking = runner(database, clock, submitted, retry_base_delay=0.05)
+
+    async def scenario() -> None:
+        await ticking.tick()
+        assert submitted == []
+        with database.write() as connection:
+            function_records.save_version(connection, SCOPE.region, active("pending"))
+        for _ in range(100):
+            if submitted:
+                return
+            await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    assert [r.function_name for r in submitted] == ["pending"]
+    with database.read() as connection:
+        stored = records.get_schedule(connection, SCOPE.region, "default", "wait")
+    assert stored is not None and stored.last_result == "Invoked (Event)"

@@ -263,7 +263,8 @@ class ScheduleService:
         if window["Mode"] == "OFF" and "MaximumWindowInMinutes" in window:
             raise ValidationException("MaximumWindowInMinutes must not be provided when Mode is OFF.")
         start, end = params.get("StartDate"), params.get("EndDate")
-        if start is not None and start < utcnow() - START_DATE_TOLERANCE:
+        one_time = params["ScheduleExpression"].strip().startswith("at(")  # AWS ignores its dates
+        if start is not None and not one_time and start < utcnow() - START_DATE_TOLERANCE:
             raise ValidationException("The StartDate you specify cannot be earlier than 5 minutes ago.")
         if start is not None and end is not None and end <= start:
             raise ValidationException("The EndDate you specify must be after the StartDate.")
@@ -277,6 +278,7 @@ class ScheduleService:
         target["RetryPolicy"] = {**DEFAULT_RETRY_POLICY, **target.get("RetryPolicy", {})}
         config["Target"] = target
         config.setdefault("ActionAfterCompletion", "NONE")
+        config.setdefault("ScheduleExpressionTimezone", "UTC")
         return config
 
 

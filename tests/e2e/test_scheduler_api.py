@@ -95,6 +95,7 @@ def test_schedule_round_trip(client: Any) -> None:
     updated = client.get_schedule(Name=name)
     # UpdateSchedule replaces the whole schedule: omitted members go back to their defaults.
     assert updated["ScheduleExpression"] == "rate(5 minutes)"
+    assert updated["ScheduleExpressionTimezone"] == "UTC"
     assert updated["State"] == "ENABLED"
     assert "Description" not in updated and "StartDate" not in updated
     assert updated["Target"]["RetryPolicy"] == {
@@ -257,8 +258,16 @@ def test_flexible_window_and_dates_are_checked(client: Any) -> None:
     now = datetime.now(UTC)
     with pytest.raises(client.exceptions.ValidationException):
         create(client, unique("dates"), StartDate=now + timedelta(days=2), EndDate=now + timedelta(days=1))
-    with pytest.raises(client.exceptions.ValidationException):
+    with pytest.raises(client.exceptions.ValidationException) as invalid:
         create(client, unique("past"), StartDate=now - timedelta(days=1))
+    assert invalid.value.response["Error"]["Message"] == (
+        "The StartDate you specify cannot be earlier than 5 minutes ago."
+    )
+    # A one-time schedule ignores its dates, so a past StartDate is no error there.
+    name = unique("once")
+    moment = (now + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    create(client, name, f"at({moment})", StartDate=now - timedelta(days=1))
+    client.delete_schedule(Name=name)
 
 
 def test_lambda_and_scheduler_share_the_port(server: Server, client: Any) -> None:

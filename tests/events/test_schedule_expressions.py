@@ -7,11 +7,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from lambdad.errors import ValidationException
 from lambdad.events.schedule_expressions import (
     At,
     Cron,
     InvalidScheduleExpression,
     Rate,
+    check,
     next_fire,
     parse,
     time_zone,
@@ -221,3 +223,13 @@ def test_time_zones_are_iana_names() -> None:
     assert time_zone("America/Los_Angeles") == ZoneInfo("America/Los_Angeles")
     with pytest.raises(InvalidScheduleExpression):
         time_zone("Mars/Olympus")
+
+
+def test_check_answers_the_apis_validation_exception() -> None:
+    check("rate(5 minutes)", "Europe/Berlin")
+    with pytest.raises(ValidationException) as refused:
+        check("rate(5 fortnights)", None)
+    assert refused.value.message == "Invalid Schedule Expression rate(5 fortnights)."
+    with pytest.raises(ValidationException) as refused:
+        check("rate(5 minutes)", "Nowhere/Special")
+    assert refused.value.message == "Invalid Time Zone Nowhere/Special."

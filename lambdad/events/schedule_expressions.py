@@ -28,6 +28,7 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lambdad.errors import ValidationException
@@ -129,8 +130,9 @@ class Cron:
 Expression = Rate | Cron | At
 
 
+@cache
 def parse(text: str) -> Expression:
-    """The expression ``text`` names, or InvalidScheduleExpression."""
+    """The expression ``text`` names, or InvalidScheduleExpression (parsed once per text)."""
     stripped = text.strip()
     if match := _RATE.fullmatch(stripped):
         value, unit = int(match.group(1)), match.group(2).rstrip("s")

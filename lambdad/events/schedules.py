@@ -113,6 +113,7 @@ class ScheduleRunner:
         self._retry_base_delay = retry_base_delay
         self._clock = clock
         self._next: dict[tuple[str, str, str], datetime | None] = {}
+        self._planned: dict[tuple[str, str, str], tuple[tuple[datetime, datetime | None], Slot | None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._retries: set[asyncio.Task[None]] = set()
 
@@ -150,6 +151,8 @@ class ScheduleRunner:
                 log.exception("schedule %s could not be fired; trying again next tick", self._arn(schedule))
         for gone in set(self._next) - seen:
             del self._next[gone]
+        for gone in set(self._planned) - seen:
+            del self._planned[gone]
 
     def status(self) -> list[dict[str, Any]]:
         """Each schedule's state, last and next fire times and last result (lambdad's own view)."""
@@ -201,6 +204,17 @@ class ScheduleRunner:
             return None
         return Slot(scheduled, scheduled + self._flex_offset(schedule, scheduled))
 
+    def _planned_slot(self, schedule: ScheduleRecord) -> Slot | None:
+        """``next_slot``, computed once per change of the schedule or of its last slot (a yearly cron
+        would otherwise walk a year of days every tick)."""
+        key = _key(schedule)
+        version = (schedule.last_modified, schedule.last_slot)
+        planned = self._planned.get(key)
+        if planned is None or planned[0] != version:
+            planned = (version, self.next_slot(schedule))
+            self._planned[key] = planned
+        return planned[1]
+
     def _flex_offset(self, schedule: ScheduleRecord, scheduled: datetime) -> timedelta:
         window = schedule.config.get("FlexibleTimeWindow", {})
         if window.get("Mode") != "FLEXIBLE":
@@ -233,7 +247,7 @@ class ScheduleRunner:
             self._next[key] = None  # neither fires nor completes while disabled
             return
         try:
-            slot = self.next_slot(schedule)
+            slot = self._planned_slot(schedule)
         except ValueError as error:  # stored before a check existed, or a zone since removed
             self._next[key] = None
             log.warning("schedule %s cannot be evaluated: %s", self._arn(schedule), error)

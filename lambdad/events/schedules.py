@@ -398,7 +398,11 @@ class ScheduleRunner:
             await asyncio.sleep(delay)
             retries += 1
             request = self._request(schedule, slot, execution_id, attempt=retries + 1)
-            handed, again = await anyio.to_thread.run_sync(self._hand_over_again, schedule, request)
+            outcome = await anyio.to_thread.run_sync(self._hand_over_again, schedule, request)
+            if outcome is None:
+                log.info("schedule %s was deleted; its retries stop", self._arn(schedule))
+                return
+            handed, again = outcome
             await self._after_commit(handed)
             if again is None:
                 log.info(
@@ -410,8 +414,11 @@ class ScheduleRunner:
 
     def _hand_over_again(
         self, schedule: ScheduleRecord, request: InvokeRequest | None
-    ) -> tuple[list[InvokeRequest], Failure | None]:
+    ) -> tuple[list[InvokeRequest], Failure | None] | None:
+        """A retry's hand-over; None when the schedule has been deleted meanwhile."""
         with self._database.write() as connection:
+            if records.get_schedule(connection, *_key(schedule)) is None:
+                return None
             handed, failure = self._deliver(connection, schedule, request)
             records.record_result(connection, *_key(schedule), _result(failure))
             return handed, failure

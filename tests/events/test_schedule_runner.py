@@ -366,3 +366,23 @@ def test_a_pending_function_is_retried_until_it_is_active(database: Database, cl
     with database.read() as connection:
         stored = records.get_schedule(connection, SCOPE.region, "default", "wait")
     assert stored is not None and stored.last_result == "Invoked (Event)"
+
+
+def test_deleting_a_schedule_stops_its_retries(
+    database: Database, clock: Clock, queue: RecordingQueue
+) -> None:
+    submitted: list[InvokeRequest] = []
+    late = "arn:aws:lambda:us-east-1:000000000000:function:later"
+    create(database, "gone", "rate(1 hour)", target=late, Target={"DeadLetterConfig": {"Arn": QUEUE}})
+    ticking = runner(database, clock, submitted, retry_base_delay=0.05)
+
+    async def scenario() -> None:
+        await ticking.tick()
+        ScheduleService(database, check).delete(SCOPE, "gone", None)
+        with database.write() as connection:
+            function_records.insert_function(connection, SCOPE.region, active("later"), datetime.now(UTC))
+        await asyncio.sleep(0.3)
+        await ticking.close()
+
+    asyncio.run(scenario())
+    assert submitted == [] and queue.sent == []

@@ -71,6 +71,11 @@ class Settings:
     # Broker or database URL per event source ARN service (``arn:aws:<service>:...``): where event
     # source mappings read and destinations write. LAMBDAD_EVENT_SOURCES="sqs=http://...,redis=...".
     event_sources: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_EVENT_SOURCES))
+    # Seconds between two looks of the schedule runner at what is due (AWS fires within the minute).
+    schedule_tick_seconds: float = 1.0
+    # The length of a rate expression's minute, in seconds: 60 as on AWS; tests shorten it so that
+    # ``rate(1 minute)`` fires every few seconds (a lambdad-only knob, LAMBDAD_SCHEDULE_MINUTE_SECONDS).
+    schedule_minute_seconds: float = 60.0
     # Where runtime clients (awslambdaric, aws-lambda-ric) are installed; empty = data_dir/runtimes.
     runtimes_dir: str = ""
     # Interpreter per runtime, overriding discovery: {"python3.12": "/usr/bin/python3.12"}.
@@ -91,6 +96,8 @@ class Settings:
             "async_retry_delays": _floats,
             "async_throttle_backoff_max": float,
             "async_workers": int,
+            "schedule_tick_seconds": float,
+            "schedule_minute_seconds": float,
             "interpreters": _mapping,
             "event_sources": lambda text: {**DEFAULT_EVENT_SOURCES, **_mapping(text)},
         }

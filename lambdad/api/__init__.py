@@ -17,7 +17,7 @@ from lambdad.api import (
     versions,
 )
 from lambdad.api.code_links import CodeLinks
-from lambdad.api.dispatch import LambdaApi
+from lambdad.api.dispatch import AwsApi, ServiceApi
 from lambdad.api.operations import OperationTable, Services
 
 
@@ -40,4 +40,9 @@ def operation_table() -> OperationTable:
     )
 
 
-__all__ = ["CodeLinks", "LambdaApi", "OperationTable", "Services", "operation_table"]
+def lambda_api() -> ServiceApi:
+    """The Lambda API: its model, its handlers, its error conventions (the dispatcher's defaults)."""
+    return ServiceApi("lambda", operation_table())
+
+
+__all__ = ["AwsApi", "CodeLinks", "OperationTable", "ServiceApi", "Services", "lambda_api", "operation_table"]

@@ -20,6 +20,7 @@ from lambdad.services.functions import FunctionService
 from lambdad.services.layers import LayerService
 from lambdad.services.permissions import PermissionService
 from lambdad.services.provisioned import ProvisionedConcurrencyService
+from lambdad.services.schedules import ScheduleService
 from lambdad.services.tags import TagService
 from lambdad.services.urls import UrlService
 from lambdad.services.versions import VersionService
@@ -41,6 +42,7 @@ class Services:
     urls: UrlService
     provisioned: ProvisionedConcurrencyService
     event_source_mappings: EventSourceMappingService
+    schedules: ScheduleService
 
     # Built by FunctionService, like ``versions``: no argument of their own at construction.
     @property

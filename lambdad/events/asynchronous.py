@@ -100,17 +100,15 @@ class EventQueue:
 
     async def submit(self, request: InvokeRequest) -> None:
         """Accept an Event invocation; returns once it is committed to the store."""
-        event = NewEvent(
-            request_id=request.request_id,
-            account=request.scope.account,
-            region=request.scope.region,
-            function_name=request.function_name,
-            qualifier=request.qualifier,
-            payload=request.payload or b"{}",
-            client_context=request.client_context,
-        )
-        await self._committer.add(store.insert_many, event)
+        await self._committer.add(store.insert_many, _new_event(request))
         self._wake.set()
+
+    @staticmethod
+    def enqueue_in(connection: Connection, request: InvokeRequest) -> None:
+        """Accept an Event invocation inside the caller's write transaction (the schedule runner claims
+        a slot and enqueues its invocation atomically); the workers find it within a poll, or at once
+        after ``wake()``."""
+        store.insert(connection, _new_event(request))
 
     def wake(self) -> None:
         """Look for due events now (after a caller enqueued one with ``store.async_events.insert``)."""
@@ -507,6 +505,18 @@ def _destination_event(target: str, body: str) -> NewEvent:
         function_name=target,
         qualifier=None,
         payload=body.encode(),
+    )
+
+
+def _new_event(request: InvokeRequest) -> NewEvent:
+    return NewEvent(
+        request_id=request.request_id,
+        account=request.scope.account,
+        region=request.scope.region,
+        function_name=request.function_name,
+        qualifier=request.qualifier,
+        payload=request.payload or b"{}",
+        client_context=request.client_context,
     )
 
 

@@ -266,3 +266,37 @@ async_events = Table(
     Column("finished_at", BigInteger, nullable=True),
     Index("ix_async_events_due_at", "due_at"),
 )
+
+# EventBridge Scheduler: schedule groups ("default" is made on first use in each region) and their
+# schedules; deleting a group deletes its schedules. Group tags live in ``tags`` under the group's ARN.
+schedule_groups = Table(
+    "schedule_groups",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_modified", DateTime(timezone=True), nullable=False),
+)
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("group_name", String(64), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("state", String(16), nullable=False),
+    # Everything else the API sets (expression, zone, dates, target...), as AWS's members.
+    Column("config", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_modified", DateTime(timezone=True), nullable=False),
+    Column("client_token", String(64), nullable=True),
+    # The slot (scheduled time) last claimed for firing: compare-and-set, so that no slot fires twice,
+    # across restarts too.
+    Column("last_slot", DateTime(timezone=True), nullable=True),
+    # When lambdad last fired it, and how that went (lambdad's own view, not an AWS member).
+    Column("last_fired_at", DateTime(timezone=True), nullable=True),
+    Column("last_result", String(512), nullable=True),
+    ForeignKeyConstraint(
+        ["region", "group_name"], ["schedule_groups.region", "schedule_groups.name"], ondelete="CASCADE"
+    ),
+)

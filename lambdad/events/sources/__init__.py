@@ -11,6 +11,10 @@ SOURCE_KINDS: dict[str, SourceKind] = {}
 SOURCE_KINDS["nats"] = NatsJetStreamKind()
 SOURCE_KINDS["postgresql"] = PostgresqlKind()
 
+from lambdad.events.sources.redis_streams import RedisStreamsKind  # noqa: E402
+
+SOURCE_KINDS["redis"] = RedisStreamsKind()
+
 
 def arn_service(arn: str) -> str:
     """The service part of an ARN (``arn:aws:<service>:region:account:resource``), or ''."""

@@ -20,10 +20,13 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import redis
 
+from bench.brokers import nats as nats_broker
+from bench.brokers import postgresql as postgresql_broker
 from bench.common import FULL_VCPU_MB, Progress, Row, lambdad_server
 from tests.support import create_function, make_zip
 
@@ -98,8 +101,26 @@ def redis_case() -> SourceCase:
     )
 
 
+def broker_case(name: str, service: str, broker: ModuleType) -> Callable[[], SourceCase]:
+    """A case from a ``bench.brokers`` module (which has every function a case needs)."""
+    return lambda: SourceCase(
+        name=name,
+        service=service,
+        endpoint=broker.endpoint(),
+        new_arn=broker.new_arn,
+        publish=broker.publish_many,
+        raw_seconds=broker.raw_seconds,
+        remove=broker.remove,
+        mapping=broker.MAPPING,
+    )
+
+
 # Each entry makes one row; other sources add theirs here.
-CASES: list[Callable[[], SourceCase]] = [redis_case]
+CASES: list[Callable[[], SourceCase]] = [
+    redis_case,
+    broker_case("NATS JetStream", "nats", nats_broker),
+    broker_case("PostgreSQL row changes", "postgresql", postgresql_broker),
+]
 
 
 def run(progress: Progress) -> list[Row]:

@@ -1,7 +1,7 @@
 """PostgreSQL row changes for the event-source benchmark (the functions ``bench.brokers`` describes).
 
 Sources are tables ``bench_<hex> (id bigint PRIMARY KEY, body text)`` in a database ``lambdad_bench``
-(created when missing and kept for the next run; ``drop_database()`` removes it). ``publish_many``
+(created when missing, dropped with its last table). ``publish_many``
 inserts rows in transactions of 100. The raw baseline is PostgreSQL alone: the same inserts, then the
 rows read back in key order in pages of 100 (no capture), i.e. the cheapest ordered insert+read.
 """
@@ -48,13 +48,13 @@ def new_arn() -> str:
 
 
 def remove(arn: str) -> None:
-    """Drop the table (its capture trigger goes with it) and whatever lambdad logged for it."""
+    """Drop the table (its capture trigger goes with it); the last one takes the database with it."""
     schema, table = table_of(arn)
     with psycopg.connect(endpoint(), autocommit=True) as connection:
         connection.execute(f"DROP TABLE IF EXISTS {schema}.{table}")
-        if connection.execute("SELECT to_regclass('lambdad.changes')").fetchone() != (None,):
-            connection.execute("DELETE FROM lambdad.changes WHERE table_name = %s", [f"{schema}.{table}"])
-            connection.execute("DELETE FROM lambdad.positions WHERE table_name = %s", [f"{schema}.{table}"])
+        left = connection.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'bench%'").fetchone()
+    if left == (0,):
+        drop_database()
 
 
 def publish_many(arn: str, n: int) -> None:

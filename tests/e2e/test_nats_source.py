@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import nats.js.errors
 import pytest
 
 from tests.e2e.invoke_support import deploy_python, eventually, unique
@@ -23,9 +24,6 @@ from tests.e2e.stream_support import (
     server_with_event_sources,
 )
 from tests.support import Server
-
-# Mappings are created through the event source mapping API, which lands from another branch.
-pytest.importorskip("lambdad.events.mappings", reason="needs the event source mapping API")
 
 pytestmark = pytest.mark.e2e
 
@@ -184,3 +182,25 @@ def test_records_published_while_lambdad_is_stopped_are_delivered_after_it_resta
     with server_with_event_sources(tmp_path, f"nats={ENDPOINT}"):
         eventually(lambda: len(payloads(collect, function)) == 3, timeout=30)
         assert payloads(collect, function) == [{"n": 0}, {"n": 1}, {"n": 2}]
+
+
+def test_deleting_a_mapping_deletes_its_durable_consumer(
+    server: Server, collect: Collector, stream: str
+) -> None:
+    client, function = server.client(), collecting_function(server, collect)
+    mapping = client.create_event_source_mapping(
+        EventSourceArn=stream_arn(stream), FunctionName=function, StartingPosition="LATEST"
+    )
+    wait_enabled(client, mapping["UUID"])
+    consumer = f"lambdad-{mapping['UUID']}"
+    assert nats_do("consumer", stream, subject=consumer).num_pending == 0
+    client.delete_event_source_mapping(UUID=mapping["UUID"])
+
+    def consumer_gone() -> bool:
+        try:
+            nats_do("consumer", stream, subject=consumer)
+        except nats.js.errors.NotFoundError:
+            return True
+        return False
+
+    eventually(consumer_gone, timeout=30)

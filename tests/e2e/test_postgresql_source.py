@@ -22,9 +22,6 @@ from tests.e2e.stream_support import (
 )
 from tests.support import Server
 
-# Mappings are created through the event source mapping API, which lands from another branch.
-pytest.importorskip("lambdad.events.mappings", reason="needs the event source mapping API")
-
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
@@ -200,3 +197,30 @@ def test_changes_made_while_lambdad_is_stopped_are_delivered_after_it_restarts(
     with server_with_event_sources(tmp_path, f"postgresql={database}"):
         eventually(lambda: len(collect.records(function)) == 2, timeout=30)
         assert [new for _, _, new, _ in changes(collect, function)] == ["before", "while stopped"]
+
+
+def test_deleting_the_last_mapping_of_a_table_removes_its_trigger(
+    server: Server, database: str, collect: Collector, table: str
+) -> None:
+    function = collecting_function(server, collect)
+    first = mapped(server, database, table, function)
+    client = server.client()
+    other = client.create_event_source_mapping(  # one mapping per table and function, as on AWS
+        EventSourceArn=table_arn(table),
+        FunctionName=collecting_function(server, collect),
+        StartingPosition="LATEST",
+    )
+    eventually(lambda: client.get_event_source_mapping(UUID=other["UUID"])["State"] == "Enabled", timeout=30)
+    client.delete_event_source_mapping(UUID=first["UUID"])
+    eventually(lambda: _gone(client, first["UUID"]), timeout=30)
+    assert capturing(database, table)  # the other mapping still reads the table
+    client.delete_event_source_mapping(UUID=other["UUID"])
+    eventually(lambda: not capturing(database, table), timeout=30)
+
+
+def _gone(client: Any, mapping_uuid: str) -> bool:
+    try:
+        client.get_event_source_mapping(UUID=mapping_uuid)
+    except client.exceptions.ResourceNotFoundException:
+        return True
+    return False

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 # How long a (re)started poller may take to make its first connection attempt before the mapping is
 # reported Enabled anyway (a broker that is down keeps the mapping Enabled; the poller keeps trying).
 OPEN_WAIT = 5.0
+# How long a deleted mapping waits for its source kind to drop the broker's state for it.
+REMOVE_WAIT = 10.0
 
 
 class MappingCatalog:
@@ -159,6 +161,7 @@ class MappingSupervisor:
                 return
             if record.state == MappingState.DELETING:
                 await self._stop_poller(uuid)
+                await self._remove_at_source(record)
                 await asyncio.to_thread(self._service.remove, uuid)
                 log.info("event source mapping %s deleted", uuid)
                 return
@@ -171,6 +174,18 @@ class MappingSupervisor:
                 await self._stop_poller(uuid)
             if record.state in TRANSITIONAL:
                 await asyncio.to_thread(self._service.settle, uuid, settled(record.enabled), record)
+
+    async def _remove_at_source(self, record: MappingRecord) -> None:
+        """Let the source kind drop what its broker keeps for a deleted mapping (a durable consumer, a
+        capture trigger), where the kind has such a thing (an optional ``remove``). Best effort: the
+        mapping goes even when the broker cannot be reached."""
+        remove = getattr(kind_for(record.event_source_arn), "remove", None)
+        if remove is None:
+            return
+        try:
+            await asyncio.wait_for(remove(spec_for(record, self._endpoints, self._account)), REMOVE_WAIT)
+        except Exception as error:  # the broker's problem must not keep a deleted mapping alive
+            log.warning("event source mapping %s: its source kept its state: %s", record.uuid, error)
 
     async def _start_poller(self, record: MappingRecord) -> None:
         kind = kind_for(record.event_source_arn)

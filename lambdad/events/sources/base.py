@@ -7,6 +7,10 @@ sends for that kind, and acknowledges or releases each message. The poller (``ev
 everything else: batching windows, filters, invoking, partial batch failures, bisecting, retries and the
 on-failure destination, so each source stays a thin adapter over its client library.
 
+A kind whose broker keeps state for a mapping (a durable consumer, a capture trigger) may also have
+``async def remove(self, spec: SourceSpec) -> None``, which drops it; the supervisor calls it, best
+effort, when the mapping is deleted.
+
 Delivery is at least once: a message is acknowledged only after the function succeeded for it, it was
 filtered out, or its failure record reached the on-failure destination. Whatever is neither acknowledged
 nor released when the server dies must come back after a restart (the broker's own redelivery:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from lambdad.events.sources.base import Source, SourceKind, SourceMessage, SourceSpec, SourceUnavailable
+from lambdad.events.sources.sqs import SQS
 
 # Filled by each source module's line below (explicit, so the list of sources is read here).
 SOURCE_KINDS: dict[str, SourceKind] = {}
+SOURCE_KINDS[SQS.service] = SQS
 
 
 def arn_service(arn: str) -> str:

@@ -1,0 +1,92 @@
+"""Brokers for the source tests: moto's SQS server, and private broker processes to kill."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from tests.support import free_port
+
+T = TypeVar("T")
+
+
+def run(scenario: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+    """Run an async test body on a fresh event loop, bounded by ``timeout``."""
+    return asyncio.run(asyncio.wait_for(scenario, timeout))
+
+
+def wait_for_port(port: int, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"broker exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+@dataclass
+class BrokerProcess:
+    """A broker process of the test's own on a free loopback port, to stop and start again."""
+
+    command: list[str]
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+    startup_timeout: float = 20
+    process: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+
+    def start(self) -> BrokerProcess:
+        self.log = self.log or Path(tempfile.mkstemp(prefix="broker-", suffix=".log")[1])
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+            )
+        wait_for_port(self.port, self.startup_timeout, self.process)
+        return self
+
+    def stop(self) -> None:
+        """Kill the broker (its whole process group) and wait until it is gone."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self.log is not None:
+            self.log.unlink(missing_ok=True)
+
+
+def moto_server(port: int | None = None) -> BrokerProcess:
+    """moto's server: a real SQS-compatible HTTP service (its state lives in the process)."""
+    port = port or free_port()
+    binary = Path(sys.executable).parent / "moto_server"
+    return BrokerProcess([str(binary), "-H", "127.0.0.1", "-p", str(port)], port)
+
+
+@pytest.fixture(scope="session")
+def sqs_endpoint() -> Iterator[str]:
+    """One moto server for every SQS test (each test makes its own queues)."""
+    server = moto_server().start()
+    yield f"http://127.0.0.1:{server.port}"
+    server.cleanup()

@@ -90,3 +90,26 @@ def sqs_endpoint() -> Iterator[str]:
     server = moto_server().start()
     yield f"http://127.0.0.1:{server.port}"
     server.cleanup()
+
+
+RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+
+
+def private_rabbitmq(home: Path) -> BrokerProcess:
+    """A RabbitMQ node of the test's own, keeping its data under ``home`` across restarts (starting
+    one takes several seconds; the shared broker on 5672 is never restarted)."""
+    port = free_port()
+    (home / "enabled_plugins").write_text("[].\n")  # no management listener on a shared port
+    (home / "rabbitmq.conf").write_text(f"listeners.tcp.default = 127.0.0.1:{port}\n")
+    env = {
+        "HOME": str(home),
+        "RABBITMQ_NODENAME": f"lambdad-test-{port}@localhost",
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(free_port()),
+        "RABBITMQ_MNESIA_BASE": str(home / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(home / "log"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(home / "enabled_plugins"),
+        "RABBITMQ_CONFIG_FILE": str(home / "rabbitmq"),
+        "RABBITMQ_PID_FILE": str(home / "pid"),
+    }
+    return BrokerProcess([str(RABBITMQ_SERVER)], port, env=env, startup_timeout=90)

@@ -64,12 +64,16 @@ class BrokerProcess:
         wait_for_port(self.port, self.startup_timeout, self.process)
         return self
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGKILL) -> None:
         """Kill the broker (its whole process group) and wait until it is gone."""
         if self.process is None or self.process.poll() is not None:
             return
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
+        os.killpg(self.process.pid, sig)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
 
     def cleanup(self) -> None:
         self.stop()
@@ -113,3 +117,20 @@ def private_rabbitmq(home: Path) -> BrokerProcess:
         "RABBITMQ_PID_FILE": str(home / "pid"),
     }
     return BrokerProcess([str(RABBITMQ_SERVER)], port, env=env, startup_timeout=90)
+
+
+def private_mosquitto(home: Path) -> BrokerProcess:
+    """A Mosquitto of the test's own that keeps its sessions under ``home`` across restarts (it saves
+    them when stopped, and about every second)."""
+    port = free_port()
+    config = home / "mosquitto.conf"
+    config.write_text(
+        f"listener {port} 127.0.0.1\n"
+        "allow_anonymous true\n"
+        "user root\n"  # keep the rights to the test's directory (mosquitto drops to its own user)
+        "persistence true\n"
+        f"persistence_location {home}/\n"
+        "autosave_interval 1\n"
+        "autosave_on_changes true\n"
+    )
+    return BrokerProcess(["/usr/sbin/mosquitto", "-c", str(config)], port)

@@ -239,13 +239,17 @@ class MqttSource:
         return self._session
 
     async def receive(self, max_messages: int, max_wait: float) -> list[SourceMessage]:
-        session = self._check_open()
+        self._check_open()
         try:
-            message = await asyncio.wait_for(self._incoming.get(), max_wait)
-        except TimeoutError:
-            return []
+            message = self._incoming.get_nowait()
+        except asyncio.QueueEmpty:
+            try:
+                message = await asyncio.wait_for(self._incoming.get(), max_wait)
+            except TimeoutError:
+                return []
+        # The session may have reconnected while this waited: the message is the current one's.
+        session = self._check_open()
         if message is None:
-            self._check_open()
             return []
         self._outstanding.add(message.mid)
         count = self._released.pop(message.mid, 1) + 1 if message.dup else 1

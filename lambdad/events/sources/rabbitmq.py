@@ -202,9 +202,12 @@ class RabbitMqSource:
     async def receive(self, max_messages: int, max_wait: float) -> list[SourceMessage]:
         self._check_open()
         try:
-            first = await asyncio.wait_for(self._deliveries.get(), max_wait)
-        except TimeoutError:
-            return []
+            first = self._deliveries.get_nowait()
+        except asyncio.QueueEmpty:
+            try:
+                first = await asyncio.wait_for(self._deliveries.get(), max_wait)
+            except TimeoutError:
+                return []
         deliveries = [first]
         while len(deliveries) < max_messages and not self._deliveries.empty():
             deliveries.append(self._deliveries.get_nowait())

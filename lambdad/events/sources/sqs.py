@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -168,7 +169,8 @@ class SqsSource:
             )
             messages = response.get("Messages", [])
             received.extend(self._message(message) for message in messages)
-            if not messages and (received or loop.time() >= deadline):
+            # Less than a second left is not worth another poll (SQS waits whole seconds).
+            if not messages and (received or wait == 0 or loop.time() >= deadline):
                 break
         return received
 
@@ -240,6 +242,19 @@ class SqsKind:
 
     service = "sqs"
 
+    def __init__(self) -> None:
+        # Publishing reuses one client per endpoint and region (boto3 clients are thread-safe; making
+        # one costs tens of milliseconds).
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients_lock = threading.Lock()
+
+    def _client(self, endpoint: str, region: str) -> Any:
+        with self._clients_lock:
+            client = self._clients.get((endpoint, region))
+            if client is None:
+                client = self._clients[(endpoint, region)] = make_client(endpoint, region)
+            return client
+
     def validate(self, spec: SourceSpec) -> None:
         arn = QueueArn.parse(spec.event_source_arn)
         if spec.starting_position is not None:
@@ -266,14 +281,16 @@ class SqsKind:
         queue = QueueArn.parse(arn)
 
         def send() -> None:
-            client = make_client(endpoint, queue.region)
+            client = self._client(endpoint, queue.region)
             url = client.get_queue_url(QueueName=queue.name, QueueOwnerAWSAccountId=queue.account)["QueueUrl"]
             params: dict[str, Any] = {
                 "QueueUrl": url,
                 "MessageBody": body.decode("utf-8", errors="replace"),
+                # SQS refuses empty attribute values.
                 "MessageAttributes": {
                     name: {"DataType": "String", "StringValue": value}
                     for name, value in (attributes or {}).items()
+                    if value
                 },
             }
             if queue.fifo:

@@ -344,6 +344,25 @@ class MqttKind:
         await asyncio.to_thread(publish_blocking, topic.topic, endpoint, body, attributes or {})
 
 
+async def end_session(spec: SourceSpec) -> None:
+    """End a mapping's persistent session on its broker (subscription and queued messages), for when
+    the mapping is deleted; otherwise the broker keeps it for ``SESSION_EXPIRY``."""
+
+    def end() -> None:
+        client, host, port = new_client(f"lambdad-esm-{spec.uuid}", spec.endpoint)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho: no hints
+        properties.SessionExpiryInterval = 0
+        client.connect(host, port, keepalive=30, clean_start=True, properties=properties)
+        client.loop_start()
+        client.disconnect()
+        client.loop_stop()
+
+    try:
+        await asyncio.to_thread(end)
+    except OSError as error:
+        raise SourceUnavailable(f"Cannot reach the MQTT broker to end the session: {error!r}") from error
+
+
 def publish_blocking(topic: str, endpoint: str, body: bytes, attributes: Mapping[str, str]) -> None:
     """Publish at QoS 1 and return once the broker acknowledged (attributes as user properties)."""
     client, host, port = new_client("", endpoint)

@@ -156,7 +156,7 @@ class SqsSource:
         received: list[SourceMessage] = []
         while len(received) < max_messages:
             # Long-poll until the first message arrives; after that, take what is there at once.
-            wait = 0 if received else int(min(LONGEST_POLL, max(0.0, deadline - loop.time())))
+            wait = 0 if received else round(min(LONGEST_POLL, max(0.0, deadline - loop.time())))
             response = await self._call(
                 "ReceiveMessage",
                 self._client.receive_message,

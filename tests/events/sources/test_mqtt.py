@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -14,13 +15,12 @@ from typing import Any
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from lambdad.errors import InvalidParameterValueException
 from lambdad.events.sources import SOURCE_KINDS, SourceMessage, SourceSpec, SourceUnavailable, kind_for
-from lambdad.events.sources.mqtt import MQTT, MqttSource
-from tests.events.sources.conftest import private_mosquitto, run
+from lambdad.events.sources.mqtt import MQTT, MqttSource, end_session
+from tests.brokers import private_mosquitto
+from tests.events.sources.conftest import run
 
 BROKER = "mqtt://127.0.0.1:1883"
 
@@ -60,20 +60,10 @@ def publish(topic: str, *payloads: bytes, port: int = 1883) -> None:
         client.loop_stop()
 
 
-def forget_session(mapping: SourceSpec, port: int = 1883) -> None:
-    """End the mapping's persistent session on the broker (clean start, no expiry)."""
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"lambdad-esm-{mapping.uuid}", protocol=paho.MQTTv5
-    )
-    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    properties.SessionExpiryInterval = 0
-    try:
-        client.connect("127.0.0.1", port, clean_start=True, properties=properties)
-        client.loop_start()
-        client.disconnect()
-        client.loop_stop()
-    except OSError:
-        pass  # the broker is gone, and the session with it
+def forget_session(mapping: SourceSpec) -> None:
+    """End the mapping's persistent session on its broker (a broker that is gone took it along)."""
+    with contextlib.suppress(SourceUnavailable):
+        run(end_session(mapping))
 
 
 @pytest.fixture
@@ -289,7 +279,7 @@ def test_a_broker_that_dies_is_unavailable_and_the_session_continues_after_its_r
 
         assert run(after_the_restart()) == [{"n": 1}, {"n": 2}]
     finally:
-        forget_session(mapping, broker.port)
+        forget_session(mapping)
         broker.cleanup()
 
 

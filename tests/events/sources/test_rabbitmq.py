@@ -17,7 +17,8 @@ import pytest
 from lambdad.errors import InvalidParameterValueException
 from lambdad.events.sources import SOURCE_KINDS, SourceMessage, SourceSpec, SourceUnavailable, kind_for
 from lambdad.events.sources.rabbitmq import RABBITMQ, RabbitMqSource
-from tests.events.sources.conftest import private_rabbitmq, run
+from tests.brokers import private_rabbitmq
+from tests.events.sources.conftest import run
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 BROKER_ARN = "arn:aws:mq:us-east-1:123456789012:broker:main:b-0f5e7c3a-1111-2222-3333-444455556666"

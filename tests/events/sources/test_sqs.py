@@ -17,7 +17,8 @@ import pytest
 from lambdad.errors import InvalidParameterValueException
 from lambdad.events.sources import SOURCE_KINDS, SourceSpec, SourceUnavailable, kind_for
 from lambdad.events.sources.sqs import SQS, make_client
-from tests.events.sources.conftest import moto_server, run
+from tests.brokers import moto_server
+from tests.events.sources.conftest import run
 from tests.support import free_port
 
 RECORDINGS = Path(__file__).parents[2] / "aws-recordings/lambda/event_source_mapping"

@@ -181,6 +181,9 @@ class RabbitMqSource:
             self._channel.close_callbacks.add(self._on_close)
             await self._channel.set_qos(prefetch_count=self.spec.batch_size)
             queue = await self._channel.get_queue(self.queue_name, ensure=True)
+            # The broker cancels the consumer when the queue is deleted; the channel stays open.
+            underlay = await self._channel.get_underlay_channel()
+            underlay.on_consumer_cancel_callbacks.add(self._on_cancel)
             await queue.consume(self._deliveries.put, no_ack=False)
         except BROKER_ERRORS as error:
             await self.close()
@@ -191,6 +194,11 @@ class RabbitMqSource:
     def _on_close(self, _sender: Any, error: BaseException | None) -> None:
         if self._lost is None:
             self._lost = f"The connection to the broker closed: {error!r}"
+        self._deliveries.put_nowait(None)
+
+    def _on_cancel(self, _frame: Any) -> None:
+        if self._lost is None:
+            self._lost = f"The broker cancelled the consumer of queue {self.queue_name!r} (was it deleted?)"
         self._deliveries.put_nowait(None)
 
     def _check_open(self) -> None:

@@ -262,6 +262,16 @@ def test_a_missing_queue_is_unavailable() -> None:
         run(scenario())
 
 
+def test_a_queue_deleted_under_the_source_makes_it_unavailable() -> None:
+    async def scenario() -> None:
+        async with a_queue() as (name, channel), opened(spec(name)) as source:
+            await channel.queue_delete(name)
+            await source.receive(10, 5)
+
+    with pytest.raises(SourceUnavailable, match="cancelled the consumer"):
+        run(scenario())
+
+
 def test_an_unreachable_broker_is_unavailable() -> None:
     async def scenario() -> None:
         async with opened(spec("q", endpoint="amqp://guest:guest@127.0.0.1:1/")):

@@ -128,10 +128,11 @@ class Session:
 
 @dataclass(frozen=True)
 class Delivery:
-    """What acknowledging one message needs: its connection and packet id."""
+    """What acknowledging one message needs: its connection, packet id and QoS."""
 
     generation: int
     mid: int
+    qos: int
 
 
 class MqttSource:
@@ -148,11 +149,14 @@ class MqttSource:
         self._loop: asyncio.AbstractEventLoop | None = None
         # Messages from the network thread; None says the connection is gone.
         self._incoming: asyncio.Queue[paho.MQTTMessage | None] = asyncio.Queue()
-        self._lost: str | None = None
-        # Handed out, not yet acknowledged or released (this connection's packet ids).
+        self._lost: str | None = "the MQTT source is not open"
+        self._handed_out = 0  # numbers the messages, for item ids (QoS 0 messages have no packet id)
+        # QoS 1 messages handed out, not yet acknowledged or released (this connection's packet ids).
         self._outstanding: set[int] = set()
         self._released: dict[int, int] = {}  # packet id -> deliveries so far, for the count
         self._redeliver = False
+        # Set while releasing reconnects the session; receive waits for it rather than fail.
+        self._reconnected: asyncio.Future[None] | None = None
 
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -163,7 +167,7 @@ class MqttSource:
         self._generation += 1
         client, host, port = new_client(self.client_id, self.spec.endpoint)
         session = Session(self._generation, client)
-        self._session, self._lost = session, None
+        self._session = session
         while not self._incoming.empty():  # the broker sends all of these again
             self._incoming.get_nowait()
         self._outstanding.clear()
@@ -190,11 +194,12 @@ class MqttSource:
             if any(code.is_failure or code.value < 1 for code in granted):
                 raise SourceUnavailable(f"The MQTT broker refused a QoS 1 subscription to {self.arn.topic!r}")
         except (OSError, TimeoutError) as error:
-            await self._disconnect()
-            raise SourceUnavailable(f"Cannot reach the MQTT broker at {host}:{port}: {error!r}") from error
-        except SourceUnavailable:
-            await self._disconnect()
+            await self._disconnect(f"Cannot reach the MQTT broker at {host}:{port}: {error!r}")
+            raise SourceUnavailable(self._lost) from error
+        except SourceUnavailable as error:
+            await self._disconnect(str(error))
             raise
+        self._lost = None
 
     def _wire(self, session: Session) -> None:
         """Hand the network thread's callbacks over to the event loop."""
@@ -232,13 +237,16 @@ class MqttSource:
             self._incoming.put_nowait(None)
 
     def _check_open(self) -> Session:
-        if self._lost is not None:
-            raise SourceUnavailable(self._lost)
-        if self._session is None:
-            raise SourceUnavailable("the MQTT source is not open")
+        if self._lost is not None or self._session is None:
+            raise SourceUnavailable(self._lost or "the MQTT source is not open")
         return self._session
 
     async def receive(self, max_messages: int, max_wait: float) -> list[SourceMessage]:
+        if self._reconnected is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._reconnected), max_wait)
+            except TimeoutError:
+                return []
         self._check_open()
         try:
             message = self._incoming.get_nowait()
@@ -251,44 +259,60 @@ class MqttSource:
         session = self._check_open()
         if message is None:
             return []
-        self._outstanding.add(message.mid)
+        self._handed_out += 1
+        if message.qos > 0:
+            self._outstanding.add(message.mid)
         count = self._released.pop(message.mid, 1) + 1 if message.dup else 1
         payload = bytes(message.payload)
-        record = event_for(payload)
         try:
             data: Any = json.loads(payload)
         except ValueError:
             data = payload.decode("utf-8", errors="replace")
         return [
             SourceMessage(
-                item_id=f"{session.generation}:{message.mid}",
-                record=record,
+                item_id=f"{session.generation}:{self._handed_out}",
+                record=event_for(payload),
                 filter_view={"topic": message.topic, "data": data},
                 delivery_count=count,
                 # MQTT carries no send time; this is when the message reached lambdad.
                 sent_at=time.time(),
                 size=len(payload),
-                token=Delivery(session.generation, message.mid),
+                token=Delivery(session.generation, message.mid, message.qos),
             )
         ]
 
+    def _settle(self, session: Session, message: SourceMessage) -> Delivery | None:
+        """The QoS 1 delivery ``message`` stands for on the current connection, now no longer
+        outstanding; None for QoS 0 messages (nothing to acknowledge, nothing to send again) and for
+        packet ids of an earlier connection (they may name another message now: the old message,
+        sent again on reconnecting, is processed again)."""
+        delivery: Delivery = message.token
+        if delivery.qos == 0 or delivery.generation != session.generation:
+            return None
+        if delivery.mid not in self._outstanding:
+            return None
+        self._outstanding.discard(delivery.mid)
+        return delivery
+
+    async def _current_session(self) -> Session:
+        """The open connection, once a reconnect under way is done."""
+        if self._reconnected is not None:
+            await asyncio.shield(self._reconnected)
+        return self._check_open()
+
     async def ack(self, messages: Sequence[SourceMessage]) -> None:
-        session = self._check_open()
+        session = await self._current_session()
         for message in messages:
-            delivery: Delivery = message.token
-            # A packet id from an earlier connection may name another message now: that one is
-            # left alone and its old message, sent again on reconnecting, is processed again.
-            if delivery.generation == session.generation and delivery.mid in self._outstanding:
-                self._outstanding.discard(delivery.mid)
-                session.client.ack(delivery.mid, 1)
+            delivery = self._settle(session, message)
+            if delivery is not None:
+                session.client.ack(delivery.mid, delivery.qos)
         await self._redeliver_when_idle()
 
     async def release(self, messages: Sequence[SourceMessage]) -> None:
-        session = self._check_open()
+        session = await self._current_session()
         for message in messages:
-            delivery: Delivery = message.token
-            if delivery.generation == session.generation and delivery.mid in self._outstanding:
-                self._outstanding.discard(delivery.mid)
+            delivery = self._settle(session, message)
+            if delivery is not None:
                 self._released[delivery.mid] = message.delivery_count
                 self._redeliver = True
         await self._redeliver_when_idle()
@@ -296,10 +320,17 @@ class MqttSource:
     async def _redeliver_when_idle(self) -> None:
         """Reconnect for the broker to send released messages again, once nothing else is being
         processed (messages received but not yet handed out come again as well)."""
-        if self._redeliver and not self._outstanding:
-            self._redeliver = False
-            await self._disconnect()
+        if not self._redeliver or self._outstanding or self._reconnected is not None:
+            return
+        assert self._loop is not None
+        self._redeliver = False
+        self._reconnected = self._loop.create_future()
+        try:
+            await self._disconnect(None)
             await self._connect()
+        finally:
+            self._reconnected.set_result(None)
+            self._reconnected = None
 
     def event(self, messages: Sequence[SourceMessage]) -> dict[str, Any]:
         if len(messages) != 1:
@@ -309,7 +340,10 @@ class MqttSource:
     async def lag(self) -> int | None:
         return None  # MQTT brokers do not say how many messages a session has queued
 
-    async def _disconnect(self) -> None:
+    async def _disconnect(self, reason: str | None) -> None:
+        """Drop the connection (the session stays on the broker); ``reason`` is what callers are
+        told until the next connect."""
+        self._lost = reason
         session, self._session = self._session, None
         if session is None:
             return
@@ -318,8 +352,7 @@ class MqttSource:
         await asyncio.to_thread(session.client.loop_stop)  # joins paho's network thread
 
     async def close(self) -> None:
-        await self._disconnect()
-        self._lost = "the MQTT source is closed"
+        await self._disconnect("the MQTT source is closed")
 
 
 class MqttKind:

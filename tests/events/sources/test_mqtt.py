@@ -138,6 +138,28 @@ def test_a_payload_that_is_not_a_json_object_arrives_base64_encoded_as_data(
     ]
 
 
+def test_a_qos_0_message_is_delivered_and_needs_no_acknowledgement(topic: str, mapping: SourceSpec) -> None:
+    async def scenario() -> list[tuple[int, dict[str, Any]]]:
+        seen = []
+        async with opened(mapping) as source:
+            client = mqtt_client()
+            try:
+                client.publish(topic, b'{"qos": 0}', qos=0).wait_for_publish(5)
+            finally:
+                client.disconnect()
+                client.loop_stop()
+            publish(topic, b'{"qos": 1}')
+            for _ in range(2):
+                (message,) = await source.receive(10, 5)
+                seen.append((message.delivery_count, message.record))
+                await source.ack([message])
+        async with opened(mapping) as source:
+            assert await source.receive(10, 0.5) == []
+        return seen
+
+    assert run(scenario()) == [(1, {"qos": 0}), (1, {"qos": 1})]
+
+
 def test_a_wildcard_filter_receives_every_matching_topic(topic: str) -> None:
     mapping = spec(f"{topic}/+/temperature")
     try:
@@ -199,6 +221,24 @@ def test_a_released_message_is_delivered_again_with_a_growing_count(topic: str, 
         return seen
 
     assert run(scenario()) == [(1, {"retry": True}), (2, {"retry": True}), (3, {"retry": True})]
+
+
+def test_a_message_released_while_another_is_in_progress_comes_back_alone_once_that_one_is_done(
+    topic: str, mapping: SourceSpec
+) -> None:
+    async def scenario() -> tuple[list[SourceMessage], list[SourceMessage]]:
+        async with opened(mapping) as source:
+            publish(topic, b'{"fails": true}', b'{"fails": false}')
+            failing, succeeding = await receive_all(source, 2)
+            await source.release([failing])
+            await source.ack([succeeding])
+            again = await receive_all(source, 2, wait=1)
+            await source.ack(again)
+            return [failing, succeeding], again
+
+    first, again = run(scenario())
+    assert [m.record for m in first] == [{"fails": True}, {"fails": False}]
+    assert [(m.record, m.delivery_count) for m in again] == [({"fails": True}, 2)]
 
 
 def test_unacknowledged_messages_reach_a_new_source_after_the_old_one_closed(

@@ -170,6 +170,9 @@ class RabbitMqSource:
         self._lost: str | None = None
 
     async def open(self) -> None:
+        # A source may be opened again after it closed or lost its connection.
+        self._deliveries = asyncio.Queue()
+        self._lost = None
         try:
             self._connection = await aio_pika.connect(
                 with_virtual_host(self.spec.endpoint, self.virtual_host),

@@ -242,6 +242,24 @@ def test_unacknowledged_messages_reach_a_new_source_after_the_old_one_closed() -
     assert again[0].record["redelivered"] is True
 
 
+def test_a_closed_source_can_be_opened_again() -> None:
+    async def scenario() -> list[bytes]:
+        async with a_queue() as (name, channel):
+            source = RABBITMQ.source(spec(name))
+            await source.open()
+            await source.close()
+            await send(channel, name, b"again")
+            await source.open()
+            try:
+                messages = await source.receive(10, 5)
+                await source.ack(messages)
+                return bodies(messages)
+            finally:
+                await source.close()
+
+    assert run(scenario()) == [b"again"]
+
+
 def test_lag_counts_the_messages_waiting() -> None:
     async def scenario() -> int | None:
         async with a_queue() as (name, channel):

@@ -9,7 +9,15 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.table import Table
 
-from bench import cold_start, control_plane, function_url, server_cpu, warm_invoke
+from bench import (
+    async_events,
+    cold_start,
+    control_plane,
+    event_sources,
+    function_url,
+    server_cpu,
+    warm_invoke,
+)
 from bench.common import Progress, Row
 
 
@@ -28,6 +36,8 @@ BENCHMARKS: list[tuple[str, Callable[[Progress], list[Row]]]] = [
     ("warm invoke", warm_invoke.run),
     ("server CPU", server_cpu.run),
     ("function URL", function_url.run),
+    ("Event queue", async_events.run),
+    ("event sources", event_sources.run),
 ]
 
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio.to_thread
 import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -19,11 +20,16 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from lambdad import __version__
-from lambdad.api import CodeLinks, LambdaApi, Services, operation_table
+from lambdad.api import AwsApi, CodeLinks, Services, lambda_api
 from lambdad.api.code_links import PATH_PREFIX, download_endpoint
+from lambdad.api.scheduler import scheduler_api
 from lambdad.api.throttle import RateLimiter
 from lambdad.api.url_serving import FunctionUrlRouter, FunctionUrlServer
-from lambdad.invocation import ConcurrencyLimiter, EnvironmentPool, EventQueue, ImageBuilder, Invoker
+from lambdad.events import schedule_expressions
+from lambdad.events.asynchronous import EventQueue
+from lambdad.events.mappings import MappingCatalog, MappingSupervisor
+from lambdad.events.schedules import ScheduleRunner
+from lambdad.invocation import ConcurrencyLimiter, EnvironmentPool, ImageBuilder, Invoker
 from lambdad.invocation.pool import environment_maker, spare_pool
 from lambdad.invocation.provisioning import Provisioner
 from lambdad.models import Scope
@@ -34,9 +40,11 @@ from lambdad.services.activation import Activator
 from lambdad.services.aliases import AliasService
 from lambdad.services.changes import ALIASES, CODE_OR_CONFIGURATION, DELETED, PROVISIONED, FunctionChanges
 from lambdad.services.concurrency import ConcurrencyService
+from lambdad.services.event_source_mappings import EventSourceMappingService
 from lambdad.services.functions import FunctionService
 from lambdad.services.lookup import FunctionLookup
 from lambdad.services.provisioned import ProvisionedConcurrencyService
+from lambdad.services.schedules import ScheduleService
 from lambdad.services.tags import TagService
 from lambdad.services.urls import UrlService
 from lambdad.settings import Settings
@@ -60,6 +68,8 @@ class Platform:
     services: Services
     lambda_api: InSandboxLambdaApi
     provisioner: Provisioner
+    mappings: MappingSupervisor
+    schedules: ScheduleRunner
 
     @classmethod
     def open(cls, settings: Settings) -> Platform:
@@ -111,11 +121,33 @@ class Platform:
             concurrency=ConcurrencyService(database, changes, settings.concurrency_limit),
             code_links=CodeLinks(_server_secret(settings.data_dir)),
             invoker=invoker,
-            events=EventQueue(invoker, settings.async_retry_delays),
+            events=EventQueue(
+                database,
+                invoker,
+                retry_delays=settings.async_retry_delays,
+                throttle_backoff_max=settings.async_throttle_backoff_max,
+                event_sources=settings.event_sources,
+                workers=settings.async_workers,
+            ),
             urls=UrlService(database, changes, settings.port),
             provisioned=ProvisionedConcurrencyService(database, changes, settings.concurrency_limit),
+            event_source_mappings=EventSourceMappingService(
+                database, MappingCatalog(settings.event_sources, settings.account_id), settings.account_id
+            ),
+            schedules=ScheduleService(database, schedule_expressions.check),
         )
         provisioner = Provisioner(settings.account_id, services.provisioned, invoker, pool)
+        # Schedules hand their Lambda invocations to the Event queue after claiming the slot; the durable
+        # queue will take them inside the claiming transaction instead (``hand_over=``).
+        schedule_runner = ScheduleRunner(
+            database,
+            settings.account_id,
+            settings.event_sources,
+            hand_over=services.events.enqueue_in,
+            wake=services.events.wake,
+            tick=settings.schedule_tick_seconds,
+            minute_seconds=settings.schedule_minute_seconds,
+        )
         platform = cls(
             settings,
             database,
@@ -127,6 +159,10 @@ class Platform:
             services,
             lambda_api,
             provisioner,
+            MappingSupervisor(
+                services.event_source_mappings, invoker, settings.event_sources, settings.account_id
+            ),
+            schedule_runner,
         )
         resumed = activator.recover()
         if resumed:
@@ -151,6 +187,8 @@ class Platform:
 
     async def stop(self) -> None:
         """Stop every environment and sandbox, then background work, then the database."""
+        await self.mappings.stop()
+        await self.schedules.close()
         await self.services.events.close()
         await self.provisioner.close()
         await self.pool.close()
@@ -168,6 +206,10 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         platform.drain_on_change(asyncio.get_running_loop())
         await platform.provisioner.resume()
+        await platform.services.events.start()
+        # Pollers start once the server can run functions; mappings resume where they were.
+        await platform.mappings.start()
+        platform.schedules.start()
         log.info(
             "lambdad %s serving account %s, data in %s", __version__, settings.account_id, settings.data_dir
         )
@@ -186,18 +228,27 @@ def create_app(settings: Settings) -> Starlette:
             }
         )
 
+    async def event_source_mappings(request: Request) -> JSONResponse:
+        return JSONResponse({"EventSourceMappings": await platform.mappings.overview()})
+
+    async def schedules(request: Request) -> JSONResponse:
+        status = await anyio.to_thread.run_sync(platform.schedules.status)
+        return JSONResponse({"Schedules": status})
+
     throttle = RateLimiter(settings.api_rate_limit) if settings.api_rate_limit > 0 else None
-    lambda_api = LambdaApi(
-        operation_table(), platform.services, settings.account_id, settings.region, throttle
+    aws_api = AwsApi(
+        [lambda_api(), scheduler_api()], platform.services, settings.account_id, settings.region, throttle
     )
     app = Starlette(
         routes=[
             Route("/health", health),
+            Route("/_lambdad/event-source-mappings", event_source_mappings),
+            Route("/_lambdad/schedules", schedules),
             Route(
                 PATH_PREFIX + "{digest}.zip",
                 download_endpoint(platform.services.code_links, platform.code_store.path),
             ),
-            Mount("/", app=lambda_api),
+            Mount("/", app=aws_api),
         ],
         lifespan=lifespan,
         middleware=[_function_urls(platform)],

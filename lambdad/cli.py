@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -60,12 +63,105 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("function_name", metavar="NAME")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines as they arrive")
     logs.add_argument("--data-dir", type=Path, help="the server's data directory (default ./.lambdad)")
+    mappings = commands.add_parser(
+        "mappings", help="show a server's event source mappings: state, last result, last error, lag"
+    )
+    mappings.add_argument(
+        "--endpoint", help="the server (default http://127.0.0.1:PORT, PORT from LAMBDAD_PORT or 3001)"
+    )
+    mappings.add_argument("--json", action="store_true", help="print the server's JSON as it is")
+    schedules = commands.add_parser(
+        "schedules", help="show each schedule's state, last and next fire times and last result"
+    )
+    schedules.add_argument(
+        "--endpoint", help="the running server (default http://127.0.0.1:$LAMBDAD_PORT, port 3001)"
+    )
+    schedules.add_argument("--json", action="store_true", help="print the server's JSON as it is")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
     if args.command == "logs":
         return _logs(args)
+    if args.command == "mappings":
+        return _mappings(args)
+    if args.command == "schedules":
+        return _schedules(args)
     return 2
+
+
+def _server_json(endpoint: str | None, path: str) -> Any:
+    """A running server's answer to ``GET path`` as JSON, or None (said why) when it does not answer."""
+    endpoint = (endpoint or f"http://127.0.0.1:{Settings.from_env().port}").rstrip("/")
+    try:
+        with urllib.request.urlopen(f"{endpoint}{path}", timeout=10) as answer:
+            return json.load(answer)
+    except OSError as error:
+        console.print(f"[red]lambdad is not answering on {endpoint}: {error}[/red]")
+        console.print("Start it with `lambdad serve`, or pass --endpoint if it listens elsewhere.")
+        return None
+
+
+def _mappings(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    answer = _server_json(args.endpoint, "/_lambdad/event-source-mappings")
+    if answer is None:
+        return 1
+    rows = answer["EventSourceMappings"]
+    out = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+    if args.json:
+        out.print_json(data={"EventSourceMappings": rows})
+        return 0
+    if not rows:
+        out.print("No event source mappings.")
+        return 0
+    table = Table("UUID", "Source", "Function", "State", "Last result", "Lag", "Last error")
+    for row in rows:
+        state = row["State"]
+        colour = "green" if state == "Enabled" else "yellow" if state != "Disabled" else "dim"
+        table.add_row(
+            row["UUID"],
+            row["EventSourceArn"],
+            row["FunctionArn"].split(":function:", 1)[-1],
+            f"[{colour}]{state}[/{colour}]",
+            row["LastProcessingResult"] or "",
+            "" if row["Lag"] is None else str(row["Lag"]),
+            f"[red]{row['LastError']}[/red]" if row["LastError"] else "",
+        )
+    out.print(table)
+    return 0
+
+
+def _schedules(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    answer = _server_json(args.endpoint, "/_lambdad/schedules")
+    if answer is None:
+        return 1
+    listed = answer["Schedules"]
+    out = Console(highlight=False)
+    if args.json:
+        out.print_json(json.dumps(listed))
+        return 0
+    if not listed:
+        out.print("No schedules.")
+        return 0
+    table = Table(
+        "Schedule", "State", "Expression", "Target", "Last fired (slot)", "Next fire", "Last result"
+    )
+    for schedule in listed:
+        zone = schedule["ScheduleExpressionTimezone"]
+        table.add_row(
+            f"{schedule['GroupName']}/{schedule['Name']}",
+            schedule["State"],
+            schedule["ScheduleExpression"] + ("" if zone == "UTC" else f" ({zone})"),
+            schedule["TargetArn"].rsplit(":function:", 1)[-1],
+            schedule["LastScheduledTime"] or "-",
+            schedule["NextFireTime"] or "-",
+            schedule["LastResult"] or "-",
+        )
+    out.print(table)
+    return 0
 
 
 def _logs(args: argparse.Namespace) -> int:

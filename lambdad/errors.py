@@ -1,4 +1,5 @@
-"""AWS Lambda's error types: one closed set, translated to HTTP in one place (``lambdad.api.responses``).
+"""AWS's error types (Lambda's and EventBridge Scheduler's): one closed set, translated to HTTP in one
+place (``lambdad.api.dispatch``).
 
 ::
 
@@ -15,7 +16,12 @@
      ├── TooManyRequestsException                 429
      ├── ServiceException                         500
      ├── NotImplementedException                  501  (an operation lambdad does not serve yet)
-     └── UnknownOperationException                404  (no operation has this method and path)
+     ├── UnknownOperationException                404  (no operation has this method and path)
+     │   EventBridge Scheduler's own (it shares ValidationException and ResourceNotFoundException):
+     ├── ConflictException                        409
+     ├── ServiceQuotaExceededException            402
+     ├── ThrottlingException                      429
+     └── InternalServerException                  500
 
 Anything else raised while serving a request is a bug: it is logged with the request id and answered
 as ``ServiceException``, never as a traceback.
@@ -124,3 +130,28 @@ class NotImplementedException(LambdaError):
 class UnknownOperationException(LambdaError):
     status = 404
     fault = None
+
+
+class ConflictException(LambdaError):
+    """Scheduler: the resource already exists, or a change conflicts with its state."""
+
+    status = 409
+
+
+class ServiceQuotaExceededException(LambdaError):
+    """Scheduler: a quota (schedules per account, groups...) would be exceeded."""
+
+    status = 402
+
+
+class ThrottlingException(LambdaError):
+    """Scheduler: too many requests."""
+
+    status = 429
+
+
+class InternalServerException(LambdaError):
+    """Scheduler: an unexpected failure on the server's side."""
+
+    status = 500
+    fault = "Service"

@@ -63,9 +63,19 @@ class Settings:
     spares: int = 1
     # Delays before the retries of a failed Event invocation (AWS: two retries, about 1 and 2 minutes).
     async_retry_delays: tuple[float, ...] = (60.0, 120.0)
+    # The longest wait before a throttled Event invocation (or one that met a system error, or whose
+    # destination was unreachable) returns from the queue; the wait doubles from 1 s up to this (AWS: 5 min).
+    async_throttle_backoff_max: float = 300.0
+    # Event invocations run at the same time by this server (each holds an execution environment).
+    async_workers: int = 16
     # Broker or database URL per event source ARN service (``arn:aws:<service>:...``): where event
     # source mappings read and destinations write. LAMBDAD_EVENT_SOURCES="sqs=http://...,redis=...".
     event_sources: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_EVENT_SOURCES))
+    # Seconds between two looks of the schedule runner at what is due (AWS fires within the minute).
+    schedule_tick_seconds: float = 1.0
+    # The length of a rate expression's minute, in seconds: 60 as on AWS; tests shorten it so that
+    # ``rate(1 minute)`` fires every few seconds (a lambdad-only knob, LAMBDAD_SCHEDULE_MINUTE_SECONDS).
+    schedule_minute_seconds: float = 60.0
     # Where runtime clients (awslambdaric, aws-lambda-ric) are installed; empty = data_dir/runtimes.
     runtimes_dir: str = ""
     # Interpreter per runtime, overriding discovery: {"python3.12": "/usr/bin/python3.12"}.
@@ -84,6 +94,10 @@ class Settings:
             "idle_timeout": float,
             "spares": int,
             "async_retry_delays": _floats,
+            "async_throttle_backoff_max": float,
+            "async_workers": int,
+            "schedule_tick_seconds": float,
+            "schedule_minute_seconds": float,
             "interpreters": _mapping,
             "event_sources": lambda text: {**DEFAULT_EVENT_SOURCES, **_mapping(text)},
         }
@@ -102,6 +116,8 @@ class Settings:
             raise ValueError(f"sandbox must be 'namespaces' or 'process', got {settings.sandbox!r}")
         if settings.spares < 0:
             raise ValueError(f"spares must be 0 or more, got {settings.spares}")
+        if settings.async_workers < 1:
+            raise ValueError(f"async workers must be 1 or more, got {settings.async_workers}")
         if settings.network not in ("default", "none", "host"):
             raise ValueError(f"network must be 'default', 'none' or 'host', got {settings.network!r}")
         return settings

@@ -37,3 +37,18 @@ def fresh_server(tmp_path: Path) -> Iterator[Server]:
     yield running
     if running.process and running.process.poll() is None:
         running.stop()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Figures tests record with ``record_property`` under a ``summary_`` name, e.g. the duplicate
+    deliveries of the Event durability test, printed at the end of the run (also under xdist)."""
+    figures = [
+        (report.nodeid, name[len("summary_") :], value)
+        for report in terminalreporter.stats.get("passed", [])
+        for name, value in getattr(report, "user_properties", [])
+        if name.startswith("summary_")
+    ]
+    if figures:
+        terminalreporter.section("figures")
+        for nodeid, name, value in figures:
+            terminalreporter.write_line(f"{nodeid.rsplit('::', 1)[-1]}: {name} = {value}")

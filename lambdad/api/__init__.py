@@ -5,6 +5,7 @@ from lambdad.api import (
     aliases,
     concurrency,
     event_invoke_configs,
+    event_source_mappings,
     function_settings,
     functions,
     invoke,
@@ -16,7 +17,7 @@ from lambdad.api import (
     versions,
 )
 from lambdad.api.code_links import CodeLinks
-from lambdad.api.dispatch import LambdaApi
+from lambdad.api.dispatch import AwsApi, ServiceApi
 from lambdad.api.operations import OperationTable, Services
 
 
@@ -35,7 +36,13 @@ def operation_table() -> OperationTable:
         function_settings.table,
         layers.table,
         provisioned.table,
+        event_source_mappings.table,
     )
 
 
-__all__ = ["CodeLinks", "LambdaApi", "OperationTable", "Services", "operation_table"]
+def lambda_api() -> ServiceApi:
+    """The Lambda API: its model, its handlers, its error conventions (the dispatcher's defaults)."""
+    return ServiceApi("lambda", operation_table())
+
+
+__all__ = ["AwsApi", "CodeLinks", "OperationTable", "ServiceApi", "Services", "lambda_api", "operation_table"]

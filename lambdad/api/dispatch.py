@@ -1,8 +1,12 @@
-"""The Lambda REST API as one ASGI app: route by the model, parse, validate, call a handler, render.
+"""The AWS REST APIs lambdad serves (Lambda, EventBridge Scheduler) as one ASGI app: route by the models,
+parse, validate, call a handler, render.
 
-Every answer, including every failure, is AWS-shaped: errors carry ``x-amzn-ErrorType`` and a JSON body
-botocore maps to its exception classes; an unexpected failure is logged with the request id and answered
-as ServiceException, never as a traceback.
+Each service is a ``ServiceApi``: a botocore model, a table of handlers and the service's error
+conventions. A request goes to the first service with a route for its method and path (the services'
+paths do not overlap). Every answer, including every failure, is AWS-shaped: errors carry
+``x-amzn-ErrorType`` and a JSON body botocore maps to its exception classes; an unexpected failure is
+logged with the request id and answered as the service's internal error (Lambda's ServiceException,
+the scheduler's InternalServerException), never as a traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
@@ -22,7 +28,7 @@ from starlette.types import Scope as AsgiScope
 
 from lambdad.api.operations import Call, OperationTable, Services
 from lambdad.api.protocol import parse_request, serialize_response
-from lambdad.api.service_model import find_route, success_status
+from lambdad.api.service_model import Route, find_route, success_status
 from lambdad.api.throttle import RateLimiter
 from lambdad.api.validation import validate
 from lambdad.errors import (
@@ -49,18 +55,39 @@ _DRAIN_CEILING = 256 * 1024 * 1024
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
 
 
-class LambdaApi:
-    """An ASGI app serving every operation in ``table``; other operations answer NotImplemented."""
+def _lambda_throttled() -> LambdaError:
+    return TooManyRequestsException.rate_exceeded("CallerRateLimitExceeded")
+
+
+@dataclass(frozen=True)
+class ServiceApi:
+    """One AWS service on the server: its botocore model, its handlers and how its errors look."""
+
+    model: str  # botocore's service name: "lambda", "scheduler"
+    table: OperationTable
+    # The error an unexpected failure is answered with.
+    internal_error: type[LambdaError] = ServiceException
+    # The error answered when the control plane's rate limit is reached.
+    throttled: Callable[[], LambdaError] = _lambda_throttled
+    # The body's message member for every error of this service (None: each error's own spelling), and
+    # whether bodies carry Lambda's "Type": "User" | "Service".
+    message_key: str | None = None
+    fault_in_body: bool = True
+
+
+class AwsApi:
+    """An ASGI app serving every operation of ``apis``; operations without a handler answer
+    NotImplemented, requests no service routes answer UnknownOperation."""
 
     def __init__(
         self,
-        table: OperationTable,
+        apis: Sequence[ServiceApi],
         services: Services,
         account: str,
         default_region: str,
         throttle: RateLimiter | None = None,
     ) -> None:
-        self._table = table
+        self._apis = tuple(apis)
         self._services = services
         self._account = account
         self._default_region = default_region
@@ -69,35 +96,52 @@ class LambdaApi:
     async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         request_id = str(uuid.uuid4())
-        try:
-            response = await self._handle(request, request_id)
-        except LambdaError as error:
-            response = error_response(error, request_id)
-        except Exception:
-            log.exception("request %s (%s %s) failed", request_id, request.method, request.url.path)
-            response = error_response(
-                ServiceException(
-                    f"lambdad failed to process the request; see the server log for {request_id}"
-                ),
-                request_id,
-            )
-        await response(scope, receive, send)
-
-    async def _handle(self, request: Request, request_id: str) -> Response:
         raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?")[0]
         query: dict[str, list[str]] = {}
         for key, value in request.query_params.multi_items():
             query.setdefault(key, []).append(value)
-        found = find_route(request.method, raw_path, query)
-        if found is None:
-            raise UnknownOperationException(f"No Lambda operation serves {request.method} {raw_path}")
+        api, found = self._route(request.method, raw_path, query)
+        try:
+            if found is None:
+                raise UnknownOperationException(f"No Lambda operation serves {request.method} {raw_path}")
+            response = await self._handle(api, found, query, request, request_id)
+        except LambdaError as error:
+            response = error_response(error, request_id, api)
+        except Exception:
+            log.exception("request %s (%s %s) failed", request_id, request.method, request.url.path)
+            response = error_response(
+                api.internal_error(
+                    f"lambdad failed to process the request; see the server log for {request_id}"
+                ),
+                request_id,
+                api,
+            )
+        await response(scope, receive, send)
+
+    def _route(
+        self, method: str, raw_path: str, query: dict[str, list[str]]
+    ) -> tuple[ServiceApi, tuple[Route, dict[str, str]] | None]:
+        for api in self._apis:
+            found = find_route(method, raw_path, query, api.model)
+            if found is not None:
+                return api, found
+        return self._apis[0], None
+
+    async def _handle(
+        self,
+        api: ServiceApi,
+        found: tuple[Route, dict[str, str]],
+        query: dict[str, list[str]],
+        request: Request,
+        request_id: str,
+    ) -> Response:
         route, uri_params = found
         operation = route.operation
-        handler = self._table.handlers.get(operation.name)
+        handler = api.table.handlers.get(operation.name)
         if handler is None:
             raise NotImplementedException(f"lambdad does not implement the {operation.name} operation yet")
         if self._throttle is not None and not self._throttle.try_acquire():
-            raise TooManyRequestsException.rate_exceeded("CallerRateLimitExceeded")
+            raise api.throttled()
         body = await _read_body(
             request, *BODY_LIMITS.get(operation.name, (operation.name, DEFAULT_BODY_LIMIT))
         )
@@ -148,12 +192,12 @@ async def _read_body(request: Request, operation: str, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def error_response(error: LambdaError, request_id: str) -> Response:
-    """An AWS error answer: status, ``x-amzn-ErrorType`` and a JSON body."""
+def error_response(error: LambdaError, request_id: str, api: ServiceApi | None = None) -> Response:
+    """An AWS error answer, in ``api``'s conventions: status, ``x-amzn-ErrorType`` and a JSON body."""
     body: dict[str, Any] = {}
-    if error.fault:
+    if error.fault and (api is None or api.fault_in_body):
         body["Type"] = error.fault
-    body[error.message_key] = error.message
+    body[(api.message_key if api else None) or error.message_key] = error.message
     body.update(error.fields)
     headers = {
         **error.headers,

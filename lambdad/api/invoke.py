@@ -40,7 +40,7 @@ async def invoke(call: Call) -> dict[str, Any]:
         _check_size(request.payload, ASYNC_PAYLOAD_MAX)
         check_json(request.payload or b"{}")
         await invoker.find(call.scope, request.function_name, request.qualifier)
-        call.services.events.submit(request)
+        await call.services.events.submit(request)
         return {"StatusCode": 202}
     _check_size(request.payload, SYNC_PAYLOAD_MAX)
     result = await invoker.invoke(request)
@@ -113,7 +113,7 @@ async def invoke_async(call: Call) -> dict[str, Any]:
     check_json(payload)
     request = InvokeRequest(call.scope, call.params["FunctionName"], None, payload, call.request_id)
     await call.services.invoker.find(call.scope, request.function_name, None)
-    call.services.events.submit(request)
+    await call.services.events.submit(request)
     return {"Status": 202}
 
 

@@ -7,17 +7,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from lambdad.api.code_links import CodeLinks
-from lambdad.invocation import EventQueue, Invoker
+from lambdad.events.asynchronous import EventQueue
+from lambdad.invocation import Invoker
 from lambdad.models import Scope
 from lambdad.services.account import AccountService
 from lambdad.services.aliases import AliasService
 from lambdad.services.concurrency import ConcurrencyService
 from lambdad.services.event_invoke_configs import EventInvokeConfigService
+from lambdad.services.event_source_mappings import EventSourceMappingService
 from lambdad.services.function_settings import FunctionSettingsService
 from lambdad.services.functions import FunctionService
 from lambdad.services.layers import LayerService
 from lambdad.services.permissions import PermissionService
 from lambdad.services.provisioned import ProvisionedConcurrencyService
+from lambdad.services.schedules import ScheduleService
 from lambdad.services.tags import TagService
 from lambdad.services.urls import UrlService
 from lambdad.services.versions import VersionService
@@ -38,6 +41,8 @@ class Services:
     events: EventQueue
     urls: UrlService
     provisioned: ProvisionedConcurrencyService
+    event_source_mappings: EventSourceMappingService
+    schedules: ScheduleService
 
     # Built by FunctionService, like ``versions``: no argument of their own at construction.
     @property

@@ -1,4 +1,7 @@
-"""botocore's ``lambda`` service model, and the route table built from its ``requestUri``s."""
+"""botocore's service models (``lambda``, ``scheduler``), and each one's route table built from its
+operations' ``requestUri``s. One server serves several services: their paths do not overlap (Lambda's
+start with a date, ``/2015-03-31/...``; the scheduler's with ``/schedules``, ``/schedule-groups`` and
+``/tags``), and a test keeps it so."""
 
 from __future__ import annotations
 
@@ -15,9 +18,14 @@ STATUS_OVERRIDES = {"DeleteFunction": 204}
 
 
 @cache
+def service_model(name: str) -> ServiceModel:
+    """A service model shipped with botocore (``lambda``, ``scheduler``)."""
+    return botocore.session.get_session().get_service_model(name)
+
+
 def lambda_model() -> ServiceModel:
     """The Lambda service model shipped with botocore."""
-    return botocore.session.get_session().get_service_model("lambda")
+    return service_model("lambda")
 
 
 @dataclass(frozen=True)
@@ -65,19 +73,19 @@ def _compile(operation: OperationModel) -> Route:
 
 
 @cache
-def routes() -> tuple[Route, ...]:
-    """Every operation's route, most specific first (so that literal paths beat labels)."""
-    model = lambda_model()
+def routes(service: str = "lambda") -> tuple[Route, ...]:
+    """Every operation's route in one service, most specific first (so that literal paths beat labels)."""
+    model = service_model(service)
     compiled = [_compile(model.operation_model(name)) for name in model.operation_names]
     compiled.sort(key=lambda route: (len(route.required_query), route.literal_length), reverse=True)
     return tuple(compiled)
 
 
 def find_route(
-    method: str, raw_path: str, query: dict[str, list[str]]
+    method: str, raw_path: str, query: dict[str, list[str]], service: str = "lambda"
 ) -> tuple[Route, dict[str, str]] | None:
-    """The route serving a request and its URI parameters, or None."""
-    for route in routes():
+    """The route of ``service`` serving a request and its URI parameters, or None."""
+    for route in routes(service):
         params = route.match(method, raw_path, query)
         if params is not None:
             return route, params

@@ -24,7 +24,11 @@ _NO_ENUM_CHECK = frozenset({"Runtime"})  # AWS answers InvalidParameterValueExce
 # Where AWS lists an enum's values in another order than the model (its recorded answers show).
 # Patterns AWS quotes without the model's outermost group (its recorded answers show).
 _UNWRAPPED_PATTERNS = frozenset({"LayerVersionArn"})
-_ENUM_ORDER = {"InvokeMode": ["RESPONSE_STREAM", "BUFFERED"], "RecursiveLoop": ["Terminate", "Allow"]}
+_ENUM_ORDER = {
+    "InvokeMode": ["RESPONSE_STREAM", "BUFFERED"],
+    "RecursiveLoop": ["Terminate", "Allow"],
+    "EventSourcePosition": ["LATEST", "AT_TIMESTAMP", "TRIM_HORIZON"],
+}
 
 
 def validate(shape: StructureShape | None, params: dict[str, Any]) -> None:

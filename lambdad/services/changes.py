@@ -14,6 +14,7 @@ CONCURRENCY = "concurrency"
 VERSIONS = "versions"  # a version was published (existing versions never change)
 ALIASES = "aliases"  # an alias was created, repointed or removed
 PROVISIONED = "provisioned"  # a provisioned concurrency config was put or deleted
+POLICY = "policy"  # a statement was added to or removed from a resource-based policy
 DELETED = "deleted"  # the function, or one of its published versions, is gone
 
 
@@ -25,7 +26,7 @@ class FunctionChanges:
 
     def subscribe(self, listener: ChangeListener) -> None:
         """Call ``listener(region, name, what)`` after each change (``what``: CODE_OR_CONFIGURATION,
-        CONCURRENCY, VERSIONS, ALIASES, PROVISIONED or DELETED)."""
+        CONCURRENCY, VERSIONS, ALIASES, PROVISIONED, POLICY or DELETED)."""
         self._listeners.append(listener)
 
     def notify(self, region: str, name: str, what: str = CODE_OR_CONFIGURATION) -> None:

@@ -1,6 +1,6 @@
 """Asynchronous invocation settings (Put/Get/Update/Delete/ListFunctionEventInvokeConfigs): stored and
-validated as AWS does, per ``$LATEST``, published version or alias. The Event queue does not act on
-them yet."""
+validated as AWS does, per ``$LATEST``, published version or alias. The Event queue
+(``lambdad.events.asynchronous``) reads the config of the qualifier each event was invoked with."""
 
 from __future__ import annotations
 

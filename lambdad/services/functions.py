@@ -73,7 +73,7 @@ class FunctionService:
         self._code_storage_limit = code_storage_limit
         self.versions = VersionService(database, activator, changes)
         # What attaches to functions, versions and aliases (reached through ``Services`` as well).
-        self.permissions = PermissionService(database)
+        self.permissions = PermissionService(database, changes)
         self.event_invoke_configs = EventInvokeConfigService(database)
         self.settings = FunctionSettingsService(database)
         self.layers = LayerService(database, code_store)

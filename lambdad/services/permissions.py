@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import threading
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from lambdad.errors import (
     ResourceNotFoundException,
 )
 from lambdad.models import LATEST, Scope, is_version_number
+from lambdad.services.changes import POLICY, FunctionChanges
 from lambdad.services.resolution import REVISION_MISMATCH, resolve
 from lambdad.store import Database
 from lambdad.store import aliases as alias_records
@@ -99,8 +101,16 @@ class AccessRequest:
 class PermissionService:
     """Resource-based policies on functions, versions and aliases."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, changes: FunctionChanges) -> None:
         self._database = database
+        self._changes = changes
+        # Statements by (region, name, qualifier), for ``allows``: a function URL asks on every request.
+        # Any change to the function drops its entries; the generation keeps a read that overlapped a
+        # change from storing what it read before the change.
+        self._statements: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        self._generation = 0
+        self._lock = threading.Lock()
+        changes.subscribe(self._forget)
 
     def add(
         self,
@@ -127,6 +137,7 @@ class PermissionService:
             statement = build_statement(grant, scope.function_arn(name, qualifier))
             updated = Policy([*statements, statement], str(uuid.uuid4()))
             config_records.save_policy(connection, scope.region, name, qualifier or "", updated)
+        self._changes.notify(scope.region, name, POLICY)
         return statement
 
     def remove(
@@ -159,6 +170,7 @@ class PermissionService:
             config_records.save_policy(
                 connection, scope.region, name, qualifier or "", Policy(kept, str(uuid.uuid4()))
             )
+        self._changes.notify(scope.region, name, POLICY)
 
     def get(self, scope: Scope, function_name: str, qualifier: str | None = None) -> tuple[str, str]:
         """GetPolicy: (the policy document as a JSON string, its RevisionId)."""
@@ -174,11 +186,25 @@ class PermissionService:
     ) -> list[dict[str, Any]]:
         """The statements of a function's (or version's, or alias's) policy; [] when it has none."""
         name, qualifier = resolve(scope, function_name, qualifier)
-        if qualifier == LATEST:
-            qualifier = None
+        key = (scope.region, name, "" if qualifier in (None, LATEST) else str(qualifier))
+        with self._lock:
+            cached = self._statements.get(key)
+            generation = self._generation
+        if cached is not None:
+            return cached
         with self._database.read() as connection:
-            policy = config_records.get_policy(connection, scope.region, name, qualifier or "")
-        return policy.statements if policy else []
+            policy = config_records.get_policy(connection, *key)
+        statements = policy.statements if policy else []
+        with self._lock:
+            if generation == self._generation:
+                self._statements[key] = statements
+        return statements
+
+    def _forget(self, region: str, name: str, what: str) -> None:
+        with self._lock:
+            self._generation += 1
+            for key in [key for key in self._statements if key[:2] == (region, name)]:
+                del self._statements[key]
 
     def allows(
         self, scope: Scope, function_name: str, request: AccessRequest, qualifier: str | None = None

@@ -1,4 +1,4 @@
-"""Tags on functions (TagResource, UntagResource, ListTags)."""
+"""Tags on functions and event source mappings (TagResource, UntagResource, ListTags)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from lambdad.models import Scope, parse_function_ref
 from lambdad.services import limits
 from lambdad.services.changes import FunctionChanges
 from lambdad.store import Database
+from lambdad.store import event_source_mappings as mapping_records
 from lambdad.store import functions as function_records
 from lambdad.store import tags as tag_records
 
@@ -29,7 +30,7 @@ def check_lambdad_tags(tags: dict[str, str]) -> None:
 
 
 class TagService:
-    """Tags keyed by resource ARN; only functions are taggable so far.
+    """Tags keyed by resource ARN: functions and event source mappings.
 
     One tag configures lambdad: ``lambdad:network`` (default, none or host) chooses the network of the
     function's sandboxes, since AWS's API has no member for it.
@@ -42,7 +43,7 @@ class TagService:
     def get(self, scope: Scope, resource: str) -> dict[str, str]:
         """A resource's tags."""
         with self._database.read() as connection:
-            arn = self._existing_function_arn(connection, scope, resource)
+            arn = self._existing_arn(connection, scope, resource)
             return tag_records.get_tags(connection, arn)
 
     def tag(self, scope: Scope, resource: str, tags: dict[str, str]) -> None:
@@ -51,7 +52,7 @@ class TagService:
             raise InvalidParameterValueException("An error occurred and the request cannot be processed.")
         check_lambdad_tags(tags)
         with self._database.write() as connection:
-            arn = self._existing_function_arn(connection, scope, resource)
+            arn = self._existing_arn(connection, scope, resource)
             merged = {**tag_records.get_tags(connection, arn), **tags}
             if len(merged) > limits.TAGS_MAX:
                 raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")
@@ -61,13 +62,23 @@ class TagService:
     def untag(self, scope: Scope, resource: str, keys: list[str]) -> None:
         """Remove tags; keys that are not there are ignored."""
         with self._database.write() as connection:
-            arn = self._existing_function_arn(connection, scope, resource)
+            arn = self._existing_arn(connection, scope, resource)
             tag_records.remove_tags(connection, arn, keys)
         self._notify(arn)
 
     def _notify(self, arn: str) -> None:
-        _, _, _, region, _, _, name = arn.split(":", 6)
-        self._changes.notify(region, name)
+        _, _, _, region, _, kind, name = arn.split(":", 6)
+        if kind == "function":
+            self._changes.notify(region, name)
+
+    def _existing_arn(self, connection: Connection, scope: Scope, resource: str) -> str:
+        parts = resource.split(":")
+        if len(parts) == 7 and parts[5] == "event-source-mapping":
+            mapping = mapping_records.get_mapping(connection, parts[6])
+            if parts[4] != scope.account or mapping is None or mapping.region != parts[3]:
+                raise ResourceNotFoundException(f"Event source mapping not found: {resource}")
+            return resource
+        return self._existing_function_arn(connection, scope, resource)
 
     def _existing_function_arn(self, connection: Connection, scope: Scope, resource: str) -> str:
         ref = parse_function_ref(resource)

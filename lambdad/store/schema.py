@@ -8,10 +8,13 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKeyConstraint,
+    Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
+    Text,
     text,
 )
 
@@ -207,5 +210,93 @@ provisioned_concurrency_configs = Table(
     Column("last_modified", DateTime(timezone=True), nullable=False),
     ForeignKeyConstraint(
         ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+    ),
+)
+
+# Event source mappings. No foreign key to functions: as on AWS, a mapping outlives its function (its
+# invocations then fail). ``config`` holds the rest of the mapping's parameters as AWS names them.
+event_source_mappings = Table(
+    "event_source_mappings",
+    metadata,
+    Column("uuid", String(36), primary_key=True),
+    Column("region", String(32), nullable=False, index=True),
+    Column("function_arn", String(256), nullable=False),
+    Column("event_source_arn", String(1024), nullable=False),
+    # Creating | Enabling | Enabled | Disabling | Disabled | Updating | Deleting
+    Column("state", String(16), nullable=False),
+    Column("state_transition_reason", String(64), nullable=False),
+    # Whether the user wants it running (Enabled=true); the poller moves ``state`` towards it.
+    Column("enabled", Integer, nullable=False),
+    Column("last_modified", DateTime(timezone=True), nullable=False),
+    Column("last_processing_result", String(64), nullable=True),
+    Column("config", JSON, nullable=False),
+)
+
+# Event (asynchronous) invocations waiting to run, being run, or waiting to deliver their record to a
+# destination. A row is removed only once its event is finished. Times are epoch milliseconds. A worker
+# holds a row while ``lease_until`` is in the future (``owner`` says which process); an expired lease,
+# or one held by a process that died, lets any worker take the row again (at-least-once delivery).
+async_events = Table(
+    "async_events",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("account", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    # The FunctionName as invoked (a name, or a partial or full ARN) and the Qualifier, if any.
+    Column("function_name", String(256), nullable=False),
+    Column("qualifier", String(128), nullable=True),
+    Column("payload", LargeBinary, nullable=False),
+    Column("client_context", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    # Not run before this moment (retries and backoff move it on).
+    Column("due_at", BigInteger, nullable=False),
+    # Times the function ran for this event (AWS's approximateInvokeCount).
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    # Times it went back to the queue for a throttle or a system error (the exponent of the backoff).
+    Column("requeues", Integer, nullable=False, server_default=text("0")),
+    Column("owner", String(128), nullable=True),
+    Column("lease_until", BigInteger, nullable=False, server_default=text("0")),
+    # The last attempt's result: {"statusCode", "payload", "functionError", "executedVersion"} after the
+    # function ran, {"statusCode", "errorCode", "errorMessage"} after a throttle or system error.
+    Column("response", JSON, nullable=True),
+    # Once finished: AWS's condition (Success, RetriesExhausted, EventAgeExceeded,
+    # ZeroReservedConcurrency) and the messages still to deliver ([{"target", "body", "attributes"}]).
+    Column("outcome", String(32), nullable=True),
+    Column("deliveries", JSON, nullable=True),
+    Column("finished_at", BigInteger, nullable=True),
+    Index("ix_async_events_due_at", "due_at"),
+)
+
+# EventBridge Scheduler: schedule groups ("default" is made on first use in each region) and their
+# schedules; deleting a group deletes its schedules. Group tags live in ``tags`` under the group's ARN.
+schedule_groups = Table(
+    "schedule_groups",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_modified", DateTime(timezone=True), nullable=False),
+)
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("group_name", String(64), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("state", String(16), nullable=False),
+    # Everything else the API sets (expression, zone, dates, target...), as AWS's members.
+    Column("config", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_modified", DateTime(timezone=True), nullable=False),
+    Column("client_token", String(64), nullable=True),
+    # The slot (scheduled time) last claimed for firing: compare-and-set, so that no slot fires twice,
+    # across restarts too.
+    Column("last_slot", DateTime(timezone=True), nullable=True),
+    # When lambdad last fired it, and how that went (lambdad's own view, not an AWS member).
+    Column("last_fired_at", DateTime(timezone=True), nullable=True),
+    Column("last_result", String(512), nullable=True),
+    ForeignKeyConstraint(
+        ["region", "group_name"], ["schedule_groups.region", "schedule_groups.name"], ondelete="CASCADE"
     ),
 )

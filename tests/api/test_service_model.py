@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from lambdad.api.service_model import find_route, lambda_model, success_status
+from lambdad.api.service_model import find_route, lambda_model, service_model, success_status
 
 
 def concrete_path(uri: str) -> tuple[str, dict[str, list[str]]]:
@@ -54,3 +54,20 @@ def test_unknown_method_or_path_finds_nothing() -> None:
 def test_delete_function_answers_204_as_aws_does() -> None:
     assert success_status(lambda_model().operation_model("DeleteFunction")) == 204
     assert success_status(lambda_model().operation_model("CreateFunction")) == 201
+
+
+@pytest.mark.parametrize("name", service_model("scheduler").operation_names)
+def test_every_scheduler_operation_routes_to_itself(name: str) -> None:
+    operation = service_model("scheduler").operation_model(name)
+    path, query = concrete_path(operation.http["requestUri"])
+    found = find_route(operation.http["method"], path, query, "scheduler")
+    assert found is not None
+    assert found[0].operation.name == name
+
+
+@pytest.mark.parametrize(("one", "other"), [("lambda", "scheduler"), ("scheduler", "lambda")])
+def test_services_on_one_server_never_claim_each_others_paths(one: str, other: str) -> None:
+    for name in service_model(one).operation_names:
+        operation = service_model(one).operation_model(name)
+        path, query = concrete_path(operation.http["requestUri"])
+        assert find_route(operation.http["method"], path, query, other) is None, name

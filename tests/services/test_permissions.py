@@ -10,7 +10,6 @@ from lambdad.errors import InvalidParameterValueException
 from lambdad.services.permissions import (
     AccessRequest,
     PermissionGrant,
-    PermissionService,
     build_statement,
     policy_allows,
     principal_element,
@@ -88,7 +87,7 @@ def test_service_allows_reads_the_qualified_policy(tmp_path: Path) -> None:
     try:
         parts.service.create(SCOPE, create_params("f"))
         parts.activator.submit(SCOPE.region, "f").result(timeout=5)
-        permissions = PermissionService(parts.database)
+        permissions = parts.service.permissions
         grant = PermissionGrant("url", "lambda:InvokeFunctionUrl", "*", function_url_auth_type="NONE")
         permissions.add(SCOPE, "f", grant)
         request = AccessRequest("*", "lambda:InvokeFunctionUrl", function_url_auth_type="NONE")
@@ -100,6 +99,23 @@ def test_service_allows_reads_the_qualified_policy(tmp_path: Path) -> None:
         permissions.add(SCOPE, "f", grant, qualifier="1")
         assert permissions.allows(SCOPE, "f:1", request)
         permissions.remove(SCOPE, "f", "url")
+        assert not permissions.allows(SCOPE, "f", request)
+    finally:
+        parts.close()
+
+
+def test_cached_statements_follow_every_change_to_the_function(tmp_path: Path) -> None:
+    parts = Parts(tmp_path)
+    try:
+        parts.service.create(SCOPE, create_params("f"))
+        parts.activator.submit(SCOPE.region, "f").result(timeout=5)
+        permissions = parts.service.permissions
+        grant = PermissionGrant("url", "lambda:InvokeFunctionUrl", "*", function_url_auth_type="NONE")
+        request = AccessRequest("*", "lambda:InvokeFunctionUrl", function_url_auth_type="NONE")
+        assert not permissions.allows(SCOPE, "f", request)  # read (and remembered) before the grant
+        permissions.add(SCOPE, "f", grant)
+        assert permissions.allows(SCOPE, "f", request)
+        parts.service.delete(SCOPE, "f")
         assert not permissions.allows(SCOPE, "f", request)
     finally:
         parts.close()

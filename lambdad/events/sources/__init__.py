@@ -13,6 +13,10 @@ SOURCE_KINDS[MQTT.service] = MQTT
 SOURCE_KINDS[RABBITMQ.service] = RABBITMQ
 SOURCE_KINDS[SQS.service] = SQS
 
+from lambdad.events.sources.redis_streams import RedisStreamsKind  # noqa: E402
+
+SOURCE_KINDS["redis"] = RedisStreamsKind()
+
 
 def arn_service(arn: str) -> str:
     """The service part of an ARN (``arn:aws:<service>:region:account:resource``), or ''."""

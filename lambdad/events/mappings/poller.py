@@ -1,0 +1,399 @@
+"""One mapping's poller: receive a batch, filter, invoke, then acknowledge, retry or give up as AWS does.
+
+Queues (``Source.ordered`` false) run up to ``ScalingConfig.MaximumConcurrency`` batches at once; a failed
+message is released for the broker to deliver again, until its delivery count passes the mapping's bound
+(below), when it goes to the on-failure destination and is acknowledged. Streams run one batch at a time
+in order; a failed batch is retried in place (bisected when ``BisectBatchOnFunctionError``) until
+``MaximumRetryAttempts`` or ``MaximumRecordAgeInSeconds`` runs out, then its failure record goes to the
+on-failure destination and the stream moves on.
+
+Nothing loops forever: where a mapping sets no bound (AWS's -1, "until the record expires", and queue
+brokers that keep no dead-letter count of their own), lambdad gives up after ``DEFAULT_MAX_ATTEMPTS``.
+Nothing is lost silently either: a message given up on with no destination is written whole to the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import time
+import uuid as uuids
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lambdad.errors import LambdaError, TooManyRequestsException
+from lambdad.events.filtering import FilterSet
+from lambdad.events.mappings.records import (
+    RECORD_AGE_EXCEEDED,
+    RETRY_EXHAUSTED,
+    failure_record,
+    judge,
+    split_by_size,
+)
+from lambdad.events.sources import Source, SourceMessage, SourceUnavailable, kind_for
+from lambdad.invocation import Invoker, InvokeRequest
+from lambdad.models import Scope
+from lambdad.store.event_source_mappings import MappingRecord
+
+log = logging.getLogger(__name__)
+
+# Attempts (deliveries of a queue message, invocations of a stream batch) when the mapping sets none.
+DEFAULT_MAX_ATTEMPTS = 10
+# Batches in flight per queue mapping without ScalingConfig (AWS scales SQS up to 1,000).
+DEFAULT_QUEUE_CONCURRENCY = 5
+# How long one receive waits when the mapping has no batching window (a stop is noticed this fast).
+POLL_WAIT = 1.0
+BACKOFF_FIRST, BACKOFF_MAX = 0.2, 10.0
+OK, FUNCTION_FAILED, NO_RECORDS = "OK", "PROBLEM: Function call failed", "No records processed"
+CONNECTION_PROBLEM = "PROBLEM: Connection error."
+# Called with a LastProcessingResult to record.
+Reporter = Callable[[str], Awaitable[None]]
+
+
+@dataclass
+class PollerStatus:
+    """What ``/_lambdad/event-source-mappings`` shows of a running poller."""
+
+    last_result: str | None = None
+    last_error: str | None = None
+    connected: bool = False
+    invocations: int = 0
+    delivered: int = 0
+    filtered: int = 0
+    failed_to_destination: int = 0
+    started_at: float = field(default_factory=time.time)
+
+
+class Poller:
+    """Polls one mapping's source until stopped."""
+
+    def __init__(
+        self,
+        mapping: MappingRecord,
+        source: Source,
+        invoker: Invoker,
+        account: str,
+        endpoints: dict[str, str],
+        report: Reporter,
+        *,
+        batch_info_key: str = "BatchInfo",
+    ) -> None:
+        self.mapping = mapping
+        self.source = source
+        self.status = PollerStatus(last_result=mapping.last_processing_result)
+        self._invoker = invoker
+        self._account = account
+        self._endpoints = endpoints
+        self._report = report
+        self._batch_info_key = batch_info_key
+        config = mapping.config
+        self._filters = FilterSet.from_criteria(config.get("FilterCriteria"))
+        self._batch_size = int(config.get("BatchSize") or 10)
+        self._window = float(config.get("MaximumBatchingWindowInSeconds") or 0)
+        self._report_items = "ReportBatchItemFailures" in (config.get("FunctionResponseTypes") or [])
+        self._destination = ((config.get("DestinationConfig") or {}).get("OnFailure") or {}).get(
+            "Destination"
+        )
+        retries = config.get("MaximumRetryAttempts")
+        self._max_attempts = DEFAULT_MAX_ATTEMPTS if retries in (None, -1) else int(retries) + 1
+        age = config.get("MaximumRecordAgeInSeconds")
+        self._max_age = None if age in (None, -1) else float(age)
+        self._bisect = bool(config.get("BisectBatchOnFunctionError"))
+        concurrency = (config.get("ScalingConfig") or {}).get("MaximumConcurrency")
+        self._concurrency = 1 if source.ordered else int(concurrency or DEFAULT_QUEUE_CONCURRENCY)
+        parts = mapping.function_arn.split(":")
+        self._scope = Scope(account, mapping.region)
+        self._function_name = ":".join(parts[:7])
+        self._qualifier = parts[7] if len(parts) > 7 else None
+        self.opened = asyncio.Event()
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect (again, with backoff, whenever the broker goes away) and process batches."""
+        backoff = BACKOFF_FIRST
+        in_flight: set[asyncio.Task[None]] = set()
+        slots = asyncio.Semaphore(self._concurrency)
+        try:
+            while True:
+                try:
+                    await self.source.open()
+                    self.status.connected, self.status.last_error = True, None
+                    self.opened.set()
+                    backoff = BACKOFF_FIRST
+                    while True:
+                        batch = await self._collect()
+                        if not batch:
+                            continue
+                        await slots.acquire()
+                        task = asyncio.create_task(self._process_released(batch, slots))
+                        in_flight.add(task)
+                        task.add_done_callback(in_flight.discard)
+                        if self.source.ordered:
+                            await task
+                except (SourceUnavailable, OSError, ConnectionError) as error:
+                    self.status.connected = False
+                    self.status.last_error = f"broker unreachable: {error}"
+                    self.opened.set()
+                    await self._set_result(CONNECTION_PROBLEM)
+                    log.warning(
+                        "event source mapping %s: %s; reconnecting in %.1f s",
+                        self.mapping.uuid,
+                        self.status.last_error,
+                        backoff,
+                    )
+                    await asyncio.gather(*in_flight, return_exceptions=True)
+                    await self._close_quietly()
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, BACKOFF_MAX)
+        finally:
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
+            await self._close_quietly()
+
+    async def _close_quietly(self) -> None:
+        try:
+            await self.source.close()
+        except Exception as error:  # the broker is gone; closing is best effort
+            log.debug("event source mapping %s: close failed: %s", self.mapping.uuid, error)
+
+    async def _collect(self) -> list[SourceMessage]:
+        """Up to BatchSize messages, gathering for up to MaximumBatchingWindowInSeconds."""
+        batch = await self.source.receive(self._batch_size, self._window or POLL_WAIT)
+        if not batch or self._window <= 0:
+            return batch
+        deadline = time.monotonic() + self._window
+        while len(batch) < self._batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            more = await self.source.receive(self._batch_size - len(batch), remaining)
+            if not more:
+                break
+            batch.extend(more)
+        return batch
+
+    async def _process_released(self, batch: list[SourceMessage], slots: asyncio.Semaphore) -> None:
+        try:
+            await self.process(batch)
+        except (SourceUnavailable, OSError, ConnectionError) as error:
+            # Unacknowledged messages go back to the broker with the connection; the loop reconnects.
+            self.status.last_error = f"broker unreachable: {error}"
+            log.warning("event source mapping %s: %s", self.mapping.uuid, self.status.last_error)
+        except Exception:
+            log.exception("event source mapping %s: batch processing failed", self.mapping.uuid)
+        finally:
+            slots.release()
+
+    # --- one batch -------------------------------------------------------------------------------
+
+    async def process(self, batch: list[SourceMessage]) -> None:
+        """Filter, invoke and settle one received batch."""
+        verdicts = [self._filters.matches(m.filter_view) for m in batch]
+        kept = [m for m, keep in zip(batch, verdicts, strict=True) if keep]
+        dropped = [m for m, keep in zip(batch, verdicts, strict=True) if not keep]
+        if dropped:
+            for message in dropped:
+                log.info(
+                    "event source mapping %s: dropped %s (no filter matches)",
+                    self.mapping.uuid,
+                    message.item_id,
+                )
+            self.status.filtered += len(dropped)
+            await self.source.ack(dropped)
+        for run in split_by_size(kept):
+            if self.source.ordered:
+                await self._process_stream(run)
+            else:
+                await self._process_queue(run)
+
+    async def _process_queue(self, batch: list[SourceMessage]) -> None:
+        outcome, result = await self._invoke_judged(batch)
+        if outcome.succeeded:
+            await self.source.ack(outcome.succeeded)
+            self.status.delivered += len(outcome.succeeded)
+        if not outcome.failed:
+            return
+        exhausted = [m for m in outcome.failed if m.delivery_count >= self._max_attempts]
+        retried = [m for m in outcome.failed if m.delivery_count < self._max_attempts]
+        for message in retried:
+            log.info(
+                "event source mapping %s: %s will be delivered again (%s, delivery %d of %d)",
+                self.mapping.uuid,
+                message.item_id,
+                outcome.reason,
+                message.delivery_count,
+                self._max_attempts,
+            )
+        if retried:
+            await self.source.release(retried)
+        for message in exhausted:
+            await self._give_up([message], RETRY_EXHAUSTED, message.delivery_count, result, outcome.reason)
+
+    async def _process_stream(self, batch: list[SourceMessage]) -> None:
+        parts: list[list[SourceMessage]] = [batch]
+        while parts:
+            part = parts.pop(0)
+            attempts = 0
+            if self._max_age is not None:
+                # Records already older than MaximumRecordAgeInSeconds are not sent at all (a prefix:
+                # a stream is in arrival order).
+                expired = _arrived_before(part, time.time() - self._max_age)
+                if expired:
+                    not_invoked = _Invoked(str(uuids.uuid4()), b"", None, "$LATEST", None)
+                    await self._give_up(expired, RECORD_AGE_EXCEEDED, 0, not_invoked, "record too old")
+                    part = part[len(expired) :]
+            while part:
+                outcome, result = await self._invoke_judged(part)
+                attempts += 1
+                if outcome.succeeded:
+                    await self.source.ack(outcome.succeeded)
+                    self.status.delivered += len(outcome.succeeded)
+                if not outcome.failed:
+                    break
+                part = list(outcome.failed)
+                if self._max_age is not None and time.time() - part[0].sent_at > self._max_age:
+                    await self._give_up(part, RECORD_AGE_EXCEEDED, attempts, result, outcome.reason)
+                    break
+                if self._bisect and len(part) > 1 and result.function_error is not None:
+                    middle = len(part) // 2
+                    log.info(
+                        "event source mapping %s: bisecting a failed batch of %d (%s)",
+                        self.mapping.uuid,
+                        len(part),
+                        outcome.reason,
+                    )
+                    parts[:0] = [part[:middle], part[middle:]]
+                    break
+                if attempts >= self._max_attempts:
+                    await self._give_up(part, RETRY_EXHAUSTED, attempts, result, outcome.reason)
+                    break
+                log.info(
+                    "event source mapping %s: retrying %d record(s) from %s (%s, attempt %d of %d)",
+                    self.mapping.uuid,
+                    len(part),
+                    part[0].item_id,
+                    outcome.reason,
+                    attempts,
+                    self._max_attempts,
+                )
+                await asyncio.sleep(min(BACKOFF_FIRST * 2 ** (attempts - 1), BACKOFF_MAX))
+
+    async def _invoke_judged(self, batch: Sequence[SourceMessage]) -> tuple[Any, _Invoked]:
+        """Invoke until not throttled; AWS's judgement of the answer."""
+        backoff = BACKOFF_FIRST
+        while True:
+            result = await self._invoke(batch)
+            if result.throttled_or_missing is None:
+                break
+            self.status.last_error = result.throttled_or_missing
+            log.warning(
+                "event source mapping %s: %s; invoking again in %.1f s",
+                self.mapping.uuid,
+                result.throttled_or_missing,
+                backoff,
+            )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+        outcome = judge(batch, result.payload, result.function_error, self._report_items, self.source.ordered)
+        await self._set_result(FUNCTION_FAILED if result.function_error else OK)
+        if result.function_error:
+            self.status.last_error = f"function error {result.function_error}: {result.payload[:200]!r}"
+        return outcome, result
+
+    async def _invoke(self, batch: Sequence[SourceMessage]) -> _Invoked:
+        request_id = str(uuids.uuid4())
+        payload = json.dumps(self.source.event(batch)).encode()
+        request = InvokeRequest(self._scope, self._function_name, self._qualifier, payload, request_id)
+        self.status.invocations += 1
+        try:
+            answer = await self._invoker.invoke(request)
+        except TooManyRequestsException as error:
+            return _Invoked(request_id, b"", None, "", f"throttled: {error.message}")
+        except LambdaError as error:
+            # The function is gone or cannot run now (Pending, Failed): not the records' fault.
+            return _Invoked(request_id, b"", None, "", f"{error.code}: {error.message}")
+        return _Invoked(request_id, answer.payload, answer.function_error, answer.executed_version, None)
+
+    async def _give_up(
+        self,
+        batch: Sequence[SourceMessage],
+        condition: str,
+        invoke_count: int,
+        result: _Invoked,
+        reason: str,
+    ) -> None:
+        """Send the batch's failure record to the on-failure destination (or the log), then ack it."""
+        record = failure_record(
+            request_id=result.request_id,
+            function_arn=self.mapping.function_arn,
+            condition=condition,
+            invoke_count=invoke_count,
+            executed_version=result.executed_version or "$LATEST",
+            function_error=result.function_error,
+            event_source_arn=self.mapping.event_source_arn,
+            batch=batch,
+            batch_info_key=self._batch_info_key,
+            now=time.time(),
+        )
+        if not self.source.ordered:
+            # A queue message has no place in a stream to point back at: the record carries it.
+            record["records"] = [message.record for message in batch]
+        body = json.dumps(record).encode()
+        if self._destination:
+            kind = kind_for(self._destination)
+            if kind is None:
+                raise SourceUnavailable(f"no event source serves the destination {self._destination}")
+            endpoint = self._endpoints.get(self._destination.split(":")[2], "")
+            attributes = {
+                "RequestID": result.request_id,
+                "ErrorCode": condition,
+                "ErrorMessage": reason,
+            }
+            await kind.publish(self._destination, endpoint, body, attributes)
+            log.warning(
+                "event source mapping %s: gave up on %d record(s) from %s (%s, %s); failure record to %s",
+                self.mapping.uuid,
+                len(batch),
+                batch[0].item_id,
+                condition,
+                reason,
+                self._destination,
+            )
+        else:
+            log.error(
+                "event source mapping %s: gave up on %d record(s) (%s, %s) with no on-failure destination; "
+                "failure record: %s; records: %s",
+                self.mapping.uuid,
+                len(batch),
+                condition,
+                reason,
+                body.decode(),
+                json.dumps([message.record for message in batch]),
+            )
+        self.status.failed_to_destination += len(batch)
+        await self.source.ack(batch)
+
+    async def _set_result(self, result: str) -> None:
+        if result != self.status.last_result:
+            self.status.last_result = result
+            await self._report(result)
+
+
+def _arrived_before(messages: list[SourceMessage], moment: float) -> list[SourceMessage]:
+    """The leading messages that arrived before ``moment``."""
+    return list(itertools.takewhile(lambda message: message.sent_at < moment, messages))
+
+
+@dataclass(frozen=True)
+class _Invoked:
+    request_id: str
+    payload: bytes
+    function_error: str | None
+    executed_version: str
+    # Why the invocation did not run at all (throttled, function missing), or None when it ran.
+    throttled_or_missing: str | None

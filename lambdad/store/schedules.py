@@ -1,0 +1,220 @@
+"""Queries on schedule groups and schedules (EventBridge Scheduler). Each takes the transaction's
+connection; ``claim_slot`` is the compare-and-set that keeps a slot from firing twice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from lambdad.store.schema import schedule_groups as groups
+from lambdad.store.schema import schedules
+
+DEFAULT_GROUP = "default"
+
+
+@dataclass(frozen=True)
+class GroupRecord:
+    """A schedule group as stored."""
+
+    region: str
+    name: str
+    created_at: datetime
+    last_modified: datetime
+
+
+@dataclass(frozen=True)
+class ScheduleRecord:
+    """A schedule as stored: AWS's members in ``config``, plus lambdad's firing bookkeeping."""
+
+    region: str
+    group_name: str
+    name: str
+    state: str
+    config: dict[str, Any]
+    created_at: datetime
+    last_modified: datetime
+    client_token: str | None = None
+    last_slot: datetime | None = None
+    last_fired_at: datetime | None = None
+    last_result: str | None = field(default=None)
+
+
+# --- groups ------------------------------------------------------------------------------------------
+
+
+def ensure_default_group(connection: Connection, region: str, now: datetime) -> None:
+    """Make the region's ``default`` group if it is not there yet (it always exists on AWS)."""
+    if get_group(connection, region, DEFAULT_GROUP) is None:
+        insert_group(connection, GroupRecord(region, DEFAULT_GROUP, now, now))
+
+
+def insert_group(connection: Connection, group: GroupRecord) -> None:
+    """Store a new group."""
+    connection.execute(
+        insert(groups).values(
+            region=group.region,
+            name=group.name,
+            created_at=group.created_at,
+            last_modified=group.last_modified,
+        )
+    )
+
+
+def get_group(connection: Connection, region: str, name: str) -> GroupRecord | None:
+    """One group, or None."""
+    row = connection.execute(select(groups).where(groups.c.region == region, groups.c.name == name)).first()
+    if row is None:
+        return None
+    return GroupRecord(row.region, row.name, _aware(row.created_at), _aware(row.last_modified))
+
+
+def list_groups(connection: Connection, region: str, prefix: str | None = None) -> list[GroupRecord]:
+    """The region's groups by name."""
+    query = select(groups).where(groups.c.region == region).order_by(groups.c.name)
+    if prefix:
+        query = query.where(groups.c.name.startswith(prefix, autoescape=True))
+    return [
+        GroupRecord(row.region, row.name, _aware(row.created_at), _aware(row.last_modified))
+        for row in connection.execute(query)
+    ]
+
+
+def delete_group(connection: Connection, region: str, name: str) -> None:
+    """Remove a group and its schedules."""
+    connection.execute(delete(schedules).where(schedules.c.region == region, schedules.c.group_name == name))
+    connection.execute(delete(groups).where(groups.c.region == region, groups.c.name == name))
+
+
+def count_schedules(connection: Connection, region: str) -> int:
+    """How many schedules the region holds (AWS's quota counts them per account and region)."""
+    query = select(func.count()).select_from(schedules).where(schedules.c.region == region)
+    return int(connection.execute(query).scalar_one())
+
+
+# --- schedules ---------------------------------------------------------------------------------------
+
+
+def insert_schedule(connection: Connection, record: ScheduleRecord) -> None:
+    """Store a new schedule."""
+    connection.execute(insert(schedules).values(**_values(record)))
+
+
+def replace_schedule(connection: Connection, record: ScheduleRecord) -> None:
+    """Overwrite a schedule's members (UpdateSchedule); its firing bookkeeping stays."""
+    values = _values(record)
+    for kept in ("region", "group_name", "name", "created_at", "last_slot", "last_fired_at", "last_result"):
+        values.pop(kept)
+    connection.execute(
+        update(schedules).where(*_key(record.region, record.group_name, record.name)).values(**values)
+    )
+
+
+def get_schedule(connection: Connection, region: str, group: str, name: str) -> ScheduleRecord | None:
+    """One schedule, or None."""
+    row = connection.execute(select(schedules).where(*_key(region, group, name))).first()
+    return _from_row(row) if row else None
+
+
+def list_schedules(
+    connection: Connection,
+    region: str,
+    group: str | None = None,
+    prefix: str | None = None,
+    state: str | None = None,
+) -> list[ScheduleRecord]:
+    """The region's schedules by group and name, filtered."""
+    query = (
+        select(schedules)
+        .where(schedules.c.region == region)
+        .order_by(schedules.c.group_name, schedules.c.name)
+    )
+    if group is not None:
+        query = query.where(schedules.c.group_name == group)
+    if prefix:
+        query = query.where(schedules.c.name.startswith(prefix, autoescape=True))
+    if state is not None:
+        query = query.where(schedules.c.state == state)
+    return [_from_row(row) for row in connection.execute(query)]
+
+
+def all_schedules(connection: Connection) -> list[ScheduleRecord]:
+    """Every schedule of every region (what the firing loop watches)."""
+    query = select(schedules).order_by(schedules.c.region, schedules.c.group_name, schedules.c.name)
+    return [_from_row(row) for row in connection.execute(query)]
+
+
+def delete_schedule(connection: Connection, region: str, group: str, name: str) -> bool:
+    """Remove one schedule; False if there was none."""
+    return bool(connection.execute(delete(schedules).where(*_key(region, group, name))).rowcount)
+
+
+def claim_slot(
+    connection: Connection,
+    region: str,
+    group: str,
+    name: str,
+    expected: datetime | None,
+    slot: datetime,
+    fired_at: datetime,
+) -> bool:
+    """Record ``slot`` as fired if the schedule's last slot is still ``expected`` (compare-and-set);
+    False when another claim (or a delete) got there first."""
+    current = schedules.c.last_slot.is_(None) if expected is None else schedules.c.last_slot == expected
+    result = connection.execute(
+        update(schedules)
+        .where(*_key(region, group, name), current)
+        .values(last_slot=slot, last_fired_at=fired_at)
+    )
+    return bool(result.rowcount)
+
+
+def record_result(connection: Connection, region: str, group: str, name: str, result: str) -> None:
+    """Note how the last firing went."""
+    connection.execute(update(schedules).where(*_key(region, group, name)).values(last_result=result[:512]))
+
+
+def _key(region: str, group: str, name: str) -> tuple[Any, ...]:
+    return (schedules.c.region == region, schedules.c.group_name == group, schedules.c.name == name)
+
+
+def _values(record: ScheduleRecord) -> dict[str, Any]:
+    return {
+        "region": record.region,
+        "group_name": record.group_name,
+        "name": record.name,
+        "state": record.state,
+        "config": record.config,
+        "created_at": record.created_at,
+        "last_modified": record.last_modified,
+        "client_token": record.client_token,
+        "last_slot": record.last_slot,
+        "last_fired_at": record.last_fired_at,
+        "last_result": record.last_result,
+    }
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment  # SQLite forgets the zone
+
+
+def _maybe_aware(moment: datetime | None) -> datetime | None:
+    return None if moment is None else _aware(moment)
+
+
+def _from_row(row: Any) -> ScheduleRecord:
+    return ScheduleRecord(
+        region=row.region,
+        group_name=row.group_name,
+        name=row.name,
+        state=row.state,
+        config=dict(row.config),
+        created_at=_aware(row.created_at),
+        last_modified=_aware(row.last_modified),
+        client_token=row.client_token,
+        last_slot=_maybe_aware(row.last_slot),
+        last_fired_at=_maybe_aware(row.last_fired_at),
+        last_result=row.last_result,
+    )

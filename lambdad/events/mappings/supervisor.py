@@ -11,7 +11,7 @@ from typing import Any
 from lambdad.errors import InvalidParameterValueException
 from lambdad.events.filtering import FilterSet
 from lambdad.events.mappings.poller import Poller
-from lambdad.events.sources import SOURCE_KINDS, SourceSpec, arn_service, kind_for
+from lambdad.events.sources import SOURCE_KINDS, SourceSpec, SourceUnavailable, arn_service, kind_for
 from lambdad.invocation import Invoker
 from lambdad.services.event_source_mappings import EventSourceMappingService
 from lambdad.services.mapping_states import TRANSITIONAL, MappingState, settled
@@ -68,6 +68,11 @@ def spec_for(record: MappingRecord, endpoints: dict[str, str], account: str) -> 
         starting_position_timestamp=config.get("StartingPositionTimestamp"),
         queues=tuple(config.get("Queues") or ()),
         topics=tuple(config.get("Topics") or ()),
+        maximum_batching_window_in_seconds=int(config.get("MaximumBatchingWindowInSeconds") or 0),
+        source_access_configurations=tuple(
+            (str(access.get("Type", "")), str(access.get("URI", "")))
+            for access in config.get("SourceAccessConfigurations") or ()
+        ),
     )
 
 
@@ -159,6 +164,7 @@ class MappingSupervisor:
                 return
             if record.state == MappingState.DELETING:
                 await self._stop_poller(uuid)
+                await self._forget(record)
                 await asyncio.to_thread(self._service.remove, uuid)
                 log.info("event source mapping %s deleted", uuid)
                 return
@@ -199,6 +205,17 @@ class MappingSupervisor:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(poller.opened.wait(), OPEN_WAIT)
         log.info("event source mapping %s polling %s", record.uuid, record.event_source_arn)
+
+    async def _forget(self, record: MappingRecord) -> None:
+        """Let the broker drop what it keeps for a deleted mapping, where a kind keeps something (an
+        MQTT session); best effort: a broker that is down forgets it in its own time."""
+        forget = getattr(kind_for(record.event_source_arn), "forget", None)
+        if forget is None:
+            return
+        try:
+            await asyncio.wait_for(forget(spec_for(record, self._endpoints, self._account)), OPEN_WAIT)
+        except (SourceUnavailable, TimeoutError) as error:
+            log.warning("event source mapping %s: the broker keeps its state: %s", record.uuid, error)
 
     async def _stop_poller(self, uuid: str) -> None:
         running = self._pollers.pop(uuid, None)

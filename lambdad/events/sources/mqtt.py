@@ -17,8 +17,10 @@ one message. BatchSize is the MQTT 5 Receive Maximum, how many unacknowledged me
 lets the mapping hold at once (so the poller may work on that many at a time).
 
 MQTT has no negative acknowledgement: the broker sends an unacknowledged message again only when the
-session reconnects. Releasing therefore reconnects the session once no other delivered message is
-still unacknowledged; the broker then sends every unacknowledged message again (with DUP set).
+session reconnects. Releasing therefore reconnects the session (after a pause that grows with the
+delivery count) once no other delivered message is still unacknowledged; the broker then sends every
+unacknowledged message again (with DUP set). MQTT counts no deliveries: the source counts what it
+released; a new source sees a redelivered message as its second delivery.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from lambdad.errors import InvalidParameterValueException
 from lambdad.events.sources.base import SourceMessage, SourceSpec, SourceUnavailable
+from lambdad.events.sources.redelivery import release_delay
 
 CONNECT_TIMEOUT = 5.0
 # How long the broker keeps a mapping's session (its subscription and undelivered messages) while
@@ -309,6 +312,7 @@ class MqttSource:
         await self._redeliver_when_idle()
 
     async def release(self, messages: Sequence[SourceMessage]) -> None:
+        await asyncio.sleep(release_delay(max((m.delivery_count for m in messages), default=1)))
         session = await self._current_session()
         for message in messages:
             delivery = self._settle(session, message)
@@ -364,6 +368,15 @@ class MqttKind:
         TopicArn.parse(spec.event_source_arn)
         if spec.starting_position is not None:
             raise InvalidParameterValueException("StartingPosition is not valid for MQTT event sources.")
+        if spec.maximum_batching_window_in_seconds > 0:
+            raise InvalidParameterValueException(
+                "MaximumBatchingWindowInSeconds is not supported for MQTT event sources: "
+                "each message is one invocation."
+            )
+
+    async def forget(self, spec: SourceSpec) -> None:
+        """The mapping is deleted: end its session on the broker (see ``end_session``)."""
+        await end_session(spec)
 
     def source(self, spec: SourceSpec) -> MqttSource:
         return MqttSource(spec)

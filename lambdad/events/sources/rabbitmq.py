@@ -6,7 +6,9 @@ with a ``VIRTUAL_HOST`` SourceAccessConfiguration, as on AWS.
 
 A source is one AMQP connection (named ``lambdad-esm-<UUID>`` so operators can tell it apart) with one
 consumer whose prefetch is the batch size. Acknowledging is ``basic.ack``; releasing is ``basic.nack``
-with requeue. Whatever is neither when the connection drops goes back to the queue (AMQP's own rule).
+with requeue, after a short pause that grows with the delivery count (RabbitMQ redelivers at once).
+Whatever is neither when the connection drops goes back to the queue (AMQP's own rule). Quorum queues
+count deliveries; for classic queues the source counts the requeues it sees itself.
 
 Destinations and dead-letter queues name a queue as the broker ARN followed by ``/QUEUE``
 (``arn:aws:mq:us-east-1:123456789012:broker:main:b-1/failures``); AWS has no ARN for a RabbitMQ queue.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +35,7 @@ import aiormq.exceptions
 
 from lambdad.errors import InvalidParameterValueException
 from lambdad.events.sources.base import SourceMessage, SourceSpec, SourceUnavailable
+from lambdad.events.sources.redelivery import release_delay
 
 CONNECT_TIMEOUT = 5.0
 # What the AMQP libraries raise when the broker is gone, refuses us, or closed our channel.
@@ -135,13 +139,29 @@ def expiration_ms(expiration: Any) -> str | None:
     return str(round(seconds * 1000))
 
 
-def delivery_count(message: aio_pika.abc.AbstractIncomingMessage) -> int:
-    """Times delivered: quorum queues count earlier deliveries in ``x-delivery-count``; classic queues
-    only say whether it was delivered before."""
+def broker_delivery_count(message: aio_pika.abc.AbstractIncomingMessage) -> int | None:
+    """Times delivered, where the broker counts: quorum queues put earlier deliveries in
+    ``x-delivery-count``; classic queues only say whether it was delivered before (None)."""
     earlier = (message.headers or {}).get("x-delivery-count")
-    if isinstance(earlier, int):
-        return earlier + 1
-    return 2 if message.redelivered else 1
+    return earlier + 1 if isinstance(earlier, int) else None
+
+
+def fingerprint(message: aio_pika.abc.AbstractIncomingMessage) -> str:
+    """What tells a requeued message from others when the broker does not count deliveries: its
+    message id, else a digest of its body and properties."""
+    if message.message_id:
+        return f"id:{message.message_id}"
+    digest = hashlib.sha256(message.body)
+    digest.update(repr((message.correlation_id, message.timestamp, message.type, message.app_id)).encode())
+    return f"sha256:{digest.hexdigest()}"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What settling one message needs: the delivery, and its key in the source's delivery counts."""
+
+    message: aio_pika.abc.AbstractIncomingMessage
+    fingerprint: str
 
 
 def json_or_text(data: bytes) -> Any:
@@ -168,6 +188,8 @@ class RabbitMqSource:
         # Deliveries from the consumer; None says the connection or channel closed.
         self._deliveries: asyncio.Queue[aio_pika.abc.AbstractIncomingMessage | None] = asyncio.Queue()
         self._lost: str | None = None
+        # Deliveries seen per message fingerprint, for classic queues (the broker does not count).
+        self._counts: dict[str, int] = {}
 
     async def open(self) -> None:
         # A source may be opened again after it closed or lost its connection.
@@ -227,7 +249,17 @@ class RabbitMqSource:
             self._check_open()
         return [self._message(delivery) for delivery in deliveries if delivery is not None]
 
+    def _count(self, delivery: aio_pika.abc.AbstractIncomingMessage, key: str) -> int:
+        """Times delivered: the broker's count (quorum queues), else this source's own count of the
+        requeues it saw (classic queues; a new source starts again at 2 for a redelivered message)."""
+        counted = broker_delivery_count(delivery)
+        if counted is None:
+            counted = self._counts.get(key, 1) + 1 if delivery.redelivered else 1
+        self._counts[key] = counted
+        return counted
+
     def _message(self, delivery: aio_pika.abc.AbstractIncomingMessage) -> SourceMessage:
+        key = fingerprint(delivery)
         record = {
             "basicProperties": basic_properties(delivery),
             "redelivered": bool(delivery.redelivered),
@@ -240,25 +272,27 @@ class RabbitMqSource:
             item_id=str(delivery.delivery_tag),
             record=record,
             filter_view={**record, "data": json_or_text(delivery.body)},
-            delivery_count=delivery_count(delivery),
+            delivery_count=self._count(delivery, key),
             sent_at=sent.timestamp() if sent else 0.0,
             size=len(delivery.body),
-            token=delivery,
+            token=Delivery(delivery, key),
         )
 
     async def ack(self, messages: Sequence[SourceMessage]) -> None:
         self._check_open()
         try:
             for message in messages:
-                await message.token.ack()
+                await message.token.message.ack()
+                self._counts.pop(message.token.fingerprint, None)
         except BROKER_ERRORS as error:
             raise SourceUnavailable(f"Cannot acknowledge: {error!r}") from error
 
     async def release(self, messages: Sequence[SourceMessage]) -> None:
         self._check_open()
+        await asyncio.sleep(release_delay(max((m.delivery_count for m in messages), default=1)))
         try:
             for message in messages:
-                await message.token.nack(requeue=True)
+                await message.token.message.nack(requeue=True)
         except BROKER_ERRORS as error:
             raise SourceUnavailable(f"Cannot release: {error!r}") from error
 

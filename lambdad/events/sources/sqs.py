@@ -121,6 +121,8 @@ class SqsSource:
     """One mapping's poller connection to one queue."""
 
     ordered = False
+    # Failed messages are the queue's business (its RedrivePolicy), never given up on by the poller.
+    broker_dead_letters = True
 
     def __init__(self, spec: SourceSpec) -> None:
         self.spec = spec

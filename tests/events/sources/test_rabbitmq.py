@@ -207,6 +207,23 @@ def test_a_released_message_is_delivered_again_marked_redelivered() -> None:
     assert base64.b64decode(second.record["data"]) == b"retry me"
 
 
+def test_a_classic_queue_message_released_again_and_again_is_counted_by_the_source() -> None:
+    async def scenario() -> list[int]:
+        async with a_queue() as (name, channel):
+            await send(channel, name, b"poison")
+            counts = []
+            async with opened(spec(name)) as source:
+                for _ in range(4):
+                    (message,) = await source.receive(10, 5)
+                    counts.append(message.delivery_count)
+                    await source.release([message])
+                (last,) = await source.receive(10, 5)
+                await source.ack([last])
+            return counts
+
+    assert run(scenario()) == [1, 2, 3, 4]
+
+
 def test_a_quorum_queue_counts_every_delivery() -> None:
     async def scenario() -> list[int]:
         async with a_queue(**{"x-queue-type": "quorum"}) as (name, channel):

@@ -21,6 +21,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -273,7 +274,8 @@ class RabbitMqSource:
             record=record,
             filter_view={**record, "data": json_or_text(delivery.body)},
             delivery_count=self._count(delivery, key),
-            sent_at=sent.timestamp() if sent else 0.0,
+            # Without a timestamp property, when it reached lambdad.
+            sent_at=sent.timestamp() if sent else time.time(),
             size=len(delivery.body),
             token=Delivery(delivery, key),
         )

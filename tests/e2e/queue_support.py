@@ -19,9 +19,10 @@ REDIS_PORT = 6379
 
 # Pushes {"event": EVENT, "bodies": [...]} onto the Redis list REPORT_KEY for every invocation (the
 # bodies: SQS bodies, RabbitMQ data decoded, or the MQTT event itself), then fails as a body asks:
-# one containing "fail-always" raises; "fail-item" is reported as a batch item failure (SQS).
+# one containing "fail-always" raises; "fail-item" is reported as a batch item failure (SQS); "slow"
+# makes it sleep 2 s first.
 REPORTER = r"""
-import base64, json, os, socket
+import base64, json, os, socket, time
 
 def _rpush(key, value):
     parts = [b"RPUSH", key.encode(), value.encode()]
@@ -43,6 +44,8 @@ def _bodies(event):
 
 def handler(event, context):
     bodies = _bodies(event)
+    if any("slow" in body for _, body in bodies):
+        time.sleep(2)
     _rpush(os.environ["REPORT_KEY"], json.dumps({"event": event, "bodies": [b for _, b in bodies]}))
     if any("fail-always" in body for _, body in bodies):
         raise RuntimeError("asked to fail")

@@ -1,11 +1,10 @@
-"""SQS (the ``sqs`` source) for the event-source benchmark: a queue of the bench's own on moto's server.
+"""SQS (the ``sqs`` source) for the event-source benchmark: queues on a moto server of the bench's own.
 
-Without an ``endpoint`` the bench starts moto's server on a free port (and stops it on exit); the lambdad
-server under test then needs ``LAMBDAD_EVENT_SOURCES='{"sqs": "<endpoint>"}'``.
+``start()`` starts moto's server on a free port and returns its URL (the lambdad server under test needs
+it as ``LAMBDAD_EVENT_SOURCES=sqs=URL``); ``stop()`` stops it.
 
-moto slows down as a queue grows (here: 100 messages sent in 0.2 s, 2000 in 79 s), so the rates are
-measured in rounds of ``ROUND`` messages, published then consumed, and a benchmark of a whole mapping
-should keep the backlog as small (publish in rounds while the mapping consumes).
+moto slows down as a queue grows (here: 100 messages sent in 0.2 s, 2000 in 79 s), so keep runs to a
+few hundred messages (``MESSAGES``); the rates below publish and consume in rounds of ``ROUND``.
 """
 
 from __future__ import annotations
@@ -13,99 +12,124 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from types import TracebackType
 from typing import Any
 
 from bench.brokers import body, drain, mapping_spec
-from lambdad.events.sources.sqs import SQS, make_client
+from lambdad.events.sources.sqs import SQS, QueueArn, make_client
 from tests.brokers import BrokerProcess, moto_server
 
 REGION = "us-east-1"
-ACCOUNT = "123456789012"
 BATCH = 10  # SQS's most per SendMessageBatch, ReceiveMessage and DeleteMessageBatch
 ROUND = 100
+MESSAGES = 300
+
+_server: BrokerProcess | None = None
 
 
-class BrokerBench:
-    """A queue on the SQS-compatible server at ``endpoint`` (or a moto server of its own)."""
+def start() -> str:
+    """Start moto's server (once); its URL."""
+    global _server
+    if _server is None:
+        _server = moto_server().start()
+    return endpoint()
 
-    service = "sqs"
 
-    def __init__(self, endpoint: str | None = None) -> None:
-        self._server: BrokerProcess | None = None
-        self.endpoint = endpoint or ""
-        self.queue = f"lambdad-bench-{uuid.uuid4().hex[:12]}"
-        # moto accepts any account in the ARN's place; GetQueueUrl is told the owner.
-        self.arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{self.queue}"
-        self._client: Any = None
-        self._url = ""
+def stop() -> None:
+    global _server
+    if _server is not None:
+        _server.cleanup()
+        _server = None
 
-    async def __aenter__(self) -> BrokerBench:
-        if not self.endpoint:
-            self._server = await asyncio.to_thread(moto_server().start)
-            self.endpoint = f"http://127.0.0.1:{self._server.port}"
-        self._client = make_client(self.endpoint, REGION)
-        created = await asyncio.to_thread(self._client.create_queue, QueueName=self.queue)
-        self._url = created["QueueUrl"]
-        return self
 
-    async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        await asyncio.to_thread(self._client.delete_queue, QueueUrl=self._url)
-        if self._server is not None:
-            self._server.cleanup()
+def endpoint() -> str:
+    assert _server is not None, "start() the SQS server first"
+    return f"http://127.0.0.1:{_server.port}"
 
-    def _publish_blocking(self, n: int, first: int = 0) -> None:
-        for start in range(first, first + n, BATCH):
-            entries = [
-                {"Id": str(i), "MessageBody": body(i).decode()}
-                for i in range(start, min(first + n, start + BATCH))
-            ]
-            self._client.send_message_batch(QueueUrl=self._url, Entries=entries)
 
-    async def publish_many(self, n: int) -> None:
-        """Send ``n`` messages, ten per SendMessageBatch."""
-        await asyncio.to_thread(self._publish_blocking, n)
+def _client() -> Any:
+    return make_client(endpoint(), REGION)
 
-    def _consume_blocking(self, n: int) -> None:
-        done = 0
-        deadline = time.monotonic() + 120
-        while done < n and time.monotonic() < deadline:
-            messages = self._client.receive_message(
-                QueueUrl=self._url, MaxNumberOfMessages=BATCH, WaitTimeSeconds=1
-            ).get("Messages", [])
-            if messages:
-                entries = [
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-                ]
-                self._client.delete_message_batch(QueueUrl=self._url, Entries=entries)
-                done += len(messages)
-        if done < n:
-            raise TimeoutError(f"only {done} of {n} messages arrived")
 
-    async def raw_rate(self, n: int) -> float:
-        """Events/s for sending ``n`` messages and receiving and deleting them, ten at a time, with
-        boto3 alone (in rounds of ``ROUND``)."""
+def _url(arn: str) -> str:
+    queue = QueueArn.parse(arn)
+    return str(_client().get_queue_url(QueueName=queue.name)["QueueUrl"])
+
+
+def new_arn() -> str:
+    client = _client()
+    url = client.create_queue(QueueName=f"lambdad-bench-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+    return str(
+        client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    )
+
+
+def mapping_params(arn: str) -> dict[str, Any]:
+    return {"EventSourceArn": arn, "BatchSize": BATCH}
+
+
+def remove(arn: str) -> None:
+    _client().delete_queue(QueueUrl=_url(arn))
+
+
+def publish_many(arn: str, n: int, first: int = 0) -> None:
+    """Send ``n`` messages, ten per SendMessageBatch."""
+    client, url = _client(), _url(arn)
+    for start in range(first, first + n, BATCH):
+        ids = range(start, min(first + n, start + BATCH))
+        client.send_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": body(i).decode()} for i in ids]
+        )
+
+
+def _consume(arn: str, n: int) -> None:
+    client, url = _client(), _url(arn)
+    done, deadline = 0, time.monotonic() + 120
+    while done < n and time.monotonic() < deadline:
+        messages = client.receive_message(QueueUrl=url, MaxNumberOfMessages=BATCH, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
+        if messages:
+            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+            client.delete_message_batch(QueueUrl=url, Entries=entries)
+            done += len(messages)
+    if done < n:
+        raise TimeoutError(f"only {done} of {n} messages arrived")
+
+
+def raw_seconds(n: int) -> float:
+    """boto3 alone: send, receive and delete ``n`` messages ten at a time, in rounds of ``ROUND``."""
+    arn = new_arn()
+    try:
         started = time.perf_counter()
-        for start in range(0, n, ROUND):
-            count = min(ROUND, n - start)
-            await asyncio.to_thread(self._publish_blocking, count, start)
-            await asyncio.to_thread(self._consume_blocking, count)
-        return n / (time.perf_counter() - started)
+        for first in range(0, n, ROUND):
+            count = min(ROUND, n - first)
+            publish_many(arn, count, first)
+            _consume(arn, count)
+        return time.perf_counter() - started
+    finally:
+        remove(arn)
 
-    async def source_rate(self, n: int, batch_size: int = 100) -> float:
-        """Events/s for the same rounds with lambdad's source as the consumer."""
-        window = 1 if batch_size > BATCH else 0
-        spec = mapping_spec(self.arn, self.endpoint, batch_size, maximum_batching_window_in_seconds=window)
+
+def source_rate(n: int, batch_size: int = BATCH) -> float:
+    """Events/s for the same rounds with lambdad's SQS source as the consumer."""
+    arn = new_arn()
+    window = 1 if batch_size > BATCH else 0
+    spec = mapping_spec(SQS, arn, endpoint(), batch_size, maximum_batching_window_in_seconds=window)
+
+    async def measure() -> float:
         source = SQS.source(spec)
         await source.open()
         try:
             started = time.perf_counter()
-            for start in range(0, n, ROUND):
-                count = min(ROUND, n - start)
-                await asyncio.to_thread(self._publish_blocking, count, start)
+            for first in range(0, n, ROUND):
+                count = min(ROUND, n - first)
+                await asyncio.to_thread(publish_many, arn, count, first)
                 await drain(source, count, batch_size)
             return n / (time.perf_counter() - started)
         finally:
             await source.close()
+
+    try:
+        return asyncio.run(measure())
+    finally:
+        remove(arn)

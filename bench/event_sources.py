@@ -7,7 +7,7 @@ acknowledge them with the broker's own client. Both include publishing, so the r
 the invoke and the sandbox cost on top of the broker.
 
 Adding a source is one ``SourceCase``: a fresh ARN, a publish-N callable and a raw-consume callable
-(see ``redis_case``).
+(see ``redis_case``; RabbitMQ, SQS and MQTT take theirs from ``bench.brokers``).
 """
 
 from __future__ import annotations
@@ -20,13 +20,15 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 import redis
 
-from bench.brokers import nats as nats_broker
-from bench.brokers import postgresql as postgresql_broker
+from bench.brokers import mqtt as brokers_mqtt
+from bench.brokers import nats as brokers_nats
+from bench.brokers import postgresql as brokers_postgresql
+from bench.brokers import rabbitmq as brokers_rabbitmq
+from bench.brokers import sqs as brokers_sqs
 from bench.common import FULL_VCPU_MB, Progress, Row, lambdad_server
 from tests.support import create_function, make_zip
 
@@ -53,6 +55,12 @@ class SourceCase:
     remove: Callable[[str], None] = lambda arn: None
     # CreateEventSourceMapping's other parameters for this kind.
     mapping: dict[str, Any] = field(default_factory=dict)
+    # Parameters that depend on the ARN (Amazon MQ's broker ARN and Queues), EventSourceArn included.
+    params: Callable[[str], dict[str, Any]] | None = None
+    # Messages per measurement (moto's SQS and Mosquitto's offline queue want fewer).
+    messages: int = MESSAGES
+    # Stops whatever the case started (a moto server).
+    close: Callable[[], None] = lambda: None
 
 
 def redis_case() -> SourceCase:
@@ -101,30 +109,73 @@ def redis_case() -> SourceCase:
     )
 
 
-def broker_case(name: str, service: str, broker: ModuleType) -> Callable[[], SourceCase]:
-    """A case from a ``bench.brokers`` module (which has every function a case needs)."""
-    return lambda: SourceCase(
+def _broker_case(name: str, service: str, module: Any, endpoint: str, **extra: Any) -> SourceCase:
+    """A case from a ``bench.brokers`` module (the same functions in each)."""
+    return SourceCase(
         name=name,
         service=service,
-        endpoint=broker.endpoint(),
-        new_arn=broker.new_arn,
-        publish=broker.publish_many,
-        raw_seconds=broker.raw_seconds,
-        remove=broker.remove,
-        mapping=broker.MAPPING,
+        endpoint=endpoint,
+        new_arn=module.new_arn,
+        publish=module.publish_many,
+        raw_seconds=module.raw_seconds,
+        remove=module.remove,
+        params=module.mapping_params,
+        **extra,
+    )
+
+
+def rabbitmq_case() -> SourceCase:
+    """RabbitMQ: confirmed persistent publishes; the raw rate is aio-pika consuming with prefetch 100."""
+    return _broker_case("RabbitMQ", "mq", brokers_rabbitmq, brokers_rabbitmq.ENDPOINT)
+
+
+def sqs_case() -> SourceCase:
+    """SQS on moto's server: SendMessageBatch; the raw rate is ReceiveMessage + DeleteMessageBatch."""
+    endpoint = brokers_sqs.start()
+    return _broker_case(
+        "SQS (moto)", "sqs", brokers_sqs, endpoint, messages=brokers_sqs.MESSAGES, close=brokers_sqs.stop
+    )
+
+
+def mqtt_case() -> SourceCase:
+    """MQTT on Mosquitto: QoS 1 publishes; the raw rate is a paho QoS 1 subscriber."""
+    return _broker_case("MQTT", "mqtt", brokers_mqtt, brokers_mqtt.ENDPOINT, messages=brokers_mqtt.MESSAGES)
+
+
+def nats_case() -> SourceCase:
+    """NATS JetStream: async publishes; the raw rate is a pull consumer acknowledging each message."""
+    return _broker_case("NATS JetStream", "nats", brokers_nats, brokers_nats.ENDPOINT)
+
+
+def postgresql_case() -> SourceCase:
+    """PostgreSQL row changes: INSERTs in transactions of 100; the raw rate reads the rows back in order."""
+    return _broker_case(
+        "PostgreSQL row changes", "postgresql", brokers_postgresql, brokers_postgresql.endpoint()
     )
 
 
 # Each entry makes one row; other sources add theirs here.
 CASES: list[Callable[[], SourceCase]] = [
     redis_case,
-    broker_case("NATS JetStream", "nats", nats_broker),
-    broker_case("PostgreSQL row changes", "postgresql", postgresql_broker),
+    nats_case,
+    postgresql_case,
+    rabbitmq_case,
+    sqs_case,
+    mqtt_case,
 ]
 
 
 def run(progress: Progress) -> list[Row]:
     cases = [make() for make in CASES]
+    rows: list[Row] = []
+    with contextlib.ExitStack() as cleanup:
+        for case in cases:
+            cleanup.callback(case.close)
+        rows = _measure(cases, progress)
+    return rows
+
+
+def _measure(cases: list[SourceCase], progress: Progress) -> list[Row]:
     rows: list[Row] = []
     with _event_sources(cases), lambdad_server() as server:
         client = server.client()
@@ -135,7 +186,7 @@ def run(progress: Progress) -> list[Row]:
             progress(f"event sources: {case.name} through lambdad...")
             ours = _through_lambdad(server.endpoint, client, case)
             progress(f"event sources: {case.name} alone...")
-            theirs = MESSAGES / case.raw_seconds(MESSAGES)
+            theirs = case.messages / case.raw_seconds(case.messages)
             rows.append(
                 Row(
                     f"{case.name}: events/s through a no-op function",
@@ -151,15 +202,16 @@ def run(progress: Progress) -> list[Row]:
 
 def _through_lambdad(endpoint: str, client: Any, case: SourceCase) -> float:
     arn = case.new_arn()
-    mapping = client.create_event_source_mapping(EventSourceArn=arn, FunctionName="no-op", **case.mapping)
+    params = case.params(arn) if case.params else {"EventSourceArn": arn}
+    mapping = client.create_event_source_mapping(FunctionName="no-op", **{**case.mapping, **params})
     try:
         _wait(lambda: client.get_event_source_mapping(UUID=mapping["UUID"])["State"] == "Enabled")
         case.publish(arn, WARMUP)
         _wait(lambda: _delivered(endpoint, mapping["UUID"]) >= WARMUP)
         start = time.perf_counter()
-        case.publish(arn, MESSAGES)
-        _wait(lambda: _delivered(endpoint, mapping["UUID"]) >= WARMUP + MESSAGES, timeout=300)
-        return MESSAGES / (time.perf_counter() - start)
+        case.publish(arn, case.messages)
+        _wait(lambda: _delivered(endpoint, mapping["UUID"]) >= WARMUP + case.messages, timeout=300)
+        return case.messages / (time.perf_counter() - start)
     finally:
         client.delete_event_source_mapping(UUID=mapping["UUID"])
         case.remove(arn)

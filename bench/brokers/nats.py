@@ -20,7 +20,10 @@ from lambdad.events.sources.nats_jetstream import NatsJetStreamKind, stream_name
 ENDPOINT = "nats://127.0.0.1:4222"
 WINDOW = 100
 PAYLOAD = b'{"hello": "world"}'
-MAPPING: dict[str, Any] = {"StartingPosition": "TRIM_HORIZON", "BatchSize": 100}
+
+
+def mapping_params(arn: str) -> dict[str, Any]:
+    return {"EventSourceArn": arn, "StartingPosition": "TRIM_HORIZON", "BatchSize": 100}
 
 
 def endpoint() -> str:

@@ -22,7 +22,10 @@ SERVER = "postgresql://postgres@127.0.0.1:5432"
 DATABASE = "lambdad_bench"
 PAGE = 100
 BODY = '{"hello": "world"}'
-MAPPING: dict[str, Any] = {"StartingPosition": "TRIM_HORIZON", "BatchSize": 100}
+
+
+def mapping_params(arn: str) -> dict[str, Any]:
+    return {"EventSourceArn": arn, "StartingPosition": "TRIM_HORIZON", "BatchSize": 100}
 
 
 def endpoint() -> str:

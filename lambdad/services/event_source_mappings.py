@@ -58,6 +58,7 @@ _UPDATABLE = (
     "FunctionResponseTypes",
     "ScalingConfig",
     "TumblingWindowInSeconds",
+    "SourceAccessConfigurations",
 )
 
 
@@ -362,7 +363,7 @@ def _config(params: dict[str, Any], ordered: bool, service: str) -> dict[str, An
             config["DestinationConfig"] = _destination(params["DestinationConfig"])
         if params.get("MaximumRetryAttempts") is not None:
             config["MaximumRetryAttempts"] = params["MaximumRetryAttempts"]
-    for member in ("FilterCriteria", "ScalingConfig", "Queues", "Topics"):
+    for member in ("FilterCriteria", "ScalingConfig", "Queues", "Topics", "SourceAccessConfigurations"):
         if params.get(member):
             config[member] = params[member]
     return config

@@ -218,8 +218,13 @@ class Poller:
             self.status.delivered += len(outcome.succeeded)
         if not outcome.failed:
             return
-        exhausted = [m for m in outcome.failed if m.delivery_count >= self._max_attempts]
-        retried = [m for m in outcome.failed if m.delivery_count < self._max_attempts]
+        # A queue with a dead-letter mechanism of its own (SQS's RedrivePolicy) is left to it, as on AWS.
+        bounded = not getattr(self.source, "broker_dead_letters", False)
+        exhausted: list[SourceMessage] = []
+        retried: list[SourceMessage] = []
+        for message in outcome.failed:
+            spent = bounded and message.delivery_count >= self._max_attempts
+            (exhausted if spent else retried).append(message)
         for message in retried:
             log.info(
                 "event source mapping %s: %s will be delivered again (%s, delivery %d of %d)",

@@ -70,6 +70,11 @@ def spec_for(record: MappingRecord, endpoints: dict[str, str], account: str) -> 
         starting_position_timestamp=config.get("StartingPositionTimestamp"),
         queues=tuple(config.get("Queues") or ()),
         topics=tuple(config.get("Topics") or ()),
+        maximum_batching_window_in_seconds=int(config.get("MaximumBatchingWindowInSeconds") or 0),
+        source_access_configurations=tuple(
+            (str(access.get("Type", "")), str(access.get("URI", "")))
+            for access in config.get("SourceAccessConfigurations") or ()
+        ),
     )
 
 
@@ -177,8 +182,8 @@ class MappingSupervisor:
 
     async def _remove_at_source(self, record: MappingRecord) -> None:
         """Let the source kind drop what its broker keeps for a deleted mapping (a durable consumer, a
-        capture trigger), where the kind has such a thing (an optional ``remove``). Best effort: the
-        mapping goes even when the broker cannot be reached."""
+        capture trigger, an MQTT session), where the kind has such a thing (an optional ``remove``).
+        Best effort: the mapping goes even when the broker cannot be reached."""
         remove = getattr(kind_for(record.event_source_arn), "remove", None)
         if remove is None:
             return

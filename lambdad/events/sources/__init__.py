@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from lambdad.events.sources.base import Source, SourceKind, SourceMessage, SourceSpec, SourceUnavailable
+from lambdad.events.sources.mqtt import MQTT
 from lambdad.events.sources.nats_jetstream import NatsJetStreamKind
 from lambdad.events.sources.postgresql import PostgresqlKind
+from lambdad.events.sources.rabbitmq import RABBITMQ
+from lambdad.events.sources.sqs import SQS
 
 # Filled by each source module's line below (explicit, so the list of sources is read here).
 SOURCE_KINDS: dict[str, SourceKind] = {}
+SOURCE_KINDS[MQTT.service] = MQTT
 SOURCE_KINDS["nats"] = NatsJetStreamKind()
 SOURCE_KINDS["postgresql"] = PostgresqlKind()
+SOURCE_KINDS[RABBITMQ.service] = RABBITMQ
+SOURCE_KINDS[SQS.service] = SQS
 
 from lambdad.events.sources.redis_streams import RedisStreamsKind  # noqa: E402
 

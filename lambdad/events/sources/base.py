@@ -41,6 +41,10 @@ class SourceSpec:
     # Amazon MQ's Queues and Kafka-style Topics, as the mapping names them.
     queues: tuple[str, ...] = ()
     topics: tuple[str, ...] = ()
+    # The mapping's MaximumBatchingWindowInSeconds (SQS allows BatchSize above 10 only with a window).
+    maximum_batching_window_in_seconds: int = 0
+    # The mapping's SourceAccessConfigurations as (Type, URI) pairs, e.g. ("VIRTUAL_HOST", "/orders").
+    source_access_configurations: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -389,6 +390,23 @@ def test_validate_refuses_mappings_amazon_mq_cannot_serve(overrides: dict[str, A
         RABBITMQ.validate(spec("q", **overrides))
 
 
+async def queue_recovered(endpoint: str, name: str, timeout: float = 30) -> None:
+    """Wait until a restarted broker serves queue ``name`` again: a node accepts connections before it
+    has finished recovering its durable queues."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            connection = await aio_pika.connect(endpoint)
+            async with connection:
+                channel = await connection.channel()
+                await channel.declare_queue(name, passive=True)
+                return
+        except aio_pika.exceptions.AMQPError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
 def test_a_broker_that_dies_is_unavailable_and_unacknowledged_messages_survive_its_restart(
     tmp_path: Path,
 ) -> None:
@@ -417,6 +435,7 @@ def test_a_broker_that_dies_is_unavailable_and_unacknowledged_messages_survive_i
         broker.start()
 
         async def after_the_restart() -> list[bytes]:
+            await queue_recovered(endpoint, name)
             async with opened(spec(name, endpoint=endpoint)) as source:
                 again = await source.receive(10, 10)
                 await source.ack(again)

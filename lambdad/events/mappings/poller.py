@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lambdad.errors import LambdaError, TooManyRequestsException
+from lambdad.events.backoff import doubling
 from lambdad.events.filtering import FilterSet
 from lambdad.events.mappings.records import (
     RECORD_AGE_EXCEEDED,
@@ -286,7 +287,7 @@ class Poller:
                     attempts,
                     self._max_attempts,
                 )
-                await asyncio.sleep(min(BACKOFF_FIRST * 2 ** (attempts - 1), BACKOFF_MAX))
+                await asyncio.sleep(doubling(attempts, BACKOFF_FIRST, BACKOFF_MAX))
 
     async def _invoke_judged(self, batch: Sequence[SourceMessage]) -> tuple[Any, _Invoked]:
         """Invoke until not throttled; AWS's judgement of the answer."""

@@ -34,7 +34,7 @@ from lambdad.events.mappings.records import (
     judge,
     split_by_size,
 )
-from lambdad.events.sources import Source, SourceMessage, SourceUnavailable, kind_for
+from lambdad.events.sources import Source, SourceMessage, SourceUnavailable, arn_service, kind_for
 from lambdad.invocation import Invoker, InvokeRequest
 from lambdad.models import Scope
 from lambdad.store.event_source_mappings import MappingRecord
@@ -354,7 +354,7 @@ class Poller:
             kind = kind_for(self._destination)
             if kind is None:
                 raise SourceUnavailable(f"no event source serves the destination {self._destination}")
-            endpoint = self._endpoints.get(self._destination.split(":")[2], "")
+            endpoint = self._endpoints.get(arn_service(self._destination), "")
             attributes = {
                 "RequestID": result.request_id,
                 "ErrorCode": condition,

@@ -12,7 +12,7 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,33 +23,19 @@ import pytest
 from lambdad.errors import InvalidParameterValueException
 from lambdad.events.sources import SOURCE_KINDS, SourceMessage, SourceSpec, SourceUnavailable
 from lambdad.events.sources.nats_jetstream import NatsJetStreamKind, NatsJetStreamSource, consumer_name
+from tests.events.sources.conftest import run, source_spec
 from tests.support import free_port
 
 ENDPOINT = "nats://127.0.0.1:4222"
 NATS_SERVER = "/usr/sbin/nats-server"
 
 
-def run(scenario: Callable[[], Awaitable[Any]], timeout: float = 30) -> Any:
-    """Run one async scenario with a bound on how long it may take."""
-
-    async def bounded() -> Any:
-        return await asyncio.wait_for(scenario(), timeout)
-
-    return asyncio.run(bounded())
-
-
 def spec_for(stream: str, endpoint: str = ENDPOINT, **changes: Any) -> SourceSpec:
-    fields: dict[str, Any] = {
-        "uuid": str(uuid.uuid4()),
-        "event_source_arn": f"arn:aws:nats:us-east-1:000000000000:stream/{stream}",
-        "endpoint": endpoint,
-        "region": "us-east-1",
-        "account": "000000000000",
-        "batch_size": 10,
-        "starting_position": "TRIM_HORIZON",
-    }
-    fields.update(changes)
-    return SourceSpec(**fields)
+    return source_spec(
+        f"arn:aws:nats:us-east-1:000000000000:stream/{stream}",
+        endpoint,
+        **{"starting_position": "TRIM_HORIZON", **changes},
+    )
 
 
 async def publish(stream: str, *bodies: bytes, subject: str = "", endpoint: str = ENDPOINT) -> None:
@@ -88,9 +74,9 @@ def stream() -> Iterator[str]:
         finally:
             await connection.close()
 
-    run(lambda: manage(True))
+    run(manage(True))
     yield name
-    run(lambda: manage(False))
+    run(manage(False))
 
 
 class PrivateNats:
@@ -111,7 +97,7 @@ class PrivateNats:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                run(self._ping, timeout=2)
+                run(self._ping(), timeout=2)
                 return
             except Exception:
                 time.sleep(0.05)
@@ -156,7 +142,7 @@ def test_a_batch_is_a_kinesis_shaped_event_in_stream_order(stream: str) -> None:
         finally:
             await source.close()
 
-    messages, event = run(scenario)
+    messages, event = run(scenario())
     assert sequences(messages) == [1, 2, 3]
     first = event["Records"][0]
     assert set(first) == {
@@ -201,7 +187,7 @@ def test_a_batch_never_exceeds_the_batch_size(stream: str) -> None:
         finally:
             await source.close()
 
-    assert run(scenario) == ([1, 2, 3], [4, 5])
+    assert run(scenario()) == ([1, 2, 3], [4, 5])
 
 
 def test_acked_records_are_never_delivered_again(stream: str) -> None:
@@ -219,7 +205,7 @@ def test_acked_records_are_never_delivered_again(stream: str) -> None:
         finally:
             await source.close()
 
-    assert run(scenario) == [4]
+    assert run(scenario()) == [4]
 
 
 def test_released_records_come_back_in_order_before_later_ones(stream: str) -> None:
@@ -245,7 +231,7 @@ def test_released_records_come_back_in_order_before_later_ones(stream: str) -> N
             await source.close()
         return rounds
 
-    assert run(scenario) == [
+    assert run(scenario()) == [
         ([1, 2, 3], [1, 1, 1]),
         ([2, 3, 4], [2, 2, 1]),
         ([2, 3, 4], [3, 3, 2]),
@@ -270,7 +256,7 @@ def test_a_closed_sources_unacked_records_go_to_the_next_source_at_once_in_order
         finally:
             await second.close()
 
-    assert run(scenario) == ([2, 3, 4], [1, 1, 1])
+    assert run(scenario()) == ([2, 3, 4], [1, 1, 1])
 
 
 KILLED_SOURCE = textwrap.dedent(
@@ -296,7 +282,7 @@ KILLED_SOURCE = textwrap.dedent(
 
 def test_a_killed_sources_unacked_records_come_back_at_once_before_later_ones(stream: str) -> None:
     spec = spec_for(stream)
-    run(lambda: publish(stream, b"a", b"b"))
+    run(publish(stream, b"a", b"b"))
     killed = subprocess.Popen(
         [sys.executable, "-c", KILLED_SOURCE, spec.uuid, spec.event_source_arn, ENDPOINT],
         stdout=subprocess.PIPE,
@@ -319,7 +305,7 @@ def test_a_killed_sources_unacked_records_come_back_at_once_before_later_ones(st
         finally:
             await source.close()
 
-    again, waited = run(scenario)
+    again, waited = run(scenario())
     assert again == [1, 2, 3]
     assert waited < 3
 
@@ -337,7 +323,7 @@ def test_held_records_outlive_the_ack_wait_while_the_source_is_open(stream: str)
         finally:
             await source.close()
 
-    assert run(scenario) == ([1, 2], [])
+    assert run(scenario()) == ([1, 2], [])
 
 
 def test_latest_starts_after_what_the_stream_holds(stream: str) -> None:
@@ -350,7 +336,7 @@ def test_latest_starts_after_what_the_stream_holds(stream: str) -> None:
         finally:
             await source.close()
 
-    assert run(scenario) == [3]
+    assert run(scenario()) == [3]
 
 
 def test_at_timestamp_starts_at_the_first_record_from_that_time(stream: str) -> None:
@@ -366,7 +352,7 @@ def test_at_timestamp_starts_at_the_first_record_from_that_time(stream: str) -> 
         finally:
             await source.close()
 
-    assert run(scenario) == [3, 4]
+    assert run(scenario()) == [3, 4]
 
 
 def test_topics_filter_the_stream_by_subject(stream: str) -> None:
@@ -380,7 +366,7 @@ def test_topics_filter_the_stream_by_subject(stream: str) -> None:
         finally:
             await source.close()
 
-    assert run(scenario) == [f"{stream}.orders.eu", f"{stream}.orders.us"]
+    assert run(scenario()) == [f"{stream}.orders.eu", f"{stream}.orders.us"]
 
 
 def test_lag_counts_records_not_yet_delivered(stream: str) -> None:
@@ -394,7 +380,7 @@ def test_lag_counts_records_not_yet_delivered(stream: str) -> None:
         finally:
             await source.close()
 
-    assert run(scenario) == (5, 3)
+    assert run(scenario()) == (5, 3)
 
 
 def test_publish_sends_to_the_subject_the_arn_names_with_attributes_as_headers(stream: str) -> None:
@@ -411,19 +397,19 @@ def test_publish_sends_to_the_subject_the_arn_names_with_attributes_as_headers(s
         finally:
             await connection.close()
 
-    assert run(scenario) == [(f"{stream}.failures", b'{"failed": true}', "200")]
+    assert run(scenario()) == [(f"{stream}.failures", b'{"failed": true}', "200")]
 
 
 def test_publish_to_a_stream_with_wildcard_subjects_needs_a_subject(stream: str) -> None:
     arn = f"arn:aws:nats:us-east-1:000000000000:stream/{stream}"
     with pytest.raises(ValueError, match="name one in the destination ARN"):
-        run(lambda: SOURCE_KINDS["nats"].publish(arn, ENDPOINT, b"x"))
+        run(SOURCE_KINDS["nats"].publish(arn, ENDPOINT, b"x"))
 
 
 def test_publish_to_a_subject_no_stream_captures_is_unavailable(stream: str) -> None:
     arn = f"arn:aws:nats:us-east-1:000000000000:stream/{stream}/elsewhere.{stream}"
     with pytest.raises(SourceUnavailable, match="no NATS stream captures"):
-        run(lambda: SOURCE_KINDS["nats"].publish(arn, ENDPOINT, b"x"))
+        run(SOURCE_KINDS["nats"].publish(arn, ENDPOINT, b"x"))
 
 
 def test_remove_deletes_the_mappings_durable_consumer(stream: str) -> None:
@@ -445,7 +431,7 @@ def test_remove_deletes_the_mappings_durable_consumer(stream: str) -> None:
         await kind.remove(spec)
         return created, await consumer_exists()
 
-    assert run(scenario) == (True, False)
+    assert run(scenario()) == (True, False)
 
 
 def test_validate_refuses_what_a_nats_stream_cannot_serve() -> None:
@@ -498,10 +484,10 @@ def test_an_unreachable_broker_is_unavailable_and_a_reopened_source_continues(
         finally:
             await source.close()
 
-    run(create_stream)
-    assert run(before_outage) == [1, 2, 3]
+    run(create_stream())
+    assert run(before_outage()) == [1, 2, 3]
     private_nats.start()
-    assert run(after_outage) == [3, 4]
+    assert run(after_outage()) == [3, 4]
 
 
 def test_a_new_batch_size_applies_to_the_mappings_existing_consumer(stream: str) -> None:
@@ -516,7 +502,7 @@ def test_a_new_batch_size_applies_to_the_mappings_existing_consumer(stream: str)
         finally:
             await source.close()
 
-    assert run(scenario) == [1, 2]
+    assert run(scenario()) == [1, 2]
 
 
 def test_nats_streams_are_an_ordered_source_kind() -> None:
@@ -543,7 +529,7 @@ def test_a_new_subject_filter_applies_from_where_the_mapping_was(stream: str) ->
         finally:
             await source.close()
 
-    assert run(scenario) == ["3"]
+    assert run(scenario()) == ["3"]
 
 
 def test_a_stream_deleted_under_an_open_source_is_unavailable(stream: str) -> None:
@@ -563,7 +549,7 @@ def test_a_stream_deleted_under_an_open_source_is_unavailable(stream: str) -> No
             await connection.jetstream().add_stream(name=stream, subjects=[f"{stream}.>"])  # for the fixture
             await connection.close()
 
-    run(scenario)
+    run(scenario())
 
 
 def test_a_killed_broker_loses_nothing_and_redelivers_in_order(private_nats: PrivateNats) -> None:
@@ -593,8 +579,8 @@ def test_a_killed_broker_loses_nothing_and_redelivers_in_order(private_nats: Pri
         finally:
             await source.close()
 
-    run(before_kill)
+    run(before_kill())
     private_nats.start()
-    delivered = run(after_restart)
+    delivered = run(after_restart())
     assert delivered and delivered[0] <= 3
     assert delivered == list(range(delivered[0], 5))

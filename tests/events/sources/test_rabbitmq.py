@@ -19,7 +19,7 @@ from lambdad.errors import InvalidParameterValueException
 from lambdad.events.sources import SOURCE_KINDS, SourceMessage, SourceSpec, SourceUnavailable, kind_for
 from lambdad.events.sources.rabbitmq import RABBITMQ, RabbitMqSource
 from tests.brokers import private_rabbitmq
-from tests.events.sources.conftest import run
+from tests.events.sources.conftest import run, source_spec
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 BROKER_ARN = "arn:aws:mq:us-east-1:123456789012:broker:main:b-0f5e7c3a-1111-2222-3333-444455556666"
@@ -44,17 +44,7 @@ AWS_BASIC_PROPERTIES = [
 
 
 def spec(queue: str, endpoint: str = BROKER, **overrides: Any) -> SourceSpec:
-    values: dict[str, Any] = {
-        "uuid": str(uuid.uuid4()),
-        "event_source_arn": BROKER_ARN,
-        "endpoint": endpoint,
-        "region": "us-east-1",
-        "account": "123456789012",
-        "batch_size": 10,
-        "queues": (queue,),
-    }
-    values.update(overrides)
-    return SourceSpec(**values)
+    return source_spec(BROKER_ARN, endpoint, **{"queues": (queue,), **overrides})
 
 
 @asynccontextmanager

@@ -1,6 +1,6 @@
 """Broker processes of a test's or benchmark's own on free loopback ports, to stop and start again:
-moto's SQS server, a private RabbitMQ node, a private Mosquitto. (The shared brokers on their standard
-ports are never restarted.)"""
+moto's SQS server, a private RabbitMQ node, a private Mosquitto; and a database of a test's own on the
+shared PostgreSQL. (The shared brokers on their standard ports are never restarted.)"""
 
 from __future__ import annotations
 
@@ -11,10 +11,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
+
 from tests.support import free_port
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 
 
 def wait_for_port(port: int, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
@@ -116,3 +123,17 @@ def private_mosquitto(home: Path) -> BrokerProcess:
         "autosave_on_changes true\n"
     )
     return BrokerProcess(["/usr/sbin/mosquitto", "-c", str(config)], port)
+
+
+@contextmanager
+def postgres_database(prefix: str) -> Iterator[str]:
+    """A database ``<prefix>_<hex>`` of the caller's own on the shared PostgreSQL (its URL), dropped
+    afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{POSTGRES}/{name}"
+    finally:
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")

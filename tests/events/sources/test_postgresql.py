@@ -22,6 +22,7 @@ import pytest
 from lambdad.errors import InvalidParameterValueException
 from lambdad.events.sources import SOURCE_KINDS, SourceMessage, SourceSpec, SourceUnavailable
 from lambdad.events.sources.postgresql import PostgresqlKind, PostgresqlSource
+from tests.brokers import postgres_database
 from tests.events.sources.conftest import run, source_spec
 from tests.support import free_port
 
@@ -34,12 +35,8 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
     """A database of this module's own (its endpoint URL), dropped afterwards."""
-    name = f"lambdad_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    yield f"{SERVER}/{name}"
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    with postgres_database("lambdad_test") as url:
+        yield url
 
 
 @pytest.fixture

@@ -58,25 +58,31 @@ async def opened(spec: SourceSpec, kind: NatsJetStreamKind | None = None) -> Nat
     return source
 
 
+async def add_stream(name: str, endpoint: str = ENDPOINT) -> None:
+    """A stream ``name`` capturing ``<name>.>``."""
+    connection = await nats.connect(endpoint)
+    try:
+        await connection.jetstream().add_stream(name=name, subjects=[f"{name}.>"])
+    finally:
+        await connection.close()
+
+
+async def delete_stream(name: str) -> None:
+    connection = await nats.connect(ENDPOINT)
+    try:
+        await connection.jetstream().delete_stream(name)
+    finally:
+        await connection.close()
+
+
 @pytest.fixture
 def stream() -> Iterator[str]:
     """A stream of the test's own capturing ``<name>.>``, deleted afterwards."""
     name = f"lambdad-test-{uuid.uuid4().hex[:10]}"
 
-    async def manage(create: bool) -> None:
-        connection = await nats.connect(ENDPOINT)
-        try:
-            jetstream = connection.jetstream()
-            if create:
-                await jetstream.add_stream(name=name, subjects=[f"{name}.>"])
-            else:
-                await jetstream.delete_stream(name)
-        finally:
-            await connection.close()
-
-    run(manage(True))
+    run(add_stream(name))
     yield name
-    run(manage(False))
+    run(delete_stream(name))
 
 
 class PrivateNats:
@@ -455,11 +461,7 @@ def test_an_unreachable_broker_is_unavailable_and_a_reopened_source_continues(
     spec = spec_for(name, endpoint=private_nats.endpoint)
 
     async def create_stream() -> None:
-        connection = await nats.connect(private_nats.endpoint)
-        try:
-            await connection.jetstream().add_stream(name=name, subjects=[f"{name}.>"])
-        finally:
-            await connection.close()
+        await add_stream(name, private_nats.endpoint)
         await publish(name, b"1", b"2", b"3", endpoint=private_nats.endpoint)
 
     async def before_outage() -> list[int]:
@@ -536,18 +538,14 @@ def test_a_stream_deleted_under_an_open_source_is_unavailable(stream: str) -> No
     async def scenario() -> None:
         source = await opened(spec_for(stream))
         try:
-            connection = await nats.connect(ENDPOINT)
-            await connection.jetstream().delete_stream(stream)
-            await connection.close()
+            await delete_stream(stream)
             with pytest.raises(SourceUnavailable):
                 await source.receive(10, 1)
             with pytest.raises(SourceUnavailable, match="does not exist"):
                 await source.open()
         finally:
             await source.close()
-            connection = await nats.connect(ENDPOINT)
-            await connection.jetstream().add_stream(name=stream, subjects=[f"{stream}.>"])  # for the fixture
-            await connection.close()
+            await add_stream(stream)  # for the fixture
 
     run(scenario())
 
@@ -559,11 +557,7 @@ def test_a_killed_broker_loses_nothing_and_redelivers_in_order(private_nats: Pri
     spec = spec_for(name, endpoint=private_nats.endpoint)
 
     async def before_kill() -> None:
-        connection = await nats.connect(private_nats.endpoint)
-        try:
-            await connection.jetstream().add_stream(name=name, subjects=[f"{name}.>"])
-        finally:
-            await connection.close()
+        await add_stream(name, private_nats.endpoint)
         await publish(name, b"1", b"2", b"3", endpoint=private_nats.endpoint)
         source = await opened(spec)
         batch = await source.receive(10, 2)

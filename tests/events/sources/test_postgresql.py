@@ -82,6 +82,15 @@ def ids(messages: list[SourceMessage]) -> list[int]:
     return [int(message.record["dynamodb"]["Keys"]["id"]["N"]) for message in messages]
 
 
+async def first_ids(spec: SourceSpec) -> list[int]:
+    """The ids of what a newly opened source receives first (waiting up to 2 s); closed afterwards."""
+    source = await opened(spec)
+    try:
+        return ids(await source.receive(10, 2))
+    finally:
+        await source.close()
+
+
 def test_insert_modify_and_remove_are_dynamodb_stream_records_with_typed_images(database: str) -> None:
     name = f"typed_{uuid.uuid4().hex[:8]}"
     execute(
@@ -274,14 +283,7 @@ def test_a_killed_sources_unacked_changes_come_back_to_a_new_source(database: st
         killed.kill()
         killed.wait(timeout=10)
 
-    async def scenario() -> list[int]:
-        source = await opened(spec)
-        try:
-            return ids(await source.receive(10, 2))
-        finally:
-            await source.close()
-
-    assert run(scenario()) == [2, 3]
+    assert run(first_ids(spec)) == [2, 3]
 
 
 def test_changes_made_while_no_source_runs_are_delivered_after(database: str, table: str) -> None:
@@ -289,14 +291,7 @@ def test_changes_made_while_no_source_runs_are_delivered_after(database: str, ta
     run(_open_and_close(spec))
     insert(database, table, 1, 2)
 
-    async def scenario() -> list[int]:
-        source = await opened(spec)
-        try:
-            return ids(await source.receive(10, 2))
-        finally:
-            await source.close()
-
-    assert run(scenario()) == [1, 2]
+    assert run(first_ids(spec)) == [1, 2]
 
 
 def test_latest_starts_after_the_last_change_and_trim_horizon_at_the_oldest(
@@ -325,15 +320,8 @@ def test_at_timestamp_starts_at_the_first_change_from_that_time(database: str, t
     since = time.time()
     insert(database, table, 3)
 
-    async def scenario() -> list[int]:
-        spec = spec_for(database, table, starting_position="AT_TIMESTAMP", starting_position_timestamp=since)
-        source = await opened(spec)
-        try:
-            return ids(await source.receive(10, 2))
-        finally:
-            await source.close()
-
-    assert run(scenario()) == [3]
+    spec = spec_for(database, table, starting_position="AT_TIMESTAMP", starting_position_timestamp=since)
+    assert run(first_ids(spec)) == [3]
 
 
 def test_a_waiting_receive_wakes_on_the_change_notification(database: str, table: str) -> None:
@@ -557,17 +545,10 @@ def test_an_unreachable_database_is_unavailable_and_a_reopened_source_continues(
             await opened(spec)
         return ids(batch)
 
-    async def after_outage() -> list[int]:
-        insert(endpoint, "items", 4)
-        source = await opened(spec)
-        try:
-            return ids(await source.receive(10, 2))
-        finally:
-            await source.close()
-
     assert run(before_outage()) == [1, 2, 3]
     private_cluster.start()
-    assert run(after_outage()) == [3, 4]
+    insert(endpoint, "items", 4)
+    assert run(first_ids(spec)) == [3, 4]
 
 
 def test_postgresql_tables_are_an_ordered_source_kind() -> None:

@@ -13,6 +13,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.brokers import mqtt_publish as publish
 from tests.e2e.invoke_support import eventually
 from tests.e2e.mapping_support import delete_mapping, wait_state
 from tests.e2e.queue_support import Reporter, lambdad_with_sources, reporter_on
@@ -57,16 +58,6 @@ def connected(client_id: str = "", clean_start: bool = True) -> tuple[paho.Clien
     client.loop_start()
     assert ready.wait(5)
     return client, session_present.is_set()
-
-
-def publish(topic: str, *payloads: bytes) -> None:
-    client, _ = connected()
-    try:
-        for payload in payloads:
-            client.publish(topic, payload, qos=1).wait_for_publish(5)
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 def test_each_message_invokes_the_function_with_its_json_payload(

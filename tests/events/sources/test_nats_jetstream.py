@@ -75,6 +75,15 @@ async def delete_stream(name: str) -> None:
         await connection.close()
 
 
+async def first_sequences(spec: SourceSpec, wait: float = 2) -> list[int]:
+    """The sequences a newly opened source receives first (waiting up to ``wait`` s); closed afterwards."""
+    source = await opened(spec)
+    try:
+        return sequences(await source.receive(10, wait))
+    finally:
+        await source.close()
+
+
 @pytest.fixture
 def stream() -> Iterator[str]:
     """A stream of the test's own capturing ``<name>.>``, deleted afterwards."""
@@ -205,11 +214,7 @@ def test_acked_records_are_never_delivered_again(stream: str) -> None:
         await source.ack(await source.receive(10, 2))
         await source.close()
         await publish(stream, b"d")
-        source = await opened(spec)
-        try:
-            return sequences(await source.receive(10, 2))
-        finally:
-            await source.close()
+        return await first_sequences(spec)
 
     assert run(scenario()) == [4]
 
@@ -352,11 +357,7 @@ def test_at_timestamp_starts_at_the_first_record_from_that_time(stream: str) -> 
         since = time.time()
         await publish(stream, b"after", b"after")
         spec = spec_for(stream, starting_position="AT_TIMESTAMP", starting_position_timestamp=since)
-        source = await opened(spec)
-        try:
-            return sequences(await source.receive(10, 2))
-        finally:
-            await source.close()
+        return await first_sequences(spec)
 
     assert run(scenario()) == [3, 4]
 
@@ -480,11 +481,7 @@ def test_an_unreachable_broker_is_unavailable_and_a_reopened_source_continues(
 
     async def after_outage() -> list[int]:
         await publish(name, b"4", endpoint=private_nats.endpoint)
-        source = await opened(spec)
-        try:
-            return sequences(await source.receive(10, 3))
-        finally:
-            await source.close()
+        return await first_sequences(spec, wait=3)
 
     run(create_stream())
     assert run(before_outage()) == [1, 2, 3]
@@ -498,11 +495,7 @@ def test_a_new_batch_size_applies_to_the_mappings_existing_consumer(stream: str)
     async def scenario() -> list[int]:
         await (await opened(spec)).close()
         await publish(stream, *[b"x"] * 5)
-        source = await opened(replace(spec, batch_size=2))
-        try:
-            return sequences(await source.receive(10, 1))
-        finally:
-            await source.close()
+        return await first_sequences(replace(spec, batch_size=2), wait=1)
 
     assert run(scenario()) == [1, 2]
 
@@ -567,11 +560,7 @@ def test_a_killed_broker_loses_nothing_and_redelivers_in_order(private_nats: Pri
 
     async def after_restart() -> list[int]:
         await publish(name, b"4", endpoint=private_nats.endpoint)
-        source = await opened(spec)
-        try:
-            return sequences(await source.receive(10, 3))
-        finally:
-            await source.close()
+        return await first_sequences(spec, wait=3)
 
     run(before_kill())
     private_nats.start()

@@ -137,8 +137,8 @@ class Platform:
             schedules=ScheduleService(database, schedule_expressions.check),
         )
         provisioner = Provisioner(settings.account_id, services.provisioned, invoker, pool)
-        # Schedules hand their Lambda invocations to the Event queue after claiming the slot; the durable
-        # queue will take them inside the claiming transaction instead (``hand_over=``).
+        # Schedules hand their Lambda invocations to the durable Event queue inside the transaction that
+        # claims the slot (``hand_over=``), then wake it.
         schedule_runner = ScheduleRunner(
             database,
             settings.account_id,

@@ -63,20 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("function_name", metavar="NAME")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines as they arrive")
     logs.add_argument("--data-dir", type=Path, help="the server's data directory (default ./.lambdad)")
-    mappings = commands.add_parser(
-        "mappings", help="show a server's event source mappings: state, last result, last error, lag"
-    )
-    mappings.add_argument(
-        "--endpoint", help="the server (default http://127.0.0.1:PORT, PORT from LAMBDAD_PORT or 3001)"
-    )
-    mappings.add_argument("--json", action="store_true", help="print the server's JSON as it is")
-    schedules = commands.add_parser(
-        "schedules", help="show each schedule's state, last and next fire times and last result"
-    )
-    schedules.add_argument(
-        "--endpoint", help="the running server (default http://127.0.0.1:$LAMBDAD_PORT, port 3001)"
-    )
-    schedules.add_argument("--json", action="store_true", help="print the server's JSON as it is")
+    # Views of a running server's state, read from its /_lambdad/... endpoints.
+    for name, shows, as_json in (
+        ("mappings", "event source mappings: state, last result, last error, lag", "the server's JSON"),
+        ("schedules", "schedules: state, last and next fire times, last result", "a JSON list"),
+    ):
+        view = commands.add_parser(name, help=f"show a running server's {shows}")
+        view.add_argument(
+            "--endpoint", help="the server (default http://127.0.0.1:PORT, PORT from LAMBDAD_PORT or 3001)"
+        )
+        view.add_argument("--json", action="store_true", help=f"print {as_json} instead of a table")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)

@@ -1,6 +1,7 @@
 """Broker processes of a test's or benchmark's own on free loopback ports, to stop and start again:
-moto's SQS server, a private RabbitMQ node, a private Mosquitto. (The shared brokers on their standard
-ports are never restarted.)"""
+moto's SQS server, a private RabbitMQ node, a private Mosquitto. Also publishing to a Mosquitto, and a
+database of a test's own on the shared PostgreSQL. (The shared brokers on their standard ports are never
+restarted.)"""
 
 from __future__ import annotations
 
@@ -11,10 +12,19 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import paho.mqtt.client as paho
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+
 from tests.support import free_port
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 
 
 def wait_for_port(port: int, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
@@ -116,3 +126,30 @@ def private_mosquitto(home: Path) -> BrokerProcess:
         "autosave_on_changes true\n"
     )
     return BrokerProcess(["/usr/sbin/mosquitto", "-c", str(config)], port)
+
+
+def mqtt_publish(topic: str, *payloads: bytes, port: int = 1883) -> None:
+    """Publish to the Mosquitto on ``port`` at QoS 1, waiting for each PUBACK."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        for payload in payloads:
+            client.publish(topic, payload, qos=1).wait_for_publish(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@contextmanager
+def postgres_database(prefix: str) -> Iterator[str]:
+    """A database ``<prefix>_<hex>`` of the caller's own on the shared PostgreSQL (its URL), dropped
+    afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{POSTGRES}/{name}"
+    finally:
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")

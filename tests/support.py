@@ -49,6 +49,8 @@ class Server:
     port: int = field(default_factory=free_port)
     extra_args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
+    # Environment variables the server gets on top of the test process's own.
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def endpoint(self) -> str:
@@ -85,6 +87,7 @@ class Server:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env} if self.env else None,
         )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:

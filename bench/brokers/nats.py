@@ -14,7 +14,7 @@ from typing import Any
 
 import nats
 
-from lambdad.events.sources import SourceSpec
+from bench.brokers import mapping_spec, rate_through_source
 from lambdad.events.sources.nats_jetstream import NatsJetStreamKind, stream_name
 
 ENDPOINT = "nats://127.0.0.1:4222"
@@ -55,11 +55,12 @@ def raw_seconds(n: int) -> float:
         remove(arn)
 
 
-def source_rate(n: int) -> float:
-    """Events per second through lambdad's NATS source (receive batches of 100, ack each batch)."""
+def source_rate(n: int, batch_size: int = WINDOW) -> float:
+    """Events per second through lambdad's NATS source (receive batches, ack each batch)."""
     arn = new_arn()
     try:
-        return n / asyncio.run(_through_source(arn, n))
+        spec = mapping_spec(NatsJetStreamKind(), arn, ENDPOINT, batch_size, starting_position="TRIM_HORIZON")
+        return rate_through_source(NatsJetStreamKind(), spec, n, lambda count, _: publish_many(arn, count))
     finally:
         remove(arn)
 
@@ -99,29 +100,3 @@ async def _publish_and_consume(stream: str, n: int) -> float:
         return time.perf_counter() - started
     finally:
         await connection.close()
-
-
-async def _through_source(arn: str, n: int) -> float:
-    spec = SourceSpec(
-        uuid=str(uuid.uuid4()),
-        event_source_arn=arn,
-        endpoint=ENDPOINT,
-        region="us-east-1",
-        account="000000000000",
-        batch_size=WINDOW,
-        starting_position="TRIM_HORIZON",
-    )
-    started = time.perf_counter()
-    await _publish(stream_name(arn), n)
-    source = NatsJetStreamKind().source(spec)
-    await source.open()
-    try:
-        consumed = 0
-        while consumed < n:
-            batch = await source.receive(WINDOW, 5)
-            source.event(batch)
-            await source.ack(batch)
-            consumed += len(batch)
-        return time.perf_counter() - started
-    finally:
-        await source.close()

@@ -8,14 +8,13 @@ rows read back in key order in pages of 100 (no capture), i.e. the cheapest orde
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from typing import Any
 
 import psycopg
 
-from lambdad.events.sources import SourceSpec
+from bench.brokers import mapping_spec, rate_through_source
 from lambdad.events.sources.postgresql import PostgresqlKind, table_of
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
@@ -91,36 +90,12 @@ def raw_seconds(n: int) -> float:
         remove(arn)
 
 
-def source_rate(n: int) -> float:
-    """Changes per second through lambdad's source: insert ``n`` rows, receive batches of 100, ack."""
+def source_rate(n: int, batch_size: int = PAGE) -> float:
+    """Changes per second through lambdad's source: insert ``n`` rows, receive batches, ack (the source
+    is opened first: opening installs capture)."""
     arn = new_arn()
     try:
-        return n / asyncio.run(_through_source(arn, n))
+        spec = mapping_spec(PostgresqlKind(), arn, endpoint(), batch_size, starting_position="TRIM_HORIZON")
+        return rate_through_source(PostgresqlKind(), spec, n, lambda count, _: publish_many(arn, count))
     finally:
         remove(arn)
-
-
-async def _through_source(arn: str, n: int) -> float:
-    spec = SourceSpec(
-        uuid=str(uuid.uuid4()),
-        event_source_arn=arn,
-        endpoint=endpoint(),
-        region="us-east-1",
-        account="000000000000",
-        batch_size=PAGE,
-        starting_position="TRIM_HORIZON",
-    )
-    source = PostgresqlKind().source(spec)
-    await source.open()  # installs capture before the rows go in
-    try:
-        started = time.perf_counter()
-        await asyncio.to_thread(publish_many, arn, n)
-        consumed = 0
-        while consumed < n:
-            batch = await source.receive(PAGE, 5)
-            source.event(batch)
-            await source.ack(batch)
-            consumed += len(batch)
-        return time.perf_counter() - started
-    finally:
-        await source.close()

@@ -9,7 +9,7 @@ from typing import Any
 
 import aio_pika
 
-from bench.brokers import body, drain, mapping_spec
+from bench.brokers import body, mapping_spec, rate_through_source
 from lambdad.events.sources.rabbitmq import RABBITMQ, BrokerArn
 from lambdad.settings import DEFAULT_EVENT_SOURCES
 
@@ -100,20 +100,8 @@ def raw_seconds(n: int) -> float:
 def source_rate(n: int, batch_size: int = PREFETCH) -> float:
     """Events/s: publish ``n`` messages, consume them through lambdad's RabbitMQ source."""
     arn = new_arn()
-    spec = mapping_spec(RABBITMQ, BROKER_ARN, ENDPOINT, batch_size, queues=(_queue(arn),))
-
-    async def measure() -> float:
-        source = RABBITMQ.source(spec)
-        await source.open()
-        try:
-            started = time.perf_counter()
-            await asyncio.to_thread(publish_many, arn, n)
-            await drain(source, n, batch_size)
-            return n / (time.perf_counter() - started)
-        finally:
-            await source.close()
-
     try:
-        return asyncio.run(measure())
+        spec = mapping_spec(RABBITMQ, BROKER_ARN, ENDPOINT, batch_size, queues=(_queue(arn),))
+        return rate_through_source(RABBITMQ, spec, n, lambda count, _: publish_many(arn, count))
     finally:
         remove(arn)

@@ -9,12 +9,11 @@ few hundred messages (``MESSAGES``); the rates below publish and consume in roun
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from typing import Any
 
-from bench.brokers import body, drain, mapping_spec
+from bench.brokers import body, mapping_spec, rate_through_source
 from lambdad.events.sources.sqs import SQS, QueueArn, make_client
 from tests.brokers import BrokerProcess, moto_server
 
@@ -114,22 +113,8 @@ def source_rate(n: int, batch_size: int = BATCH) -> float:
     """Events/s for the same rounds with lambdad's SQS source as the consumer."""
     arn = new_arn()
     window = 1 if batch_size > BATCH else 0
-    spec = mapping_spec(SQS, arn, endpoint(), batch_size, maximum_batching_window_in_seconds=window)
-
-    async def measure() -> float:
-        source = SQS.source(spec)
-        await source.open()
-        try:
-            started = time.perf_counter()
-            for first in range(0, n, ROUND):
-                count = min(ROUND, n - first)
-                await asyncio.to_thread(publish_many, arn, count, first)
-                await drain(source, count, batch_size)
-            return n / (time.perf_counter() - started)
-        finally:
-            await source.close()
-
     try:
-        return asyncio.run(measure())
+        spec = mapping_spec(SQS, arn, endpoint(), batch_size, maximum_batching_window_in_seconds=window)
+        return rate_through_source(SQS, spec, n, lambda count, first: publish_many(arn, count, first), ROUND)
     finally:
         remove(arn)

@@ -103,7 +103,7 @@ class AwsApi:
         api, found = self._route(request.method, raw_path, query)
         try:
             if found is None:
-                raise UnknownOperationException(f"No Lambda operation serves {request.method} {raw_path}")
+                raise UnknownOperationException(f"No operation serves {request.method} {raw_path}")
             response = await self._handle(api, found, query, request, request_id)
         except LambdaError as error:
             response = error_response(error, request_id, api)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lambdad.events.backoff import doubling
 from lambdad.store.function_configs import EventInvokeConfig
 
 DEFAULT_MAXIMUM_RETRY_ATTEMPTS = 2
@@ -88,7 +89,7 @@ def after_function_error(
 
 def backoff(requeues: int, cap: float) -> float:
     """The wait before a throttled event's ``requeues``-th return (1 = first): 1, 2, 4, ... s, capped."""
-    return float(min(cap, FIRST_BACKOFF * 2 ** max(0, requeues - 1)))
+    return doubling(requeues, FIRST_BACKOFF, cap)
 
 
 def after_throttle(

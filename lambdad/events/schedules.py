@@ -46,6 +46,7 @@ from sqlalchemy import Connection
 
 from lambdad.errors import InvalidRequestContentException
 from lambdad.events import sources
+from lambdad.events.backoff import doubling
 from lambdad.events.schedule_expressions import At, Rate, next_fire, parse, time_zone
 from lambdad.invocation import InvokeRequest
 from lambdad.invocation.invoker import check_json
@@ -376,7 +377,7 @@ class ScheduleRunner:
         while True:
             if retries >= max_attempts:
                 break
-            delay = min(self._retry_base_delay * 2**retries, _MAX_RETRY_DELAY)
+            delay = doubling(retries + 1, self._retry_base_delay, _MAX_RETRY_DELAY)
             if (self._clock() + timedelta(seconds=delay) - slot.scheduled).total_seconds() > max_age:
                 condition = "MaximumEventAgeInSeconds"
                 break

@@ -150,13 +150,6 @@ def claim(connection: Connection, owner: str, now: int, lease_ms: int, limit: in
     return sorted((_from_row(row) for row in rows), key=lambda event: event.due_at)
 
 
-def next_due(connection: Connection, now: int) -> int | None:
-    """When the earliest event nobody holds is due (maybe already), or None if there is none."""
-    query = select(func.min(async_events.c.due_at)).where(async_events.c.lease_until < now)
-    value = connection.execute(query).scalar_one_or_none()
-    return None if value is None else int(value)
-
-
 def renew(connection: Connection, owner: str, until: int, request_ids: Sequence[str] | None = None) -> int:
     """Extend the leases ``owner`` holds (only those of ``request_ids`` if given) to ``until``; the number
     of rows renewed."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from lambdad.store.records import as_utc
 from lambdad.store.schema import event_source_mappings as mappings
 
 
@@ -90,9 +91,6 @@ def _values(record: MappingRecord) -> dict[str, Any]:
 
 
 def _from_row(row: Any) -> MappingRecord:
-    modified = row.last_modified
-    if modified.tzinfo is None:  # SQLite forgets the zone
-        modified = modified.replace(tzinfo=UTC)
     return MappingRecord(
         uuid=row.uuid,
         region=row.region,
@@ -101,7 +99,7 @@ def _from_row(row: Any) -> MappingRecord:
         state=row.state,
         state_transition_reason=row.state_transition_reason,
         enabled=bool(row.enabled),
-        last_modified=modified,
+        last_modified=as_utc(row.last_modified),
         last_processing_result=row.last_processing_result,
         config=dict(row.config),
     )

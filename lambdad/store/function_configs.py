@@ -7,11 +7,12 @@ A qualifier is stored as given: ``""`` for an unqualified policy, ``$LATEST``, a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from lambdad.store.records import as_utc
 from lambdad.store.schema import (
     event_invoke_configs,
     function_policies,
@@ -80,11 +81,9 @@ def save_policy(connection: Connection, region: str, name: str, qualifier: str, 
 
 
 def _invoke_config_from_row(row: Any) -> EventInvokeConfig:
-    moment = row.last_modified
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     return EventInvokeConfig(
         qualifier=row.qualifier,
-        last_modified=moment,
+        last_modified=as_utc(row.last_modified),
         maximum_retry_attempts=row.maximum_retry_attempts,
         maximum_event_age=row.maximum_event_age,
         destinations=dict(row.destination_config),

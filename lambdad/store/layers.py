@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
 from lambdad.models import CodePackage
+from lambdad.store.records import as_utc
 from lambdad.store.schema import layer_versions, layers
 
 
@@ -121,13 +122,11 @@ def referenced_code(connection: Connection) -> set[str]:
 
 
 def _from_row(row: Any) -> LayerVersion:
-    created = row.created_at
-    created = created.replace(tzinfo=UTC) if created.tzinfo is None else created.astimezone(UTC)
     return LayerVersion(
         name=row.layer_name,
         version=int(row.version),
         code=CodePackage(row.code_sha256, int(row.code_size), int(row.unzipped_size)),
-        created=created,
+        created=as_utc(row.created_at),
         description=row.description,
         license_info=row.license_info,
         compatible_runtimes=_tupled(row.compatible_runtimes),

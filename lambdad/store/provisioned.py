@@ -4,10 +4,11 @@ transaction's connection."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from lambdad.store.records import as_utc
 from lambdad.store.schema import provisioned_concurrency_configs as configs
 
 
@@ -71,7 +72,5 @@ def all_regions(connection: Connection) -> list[str]:
 
 
 def _from_row(row: object) -> ProvisionedConfig:
-    modified = row.last_modified  # type: ignore[attr-defined]
-    if modified.tzinfo is None:  # SQLite forgets the zone
-        modified = modified.replace(tzinfo=UTC)
+    modified = as_utc(row.last_modified)  # type: ignore[attr-defined]
     return ProvisionedConfig(row.function_name, row.qualifier, row.requested, modified)  # type: ignore[attr-defined]

@@ -67,7 +67,7 @@ def version_from_row(row: Any) -> FunctionVersion:
         version=row.version,
         code=CodePackage(row.code_sha256, int(row.code_size), int(row.unzipped_size)),
         revision_id=row.revision_id,
-        last_modified=_as_utc(row.last_modified),
+        last_modified=as_utc(row.last_modified),
         state=FunctionState(config.pop("state")),
         last_update_status=UpdateStatus(status) if status else None,
         architectures=tuple(config.pop("architectures")),
@@ -118,6 +118,6 @@ def alias_from_row(row: Any) -> Alias:
     )
 
 
-def _as_utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; PostgreSQL aware ones.
+def as_utc(moment: datetime) -> datetime:
+    """A timestamp column's value in UTC (SQLite hands back naive datetimes; PostgreSQL aware ones)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

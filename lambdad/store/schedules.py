@@ -4,11 +4,12 @@ connection; ``claim_slot`` is the compare-and-set that keeps a slot from firing 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from lambdad.store.records import as_utc
 from lambdad.store.schema import schedule_groups as groups
 from lambdad.store.schema import schedules
 
@@ -68,7 +69,7 @@ def get_group(connection: Connection, region: str, name: str) -> GroupRecord | N
     row = connection.execute(select(groups).where(groups.c.region == region, groups.c.name == name)).first()
     if row is None:
         return None
-    return GroupRecord(row.region, row.name, _aware(row.created_at), _aware(row.last_modified))
+    return GroupRecord(row.region, row.name, as_utc(row.created_at), as_utc(row.last_modified))
 
 
 def list_groups(connection: Connection, region: str, prefix: str | None = None) -> list[GroupRecord]:
@@ -77,7 +78,7 @@ def list_groups(connection: Connection, region: str, prefix: str | None = None) 
     if prefix:
         query = query.where(groups.c.name.startswith(prefix, autoescape=True))
     return [
-        GroupRecord(row.region, row.name, _aware(row.created_at), _aware(row.last_modified))
+        GroupRecord(row.region, row.name, as_utc(row.created_at), as_utc(row.last_modified))
         for row in connection.execute(query)
     ]
 
@@ -196,12 +197,8 @@ def _values(record: ScheduleRecord) -> dict[str, Any]:
     }
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment  # SQLite forgets the zone
-
-
-def _maybe_aware(moment: datetime | None) -> datetime | None:
-    return None if moment is None else _aware(moment)
+def _maybe_utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else as_utc(moment)
 
 
 def _from_row(row: Any) -> ScheduleRecord:
@@ -211,10 +208,10 @@ def _from_row(row: Any) -> ScheduleRecord:
         name=row.name,
         state=row.state,
         config=dict(row.config),
-        created_at=_aware(row.created_at),
-        last_modified=_aware(row.last_modified),
+        created_at=as_utc(row.created_at),
+        last_modified=as_utc(row.last_modified),
         client_token=row.client_token,
-        last_slot=_maybe_aware(row.last_slot),
-        last_fired_at=_maybe_aware(row.last_fired_at),
+        last_slot=_maybe_utc(row.last_slot),
+        last_fired_at=_maybe_utc(row.last_fired_at),
         last_result=row.last_result,
     )

@@ -51,9 +51,9 @@ def executable_zip(files: dict[str, str], executables: set[str]) -> bytes:
     return buffer.getvalue()
 
 
-def start_server(directory: Path, *extra_args: str) -> Server:
-    """A running lambdad server on its own data directory."""
-    return Server(directory / "data", extra_args=list(extra_args)).start(timeout=60)
+def start_server(directory: Path, *extra_args: str, env: dict[str, str] | None = None) -> Server:
+    """A running lambdad server on its own data directory (``env``: extra environment variables)."""
+    return Server(directory / "data", extra_args=list(extra_args), env=env or {}).start(timeout=60)
 
 
 def server_fixture(*extra_args: str) -> Any:

@@ -13,7 +13,10 @@ from typing import Any
 import redis
 
 from tests.e2e.invoke_support import deploy_python, eventually, unique
-from tests.e2e.redis_support import ServerWithEnv
+
+# wait_state and delete_mapping: imported from here by the SQS tests.
+from tests.e2e.mapping_support import delete_mapping, server_with_event_sources, wait_state  # noqa: F401
+from tests.support import Server
 
 REDIS_PORT = 6379
 
@@ -57,20 +60,17 @@ def redis_client() -> redis.Redis:
     return redis.Redis(port=REDIS_PORT, socket_timeout=5, decode_responses=True)
 
 
-def lambdad_with_sources(directory: Path, **endpoints: str) -> Iterator[ServerWithEnv]:
+def lambdad_with_sources(directory: Path, **endpoints: str) -> Iterator[Server]:
     """A running lambdad whose event sources include ``endpoints`` (service=url), stopped afterwards."""
     setting = ",".join(f"{service}={url}" for service, url in endpoints.items())
-    running = ServerWithEnv(directory / "data", env={"LAMBDAD_EVENT_SOURCES": setting} if setting else {})
-    running.start(timeout=60)
-    yield running
-    if running.process is not None and running.process.poll() is None:
-        running.stop(timeout=60)
+    with server_with_event_sources(directory, setting) as running:
+        yield running
 
 
 class Reporter:
     """A deployed REPORTER function and what it reported."""
 
-    def __init__(self, server: ServerWithEnv) -> None:
+    def __init__(self, server: Server) -> None:
         self.name = unique("q-fn")
         self.key = f"lambdad-test-report-{uuid.uuid4().hex[:12]}"
         deploy_python(
@@ -98,29 +98,8 @@ class Reporter:
         redis_client().delete(self.key)
 
 
-def reporter_on(server: ServerWithEnv) -> Iterator[Reporter]:
+def reporter_on(server: Server) -> Iterator[Reporter]:
     """A REPORTER function deployed on ``server``; its Redis list is removed afterwards (a fixture body)."""
     reporter = Reporter(server)
     yield reporter
     reporter.remove()
-
-
-def wait_state(client: Any, mapping_uuid: str, state: str, timeout: float = 20) -> dict[str, Any]:
-    return eventually(
-        lambda: (m := client.get_event_source_mapping(UUID=mapping_uuid))["State"] == state and m,
-        timeout=timeout,
-    )
-
-
-def delete_mapping(client: Any, mapping_uuid: str) -> None:
-    """Delete a mapping and wait until it is gone (its poller stopped)."""
-    client.delete_event_source_mapping(UUID=mapping_uuid)
-
-    def gone() -> bool:
-        try:
-            client.get_event_source_mapping(UUID=mapping_uuid)
-        except client.exceptions.ResourceNotFoundException:
-            return True
-        return False
-
-    eventually(gone, timeout=20)

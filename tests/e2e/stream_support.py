@@ -1,20 +1,17 @@
 """What the stream source e2e tests share: a collector the functions report their events to (an HTTP
-server in the test process, reached over the host network), the collecting function, and a lambdad
-server started with the test's event source endpoints."""
+server in the test process, reached over the host network) and the collecting function."""
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-from tests.e2e.invoke_support import start_server
+from tests.e2e.invoke_support import deploy_python, unique
 from tests.support import Server
 
 # The function posts each event to COLLECT_URL and learns how often the collector has seen each record
@@ -116,35 +113,14 @@ def collector() -> Iterator[Collector]:
         running.close()
 
 
-@contextmanager
-def event_sources_env(event_sources: str) -> Iterator[None]:
-    """``LAMBDAD_EVENT_SOURCES`` set for the servers started meanwhile (they inherit the environment)."""
-    before = os.environ.get("LAMBDAD_EVENT_SOURCES")
-    os.environ["LAMBDAD_EVENT_SOURCES"] = event_sources
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["LAMBDAD_EVENT_SOURCES"]
-        else:
-            os.environ["LAMBDAD_EVENT_SOURCES"] = before
-
-
-@contextmanager
-def server_with_event_sources(directory: Path, event_sources: str) -> Iterator[Server]:
-    """A lambdad server reading ``LAMBDAD_EVENT_SOURCES=event_sources``."""
-    with event_sources_env(event_sources):
-        server = start_server(directory)
-    try:
-        yield server
-    finally:
-        if server.process is not None and server.process.poll() is None:
-            server.stop(timeout=60)
-
-
-def collecting_function_environment(collect: Collector, function: str) -> dict[str, Any]:
-    """CreateFunction parameters that let the collecting function reach the collector."""
-    return {
-        "Tags": {"lambdad:network": "host"},
-        "Environment": {"Variables": {"COLLECT_URL": collect.url(function)}},
-    }
+def deploy_collecting_function(server: Server, collect: Collector, prefix: str) -> str:
+    """A new COLLECTING_FUNCTION on ``server`` reporting to ``collect`` (over the host network); its name."""
+    name = unique(prefix)
+    deploy_python(
+        server.client(),
+        name,
+        COLLECTING_FUNCTION,
+        Tags={"lambdad:network": "host"},
+        Environment={"Variables": {"COLLECT_URL": collect.url(name)}},
+    )
+    return name

@@ -13,21 +13,23 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.brokers import mqtt_publish as publish
 from tests.e2e.invoke_support import eventually
-from tests.e2e.queue_support import Reporter, delete_mapping, lambdad_with_sources, reporter_on, wait_state
-from tests.e2e.redis_support import ServerWithEnv
+from tests.e2e.mapping_support import delete_mapping, wait_state
+from tests.e2e.queue_support import Reporter, lambdad_with_sources, reporter_on
+from tests.support import Server
 
 pytestmark = pytest.mark.e2e
 BROKER = "mqtt://127.0.0.1:1883"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerWithEnv]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from lambdad_with_sources(tmp_path_factory.mktemp("lambdad"), mqtt=BROKER)
 
 
 @pytest.fixture
-def reporter(server: ServerWithEnv) -> Iterator[Reporter]:
+def reporter(server: Server) -> Iterator[Reporter]:
     yield from reporter_on(server)
 
 
@@ -58,18 +60,8 @@ def connected(client_id: str = "", clean_start: bool = True) -> tuple[paho.Clien
     return client, session_present.is_set()
 
 
-def publish(topic: str, *payloads: bytes) -> None:
-    client, _ = connected()
-    try:
-        for payload in payloads:
-            client.publish(topic, payload, qos=1).wait_for_publish(5)
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-
 def test_each_message_invokes_the_function_with_its_json_payload(
-    server: ServerWithEnv, reporter: Reporter, topic: str
+    server: Server, reporter: Reporter, topic: str
 ) -> None:
     client = server.client()
     mapping = client.create_event_source_mapping(
@@ -86,7 +78,7 @@ def test_each_message_invokes_the_function_with_its_json_payload(
 
 
 def test_messages_published_while_the_mapping_is_disabled_are_delivered_once_it_is_enabled(
-    server: ServerWithEnv, reporter: Reporter, topic: str
+    server: Server, reporter: Reporter, topic: str
 ) -> None:
     client = server.client()
     mapping = client.create_event_source_mapping(EventSourceArn=topic_arn(topic), FunctionName=reporter.name)
@@ -103,7 +95,7 @@ def test_messages_published_while_the_mapping_is_disabled_are_delivered_once_it_
 
 
 def test_a_failing_message_is_sent_again_then_its_failure_record_is_published_to_the_destination(
-    server: ServerWithEnv, reporter: Reporter, topic: str
+    server: Server, reporter: Reporter, topic: str
 ) -> None:
     client = server.client()
     destination = f"{topic}/failures"
@@ -132,7 +124,7 @@ def test_a_failing_message_is_sent_again_then_its_failure_record_is_published_to
 
 
 def test_a_batching_window_is_refused_each_message_being_one_invocation(
-    server: ServerWithEnv, reporter: Reporter, topic: str
+    server: Server, reporter: Reporter, topic: str
 ) -> None:
     client = server.client()
     with pytest.raises(client.exceptions.InvalidParameterValueException) as raised:
@@ -143,7 +135,7 @@ def test_a_batching_window_is_refused_each_message_being_one_invocation(
 
 
 def test_deleting_the_mapping_ends_its_session_on_the_broker(
-    server: ServerWithEnv, reporter: Reporter, topic: str
+    server: Server, reporter: Reporter, topic: str
 ) -> None:
     client = server.client()
     mapping = client.create_event_source_mapping(EventSourceArn=topic_arn(topic), FunctionName=reporter.name)

@@ -15,14 +15,9 @@ import nats
 import nats.js.errors
 import pytest
 
-from tests.e2e.invoke_support import deploy_python, eventually, unique
-from tests.e2e.stream_support import (
-    COLLECTING_FUNCTION,
-    Collector,
-    collecting_function_environment,
-    collector,
-    server_with_event_sources,
-)
+from tests.e2e.invoke_support import eventually
+from tests.e2e.mapping_support import server_with_event_sources, wait_state
+from tests.e2e.stream_support import Collector, collector, deploy_collecting_function
 from tests.support import Server
 
 pytestmark = pytest.mark.e2e
@@ -80,26 +75,14 @@ def stream_arn(stream: str, subject: str = "") -> str:
     return f"arn:aws:nats:us-east-1:000000000000:stream/{stream}" + (f"/{subject}" if subject else "")
 
 
-def collecting_function(server: Server, collect: Collector) -> str:
-    name = unique("nats-fn")
-    deploy_python(
-        server.client(), name, COLLECTING_FUNCTION, **collecting_function_environment(collect, name)
-    )
-    return name
-
-
 def payloads(collect: Collector, function: str) -> list[Any]:
     return [json.loads(base64.b64decode(r["kinesis"]["data"])) for r in collect.records(function)]
-
-
-def wait_enabled(client: Any, mapping_uuid: str) -> None:
-    eventually(lambda: client.get_event_source_mapping(UUID=mapping_uuid)["State"] == "Enabled", timeout=30)
 
 
 def test_records_reach_the_function_in_order_as_kinesis_events(
     server: Server, collect: Collector, stream: str
 ) -> None:
-    client, function = server.client(), collecting_function(server, collect)
+    client, function = server.client(), deploy_collecting_function(server, collect, "nats-fn")
     nats_do("publish", stream, *(json.dumps({"n": n}).encode() for n in range(5)))
     mapping = client.create_event_source_mapping(
         EventSourceArn=stream_arn(stream),
@@ -108,7 +91,7 @@ def test_records_reach_the_function_in_order_as_kinesis_events(
         BatchSize=10,
         MaximumBatchingWindowInSeconds=1,
     )
-    wait_enabled(client, mapping["UUID"])
+    wait_state(client, mapping["UUID"], "Enabled", timeout=30)
     eventually(lambda: len(collect.records(function)) == 5, timeout=30)
     assert payloads(collect, function) == [{"n": n} for n in range(5)]
     record = collect.records(function)[0]
@@ -124,7 +107,7 @@ def test_records_reach_the_function_in_order_as_kinesis_events(
 def test_a_failed_record_is_delivered_again_before_later_ones(
     server: Server, collect: Collector, stream: str
 ) -> None:
-    client, function = server.client(), collecting_function(server, collect)
+    client, function = server.client(), deploy_collecting_function(server, collect, "nats-fn")
     nats_do("publish", stream, b'{"n": 0}', b'{"n": 1, "fail": "once"}', b'{"n": 2}')
     mapping = client.create_event_source_mapping(
         EventSourceArn=stream_arn(stream),
@@ -134,7 +117,7 @@ def test_a_failed_record_is_delivered_again_before_later_ones(
         MaximumBatchingWindowInSeconds=1,
         FunctionResponseTypes=["ReportBatchItemFailures"],
     )
-    wait_enabled(client, mapping["UUID"])
+    wait_state(client, mapping["UUID"], "Enabled", timeout=30)
     eventually(lambda: len(collect.batches(function)) >= 2, timeout=30)
     nats_do("publish", stream, b'{"n": 3}')
     eventually(lambda: 3 in [p["n"] for p in payloads(collect, function)], timeout=30)
@@ -146,7 +129,7 @@ def test_a_failed_record_is_delivered_again_before_later_ones(
 def test_a_batch_that_keeps_failing_goes_to_a_nats_on_failure_destination(
     server: Server, collect: Collector, stream: str
 ) -> None:
-    client, function = server.client(), collecting_function(server, collect)
+    client, function = server.client(), deploy_collecting_function(server, collect, "nats-fn")
     nats_do("publish", stream, b'{"n": 0, "fail": "always"}')
     mapping = client.create_event_source_mapping(
         EventSourceArn=stream_arn(stream, ""),
@@ -157,7 +140,7 @@ def test_a_batch_that_keeps_failing_goes_to_a_nats_on_failure_destination(
         Topics=[f"{stream}.events"],
         DestinationConfig={"OnFailure": {"Destination": stream_arn(stream, f"{stream}.failures")}},
     )
-    wait_enabled(client, mapping["UUID"])
+    wait_state(client, mapping["UUID"], "Enabled", timeout=30)
     failures = eventually(lambda: nats_do("read", stream, subject=f"{stream}.failures"), timeout=30)
     record = json.loads(failures[0])
     assert record["KinesisBatchInfo"]["startSequenceNumber"] == "1"
@@ -170,11 +153,11 @@ def test_records_published_while_lambdad_is_stopped_are_delivered_after_it_resta
     tmp_path: Path, collect: Collector, stream: str
 ) -> None:
     with server_with_event_sources(tmp_path, f"nats={ENDPOINT}") as server:
-        client, function = server.client(), collecting_function(server, collect)
+        client, function = server.client(), deploy_collecting_function(server, collect, "nats-fn")
         mapping = client.create_event_source_mapping(
             EventSourceArn=stream_arn(stream), FunctionName=function, StartingPosition="LATEST"
         )
-        wait_enabled(client, mapping["UUID"])
+        wait_state(client, mapping["UUID"], "Enabled", timeout=30)
         nats_do("publish", stream, b'{"n": 0}')
         eventually(lambda: payloads(collect, function) == [{"n": 0}], timeout=30)
         server.stop(timeout=60)
@@ -187,11 +170,11 @@ def test_records_published_while_lambdad_is_stopped_are_delivered_after_it_resta
 def test_deleting_a_mapping_deletes_its_durable_consumer(
     server: Server, collect: Collector, stream: str
 ) -> None:
-    client, function = server.client(), collecting_function(server, collect)
+    client, function = server.client(), deploy_collecting_function(server, collect, "nats-fn")
     mapping = client.create_event_source_mapping(
         EventSourceArn=stream_arn(stream), FunctionName=function, StartingPosition="LATEST"
     )
-    wait_enabled(client, mapping["UUID"])
+    wait_state(client, mapping["UUID"], "Enabled", timeout=30)
     consumer = f"lambdad-{mapping['UUID']}"
     assert nats_do("consumer", stream, subject=consumer).num_pending == 0
     client.delete_event_source_mapping(UUID=mapping["UUID"])

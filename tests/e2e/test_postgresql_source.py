@@ -12,29 +12,19 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.e2e.invoke_support import deploy_python, eventually, unique
-from tests.e2e.stream_support import (
-    COLLECTING_FUNCTION,
-    Collector,
-    collecting_function_environment,
-    collector,
-    server_with_event_sources,
-)
+from tests.brokers import postgres_database
+from tests.e2e.invoke_support import eventually
+from tests.e2e.mapping_support import gone, server_with_event_sources, wait_state
+from tests.e2e.stream_support import Collector, collector, deploy_collecting_function
 from tests.support import Server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
-SERVER = "postgresql://postgres@127.0.0.1:5432"
-
 
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
-    name = f"lambdad_e2e_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    yield f"{SERVER}/{name}"
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    with postgres_database("lambdad_e2e") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +64,6 @@ def table_arn(table: str) -> str:
     return f"arn:aws:postgresql:us-east-1:000000000000:table/public.{table}"
 
 
-def collecting_function(server: Server, collect: Collector) -> str:
-    name = unique("pg-fn")
-    deploy_python(
-        server.client(), name, COLLECTING_FUNCTION, **collecting_function_environment(collect, name)
-    )
-    return name
-
-
 def changes(collect: Collector, function: str) -> list[tuple[str, Any, Any, Any]]:
     """(eventName, key, new item, old item) per record the function received."""
     return [
@@ -101,9 +83,7 @@ def mapped(server: Server, database: str, table: str, function: str, **params: A
     mapping = client.create_event_source_mapping(
         EventSourceArn=table_arn(table), FunctionName=function, StartingPosition="TRIM_HORIZON", **params
     )
-    eventually(
-        lambda: client.get_event_source_mapping(UUID=mapping["UUID"])["State"] == "Enabled", timeout=30
-    )
+    wait_state(client, mapping["UUID"], "Enabled", timeout=30)
     eventually(lambda: capturing(database, table), timeout=30)
     return dict(mapping)
 
@@ -111,7 +91,7 @@ def mapped(server: Server, database: str, table: str, function: str, **params: A
 def test_a_function_reacts_to_inserts_modifications_and_removals(
     server: Server, database: str, collect: Collector, table: str
 ) -> None:
-    function = collecting_function(server, collect)
+    function = deploy_collecting_function(server, collect, "pg-fn")
     mapping = mapped(server, database, table, function, MaximumBatchingWindowInSeconds=1)
     execute(
         database,
@@ -136,7 +116,7 @@ def test_a_function_reacts_to_inserts_modifications_and_removals(
 def test_a_failed_change_is_delivered_again_before_later_ones(
     server: Server, database: str, collect: Collector, table: str
 ) -> None:
-    function = collecting_function(server, collect)
+    function = deploy_collecting_function(server, collect, "pg-fn")
     mapping = mapped(
         server,
         database,
@@ -157,7 +137,7 @@ def test_a_failed_change_is_delivered_again_before_later_ones(
 def test_a_change_that_keeps_failing_goes_to_a_postgresql_on_failure_destination(
     server: Server, database: str, collect: Collector, table: str
 ) -> None:
-    function = collecting_function(server, collect)
+    function = deploy_collecting_function(server, collect, "pg-fn")
     failures = f"failures_{uuid.uuid4().hex[:8]}"
     mapping = mapped(
         server,
@@ -188,7 +168,7 @@ def test_changes_made_while_lambdad_is_stopped_are_delivered_after_it_restarts(
     tmp_path: Path, database: str, collect: Collector, table: str
 ) -> None:
     with server_with_event_sources(tmp_path, f"postgresql={database}") as server:
-        function = collecting_function(server, collect)
+        function = deploy_collecting_function(server, collect, "pg-fn")
         mapped(server, database, table, function)
         execute(database, f"INSERT INTO {table} VALUES (1, 'before', 1)")
         eventually(lambda: len(collect.records(function)) == 1, timeout=30)
@@ -202,25 +182,17 @@ def test_changes_made_while_lambdad_is_stopped_are_delivered_after_it_restarts(
 def test_deleting_the_last_mapping_of_a_table_removes_its_trigger(
     server: Server, database: str, collect: Collector, table: str
 ) -> None:
-    function = collecting_function(server, collect)
+    function = deploy_collecting_function(server, collect, "pg-fn")
     first = mapped(server, database, table, function)
     client = server.client()
     other = client.create_event_source_mapping(  # one mapping per table and function, as on AWS
         EventSourceArn=table_arn(table),
-        FunctionName=collecting_function(server, collect),
+        FunctionName=deploy_collecting_function(server, collect, "pg-fn"),
         StartingPosition="LATEST",
     )
     eventually(lambda: client.get_event_source_mapping(UUID=other["UUID"])["State"] == "Enabled", timeout=30)
     client.delete_event_source_mapping(UUID=first["UUID"])
-    eventually(lambda: _gone(client, first["UUID"]), timeout=30)
+    eventually(lambda: gone(client, first["UUID"]), timeout=30)
     assert capturing(database, table)  # the other mapping still reads the table
     client.delete_event_source_mapping(UUID=other["UUID"])
     eventually(lambda: not capturing(database, table), timeout=30)
-
-
-def _gone(client: Any, mapping_uuid: str) -> bool:
-    try:
-        client.get_event_source_mapping(UUID=mapping_uuid)
-    except client.exceptions.ResourceNotFoundException:
-        return True
-    return False

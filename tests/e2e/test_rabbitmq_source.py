@@ -17,8 +17,9 @@ import aio_pika
 import pytest
 
 from tests.e2e.invoke_support import eventually
-from tests.e2e.queue_support import Reporter, delete_mapping, lambdad_with_sources, reporter_on, wait_state
-from tests.e2e.redis_support import ServerWithEnv
+from tests.e2e.mapping_support import delete_mapping, wait_state
+from tests.e2e.queue_support import Reporter, lambdad_with_sources, reporter_on
+from tests.support import Server
 
 pytestmark = pytest.mark.e2e
 BROKER = "amqp://guest:guest@127.0.0.1:5672/"
@@ -26,12 +27,12 @@ BROKER_ARN = "arn:aws:mq:us-east-1:000000000000:broker:main:b-5f1c6f3e-0000-4000
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerWithEnv]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from lambdad_with_sources(tmp_path_factory.mktemp("lambdad"), mq=BROKER)
 
 
 @pytest.fixture
-def reporter(server: ServerWithEnv) -> Iterator[Reporter]:
+def reporter(server: Server) -> Iterator[Reporter]:
     yield from reporter_on(server)
 
 
@@ -108,7 +109,7 @@ def queues() -> Iterator[Queues]:
 
 
 def test_messages_invoke_the_function_with_aws_rabbitmq_events_and_are_acknowledged(
-    server: ServerWithEnv, reporter: Reporter, queues: Queues
+    server: Server, reporter: Reporter, queues: Queues
 ) -> None:
     client, queue = server.client(), queues.new()
     queues.send(queue, *(json.dumps({"n": i}).encode() for i in range(3)))
@@ -140,7 +141,7 @@ def test_messages_invoke_the_function_with_aws_rabbitmq_events_and_are_acknowled
 
 
 def test_a_failing_message_is_retried_then_its_failure_record_goes_to_the_on_failure_queue(
-    server: ServerWithEnv, reporter: Reporter, queues: Queues
+    server: Server, reporter: Reporter, queues: Queues
 ) -> None:
     client, queue, failures = server.client(), queues.new(), queues.new()
     queues.send(queue, b"fail-always")
@@ -166,7 +167,7 @@ def test_a_failing_message_is_retried_then_its_failure_record_goes_to_the_on_fai
 
 
 def test_messages_sent_while_the_mapping_is_disabled_wait_in_the_queue(
-    server: ServerWithEnv, reporter: Reporter, queues: Queues
+    server: Server, reporter: Reporter, queues: Queues
 ) -> None:
     client, queue = server.client(), queues.new()
     mapping = client.create_event_source_mapping(
@@ -183,7 +184,7 @@ def test_messages_sent_while_the_mapping_is_disabled_wait_in_the_queue(
 
 
 def test_a_mapping_for_a_queue_that_does_not_exist_reports_the_problem(
-    server: ServerWithEnv, reporter: Reporter
+    server: Server, reporter: Reporter
 ) -> None:
     client = server.client()
     mapping = client.create_event_source_mapping(

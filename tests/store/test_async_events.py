@@ -117,9 +117,9 @@ def test_reschedule_needs_the_lease_and_lets_go_of_it(database: Database) -> Non
         )
     with database.read() as connection:
         stored = store.get_event(connection, queued.request_id)
-        assert store.next_due(connection, now) == now + 5000
     assert stored is not None
     assert (stored.owner, stored.lease_until, stored.attempts, stored.outcome) == (None, 0, 1, "Success")
+    assert stored.due_at == now + 5000
     assert stored.response == {"statusCode": 200, "payload": "{}"}
     assert stored.deliveries == [{"target": "arn:aws:sqs:us-east-1:000000000000:q", "body": "{}"}]
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lambdad.errors import LambdaError, TooManyRequestsException
+from lambdad.events.backoff import doubling
 from lambdad.events.filtering import FilterSet
 from lambdad.events.mappings.records import (
     RECORD_AGE_EXCEEDED,
@@ -33,7 +34,7 @@ from lambdad.events.mappings.records import (
     judge,
     split_by_size,
 )
-from lambdad.events.sources import Source, SourceMessage, SourceUnavailable, kind_for
+from lambdad.events.sources import Source, SourceMessage, SourceUnavailable, arn_service, kind_for
 from lambdad.invocation import Invoker, InvokeRequest
 from lambdad.models import Scope
 from lambdad.store.event_source_mappings import MappingRecord
@@ -286,7 +287,7 @@ class Poller:
                     attempts,
                     self._max_attempts,
                 )
-                await asyncio.sleep(min(BACKOFF_FIRST * 2 ** (attempts - 1), BACKOFF_MAX))
+                await asyncio.sleep(doubling(attempts, BACKOFF_FIRST, BACKOFF_MAX))
 
     async def _invoke_judged(self, batch: Sequence[SourceMessage]) -> tuple[Any, _Invoked]:
         """Invoke until not throttled; AWS's judgement of the answer."""
@@ -353,7 +354,7 @@ class Poller:
             kind = kind_for(self._destination)
             if kind is None:
                 raise SourceUnavailable(f"no event source serves the destination {self._destination}")
-            endpoint = self._endpoints.get(self._destination.split(":")[2], "")
+            endpoint = self._endpoints.get(arn_service(self._destination), "")
             attributes = {
                 "RequestID": result.request_id,
                 "ErrorCode": condition,

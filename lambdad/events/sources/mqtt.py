@@ -44,6 +44,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from lambdad.errors import InvalidParameterValueException
 from lambdad.events.sources.base import SourceMessage, SourceSpec, SourceUnavailable
+from lambdad.events.sources.filter_views import json_or_text
 from lambdad.events.sources.redelivery import release_delay
 
 CONNECT_TIMEOUT = 5.0
@@ -267,15 +268,11 @@ class MqttSource:
             self._outstanding.add(message.mid)
         count = self._released.pop(message.mid, 1) + 1 if message.dup else 1
         payload = bytes(message.payload)
-        try:
-            data: Any = json.loads(payload)
-        except ValueError:
-            data = payload.decode("utf-8", errors="replace")
         return [
             SourceMessage(
                 item_id=f"{session.generation}:{self._handed_out}",
                 record=event_for(payload),
-                filter_view={"topic": message.topic, "data": data},
+                filter_view={"topic": message.topic, "data": json_or_text(payload)},
                 delivery_count=count,
                 # MQTT carries no send time; this is when the message reached lambdad.
                 sent_at=time.time(),

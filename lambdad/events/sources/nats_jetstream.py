@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -39,9 +38,10 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from lambdad.errors import InvalidParameterValueException
 from lambdad.events.sources.base import SourceMessage, SourceSpec, SourceUnavailable
+from lambdad.events.sources.filter_views import json_or_text
+from lambdad.events.sources.stream_positions import check_starting_position
 
 SERVICE = "nats"
-STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 # The longest a dead lambdad's unacknowledged records wait before JetStream delivers them again.
 DEFAULT_ACK_WAIT = 30.0
 CONNECT_TIMEOUT = 3.0
@@ -323,14 +323,7 @@ class NatsJetStreamKind:
                 f"Invalid NATS stream ARN {spec.event_source_arn!r}: expected "
                 "arn:aws:nats:REGION:ACCOUNT:stream/STREAM"
             )
-        if spec.starting_position not in STARTING_POSITIONS:
-            raise InvalidParameterValueException(
-                "StartingPosition must be one of TRIM_HORIZON, LATEST or AT_TIMESTAMP for a NATS stream."
-            )
-        if spec.starting_position == "AT_TIMESTAMP" and spec.starting_position_timestamp is None:
-            raise InvalidParameterValueException(
-                "StartingPositionTimestamp is required when StartingPosition is AT_TIMESTAMP."
-            )
+        check_starting_position(spec, "a NATS stream")
         if len(spec.topics) > 1:
             raise InvalidParameterValueException(
                 "Topics may name at most one NATS subject filter for a NATS stream."
@@ -403,7 +396,4 @@ def _json_or_text(data: bytes) -> Any:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return base64.b64encode(data).decode("ascii")
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+    return json_or_text(text)

@@ -41,9 +41,9 @@ from psycopg.types.json import Jsonb, set_json_loads
 
 from lambdad.errors import InvalidParameterValueException
 from lambdad.events.sources.base import SourceMessage, SourceSpec, SourceUnavailable
+from lambdad.events.sources.stream_positions import check_starting_position
 
 SERVICE = "postgresql"
-STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 CHANNEL = "lambdad_changes"
 TRIGGER = "lambdad_capture_changes"
 CONNECT_TIMEOUT = 3
@@ -401,14 +401,7 @@ class PostgresqlKind:
                 f"Invalid PostgreSQL table ARN {spec.event_source_arn!r}: expected "
                 "arn:aws:postgresql:REGION:ACCOUNT:table/SCHEMA.TABLE"
             )
-        if spec.starting_position not in STARTING_POSITIONS:
-            raise InvalidParameterValueException(
-                "StartingPosition must be one of TRIM_HORIZON, LATEST or AT_TIMESTAMP for a PostgreSQL table."
-            )
-        if spec.starting_position == "AT_TIMESTAMP" and spec.starting_position_timestamp is None:
-            raise InvalidParameterValueException(
-                "StartingPositionTimestamp is required when StartingPosition is AT_TIMESTAMP."
-            )
+        check_starting_position(spec, "a PostgreSQL table")
 
     def source(self, spec: SourceSpec) -> PostgresqlSource:
         return PostgresqlSource(spec)

@@ -20,7 +20,6 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ import aiormq.exceptions
 
 from lambdad.errors import InvalidParameterValueException
 from lambdad.events.sources.base import SourceMessage, SourceSpec, SourceUnavailable
+from lambdad.events.sources.filter_views import json_or_text
 from lambdad.events.sources.redelivery import release_delay
 
 CONNECT_TIMEOUT = 5.0
@@ -163,14 +163,6 @@ class Delivery:
 
     message: aio_pika.abc.AbstractIncomingMessage
     fingerprint: str
-
-
-def json_or_text(data: bytes) -> Any:
-    """``data`` decoded as JSON where it is JSON, else as text (what FilterCriteria see as ``data``)."""
-    try:
-        return json.loads(data)
-    except ValueError:
-        return data.decode("utf-8", errors="replace")
 
 
 class RabbitMqSource:

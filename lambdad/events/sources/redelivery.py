@@ -4,10 +4,12 @@ all its attempts in milliseconds."""
 
 from __future__ import annotations
 
+from lambdad.events.backoff import doubling
+
 # 0.1 s after the first delivery, doubling with each delivery, at most 5 s.
 FIRST, LONGEST = 0.1, 5.0
 
 
 def release_delay(delivery_count: int) -> float:
     """The pause before releasing a message delivered ``delivery_count`` times."""
-    return float(min(FIRST * 2 ** max(0, delivery_count - 1), LONGEST))
+    return doubling(delivery_count, FIRST, LONGEST)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +27,7 @@ from botocore.config import Config
 
 from lambdad.errors import InvalidParameterValueException
 from lambdad.events.sources.base import SourceMessage, SourceSpec, SourceUnavailable
+from lambdad.events.sources.filter_views import json_or_text
 
 # SQS answers at most 10 messages per ReceiveMessage and long-polls at most 20 seconds.
 RECEIVE_LIMIT = 10
@@ -107,14 +107,6 @@ def message_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
     ]
     shaped["dataType"] = value["DataType"]
     return shaped
-
-
-def json_or_text(text: str) -> Any:
-    """``text`` decoded as JSON where it is JSON (what FilterCriteria match ``body`` against)."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 class SqsSource:

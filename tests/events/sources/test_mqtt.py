@@ -19,8 +19,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from lambdad.errors import InvalidParameterValueException
 from lambdad.events.sources import SOURCE_KINDS, SourceMessage, SourceSpec, SourceUnavailable, kind_for
 from lambdad.events.sources.mqtt import MQTT, MqttSource, end_session
+from tests.brokers import mqtt_publish as publish
 from tests.brokers import private_mosquitto
-from tests.events.sources.conftest import run
+from tests.events.sources.conftest import run, source_spec
 
 BROKER = "mqtt://127.0.0.1:1883"
 
@@ -30,16 +31,7 @@ def topic_arn(topic: str) -> str:
 
 
 def spec(topic: str, endpoint: str = BROKER, **overrides: Any) -> SourceSpec:
-    values: dict[str, Any] = {
-        "uuid": str(uuid.uuid4()),
-        "event_source_arn": topic_arn(topic),
-        "endpoint": endpoint,
-        "region": "us-east-1",
-        "account": "123456789012",
-        "batch_size": 10,
-    }
-    values.update(overrides)
-    return SourceSpec(**values)
+    return source_spec(topic_arn(topic), endpoint, **overrides)
 
 
 def mqtt_client(port: int = 1883, client_id: str = "") -> paho.Client:
@@ -47,17 +39,6 @@ def mqtt_client(port: int = 1883, client_id: str = "") -> paho.Client:
     client.connect("127.0.0.1", port)
     client.loop_start()
     return client
-
-
-def publish(topic: str, *payloads: bytes, port: int = 1883) -> None:
-    """Publish at QoS 1 and wait for each PUBACK."""
-    client = mqtt_client(port)
-    try:
-        for payload in payloads:
-            client.publish(topic, payload, qos=1).wait_for_publish(5)
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 def forget_session(mapping: SourceSpec) -> None:

@@ -12,7 +12,7 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,33 +23,19 @@ import pytest
 from lambdad.errors import InvalidParameterValueException
 from lambdad.events.sources import SOURCE_KINDS, SourceMessage, SourceSpec, SourceUnavailable
 from lambdad.events.sources.nats_jetstream import NatsJetStreamKind, NatsJetStreamSource, consumer_name
+from tests.events.sources.conftest import run, source_spec
 from tests.support import free_port
 
 ENDPOINT = "nats://127.0.0.1:4222"
 NATS_SERVER = "/usr/sbin/nats-server"
 
 
-def run(scenario: Callable[[], Awaitable[Any]], timeout: float = 30) -> Any:
-    """Run one async scenario with a bound on how long it may take."""
-
-    async def bounded() -> Any:
-        return await asyncio.wait_for(scenario(), timeout)
-
-    return asyncio.run(bounded())
-
-
 def spec_for(stream: str, endpoint: str = ENDPOINT, **changes: Any) -> SourceSpec:
-    fields: dict[str, Any] = {
-        "uuid": str(uuid.uuid4()),
-        "event_source_arn": f"arn:aws:nats:us-east-1:000000000000:stream/{stream}",
-        "endpoint": endpoint,
-        "region": "us-east-1",
-        "account": "000000000000",
-        "batch_size": 10,
-        "starting_position": "TRIM_HORIZON",
-    }
-    fields.update(changes)
-    return SourceSpec(**fields)
+    return source_spec(
+        f"arn:aws:nats:us-east-1:000000000000:stream/{stream}",
+        endpoint,
+        **{"starting_position": "TRIM_HORIZON", **changes},
+    )
 
 
 async def publish(stream: str, *bodies: bytes, subject: str = "", endpoint: str = ENDPOINT) -> None:
@@ -72,25 +58,40 @@ async def opened(spec: SourceSpec, kind: NatsJetStreamKind | None = None) -> Nat
     return source
 
 
+async def add_stream(name: str, endpoint: str = ENDPOINT) -> None:
+    """A stream ``name`` capturing ``<name>.>``."""
+    connection = await nats.connect(endpoint)
+    try:
+        await connection.jetstream().add_stream(name=name, subjects=[f"{name}.>"])
+    finally:
+        await connection.close()
+
+
+async def delete_stream(name: str) -> None:
+    connection = await nats.connect(ENDPOINT)
+    try:
+        await connection.jetstream().delete_stream(name)
+    finally:
+        await connection.close()
+
+
+async def first_sequences(spec: SourceSpec, wait: float = 2) -> list[int]:
+    """The sequences a newly opened source receives first (waiting up to ``wait`` s); closed afterwards."""
+    source = await opened(spec)
+    try:
+        return sequences(await source.receive(10, wait))
+    finally:
+        await source.close()
+
+
 @pytest.fixture
 def stream() -> Iterator[str]:
     """A stream of the test's own capturing ``<name>.>``, deleted afterwards."""
     name = f"lambdad-test-{uuid.uuid4().hex[:10]}"
 
-    async def manage(create: bool) -> None:
-        connection = await nats.connect(ENDPOINT)
-        try:
-            jetstream = connection.jetstream()
-            if create:
-                await jetstream.add_stream(name=name, subjects=[f"{name}.>"])
-            else:
-                await jetstream.delete_stream(name)
-        finally:
-            await connection.close()
-
-    run(lambda: manage(True))
+    run(add_stream(name))
     yield name
-    run(lambda: manage(False))
+    run(delete_stream(name))
 
 
 class PrivateNats:
@@ -111,7 +112,7 @@ class PrivateNats:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                run(self._ping, timeout=2)
+                run(self._ping(), timeout=2)
                 return
             except Exception:
                 time.sleep(0.05)
@@ -156,7 +157,7 @@ def test_a_batch_is_a_kinesis_shaped_event_in_stream_order(stream: str) -> None:
         finally:
             await source.close()
 
-    messages, event = run(scenario)
+    messages, event = run(scenario())
     assert sequences(messages) == [1, 2, 3]
     first = event["Records"][0]
     assert set(first) == {
@@ -201,7 +202,7 @@ def test_a_batch_never_exceeds_the_batch_size(stream: str) -> None:
         finally:
             await source.close()
 
-    assert run(scenario) == ([1, 2, 3], [4, 5])
+    assert run(scenario()) == ([1, 2, 3], [4, 5])
 
 
 def test_acked_records_are_never_delivered_again(stream: str) -> None:
@@ -213,13 +214,9 @@ def test_acked_records_are_never_delivered_again(stream: str) -> None:
         await source.ack(await source.receive(10, 2))
         await source.close()
         await publish(stream, b"d")
-        source = await opened(spec)
-        try:
-            return sequences(await source.receive(10, 2))
-        finally:
-            await source.close()
+        return await first_sequences(spec)
 
-    assert run(scenario) == [4]
+    assert run(scenario()) == [4]
 
 
 def test_released_records_come_back_in_order_before_later_ones(stream: str) -> None:
@@ -245,7 +242,7 @@ def test_released_records_come_back_in_order_before_later_ones(stream: str) -> N
             await source.close()
         return rounds
 
-    assert run(scenario) == [
+    assert run(scenario()) == [
         ([1, 2, 3], [1, 1, 1]),
         ([2, 3, 4], [2, 2, 1]),
         ([2, 3, 4], [3, 3, 2]),
@@ -270,7 +267,7 @@ def test_a_closed_sources_unacked_records_go_to_the_next_source_at_once_in_order
         finally:
             await second.close()
 
-    assert run(scenario) == ([2, 3, 4], [1, 1, 1])
+    assert run(scenario()) == ([2, 3, 4], [1, 1, 1])
 
 
 KILLED_SOURCE = textwrap.dedent(
@@ -296,7 +293,7 @@ KILLED_SOURCE = textwrap.dedent(
 
 def test_a_killed_sources_unacked_records_come_back_at_once_before_later_ones(stream: str) -> None:
     spec = spec_for(stream)
-    run(lambda: publish(stream, b"a", b"b"))
+    run(publish(stream, b"a", b"b"))
     killed = subprocess.Popen(
         [sys.executable, "-c", KILLED_SOURCE, spec.uuid, spec.event_source_arn, ENDPOINT],
         stdout=subprocess.PIPE,
@@ -319,7 +316,7 @@ def test_a_killed_sources_unacked_records_come_back_at_once_before_later_ones(st
         finally:
             await source.close()
 
-    again, waited = run(scenario)
+    again, waited = run(scenario())
     assert again == [1, 2, 3]
     assert waited < 3
 
@@ -337,7 +334,7 @@ def test_held_records_outlive_the_ack_wait_while_the_source_is_open(stream: str)
         finally:
             await source.close()
 
-    assert run(scenario) == ([1, 2], [])
+    assert run(scenario()) == ([1, 2], [])
 
 
 def test_latest_starts_after_what_the_stream_holds(stream: str) -> None:
@@ -350,7 +347,7 @@ def test_latest_starts_after_what_the_stream_holds(stream: str) -> None:
         finally:
             await source.close()
 
-    assert run(scenario) == [3]
+    assert run(scenario()) == [3]
 
 
 def test_at_timestamp_starts_at_the_first_record_from_that_time(stream: str) -> None:
@@ -360,13 +357,9 @@ def test_at_timestamp_starts_at_the_first_record_from_that_time(stream: str) -> 
         since = time.time()
         await publish(stream, b"after", b"after")
         spec = spec_for(stream, starting_position="AT_TIMESTAMP", starting_position_timestamp=since)
-        source = await opened(spec)
-        try:
-            return sequences(await source.receive(10, 2))
-        finally:
-            await source.close()
+        return await first_sequences(spec)
 
-    assert run(scenario) == [3, 4]
+    assert run(scenario()) == [3, 4]
 
 
 def test_topics_filter_the_stream_by_subject(stream: str) -> None:
@@ -380,7 +373,7 @@ def test_topics_filter_the_stream_by_subject(stream: str) -> None:
         finally:
             await source.close()
 
-    assert run(scenario) == [f"{stream}.orders.eu", f"{stream}.orders.us"]
+    assert run(scenario()) == [f"{stream}.orders.eu", f"{stream}.orders.us"]
 
 
 def test_lag_counts_records_not_yet_delivered(stream: str) -> None:
@@ -394,7 +387,7 @@ def test_lag_counts_records_not_yet_delivered(stream: str) -> None:
         finally:
             await source.close()
 
-    assert run(scenario) == (5, 3)
+    assert run(scenario()) == (5, 3)
 
 
 def test_publish_sends_to_the_subject_the_arn_names_with_attributes_as_headers(stream: str) -> None:
@@ -411,19 +404,19 @@ def test_publish_sends_to_the_subject_the_arn_names_with_attributes_as_headers(s
         finally:
             await connection.close()
 
-    assert run(scenario) == [(f"{stream}.failures", b'{"failed": true}', "200")]
+    assert run(scenario()) == [(f"{stream}.failures", b'{"failed": true}', "200")]
 
 
 def test_publish_to_a_stream_with_wildcard_subjects_needs_a_subject(stream: str) -> None:
     arn = f"arn:aws:nats:us-east-1:000000000000:stream/{stream}"
     with pytest.raises(ValueError, match="name one in the destination ARN"):
-        run(lambda: SOURCE_KINDS["nats"].publish(arn, ENDPOINT, b"x"))
+        run(SOURCE_KINDS["nats"].publish(arn, ENDPOINT, b"x"))
 
 
 def test_publish_to_a_subject_no_stream_captures_is_unavailable(stream: str) -> None:
     arn = f"arn:aws:nats:us-east-1:000000000000:stream/{stream}/elsewhere.{stream}"
     with pytest.raises(SourceUnavailable, match="no NATS stream captures"):
-        run(lambda: SOURCE_KINDS["nats"].publish(arn, ENDPOINT, b"x"))
+        run(SOURCE_KINDS["nats"].publish(arn, ENDPOINT, b"x"))
 
 
 def test_remove_deletes_the_mappings_durable_consumer(stream: str) -> None:
@@ -445,7 +438,7 @@ def test_remove_deletes_the_mappings_durable_consumer(stream: str) -> None:
         await kind.remove(spec)
         return created, await consumer_exists()
 
-    assert run(scenario) == (True, False)
+    assert run(scenario()) == (True, False)
 
 
 def test_validate_refuses_what_a_nats_stream_cannot_serve() -> None:
@@ -469,11 +462,7 @@ def test_an_unreachable_broker_is_unavailable_and_a_reopened_source_continues(
     spec = spec_for(name, endpoint=private_nats.endpoint)
 
     async def create_stream() -> None:
-        connection = await nats.connect(private_nats.endpoint)
-        try:
-            await connection.jetstream().add_stream(name=name, subjects=[f"{name}.>"])
-        finally:
-            await connection.close()
+        await add_stream(name, private_nats.endpoint)
         await publish(name, b"1", b"2", b"3", endpoint=private_nats.endpoint)
 
     async def before_outage() -> list[int]:
@@ -492,16 +481,12 @@ def test_an_unreachable_broker_is_unavailable_and_a_reopened_source_continues(
 
     async def after_outage() -> list[int]:
         await publish(name, b"4", endpoint=private_nats.endpoint)
-        source = await opened(spec)
-        try:
-            return sequences(await source.receive(10, 3))
-        finally:
-            await source.close()
+        return await first_sequences(spec, wait=3)
 
-    run(create_stream)
-    assert run(before_outage) == [1, 2, 3]
+    run(create_stream())
+    assert run(before_outage()) == [1, 2, 3]
     private_nats.start()
-    assert run(after_outage) == [3, 4]
+    assert run(after_outage()) == [3, 4]
 
 
 def test_a_new_batch_size_applies_to_the_mappings_existing_consumer(stream: str) -> None:
@@ -510,13 +495,9 @@ def test_a_new_batch_size_applies_to_the_mappings_existing_consumer(stream: str)
     async def scenario() -> list[int]:
         await (await opened(spec)).close()
         await publish(stream, *[b"x"] * 5)
-        source = await opened(replace(spec, batch_size=2))
-        try:
-            return sequences(await source.receive(10, 1))
-        finally:
-            await source.close()
+        return await first_sequences(replace(spec, batch_size=2), wait=1)
 
-    assert run(scenario) == [1, 2]
+    assert run(scenario()) == [1, 2]
 
 
 def test_nats_streams_are_an_ordered_source_kind() -> None:
@@ -543,27 +524,23 @@ def test_a_new_subject_filter_applies_from_where_the_mapping_was(stream: str) ->
         finally:
             await source.close()
 
-    assert run(scenario) == ["3"]
+    assert run(scenario()) == ["3"]
 
 
 def test_a_stream_deleted_under_an_open_source_is_unavailable(stream: str) -> None:
     async def scenario() -> None:
         source = await opened(spec_for(stream))
         try:
-            connection = await nats.connect(ENDPOINT)
-            await connection.jetstream().delete_stream(stream)
-            await connection.close()
+            await delete_stream(stream)
             with pytest.raises(SourceUnavailable):
                 await source.receive(10, 1)
             with pytest.raises(SourceUnavailable, match="does not exist"):
                 await source.open()
         finally:
             await source.close()
-            connection = await nats.connect(ENDPOINT)
-            await connection.jetstream().add_stream(name=stream, subjects=[f"{stream}.>"])  # for the fixture
-            await connection.close()
+            await add_stream(stream)  # for the fixture
 
-    run(scenario)
+    run(scenario())
 
 
 def test_a_killed_broker_loses_nothing_and_redelivers_in_order(private_nats: PrivateNats) -> None:
@@ -573,11 +550,7 @@ def test_a_killed_broker_loses_nothing_and_redelivers_in_order(private_nats: Pri
     spec = spec_for(name, endpoint=private_nats.endpoint)
 
     async def before_kill() -> None:
-        connection = await nats.connect(private_nats.endpoint)
-        try:
-            await connection.jetstream().add_stream(name=name, subjects=[f"{name}.>"])
-        finally:
-            await connection.close()
+        await add_stream(name, private_nats.endpoint)
         await publish(name, b"1", b"2", b"3", endpoint=private_nats.endpoint)
         source = await opened(spec)
         batch = await source.receive(10, 2)
@@ -587,14 +560,10 @@ def test_a_killed_broker_loses_nothing_and_redelivers_in_order(private_nats: Pri
 
     async def after_restart() -> list[int]:
         await publish(name, b"4", endpoint=private_nats.endpoint)
-        source = await opened(spec)
-        try:
-            return sequences(await source.receive(10, 3))
-        finally:
-            await source.close()
+        return await first_sequences(spec, wait=3)
 
-    run(before_kill)
+    run(before_kill())
     private_nats.start()
-    delivered = run(after_restart)
+    delivered = run(after_restart())
     assert delivered and delivered[0] <= 3
     assert delivered == list(range(delivered[0], 5))

@@ -12,7 +12,7 @@ import tempfile
 import textwrap
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ import pytest
 from lambdad.errors import InvalidParameterValueException
 from lambdad.events.sources import SOURCE_KINDS, SourceMessage, SourceSpec, SourceUnavailable
 from lambdad.events.sources.postgresql import PostgresqlKind, PostgresqlSource
+from tests.brokers import postgres_database
+from tests.events.sources.conftest import run, source_spec
 from tests.support import free_port
 
 pytestmark = pytest.mark.postgres
@@ -30,24 +32,11 @@ SERVER = "postgresql://postgres@127.0.0.1:5432"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
-def run(scenario: Callable[[], Awaitable[Any]], timeout: float = 30) -> Any:
-    """Run one async scenario with a bound on how long it may take."""
-
-    async def bounded() -> Any:
-        return await asyncio.wait_for(scenario(), timeout)
-
-    return asyncio.run(bounded())
-
-
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
     """A database of this module's own (its endpoint URL), dropped afterwards."""
-    name = f"lambdad_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    yield f"{SERVER}/{name}"
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    with postgres_database("lambdad_test") as url:
+        yield url
 
 
 @pytest.fixture
@@ -69,17 +58,11 @@ def insert(endpoint: str, table: str, *ids: int) -> None:
 
 
 def spec_for(endpoint: str, table: str, **changes: Any) -> SourceSpec:
-    fields: dict[str, Any] = {
-        "uuid": str(uuid.uuid4()),
-        "event_source_arn": f"arn:aws:postgresql:us-east-1:000000000000:table/public.{table}",
-        "endpoint": endpoint,
-        "region": "us-east-1",
-        "account": "000000000000",
-        "batch_size": 10,
-        "starting_position": "TRIM_HORIZON",
-    }
-    fields.update(changes)
-    return SourceSpec(**fields)
+    return source_spec(
+        f"arn:aws:postgresql:us-east-1:000000000000:table/public.{table}",
+        endpoint,
+        **{"starting_position": "TRIM_HORIZON", **changes},
+    )
 
 
 async def opened(spec: SourceSpec) -> PostgresqlSource:
@@ -97,6 +80,15 @@ async def _open_and_close(spec: SourceSpec) -> None:
 def ids(messages: list[SourceMessage]) -> list[int]:
     """The id column of each change's row."""
     return [int(message.record["dynamodb"]["Keys"]["id"]["N"]) for message in messages]
+
+
+async def first_ids(spec: SourceSpec) -> list[int]:
+    """The ids of what a newly opened source receives first (waiting up to 2 s); closed afterwards."""
+    source = await opened(spec)
+    try:
+        return ids(await source.receive(10, 2))
+    finally:
+        await source.close()
 
 
 def test_insert_modify_and_remove_are_dynamodb_stream_records_with_typed_images(database: str) -> None:
@@ -123,7 +115,7 @@ def test_insert_modify_and_remove_are_dynamodb_stream_records_with_typed_images(
         finally:
             await source.close()
 
-    messages, event = run(scenario)
+    messages, event = run(scenario())
     inserted, modified, removed = event["Records"]
     assert [record["eventName"] for record in event["Records"]] == ["INSERT", "MODIFY", "REMOVE"]
     assert set(inserted) == {
@@ -189,7 +181,7 @@ def test_keys_are_the_primary_key_columns_in_key_order(database: str) -> None:
         finally:
             await source.close()
 
-    assert run(scenario) == [[("region", {"S": "eu"}), ("id", {"N": "7"})]]
+    assert run(scenario()) == [[("region", {"S": "eu"}), ("id", {"N": "7"})]]
 
 
 def test_batches_come_in_order_and_acked_changes_never_come_again(database: str, table: str) -> None:
@@ -209,7 +201,7 @@ def test_batches_come_in_order_and_acked_changes_never_come_again(database: str,
         finally:
             await source.close()
 
-    assert run(scenario) == ([1, 2], [3, 4], [5])
+    assert run(scenario()) == ([1, 2], [3, 4], [5])
 
 
 def test_released_changes_come_back_in_order_before_later_ones(database: str, table: str) -> None:
@@ -232,7 +224,7 @@ def test_released_changes_come_back_in_order_before_later_ones(database: str, ta
             await source.close()
         return rounds
 
-    assert run(scenario) == [([1, 2, 3], [1, 1, 1]), ([2, 3, 4], [2, 2, 1]), ([2, 3], [3, 3])]
+    assert run(scenario()) == [([1, 2, 3], [1, 1, 1]), ([2, 3, 4], [2, 2, 1]), ([2, 3], [3, 3])]
 
 
 def test_a_closed_sources_unacked_changes_go_to_the_next_source(database: str, table: str) -> None:
@@ -250,7 +242,7 @@ def test_a_closed_sources_unacked_changes_go_to_the_next_source(database: str, t
         finally:
             await second.close()
 
-    assert run(scenario) == [2, 3]
+    assert run(scenario()) == [2, 3]
 
 
 KILLED_SOURCE = textwrap.dedent(
@@ -278,7 +270,7 @@ KILLED_SOURCE = textwrap.dedent(
 def test_a_killed_sources_unacked_changes_come_back_to_a_new_source(database: str, table: str) -> None:
     spec = spec_for(database, table)
     # Installed and positioned before the changes are made.
-    run(lambda: _open_and_close(spec))
+    run(_open_and_close(spec))
     insert(database, table, 1, 2, 3)
     killed = subprocess.Popen(
         [sys.executable, "-c", KILLED_SOURCE, spec.uuid, spec.event_source_arn, database],
@@ -291,35 +283,21 @@ def test_a_killed_sources_unacked_changes_come_back_to_a_new_source(database: st
         killed.kill()
         killed.wait(timeout=10)
 
-    async def scenario() -> list[int]:
-        source = await opened(spec)
-        try:
-            return ids(await source.receive(10, 2))
-        finally:
-            await source.close()
-
-    assert run(scenario) == [2, 3]
+    assert run(first_ids(spec)) == [2, 3]
 
 
 def test_changes_made_while_no_source_runs_are_delivered_after(database: str, table: str) -> None:
     spec = spec_for(database, table)
-    run(lambda: _open_and_close(spec))
+    run(_open_and_close(spec))
     insert(database, table, 1, 2)
 
-    async def scenario() -> list[int]:
-        source = await opened(spec)
-        try:
-            return ids(await source.receive(10, 2))
-        finally:
-            await source.close()
-
-    assert run(scenario) == [1, 2]
+    assert run(first_ids(spec)) == [1, 2]
 
 
 def test_latest_starts_after_the_last_change_and_trim_horizon_at_the_oldest(
     database: str, table: str
 ) -> None:
-    run(lambda: _open_and_close(spec_for(database, table)))  # capture installed
+    run(_open_and_close(spec_for(database, table)))  # capture installed
     insert(database, table, 1, 2)
 
     async def scenario() -> tuple[list[int], list[int]]:
@@ -332,25 +310,18 @@ def test_latest_starts_after_the_last_change_and_trim_horizon_at_the_oldest(
             await latest.close()
             await horizon.close()
 
-    assert run(scenario) == ([3], [1, 2, 3])
+    assert run(scenario()) == ([3], [1, 2, 3])
 
 
 def test_at_timestamp_starts_at_the_first_change_from_that_time(database: str, table: str) -> None:
-    run(lambda: _open_and_close(spec_for(database, table)))
+    run(_open_and_close(spec_for(database, table)))
     insert(database, table, 1, 2)
     time.sleep(0.2)
     since = time.time()
     insert(database, table, 3)
 
-    async def scenario() -> list[int]:
-        spec = spec_for(database, table, starting_position="AT_TIMESTAMP", starting_position_timestamp=since)
-        source = await opened(spec)
-        try:
-            return ids(await source.receive(10, 2))
-        finally:
-            await source.close()
-
-    assert run(scenario) == [3]
+    spec = spec_for(database, table, starting_position="AT_TIMESTAMP", starting_position_timestamp=since)
+    assert run(first_ids(spec)) == [3]
 
 
 def test_a_waiting_receive_wakes_on_the_change_notification(database: str, table: str) -> None:
@@ -366,7 +337,7 @@ def test_a_waiting_receive_wakes_on_the_change_notification(database: str, table
         finally:
             await source.close()
 
-    received, elapsed = run(scenario)
+    received, elapsed = run(scenario())
     assert received == [1]
     # Polling alone would take a second (POLL_INTERVAL); the notification wakes it at once.
     assert elapsed < 0.8
@@ -392,7 +363,7 @@ def test_changes_enter_the_log_in_commit_order(database: str, table: str) -> Non
         finally:
             await source.close()
 
-    assert run(scenario) == (True, [1, 2])
+    assert run(scenario()) == (True, [1, 2])
 
 
 def test_lag_counts_changes_not_yet_delivered(database: str, table: str) -> None:
@@ -406,7 +377,7 @@ def test_lag_counts_changes_not_yet_delivered(database: str, table: str) -> None
         finally:
             await source.close()
 
-    assert run(scenario) == (3, 1)
+    assert run(scenario()) == (3, 1)
 
 
 def change_rows(endpoint: str, table: str) -> int:
@@ -439,7 +410,7 @@ def test_changes_are_pruned_once_every_mapping_of_the_table_passed_them(database
             await fast.close()
             await slow.close()
 
-    assert run(scenario) == (2, 1, 1)
+    assert run(scenario()) == (2, 1, 1)
 
 
 def test_removing_the_last_mapping_of_a_table_drops_its_trigger(database: str, table: str) -> None:
@@ -464,7 +435,7 @@ def test_removing_the_last_mapping_of_a_table_drops_its_trigger(database: str, t
         counts += [triggers(), change_rows(database, table)]
         return counts
 
-    assert run(scenario) == [1, 1, 0, 0]
+    assert run(scenario()) == [1, 1, 0, 0]
 
 
 def test_publish_inserts_the_message_into_the_table_the_arn_names(database: str) -> None:
@@ -475,7 +446,7 @@ def test_publish_inserts_the_message_into_the_table_the_arn_names(database: str)
         await SOURCE_KINDS["postgresql"].publish(arn, database, b'{"failed": 1}', {"ErrorCode": "200"})
         await SOURCE_KINDS["postgresql"].publish(arn, database, b"second")
 
-    run(scenario)
+    run(scenario())
     with psycopg.connect(database) as connection:
         rows = connection.execute(f"SELECT body, attributes FROM {name} ORDER BY id").fetchall()
     assert rows == [('{"failed": 1}', {"ErrorCode": "200"}), ("second", {})]
@@ -483,7 +454,7 @@ def test_publish_inserts_the_message_into_the_table_the_arn_names(database: str)
 
 def test_opening_a_source_for_a_missing_table_is_unavailable(database: str) -> None:
     with pytest.raises(SourceUnavailable, match="does not exist"):
-        run(lambda: opened(spec_for(database, "no_such_table")))
+        run(opened(spec_for(database, "no_such_table")))
 
 
 def test_validate_refuses_what_a_table_source_cannot_serve() -> None:
@@ -574,17 +545,10 @@ def test_an_unreachable_database_is_unavailable_and_a_reopened_source_continues(
             await opened(spec)
         return ids(batch)
 
-    async def after_outage() -> list[int]:
-        insert(endpoint, "items", 4)
-        source = await opened(spec)
-        try:
-            return ids(await source.receive(10, 2))
-        finally:
-            await source.close()
-
-    assert run(before_outage) == [1, 2, 3]
+    assert run(before_outage()) == [1, 2, 3]
     private_cluster.start()
-    assert run(after_outage) == [3, 4]
+    insert(endpoint, "items", 4)
+    assert run(first_ids(spec)) == [3, 4]
 
 
 def test_postgresql_tables_are_an_ordered_source_kind() -> None:
@@ -610,7 +574,7 @@ def test_writers_without_rights_on_the_lambdad_schema_are_captured(database: str
             await source.close()
             execute(database, f"DROP OWNED BY {role}", f"DROP ROLE IF EXISTS {role}")
 
-    assert run(scenario) == [1]
+    assert run(scenario()) == [1]
 
 
 def test_a_table_dropped_and_created_again_is_captured_again(database: str, table: str) -> None:
@@ -627,7 +591,7 @@ def test_a_table_dropped_and_created_again_is_captured_again(database: str, tabl
         finally:
             await source.close()
 
-    assert run(scenario) == [7]
+    assert run(scenario()) == [7]
 
 
 def test_a_table_dropped_under_an_open_source_is_unavailable(database: str, table: str) -> None:
@@ -641,7 +605,7 @@ def test_a_table_dropped_under_an_open_source_is_unavailable(database: str, tabl
         finally:
             await source.close()
 
-    run(scenario)
+    run(scenario())
 
 
 @pytest.mark.parametrize(
@@ -667,4 +631,4 @@ def test_size_bytes_adds_up_as_dynamodb_counts_an_items_size(
         finally:
             await source.close()
 
-    assert run(scenario) == [size]
+    assert run(scenario()) == [size]

@@ -19,7 +19,7 @@ from lambdad.errors import InvalidParameterValueException
 from lambdad.events.sources import SOURCE_KINDS, SourceMessage, SourceSpec, SourceUnavailable, kind_for
 from lambdad.events.sources.rabbitmq import RABBITMQ, RabbitMqSource
 from tests.brokers import private_rabbitmq
-from tests.events.sources.conftest import run
+from tests.events.sources.conftest import run, source_spec
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 BROKER_ARN = "arn:aws:mq:us-east-1:123456789012:broker:main:b-0f5e7c3a-1111-2222-3333-444455556666"
@@ -44,17 +44,7 @@ AWS_BASIC_PROPERTIES = [
 
 
 def spec(queue: str, endpoint: str = BROKER, **overrides: Any) -> SourceSpec:
-    values: dict[str, Any] = {
-        "uuid": str(uuid.uuid4()),
-        "event_source_arn": BROKER_ARN,
-        "endpoint": endpoint,
-        "region": "us-east-1",
-        "account": "123456789012",
-        "batch_size": 10,
-        "queues": (queue,),
-    }
-    values.update(overrides)
-    return SourceSpec(**values)
+    return source_spec(BROKER_ARN, endpoint, **{"queues": (queue,), **overrides})
 
 
 @asynccontextmanager
@@ -208,38 +198,27 @@ def test_a_released_message_is_delivered_again_marked_redelivered() -> None:
     assert base64.b64decode(second.record["data"]) == b"retry me"
 
 
-def test_a_classic_queue_message_released_again_and_again_is_counted_by_the_source() -> None:
-    async def scenario() -> list[int]:
-        async with a_queue() as (name, channel):
-            await send(channel, name, b"poison")
-            counts = []
-            async with opened(spec(name)) as source:
-                for _ in range(4):
-                    (message,) = await source.receive(10, 5)
-                    counts.append(message.delivery_count)
-                    await source.release([message])
-                (last,) = await source.receive(10, 5)
-                await source.ack([last])
-            return counts
+async def delivery_counts_when_released(releases: int, **queue_arguments: Any) -> list[int]:
+    """One message on a new queue, released ``releases`` times: its delivery count each time."""
+    async with a_queue(**queue_arguments) as (name, channel):
+        await send(channel, name, b"again and again")
+        counts = []
+        async with opened(spec(name)) as source:
+            for _ in range(releases):
+                (message,) = await source.receive(10, 5)
+                counts.append(message.delivery_count)
+                await source.release([message])
+            (last,) = await source.receive(10, 5)
+            await source.ack([last])
+        return counts
 
-    assert run(scenario()) == [1, 2, 3, 4]
+
+def test_a_classic_queue_message_released_again_and_again_is_counted_by_the_source() -> None:
+    assert run(delivery_counts_when_released(4)) == [1, 2, 3, 4]
 
 
 def test_a_quorum_queue_counts_every_delivery() -> None:
-    async def scenario() -> list[int]:
-        async with a_queue(**{"x-queue-type": "quorum"}) as (name, channel):
-            await send(channel, name, b"again and again")
-            counts = []
-            async with opened(spec(name)) as source:
-                for _ in range(3):
-                    (message,) = await source.receive(10, 5)
-                    counts.append(message.delivery_count)
-                    await source.release([message])
-                (last,) = await source.receive(10, 5)
-                await source.ack([last])
-            return counts
-
-    assert run(scenario()) == [1, 2, 3]
+    assert run(delivery_counts_when_released(3, **{"x-queue-type": "quorum"})) == [1, 2, 3]
 
 
 def test_unacknowledged_messages_reach_a_new_source_after_the_old_one_closed() -> None:

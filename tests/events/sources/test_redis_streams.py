@@ -15,6 +15,7 @@ import redis
 from lambdad.errors import InvalidParameterValueException
 from lambdad.events.sources import SourceSpec, SourceUnavailable, kind_for
 from lambdad.events.sources.redis_streams import RedisStreamsKind, RedisStreamSource, group_name
+from tests.events.sources.conftest import source_spec
 from tests.support import free_port
 
 ENDPOINT = "redis://127.0.0.1:6379/0"
@@ -30,13 +31,9 @@ def key() -> Iterator[str]:
 def spec(
     key: str, position: str = "TRIM_HORIZON", timestamp: float | None = None, endpoint: str = ENDPOINT
 ) -> SourceSpec:
-    return SourceSpec(
-        uuid=str(uuid.uuid4()),
-        event_source_arn=f"arn:aws:redis:us-east-1:000000000000:stream/{key}",
-        endpoint=endpoint,
-        region="us-east-1",
-        account="000000000000",
-        batch_size=10,
+    return source_spec(
+        f"arn:aws:redis:us-east-1:000000000000:stream/{key}",
+        endpoint,
         starting_position=position,
         starting_position_timestamp=timestamp,
     )

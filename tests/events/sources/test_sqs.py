@@ -18,7 +18,7 @@ from lambdad.errors import InvalidParameterValueException
 from lambdad.events.sources import SOURCE_KINDS, SourceSpec, SourceUnavailable, kind_for
 from lambdad.events.sources.sqs import SQS, make_client
 from tests.brokers import moto_server
-from tests.events.sources.conftest import run
+from tests.events.sources.conftest import run, source_spec
 from tests.support import free_port
 
 RECORDINGS = Path(__file__).parents[2] / "aws-recordings/lambda/event_source_mapping"
@@ -35,16 +35,7 @@ def recorded_record() -> dict[str, Any]:
 
 
 def spec(endpoint: str, queue: str, **overrides: Any) -> SourceSpec:
-    values: dict[str, Any] = {
-        "uuid": str(uuid.uuid4()),
-        "event_source_arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}",
-        "endpoint": endpoint,
-        "region": REGION,
-        "account": ACCOUNT,
-        "batch_size": 10,
-    }
-    values.update(overrides)
-    return SourceSpec(**values)
+    return source_spec(f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}", endpoint, **overrides)
 
 
 @pytest.fixture

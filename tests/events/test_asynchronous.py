@@ -25,7 +25,7 @@ import pytest
 
 from lambdad.app import Platform
 from lambdad.events.asynchronous import EventQueue
-from lambdad.events.sources import SourceKind, SourceSpec, SourceUnavailable
+from lambdad.events.sources import NumberAttribute, SourceKind, SourceSpec, SourceUnavailable
 from lambdad.invocation import InvokeRequest
 from lambdad.models import FunctionState, Scope, utcnow
 from lambdad.services.event_invoke_configs import EventInvokeSettings
@@ -229,6 +229,25 @@ def test_failures_are_retried_then_recorded_and_dead_lettered(platform: Platform
         "ErrorCode": "200",
         "ErrorMessage": "intentional failure",
     }
+
+
+def test_a_dead_letter_error_code_stays_a_number_after_waiting_in_the_store(platform: Platform) -> None:
+    name = deploy(platform, DeadLetterConfig={"TargetArn": DEAD_LETTERS})
+    configure(platform, name, maximum_retry_attempts=0)
+    kind = ListKind(failures=2)  # undelivered twice: the message waits in the store as JSON meanwhile
+    queue = queue_of(platform, kind)
+
+    async def scenario() -> None:
+        await queue.start()
+        await queue.submit(request(name, {"fail": True}))
+        await until(lambda: kind.published and stored(platform) == 0)
+        await queue.close()
+
+    run(platform, scenario)
+    [(_, _, _, attributes)] = kind.published
+    assert attributes["ErrorCode"] == "200"
+    assert isinstance(attributes["ErrorCode"], NumberAttribute), "SQS sends it with DataType Number"
+    assert not isinstance(attributes["RequestID"], NumberAttribute)
 
 
 def test_an_unreachable_destination_keeps_the_event_until_it_is_delivered(platform: Platform) -> None:

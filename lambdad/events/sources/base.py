@@ -132,5 +132,10 @@ class SourceKind(Protocol):
         ...
 
 
+class NumberAttribute(str):
+    """A message attribute whose value is a number: SQS sends it with DataType ``Number`` (as AWS sends a
+    dead-letter message's ErrorCode); brokers without attribute types send it as the text it is."""
+
+
 class SourceUnavailable(Exception):
     """The broker or database cannot be reached now; the poller retries with backoff and says why."""

@@ -27,7 +27,7 @@ import botocore.exceptions
 from botocore.config import Config
 
 from lambdad.errors import InvalidParameterValueException
-from lambdad.events.sources.base import SourceMessage, SourceSpec, SourceUnavailable
+from lambdad.events.sources.base import NumberAttribute, SourceMessage, SourceSpec, SourceUnavailable
 
 # SQS answers at most 10 messages per ReceiveMessage and long-polls at most 20 seconds.
 RECEIVE_LIMIT = 10
@@ -290,7 +290,7 @@ class SqsKind:
                 "MessageBody": body.decode("utf-8", errors="replace"),
                 # SQS refuses empty attribute values.
                 "MessageAttributes": {
-                    name: {"DataType": "String", "StringValue": value}
+                    name: {"DataType": _data_type(value), "StringValue": value}
                     for name, value in (attributes or {}).items()
                     if value
                 },
@@ -306,6 +306,10 @@ class SqsKind:
             await asyncio.to_thread(send)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
             raise _unavailable("SendMessage", error) from error
+
+
+def _data_type(value: str) -> str:
+    return "Number" if isinstance(value, NumberAttribute) else "String"
 
 
 SQS = SqsKind()

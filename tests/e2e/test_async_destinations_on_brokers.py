@@ -195,6 +195,32 @@ def test_retries_exhausted_record_counts_every_attempt(server: ServerWithEnv, mo
     assert runs(server, name, marker) == 3
 
 
+def test_an_event_whose_first_retry_would_come_too_late_ends_with_event_age_exceeded(
+    moto: BrokerProcess, tmp_path: Path
+) -> None:
+    # The first retry would come 90 s later, past MaximumEventAgeInSeconds 60: AWS ends it at once.
+    server = start_lambdad(tmp_path, {"sqs": endpoint(moto)}, retry_delays="90,90")
+    try:
+        client, sqs = server.client(), make_client(endpoint(moto), REGION)
+        arn, url = new_queue(sqs)
+        name = unique("aged")
+        deploy_python(client, name, FUNCTION)
+        client.put_function_event_invoke_config(
+            FunctionName=name,
+            MaximumEventAgeInSeconds=60,
+            DestinationConfig={"OnFailure": {"Destination": arn}},
+        )
+        marker = unique("m")
+        send(client, name, {"message": marker})
+        [message] = map(as_received, receive(sqs, url, 1))
+    finally:
+        stop(server)
+    wanted = recorded(DESTINATIONS, "TestLambdaDestinationSqs::test_maxeventage", "no_retry_failure_message")
+    expected = {k: v for k, v in wanted.items() if k != "Attributes"}
+    assert differences(without_stack_trace(message), without_stack_trace(expected)) == []
+    assert message["Body"]["requestPayload"] == {"message": marker}
+
+
 def test_a_dead_letter_message_carries_awss_attributes(server: ServerWithEnv, moto: BrokerProcess) -> None:
     client, sqs = server.client(), make_client(endpoint(moto), REGION)
     arn, url = new_queue(sqs)

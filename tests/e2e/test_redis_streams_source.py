@@ -293,3 +293,32 @@ def test_records_past_their_maximum_age_go_to_the_destination_unsent(
     info = record["RedisStreamBatchInfo"]
     assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == (old[0], old[1], 2)
     client.delete_event_source_mapping(UUID=mapping["UUID"])
+
+
+def test_deleting_a_mapping_destroys_its_consumer_group_and_keeps_the_stream(
+    server: ServerWithEnv, broker: PrivateRedis
+) -> None:
+    client, function, key = server.client(), fresh_function(server, broker), f"s-{uuid.uuid4().hex[:8]}"
+    broker.client().xadd(key, {"data": "kept"})
+    mapping = client.create_event_source_mapping(
+        EventSourceArn=stream_arn(key), FunctionName=function, StartingPosition="TRIM_HORIZON"
+    )
+    wait_state(client, mapping["UUID"], "Enabled")
+    eventually(lambda: received(broker, function) == ["kept"], timeout=30)
+
+    def groups() -> set[str]:
+        return {group["name"] for group in broker.client().xinfo_groups(key)}
+
+    assert groups() == {f"lambdad-{mapping['UUID']}"}
+    client.delete_event_source_mapping(UUID=mapping["UUID"])
+
+    def gone() -> bool:
+        try:
+            client.get_event_source_mapping(UUID=mapping["UUID"])
+        except client.exceptions.ResourceNotFoundException:
+            return True
+        return False
+
+    eventually(gone, timeout=20)
+    assert groups() == set()
+    assert [fields for _, fields in broker.client().xrange(key)] == [{"data": "kept"}]

@@ -14,6 +14,7 @@ holds (``data`` base64-encoded: the entry's ``data`` field, or the JSON of all i
 member with ``data`` decoded from JSON where it is JSON, as AWS filters Kinesis records.
 
 Publishing (an on-failure destination) is XADD with ``data`` = the message and the attributes as fields.
+Deleting a mapping destroys its consumer group (``remove``); the stream stays.
 """
 
 from __future__ import annotations
@@ -213,6 +214,23 @@ class RedisStreamsKind:
 
     def source(self, spec: SourceSpec) -> RedisStreamSource:
         return RedisStreamSource(spec)
+
+    async def remove(self, spec: SourceSpec) -> None:
+        """Destroy a deleted mapping's consumer group (XGROUP DESTROY), with its pending entries; the
+        stream and other mappings' groups stay."""
+        key = stream_key(spec.event_source_arn)
+        if key is None:
+            return
+        client = redis.from_url(spec.endpoint, socket_connect_timeout=5)
+        try:
+            await client.xgroup_destroy(key, group_name(spec.uuid))
+        except ResponseError as error:
+            if "requires the key to exist" not in str(error):  # a deleted stream has no group left
+                raise
+        except _UNREACHABLE as error:
+            raise SourceUnavailable(f"Redis at {spec.endpoint}: {error}") from error
+        finally:
+            await client.aclose()
 
     async def publish(
         self, arn: str, endpoint: str, body: bytes, attributes: Mapping[str, str] | None = None

@@ -163,3 +163,30 @@ def test_unreachable_redis_is_source_unavailable(key: str) -> None:
     source = RedisStreamSource(spec(key, endpoint=f"redis://127.0.0.1:{free_port()}/0"))
     with pytest.raises(SourceUnavailable):
         asyncio.run(source.open())
+
+
+def test_remove_destroys_the_mappings_consumer_group_and_leaves_the_stream(key: str) -> None:
+    removed, kept = spec(key), spec(key)
+
+    async def scenario() -> None:
+        for mapping in (removed, kept):
+            source = RedisStreamSource(mapping)
+            await source.open()
+            await source.close()
+        redis.Redis().xadd(key, {"data": "stays"})
+        await RedisStreamsKind().remove(removed)
+
+    asyncio.run(scenario())
+    groups = {g["name"] for g in redis.Redis(decode_responses=True).xinfo_groups(key)}
+    assert groups == {group_name(kept.uuid)}
+    assert redis.Redis().xlen(key) == 1
+
+
+def test_remove_after_the_stream_was_deleted_is_quiet(key: str) -> None:
+    asyncio.run(RedisStreamsKind().remove(spec(key)))  # no stream, so no group: nothing to do
+    assert not redis.Redis().exists(key)
+
+
+def test_remove_with_redis_unreachable_is_source_unavailable(key: str) -> None:
+    with pytest.raises(SourceUnavailable):
+        asyncio.run(RedisStreamsKind().remove(spec(key, endpoint=f"redis://127.0.0.1:{free_port()}/0")))

@@ -88,6 +88,8 @@ def test_batches_are_delivered_in_order_and_acknowledged(server: ServerWithEnv, 
     wait_state(client, mapping["UUID"], "Enabled")
     eventually(lambda: len(received(broker, function)) == 5, timeout=30)
     assert [json.loads(d)["n"] for d in received(broker, function)] == [0, 1, 2, 3, 4]
+    role = client.get_function_configuration(FunctionName=function)["Role"]
+    assert {item["role"] for batch in batches(broker, function) for item in batch} == {role}
     eventually(lambda: pending(broker, key, mapping["UUID"]) == 0)
     assert eventually(
         lambda: client.get_event_source_mapping(UUID=mapping["UUID"])["LastProcessingResult"] == "OK"

@@ -45,6 +45,15 @@ class SourceSpec:
     maximum_batching_window_in_seconds: int = 0
     # The mapping's SourceAccessConfigurations as (Type, URI) pairs, e.g. ("VIRTUAL_HOST", "/orders").
     source_access_configurations: tuple[tuple[str, str], ...] = ()
+    # The execution role of the function the mapping invokes, where known (Kinesis-shaped records'
+    # ``invokeIdentityArn``); None when the function could not be read.
+    role: str | None = None
+
+    @property
+    def invoke_identity_arn(self) -> str:
+        """A Kinesis-shaped record's ``invokeIdentityArn``: the function's role as on AWS, or a
+        placeholder role of lambdad's when it is unknown."""
+        return self.role or f"arn:aws:iam::{self.account}:role/lambdad-event-source-mapping"
 
 
 @dataclass(frozen=True)

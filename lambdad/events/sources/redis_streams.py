@@ -7,11 +7,12 @@ until it is acknowledged (XACK), so whatever a dead server had read but not fini
 by the next one; a released entry is simply left pending and read again.
 
 The event is shaped like AWS's Kinesis event: ``Records`` with ``eventSource`` ``"lambdad:redis"``,
-``eventName`` ``"lambdad:redis:record"`` and a ``redis`` member holding what Kinesis's ``kinesis`` member
-holds (``data`` base64-encoded: the entry's ``data`` field, or the JSON of all its fields when it has no
-``data`` field; ``sequenceNumber`` = the entry ID; ``partitionKey`` = the stream key;
-``approximateArrivalTimestamp`` from the ID) plus ``fields``, the entry's other fields. Filters see that
-member with ``data`` decoded from JSON where it is JSON, as AWS filters Kinesis records.
+``eventName`` ``"lambdad:redis:record"``, ``invokeIdentityArn`` (the function's role) and a ``redis``
+member holding what Kinesis's ``kinesis`` member holds (``data`` base64-encoded: the entry's ``data``
+field, or the JSON of all its fields when it has no ``data`` field; ``sequenceNumber`` = the entry ID;
+``partitionKey`` = the stream key; ``approximateArrivalTimestamp`` from the ID) plus ``fields``, the
+entry's other fields. Filters see that member with ``data`` decoded from JSON where it is JSON, as AWS
+filters Kinesis records.
 
 Publishing (an on-failure destination) is XADD with ``data`` = the message and the attributes as fields.
 Deleting a mapping destroys its consumer group (``remove``); the stream stays.
@@ -141,6 +142,7 @@ class RedisStreamSource:
             "eventVersion": "1.0",
             "eventID": f"{self._key}:{entry_id}",
             "eventName": "lambdad:redis:record",
+            "invokeIdentityArn": self._spec.invoke_identity_arn,
             "awsRegion": self._spec.region,
             "eventSourceARN": self._spec.event_source_arn,
             "redis": inner,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import time
 import uuid
@@ -70,6 +71,9 @@ def test_records_are_kinesis_shaped_and_filter_on_decoded_data(key: str) -> None
             await source.close()
         assert first.item_id == entry
         assert first.record["eventSource"] == "lambdad:redis"
+        assert (
+            first.record["invokeIdentityArn"] == "arn:aws:iam::000000000000:role/lambdad-event-source-mapping"
+        )
         assert first.record["eventSourceARN"].endswith(f"stream/{key}")
         assert first.record["redis"]["sequenceNumber"] == entry
         assert first.record["redis"]["fields"] == {"source": "test"}
@@ -190,3 +194,18 @@ def test_remove_after_the_stream_was_deleted_is_quiet(key: str) -> None:
 def test_remove_with_redis_unreachable_is_source_unavailable(key: str) -> None:
     with pytest.raises(SourceUnavailable):
         asyncio.run(RedisStreamsKind().remove(spec(key, endpoint=f"redis://127.0.0.1:{free_port()}/0")))
+
+
+def test_records_name_the_functions_role_as_invoke_identity(key: str) -> None:
+    role = "arn:aws:iam::000000000000:role/orders-reader"
+
+    async def scenario() -> list[str]:
+        redis.Redis().xadd(key, {"data": "x"})
+        source = RedisStreamSource(dataclasses.replace(spec(key), role=role))
+        await source.open()
+        try:
+            return [m.record["invokeIdentityArn"] for m in await source.receive(10, 1)]
+        finally:
+            await source.close()
+
+    assert asyncio.run(scenario()) == [role]

@@ -70,7 +70,9 @@ def start_lambdad(directory: Path, sources: dict[str, str], retry_delays: str) -
         "LAMBDAD_ASYNC_RETRY_DELAYS": retry_delays,
         "LAMBDAD_ASYNC_THROTTLE_BACKOFF_MAX": "1",
     }
-    return ServerWithEnv(directory / "data", env=env).start(timeout=60)  # type: ignore[return-value]
+    server = ServerWithEnv(directory / "data", env=env)
+    server.start(timeout=60)
+    return server
 
 
 def stop(server: ServerWithEnv) -> None:

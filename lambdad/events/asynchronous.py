@@ -42,7 +42,7 @@ from lambdad.events.invocation_records import (
     invocation_record,
     service_error,
 )
-from lambdad.events.sources import SourceKind, SourceUnavailable, arn_service, kind_for
+from lambdad.events.sources import NumberAttribute, SourceKind, SourceUnavailable, arn_service, kind_for
 from lambdad.invocation.invoker import Invoker, InvokeRequest
 from lambdad.models import LATEST, Scope, parse_function_ref
 from lambdad.services.lookup import RunnableFunction
@@ -363,11 +363,14 @@ class EventQueue:
         if condition != policy.SUCCESS and runnable is not None:
             dead_letter = (runnable.version.extra.get("DeadLetterConfig") or {}).get("TargetArn")
         if dead_letter:
+            attributes = dead_letter_attributes(event.request_id, condition, response)
             deliveries.append(
                 {
                     "target": dead_letter,
                     "body": event.payload.decode(errors="replace"),
-                    "attributes": dead_letter_attributes(event.request_id, condition, response),
+                    "attributes": attributes,
+                    # Kept by name: a delivery waiting in the store is JSON, which has no NumberAttribute.
+                    "numbers": [k for k, v in attributes.items() if isinstance(v, NumberAttribute)],
                 }
             )
         if condition != policy.SUCCESS:
@@ -415,7 +418,7 @@ class EventQueue:
                     raise SourceUnavailable(
                         f"no endpoint is configured for {service} (LAMBDAD_EVENT_SOURCES)"
                     )
-                await kind.publish(target, endpoint, body.encode(), delivery.get("attributes") or {})
+                await kind.publish(target, endpoint, body.encode(), _attributes(delivery))
             except SourceUnavailable as error:
                 log.warning(
                     "Event invocation %s: %s unreachable (%s); delivery will be retried",
@@ -472,6 +475,15 @@ class EventQueue:
             )
 
         await self._committer.write(keep)
+
+
+def _attributes(delivery: Mapping[str, Any]) -> dict[str, str]:
+    """A delivery's message attributes, those it names as numbers typed again (after the store)."""
+    numbers = set(delivery.get("numbers") or ())
+    return {
+        name: NumberAttribute(value) if name in numbers else str(value)
+        for name, value in (delivery.get("attributes") or {}).items()
+    }
 
 
 def _scope(event: StoredEvent) -> Scope:

@@ -58,7 +58,11 @@ class GroupCommitter:
         await self._hand_over(_Write(None, many=many, item=item))
 
     async def _hand_over(self, write: _Write[T]) -> T:
-        if self._task is None or self._pending is None:
+        if self._task is None or self._pending is None or self._task.done():
+            if self._task is not None and self._task.done() and not self._task.cancelled():
+                log.error("the group-commit writer stopped: %r; starting another", self._task.exception())
+            while self._pending is not None and not self._pending.empty():  # nobody will write these
+                _answer(self._pending.get_nowait(), None, RuntimeError("the group-commit writer stopped"))
             self._pending = asyncio.Queue()
             self._task = asyncio.get_running_loop().create_task(self._writer(self._pending))
         self._pending.put_nowait(write)
@@ -70,7 +74,7 @@ class GroupCommitter:
         self._task = self._pending = None
         if task is None or pending is None:
             return
-        while not pending.empty():
+        while not pending.empty() and not task.done():  # a writer that died answers nothing more
             await asyncio.sleep(0.001)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

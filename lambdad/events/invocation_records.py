@@ -13,7 +13,8 @@ The record, as AWS sends it (recorded in tests/aws-recordings/lambda/test_lambda
 
 ``responseContext`` and ``responsePayload`` are there only when the function ran (not for
 ZeroReservedConcurrency). A dead-letter message is the original event with the attributes RequestID,
-ErrorCode (the last attempt's HTTP status: 200 for a function error) and ErrorMessage (its first 1 KB).
+ErrorCode (the last attempt's HTTP status: 200 for a function error; a number, DataType ``Number`` on SQS as
+AWS sends it) and ErrorMessage (its first 1 KB).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any
+
+from lambdad.events.sources.base import NumberAttribute
 
 ERROR_MESSAGE_MAX = 1024
 
@@ -97,7 +100,7 @@ def dead_letter_attributes(
         status, message = int(response["statusCode"]), str(response.get("errorMessage", ""))
     return {
         "RequestID": request_id,
-        "ErrorCode": str(status),
+        "ErrorCode": NumberAttribute(status),
         "ErrorMessage": message.encode()[:ERROR_MESSAGE_MAX].decode(errors="ignore"),
     }
 

@@ -22,9 +22,13 @@ NOTHING_TO_SET = "You must specify at least one of error handling or destination
 NO_FUNCTION = "The function doesn't exist."
 LIST_PAGE_MAX = 50
 # Services an asynchronous invocation's record can be sent to (S3 buckets only on failure).
+# The ARN services of lambdad's own event sources (README "Event sources"), which AWS has no destination
+# for: a RabbitMQ queue (``mq``: the broker ARN + ``/QUEUE``), a NATS, Redis or PostgreSQL stream or table,
+# an MQTT topic. (services cannot ask events.sources, a layer above, which services it serves.)
+_EVENT_SOURCE_SERVICES = {"mq", "nats", "redis", "mqtt", "postgresql"}
 _DESTINATION_SERVICES = {
-    "OnSuccess": {"sqs", "sns", "events", "lambda"},
-    "OnFailure": {"sqs", "sns", "events", "lambda", "s3"},
+    "OnSuccess": {"sqs", "sns", "events", "lambda"} | _EVENT_SOURCE_SERVICES,
+    "OnFailure": {"sqs", "sns", "events", "lambda", "s3"} | _EVENT_SOURCE_SERVICES,
 }
 
 

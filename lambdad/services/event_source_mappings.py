@@ -239,6 +239,22 @@ class EventSourceMappingService:
         with self._database.read() as connection:
             return records.get_mapping(connection, uuid)
 
+    def function_role(self, record: MappingRecord) -> str | None:
+        """The execution role (``Role``) of the version a mapping invokes (an alias's main version), or
+        None when the function or alias is gone: a record's ``invokeIdentityArn``, as on AWS."""
+        parts = record.function_arn.split(":")
+        if len(parts) < 7:
+            return None
+        name, qualifier = parts[6], parts[7] if len(parts) > 7 else LATEST
+        with self._database.read() as connection:
+            if qualifier != LATEST and not is_version_number(qualifier):
+                alias = alias_records.get_alias(connection, record.region, name, qualifier)
+                if alias is None:
+                    return None
+                qualifier = alias.function_version
+            version = function_records.get_version(connection, record.region, name, qualifier)
+        return version.role if version is not None and version.role else None
+
     def settle(self, uuid: str, move: MappingMove, expected: MappingRecord) -> None:
         """The poller did what ``expected`` asked: move the mapping on, unless it changed since."""
         with self._database.write() as connection:

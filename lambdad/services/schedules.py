@@ -64,16 +64,21 @@ class ScheduleService:
     """
 
     def __init__(
-        self, database: Database, check_expression: Callable[[str, str | None], None] | None = None
+        self,
+        database: Database,
+        check_expression: Callable[[str, str | None], None] | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._database = database
         self._check_expression = check_expression
+        # What "now" is when a schedule is created or updated (its rate anchor); tests pass their own.
+        self._clock = clock
 
     # --- groups ----------------------------------------------------------------------------------------
 
     def create_group(self, scope: Scope, name: str, tags: list[dict[str, str]] | None) -> str:
         """CreateScheduleGroup; the new group's ARN."""
-        now = utcnow()
+        now = self._clock()
         with self._database.write() as connection:
             records.ensure_default_group(connection, scope.region, now)
             if records.get_group(connection, scope.region, name) is not None:
@@ -88,7 +93,7 @@ class ScheduleService:
     def get_group(self, scope: Scope, name: str) -> dict[str, Any]:
         """GetScheduleGroup's members."""
         with self._database.write() as connection:
-            records.ensure_default_group(connection, scope.region, utcnow())
+            records.ensure_default_group(connection, scope.region, self._clock())
             group = records.get_group(connection, scope.region, name)
         if group is None:
             raise ResourceNotFoundException(f"Schedule group {name} does not exist.")
@@ -99,7 +104,7 @@ class ScheduleService:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """ListScheduleGroups: one page and the next page's token."""
         with self._database.write() as connection:
-            records.ensure_default_group(connection, scope.region, utcnow())
+            records.ensure_default_group(connection, scope.region, self._clock())
             groups = records.list_groups(connection, scope.region, prefix)
         page, next_token = _page([(g.name,) for g in groups], groups, token, limit)
         return [self._group_view(scope, g) for g in page], next_token
@@ -148,7 +153,7 @@ class ScheduleService:
         region, account, resource = parts[3], parts[4], parts[5]
         name = resource.partition("/")[2]
         if name == DEFAULT_GROUP:
-            records.ensure_default_group(connection, region, utcnow())
+            records.ensure_default_group(connection, region, self._clock())
         if account != scope.account or records.get_group(connection, region, name) is None:
             raise ResourceNotFoundException(f"Schedule group {name} does not exist.")
 
@@ -159,7 +164,7 @@ class ScheduleService:
         group = params.get("GroupName") or DEFAULT_GROUP
         config = self._config(params)
         token = params.get("ClientToken")
-        now = utcnow()
+        now = self._clock()
         with self._database.write() as connection:
             records.ensure_default_group(connection, scope.region, now)
             if records.get_group(connection, scope.region, group) is None:
@@ -190,7 +195,7 @@ class ScheduleService:
         """UpdateSchedule: every member is replaced (AWS: omitted optional members are reset)."""
         group = params.get("GroupName") or DEFAULT_GROUP
         config = self._config(params)
-        now = utcnow()
+        now = self._clock()
         with self._database.write() as connection:
             existing = self._existing(connection, scope, group, name)
             records.replace_schedule(
@@ -214,7 +219,7 @@ class ScheduleService:
         """ListSchedules: one page of summaries and the next page's token."""
         group = params.get("GroupName")
         with self._database.write() as connection:
-            records.ensure_default_group(connection, scope.region, utcnow())
+            records.ensure_default_group(connection, scope.region, self._clock())
             if group is not None and records.get_group(connection, scope.region, group) is None:
                 raise ResourceNotFoundException(f"Schedule group {group} does not exist.")
             found = records.list_schedules(
@@ -245,7 +250,7 @@ class ScheduleService:
             records.delete_schedule(connection, scope.region, group, name)
 
     def _existing(self, connection: Any, scope: Scope, group: str, name: str) -> ScheduleRecord:
-        records.ensure_default_group(connection, scope.region, utcnow())
+        records.ensure_default_group(connection, scope.region, self._clock())
         if records.get_group(connection, scope.region, group) is None:
             raise ResourceNotFoundException(f"Schedule group {group} does not exist.")
         record = records.get_schedule(connection, scope.region, group, name)
@@ -264,11 +269,11 @@ class ScheduleService:
             raise ValidationException("MaximumWindowInMinutes must not be provided when Mode is OFF.")
         start, end = params.get("StartDate"), params.get("EndDate")
         one_time = params["ScheduleExpression"].strip().startswith("at(")  # AWS ignores its dates
-        if start is not None and not one_time and start < utcnow() - START_DATE_TOLERANCE:
+        if start is not None and not one_time and start < self._clock() - START_DATE_TOLERANCE:
             raise ValidationException("The StartDate you specify cannot be earlier than 5 minutes ago.")
         if start is not None and end is not None and end <= start:
             raise ValidationException("The EndDate you specify must be after the StartDate.")
-        if end is not None and end <= utcnow():
+        if end is not None and end <= self._clock():
             raise ValidationException("The EndDate you specify cannot be earlier than the current time.")
         config = {member: params[member] for member in CONFIG_MEMBERS if params.get(member) is not None}
         for member in ("StartDate", "EndDate"):

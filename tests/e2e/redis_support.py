@@ -38,7 +38,8 @@ def handler(event, context):
     seen = []
     for record in records:
         data = base64.b64decode(record["redis"]["data"]).decode()
-        seen.append({"id": record["redis"]["sequenceNumber"], "data": data})
+        identity = record["invokeIdentityArn"]
+        seen.append({"id": record["redis"]["sequenceNumber"], "data": data, "role": identity})
     _call("RPUSH", os.environ["COLLECT_KEY"], json.dumps(seen))
     failures = []
     for record, item in zip(records, seen):

@@ -88,6 +88,8 @@ def test_batches_are_delivered_in_order_and_acknowledged(server: ServerWithEnv, 
     wait_state(client, mapping["UUID"], "Enabled")
     eventually(lambda: len(received(broker, function)) == 5, timeout=30)
     assert [json.loads(d)["n"] for d in received(broker, function)] == [0, 1, 2, 3, 4]
+    role = client.get_function_configuration(FunctionName=function)["Role"]
+    assert {item["role"] for batch in batches(broker, function) for item in batch} == {role}
     eventually(lambda: pending(broker, key, mapping["UUID"]) == 0)
     assert eventually(
         lambda: client.get_event_source_mapping(UUID=mapping["UUID"])["LastProcessingResult"] == "OK"
@@ -293,3 +295,32 @@ def test_records_past_their_maximum_age_go_to_the_destination_unsent(
     info = record["RedisStreamBatchInfo"]
     assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == (old[0], old[1], 2)
     client.delete_event_source_mapping(UUID=mapping["UUID"])
+
+
+def test_deleting_a_mapping_destroys_its_consumer_group_and_keeps_the_stream(
+    server: ServerWithEnv, broker: PrivateRedis
+) -> None:
+    client, function, key = server.client(), fresh_function(server, broker), f"s-{uuid.uuid4().hex[:8]}"
+    broker.client().xadd(key, {"data": "kept"})
+    mapping = client.create_event_source_mapping(
+        EventSourceArn=stream_arn(key), FunctionName=function, StartingPosition="TRIM_HORIZON"
+    )
+    wait_state(client, mapping["UUID"], "Enabled")
+    eventually(lambda: received(broker, function) == ["kept"], timeout=30)
+
+    def groups() -> set[str]:
+        return {group["name"] for group in broker.client().xinfo_groups(key)}
+
+    assert groups() == {f"lambdad-{mapping['UUID']}"}
+    client.delete_event_source_mapping(UUID=mapping["UUID"])
+
+    def gone() -> bool:
+        try:
+            client.get_event_source_mapping(UUID=mapping["UUID"])
+        except client.exceptions.ResourceNotFoundException:
+            return True
+        return False
+
+    eventually(gone, timeout=20)
+    assert groups() == set()
+    assert [fields for _, fields in broker.client().xrange(key)] == [{"data": "kept"}]

@@ -25,7 +25,7 @@ import pytest
 
 from lambdad.app import Platform
 from lambdad.events.asynchronous import EventQueue
-from lambdad.events.sources import SourceKind, SourceSpec, SourceUnavailable
+from lambdad.events.sources import NumberAttribute, SourceKind, SourceSpec, SourceUnavailable
 from lambdad.invocation import InvokeRequest
 from lambdad.models import FunctionState, Scope, utcnow
 from lambdad.services.event_invoke_configs import EventInvokeSettings
@@ -231,6 +231,25 @@ def test_failures_are_retried_then_recorded_and_dead_lettered(platform: Platform
     }
 
 
+def test_a_dead_letter_error_code_stays_a_number_after_waiting_in_the_store(platform: Platform) -> None:
+    name = deploy(platform, DeadLetterConfig={"TargetArn": DEAD_LETTERS})
+    configure(platform, name, maximum_retry_attempts=0)
+    kind = ListKind(failures=2)  # undelivered twice: the message waits in the store as JSON meanwhile
+    queue = queue_of(platform, kind)
+
+    async def scenario() -> None:
+        await queue.start()
+        await queue.submit(request(name, {"fail": True}))
+        await until(lambda: kind.published and stored(platform) == 0)
+        await queue.close()
+
+    run(platform, scenario)
+    [(_, _, _, attributes)] = kind.published
+    assert attributes["ErrorCode"] == "200"
+    assert isinstance(attributes["ErrorCode"], NumberAttribute), "SQS sends it with DataType Number"
+    assert not isinstance(attributes["RequestID"], NumberAttribute)
+
+
 def test_an_unreachable_destination_keeps_the_event_until_it_is_delivered(platform: Platform) -> None:
     name = deploy(platform)
     configure(platform, name, destination_config={"OnSuccess": {"Destination": QUEUE}})
@@ -339,7 +358,8 @@ def test_throttled_events_return_to_the_queue_until_their_maximum_age(platform: 
 
     async def scenario() -> float:
         busy = asyncio.ensure_future(platform.services.invoker.invoke(request(name, {"sleep": 4})))
-        await asyncio.sleep(1)  # the one allowed execution is taken
+        # The one allowed execution is taken once its environment exists (the lease comes first).
+        await until(lambda: platform.pool.environments == 1, timeout=20)
         started = time.monotonic()
         await queue.start()
         await queue.submit(sent)

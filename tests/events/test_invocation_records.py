@@ -12,6 +12,7 @@ from lambdad.events.invocation_records import (
     invocation_record,
     service_error,
 )
+from lambdad.events.sources import NumberAttribute
 from tests.recordings import differences, recorded
 
 DESTINATIONS = "test_lambda_destinations.snapshot.json"
@@ -106,6 +107,8 @@ def test_dead_letter_attributes_are_awss() -> None:
     recorded_attributes = wanted["Messages"][0]["MessageAttributes"]
     assert set(attributes) == set(recorded_attributes)
     assert attributes == {"RequestID": "req-1", "ErrorCode": "200", "ErrorMessage": "intentional failure"}
+    number = {name for name, value in attributes.items() if isinstance(value, NumberAttribute)}
+    assert number == {n for n, a in recorded_attributes.items() if a["DataType"] == "Number"} == {"ErrorCode"}
 
 
 def test_a_throttled_events_dead_letter_names_the_throttle_and_cuts_long_messages() -> None:

@@ -14,6 +14,7 @@ from lambdad.errors import (
     ResourceNotFoundException,
 )
 from lambdad.models import Scope
+from lambdad.services.aliases import AliasService
 from lambdad.services.event_source_mappings import EventSourceMappingService
 from lambdad.services.mapping_states import MappingMove
 from lambdad.store.event_source_mappings import MappingRecord
@@ -232,5 +233,29 @@ def test_amazon_mq_defaults_to_batches_of_100(tmp_path: Path) -> None:
             SCOPE, {"EventSourceArn": broker, "FunctionName": "target", "Queues": ["q2"], "BatchSize": 500}
         )
         assert bigger.config["BatchSize"] == 500  # no batching window needed: that rule is SQS's
+    finally:
+        parts.close()
+
+
+def test_function_role_is_the_invoked_versions_role(tmp_path: Path) -> None:
+    parts = Parts(tmp_path)
+    try:
+        first, second = "arn:aws:iam::000000000000:role/first", "arn:aws:iam::000000000000:role/second"
+        parts.service.create(SCOPE, create_params("target", Role=first))
+        parts.activator.submit(SCOPE.region, "target").result(timeout=5)
+        parts.service.versions.publish(SCOPE, "target")
+        AliasService(parts.database, parts.changes).create(SCOPE, "target", "live", "1")
+        parts.service.update_configuration(SCOPE, {"FunctionName": "target", "Role": second})
+        service = EventSourceMappingService(parts.database, Catalog(), SCOPE.account)
+        latest = service.create(SCOPE, {"EventSourceArn": QUEUE, "FunctionName": "target"})
+        aliased = service.create(
+            SCOPE, {"EventSourceArn": STREAM, "FunctionName": "target:live", "StartingPosition": "LATEST"}
+        )
+        assert service.function_role(latest) == second
+        assert service.function_role(aliased) == first, (
+            "the alias's version keeps the role it was published with"
+        )
+        parts.service.delete(SCOPE, "target")
+        assert service.function_role(latest) is None
     finally:
         parts.close()

@@ -100,6 +100,13 @@ def split_by_size(
     return runs
 
 
+# Every stream lambdad reads is one shard to AWS's eyes: failure records name it as Kinesis names a
+# stream's first shard.
+SHARD_ID = "shardId-000000000000"
+# DynamoDB Streams' batch info gives arrival times in whole seconds (Kinesis's: milliseconds).
+_WHOLE_SECOND_ARRIVALS = {"DDBStreamBatchInfo"}
+
+
 def failure_record(
     *,
     request_id: str,
@@ -116,6 +123,7 @@ def failure_record(
     """AWS's on-failure record for a stream batch (as for Kinesis and DynamoDB Streams), naming the
     batch by its first and last item rather than carrying it."""
     first, last = batch[0], batch[-1]
+    arrival = iso_seconds if batch_info_key in _WHOLE_SECOND_ARRIVALS else iso_time
     return {
         "requestContext": {
             "requestId": request_id,
@@ -131,10 +139,11 @@ def failure_record(
         "version": "1.0",
         "timestamp": iso_time(now),
         batch_info_key: {
+            "shardId": SHARD_ID,
             "startSequenceNumber": first.item_id,
             "endSequenceNumber": last.item_id,
-            "approximateArrivalOfFirstRecord": iso_time(first.sent_at),
-            "approximateArrivalOfLastRecord": iso_time(last.sent_at),
+            "approximateArrivalOfFirstRecord": arrival(first.sent_at),
+            "approximateArrivalOfLastRecord": arrival(last.sent_at),
             "batchSize": len(batch),
             "streamArn": event_source_arn,
         },
@@ -145,3 +154,8 @@ def iso_time(epoch: float) -> str:
     """AWS's timestamp form in failure records: ``2022-07-13T13:48:01.000Z``."""
     moment = datetime.fromtimestamp(epoch, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def iso_seconds(epoch: float) -> str:
+    """The same in whole seconds, as DynamoDB Streams' batch info has it: ``2022-07-13T13:48:01Z``."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -56,8 +56,10 @@ class MappingCatalog:
             kind.validate(spec_for(record, self._endpoints, self._account))
 
 
-def spec_for(record: MappingRecord, endpoints: dict[str, str], account: str) -> SourceSpec:
-    """What a source needs of a mapping."""
+def spec_for(
+    record: MappingRecord, endpoints: dict[str, str], account: str, role: str | None = None
+) -> SourceSpec:
+    """What a source needs of a mapping (``role``: the mapped function's execution role, if read)."""
     config = record.config
     return SourceSpec(
         uuid=record.uuid,
@@ -75,6 +77,7 @@ def spec_for(record: MappingRecord, endpoints: dict[str, str], account: str) -> 
             (str(access.get("Type", "")), str(access.get("URI", "")))
             for access in config.get("SourceAccessConfigurations") or ()
         ),
+        role=role,
     )
 
 
@@ -199,7 +202,9 @@ class MappingSupervisor:
                 "event source mapping %s: no event source serves %s", record.uuid, record.event_source_arn
             )
             return
-        source = kind.source(spec_for(record, self._endpoints, self._account))
+        # Read when the poller starts: a role changed later shows after the next restart of the poller.
+        role = await asyncio.to_thread(self._service.function_role, record)
+        source = kind.source(spec_for(record, self._endpoints, self._account, role))
 
         async def report(result: str) -> None:
             await asyncio.to_thread(self._service.report, record.uuid, result)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from lambdad.events.sources.base import Source, SourceKind, SourceMessage, SourceSpec, SourceUnavailable
+from lambdad.events.sources.base import (
+    NumberAttribute,
+    Source,
+    SourceKind,
+    SourceMessage,
+    SourceSpec,
+    SourceUnavailable,
+)
 from lambdad.events.sources.mqtt import MQTT
 from lambdad.events.sources.nats_jetstream import NatsJetStreamKind
 from lambdad.events.sources.postgresql import PostgresqlKind
@@ -35,6 +42,7 @@ def kind_for(arn: str) -> SourceKind | None:
 
 __all__ = [
     "SOURCE_KINDS",
+    "NumberAttribute",
     "Source",
     "SourceKind",
     "SourceMessage",

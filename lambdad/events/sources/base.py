@@ -45,6 +45,15 @@ class SourceSpec:
     maximum_batching_window_in_seconds: int = 0
     # The mapping's SourceAccessConfigurations as (Type, URI) pairs, e.g. ("VIRTUAL_HOST", "/orders").
     source_access_configurations: tuple[tuple[str, str], ...] = ()
+    # The execution role of the function the mapping invokes, where known (Kinesis-shaped records'
+    # ``invokeIdentityArn``); None when the function could not be read.
+    role: str | None = None
+
+    @property
+    def invoke_identity_arn(self) -> str:
+        """A Kinesis-shaped record's ``invokeIdentityArn``: the function's role as on AWS, or a
+        placeholder role of lambdad's when it is unknown."""
+        return self.role or f"arn:aws:iam::{self.account}:role/lambdad-event-source-mapping"
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,11 @@ class SourceKind(Protocol):
         headers...: a dead-letter message's RequestID, ErrorCode and ErrorMessage). Raises
         ``SourceUnavailable`` when the broker cannot be reached."""
         ...
+
+
+class NumberAttribute(str):
+    """A message attribute whose value is a number: SQS sends it with DataType ``Number`` (as AWS sends a
+    dead-letter message's ErrorCode); brokers without attribute types send it as the text it is."""
 
 
 class SourceUnavailable(Exception):

@@ -232,7 +232,7 @@ class NatsJetStreamSource:
             "eventVersion": "1.0",
             "eventID": f"shardId-000000000000:{sequence}",
             "eventName": "aws:kinesis:record",
-            "invokeIdentityArn": f"arn:aws:iam::{self.spec.account}:role/lambdad-event-source-mapping",
+            "invokeIdentityArn": self.spec.invoke_identity_arn,
             "awsRegion": self.spec.region,
             "eventSourceARN": self.spec.event_source_arn,
         }

@@ -7,13 +7,15 @@ until it is acknowledged (XACK), so whatever a dead server had read but not fini
 by the next one; a released entry is simply left pending and read again.
 
 The event is shaped like AWS's Kinesis event: ``Records`` with ``eventSource`` ``"lambdad:redis"``,
-``eventName`` ``"lambdad:redis:record"`` and a ``redis`` member holding what Kinesis's ``kinesis`` member
-holds (``data`` base64-encoded: the entry's ``data`` field, or the JSON of all its fields when it has no
-``data`` field; ``sequenceNumber`` = the entry ID; ``partitionKey`` = the stream key;
-``approximateArrivalTimestamp`` from the ID) plus ``fields``, the entry's other fields. Filters see that
-member with ``data`` decoded from JSON where it is JSON, as AWS filters Kinesis records.
+``eventName`` ``"lambdad:redis:record"``, ``invokeIdentityArn`` (the function's role) and a ``redis``
+member holding what Kinesis's ``kinesis`` member holds (``data`` base64-encoded: the entry's ``data``
+field, or the JSON of all its fields when it has no ``data`` field; ``sequenceNumber`` = the entry ID;
+``partitionKey`` = the stream key; ``approximateArrivalTimestamp`` from the ID) plus ``fields``, the
+entry's other fields. Filters see that member with ``data`` decoded from JSON where it is JSON, as AWS
+filters Kinesis records.
 
 Publishing (an on-failure destination) is XADD with ``data`` = the message and the attributes as fields.
+Deleting a mapping destroys its consumer group (``remove``); the stream stays.
 """
 
 from __future__ import annotations
@@ -30,11 +32,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from lambdad.errors import InvalidParameterValueException
 from lambdad.events.sources.base import SourceMessage, SourceSpec, SourceUnavailable
+from lambdad.events.sources.stream_positions import check_starting_position
 
 SERVICE = "redis"
 CONSUMER = "lambdad"
 EVENT_SOURCE = "lambdad:redis"
-POSITIONS = {"TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"}
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
@@ -140,6 +142,7 @@ class RedisStreamSource:
             "eventVersion": "1.0",
             "eventID": f"{self._key}:{entry_id}",
             "eventName": "lambdad:redis:record",
+            "invokeIdentityArn": self._spec.invoke_identity_arn,
             "awsRegion": self._spec.region,
             "eventSourceARN": self._spec.event_source_arn,
             "redis": inner,
@@ -210,9 +213,27 @@ class RedisStreamsKind:
             )
         if spec.queues or spec.topics:
             raise InvalidParameterValueException("Queues and Topics are not supported for Redis streams.")
+        check_starting_position(spec, "a Redis stream")
 
     def source(self, spec: SourceSpec) -> RedisStreamSource:
         return RedisStreamSource(spec)
+
+    async def remove(self, spec: SourceSpec) -> None:
+        """Destroy a deleted mapping's consumer group (XGROUP DESTROY), with its pending entries; the
+        stream and other mappings' groups stay."""
+        key = stream_key(spec.event_source_arn)
+        if key is None:
+            return
+        client = redis.from_url(spec.endpoint, socket_connect_timeout=5)
+        try:
+            await client.xgroup_destroy(key, group_name(spec.uuid))
+        except ResponseError as error:
+            if "requires the key to exist" not in str(error):  # a deleted stream has no group left
+                raise
+        except _UNREACHABLE as error:
+            raise SourceUnavailable(f"Redis at {spec.endpoint}: {error}") from error
+        finally:
+            await client.aclose()
 
     async def publish(
         self, arn: str, endpoint: str, body: bytes, attributes: Mapping[str, str] | None = None

@@ -26,7 +26,7 @@ import botocore.exceptions
 from botocore.config import Config
 
 from lambdad.errors import InvalidParameterValueException
-from lambdad.events.sources.base import SourceMessage, SourceSpec, SourceUnavailable
+from lambdad.events.sources.base import NumberAttribute, SourceMessage, SourceSpec, SourceUnavailable
 from lambdad.events.sources.filter_views import json_or_text
 
 # SQS answers at most 10 messages per ReceiveMessage and long-polls at most 20 seconds.
@@ -282,7 +282,7 @@ class SqsKind:
                 "MessageBody": body.decode("utf-8", errors="replace"),
                 # SQS refuses empty attribute values.
                 "MessageAttributes": {
-                    name: {"DataType": "String", "StringValue": value}
+                    name: {"DataType": _data_type(value), "StringValue": value}
                     for name, value in (attributes or {}).items()
                     if value
                 },
@@ -298,6 +298,10 @@ class SqsKind:
             await asyncio.to_thread(send)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
             raise _unavailable("SendMessage", error) from error
+
+
+def _data_type(value: str) -> str:
+    return "Number" if isinstance(value, NumberAttribute) else "String"
 
 
 SQS = SqsKind()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
 from lambdad.events.mappings.records import failure_record, iso_time, judge, split_by_size
 from lambdad.events.sources import SourceMessage
+from tests.recordings import differences, recorded
 
 
 def batch(*ids: str) -> list[SourceMessage]:
@@ -102,6 +104,7 @@ def test_failure_record_has_aws_shape() -> None:
         "version": "1.0",
         "timestamp": "2022-07-13T13:48:01.000Z",
         "RedisStreamBatchInfo": {
+            "shardId": "shardId-000000000000",
             "startSequenceNumber": "1-0",
             "endSequenceNumber": "2-0",
             "approximateArrivalOfFirstRecord": "2022-07-13T13:48:01.000Z",
@@ -110,6 +113,54 @@ def test_failure_record_has_aws_shape() -> None:
             "streamArn": "arn:aws:redis:us-east-1:000000000000:stream/s",
         },
     }
+
+
+ESM = "event_source_mapping/"
+RECORDED_FAILURES = {
+    "KinesisBatchInfo": (
+        ESM + "test_lambda_integration_kinesis.snapshot.json",
+        "test_kinesis_event_source_mapping_with_on_failure_destination_config",
+        "sqs_payload",
+        "arn:aws:kinesis:us-east-1:000000000000:stream/orders",
+    ),
+    "DDBStreamBatchInfo": (
+        ESM + "test_lambda_integration_dynamodbstreams.snapshot.json",
+        "test_dynamodb_event_source_mapping_with_on_failure_destination_config",
+        "destination_queue_messages",
+        "arn:aws:dynamodb:us-east-1:000000000000:table/orders/stream/2022-07-13T13:48:01.000",
+    ),
+}
+
+
+@pytest.mark.parametrize("batch_info_key", sorted(RECORDED_FAILURES))
+def test_failure_record_is_awss_recorded_record_whole(batch_info_key: str) -> None:
+    snapshot, test, key, stream = RECORDED_FAILURES[batch_info_key]
+    wanted = recorded(snapshot, test, key)["Messages"][0]["Body"]
+    record = failure_record(
+        request_id=str(uuid.uuid4()),
+        function_arn="arn:aws:lambda:us-east-1:000000000000:function:f",
+        condition="RetryAttemptsExhausted",
+        invoke_count=2,
+        executed_version="$LATEST",
+        function_error="Unhandled",
+        event_source_arn=stream,
+        batch=batch("49631606977862578513478218389946374935939133208733384706"),
+        batch_info_key=batch_info_key,
+        now=1657720081.0,
+    )
+    assert differences(record, wanted) == []
+    assert list(record) == list(wanted)
+    assert list(record[batch_info_key]) == list(wanted[batch_info_key]), "shardId first, as AWS"
+    # Placeholders hide values but keep their form: <timestamp:2022-07-13T13:48:01Z> (whole seconds for
+    # DynamoDB Streams, milliseconds for Kinesis).
+    for field in ("approximateArrivalOfFirstRecord", "approximateArrivalOfLastRecord"):
+        form = wanted[batch_info_key][field].removeprefix("<timestamp:").removesuffix(">")
+        assert record[batch_info_key][field] == form
+    assert record["timestamp"] == wanted["timestamp"].removeprefix("<timestamp:").removesuffix(">")
+    shard = wanted[batch_info_key]["shardId"]
+    assert record[batch_info_key]["shardId"] == (
+        shard if not shard.startswith("<") else "shardId-000000000000"
+    )
 
 
 def test_iso_time_has_milliseconds() -> None:

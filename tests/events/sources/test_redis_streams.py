@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import time
 import uuid
@@ -67,6 +68,9 @@ def test_records_are_kinesis_shaped_and_filter_on_decoded_data(key: str) -> None
             await source.close()
         assert first.item_id == entry
         assert first.record["eventSource"] == "lambdad:redis"
+        assert (
+            first.record["invokeIdentityArn"] == "arn:aws:iam::000000000000:role/lambdad-event-source-mapping"
+        )
         assert first.record["eventSourceARN"].endswith(f"stream/{key}")
         assert first.record["redis"]["sequenceNumber"] == entry
         assert first.record["redis"]["fields"] == {"source": "test"}
@@ -160,3 +164,45 @@ def test_unreachable_redis_is_source_unavailable(key: str) -> None:
     source = RedisStreamSource(spec(key, endpoint=f"redis://127.0.0.1:{free_port()}/0"))
     with pytest.raises(SourceUnavailable):
         asyncio.run(source.open())
+
+
+def test_remove_destroys_the_mappings_consumer_group_and_leaves_the_stream(key: str) -> None:
+    removed, kept = spec(key), spec(key)
+
+    async def scenario() -> None:
+        for mapping in (removed, kept):
+            source = RedisStreamSource(mapping)
+            await source.open()
+            await source.close()
+        redis.Redis().xadd(key, {"data": "stays"})
+        await RedisStreamsKind().remove(removed)
+
+    asyncio.run(scenario())
+    groups = {g["name"] for g in redis.Redis(decode_responses=True).xinfo_groups(key)}
+    assert groups == {group_name(kept.uuid)}
+    assert redis.Redis().xlen(key) == 1
+
+
+def test_remove_after_the_stream_was_deleted_is_quiet(key: str) -> None:
+    asyncio.run(RedisStreamsKind().remove(spec(key)))  # no stream, so no group: nothing to do
+    assert not redis.Redis().exists(key)
+
+
+def test_remove_with_redis_unreachable_is_source_unavailable(key: str) -> None:
+    with pytest.raises(SourceUnavailable):
+        asyncio.run(RedisStreamsKind().remove(spec(key, endpoint=f"redis://127.0.0.1:{free_port()}/0")))
+
+
+def test_records_name_the_functions_role_as_invoke_identity(key: str) -> None:
+    role = "arn:aws:iam::000000000000:role/orders-reader"
+
+    async def scenario() -> list[str]:
+        redis.Redis().xadd(key, {"data": "x"})
+        source = RedisStreamSource(dataclasses.replace(spec(key), role=role))
+        await source.open()
+        try:
+            return [m.record["invokeIdentityArn"] for m in await source.receive(10, 1)]
+        finally:
+            await source.close()
+
+    assert asyncio.run(scenario()) == [role]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from lambdad.errors import InvalidParameterValueException
-from lambdad.events.sources import SOURCE_KINDS, SourceSpec, SourceUnavailable, kind_for
+from lambdad.events.sources import SOURCE_KINDS, NumberAttribute, SourceSpec, SourceUnavailable, kind_for
 from lambdad.events.sources.sqs import SQS, make_client
 from tests.brokers import moto_server
 from tests.events.sources.conftest import run, source_spec
@@ -361,6 +361,20 @@ def test_publish_sends_the_body_with_string_attributes(
     assert message["Body"] == '{"failed": true}'
     assert {k: v["StringValue"] for k, v in message["MessageAttributes"].items()} == attributes
     assert {v["DataType"] for v in message["MessageAttributes"].values()} == {"String"}
+
+
+def test_publish_sends_number_attributes_with_data_type_number(
+    sqs_endpoint: str, sqs: Any, queue: tuple[str, str]
+) -> None:
+    name, url = queue
+    arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+    run(SQS.publish(arn, sqs_endpoint, b"{}", {"ErrorCode": NumberAttribute(200), "RequestID": "r-1"}))
+    received = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"], WaitTimeSeconds=1)
+    (message,) = received["Messages"]
+    assert message["MessageAttributes"] == {
+        "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+        "RequestID": {"DataType": "String", "StringValue": "r-1"},
+    }
 
 
 def test_publish_to_a_missing_queue_is_unavailable(sqs_endpoint: str) -> None:

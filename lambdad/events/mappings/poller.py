@@ -135,16 +135,23 @@ class Poller:
                         task.add_done_callback(in_flight.discard)
                         if self.source.ordered:
                             await task
-                except (SourceUnavailable, OSError, ConnectionError) as error:
+                except Exception as error:
+                    # Anything else (a client library's own error) must not end the poller for good:
+                    # the supervisor would never start it again. It reconnects the same way.
+                    unreachable = isinstance(error, (SourceUnavailable, OSError, ConnectionError))
                     self.status.connected = False
-                    self.status.last_error = f"broker unreachable: {error}"
+                    self.status.last_error = (
+                        f"broker unreachable: {error}" if unreachable else f"unexpected error: {error!r}"
+                    )
                     self.opened.set()
-                    await self._set_result(CONNECTION_PROBLEM)
+                    if unreachable:
+                        await self._set_result(CONNECTION_PROBLEM)
                     log.warning(
                         "event source mapping %s: %s; reconnecting in %.1f s",
                         self.mapping.uuid,
                         self.status.last_error,
                         backoff,
+                        exc_info=not unreachable,
                     )
                     await asyncio.gather(*in_flight, return_exceptions=True)
                     await self._close_quietly()

@@ -19,7 +19,7 @@ import redis
 
 from lambdad.errors import TooManyRequestsException
 from lambdad.events.mappings.poller import Poller
-from lambdad.events.sources import SourceMessage
+from lambdad.events.sources import SourceMessage, SourceUnavailable
 from lambdad.invocation import InvokeRequest, InvokeResult
 from lambdad.store.event_source_mappings import MappingRecord
 
@@ -232,3 +232,63 @@ async def test_maximum_concurrency_bounds_batches_in_flight(limit: int) -> None:
     )
     await run_until(poller, lambda: len(source.acked) == 12)
     assert function.most_in_flight == limit
+
+
+class FlakyQueue(MemoryQueue):
+    """A MemoryQueue that gives back unacknowledged messages when the connection closes, as brokers do,
+    and fails the first ``ack_failures`` acks as an unreachable broker would."""
+
+    def __init__(self, bodies: list[dict[str, Any]], ack_failures: int = 0) -> None:
+        super().__init__(bodies)
+        self.ack_failures = ack_failures
+        self.delivered: dict[str, SourceMessage] = {}
+        self.opens = 0
+
+    async def open(self) -> None:
+        self.opens += 1
+
+    async def receive(self, max_messages: int, max_wait: float) -> list[SourceMessage]:
+        taken = await super().receive(max_messages, max_wait)
+        self.delivered.update((m.item_id, m) for m in taken)
+        return taken
+
+    async def ack(self, messages: Sequence[SourceMessage]) -> None:
+        if self.ack_failures:
+            self.ack_failures -= 1
+            raise SourceUnavailable("broker went away during the ack")
+        for m in messages:
+            self.delivered.pop(m.item_id, None)
+        await super().ack(messages)
+
+    async def release(self, messages: Sequence[SourceMessage]) -> None:
+        for m in messages:
+            self.delivered.pop(m.item_id, None)
+        await super().release(messages)
+
+    async def close(self) -> None:
+        self.waiting += [replace(m, delivery_count=m.delivery_count + 1) for m in self.delivered.values()]
+        self.delivered.clear()
+
+
+class SurprisingQueue(FlakyQueue):
+    """Raises an error no source contract names on its first receive (a client library's own error)."""
+
+    def __init__(self, bodies: list[dict[str, Any]]) -> None:
+        super().__init__(bodies)
+        self.surprises = 1
+
+    async def receive(self, max_messages: int, max_wait: float) -> list[SourceMessage]:
+        if self.surprises:
+            self.surprises -= 1
+            raise RuntimeError("the client library's own error")
+        return await super().receive(max_messages, max_wait)
+
+
+@synchronously
+async def test_an_unexpected_source_error_does_not_end_the_poller() -> None:
+    source = SurprisingQueue([{"n": 0}])
+    function = Function()
+    poller, _ = make_poller(source, function, mapping())
+    await run_until(poller, lambda: source.acked == ["0"], timeout=5)
+    assert function.calls == [["0"]]
+    assert source.opens == 2  # reconnected after the error

@@ -110,6 +110,9 @@ class Poller:
         self._function_name = ":".join(parts[:7])
         self._qualifier = parts[7] if len(parts) > 7 else None
         self.opened = asyncio.Event()
+        # Why a batch could not be settled (neither acknowledged nor released): its messages are held
+        # by this connection until it closes, so the loop reconnects rather than read on past them.
+        self._abandoned: Exception | None = None
 
     # --- the loop --------------------------------------------------------------------------------
 
@@ -120,6 +123,7 @@ class Poller:
         slots = asyncio.Semaphore(self._concurrency)
         try:
             while True:
+                self._abandoned = None
                 try:
                     await self.source.open()
                     self.status.connected, self.status.last_error = True, None
@@ -127,6 +131,7 @@ class Poller:
                     backoff = BACKOFF_FIRST
                     while True:
                         batch = await self._collect()
+                        self._raise_if_abandoned()
                         if not batch:
                             continue
                         await slots.acquire()
@@ -135,6 +140,7 @@ class Poller:
                         task.add_done_callback(in_flight.discard)
                         if self.source.ordered:
                             await task
+                            self._raise_if_abandoned()
                 except Exception as error:
                     # Anything else (a client library's own error) must not end the poller for good:
                     # the supervisor would never start it again. It reconnects the same way.
@@ -162,6 +168,10 @@ class Poller:
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
             await self._close_quietly()
+
+    def _raise_if_abandoned(self) -> None:
+        if self._abandoned is not None:
+            raise self._abandoned
 
     async def _close_quietly(self) -> None:
         try:
@@ -192,8 +202,10 @@ class Poller:
             # Unacknowledged messages go back to the broker with the connection; the loop reconnects.
             self.status.last_error = f"broker unreachable: {error}"
             log.warning("event source mapping %s: %s", self.mapping.uuid, self.status.last_error)
-        except Exception:
+            self._abandoned = self._abandoned or error
+        except Exception as error:
             log.exception("event source mapping %s: batch processing failed", self.mapping.uuid)
+            self._abandoned = self._abandoned or error
         finally:
             slots.release()
 

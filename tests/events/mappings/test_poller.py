@@ -266,8 +266,19 @@ class FlakyQueue(MemoryQueue):
         await super().release(messages)
 
     async def close(self) -> None:
-        self.waiting += [replace(m, delivery_count=m.delivery_count + 1) for m in self.delivered.values()]
+        returned = [replace(m, delivery_count=m.delivery_count + 1) for m in self.delivered.values()]
+        self.waiting = returned + self.waiting  # first again, as a stream would give them
         self.delivered.clear()
+
+
+@synchronously
+async def test_a_batch_whose_ack_fails_comes_back_after_reconnecting() -> None:
+    source = FlakyQueue([{"n": 0}], ack_failures=1)
+    function = Function()
+    poller, _ = make_poller(source, function, mapping())
+    await run_until(poller, lambda: source.acked == ["0"], timeout=5)
+    assert function.calls == [["0"], ["0"]]
+    assert source.opens == 2
 
 
 class SurprisingQueue(FlakyQueue):
@@ -292,3 +303,13 @@ async def test_an_unexpected_source_error_does_not_end_the_poller() -> None:
     await run_until(poller, lambda: source.acked == ["0"], timeout=5)
     assert function.calls == [["0"]]
     assert source.opens == 2  # reconnected after the error
+
+
+@synchronously
+async def test_a_stream_does_not_read_past_a_batch_whose_ack_failed() -> None:
+    source = FlakyQueue([{"n": 0}, {"n": 1}], ack_failures=1)
+    source.ordered = True
+    function = Function()
+    poller, _ = make_poller(source, function, mapping(BatchSize=1))
+    await run_until(poller, lambda: source.acked == ["0", "1"], timeout=5)
+    assert function.calls == [["0"], ["0"], ["1"]]

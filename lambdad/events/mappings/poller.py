@@ -128,10 +128,12 @@ class Poller:
                     await self.source.open()
                     self.status.connected, self.status.last_error = True, None
                     self.opened.set()
-                    backoff = BACKOFF_FIRST
                     while True:
                         batch = await self._collect()
                         self._raise_if_abandoned()
+                        # Only a source that opens *and* reads is back: one whose every read fails
+                        # right after opening (a deleted stream) keeps backing off.
+                        backoff = BACKOFF_FIRST
                         if not batch:
                             continue
                         await slots.acquire()

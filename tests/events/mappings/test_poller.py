@@ -313,3 +313,22 @@ async def test_a_stream_does_not_read_past_a_batch_whose_ack_failed() -> None:
     poller, _ = make_poller(source, function, mapping(BatchSize=1))
     await run_until(poller, lambda: source.acked == ["0", "1"], timeout=5)
     assert function.calls == [["0"], ["0"], ["1"]]
+
+
+class UnreadableQueue(FlakyQueue):
+    """Opens fine, then every receive finds the broker gone (a deleted stream, a dropped consumer)."""
+
+    async def receive(self, max_messages: int, max_wait: float) -> list[SourceMessage]:
+        raise SourceUnavailable("the consumer is gone")
+
+
+@synchronously
+async def test_reconnecting_backs_off_when_every_receive_fails_right_after_opening() -> None:
+    source = UnreadableQueue([])
+    poller, _ = make_poller(source, Function(), mapping())
+    task = asyncio.create_task(poller.run())
+    await asyncio.sleep(1.6)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    # Waits of 0.2, 0.4, 0.8 s: four opens in 1.6 s (a wait reset at each open: eight).
+    assert source.opens <= 5

@@ -371,10 +371,10 @@ class Poller:
             # A queue message has no place in a stream to point back at: the record carries it.
             record["records"] = [message.record for message in batch]
         body = json.dumps(record).encode()
-        if self._destination:
-            kind = kind_for(self._destination)
-            if kind is None:
-                raise SourceUnavailable(f"no event source serves the destination {self._destination}")
+        # A destination no event source serves (an SNS topic, an S3 bucket) will never be reachable:
+        # waiting for it would hold the records (and a stream behind them) forever, so they are logged.
+        kind = kind_for(self._destination) if self._destination else None
+        if self._destination and kind is not None:
             endpoint = self._endpoints.get(arn_service(self._destination), "")
             attributes = {
                 "RequestID": result.request_id,
@@ -393,12 +393,13 @@ class Poller:
             )
         else:
             log.error(
-                "event source mapping %s: gave up on %d record(s) (%s, %s) with no on-failure destination; "
+                "event source mapping %s: gave up on %d record(s) (%s, %s) with no on-failure destination%s; "
                 "failure record: %s; records: %s",
                 self.mapping.uuid,
                 len(batch),
                 condition,
                 reason,
+                f" (no event source serves {self._destination})" if self._destination else "",
                 body.decode(),
                 json.dumps([message.record for message in batch]),
             )

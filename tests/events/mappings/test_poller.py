@@ -332,3 +332,18 @@ async def test_reconnecting_backs_off_when_every_receive_fails_right_after_openi
     await asyncio.gather(task, return_exceptions=True)
     # Waits of 0.2, 0.4, 0.8 s: four opens in 1.6 s (a wait reset at each open: eight).
     assert source.opens <= 5
+
+
+@synchronously
+async def test_a_destination_no_source_serves_gets_the_record_logged_whole(caplog: Any) -> None:
+    # SNS is a destination AWS accepts but no lambdad event source serves: waiting for it cannot help.
+    destination = "arn:aws:sns:us-east-1:000000000000:nobody-serves-this"
+    source = FlakyQueue([{"fail": "always", "secret": "keep me"}])
+    function = Function()
+    record = mapping(MaximumRetryAttempts=0, DestinationConfig={"OnFailure": {"Destination": destination}})
+    poller, _ = make_poller(source, function, record)
+    with caplog.at_level(logging.INFO, "lambdad.events.mappings.poller"):
+        await run_until(poller, lambda: source.acked == ["0"], timeout=5)
+    assert len(function.calls) == 1
+    assert "keep me" in caplog.text
+    assert destination in caplog.text

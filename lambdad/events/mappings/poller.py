@@ -7,8 +7,9 @@ in order; a failed batch is retried in place (bisected when ``BisectBatchOnFunct
 ``MaximumRetryAttempts`` or ``MaximumRecordAgeInSeconds`` runs out, then its failure record goes to the
 on-failure destination and the stream moves on.
 
-Nothing loops forever: where a mapping sets no bound (AWS's -1, "until the record expires", and queue
-brokers that keep no dead-letter count of their own), lambdad gives up after ``DEFAULT_MAX_ATTEMPTS``.
+Nothing loops forever: AWS's -1 retries "until the record expires", that is until
+``MaximumRecordAgeInSeconds``; where a mapping sets no bound at all (-1 for both, and queue brokers that
+keep no dead-letter count of their own), lambdad gives up after ``DEFAULT_MAX_ATTEMPTS``.
 Nothing is lost silently either: a message given up on with no destination is written whole to the log.
 """
 
@@ -98,10 +99,14 @@ class Poller:
         self._destination = ((config.get("DestinationConfig") or {}).get("OnFailure") or {}).get(
             "Destination"
         )
-        retries = config.get("MaximumRetryAttempts")
-        self._max_attempts = DEFAULT_MAX_ATTEMPTS if retries in (None, -1) else int(retries) + 1
         age = config.get("MaximumRecordAgeInSeconds")
         self._max_age = None if age in (None, -1) else float(age)
+        retries = config.get("MaximumRetryAttempts")
+        # AWS's -1 retries "until the record expires": a MaximumRecordAgeInSeconds is that bound (None:
+        # no bound on attempts); with neither, lambdad's own.
+        self._max_attempts: int | None = int(retries) + 1 if retries not in (None, -1) else None
+        if self._max_attempts is None and self._max_age is None:
+            self._max_attempts = DEFAULT_MAX_ATTEMPTS
         self._bisect = bool(config.get("BisectBatchOnFunctionError"))
         concurrency = (config.get("ScalingConfig") or {}).get("MaximumConcurrency")
         self._concurrency = 1 if source.ordered else int(concurrency or DEFAULT_QUEUE_CONCURRENCY)
@@ -245,11 +250,13 @@ class Poller:
         exhausted: list[SourceMessage] = []
         retried: list[SourceMessage] = []
         for message in outcome.failed:
-            spent = bounded and message.delivery_count >= self._max_attempts
+            spent = (
+                bounded and self._max_attempts is not None and message.delivery_count >= self._max_attempts
+            )
             (exhausted if spent else retried).append(message)
         for message in retried:
             log.info(
-                "event source mapping %s: %s will be delivered again (%s, delivery %d of %d)",
+                "event source mapping %s: %s will be delivered again (%s, delivery %d of %s)",
                 self.mapping.uuid,
                 message.item_id,
                 outcome.reason,
@@ -296,11 +303,11 @@ class Poller:
                     )
                     parts[:0] = [part[:middle], part[middle:]]
                     break
-                if attempts >= self._max_attempts:
+                if self._max_attempts is not None and attempts >= self._max_attempts:
                     await self._give_up(part, RETRY_EXHAUSTED, attempts, result, outcome.reason)
                     break
                 log.info(
-                    "event source mapping %s: retrying %d record(s) from %s (%s, attempt %d of %d)",
+                    "event source mapping %s: retrying %d record(s) from %s (%s, attempt %d of %s)",
                     self.mapping.uuid,
                     len(part),
                     part[0].item_id,

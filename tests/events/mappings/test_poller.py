@@ -8,6 +8,7 @@ import asyncio
 import functools
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
@@ -347,3 +348,20 @@ async def test_a_destination_no_source_serves_gets_the_record_logged_whole(caplo
     assert len(function.calls) == 1
     assert "keep me" in caplog.text
     assert destination in caplog.text
+
+
+@synchronously
+async def test_unbounded_stream_retries_run_until_the_record_age_when_one_is_set(monkeypatch: Any) -> None:
+    from lambdad.events.mappings import poller as poller_module
+
+    monkeypatch.setattr(poller_module, "BACKOFF_FIRST", 0.001)
+    monkeypatch.setattr(poller_module, "BACKOFF_MAX", 0.001)
+    source = FlakyQueue([{"fail": "always"}])
+    source.ordered = True
+    source.waiting = [replace(m, sent_at=time.time()) for m in source.waiting]
+    function = Function()
+    # AWS's -1: "retries failed records until the record expires", here after an hour.
+    record = mapping(MaximumRetryAttempts=-1, MaximumRecordAgeInSeconds=3600)
+    poller, _ = make_poller(source, function, record)
+    await run_until(poller, lambda: len(function.calls) > poller_module.DEFAULT_MAX_ATTEMPTS + 5, timeout=5)
+    assert source.acked == []

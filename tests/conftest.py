@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
+from lambdad.sandbox.cgroups import SandboxCgroups, remove_stale_cgroups
 from tests.support import Server
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +55,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("figures")
         for nodeid, name, value in figures:
             terminalreporter.write_line(f"{nodeid.rsplit('::', 1)[-1]}: {name} = {value}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the empty cgroups of sandboxes whose server a test SIGKILLed: a restarted server tidies
+    those older than a minute, but the last kills of a run have no restart after them."""
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the controller tidies once every worker is done
+    if remove_stale_cgroups(CGROUP_ROOT, "lambdad", older_than_s=0):
+        SandboxCgroups(CGROUP_ROOT, "lambdad", "-", None).remove_parents()

@@ -25,10 +25,10 @@ LIST_PAGE_MAX = 50
 # The ARN services of lambdad's own event sources (README "Event sources"), which AWS has no destination
 # for: a RabbitMQ queue (``mq``: the broker ARN + ``/QUEUE``), a NATS, Redis or PostgreSQL stream or table,
 # an MQTT topic. (services cannot ask events.sources, a layer above, which services it serves.)
-_EVENT_SOURCE_SERVICES = {"mq", "nats", "redis", "mqtt", "postgresql"}
+EVENT_SOURCE_SERVICES = frozenset({"mq", "nats", "redis", "mqtt", "postgresql"})
 _DESTINATION_SERVICES = {
-    "OnSuccess": {"sqs", "sns", "events", "lambda"} | _EVENT_SOURCE_SERVICES,
-    "OnFailure": {"sqs", "sns", "events", "lambda", "s3"} | _EVENT_SOURCE_SERVICES,
+    "OnSuccess": {"sqs", "sns", "events", "lambda"} | EVENT_SOURCE_SERVICES,
+    "OnFailure": {"sqs", "sns", "events", "lambda", "s3"} | EVENT_SOURCE_SERVICES,
 }
 
 

@@ -33,7 +33,7 @@ from lambdad.invocation import ConcurrencyLimiter, EnvironmentPool, ImageBuilder
 from lambdad.invocation.pool import environment_maker, spare_pool
 from lambdad.invocation.provisioning import Provisioner
 from lambdad.models import Scope
-from lambdad.observability.logs import LogStore
+from lambdad.observability.logs import LogLimits, LogStore
 from lambdad.sandbox import NetworkMode, SandboxFactory, create_factory
 from lambdad.services.account import AccountService
 from lambdad.services.activation import Activator
@@ -102,7 +102,10 @@ class Platform:
         lookup = FunctionLookup(database, changes)
         lambda_api = InSandboxLambdaApi()
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-        logs = LogStore(settings.logs_dir)
+        logs = LogStore(
+            settings.logs_dir,
+            LogLimits(settings.log_rate_limit, settings.log_burst, settings.log_group_max_bytes),
+        )
         endpoint = f"http://{host}:{settings.port}"
         maker = environment_maker(sandboxes, logs, lambda_api, endpoint)
         provisioned_maker = environment_maker(

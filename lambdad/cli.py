@@ -59,6 +59,17 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="pre-initialised environments kept per runtime in use (default 1, 0 = off, env LAMBDAD_SPARES)",
     )
+    serve.add_argument(
+        "--log-rate-limit",
+        type=int,
+        help="bytes per second of output a function may log, the rest dropped (default 1 MiB, 0 = none)",
+    )
+    serve.add_argument("--log-burst", type=int, help="bytes a function may log at once (default 10 MiB)")
+    serve.add_argument(
+        "--log-group-max-bytes",
+        type=int,
+        help="bytes a function's logs may hold; oldest streams removed past it (default 256 MiB, 0 = none)",
+    )
     logs = commands.add_parser("logs", help="print a function's logs (as CloudWatch Logs would hold them)")
     logs.add_argument("function_name", metavar="NAME")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines as they arrive")
@@ -209,6 +220,9 @@ def _serve(args: argparse.Namespace) -> int:
             network=args.network,
             idle_timeout=args.idle_timeout,
             spares=args.spares,
+            log_rate_limit=args.log_rate_limit,
+            log_burst=args.log_burst,
+            log_group_max_bytes=args.log_group_max_bytes,
         )
     except ValueError as error:
         console.print(f"[red]lambdad: {error}[/red]")

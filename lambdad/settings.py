@@ -49,6 +49,12 @@ class Settings:
     # Control-plane requests per second the API accepts before answering TooManyRequestsException
     # (AWS throttles its control plane too); 0 means no limit.
     api_rate_limit: float = 0
+    # Bytes per second of output a function may put in its log (all its environments together), in
+    # bursts of up to log_burst bytes; the rest is dropped and the log says how much. 0: no limit.
+    log_rate_limit: int = 1024 * 1024
+    log_burst: int = 10 * 1024 * 1024
+    # Bytes a function's log group may hold on disk; past it, its oldest streams are removed. 0: no limit.
+    log_group_max_bytes: int = 256 * 1024 * 1024
     # Total code storage per region, in bytes (AWS's default quota is 75 GB).
     code_storage_limit: int = 80_530_636_800
     # Concurrent executions per region (AWS's default quota is 1,000).
@@ -91,6 +97,9 @@ class Settings:
             "data_dir": Path,
             "api_rate_limit": float,
             "code_storage_limit": int,
+            "log_rate_limit": int,
+            "log_burst": int,
+            "log_group_max_bytes": int,
             "concurrency_limit": int,
             "idle_timeout": float,
             "spares": int,
@@ -119,6 +128,8 @@ class Settings:
             raise ValueError(f"spares must be 0 or more, got {settings.spares}")
         if settings.async_workers < 1:
             raise ValueError(f"async workers must be 1 or more, got {settings.async_workers}")
+        if min(settings.log_rate_limit, settings.log_burst, settings.log_group_max_bytes) < 0:
+            raise ValueError("log limits must be 0 (none) or more")
         if settings.network not in ("default", "none", "host"):
             raise ValueError(f"network must be 'default', 'none' or 'host', got {settings.network!r}")
         return settings

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from lambdad.environment import reports
 from lambdad.environment.image import FunctionImage
 from lambdad.environment.lifecycle import EnvironmentState, Lifecycle, Move
-from lambdad.environment.pipes import read_available
+from lambdad.environment.output import TAIL_BYTES, LineSplitter, Tail
+from lambdad.environment.pipes import READ_LIMIT, read_available
 from lambdad.environment.spare import Spare, mounts_for
 from lambdad.observability.logs import LogStore, LogStream
 from lambdad.runtime_api import (
@@ -54,8 +55,10 @@ from lambdad.sandbox import (
 log = logging.getLogger(__name__)
 
 INIT_LIMIT_S = 10.0  # AWS's limit on the init phase of an on-demand environment
-TAIL_BYTES = 4096
 MB = 1024 * 1024
+# What is read of a runtime's output when an invocation ends: the pipe's capacity (64 KB) with room to
+# spare; more is only there if something in the sandbox still writes, and is read as it comes.
+FINAL_READ_BYTES = MB
 MAX_STREAMED_RESPONSE = 200 * MB  # AWS's limit on a streamed response
 OVERSIZED_RESPONSE_ERROR_TYPE = "Function.ResponseSizeTooLarge"
 
@@ -67,7 +70,7 @@ class InvokeOutcome:
     request_id: str
     payload: bytes
     function_error: bool
-    log_text: str
+    log_text: str  # the end of the invocation's log (at least its last 4 KB), all lambdad keeps of it
     duration_ms: float
     billed_ms: int
     max_memory_used_mb: int
@@ -144,9 +147,10 @@ class ExecutionEnvironment:
         self._server: RuntimeApiServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._output_fd: int | None = None
-        self._partial = b""
-        self._capture: list[str] | None = None  # lines of the init or invocation in progress
-        self._init_lines: list[str] = []  # init's output, shown in the first invocation's log tail
+        self._lines = LineSplitter()
+        self._dropped = 0  # bytes of output past the log's budget, not yet said in the log
+        self._capture: Tail | None = None  # the end of the init or invocation in progress
+        self._init_lines = Tail()  # init's output, shown in the first invocation's log tail
         self._init_error: InvocationResult | None = None
         self._init_duration_ms: float | None = None
         self._exit_status: int | None = None
@@ -171,7 +175,7 @@ class ExecutionEnvironment:
         Init Duration measures that hand-over up to the runtime's first ``next``.
         """
         self.lifecycle.move(Move.START)
-        self._capture = []
+        self._capture = Tail()
         started = time.monotonic()
         try:
             if spare is None:
@@ -195,7 +199,8 @@ class ExecutionEnvironment:
         self._init_duration_ms = (time.monotonic() - started) * 1000
         if self._sandbox is not None:
             self._sandbox.end_cpu_boost()
-        self._drain_output()
+        self._drain_output(FINAL_READ_BYTES)
+        self._report_dropped()
         if self._init_error is not None:
             error_type = self._init_error.error_type or "Runtime.Unknown"
             outcome = "timeout" if error_type == "Sandbox.Timedout" else f"error\tError Type: {error_type}"
@@ -211,7 +216,7 @@ class ExecutionEnvironment:
             # Initialised ahead of any invocation: its first REPORT has no Init Duration (as on AWS),
             # and its init output stays in the log stream only.
             self._init_duration_ms = None
-            self._init_lines = []
+            self._init_lines = Tail()
 
     def function_environment(self) -> dict[str, str]:
         """The runtime's environment variables (``AWS_LAMBDA_RUNTIME_API`` is the sandbox's to set)."""
@@ -365,7 +370,7 @@ class ExecutionEnvironment:
         """The invocation after ``_enter``; with a ``sink``, the response goes there as it arrives."""
         request_id = invocation.request_id
         timeout = timeout_s if timeout_s is not None else float(self.image.timeout_s)
-        self._capture, self._init_lines = self._init_lines, []
+        self._capture, self._init_lines = self._init_lines, Tail()
         first_invoke = self._init_duration_ms is not None
         init_duration = self._init_duration_ms
         self._init_duration_ms = None
@@ -408,7 +413,8 @@ class ExecutionEnvironment:
                 self._emit(reports.exit_message(request_id, self._exit_text()))
                 self._emit("Runtime.ExitError")
         duration_ms = (time.monotonic() - started) * 1000
-        self._drain_output()
+        self._drain_output(FINAL_READ_BYTES)
+        self._report_dropped()
         memory_used = self._memory_used_mb()
         self._emit(reports.end_line(request_id))
         self._emit(
@@ -422,7 +428,7 @@ class ExecutionEnvironment:
             )
         )
         self._log.flush()
-        lines, self._capture = self._capture, None
+        tail, self._capture = self._capture, None
         self.last_used = time.monotonic()
         if status is None and self.lifecycle.state is EnvironmentState.BUSY:
             self.lifecycle.move(Move.FINISH)
@@ -432,7 +438,7 @@ class ExecutionEnvironment:
             request_id=request_id,
             payload=payload,
             function_error=function_error,
-            log_text="\n".join(lines) + "\n",
+            log_text=tail.text() if tail is not None else "",
             duration_ms=duration_ms,
             billed_ms=reports.billed_ms(duration_ms),
             max_memory_used_mb=memory_used,
@@ -482,7 +488,8 @@ class ExecutionEnvironment:
         # What the runtime wrote so far belongs in the log; what it writes while being torn down (a
         # runtime whose Runtime API vanished logs a failed `next`) does not.
         if self._output_fd is not None:
-            self._drain_output()
+            self._drain_output(FINAL_READ_BYTES)
+            self._report_dropped()
             asyncio.get_running_loop().remove_reader(self._output_fd)
             os.close(self._output_fd)
             self._output_fd = None
@@ -502,19 +509,34 @@ class ExecutionEnvironment:
 
     # --- output -----------------------------------------------------------------------------------
 
-    def _drain_output(self) -> None:
-        """Read whatever the runtime has written so far and log it line by line."""
+    def _drain_output(self, limit: int = READ_LIMIT) -> None:
+        """Read what the runtime has written (a bounded chunk per call: the event loop calls again while
+        there is more) and log it line by line, as far as the log's budget takes it."""
         if self._output_fd is None:
             return
-        self._partial += read_available(self._output_fd) or b""
-        *lines, self._partial = self._partial.split(b"\n")
-        for line in lines:
-            self._emit(line.decode("utf-8", errors="replace"))
+        chunk = read_available(self._output_fd, limit)
+        if not chunk:
+            return
+        admitted = self._log.admit(len(chunk))
+        if admitted < len(chunk):
+            self._dropped += len(chunk) - admitted
+            chunk = chunk[:admitted]
+        for line in self._lines.feed(chunk):
+            self._emit(line)
+
+    def _report_dropped(self) -> None:
+        """Say once (per invocation, init or shutdown) how much output the log's budget dropped."""
+        if self._dropped:
+            self._emit(
+                f"lambdad: {self._dropped} bytes of output were dropped: the function's log takes at most "
+                f"{self._log.rate_bytes} bytes per second"
+            )
+            self._dropped = 0
 
     def _emit(self, line: str) -> None:
         self._log.write(line)
         if self._capture is not None:
-            self._capture.append(line)
+            self._capture.add(line)
 
     def _memory_used_mb(self) -> int:
         if self._sandbox is None:

@@ -1,6 +1,11 @@
 """One execution environment = a sandbox + the Runtime API + a lifecycle state machine + a log stream."""
 
-from lambdad.environment.environment import ExecutionEnvironment, InvokeOutcome, InvokeStream
+from lambdad.environment.environment import (
+    ExecutionEnvironment,
+    InvokeOutcome,
+    InvokeStream,
+    RuntimeGone,
+)
 from lambdad.environment.image import FunctionImage
 from lambdad.environment.lifecycle import EnvironmentState, IllegalMove, Lifecycle, Move
 from lambdad.environment.spare import Spare, SpareKey, spare_key
@@ -14,6 +19,7 @@ __all__ = [
     "InvokeStream",
     "Lifecycle",
     "Move",
+    "RuntimeGone",
     "Spare",
     "SpareKey",
     "spare_key",

@@ -114,6 +114,11 @@ class InvokeStream:
         self._queue.put_nowait(None)
 
 
+class RuntimeGone(Exception):
+    """The runtime had exited before the invocation reached it: it can run in another environment
+    (it never started here, so it does not run twice)."""
+
+
 PROVISIONED = "provisioned-concurrency"  # AWS_LAMBDA_INITIALIZATION_TYPE of provisioned environments
 
 
@@ -312,15 +317,31 @@ class ExecutionEnvironment:
 
     async def _watch_exit(self, sandbox: Sandbox, channel: RuntimeChannel) -> None:
         self._exit_status = await sandbox.wait()
-        self._drain_output()
+        self._drain_output(FINAL_READ_BYTES)
+        if self.lifecycle.state is EnvironmentState.READY:
+            # Between invocations (a thread of the function called os._exit, the process was killed):
+            # no invocation is lost, and none may land here; the pool replaces the environment.
+            self._emit(
+                f"lambdad: the runtime exited between invocations ({self._exit_text()}); "
+                "the next invocation starts a new execution environment"
+            )
+            self._log.flush()
+            log.info("environment %s of %s: runtime exited while idle", self.id, self.image.function_arn)
+            self.lifecycle.move(Move.FAIL)
         channel.close(f"runtime exited: {self._exit_text()}")
 
     # --- invoke -----------------------------------------------------------------------------------
 
-    async def invoke(self, invocation: Invocation, timeout_s: float | None = None) -> InvokeOutcome:
-        """Run one invocation; never raises for the function's own failures."""
+    async def invoke(
+        self, invocation: Invocation, timeout_s: float | None = None, *, redeliverable: bool = False
+    ) -> InvokeOutcome:
+        """Run one invocation; never raises for the function's own failures.
+
+        ``redeliverable``: raise RuntimeGone (the environment failed) if the runtime turns out to have
+        exited before the invocation reached it, instead of answering Runtime.ExitError.
+        """
         self._enter()
-        return await self._run(invocation, timeout_s, None)
+        return await self._run(invocation, timeout_s, None, redeliverable)
 
     def invoke_streaming(
         self,
@@ -365,7 +386,11 @@ class ExecutionEnvironment:
         # else: init failed; this invocation reports that failure and the environment is discarded.
 
     async def _run(
-        self, invocation: Invocation, timeout_s: float | None, sink: Callable[[bytes], None] | None
+        self,
+        invocation: Invocation,
+        timeout_s: float | None,
+        sink: Callable[[bytes], None] | None,
+        redeliverable: bool = False,
     ) -> InvokeOutcome:
         """The invocation after ``_enter``; with a ``sink``, the response goes there as it arrives."""
         request_id = invocation.request_id
@@ -406,6 +431,16 @@ class ExecutionEnvironment:
                 self._emit(reports.timeout_log_line(request_id, timeout))
             except ChannelClosed:
                 await asyncio.sleep(0)  # let the exit watcher record the status
+                if redeliverable and not self._channel.delivered(invocation):
+                    self._emit(
+                        f"lambdad: the runtime had exited ({self._exit_text()}) before invocation "
+                        f"{request_id} reached it; it runs in a new execution environment"
+                    )
+                    self._log.flush()
+                    self._capture = None
+                    if self.lifecycle.can(Move.FAIL):
+                        self.lifecycle.move(Move.FAIL)
+                    raise RuntimeGone(request_id) from None
                 status = "error"
                 function_error = True
                 error_type = "Runtime.ExitError"

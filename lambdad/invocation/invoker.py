@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import anyio.to_thread
 
-from lambdad.environment import FunctionImage, InvokeOutcome, InvokeStream
+from lambdad.environment import FunctionImage, InvokeOutcome, InvokeStream, RuntimeGone
 from lambdad.errors import InvalidRequestContentException, ResourceConflictException
 from lambdad.invocation.concurrency import ConcurrencyLimiter
 from lambdad.invocation.images import ImageBuilder
@@ -18,6 +18,10 @@ from lambdad.invocation.pool import EnvironmentPool
 from lambdad.models import FunctionState, Scope
 from lambdad.runtime_api import Invocation
 from lambdad.services.lookup import FunctionLookup, RunnableFunction
+
+# How often an invocation whose environment's runtime had died before it got there is given to a new
+# environment (it never ran, so it cannot run twice); after that, it answers Runtime.ExitError.
+REDELIVERIES = 2
 
 
 @dataclass(frozen=True)
@@ -91,20 +95,26 @@ class Invoker:
         )
         try:
             image = await self.image(request.scope, runnable)
-            environment = await self._pool.acquire(image)
-            try:
-                invocation = Invocation(
-                    request_id=request.request_id,
-                    payload=payload,
-                    deadline_ms=int(time.time() * 1000) + version.timeout * 1000,
-                    # The ARN as invoked: unqualified, or carrying the version or alias named.
-                    invoked_function_arn=request.scope.function_arn(version.name, runnable.qualifier),
-                    trace_id=_trace_id(),
-                    client_context=request.client_context,
-                )
-                outcome = await environment.invoke(invocation, version.timeout)
-            finally:
-                self._pool.release(environment)
+            invocation = Invocation(
+                request_id=request.request_id,
+                payload=payload,
+                deadline_ms=int(time.time() * 1000) + version.timeout * 1000,
+                # The ARN as invoked: unqualified, or carrying the version or alias named.
+                invoked_function_arn=request.scope.function_arn(version.name, runnable.qualifier),
+                trace_id=_trace_id(),
+                client_context=request.client_context,
+            )
+            for attempt in range(1, REDELIVERIES + 2):
+                environment = await self._pool.acquire(image)
+                try:
+                    outcome = await environment.invoke(
+                        invocation, version.timeout, redeliverable=attempt <= REDELIVERIES
+                    )
+                    break
+                except RuntimeGone:
+                    continue  # its runtime had died before the invocation reached it: take another
+                finally:
+                    self._pool.release(environment)
         finally:
             self._limiter.release(lease)
         return InvokeResult(

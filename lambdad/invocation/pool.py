@@ -274,13 +274,15 @@ class EnvironmentPool:
             self.drain(arn)
 
     def reap(self, now: float | None = None) -> int:
-        """Stop environments idle for longer than the idle timeout; returns how many."""
+        """Stop environments idle for longer than the idle timeout, or no longer reusable, and replace
+        provisioned ones that failed while idle; returns how many were stopped."""
         moment = time.monotonic() if now is None else now
         reaped = 0
         for arn in list(self._idle):
             fresh = []
             for environment in self._idle[arn]:
-                if moment - environment.last_used >= self.idle_timeout_s:
+                # An environment that failed while idle (its runtime exited) goes at once.
+                if moment - environment.last_used >= self.idle_timeout_s or not environment.reusable:
                     self._stop(environment)
                     reaped += 1
                 else:
@@ -289,6 +291,13 @@ class EnvironmentPool:
                 self._idle[arn] = fresh
             else:
                 del self._idle[arn]
+        for arn, ready in list(self._provisioned_idle.items()):
+            failed = [environment for environment in ready if not environment.reusable]
+            if failed:
+                self._provisioned_idle[arn] = [e for e in ready if e.reusable]
+                for environment in failed:
+                    self._release_provisioned(environment)  # stops it and starts a replacement
+                reaped += len(failed)
         return reaped
 
     async def close(self) -> None:

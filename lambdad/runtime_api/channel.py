@@ -35,6 +35,7 @@ class _Slot:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     finished: bool = False  # the runtime completed its response (state reached RuntimeResponseSentState)
+    delivered: bool = False  # handed to a ``next`` of the runtime (it may have run, even if no answer came)
 
 
 class RuntimeChannel:
@@ -57,6 +58,12 @@ class RuntimeChannel:
     @property
     def closed(self) -> bool:
         return self._closed is not None
+
+    def delivered(self, invocation: Invocation) -> bool:
+        """Whether ``invocation`` went to the runtime (a ``next`` rendered it). One that did not can run
+        elsewhere without running twice."""
+        slot = self._slot
+        return slot is not None and slot.invocation is invocation and slot.delivered
 
     async def wait_ready(self) -> InvocationResult | None:
         """Wait for the end of init: None once the runtime first calls ``next``; the INIT_ERROR result if it
@@ -81,6 +88,7 @@ class RuntimeChannel:
         self._slot = slot
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
+            slot.delivered = True
             waiter(invocation)
         return await slot.result
 
@@ -115,6 +123,7 @@ class RuntimeChannel:
             self._ready.set_result(None)
         slot = self._slot
         if slot is not None and not slot.finished and not slot.result.done():
+            slot.delivered = True
             waiter(slot.invocation)
         else:
             self._waiters.append(waiter)

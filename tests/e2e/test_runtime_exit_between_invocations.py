@@ -1,0 +1,77 @@
+"""A runtime that dies between invocations (a thread of the function calls os._exit after the handler
+returned; the process is killed while idle) is replaced unseen: the next invocation runs in a new
+environment instead of answering Runtime.ExitError, and the log says what happened (issue 10)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+from tests.e2e.invoke_support import (
+    deploy_python,
+    eventually,
+    invoke,
+    log_messages,
+    processes_with,
+    server_fixture,
+    unique,
+)
+from tests.support import Server
+
+server = server_fixture()
+
+# Each environment has an id of its own; asked to, the handler leaves a thread behind that ends the
+# runtime process once the invocation is over.
+LEAVES_A_TIMER = """
+import os, threading, uuid
+
+ENVIRONMENT = uuid.uuid4().hex
+
+def handler(event, context):
+    if event.get("exit_after"):
+        threading.Timer(event["exit_after"], os._exit, (event.get("status", 0),)).start()
+    return {"environment": ENVIRONMENT}
+"""
+
+EXITED_WHILE_IDLE = "lambdad: the runtime exited between invocations"
+
+
+def exited_while_idle(server: Server, name: str) -> list[str]:
+    return [m for m in log_messages(server, name) if m.startswith(EXITED_WHILE_IDLE)]
+
+
+def test_a_runtime_ended_by_its_own_thread_after_returning_is_replaced_unseen(
+    server: Server, client: Any
+) -> None:
+    name = unique("exits-later")
+    deploy_python(client, name, LEAVES_A_TIMER)
+    response, first = invoke(client, name, {"exit_after": 0.2, "status": 3})
+    assert "FunctionError" not in response, first
+
+    # The exit watcher sees the runtime go and says so in the function's log.
+    (line,) = eventually(lambda: exited_while_idle(server, name))
+    assert "(exit status 3)" in line
+
+    response, second = invoke(client, name, {})
+    assert response["StatusCode"] == 200
+    assert "FunctionError" not in response, second
+    assert second["environment"] != first["environment"]
+
+
+def test_a_runtime_killed_while_idle_is_replaced_unseen(server: Server, client: Any) -> None:
+    name = unique("killed-idle")
+    marker = unique("marker")
+    deploy_python(client, name, LEAVES_A_TIMER, Environment={"Variables": {"MARKER": marker}})
+    _, first = invoke(client, name, {})
+
+    pids = processes_with(marker)
+    assert pids, "the runtime process was not found"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    (line,) = eventually(lambda: exited_while_idle(server, name))
+    assert "(signal: killed)" in line
+
+    response, second = invoke(client, name, {})
+    assert "FunctionError" not in response, second
+    assert second["environment"] != first["environment"]

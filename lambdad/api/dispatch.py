@@ -11,6 +11,7 @@ the scheduler's InternalServerException), never as a traceback.
 
 from __future__ import annotations
 
+import errno
 import inspect
 import json
 import logging
@@ -107,15 +108,15 @@ class AwsApi:
             response = await self._handle(api, found, query, request, request_id)
         except LambdaError as error:
             response = error_response(error, request_id, api)
-        except Exception:
-            log.exception("request %s (%s %s) failed", request_id, request.method, request.url.path)
-            response = error_response(
-                api.internal_error(
-                    f"lambdad failed to process the request; see the server log for {request_id}"
-                ),
-                request_id,
-                api,
-            )
+        except Exception as error:
+            path = request.url.path
+            if disk_full(error):  # the operator's to fix, not a bug: one line, and the client is told why
+                log.error("request %s (%s %s): the disk is full", request_id, request.method, path)
+                message = "lambdad's disk is full (no space left on device): the request could not be stored"
+            else:
+                log.exception("request %s (%s %s) failed", request_id, request.method, path)
+                message = f"lambdad failed to process the request; see the server log for {request_id}"
+            response = error_response(api.internal_error(message), request_id, api)
         await response(scope, receive, send)
 
     def _route(
@@ -206,3 +207,18 @@ def error_response(error: LambdaError, request_id: str, api: ServiceApi | None =
         "content-type": "application/json",
     }
     return Response(json.dumps(body).encode(), error.status, headers)
+
+
+def disk_full(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it) says the disk has no room: an OSError, or the database's
+    own words for it (SQLite's "database or disk is full", PostgreSQL quoting ENOSPC)."""
+    seen: BaseException | None = error
+    for _ in range(8):  # a chain of causes is short; a cycle in one must not loop
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "database or disk is full" in str(seen) or "No space left on device" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -7,10 +7,15 @@ at (a crash between writing it and committing the record) is removed by ``collec
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
 from pathlib import Path
+
+from lambdad.errors import CodeStorageExceededException
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class CodeStore:
@@ -30,16 +35,22 @@ class CodeStore:
         target = self.path(digest)
         if target.exists():
             return digest
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        except OSError as error:
+            _refuse_if_full(error)
+            raise
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temporary, target)
-        except BaseException:
+        except BaseException as error:
             Path(temporary).unlink(missing_ok=True)
+            if isinstance(error, OSError):
+                _refuse_if_full(error)
             raise
         _fsync_dir(target.parent)
         return digest
@@ -63,6 +74,14 @@ class CodeStore:
             leftover.unlink(missing_ok=True)
             removed += 1
         return removed
+
+
+def _refuse_if_full(error: OSError) -> None:
+    """A full disk as AWS's answer when code has no room, with the reason it has none here."""
+    if error.errno in DISK_FULL:
+        raise CodeStorageExceededException(
+            "Code storage is full: no space left on the server's disk for the code package."
+        ) from error
 
 
 def _fsync_dir(directory: Path) -> None:

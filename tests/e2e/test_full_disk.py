@@ -22,7 +22,8 @@ from tests.e2e.invoke_support import ACTIVE_WAIT, deploy_python, invoke, start_s
 from tests.support import ROLE, Server, make_zip
 
 SIZE_MB = 24
-HANDLER = "def handler(event, context):\n    print('ran', event)\n    return {'ran': event}\n"
+# 16 KB of output per invocation: more than the free end of a log file's last page holds.
+HANDLER = "def handler(event, context):\n    print('ran', event, 'x' * 16384)\n    return {'ran': event}\n"
 
 
 @pytest.fixture

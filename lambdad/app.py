@@ -70,6 +70,7 @@ class Platform:
     provisioner: Provisioner
     mappings: MappingSupervisor
     schedules: ScheduleRunner
+    logs: LogStore
 
     @classmethod
     def open(cls, settings: Settings) -> Platform:
@@ -166,6 +167,7 @@ class Platform:
                 services.event_source_mappings, invoker, settings.event_sources, settings.account_id
             ),
             schedule_runner,
+            logs,
         )
         resumed = activator.recover()
         if resumed:
@@ -228,6 +230,8 @@ def create_app(settings: Settings) -> Starlette:
                 "version": __version__,
                 "environments": platform.pool.environments,
                 "spares": platform.pool.spare_environments,
+                # Function log events no disk write could keep (a full or failing disk).
+                "lost_log_events": platform.logs.lost_events,
             }
         )
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.e2e.invoke_support import ACTIVE_WAIT, deploy_python, invoke, start_server, unique
+from tests.e2e.invoke_support import ACTIVE_WAIT, deploy_python, health, invoke, start_server, unique
 from tests.support import ROLE, Server, make_zip
 
 SIZE_MB = 24
@@ -91,6 +91,8 @@ def test_a_full_disk_lets_invocations_answer_refuses_writes_clearly_and_recovers
         response, payload = invoke(client, name, {"n": n}, LogType="Tail")
         assert response["StatusCode"] == 200 and "FunctionError" not in response, payload
         assert payload == {"ran": {"n": n}}
+
+    assert health(server)["lost_log_events"] > 0  # the invocations' events, counted
 
     # Code that cannot be stored: AWS's code-storage error, saying why.
     with pytest.raises(ClientError) as refused:

@@ -8,6 +8,7 @@ bytes on disk (oldest streams removed). A log write never fails an invocation: a
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -122,6 +123,8 @@ class LogStream:
         self._events = 0
         self._torn = False  # a write was cut short: the next one starts on a new line
         self._failing = False
+        with contextlib.suppress(OSError):  # the stream exists from the start; if it cannot, at a flush
+            self._open()
 
     @property
     def rate_bytes(self) -> int:
@@ -203,7 +206,7 @@ class LogStore:
         self._groups: dict[str, _Group] = {}
 
     def open_stream(self, group: str, stream: str) -> LogStream:
-        """A stream to append to (created at its first flush)."""
+        """A stream to append to (created if new)."""
         accounting = self._groups.get(group)
         if accounting is None:
             accounting = self._groups[group] = _Group(self._group_dir(group), self.limits)

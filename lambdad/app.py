@@ -50,6 +50,7 @@ from lambdad.services.urls import UrlService
 from lambdad.settings import Settings
 from lambdad.store import CodeStore, Database
 from lambdad.store import functions as function_records
+from lambdad.store.reserve import DiskReserve
 
 log = logging.getLogger(__name__)
 
@@ -243,8 +244,15 @@ def create_app(settings: Settings) -> Starlette:
         return JSONResponse({"Schedules": status})
 
     throttle = RateLimiter(settings.api_rate_limit) if settings.api_rate_limit > 0 else None
+    reserve = DiskReserve(settings.data_dir / "reserve")
+    reserve.hold()
     aws_api = AwsApi(
-        [lambda_api(), scheduler_api()], platform.services, settings.account_id, settings.region, throttle
+        [lambda_api(), scheduler_api()],
+        platform.services,
+        settings.account_id,
+        settings.region,
+        throttle,
+        reserve,
     )
     app = Starlette(
         routes=[

@@ -41,6 +41,7 @@ from lambdad.errors import (
     UnknownOperationException,
 )
 from lambdad.models import Scope
+from lambdad.store.reserve import DiskReserve
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,11 @@ class AwsApi:
         account: str,
         default_region: str,
         throttle: RateLimiter | None = None,
+        reserve: DiskReserve | None = None,
     ) -> None:
         self._apis = tuple(apis)
+        # Room on the data directory's disk, given up when a request finds the disk full.
+        self._reserve = reserve
         self._services = services
         self._account = account
         self._default_region = default_region
@@ -106,12 +110,18 @@ class AwsApi:
             if found is None:
                 raise UnknownOperationException(f"No operation serves {request.method} {raw_path}")
             response = await self._handle(api, found, query, request, request_id)
+            if self._reserve is not None and request.method != "GET":
+                self._reserve.hold()  # after a write that worked: take the reserve back if there is room
         except LambdaError as error:
+            if self._reserve is not None and disk_full(error):  # code with no room: a cause of its own
+                self._reserve.release()
             response = error_response(error, request_id, api)
         except Exception as error:
             path = request.url.path
             if disk_full(error):  # the operator's to fix, not a bug: one line, and the client is told why
                 log.error("request %s (%s %s): the disk is full", request_id, request.method, path)
+                if self._reserve is not None:
+                    self._reserve.release()
                 message = "lambdad's disk is full (no space left on device): the request could not be stored"
             else:
                 log.exception("request %s (%s %s) failed", request_id, request.method, path)

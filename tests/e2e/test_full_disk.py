@@ -1,8 +1,9 @@
 """A full disk (issue 10, finding 7): the server's data directory is a small tmpfs the test fills.
 
 An invocation that ran still answers its result (the log events that cannot be written are dropped and
-counted); writes that cannot happen answer AWS-shaped errors that say the disk is full; once space is
-freed, creates work again without a restart.
+counted); writes that cannot happen answer AWS-shaped errors that say the disk is full; the room
+lambdad keeps in reserve lets a delete through; once space is freed, creates work again without a
+restart.
 """
 
 from __future__ import annotations
@@ -46,9 +47,9 @@ def server(small_disk: Path) -> Iterator[Server]:
     running.stop(timeout=60)
 
 
-def fill(directory: Path) -> Path:
+def fill(directory: Path, name: str = "filler") -> Path:
     """A file that takes every free byte of ``directory``'s file system."""
-    filler = directory / "filler"
+    filler = directory / name
     with filler.open("wb", buffering=0) as out:
         for size in (1024 * 1024, 4096, 1):  # down to the last byte: a small write may still fit
             try:
@@ -83,6 +84,8 @@ def test_a_full_disk_lets_invocations_answer_refuses_writes_clearly_and_recovers
     name = unique("on-full-disk")
     deploy_python(client, name, HANDLER)
     assert invoke(client, name, {"n": 0})[1] == {"ran": {"n": 0}}  # warm: its environment exists
+    doomed = unique("to-delete")
+    deploy_python(client, doomed, HANDLER)
 
     filler = fill(small_disk)
 
@@ -101,6 +104,11 @@ def test_a_full_disk_lets_invocations_answer_refuses_writes_clearly_and_recovers
     assert error["Error"]["Code"] == "CodeStorageExceededException", error
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert "no space left" in error["Error"]["Message"].lower(), error["Error"]["Message"]
+
+    # lambdad gave up the room it keeps in reserve: a delete (which the database must journal) works.
+    assert not (small_disk / "reserve").exists()
+    client.delete_function(FunctionName=doomed)
+    more = fill(small_disk, "more")
 
     # The same for new code of a function, and for a layer.
     zip_file = padded_zip()
@@ -122,8 +130,9 @@ def test_a_full_disk_lets_invocations_answer_refuses_writes_clearly_and_recovers
     assert error["Error"]["Code"] == "ServiceException", error
     assert "disk is full" in error["Error"]["Message"], error["Error"]["Message"]
 
-    # Space freed is usable at once: no restart.
+    # Space freed is usable at once: no restart; the reserve is taken back.
     filler.unlink()
+    more.unlink()
     client.tag_resource(Resource=arn, Tags={"tagged": "after freeing"})
     assert client.list_tags(Resource=arn)["Tags"] == {"tagged": "after freeing"}
     later = unique("after-freeing")
@@ -132,3 +141,4 @@ def test_a_full_disk_lets_invocations_answer_refuses_writes_clearly_and_recovers
     client.get_waiter("function_active_v2").wait(FunctionName=later, WaiterConfig=ACTIVE_WAIT)
     assert invoke(client, later, {"n": 9})[1] == {"ran": {"n": 9}}
     assert invoke(client, name, {"n": 10})[1] == {"ran": {"n": 10}}
+    assert (small_disk / "reserve").stat().st_size > 0

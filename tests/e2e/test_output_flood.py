@@ -94,7 +94,7 @@ def test_a_flood_of_output_is_bounded_in_memory_log_and_tail_and_spares_other_fu
     # Main held every line of the invocation (and a newline-less line whole): GBs. Now: chunks and a tail.
     assert growth_mb < 64, f"lambdad's peak RSS grew by {growth_mb:.0f} MB"
 
-    for response, payload in answers:
+    for response, _ in answers:
         tail = base64.b64decode(response["LogResult"])
         assert len(tail) <= 4096
         text = tail.decode(errors="replace")

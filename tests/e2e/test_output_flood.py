@@ -103,9 +103,13 @@ def test_a_flood_of_output_is_bounded_in_memory_log_and_tail_and_spares_other_fu
         assert len(dropped) == 1 and "bytes of output were dropped" in dropped[0], text
 
     # Within the group's bound (give or take what one flush writes before retention looks).
-    assert group_bytes(server, name) <= GROUP_MAX + MB
+    kept = group_bytes(server, name)
     messages = log_messages(server, name)
-    assert max(len(message.encode()) for message in messages) <= MAX_EVENT
+    largest = max(len(message.encode()) for message in messages)
+    figures = f"log group {kept / MB:.1f} MB (bound {GROUP_MAX // MB} MB), largest event {largest} bytes"
+    record_property("summary_flood_log", figures)
+    assert kept <= GROUP_MAX + MB
+    assert largest <= MAX_EVENT
     assert any(len(message.encode()) > 200 * 1024 for message in messages), "no split newline-less event"
 
     assert_unaffected(victim, samples, record_property)

@@ -49,8 +49,11 @@ from lambdad.sandbox.bwrap import (
     system_view,
 )
 from lambdad.sandbox.cgroups import CgroupStats, SandboxCgroups, check_cgroups_v1, remove_stale_cgroups
+from lambdad.sandbox.leases import Lease as IdLease
 from lambdad.sandbox.mounts import attach_read_only, detach, make_shared_dir, remove_stale_slots
 from lambdad.sandbox.network import Bridge, Lease, NetnsThread, listen_tcp
+from lambdad.sandbox.seccomp import filter_program
+from lambdad.sandbox.userns import DEFAULT_UID_COUNT, DEFAULT_UID_FIRST, HostIds, join_new_session_keyring, user_namespace
 
 __all__ = ["NamespaceSandbox", "NamespaceSandboxFactory"]
 
@@ -113,6 +116,8 @@ class NamespaceSandbox:
         self._block_w = -1
         self._init_pidfd = -1
         self._lease: Lease | None = None
+        #: This sandbox's host uid (= gid), 993/990 inside its user namespace.
+        self._host_id: IdLease | None = None
         self._exit: asyncio.Future[int] | None = None
         self._destroy_lock = asyncio.Lock()
         self._destroyed = False
@@ -157,6 +162,11 @@ class NamespaceSandbox:
     def ip_address(self) -> str | None:
         """This sandbox's address on the bridge (``DEFAULT`` network only)."""
         return self._lease.address if self._lease else None
+
+    @property
+    def host_uid(self) -> int | None:
+        """The host uid (and gid) the function runs as; ``spec.uid``/``spec.gid`` inside."""
+        return self._host_id.number if self._host_id is not None and self._host_id.held else None
 
     def cgroup_dirs(self) -> list[Path]:
         """The sandbox's cgroup directories (gone after ``destroy()``)."""
@@ -264,6 +274,11 @@ class NamespaceSandbox:
             self._cgroups.remove()
         except OSError as exc:
             errors.append(exc)
+        else:
+            # Its processes are gone (the cgroups could go): the uid may serve another sandbox. If
+            # they could not be removed, the uid stays leased rather than be shared.
+            if self._host_id is not None:
+                self._host_id.release()
         if self._slot is not None:
             try:
                 detach(self._slot)  # the code mount, if attached (the sandbox's copy went with it)
@@ -292,6 +307,8 @@ class NamespaceSandboxFactory:
         bridge, subnet: host bridge and IPv4 subnet for ``NetworkMode.DEFAULT``.
         state_dir: lock and lease files shared by every lambdad process on the machine.
         etc_entries, system_dirs: what of the host's /etc and / is visible (read-only).
+        uid_first, uid_count: the host uids sandboxes run as, one per sandbox (the gid is the same
+            number); leased machine-wide, so every lambdad on a machine may share one range.
     """
 
     name = "namespaces"
@@ -310,6 +327,8 @@ class NamespaceSandboxFactory:
         state_dir: Path = Path("/run/lambdad"),
         etc_entries: Sequence[str] = ETC_ENTRIES,
         system_dirs: Sequence[str] = SYSTEM_DIRS,
+        uid_first: int = DEFAULT_UID_FIRST,
+        uid_count: int = DEFAULT_UID_COUNT,
     ) -> None:
         found = bwrap or shutil.which("bwrap")
         if found is None:
@@ -330,6 +349,9 @@ class NamespaceSandboxFactory:
                 "this kernel has no namespaces: choose the unisolated 'process' implementation"
             )
         check_cgroups_v1(cgroup_root)
+        # Compiled once, here, so that a missing libseccomp stops the server at start, not an invoke.
+        self._seccomp = filter_program()
+        self._host_ids = HostIds(state_dir, uid_first, uid_count)
         if stale := remove_stale_cgroups(cgroup_root, cgroup_parent):
             log.info("removed %d cgroup(s) left by sandboxes of a server that died", stale)
         self._bwrap = found
@@ -410,9 +432,11 @@ class NamespaceSandboxFactory:
         sandbox._close_setup_fds()
 
     def _spawn(self, sandbox: NamespaceSandbox) -> None:
-        """Worker thread: cgroups, then bwrap, which stops at its --block-fd."""
+        """Worker thread: cgroups, host uid and user namespace, then bwrap, which stops at its --block-fd."""
         spec = sandbox.spec
         sandbox._cgroups.create(spec)
+        sandbox._host_id = self._host_ids.acquire(sandbox.id)
+        host_id = sandbox._host_id.number
         if spec.runtime_api_port is not None:
             if spec.network == NetworkMode.HOST:
                 sandbox._socket = listen_tcp("127.0.0.1", 0)
@@ -431,10 +455,17 @@ class NamespaceSandboxFactory:
         block_r, block_w = os.pipe2(os.O_CLOEXEC)
         fds = [out_w, info_w, block_r]
         try:
+            userns = user_namespace(spec.uid, spec.gid, host_id, host_id)
+            fds.append(userns)
+            seccomp = memfd("seccomp", self._seccomp)
+            fds.append(seccomp)
             args = [
                 "--unshare-ipc",
                 "--unshare-pid",
                 "--unshare-uts",
+                # Rooted at the sandbox's own cgroup (bwrap is spawned inside it, below): the
+                # function's /proc/self/cgroup shows "/", not lambdad's paths or the function name.
+                "--unshare-cgroup",
                 "--hostname",
                 spec.hostname,
                 "--die-with-parent",
@@ -443,6 +474,11 @@ class NamespaceSandboxFactory:
                 str(info_w),
                 "--block-fd",
                 str(block_r),
+                # Entered after bwrap's set-up as root: the namespaces above belong to the host.
+                "--userns2",
+                str(userns),
+                "--seccomp",
+                str(seccomp),
                 "--clearenv",
                 *self._base_args,
             ]
@@ -462,30 +498,40 @@ class NamespaceSandboxFactory:
             # /proc/<pid>/cmdline is world-readable.
             args_fd = memfd("bwrap-args", "\0".join(args).encode() + b"\0")
             fds.append(args_fd)
+            # Inside the user namespace, where 993/990 is the sandbox's host uid and nothing else
+            # is mapped. Supplementary groups were dropped when bwrap was spawned (setgroups is
+            # denied in there).
             command = [
                 self._setpriv,
                 f"--reuid={spec.uid}",
                 f"--regid={spec.gid}",
-                "--clear-groups",
+                "--keep-groups",
                 "--inh-caps=-all",
                 "--bounding-set=-all",
                 "--",
                 *spec.argv,
             ]
-            sandbox._popen = subprocess.Popen(
-                [self._bwrap, "--args", str(args_fd), "--", *command],
-                stdin=subprocess.DEVNULL,
-                stdout=out_w,
-                stderr=out_w,
-                pass_fds=fds,
-                env={"PATH": HOST_PATH},
-                start_new_session=True,
-            )
+            # The sandbox's own session keyring (inherited by bwrap), and bwrap forked inside the
+            # sandbox's cgroups, so the cgroup namespace it makes is rooted there.
+            join_new_session_keyring()
+            with sandbox._cgroups.entered():
+                sandbox._popen = subprocess.Popen(
+                    [self._bwrap, "--args", str(args_fd), "--", *command],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out_w,
+                    stderr=out_w,
+                    pass_fds=fds,
+                    env={"PATH": HOST_PATH},
+                    start_new_session=True,
+                    extra_groups=[],
+                )
         finally:
             # The sandbox's ends of the pipes now live in bwrap only, so EOF means bwrap is gone.
             for fd in fds:
                 os.close(fd)
             sandbox._output, sandbox._info_r, sandbox._block_w = out_r, info_r, block_w
+        if not spec.cpu_boost:
+            sandbox._cgroups.limit_cpu(spec.memory_mb)
 
     def _new_slot(self, sandbox_id: str) -> Path:
         """Worker thread: an empty directory under the shared slots mount, for one sandbox."""
@@ -500,9 +546,8 @@ class NamespaceSandboxFactory:
         return slot
 
     def _enter(self, sandbox: NamespaceSandbox) -> None:
-        """Worker thread: cgroups membership, network wiring, the Runtime API socket."""
+        """Worker thread: network wiring, the Runtime API socket."""
         spec = sandbox.spec
-        sandbox._cgroups.add(sandbox._pid)
         if spec.network == NetworkMode.HOST:
             return
         if spec.network == NetworkMode.DEFAULT:

@@ -434,6 +434,10 @@ class NamespaceSandboxFactory:
     def _spawn(self, sandbox: NamespaceSandbox) -> None:
         """Worker thread: cgroups, host uid and user namespace, then bwrap, which stops at its --block-fd."""
         spec = sandbox.spec
+        for mount in spec.mounts:
+            # bwrap would only fail at this while the host sets the sandbox up, too late to say so.
+            if not mount.source.exists():
+                raise SandboxError(f"mount source {mount.source} (for {mount.target}) does not exist")
         sandbox._cgroups.create(spec)
         sandbox._host_id = self._host_ids.acquire(sandbox.id)
         host_id = sandbox._host_id.number

@@ -41,6 +41,7 @@ _CLONE_NEWUSER = 0x10000000
 #: pause(2), which the child sleeps in (arm64 has no pause: not supported there yet).
 _SYS_PAUSE = {"x86_64": 34}.get(os.uname().machine)
 _SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine)
+_SYS_SETRESUID = {"x86_64": 117, "aarch64": 147}.get(os.uname().machine)
 _KEYCTL_JOIN_SESSION_KEYRING = 1
 _STACK_BYTES = 16 * 1024
 
@@ -59,10 +60,18 @@ def user_namespace(inside_uid: int, inside_gid: int, host_uid: int, host_gid: in
         raise OSError(errno.ENOSYS, f"user namespaces are not implemented for {os.uname().machine}")
     stack = ctypes.create_string_buffer(_STACK_BYTES)
     top = (ctypes.addressof(stack) + _STACK_BYTES - 64) & ~0xF  # the stack grows down; 16-byte aligned
-    # The child runs syscall(SYS_pause): it sleeps until killed.
-    pid = _libc.clone(_SYSCALL, top, _CLONE_VM | _CLONE_NEWUSER | signal.SIGCHLD, _SYS_PAUSE)
-    if pid < 0:
+    # The namespace's owner is the creator's euid, and the kernel charges per-user counts made in it
+    # (inotify instances, user namespaces, ...) to the owner at every level above: made as root,
+    # every sandbox would share root's counts. So this thread becomes the host uid for the clone.
+    # The raw syscall changes this thread only (glibc's setresuid would change every thread).
+    _set_thread_euid(host_uid)
+    try:
+        # The child runs syscall(SYS_pause): it sleeps until killed.
+        pid = _libc.clone(_SYSCALL, top, _CLONE_VM | _CLONE_NEWUSER | signal.SIGCHLD, _SYS_PAUSE)
         err = ctypes.get_errno()
+    finally:
+        _set_thread_euid(0)
+    if pid < 0:
         raise OSError(err, f"cannot create a user namespace: {os.strerror(err)}")
     try:
         proc = Path(f"/proc/{pid}")
@@ -74,6 +83,12 @@ def user_namespace(inside_uid: int, inside_gid: int, host_uid: int, host_gid: in
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         del stack  # only now: the child ran on it until killed
+
+
+def _set_thread_euid(uid: int) -> None:
+    if _SYS_SETRESUID is None or _libc.syscall(_SYS_SETRESUID, -1, uid, -1) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"cannot switch the worker thread's effective uid to {uid}: {os.strerror(err)}")
 
 
 def join_new_session_keyring() -> None:

@@ -132,11 +132,14 @@ import asyncio, json, sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
 from lambdad.sandbox.namespaces import NamespaceSandboxFactory
-from tests.sandbox.support import py_spec
+from tests.sandbox.support import py_spec, read_line
 
 async def main():
     factory = NamespaceSandboxFactory(uid_first={first}, uid_count=1)
-    sandbox = await factory.create(py_spec("import time; time.sleep(120)", Path({code!r})))
+    code = "import time; print('up', flush=True); time.sleep(120)"
+    sandbox = await factory.create(py_spec(code, Path({code_dir!r})))
+    # Running (bwrap's init armed its death signal before the function ran): now it may be killed.
+    read_line(sandbox.output)
     print(json.dumps([sandbox.host_uid, sandbox.id]), flush=True)
     await asyncio.sleep(120)
 
@@ -148,7 +151,7 @@ def test_a_sigkilled_servers_uids_are_reclaimed(code_dir: Path):
     # A range of one uid: the next factory can only work if the dead server's lease came back.
     first = 1_950_000_000 + random.randrange(1_000_000)
     root = str(Path(__file__).resolve().parents[2])
-    script = SERVER.format(root=root, first=first, code=str(code_dir))
+    script = SERVER.format(root=root, first=first, code_dir=str(code_dir))
     server = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], stdout=subprocess.PIPE)
     try:
         assert server.stdout is not None

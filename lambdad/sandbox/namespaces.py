@@ -53,7 +53,13 @@ from lambdad.sandbox.leases import Lease as IdLease
 from lambdad.sandbox.mounts import attach_read_only, detach, make_shared_dir, remove_stale_slots
 from lambdad.sandbox.network import Bridge, Lease, NetnsThread, listen_tcp
 from lambdad.sandbox.seccomp import filter_program
-from lambdad.sandbox.userns import DEFAULT_UID_COUNT, DEFAULT_UID_FIRST, HostIds, join_new_session_keyring, user_namespace
+from lambdad.sandbox.userns import (
+    DEFAULT_UID_COUNT,
+    DEFAULT_UID_FIRST,
+    HostIds,
+    join_new_session_keyring,
+    user_namespace,
+)
 
 __all__ = ["NamespaceSandbox", "NamespaceSandboxFactory"]
 

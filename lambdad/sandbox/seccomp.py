@@ -36,7 +36,9 @@ __all__ = ["DENIED", "NAMESPACE_FLAGS", "filter_program"]
 
 #: clone/unshare flags that create namespaces (CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
 #: and CLONE_NEWTIME), refused as in Docker's profile.
-NAMESPACE_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000 | 0x80
+NAMESPACE_FLAGS = (
+    0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000 | 0x80
+)
 #: Refused outright (EPERM). Most already need a capability the sandbox lacks; refusing them in the
 #: filter also shuts them for a process that got capabilities some other way (a user namespace).
 DENIED = (

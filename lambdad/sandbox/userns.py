@@ -131,7 +131,9 @@ class HostIds:
     process of it is left (its sandboxes die with the server, a moment later).
     """
 
-    def __init__(self, state_dir: Path, first: int = DEFAULT_UID_FIRST, count: int = DEFAULT_UID_COUNT) -> None:
+    def __init__(
+        self, state_dir: Path, first: int = DEFAULT_UID_FIRST, count: int = DEFAULT_UID_COUNT
+    ) -> None:
         if first < 1000 or first + count > 2**31:
             raise ValueError(f"sandbox uid range {first}..{first + count - 1} must lie within 1000..2^31-1")
         self.pool = LeasePool(state_dir / "uids", first, count, reclaimable=_no_process_runs_as)

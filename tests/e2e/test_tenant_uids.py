@@ -20,7 +20,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 server = server_fixture()
 
-HANDLER = PROBES + '''
+HANDLER = (
+    PROBES
+    + """
 def handler(event, context):
     action = event["action"]
     if action == "whoami":
@@ -34,7 +36,8 @@ def handler(event, context):
         return exhaust()
     if action == "can_still":
         return can_still()
-'''
+"""
+)
 
 
 def call(client: Any, name: str, **event: Any) -> Any:

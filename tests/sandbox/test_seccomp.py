@@ -20,7 +20,7 @@ from tests.sandbox.support import py_spec, run
 pytestmark = pytest.mark.timeout(60)
 
 # x86-64 syscall numbers; each call made with arguments that would do no harm if it were allowed.
-DENIED_CALLS = r'''
+DENIED_CALLS = r"""
 import ctypes, errno, json, os
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -81,9 +81,9 @@ for name, (number, *args) in CALLS.items():
     results[name] = "ok" if value >= 0 else errno.errorcode.get(ctypes.get_errno(), "?")
 results["clone3"] = "ok" if libc.syscall(435, buf, 88) >= 0 else errno.errorcode.get(ctypes.get_errno())
 print(json.dumps(results), flush=True)
-'''
+"""
 
-ORDINARY_WORK = r'''
+ORDINARY_WORK = r"""
 import asyncio, ctypes, json, os, socket, subprocess, threading
 done = {}
 # threads (glibc's pthread_create tries clone3 first, then falls back to clone)
@@ -110,7 +110,7 @@ key = libc.syscall(248, b"user", b"allowed", b"v", 1, -3)  # add_key: allowed (k
 done["add_key"] = key > 0
 done["personality_query_linux"] = libc.syscall(135, 0) >= 0  # PER_LINUX: allowed
 print(json.dumps(done), flush=True)
-'''
+"""
 
 
 def test_denied_syscalls_answer_eperm_and_the_sandbox_lives_on(

@@ -38,7 +38,9 @@ def host_uid_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/status").read_text().split("Uid:\t")[1].split()[0])
 
 
-async def start(factory: NamespaceSandboxFactory, code_dir: Path, body: str) -> tuple[NamespaceSandbox, object]:
+async def start(
+    factory: NamespaceSandboxFactory, code_dir: Path, body: str
+) -> tuple[NamespaceSandbox, object]:
     """A sandbox running the probes, then ``body`` (which sets ``result``), reporting it and staying up."""
     sandbox = await factory.create(py_spec(PROBES + body + REPORT_AND_WAIT, code_dir))
     assert isinstance(sandbox, NamespaceSandbox)
@@ -82,8 +84,10 @@ def test_a_sandbox_cannot_read_anothers_keys(ns_factory: NamespaceSandboxFactory
         a, keys = await start(ns_factory, code_dir, add)
         try:
             assert isinstance(keys, dict) and all(isinstance(k, int) for k in keys.values()), keys
-            probe = f"result = [{{str(k): read_key(k) for k in {list(keys.values())!r}}}, " \
+            probe = (
+                f"result = [{{str(k): read_key(k) for k in {list(keys.values())!r}}}, "
                 "{ring: search('tenant-a-secret', ring) for ring in RINGS}]"
+            )
             b, (reads, searches) = await start(ns_factory, code_dir, probe)
             await stop(b)
         finally:
@@ -162,9 +166,7 @@ def test_a_sigkilled_servers_uids_are_reclaimed(code_dir: Path):
         server.wait()
 
     def no_process_left() -> bool:
-        return all(
-            not p.name.isdigit() or _owner(p) != uid for p in Path("/proc").iterdir()
-        )
+        return all(not p.name.isdigit() or _owner(p) != uid for p in Path("/proc").iterdir())
 
     eventually(no_process_left, timeout=20)
     # The dead server's sandbox left its (emptying) cgroups, as a SIGKILLed server does: tidy them.

@@ -1,22 +1,28 @@
-"""The isolated sandbox: bubblewrap namespaces + cgroup v1 limits + an unprivileged user.
+"""The isolated sandbox: bubblewrap namespaces + cgroup v1 limits + a host uid of its own + seccomp.
 
 How one sandbox starts (``NamespaceSandboxFactory.create``):
 
-1. cgroups are created with their limits (memory, cpu, pids) before any process exists;
-2. ``bwrap`` (run as root, *without* a user namespace) creates the mount, PID, IPC, UTS and
-   (unless ``NetworkMode.HOST``) network namespaces, builds a fresh root from read-only
-   host system directories plus the spec's mounts, then stops on ``--block-fd``;
-3. meanwhile the host moves bwrap's sandbox-side process into the cgroups (its children
-   inherit them), and from a thread that ``setns()``-es into the sandbox's network
-   namespace creates the Runtime API listening socket there and, for ``DEFAULT``, wires an
-   ``eth0`` to the NATed host bridge;
-4. the host unblocks bwrap, which execs ``setpriv`` to become uid/gid 993/990 with no
-   capabilities and no supplementary groups, which execs the runtime.
+1. cgroups are created with their limits (memory, pids; the CPU quota once bwrap is spawned)
+   before any process exists; a host uid is leased for the sandbox (:mod:`.userns`) and a user
+   namespace made in which that uid is 993 (gid 990) and nothing else is mapped;
+2. ``bwrap`` (run as root) is forked from a thread that stands in the sandbox's cgroups, with a
+   fresh session keyring; it creates the mount, PID, IPC, UTS, cgroup and (unless
+   ``NetworkMode.HOST``) network namespaces, all owned by the host's user namespace, builds a
+   fresh root from read-only host system directories plus the spec's mounts (as root: sources
+   under private directories work), enters the sandbox's user namespace (``--userns2``), then
+   stops on ``--block-fd``;
+3. meanwhile the host, from a thread that ``setns()``-es into the sandbox's network namespace,
+   creates the Runtime API listening socket there and, for ``DEFAULT``, wires an ``eth0`` to
+   the NATed host bridge;
+4. the host unblocks bwrap, which loads the seccomp filter (:mod:`.seccomp`) and execs
+   ``setpriv`` to become 993/990 with no capabilities, which execs the runtime.
 
-Why no user namespace: a real, unprivileged uid on the host is what AWS does and what makes
-host files owned by root (like /etc/shadow, if ever mounted) truly unreadable. Why bwrap
-rather than our own clone()/unshare(): it was measured faster (~4-6 ms vs ~7-9 ms from a
-warm Python zygote) and is a small, audited C program.
+Why a user namespace per sandbox: a uid shared by all sandboxes shares the kernel keyrings and
+the per-uid limits (inotify instances, keys) between tenants. Host root is not mapped in it, so
+root-owned files (the function's code, the runtimes) read as owned by ``nobody`` inside (AWS
+shows root), and are as unwritable as before. Why bwrap rather than our own clone()/unshare():
+it was measured faster (~4-6 ms vs ~7-9 ms from a warm Python zygote) and is a small, audited C
+program.
 
 Exit statuses: bubblewrap reports a signal death as ``128 + signal`` (like a shell); we map
 129..192 back to ``-signal``, so a program that deliberately exits 137 reads as SIGKILL.

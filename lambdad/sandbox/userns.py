@@ -113,14 +113,25 @@ def _write(path: Path, text: str) -> None:
 
 
 def _no_process_runs_as(uid: int) -> bool:
-    """Whether no process on the machine runs as ``uid`` (a ``/proc/<pid>`` belongs to its euid)."""
+    """Whether no process on the machine has ``uid`` as its real, effective or saved uid.
+
+    Read from ``/proc/<pid>/status``, not from the owner of ``/proc/<pid>``: a process that made
+    itself non-dumpable shows a root-owned directory. Only asked when a dead holder's uid is
+    reclaimed, so a full scan is affordable.
+    """
+    marker = str(uid)
     for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid == uid:
-                    return False
-            except FileNotFoundError:
-                continue
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status", "rb") as status:
+                for line in status:
+                    if line.startswith(b"Uid:"):
+                        if marker in line.decode().split()[1:4]:
+                            return False
+                        break
+        except (FileNotFoundError, ProcessLookupError):
+            continue
     return True
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.attack_support import Victim, assert_unaffected
 from tests.e2e.invoke_support import cgroup_dirs, deploy_python, invoke, server_fixture, unique
 from tests.sandbox.keyring_probe import PROBES
 from tests.support import Server
@@ -36,6 +37,15 @@ def handler(event, context):
         return exhaust()
     if action == "can_still":
         return can_still()
+    if action == "hammer":
+        # Refused syscalls (a new user namespace) and key churn, as fast as it can, for a while.
+        import time
+        deadline, calls, refused = time.monotonic() + event["seconds"], 0, 0
+        while time.monotonic() < deadline:
+            refused += _libc.syscall(272, 0x10000000) < 0  # unshare(CLONE_NEWUSER)
+            add_key(f"churn-{calls % 50}", "session")
+            calls += 1
+        return {"calls": calls, "refused": refused}
 """
 )
 
@@ -85,3 +95,18 @@ def test_two_functions_are_two_tenants(server: Server):
     assert used["inotify_error"] == "EMFILE" and used["key_error"] == "EDQUOT", used
     # ...and B is not affected.
     assert call(client, b, action="can_still") == {"inotify": "ok", "add_key": "ok"}
+
+
+def test_hammering_refused_syscalls_and_keys_leaves_other_functions_alone(
+    server: Server, record_property: Any
+):
+    client = server.client(read_timeout=60)
+    attacker = unique("hammer")
+    deploy_python(client, attacker, HANDLER, MemorySize=1769)
+    victim = Victim(server)
+    victim.baseline()
+    with victim.measuring() as samples:
+        result = call(client, attacker, action="hammer", seconds=3)
+    assert result["calls"] > 0 and result["refused"] == result["calls"], result
+    record_property("summary_hammer_calls", str(result))
+    assert_unaffected(victim, samples, record_property)

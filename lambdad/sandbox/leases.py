@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import os
 import random
 from collections.abc import Callable
@@ -77,9 +78,10 @@ class LeasePool:
         then one pass over the whole range, so a nearly full range is still found.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
-        probes = [self.first + random.randrange(self.count) for _ in range(min(32, self.count))]
+        probes = (self.first + random.randrange(self.count) for _ in range(min(32, self.count)))
         start = random.randrange(self.count)
-        for number in [*probes, *(self.first + (start + i) % self.count for i in range(self.count))]:
+        scan = (self.first + (start + i) % self.count for i in range(self.count))
+        for number in itertools.chain(probes, scan):
             lease = self._try(number, owner)
             if lease is not None:
                 return lease

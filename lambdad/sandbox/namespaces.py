@@ -444,13 +444,12 @@ class NamespaceSandboxFactory:
         sandbox._close_setup_fds()
 
     def _spawn(self, sandbox: NamespaceSandbox) -> None:
-        """Worker thread: cgroups, host uid and user namespace, then bwrap, which stops at its --block-fd."""
+        """Worker thread: host uid and user namespace, cgroups, then bwrap, which stops at its --block-fd."""
         spec = sandbox.spec
         for mount in spec.mounts:
             # bwrap would only fail at this while the host sets the sandbox up, too late to say so.
             if not mount.source.exists():
                 raise SandboxError(f"mount source {mount.source} (for {mount.target}) does not exist")
-        sandbox._cgroups.create(spec)
         sandbox._host_id = self._host_ids.acquire(sandbox.id)
         host_id = sandbox._host_id.number
         if spec.runtime_api_port is not None:
@@ -530,6 +529,9 @@ class NamespaceSandboxFactory:
             # The sandbox's own session keyring (inherited by bwrap), and bwrap forked inside the
             # sandbox's cgroups, so the cgroup namespace it makes is rooted there.
             join_new_session_keyring()
+            # Created just before a process joins: an empty sandbox cgroup looks like a leftover to
+            # the sweeps of stale cgroups (remove_stale_cgroups), so keep that moment short.
+            sandbox._cgroups.create(spec)
             with sandbox._cgroups.entered():
                 sandbox._popen = subprocess.Popen(
                     [self._bwrap, "--args", str(args_fd), "--", *command],

@@ -126,11 +126,6 @@ class SandboxCgroups:
             quota = cpu_quota_us(memory_mb, self._cpu_period_us)
             self._write(self.dirs["cpu"] / "cpu.cfs_quota_us", str(quota))
 
-    def add(self, pid: int) -> None:
-        """Move ``pid`` into every cgroup; its future children inherit them."""
-        for directory in self.dirs.values():
-            self._write(directory / "cgroup.procs", str(pid))
-
     @contextlib.contextmanager
     def entered(self) -> Iterator[None]:
         """Run the block with the calling *thread* in these cgroups (v1 moves single threads).

@@ -364,6 +364,15 @@ class NamespaceSandboxFactory:
         # Compiled once, here, so that a missing libseccomp stops the server at start, not an invoke.
         self._seccomp = filter_program()
         self._host_ids = HostIds(state_dir, uid_first, uid_count)
+        try:
+            os.close(user_namespace(993, 990, uid_first, uid_first))  # can this machine make them?
+        except OSError as exc:
+            raise SandboxUnavailable(
+                f"cannot create the sandboxes' user namespaces ({exc}): allow user namespaces "
+                "(sysctl user.max_user_namespaces > 0; on Debian kernel.unprivileged_userns_clone=1; "
+                "on Ubuntu kernel.apparmor_restrict_unprivileged_userns=0), or use the unisolated "
+                "'process' sandbox implementation"
+            ) from exc
         if stale := remove_stale_cgroups(cgroup_root, cgroup_parent):
             log.info("removed %d cgroup(s) left by sandboxes of a server that died", stale)
         self._bwrap = found

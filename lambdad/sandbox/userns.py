@@ -101,6 +101,8 @@ def join_new_session_keyring() -> None:
         return
     if _libc.syscall(_SYS_KEYCTL, _KEYCTL_JOIN_SESSION_KEYRING, None) < 0:
         err = ctypes.get_errno()
+        if err == errno.ENOSYS:
+            return  # a kernel without keyrings: nothing to share either
         raise OSError(err, f"cannot create a session keyring: {os.strerror(err)}")
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from lambdad.sandbox import SandboxUnavailable
 from lambdad.sandbox.namespaces import NamespaceSandbox, NamespaceSandboxFactory
 from lambdad.sandbox.userns import HostIds
 from tests.e2e.invoke_support import eventually
@@ -192,3 +193,13 @@ def _owner(proc: Path) -> int | None:
         return proc.stat().st_uid
     except FileNotFoundError:
         return None
+
+
+def test_a_machine_that_refuses_user_namespaces_is_told_at_start(monkeypatch: pytest.MonkeyPatch):
+    # The kernel is the edge here: refusing user namespaces machine-wide would break other tests.
+    def refused(*args: object) -> int:
+        raise PermissionError(1, "cannot create a user namespace: Operation not permitted")
+
+    monkeypatch.setattr("lambdad.sandbox.namespaces.user_namespace", refused)
+    with pytest.raises(SandboxUnavailable, match="allow user namespaces"):
+        NamespaceSandboxFactory()

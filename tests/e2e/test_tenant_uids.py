@@ -102,7 +102,9 @@ def test_hammering_refused_syscalls_and_keys_leaves_other_functions_alone(
 ):
     client = server.client(read_timeout=60)
     attacker = unique("hammer")
-    deploy_python(client, attacker, HANDLER, MemorySize=1769)
+    # At the default 128 MB its CPU quota bounds it, as on AWS: what is measured is what the refused
+    # syscalls and the key churn do to the kernel and lambdad, not a contest for the 2 cores.
+    deploy_python(client, attacker, HANDLER)
     victim = Victim(server)
     victim.baseline()
     with victim.measuring() as samples:

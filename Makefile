@@ -4,8 +4,8 @@ SHELL := /bin/bash
 PYTHON ?= $(shell python3 -c 'import sys; print(sys.executable)')
 VENV := .venv
 BIN := $(VENV)/bin
-# bubblewrap: sandboxes; autoconf..g++: building AWS's Node.js runtime client (aws-lambda-ric).
-DEBIAN_PACKAGES := bubblewrap nftables python3-venv curl autoconf automake libtool cmake make g++
+# bubblewrap, libseccomp2: sandboxes; autoconf..g++: building AWS's Node.js runtime client (aws-lambda-ric).
+DEBIAN_PACKAGES := bubblewrap libseccomp2 nftables python3-venv curl autoconf automake libtool cmake make g++
 LAMBDAD_PORT ?= 3001
 LAMBDAD_DATA_DIR ?= ./.lambdad
 PYTEST_ARGS ?=

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from lambdad import __version__
-from lambdad.settings import Settings
+from lambdad.settings import Settings, parse_uid_range
 
 console = Console(stderr=True)
 
@@ -50,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument(
         "--network", choices=["default", "none", "host"], help="functions' network (default: outbound)"
+    )
+    serve.add_argument(
+        "--sandbox-uids",
+        metavar="FIRST-LAST",
+        help="host uids sandboxes run as, one each (default 1900000000-1900065535)",
     )
     serve.add_argument(
         "--idle-timeout", type=float, help="seconds a warm environment is kept idle (default 300)"
@@ -218,6 +223,7 @@ def _serve(args: argparse.Namespace) -> int:
             concurrency_limit=args.concurrency_limit,
             sandbox=args.sandbox,
             network=args.network,
+            sandbox_uids=parse_uid_range(args.sandbox_uids) if args.sandbox_uids else None,
             idle_timeout=args.idle_timeout,
             spares=args.spares,
             log_rate_limit=args.log_rate_limit,

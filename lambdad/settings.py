@@ -25,6 +25,11 @@ def _floats(text: str) -> tuple[float, ...]:
     return tuple(float(part) for part in text.split(",") if part.strip())
 
 
+def parse_uid_range(text: str) -> tuple[int, int]:
+    first, _, last = text.partition("-")
+    return int(first), int(last or first)
+
+
 def _mapping(text: str) -> dict[str, str]:
     pairs = (part.split("=", 1) for part in text.split(",") if "=" in part)
     return {key.strip(): value.strip() for key, value in pairs}
@@ -61,6 +66,9 @@ class Settings:
     concurrency_limit: int = 1000
     # Sandbox implementation: "namespaces" (isolated, needs root) or "process" (unisolated, anywhere).
     sandbox: str = "namespaces"
+    # Host uids (first, last) isolated sandboxes run as, one per sandbox (993 inside): leased
+    # machine-wide, so lambdad servers on one machine may share a range. LAMBDAD_SANDBOX_UIDS="A-B".
+    sandbox_uids: tuple[int, int] = (1_900_000_000, 1_900_065_535)
     # Network of every sandbox: "default" (outbound only), "none" (loopback only) or "host".
     network: str = "default"
     # Seconds an environment stays warm with nothing to do before it is removed (scale to zero).
@@ -109,6 +117,7 @@ class Settings:
             "schedule_tick_seconds": float,
             "schedule_minute_seconds": float,
             "interpreters": _mapping,
+            "sandbox_uids": parse_uid_range,
             "event_sources": lambda text: {**DEFAULT_EVENT_SOURCES, **_mapping(text)},
         }
         values: dict[str, Any] = {}
@@ -124,6 +133,9 @@ class Settings:
             raise ValueError(f"account id must be 12 digits, got {settings.account_id!r}")
         if settings.sandbox not in ("namespaces", "process"):
             raise ValueError(f"sandbox must be 'namespaces' or 'process', got {settings.sandbox!r}")
+        first, last = settings.sandbox_uids
+        if not 1000 <= first <= last < 2**31:
+            raise ValueError(f"sandbox uids must be a range within 1000-2147483647, got {first}-{last}")
         if settings.spares < 0:
             raise ValueError(f"spares must be 0 or more, got {settings.spares}")
         if settings.async_workers < 1:

@@ -27,3 +27,12 @@ def test_defaults() -> None:
 def test_account_id_must_be_twelve_digits() -> None:
     with pytest.raises(ValueError, match="12 digits"):
         Settings.from_env({"LAMBDAD_ACCOUNT_ID": "42"})
+
+
+def test_sandbox_uids_is_a_range_far_from_real_users() -> None:
+    assert Settings.from_env({}).sandbox_uids == (1_900_000_000, 1_900_065_535)
+    chosen = Settings.from_env({"LAMBDAD_SANDBOX_UIDS": "2000000-2000999"})
+    assert chosen.sandbox_uids == (2_000_000, 2_000_999)
+    for bad in ("0-100", "2000-1000", "2000000000-2200000000"):
+        with pytest.raises(ValueError, match="sandbox uids"):
+            Settings.from_env({"LAMBDAD_SANDBOX_UIDS": bad})

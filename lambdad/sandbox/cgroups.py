@@ -12,6 +12,7 @@ import errno
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,7 @@ class SandboxCgroups:
 
     def __init__(self, root: Path, parent: str, sandbox_id: str, cpu_period_us: int | None) -> None:
         self.dirs = {c: root / c / parent / sandbox_id for c in CONTROLLERS}
+        self._root = root
         self._parents = [root / c / parent for c in CONTROLLERS]
         self._cpu_period_us = cpu_period_us
         self._final: CgroupStats | None = None
@@ -87,9 +89,10 @@ class SandboxCgroups:
                     self._write(memsw, limit)
                 self._write(directory / "memory.swappiness", "0")
             elif controller == "cpu" and self._cpu_period_us is not None:
+                # No quota yet: the thread that spawns the sandbox passes through this cgroup
+                # (``entered``) and must not be throttled; ``limit_cpu`` applies it after.
                 self._write(directory / "cpu.cfs_period_us", str(self._cpu_period_us))
-                quota = -1 if spec.cpu_boost else cpu_quota_us(spec.memory_mb, self._cpu_period_us)
-                self._write(directory / "cpu.cfs_quota_us", str(quota))
+                self._write(directory / "cpu.cfs_quota_us", "-1")
             elif controller == "pids":
                 self._write(directory / "pids.max", str(spec.pids_max))
 
@@ -123,10 +126,31 @@ class SandboxCgroups:
             quota = cpu_quota_us(memory_mb, self._cpu_period_us)
             self._write(self.dirs["cpu"] / "cpu.cfs_quota_us", str(quota))
 
-    def add(self, pid: int) -> None:
-        """Move ``pid`` into every cgroup; its future children inherit them."""
-        for directory in self.dirs.values():
-            self._write(directory / "cgroup.procs", str(pid))
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        """Run the block with the calling *thread* in these cgroups (v1 moves single threads).
+
+        Processes it forks are born inside: a cgroup namespace they create is rooted here, and they
+        are never briefly outside the limits. The thread goes back where it was afterwards.
+        """
+        # "0" is the writing thread itself: the kernel then skips the machine-wide threadgroup lock
+        # (an RCU grace period, ~2 ms per write) that a pid written out takes.
+        tid = "0"
+        home: dict[str, str] = {}
+        for line in Path("/proc/thread-self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            for controller in controllers.split(","):
+                home[controller] = path
+        moved: list[str] = []
+        try:
+            for controller, directory in self.dirs.items():
+                self._write(directory / "tasks", tid)
+                moved.append(controller)
+            yield
+        finally:
+            for controller in moved:
+                back = self._root / controller / home[controller].lstrip("/")
+                self._write(back / "tasks", tid)
 
     def memory_peak_bytes(self) -> int:
         """``memory.max_usage_in_bytes``, read through a file kept open: this runs on every invocation."""

@@ -1,22 +1,28 @@
-"""The isolated sandbox: bubblewrap namespaces + cgroup v1 limits + an unprivileged user.
+"""The isolated sandbox: bubblewrap namespaces + cgroup v1 limits + a host uid of its own + seccomp.
 
 How one sandbox starts (``NamespaceSandboxFactory.create``):
 
-1. cgroups are created with their limits (memory, cpu, pids) before any process exists;
-2. ``bwrap`` (run as root, *without* a user namespace) creates the mount, PID, IPC, UTS and
-   (unless ``NetworkMode.HOST``) network namespaces, builds a fresh root from read-only
-   host system directories plus the spec's mounts, then stops on ``--block-fd``;
-3. meanwhile the host moves bwrap's sandbox-side process into the cgroups (its children
-   inherit them), and from a thread that ``setns()``-es into the sandbox's network
-   namespace creates the Runtime API listening socket there and, for ``DEFAULT``, wires an
-   ``eth0`` to the NATed host bridge;
-4. the host unblocks bwrap, which execs ``setpriv`` to become uid/gid 993/990 with no
-   capabilities and no supplementary groups, which execs the runtime.
+1. cgroups are created with their limits (memory, pids; the CPU quota once bwrap is spawned)
+   before any process exists; a host uid is leased for the sandbox (:mod:`.userns`) and a user
+   namespace made in which that uid is 993 (gid 990) and nothing else is mapped;
+2. ``bwrap`` (run as root) is forked from a thread that stands in the sandbox's cgroups, with a
+   fresh session keyring; it creates the mount, PID, IPC, UTS, cgroup and (unless
+   ``NetworkMode.HOST``) network namespaces, all owned by the host's user namespace, builds a
+   fresh root from read-only host system directories plus the spec's mounts (as root: sources
+   under private directories work), enters the sandbox's user namespace (``--userns2``), then
+   stops on ``--block-fd``;
+3. meanwhile the host, from a thread that ``setns()``-es into the sandbox's network namespace,
+   creates the Runtime API listening socket there and, for ``DEFAULT``, wires an ``eth0`` to
+   the NATed host bridge;
+4. the host unblocks bwrap, which loads the seccomp filter (:mod:`.seccomp`) and execs
+   ``setpriv`` to become 993/990 with no capabilities, which execs the runtime.
 
-Why no user namespace: a real, unprivileged uid on the host is what AWS does and what makes
-host files owned by root (like /etc/shadow, if ever mounted) truly unreadable. Why bwrap
-rather than our own clone()/unshare(): it was measured faster (~4-6 ms vs ~7-9 ms from a
-warm Python zygote) and is a small, audited C program.
+Why a user namespace per sandbox: a uid shared by all sandboxes shares the kernel keyrings and
+the per-uid limits (inotify instances, keys) between tenants. Host root is not mapped in it, so
+root-owned files (the function's code, the runtimes) read as owned by ``nobody`` inside (AWS
+shows root), and are as unwritable as before. Why bwrap rather than our own clone()/unshare():
+it was measured faster (~4-6 ms vs ~7-9 ms from a warm Python zygote) and is a small, audited C
+program.
 
 Exit statuses: bubblewrap reports a signal death as ``128 + signal`` (like a shell); we map
 129..192 back to ``-signal``, so a program that deliberately exits 137 reads as SIGKILL.
@@ -49,8 +55,17 @@ from lambdad.sandbox.bwrap import (
     system_view,
 )
 from lambdad.sandbox.cgroups import CgroupStats, SandboxCgroups, check_cgroups_v1, remove_stale_cgroups
+from lambdad.sandbox.leases import Lease as IdLease
 from lambdad.sandbox.mounts import attach_read_only, detach, make_shared_dir, remove_stale_slots
 from lambdad.sandbox.network import Bridge, Lease, NetnsThread, listen_tcp
+from lambdad.sandbox.seccomp import filter_program
+from lambdad.sandbox.userns import (
+    DEFAULT_UID_COUNT,
+    DEFAULT_UID_FIRST,
+    HostIds,
+    join_new_session_keyring,
+    user_namespace,
+)
 
 __all__ = ["NamespaceSandbox", "NamespaceSandboxFactory"]
 
@@ -113,6 +128,8 @@ class NamespaceSandbox:
         self._block_w = -1
         self._init_pidfd = -1
         self._lease: Lease | None = None
+        #: This sandbox's host uid (= gid), 993/990 inside its user namespace.
+        self._host_id: IdLease | None = None
         self._exit: asyncio.Future[int] | None = None
         self._destroy_lock = asyncio.Lock()
         self._destroyed = False
@@ -157,6 +174,11 @@ class NamespaceSandbox:
     def ip_address(self) -> str | None:
         """This sandbox's address on the bridge (``DEFAULT`` network only)."""
         return self._lease.address if self._lease else None
+
+    @property
+    def host_uid(self) -> int | None:
+        """The host uid (and gid) the function runs as; ``spec.uid``/``spec.gid`` inside."""
+        return self._host_id.number if self._host_id is not None and self._host_id.held else None
 
     def cgroup_dirs(self) -> list[Path]:
         """The sandbox's cgroup directories (gone after ``destroy()``)."""
@@ -264,6 +286,11 @@ class NamespaceSandbox:
             self._cgroups.remove()
         except OSError as exc:
             errors.append(exc)
+        else:
+            # Its processes are gone (the cgroups could go): the uid may serve another sandbox. If
+            # they could not be removed, the uid stays leased rather than be shared.
+            if self._host_id is not None:
+                self._host_id.release()
         if self._slot is not None:
             try:
                 detach(self._slot)  # the code mount, if attached (the sandbox's copy went with it)
@@ -292,6 +319,8 @@ class NamespaceSandboxFactory:
         bridge, subnet: host bridge and IPv4 subnet for ``NetworkMode.DEFAULT``.
         state_dir: lock and lease files shared by every lambdad process on the machine.
         etc_entries, system_dirs: what of the host's /etc and / is visible (read-only).
+        uid_first, uid_count: the host uids sandboxes run as, one per sandbox (the gid is the same
+            number); leased machine-wide, so every lambdad on a machine may share one range.
     """
 
     name = "namespaces"
@@ -310,6 +339,8 @@ class NamespaceSandboxFactory:
         state_dir: Path = Path("/run/lambdad"),
         etc_entries: Sequence[str] = ETC_ENTRIES,
         system_dirs: Sequence[str] = SYSTEM_DIRS,
+        uid_first: int = DEFAULT_UID_FIRST,
+        uid_count: int = DEFAULT_UID_COUNT,
     ) -> None:
         found = bwrap or shutil.which("bwrap")
         if found is None:
@@ -330,6 +361,18 @@ class NamespaceSandboxFactory:
                 "this kernel has no namespaces: choose the unisolated 'process' implementation"
             )
         check_cgroups_v1(cgroup_root)
+        # Compiled once, here, so that a missing libseccomp stops the server at start, not an invoke.
+        self._seccomp = filter_program()
+        self._host_ids = HostIds(state_dir, uid_first, uid_count)
+        try:
+            os.close(user_namespace(993, 990, uid_first, uid_first))  # can this machine make them?
+        except OSError as exc:
+            raise SandboxUnavailable(
+                f"cannot create the sandboxes' user namespaces ({exc}): allow user namespaces "
+                "(sysctl user.max_user_namespaces > 0; on Debian kernel.unprivileged_userns_clone=1; "
+                "on Ubuntu kernel.apparmor_restrict_unprivileged_userns=0), or use the unisolated "
+                "'process' sandbox implementation"
+            ) from exc
         if stale := remove_stale_cgroups(cgroup_root, cgroup_parent):
             log.info("removed %d cgroup(s) left by sandboxes of a server that died", stale)
         self._bwrap = found
@@ -410,9 +453,14 @@ class NamespaceSandboxFactory:
         sandbox._close_setup_fds()
 
     def _spawn(self, sandbox: NamespaceSandbox) -> None:
-        """Worker thread: cgroups, then bwrap, which stops at its --block-fd."""
+        """Worker thread: host uid and user namespace, cgroups, then bwrap, which stops at its --block-fd."""
         spec = sandbox.spec
-        sandbox._cgroups.create(spec)
+        for mount in spec.mounts:
+            # bwrap would only fail at this while the host sets the sandbox up, too late to say so.
+            if not mount.source.exists():
+                raise SandboxError(f"mount source {mount.source} (for {mount.target}) does not exist")
+        sandbox._host_id = self._host_ids.acquire(sandbox.id)
+        host_id = sandbox._host_id.number
         if spec.runtime_api_port is not None:
             if spec.network == NetworkMode.HOST:
                 sandbox._socket = listen_tcp("127.0.0.1", 0)
@@ -431,10 +479,17 @@ class NamespaceSandboxFactory:
         block_r, block_w = os.pipe2(os.O_CLOEXEC)
         fds = [out_w, info_w, block_r]
         try:
+            userns = user_namespace(spec.uid, spec.gid, host_id, host_id)
+            fds.append(userns)
+            seccomp = memfd("seccomp", self._seccomp)
+            fds.append(seccomp)
             args = [
                 "--unshare-ipc",
                 "--unshare-pid",
                 "--unshare-uts",
+                # Rooted at the sandbox's own cgroup (bwrap is spawned inside it, below): the
+                # function's /proc/self/cgroup shows "/", not lambdad's paths or the function name.
+                "--unshare-cgroup",
                 "--hostname",
                 spec.hostname,
                 "--die-with-parent",
@@ -443,6 +498,11 @@ class NamespaceSandboxFactory:
                 str(info_w),
                 "--block-fd",
                 str(block_r),
+                # Entered after bwrap's set-up as root: the namespaces above belong to the host.
+                "--userns2",
+                str(userns),
+                "--seccomp",
+                str(seccomp),
                 "--clearenv",
                 *self._base_args,
             ]
@@ -462,30 +522,43 @@ class NamespaceSandboxFactory:
             # /proc/<pid>/cmdline is world-readable.
             args_fd = memfd("bwrap-args", "\0".join(args).encode() + b"\0")
             fds.append(args_fd)
+            # Inside the user namespace, where 993/990 is the sandbox's host uid and nothing else
+            # is mapped. Supplementary groups were dropped when bwrap was spawned (setgroups is
+            # denied in there).
             command = [
                 self._setpriv,
                 f"--reuid={spec.uid}",
                 f"--regid={spec.gid}",
-                "--clear-groups",
+                "--keep-groups",
                 "--inh-caps=-all",
                 "--bounding-set=-all",
                 "--",
                 *spec.argv,
             ]
-            sandbox._popen = subprocess.Popen(
-                [self._bwrap, "--args", str(args_fd), "--", *command],
-                stdin=subprocess.DEVNULL,
-                stdout=out_w,
-                stderr=out_w,
-                pass_fds=fds,
-                env={"PATH": HOST_PATH},
-                start_new_session=True,
-            )
+            # The sandbox's own session keyring (inherited by bwrap), and bwrap forked inside the
+            # sandbox's cgroups, so the cgroup namespace it makes is rooted there.
+            join_new_session_keyring()
+            # Created just before a process joins: an empty sandbox cgroup looks like a leftover to
+            # the sweeps of stale cgroups (remove_stale_cgroups), so keep that moment short.
+            sandbox._cgroups.create(spec)
+            with sandbox._cgroups.entered():
+                sandbox._popen = subprocess.Popen(
+                    [self._bwrap, "--args", str(args_fd), "--", *command],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out_w,
+                    stderr=out_w,
+                    pass_fds=fds,
+                    env={"PATH": HOST_PATH},
+                    start_new_session=True,
+                    extra_groups=[],
+                )
         finally:
             # The sandbox's ends of the pipes now live in bwrap only, so EOF means bwrap is gone.
             for fd in fds:
                 os.close(fd)
             sandbox._output, sandbox._info_r, sandbox._block_w = out_r, info_r, block_w
+        if not spec.cpu_boost:
+            sandbox._cgroups.limit_cpu(spec.memory_mb)
 
     def _new_slot(self, sandbox_id: str) -> Path:
         """Worker thread: an empty directory under the shared slots mount, for one sandbox."""
@@ -500,9 +573,8 @@ class NamespaceSandboxFactory:
         return slot
 
     def _enter(self, sandbox: NamespaceSandbox) -> None:
-        """Worker thread: cgroups membership, network wiring, the Runtime API socket."""
+        """Worker thread: network wiring, the Runtime API socket."""
         spec = sandbox.spec
-        sandbox._cgroups.add(sandbox._pid)
         if spec.network == NetworkMode.HOST:
             return
         if spec.network == NetworkMode.DEFAULT:

@@ -171,17 +171,19 @@ import time; time.sleep(30)
             assert (uid, euid, gid, groups) == (993, 993, 990, [])
             assert set(caps.values()) == {"0000000000000000"}
             assert nnp == "1" and passwd == 1
-            # The host's view: every process in the sandbox's cgroup, except bubblewrap's tiny
-            # init (which holds no capabilities), runs as uid 993.
+            # The host's view: every process in the sandbox's cgroup, except bubblewrap (its
+            # monitor and tiny init, which hold no capabilities), runs as the sandbox's own host
+            # uid, which is 993 only inside its user namespace.
             assert isinstance(sandbox, NamespaceSandbox)
+            assert sandbox.host_uid is not None and sandbox.host_uid >= 1_000_000
             pids = (CGROUP_ROOT / "pids" / "lambdad" / sandbox.id / "cgroup.procs").read_text().split()
-            owners = {}
+            owners: dict[str, set[str]] = {}
             for pid in pids:
                 status = Path(f"/proc/{pid}/status").read_text()
                 name = status.splitlines()[0].split()[1]
-                owners[name] = status.split("Uid:\t")[1].split()[0]
-            assert owners.pop("bwrap") == "0"
-            assert owners and set(owners.values()) == {"993"}
+                owners.setdefault(name, set()).add(status.split("Uid:\t")[1].split()[0])
+            assert owners.pop("bwrap") == {"0"}
+            assert owners and set().union(*owners.values()) == {str(sandbox.host_uid)}
         finally:
             await sandbox.destroy()
             os.close(sandbox.output)

@@ -10,6 +10,7 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 import httpx
@@ -84,7 +85,11 @@ class Platform:
             log.info("removed %d unreferenced code package(s)", removed)
         # The process sandbox runs functions as lambdad's own user: dropping to an unprivileged uid
         # would lose access to interpreters installed under the server user's home (pyenv).
-        options = {"drop_privileges": False} if settings.sandbox == "process" else {}
+        options: dict[str, Any] = (
+            {"drop_privileges": False}
+            if settings.sandbox == "process"
+            else {"allow_private_network": settings.allow_private_network}
+        )
         sandboxes = create_factory(settings.sandbox, **options)
         if not sandboxes.isolated:
             log.warning(

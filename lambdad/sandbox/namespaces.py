@@ -291,6 +291,8 @@ class NamespaceSandboxFactory:
         cpu_period_us: CFS period; ``None`` disables CPU limits (handy on tiny dev boxes).
         bridge, subnet: host bridge and IPv4 subnet for ``NetworkMode.DEFAULT``.
         state_dir: lock and lease files shared by every lambdad process on the machine.
+        allow_private_network: private IPv4 ranges (CIDRs) that DEFAULT-network sandboxes may
+            reach; none by default (see :data:`lambdad.sandbox.network.PRIVATE_RANGES`).
         etc_entries, system_dirs: what of the host's /etc and / is visible (read-only).
     """
 
@@ -308,6 +310,7 @@ class NamespaceSandboxFactory:
         bridge: str = "lambdad0",
         subnet: str = "10.213.0.0/16",
         state_dir: Path = Path("/run/lambdad"),
+        allow_private_network: Sequence[str] = (),
         etc_entries: Sequence[str] = ETC_ENTRIES,
         system_dirs: Sequence[str] = SYSTEM_DIRS,
     ) -> None:
@@ -337,9 +340,16 @@ class NamespaceSandboxFactory:
         self._cgroup_root = cgroup_root
         self._cgroup_parent = cgroup_parent
         self._cpu_period_us = cpu_period_us
+        # Addresses (and veths) of sandboxes of a server that died are free again before this one starts any.
+        reclaimer = Bridge(bridge, subnet, state_dir)
+        try:
+            reclaimer.reclaim_stale()
+        finally:
+            reclaimer.close()
         self._bridge_name = bridge
         self._subnet = subnet
         self._state_dir = state_dir
+        self._allow_private = tuple(allow_private_network)
         self._bridge: Bridge | None = None
         self._bridge_unavailable: str | None = None
         self._worker = NetnsThread()
@@ -526,7 +536,7 @@ class NamespaceSandboxFactory:
         if self._bridge_unavailable is not None:
             return None
         if self._bridge is None:
-            self._bridge = Bridge(self._bridge_name, self._subnet, self._state_dir)
+            self._bridge = Bridge(self._bridge_name, self._subnet, self._state_dir, self._allow_private)
         try:
             self._bridge.ensure()
         except SandboxUnavailable as exc:

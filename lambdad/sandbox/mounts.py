@@ -15,6 +15,8 @@ import errno
 import os
 from pathlib import Path
 
+from lambdad.sandbox import owners
+
 __all__ = ["attach_read_only", "detach", "make_shared_dir"]
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -107,11 +109,11 @@ def detach(path: Path) -> bool:
 
 def remove_stale_slots(slots_root: Path) -> int:
     """Unmount and remove the slot mounts of factories whose process is gone (a server that crashed
-    or was killed leaves its ``<pid>-<hex>`` mount behind); returns how many were removed."""
+    or was killed leaves its ``<owner>-<hex>`` mount behind, ``<owner>`` as :func:`owners.me` writes
+    it, or a bare pid from older versions); returns how many were removed."""
     removed = 0
     for directory in slots_root.iterdir() if slots_root.exists() else ():
-        pid = directory.name.split("-", 1)[0]
-        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+        if owners.alive(directory.name.split("-", 1)[0]):
             continue
         for slot in directory.iterdir():
             detach(slot)

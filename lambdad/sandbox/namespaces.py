@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from lambdad.sandbox import owners
 from lambdad.sandbox.api import Mount, NetworkMode, Sandbox, SandboxError, SandboxSpec, SandboxUnavailable
 from lambdad.sandbox.bwrap import (
     ETC_ENTRIES,
@@ -357,7 +358,9 @@ class NamespaceSandboxFactory:
         self._closed = False
         self._base_args = system_view(etc_entries, system_dirs)
         # Code slots of spare sandboxes: a shared mount of this factory's own, made on first use.
-        self._slots_dir = state_dir / "slots" / f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._slots_dir = state_dir / "slots" / f"{owners.me()}-{secrets.token_hex(4)}"
+        if stale := remove_stale_slots(self._slots_dir.parent):
+            log.info("removed %d code-slot mount(s) left by a server that died", stale)
         self._slots_ready = False
 
     # -- SandboxFactory protocol ------------------------------------------------------------
@@ -501,7 +504,6 @@ class NamespaceSandboxFactory:
         """Worker thread: an empty directory under the shared slots mount, for one sandbox."""
         if not self._slots_ready:
             self._slots_dir.parent.mkdir(parents=True, exist_ok=True)
-            remove_stale_slots(self._slots_dir.parent)
             make_shared_dir(self._slots_dir)
             self._slots_ready = True
         slot = self._slots_dir / sandbox_id

@@ -36,11 +36,12 @@ from lambdad.sandbox.namespaces import NamespaceSandboxFactory
 from tests.sandbox.support import py_spec, read_line
 
 async def main():
-    bridge, subnet, parent, code, allowed = sys.argv[1:]
+    bridge, subnet, parent, code_dir, allowed = sys.argv[1:]
     factory = NamespaceSandboxFactory(
         bridge=bridge, subnet=subnet, cgroup_parent=parent, allow_private_network=[allowed]
     )
-    spec = py_spec("import time; print('up', flush=True); time.sleep(600)", Path(code), network=NetworkMode.DEFAULT)
+    code = "import time; print('up', flush=True); time.sleep(600)"
+    spec = py_spec(code, Path(code_dir), network=NetworkMode.DEFAULT)
     sandboxes = [await factory.create(spec) for _ in range(5)]
     assert all(read_line(s.output) == "up" for s in sandboxes)
     print(json.dumps([[s.ip_address, s.veth] for s in sandboxes]), flush=True)

@@ -386,9 +386,13 @@ table inet {b} {{
         elements = ", ".join(f"{address} . {cidr}" for cidr in ranges)
         _nft(f"{verb} element inet {self.name} allowed {{ {elements} }}")
 
-    def _veth(self, offset: int) -> str:
-        # The veth name must be unique machine-wide and at most 15 bytes: derive it from
-        # the bridge and the address, which is unique on it.
+    def veth_name(self, address: str) -> str:
+        """The host-side veth of the sandbox at ``address``.
+
+        It must be unique machine-wide and at most 15 bytes: derived from the bridge and the
+        address, which is unique on it.
+        """
+        offset = int(ipaddress.IPv4Address(address)) - int(self.network.network_address)
         tag = zlib.crc32(self.name.encode()) & 0xFF
         return f"lbd{tag:02x}{offset:06x}"
 
@@ -406,7 +410,7 @@ table inet {b} {{
             # The owner and its allowance, for whoever reclaims the lease if this process dies.
             os.write(fd, f"{owners.me()} {sandbox_id} {','.join(self.allow_private) or '-'}\n".encode())
             os.close(fd)
-            return Lease(self._veth(offset), address, path)
+            return Lease(self.veth_name(address), address, path)
         raise OSError(errno.EADDRNOTAVAIL, f"no free address in {self.network}")
 
     def reclaim_stale(self) -> int:
@@ -422,14 +426,13 @@ table inet {b} {{
             for path in self._leases.iterdir():
                 try:
                     fields = path.read_text().split()
-                    address = ipaddress.IPv4Address(path.name)
+                    veth = self.veth_name(path.name)
                 except (FileNotFoundError, ValueError):
                     continue
                 if fields and owners.alive(fields[0]):
                     continue
-                offset = int(address) - int(self.network.network_address)
                 with suppress(OSError):  # gone with the sandbox's netns, usually
-                    self._host_rtnl().delete_link(self._veth(offset))
+                    self._host_rtnl().delete_link(veth)
                 if len(fields) > 2 and fields[2] != "-":
                     with suppress(subprocess.CalledProcessError, SandboxUnavailable):  # table gone since
                         self._allowance("delete", path.name, fields[2].split(","))

@@ -86,24 +86,10 @@ def _owned_by(pid: int, directory: Path, separator: str) -> list[Path]:
 
 def test_a_killed_servers_leases_and_slot_mount_are_reclaimed_by_the_next_server(tmp_path: Path):
     server = start_server(tmp_path)
-    client = server.client(read_timeout=60)
-    name = unique("held")
-    # Three environments at once (each holds its address until the server dies), plus a spare.
-    deploy_python(client, name, "import time\ndef handler(event, context):\n    time.sleep(1)\n")
-    calls = [threading.Thread(target=invoke, args=(client, name, {})) for _ in range(3)]
-    for call in calls:
-        call.start()
-    for call in calls:
-        call.join()
-    assert server.process is not None
-    killed = server.process.pid
-    leases = _owned_by(killed, STATE / "lambdad0.leases", " ")
-    assert len(leases) >= 3
-    bridge = Bridge()
-    veths = [Path("/sys/class/net", bridge.veth_name(lease.name)) for lease in leases]
-    assert all(veth.exists() for veth in veths)
-    slots = eventually(lambda: _owned_by(killed, STATE / "slots", "-") or None)
-    server.stop(signal.SIGKILL)
+    try:
+        name, leases, veths, slots = _hold_sandboxes(server)
+    finally:
+        server.stop(signal.SIGKILL)
     assert all(lease.exists() for lease in leases), "a SIGKILLed server cannot release what it holds"
 
     restarted = start_server(tmp_path)
@@ -117,3 +103,25 @@ def test_a_killed_servers_leases_and_slot_mount_are_reclaimed_by_the_next_server
         assert response["StatusCode"] == 200 and "FunctionError" not in response
     finally:
         restarted.stop(timeout=60)
+
+
+def _hold_sandboxes(server: Server) -> tuple[str, list[Path], list[Path], list[Path]]:
+    """Three environments of one function at once, plus a spare: the function's name, and the
+    server's lease files, their veths and its slot mount."""
+    client = server.client(read_timeout=60)
+    name = unique("held")
+    deploy_python(client, name, "import time\ndef handler(event, context):\n    time.sleep(1)\n")
+    calls = [threading.Thread(target=invoke, args=(client, name, {})) for _ in range(3)]
+    for call in calls:
+        call.start()
+    for call in calls:
+        call.join()
+    assert server.process is not None
+    owner = server.process.pid
+    leases = _owned_by(owner, STATE / "lambdad0.leases", " ")
+    assert len(leases) >= 3
+    bridge = Bridge()
+    veths = [Path("/sys/class/net", bridge.veth_name(lease.name)) for lease in leases]
+    assert all(veth.exists() for veth in veths)
+    slots = eventually(lambda: _owned_by(owner, STATE / "slots", "-") or None)
+    return name, leases, veths, slots

@@ -162,7 +162,7 @@ class Bridge:
         self._forward_orig = self.state_dir / "ip_forward.orig"
         self._forward_lock = self.state_dir / "ip_forward.lock"
         self._rtnl: Rtnl | None = None
-        self._resolvers_synced = False
+        self._checked = False
         self.mtu = _uplink_mtu()
         # The ready file names the ruleset it was made with: a table left by another version of
         # lambdad is replaced rather than trusted to have this version's rules.
@@ -192,9 +192,9 @@ class Bridge:
             return False
         return made_with == [self._version] and Path(f"/sys/class/net/{self.name}").exists()
 
-    def _setup(self) -> None:
+    def _setup(self, force: bool = False) -> None:
         """Create the bridge, NAT rules and forwarding. Caller holds the exclusive lock."""
-        if self._is_ready():
+        if self._is_ready() and not force:
             return
         nft = shutil.which("nft")
         if nft is None:
@@ -269,13 +269,15 @@ table inet {b} {{
 }}
 """
 
-    def _sync_resolvers(self) -> None:
-        """Let DNS through to the host's private resolvers (the file sandboxes see as theirs)."""
+    def _check_script(self) -> str:
+        """Once per process: fails unless the table has this version's sets; lets DNS through to
+        the host's private resolvers (its resolv.conf is the sandboxes' too, and may have changed)."""
         private = [ipaddress.IPv4Network(r) for r in PRIVATE_RANGES]
         resolvers = [a for a in host_resolvers() if any(a in network for network in private)]
+        script = f"list set inet {self.name} allowed\n"
         if resolvers:
-            _nft(f"add element inet {self.name} resolvers {{ {', '.join(map(str, resolvers))} }}")
-        self._resolvers_synced = True
+            script += f"add element inet {self.name} resolvers {{ {', '.join(map(str, resolvers))} }}\n"
+        return script
 
     def teardown(self) -> bool:
         """Remove bridge, rules and leases if no sandbox (of any process) is attached."""
@@ -332,16 +334,28 @@ table inet {b} {{
         with self._locked(fcntl.LOCK_SH):
             ready = self._is_ready()
         if not ready:
-            with self._locked(fcntl.LOCK_EX):
+            self._set_up(force=False)
+        if not self._checked:
+            try:
+                _nft(self._check_script())
+            except subprocess.CalledProcessError:
+                # The ready file says this version's table, but the table is not (a process of
+                # another lambdad version replaced it): this version's rules again.
+                self._set_up(force=True)
                 try:
-                    self._setup()
+                    _nft(self._check_script())
                 except subprocess.CalledProcessError as exc:
                     raise SandboxUnavailable(f"nft failed: {exc.stderr.strip()}") from exc
-                except OSError as exc:
-                    raise SandboxUnavailable(f"cannot set up bridge {self.name}: {exc}") from exc
-        if not self._resolvers_synced:
-            with self._locked(fcntl.LOCK_SH):
-                self._sync_resolvers()
+            self._checked = True
+
+    def _set_up(self, force: bool) -> None:
+        with self._locked(fcntl.LOCK_EX):
+            try:
+                self._setup(force)
+            except subprocess.CalledProcessError as exc:
+                raise SandboxUnavailable(f"nft failed: {exc.stderr.strip()}") from exc
+            except OSError as exc:
+                raise SandboxUnavailable(f"cannot set up bridge {self.name}: {exc}") from exc
 
     def _attach(self, sandbox_id: str, pid: int) -> Lease:
         lease = self._allocate(sandbox_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -112,3 +113,31 @@ def test_dns_to_the_hosts_private_resolver_still_works(code_dir: Path, worker_id
         return result.output.strip()
 
     assert asyncio.run(scenario()) == host_answer.stdout.split()[0]
+
+
+def test_a_table_replaced_by_another_version_is_made_again(
+    listeners: PrivateListeners, code_dir: Path, worker_id: str
+):
+    # An older lambdad replaces the shared table with rules of its own (no private ranges) while
+    # the ready file still names this version's: the next factory to start notices and repairs it.
+    holder, bridge = _factory(worker_id), f"lbdpriv{_number(worker_id)}"
+    code = f"{PROBE}\nprint(json.dumps(probe({listeners.targets!r})))"
+
+    async def scenario() -> str:
+        held = await holder.create(
+            py_spec("import time; time.sleep(60)", code_dir, network=NetworkMode.DEFAULT)
+        )
+        later = _factory(worker_id)
+        try:
+            old_rules = f"table inet {bridge}\ndelete table inet {bridge}\ntable inet {bridge} {{ }}\n"
+            subprocess.run(["nft", "-f", "-"], input=old_rules, text=True, check=True)
+            result = await run(later, py_spec(code, code_dir, network=NetworkMode.DEFAULT))
+            return result.output
+        finally:
+            await held.destroy()
+            os.close(held.output)
+            await later.close()
+            await holder.close()
+
+    outcomes = json.loads(asyncio.run(scenario()))
+    assert {outcomes[a] for a in listeners.private} == {"EHOSTUNREACH"}, outcomes

@@ -387,11 +387,14 @@ table inet {b} {{
         Deleting a veth takes ~20 ms (the kernel waits for RCU grace periods), so it runs
         off the worker thread, on its own netlink socket, not to hold up sandbox creation.
         """
+        if self.allow_private:
+            # Before the lease goes (the next holder of the address must not inherit the allowance)
+            # and while the veth keeps the table from being torn down. It fails only if there is
+            # nothing to delete: detached before, or the add failed.
+            with suppress(subprocess.CalledProcessError):
+                self._allowance("delete", lease.address, self.allow_private)
         with Rtnl() as rtnl:
             rtnl.delete_link(lease.veth)
-        if self.allow_private:
-            # Before the lease goes: the next holder of this address must not inherit the allowance.
-            self._allowance("delete", lease.address, self.allow_private)
         lease.lease_file.unlink(missing_ok=True)
 
     def _allowance(self, verb: str, address: str, ranges: Sequence[str]) -> None:

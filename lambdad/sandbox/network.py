@@ -230,8 +230,10 @@ class Bridge:
         # a previous (crashed) lambdad left one behind. In the forward chain, order matters: no
         # sandbox-to-sandbox traffic; DNS to the host's resolvers (often private: a VPC's .2, a
         # LAN router) as a sandbox's resolv.conf is the host's; then what an operator allowed a
-        # sandbox (its address . the allowed range); then private ranges are refused, with an ICMP
-        # error so that a connect fails at once rather than timing out; the rest goes out.
+        # sandbox (its address . the allowed range); then private ranges are refused so that a
+        # connect fails at once rather than timing out: TCP with a reset (ECONNREFUSED), the rest
+        # with ICMP admin-prohibited (which the kernel rate-limits to a burst of 6, then 1/s per
+        # sandbox: a UDP prober soon gets silence); the rest goes out.
         return f"""
 table inet {b}
 delete table inet {b}
@@ -255,6 +257,7 @@ table inet {b} {{
     iifname "{b}" oifname "{b}" drop
     iifname "{b}" ip daddr @resolvers meta l4proto {{ tcp, udp }} th dport 53 accept
     iifname "{b}" ip saddr . ip daddr @allowed accept
+    iifname "{b}" ip daddr @private meta l4proto tcp reject with tcp reset
     iifname "{b}" ip daddr @private reject with icmp type admin-prohibited
     iifname "{b}" meta nfproto ipv4 accept
     iifname "{b}" drop

@@ -68,8 +68,8 @@ def _probe(
 
 def test_private_ranges_are_refused_by_default(listeners: PrivateListeners, code_dir: Path, worker_id: str):
     outcomes = _probe(_factory(worker_id), code_dir, [*listeners.targets, ("fd00::1", 80)])
-    # Refused by the host at once (ICMP admin-prohibited), not left to time out.
-    assert {outcomes[a] for a in listeners.private} == {"EHOSTUNREACH"}, outcomes
+    # Refused by the host at once (a TCP reset), not left to time out.
+    assert {outcomes[a] for a in listeners.private} == {"ECONNREFUSED"}, outcomes
     # The control: the same listener on a non-private address is reached through the same NAT.
     assert outcomes[listeners.public] == "ok priv", outcomes
     # No IPv6 at all (so no fc00::/7 or fe80::/10): the sandbox has no IPv6 route.
@@ -81,7 +81,7 @@ def test_allowed_private_range_is_reachable(listeners: PrivateListeners, code_di
     factory = _factory(worker_id, allow_private_network=[allowed])
     outcomes = _probe(factory, code_dir, listeners.targets)
     assert outcomes[listeners.private[0]] == "ok priv", outcomes
-    assert {outcomes[a] for a in listeners.private[1:]} == {"EHOSTUNREACH"}, outcomes
+    assert {outcomes[a] for a in listeners.private[1:]} == {"ECONNREFUSED"}, outcomes
     assert outcomes[listeners.public] == "ok priv", outcomes
     # The allowance went with the sandbox (and the table with the factory): nothing left that a later
     # sandbox on this address could inherit.
@@ -140,4 +140,4 @@ def test_a_table_replaced_by_another_version_is_made_again(
             await holder.close()
 
     outcomes = json.loads(asyncio.run(scenario()))
-    assert {outcomes[a] for a in listeners.private} == {"EHOSTUNREACH"}, outcomes
+    assert {outcomes[a] for a in listeners.private} == {"ECONNREFUSED"}, outcomes

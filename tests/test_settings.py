@@ -27,3 +27,16 @@ def test_defaults() -> None:
 def test_account_id_must_be_twelve_digits() -> None:
     with pytest.raises(ValueError, match="12 digits"):
         Settings.from_env({"LAMBDAD_ACCOUNT_ID": "42"})
+
+
+def test_allowed_private_networks_are_ipv4_cidrs_normalised() -> None:
+    assert Settings.from_env({}).allow_private_network == ()
+    settings = Settings.from_env({"LAMBDAD_ALLOW_PRIVATE_NETWORK": "10.1.2.3/16, 192.168.5.0/24,"})
+    assert settings.allow_private_network == ("10.1.0.0/16", "192.168.5.0/24")
+    flagged = Settings.from_env(
+        {"LAMBDAD_ALLOW_PRIVATE_NETWORK": "10.0.0.0/8"}, allow_private_network="172.16.0.0/12"
+    )
+    assert flagged.allow_private_network == ("172.16.0.0/12",)
+    for bad in ("fd00::/8", "10.0.0.0/33", "intranet"):
+        with pytest.raises(ValueError, match="not an IPv4 network"):
+            Settings.from_env({"LAMBDAD_ALLOW_PRIVATE_NETWORK": bad})

@@ -95,3 +95,30 @@ def test_views_are_unmounted_when_the_factory_closes(factory: NamespaceSandboxFa
     asyncio.run(factory.close())
     assert str(views) not in Path("/proc/self/mountinfo").read_text()
     assert list(views.iterdir()) == []
+
+
+def test_views_are_shared_renewed_with_the_directory_and_idle_ones_bounded(tmp_path: Path):
+    from lambdad.sandbox.views import Views
+
+    views = Views(tmp_path / "state", idle_kept=1)
+    dirs = [make_code_dir(tmp_path / f"dir{n}") for n in range(3)]
+    try:
+        first = views.acquire(dirs[0])
+        assert views.acquire(dirs[0]) == first, "one view per directory"
+        assert (first / "handler.py").read_text() == (dirs[0] / "handler.py").read_text()
+        others = [views.acquire(d) for d in dirs[1:]]
+        for view in (first, first, *others):
+            views.release(view)
+        mounted = Path("/proc/self/mountinfo").read_text()
+        assert sum(str(view) in mounted for view in (first, *others)) == 1, "one idle view kept"
+        # A directory removed and made again (code unpacked anew) gets a new view, not the old one.
+        kept = next(view for view in (first, *others) if view.exists() and str(view) in mounted)
+        source = dirs[(first, *others).index(kept)]
+        (source / "handler.py").unlink()
+        source.rmdir()
+        make_code_dir(source)
+        (source / "new.py").write_text("")
+        assert (views.acquire(source) / "new.py").exists()
+    finally:
+        views.close()
+    assert str(tmp_path / "state") not in Path("/proc/self/mountinfo").read_text()

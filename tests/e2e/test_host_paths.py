@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.invoke_support import RUNTIMES_DIR, deploy_python, eventually, invoke, start_server, unique
+from tests.e2e.invoke_support import (
+    RUNTIMES_DIR,
+    deploy_python,
+    eventually,
+    health,
+    invoke,
+    start_server,
+    unique,
+)
 from tests.support import ROLE, Server, make_zip
 
 pytestmark = pytest.mark.timeout(240)
@@ -45,7 +53,7 @@ def test_mountinfo_shows_no_lambdad_path(tmp_path: Path):
         assert task.split()[3] == "/", task
 
         # A second function's cold start takes the spare the first one left warming.
-        eventually(lambda: any((Path("/run/lambdad/slots")).glob(f"{server.process.pid}.*/spare-*")) or None)  # type: ignore[union-attr]
+        eventually(lambda: health(server)["spares"] >= 1 or None)
         spared = unique("paths")
         deploy_python(client, spared, SHOW)
         from_spare = _mountinfo(server, spared)

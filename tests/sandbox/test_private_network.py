@@ -141,3 +141,25 @@ def test_a_table_replaced_by_another_version_is_made_again(
 
     outcomes = json.loads(asyncio.run(scenario()))
     assert {outcomes[a] for a in listeners.private} == {"ECONNREFUSED"}, outcomes
+
+
+def test_allowances_are_per_factory_on_a_shared_bridge(
+    listeners: PrivateListeners, code_dir: Path, worker_id: str
+):
+    # Two servers on one bridge and table: one allows the first range, the other nothing.
+    allowed = listeners.private[0].rsplit(".", 1)[0] + ".0/24"
+    allowing, strict = _factory(worker_id, allow_private_network=[allowed]), _factory(worker_id)
+    code = f"{PROBE}\nprint(json.dumps(probe({listeners.targets!r})))"
+
+    async def scenario() -> tuple[dict[str, str], dict[str, str]]:
+        spec = py_spec(code, code_dir, network=NetworkMode.DEFAULT)
+        try:
+            both = await asyncio.gather(run(allowing, spec), run(strict, spec))
+        finally:
+            await strict.close()
+            await allowing.close()
+        return json.loads(both[0].output), json.loads(both[1].output)
+
+    from_allowing, from_strict = asyncio.run(scenario())
+    assert from_allowing[listeners.private[0]] == "ok priv", from_allowing
+    assert from_strict[listeners.private[0]] == "ECONNREFUSED", from_strict

@@ -27,16 +27,17 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def _networks(text: str) -> tuple[str, ...]:
-    """Comma-separated IPv4 CIDRs, normalised ("10.1.2.3/8" -> "10.0.0.0/8"); ValueError names a bad one."""
+    """Comma-separated IPv4 CIDRs, normalised ("10.1.2.3/8" -> "10.0.0.0/8") and merged where they
+    overlap (an nftables interval set refuses overlapping elements); ValueError names a bad one."""
     networks = []
     for part in (part.strip() for part in text.split(",")):
         if not part:
             continue
         try:
-            networks.append(str(ipaddress.IPv4Network(part, strict=False)))
+            networks.append(ipaddress.IPv4Network(part, strict=False))
         except ValueError as error:
             raise ValueError(f"not an IPv4 network (sandboxes have no IPv6): {part!r} ({error})") from None
-    return tuple(networks)
+    return tuple(str(network) for network in ipaddress.collapse_addresses(networks))
 
 
 def _mapping(text: str) -> dict[str, str]:

@@ -33,6 +33,8 @@ def test_allowed_private_networks_are_ipv4_cidrs_normalised() -> None:
     assert Settings.from_env({}).allow_private_network == ()
     settings = Settings.from_env({"LAMBDAD_ALLOW_PRIVATE_NETWORK": "10.1.2.3/16, 192.168.5.0/24,"})
     assert settings.allow_private_network == ("10.1.0.0/16", "192.168.5.0/24")
+    overlapping = Settings.from_env({"LAMBDAD_ALLOW_PRIVATE_NETWORK": "10.1.0.0/16,10.0.0.0/8,10.2.3.0/24"})
+    assert overlapping.allow_private_network == ("10.0.0.0/8",)
     flagged = Settings.from_env(
         {"LAMBDAD_ALLOW_PRIVATE_NETWORK": "10.0.0.0/8"}, allow_private_network="172.16.0.0/12"
     )

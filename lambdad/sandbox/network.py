@@ -151,7 +151,9 @@ class Bridge:
         self.network = ipaddress.IPv4Network(subnet)
         #: Private ranges this process's sandboxes may reach (the operator's allowance): kept per
         #: sandbox address in the shared table, since other lambdad processes may allow other ones.
-        self.allow_private = tuple(str(ipaddress.IPv4Network(c, strict=False)) for c in allow_private)
+        # Merged where they overlap: the interval set refuses overlapping elements.
+        networks = (ipaddress.IPv4Network(c, strict=False) for c in allow_private)
+        self.allow_private = tuple(str(n) for n in ipaddress.collapse_addresses(networks))
         self.gateway = str(self.network.network_address + 1)
         self.state_dir = state_dir or Path("/run/lambdad")
         self._lock_path = self.state_dir / f"{name}.lock"

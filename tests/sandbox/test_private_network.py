@@ -78,7 +78,8 @@ def test_private_ranges_are_refused_by_default(listeners: PrivateListeners, code
 
 def test_allowed_private_range_is_reachable(listeners: PrivateListeners, code_dir: Path, worker_id: str):
     allowed = listeners.private[0].rsplit(".", 1)[0] + ".0/24"
-    factory = _factory(worker_id, allow_private_network=[allowed])
+    # Overlapping ranges too (an interval set refuses overlapping elements: they are merged).
+    factory = _factory(worker_id, allow_private_network=[allowed, listeners.private[0] + "/32"])
     outcomes = _probe(factory, code_dir, listeners.targets)
     assert outcomes[listeners.private[0]] == "ok priv", outcomes
     assert {outcomes[a] for a in listeners.private[1:]} == {"ECONNREFUSED"}, outcomes

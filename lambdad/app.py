@@ -91,7 +91,11 @@ class Platform:
         options: dict[str, Any] = (
             {"drop_privileges": False}
             if settings.sandbox == "process"
-            else {"uid_first": first, "uid_count": last - first + 1}
+            else {
+                "uid_first": first,
+                "uid_count": last - first + 1,
+                "allow_private_network": settings.allow_private_network,
+            }
         )
         sandboxes = create_factory(settings.sandbox, **options)
         if not sandboxes.isolated:

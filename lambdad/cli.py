@@ -57,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         help="host uids sandboxes run as, one each (default 1900000000-1900065535)",
     )
     serve.add_argument(
+        "--allow-private-network",
+        metavar="CIDR[,CIDR...]",
+        help="private IPv4 ranges default-network functions may reach (default none, env "
+        "LAMBDAD_ALLOW_PRIVATE_NETWORK)",
+    )
+    serve.add_argument(
         "--idle-timeout", type=float, help="seconds a warm environment is kept idle (default 300)"
     )
     serve.add_argument(
@@ -224,6 +230,7 @@ def _serve(args: argparse.Namespace) -> int:
             sandbox=args.sandbox,
             network=args.network,
             sandbox_uids=parse_uid_range(args.sandbox_uids) if args.sandbox_uids else None,
+            allow_private_network=args.allow_private_network,
             idle_timeout=args.idle_timeout,
             spares=args.spares,
             log_rate_limit=args.log_rate_limit,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -28,6 +29,18 @@ def _floats(text: str) -> tuple[float, ...]:
 def parse_uid_range(text: str) -> tuple[int, int]:
     first, _, last = text.partition("-")
     return int(first), int(last or first)
+def _networks(text: str) -> tuple[str, ...]:
+    """Comma-separated IPv4 CIDRs, normalised ("10.1.2.3/8" -> "10.0.0.0/8") and merged where they
+    overlap (an nftables interval set refuses overlapping elements); ValueError names a bad one."""
+    networks = []
+    for part in (part.strip() for part in text.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.IPv4Network(part, strict=False))
+        except ValueError as error:
+            raise ValueError(f"not an IPv4 network (sandboxes have no IPv6): {part!r} ({error})") from None
+    return tuple(str(network) for network in ipaddress.collapse_addresses(networks))
 
 
 def _mapping(text: str) -> dict[str, str]:
@@ -71,6 +84,10 @@ class Settings:
     sandbox_uids: tuple[int, int] = (1_900_000_000, 1_900_065_535)
     # Network of every sandbox: "default" (outbound only), "none" (loopback only) or "host".
     network: str = "default"
+    # Private IPv4 ranges (10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16) that "default"-network
+    # sandboxes may reach anyway, as CIDRs (LAMBDAD_ALLOW_PRIVATE_NETWORK="10.1.0.0/16,192.168.5.0/24");
+    # none by default, as a Lambda function outside a VPC reaches none of them.
+    allow_private_network: tuple[str, ...] = ()
     # Seconds an environment stays warm with nothing to do before it is removed (scale to zero).
     idle_timeout: float = 300
     # Pre-initialised ("spare") environments kept per runtime/network/tmp size in use, which a cold
@@ -118,6 +135,7 @@ class Settings:
             "schedule_minute_seconds": float,
             "interpreters": _mapping,
             "sandbox_uids": parse_uid_range,
+            "allow_private_network": _networks,
             "event_sources": lambda text: {**DEFAULT_EVENT_SOURCES, **_mapping(text)},
         }
         values: dict[str, Any] = {}
@@ -128,6 +146,8 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "data_dir" in values:
             values["data_dir"] = Path(values["data_dir"])
+        if isinstance(values.get("allow_private_network"), str):  # the CLI flag, as typed
+            values["allow_private_network"] = _networks(values["allow_private_network"])
         settings = cls(**values)
         if not (len(settings.account_id) == 12 and settings.account_id.isdigit()):
             raise ValueError(f"account id must be 12 digits, got {settings.account_id!r}")

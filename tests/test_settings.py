@@ -36,3 +36,18 @@ def test_sandbox_uids_is_a_range_far_from_real_users() -> None:
     for bad in ("0-100", "2000-1000", "2000000000-2200000000"):
         with pytest.raises(ValueError, match="sandbox uids"):
             Settings.from_env({"LAMBDAD_SANDBOX_UIDS": bad})
+
+
+def test_allowed_private_networks_are_ipv4_cidrs_normalised() -> None:
+    assert Settings.from_env({}).allow_private_network == ()
+    settings = Settings.from_env({"LAMBDAD_ALLOW_PRIVATE_NETWORK": "10.1.2.3/16, 192.168.5.0/24,"})
+    assert settings.allow_private_network == ("10.1.0.0/16", "192.168.5.0/24")
+    overlapping = Settings.from_env({"LAMBDAD_ALLOW_PRIVATE_NETWORK": "10.1.0.0/16,10.0.0.0/8,10.2.3.0/24"})
+    assert overlapping.allow_private_network == ("10.0.0.0/8",)
+    flagged = Settings.from_env(
+        {"LAMBDAD_ALLOW_PRIVATE_NETWORK": "10.0.0.0/8"}, allow_private_network="172.16.0.0/12"
+    )
+    assert flagged.allow_private_network == ("172.16.0.0/12",)
+    for bad in ("fd00::/8", "10.0.0.0/33", "intranet"):
+        with pytest.raises(ValueError, match="not an IPv4 network"):
+            Settings.from_env({"LAMBDAD_ALLOW_PRIVATE_NETWORK": bad})

@@ -15,6 +15,8 @@ import errno
 import os
 from pathlib import Path
 
+from lambdad.sandbox import owners
+
 __all__ = ["attach_read_only", "detach", "make_shared_dir"]
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -34,7 +36,8 @@ _MOVE_MOUNT_F_EMPTY_PATH = 0x4
 _MOUNT_ATTR_RDONLY = 0x1
 _MOUNT_ATTR_NOSUID = 0x2
 _MOUNT_ATTR_NODEV = 0x4
-_MS_BIND = 4096
+_MS_NOSUID = 2
+_MS_NODEV = 4
 _MS_PRIVATE = 1 << 18
 _MS_SHARED = 1 << 20
 _MNT_DETACH = 2
@@ -57,10 +60,15 @@ def _check(result: int, what: str, path: Path | str) -> int:
 
 
 def make_shared_dir(path: Path) -> None:
-    """Create ``path`` and make it a mount of its own in a new shared peer group."""
+    """Create ``path`` and make it a mount of its own in a new shared peer group.
+
+    The mount is a small tmpfs, not a bind of the directory: a sandbox's slot (a subdirectory bound
+    into it) then shows ``/<name>`` as its root in the sandbox's mountinfo, not its host path.
+    """
     path.mkdir(parents=True, exist_ok=True)
     raw = os.fsencode(path)
-    _check(_libc.mount(raw, raw, None, _MS_BIND, None), "bind-mounting", path)
+    flags = _MS_NOSUID | _MS_NODEV
+    _check(_libc.mount(b"tmpfs", raw, b"tmpfs", flags, b"size=64k,mode=0755"), "mounting a tmpfs at", path)
     try:
         # Private first: a fresh peer group, not the one of whatever mount holds ``path``.
         _check(_libc.mount(None, raw, None, _MS_PRIVATE, None), "making private", path)
@@ -107,11 +115,11 @@ def detach(path: Path) -> bool:
 
 def remove_stale_slots(slots_root: Path) -> int:
     """Unmount and remove the slot mounts of factories whose process is gone (a server that crashed
-    or was killed leaves its ``<pid>-<hex>`` mount behind); returns how many were removed."""
+    or was killed leaves its ``<owner>-<hex>`` mount behind, ``<owner>`` as :func:`owners.me` writes
+    it, or a bare pid from older versions); returns how many were removed."""
     removed = 0
     for directory in slots_root.iterdir() if slots_root.exists() else ():
-        pid = directory.name.split("-", 1)[0]
-        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+        if owners.alive(directory.name.split("-", 1)[0]):
             continue
         for slot in directory.iterdir():
             detach(slot)

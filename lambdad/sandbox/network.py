@@ -7,10 +7,16 @@ created in, so the host then ``accept()``s connections made inside the sandbox d
 
 ``Bridge`` gives ``NetworkMode.DEFAULT`` sandboxes outbound access like a Lambda function
 outside a VPC: a veth pair per sandbox on the host bridge (an *isolated* bridge port, so
-sandboxes cannot reach each other), and an nftables table that masquerades their traffic
-and drops anything they address to the host itself. The bridge and the table are shared by
-every lambdad process on the machine: set-up and tear-down are serialised with a lock file
-and the last one out removes them.
+sandboxes cannot reach each other), and an nftables table that masquerades their traffic,
+drops anything they address to the host itself and refuses private address ranges (the
+host's LAN, cloud metadata, other tenants' networks) except DNS to the host's resolvers and
+what the operator allowed. The bridge and the table are shared by every lambdad process on
+the machine: set-up and tear-down are serialised with a lock file and the last one out
+removes them.
+
+Each sandbox's address is a lease file naming its owner (pid and start time, see
+:mod:`lambdad.sandbox.owners`); leases of owners that died (a SIGKILLed server) are reclaimed
+with their veths and allowances when a factory starts, or when the subnet runs out.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import concurrent.futures
 import ctypes
 import errno
 import fcntl
+import hashlib
 import ipaddress
 import logging
 import os
@@ -27,15 +34,22 @@ import shutil
 import socket
 import subprocess
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TypeVar
 
+from lambdad.sandbox import owners
 from lambdad.sandbox.api import SandboxUnavailable
 from lambdad.sandbox.netlink import Rtnl
 
-__all__ = ["Bridge", "Lease", "NetnsThread", "listen_tcp"]
+__all__ = ["PRIVATE_RANGES", "Bridge", "Lease", "NetnsThread", "listen_tcp"]
+
+#: What a DEFAULT-network sandbox may not reach unless the operator allows it: RFC 1918, carrier-grade
+#: NAT (RFC 6598) and link-local (cloud metadata services live at 169.254.169.254). Sandboxes have no
+#: IPv6 at all (the bridge has it disabled and the forward chain drops it), so fc00::/7 and fe80::/10
+#: are unreachable with the rest of IPv6.
+PRIVATE_RANGES = ("10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16")
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +138,22 @@ class Lease:
 class Bridge:
     """The shared host bridge + NAT for ``NetworkMode.DEFAULT``. All methods block: worker thread only."""
 
-    def __init__(self, name: str = "lambdad0", subnet: str = "10.213.0.0/16", state_dir: Path | None = None):
+    def __init__(
+        self,
+        name: str = "lambdad0",
+        subnet: str = "10.213.0.0/16",
+        state_dir: Path | None = None,
+        allow_private: Sequence[str] = (),
+    ):
         if len(name) > 15:
             raise ValueError(f"bridge name too long: {name!r}")
         self.name = name
         self.network = ipaddress.IPv4Network(subnet)
+        #: Private ranges this process's sandboxes may reach (the operator's allowance): kept per
+        #: sandbox address in the shared table, since other lambdad processes may allow other ones.
+        # Merged where they overlap: the interval set refuses overlapping elements.
+        networks = (ipaddress.IPv4Network(c, strict=False) for c in allow_private)
+        self.allow_private = tuple(str(n) for n in ipaddress.collapse_addresses(networks))
         self.gateway = str(self.network.network_address + 1)
         self.state_dir = state_dir or Path("/run/lambdad")
         self._lock_path = self.state_dir / f"{name}.lock"
@@ -139,7 +164,11 @@ class Bridge:
         self._forward_orig = self.state_dir / "ip_forward.orig"
         self._forward_lock = self.state_dir / "ip_forward.lock"
         self._rtnl: Rtnl | None = None
+        self._checked = False
         self.mtu = _uplink_mtu()
+        # The ready file names the ruleset it was made with: a table left by another version of
+        # lambdad is replaced rather than trusted to have this version's rules.
+        self._version = hashlib.sha256(self._ruleset().encode()).hexdigest()[:16]
 
     # -- shared set-up ---------------------------------------------------------------------
 
@@ -159,11 +188,15 @@ class Bridge:
         return self._rtnl
 
     def _is_ready(self) -> bool:
-        return self._ready.exists() and Path(f"/sys/class/net/{self.name}").exists()
+        try:
+            made_with = self._ready.read_text().split()[1:2]
+        except FileNotFoundError:
+            return False
+        return made_with == [self._version] and Path(f"/sys/class/net/{self.name}").exists()
 
-    def _setup(self) -> None:
+    def _setup(self, force: bool = False) -> None:
         """Create the bridge, NAT rules and forwarding. Caller holds the exclusive lock."""
-        if self._is_ready():
+        if self._is_ready() and not force:
             return
         nft = shutil.which("nft")
         if nft is None:
@@ -171,7 +204,7 @@ class Bridge:
                 "NetworkMode.DEFAULT needs nftables for NAT: run 'apt-get install nftables' "
                 "(or use NetworkMode.NONE)"
             )
-        subprocess.run([nft, "-f", "-"], input=self._ruleset(), text=True, check=True, capture_output=True)
+        _nft(self._ruleset())
         rtnl = self._host_rtnl()
         with suppress(FileExistsError):
             rtnl.add_bridge(self.name, self.mtu)
@@ -189,17 +222,34 @@ class Bridge:
             # is why the forward chain above only lets the bridge's own traffic through.
             forward.write_text("1")
             # Written under the same lock as the teardown's "any bridge left?" check.
-            self._ready.write_text(f"{os.getpid()}\n")
+            self._ready.write_text(f"{os.getpid()} {self._version}\n")
         log.info("sandbox bridge %s up: %s via %s, NAT by nftables", self.name, self.network, self.gateway)
 
     def _ruleset(self) -> str:
         b, net = self.name, self.network
+        private = ", ".join(PRIVATE_RANGES)
         # "table …; delete table …; table … {…}" replaces the table atomically, whether or not
-        # a previous (crashed) lambdad left one behind.
+        # a previous (crashed) lambdad left one behind. In the forward chain, order matters: no
+        # sandbox-to-sandbox traffic; DNS to the host's resolvers (often private: a VPC's .2, a
+        # LAN router) as a sandbox's resolv.conf is the host's; then what an operator allowed a
+        # sandbox (its address . the allowed range); then private ranges are refused so that a
+        # connect fails at once rather than timing out: TCP with a reset (ECONNREFUSED), the rest
+        # with ICMP admin-prohibited (which the kernel rate-limits to a burst of 6, then 1/s per
+        # sandbox: a UDP prober soon gets silence); the rest goes out.
         return f"""
 table inet {b}
 delete table inet {b}
 table inet {b} {{
+  set private {{
+    type ipv4_addr; flags interval;
+    elements = {{ {private} }}
+  }}
+  set resolvers {{
+    type ipv4_addr;
+  }}
+  set allowed {{
+    type ipv4_addr . ipv4_addr; flags interval;
+  }}
   chain postrouting {{
     type nat hook postrouting priority srcnat; policy accept;
     ip saddr {net} oifname != "{b}" masquerade
@@ -207,7 +257,10 @@ table inet {b} {{
   chain forward {{
     type filter hook forward priority filter; policy accept;
     iifname "{b}" oifname "{b}" drop
-    iifname "{b}" ip daddr 169.254.0.0/16 drop
+    iifname "{b}" ip daddr @resolvers meta l4proto {{ tcp, udp }} th dport 53 accept
+    iifname "{b}" ip saddr . ip daddr @allowed accept
+    iifname "{b}" ip daddr @private meta l4proto tcp reject with tcp reset
+    iifname "{b}" ip daddr @private reject with icmp type admin-prohibited
     iifname "{b}" meta nfproto ipv4 accept
     iifname "{b}" drop
     oifname "{b}" ct state established,related accept
@@ -220,6 +273,16 @@ table inet {b} {{
   }}
 }}
 """
+
+    def _check_script(self) -> str:
+        """Once per process: fails unless the table has this version's sets; lets DNS through to
+        the host's private resolvers (its resolv.conf is the sandboxes' too, and may have changed)."""
+        private = [ipaddress.IPv4Network(r) for r in PRIVATE_RANGES]
+        resolvers = [a for a in host_resolvers() if any(a in network for network in private)]
+        script = f"list set inet {self.name} allowed\n"
+        if resolvers:
+            script += f"add element inet {self.name} resolvers {{ {', '.join(map(str, resolvers))} }}\n"
+        return script
 
     def teardown(self) -> bool:
         """Remove bridge, rules and leases if no sandbox (of any process) is attached."""
@@ -254,10 +317,18 @@ table inet {b} {{
         The caller then configures the inside with :meth:`configure_inside`, from within the
         sandbox's namespace.
         """
+        reclaimed = False
         while True:
-            with self._locked(fcntl.LOCK_SH):
-                if self._is_ready():
-                    return self._attach(sandbox_id, pid)
+            try:
+                with self._locked(fcntl.LOCK_SH):
+                    if self._is_ready():
+                        return self._attach(sandbox_id, pid)
+            except OSError as exc:
+                # Out of addresses: dead servers' leases may be what fills the subnet.
+                if exc.errno != errno.EADDRNOTAVAIL or reclaimed or not self.reclaim_stale():
+                    raise
+                reclaimed = True
+                continue
             self.ensure()
 
     def ensure(self) -> None:
@@ -266,11 +337,26 @@ table inet {b} {{
         Raises :class:`SandboxUnavailable` if this machine cannot do it.
         """
         with self._locked(fcntl.LOCK_SH):
-            if self._is_ready():
-                return
+            ready = self._is_ready()
+        if not ready:
+            self._set_up(force=False)
+        if not self._checked:
+            try:
+                _nft(self._check_script())
+            except subprocess.CalledProcessError:
+                # The ready file says this version's table, but the table is not (a process of
+                # another lambdad version replaced it): this version's rules again.
+                self._set_up(force=True)
+                try:
+                    _nft(self._check_script())
+                except subprocess.CalledProcessError as exc:
+                    raise SandboxUnavailable(f"nft failed: {exc.stderr.strip()}") from exc
+            self._checked = True
+
+    def _set_up(self, force: bool) -> None:
         with self._locked(fcntl.LOCK_EX):
             try:
-                self._setup()
+                self._setup(force)
             except subprocess.CalledProcessError as exc:
                 raise SandboxUnavailable(f"nft failed: {exc.stderr.strip()}") from exc
             except OSError as exc:
@@ -279,6 +365,9 @@ table inet {b} {{
     def _attach(self, sandbox_id: str, pid: int) -> Lease:
         lease = self._allocate(sandbox_id)
         try:
+            if self.allow_private:
+                # Before the sandbox has an interface: it never runs without its allowance.
+                self._allowance("add", lease.address, self.allow_private)
             rtnl = self._host_rtnl()
             master = int(Path(f"/sys/class/net/{self.name}/ifindex").read_text())
             rtnl.add_veth_into(lease.veth, self.mtu, master, "eth0", pid)
@@ -303,9 +392,31 @@ table inet {b} {{
         Deleting a veth takes ~20 ms (the kernel waits for RCU grace periods), so it runs
         off the worker thread, on its own netlink socket, not to hold up sandbox creation.
         """
+        if self.allow_private:
+            # Before the lease goes (the next holder of the address must not inherit the allowance)
+            # and while the veth keeps the table from being torn down. It fails only if there is
+            # nothing to delete: detached before, or the add failed.
+            with suppress(subprocess.CalledProcessError):
+                self._allowance("delete", lease.address, self.allow_private)
         with Rtnl() as rtnl:
             rtnl.delete_link(lease.veth)
         lease.lease_file.unlink(missing_ok=True)
+
+    def _allowance(self, verb: str, address: str, ranges: Sequence[str]) -> None:
+        # One nft process per sandbox start and end (a few ms), paid only by servers that allow
+        # private ranges; libnftables has no binding in lambdad's environment.
+        elements = ", ".join(f"{address} . {cidr}" for cidr in ranges)
+        _nft(f"{verb} element inet {self.name} allowed {{ {elements} }}")
+
+    def veth_name(self, address: str) -> str:
+        """The host-side veth of the sandbox at ``address``.
+
+        It must be unique machine-wide and at most 15 bytes: derived from the bridge and the
+        address, which is unique on it.
+        """
+        offset = int(ipaddress.IPv4Address(address)) - int(self.network.network_address)
+        tag = zlib.crc32(self.name.encode()) & 0xFF
+        return f"lbd{tag:02x}{offset:06x}"
 
     def _allocate(self, sandbox_id: str) -> Lease:
         hosts = self.network.num_addresses - 3  # network, gateway, broadcast
@@ -318,13 +429,60 @@ table inet {b} {{
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             except FileExistsError:
                 continue
-            os.write(fd, f"{os.getpid()} {sandbox_id}\n".encode())
+            # The owner and its allowance, for whoever reclaims the lease if this process dies.
+            os.write(fd, f"{owners.me()} {sandbox_id} {','.join(self.allow_private) or '-'}\n".encode())
             os.close(fd)
-            # The veth name must be unique machine-wide and at most 15 bytes: derive it from
-            # the bridge and the address, which is unique on it.
-            tag = zlib.crc32(self.name.encode()) & 0xFF
-            return Lease(f"lbd{tag:02x}{offset:06x}", address, path)
+            return Lease(self.veth_name(address), address, path)
         raise OSError(errno.EADDRNOTAVAIL, f"no free address in {self.network}")
+
+    def reclaim_stale(self) -> int:
+        """Free the leases of processes that died (veth, allowance, file); returns how many.
+
+        Runs under the exclusive lock while allocations hold the shared one, so a lease file being
+        written is never seen half-made: an empty or garbled one was left by a crash too.
+        """
+        if not self._leases.is_dir():
+            return 0
+        reclaimed = 0
+        with self._locked(fcntl.LOCK_EX):
+            for path in self._leases.iterdir():
+                try:
+                    fields = path.read_text().split()
+                    veth = self.veth_name(path.name)
+                except (FileNotFoundError, ValueError):
+                    continue
+                if fields and owners.alive(fields[0]):
+                    continue
+                with suppress(OSError):  # gone with the sandbox's netns, usually
+                    self._host_rtnl().delete_link(veth)
+                if len(fields) > 2 and fields[2] != "-":
+                    with suppress(subprocess.CalledProcessError, SandboxUnavailable):  # table gone since
+                        self._allowance("delete", path.name, fields[2].split(","))
+                path.unlink(missing_ok=True)
+                reclaimed += 1
+        if reclaimed:
+            log.info("reclaimed %d address lease(s) of sandboxes whose server died", reclaimed)
+        return reclaimed
+
+
+def _nft(script: str) -> None:
+    """Run an nftables script; raises CalledProcessError (with nft's stderr) if it fails."""
+    nft = shutil.which("nft")
+    if nft is None:
+        raise SandboxUnavailable("nftables is not installed: run 'apt-get install nftables'")
+    subprocess.run([nft, "-f", "-"], input=script, text=True, check=True, capture_output=True)
+
+
+def host_resolvers(resolv_conf: Path = Path("/etc/resolv.conf")) -> list[ipaddress.IPv4Address]:
+    """The IPv4 name servers of the host's resolv.conf (which sandboxes see as their own)."""
+    found = []
+    with suppress(OSError):
+        for line in resolv_conf.read_text().splitlines():
+            fields = line.split()
+            if len(fields) >= 2 and fields[0] == "nameserver":
+                with suppress(ValueError):
+                    found.append(ipaddress.IPv4Address(fields[1]))
+    return found
 
 
 def _uplink_mtu() -> int:

@@ -142,7 +142,7 @@ def test_a_function_setting_interpreter_start_variables_gets_a_full_cold_start(s
 
 def slot_mounts(server: Server) -> list[str]:
     assert server.process is not None
-    marker = f"/lambdad/slots/{server.process.pid}-"
+    marker = f"/lambdad/slots/{server.process.pid}."  # <pid>.<start time>-<hex>
     return [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if marker in line]
 
 

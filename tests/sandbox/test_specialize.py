@@ -114,6 +114,7 @@ def test_a_code_slot_must_be_an_absolute_path(tmp_path: Path) -> None:
 
 
 def test_slot_mounts_left_by_a_dead_server_are_removed(tmp_path: Path) -> None:
+    from lambdad.sandbox import owners
     from lambdad.sandbox.mounts import attach_read_only, make_shared_dir, remove_stale_slots
 
     pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
@@ -129,10 +130,15 @@ def test_slot_mounts_left_by_a_dead_server_are_removed(tmp_path: Path) -> None:
     attach_read_only(code, slot)
     live = root / f"{os.getpid()}-89abcdef"
     live.mkdir()
+    current = root / f"{owners.me()}-76543210"
+    current.mkdir()
+    # A dead server's pid now used by another process: the start time tells them apart.
+    reused = root / f"{os.getpid()}.1-fedcba98"
+    (reused / "sandbox").mkdir(parents=True)
     try:
-        assert remove_stale_slots(root) == 1
-        assert not stale.exists()
-        assert live.exists(), "a running server's slots are left alone"
+        assert remove_stale_slots(root) == 2
+        assert not stale.exists() and not reused.exists()
+        assert live.exists() and current.exists(), "a running server's slots are left alone"
         assert str(tmp_path) not in Path("/proc/self/mountinfo").read_text()
     finally:
         for leftover in (slot, stale):

@@ -29,6 +29,8 @@ def _floats(text: str) -> tuple[float, ...]:
 def parse_uid_range(text: str) -> tuple[int, int]:
     first, _, last = text.partition("-")
     return int(first), int(last or first)
+
+
 def _networks(text: str) -> tuple[str, ...]:
     """Comma-separated IPv4 CIDRs, normalised ("10.1.2.3/8" -> "10.0.0.0/8") and merged where they
     overlap (an nftables interval set refuses overlapping elements); ValueError names a bad one."""

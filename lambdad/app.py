@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import secrets
@@ -18,10 +19,13 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Send
+from starlette.types import Scope as AsgiScope
 
 from lambdad import __version__
 from lambdad.api import AwsApi, CodeLinks, Services, lambda_api
 from lambdad.api.code_links import PATH_PREFIX, download_endpoint
+from lambdad.api.dispatch import CALLER_KEY
 from lambdad.api.scheduler import scheduler_api
 from lambdad.api.throttle import RateLimiter
 from lambdad.api.url_serving import FunctionUrlRouter, FunctionUrlServer
@@ -32,7 +36,7 @@ from lambdad.events.schedules import ScheduleRunner
 from lambdad.invocation import ConcurrencyLimiter, EnvironmentPool, ImageBuilder, Invoker
 from lambdad.invocation.pool import environment_maker, spare_pool
 from lambdad.invocation.provisioning import Provisioner
-from lambdad.models import Scope
+from lambdad.models import Caller, Scope
 from lambdad.observability.logs import LogStore
 from lambdad.sandbox import NetworkMode, SandboxFactory, create_factory
 from lambdad.services.account import AccountService
@@ -108,15 +112,28 @@ class Platform:
         provisioned_maker = environment_maker(
             sandboxes, logs, lambda_api, endpoint, initialization_type="provisioned-concurrency"
         )
-        spares = spare_pool(sandboxes, settings.spares, settings.idle_timeout, lambda_api)
+        spares = spare_pool(sandboxes, settings.spares, settings.idle_timeout)
         pool = EnvironmentPool(maker, settings.idle_timeout, spares, provisioned_maker)
-        invoker = Invoker(lookup, images, pool, ConcurrencyLimiter(settings.concurrency_limit))
-        functions = FunctionService(database, code_store, activator, changes, settings.code_storage_limit)
+        invoker = Invoker(
+            lookup,
+            images,
+            pool,
+            ConcurrencyLimiter(settings.concurrency_limit),
+            host_network_allowed=settings.host_network_allowed,
+        )
+        functions = FunctionService(
+            database,
+            code_store,
+            activator,
+            changes,
+            settings.code_storage_limit,
+            host_network_allowed=settings.host_network_allowed,
+        )
         services = Services(
             functions=functions,
             versions=functions.versions,
             aliases=AliasService(database, changes),
-            tags=TagService(database, changes),
+            tags=TagService(database, changes, host_network_allowed=settings.host_network_allowed),
             account=AccountService(database, settings.code_storage_limit, settings.concurrency_limit),
             concurrency=ConcurrencyService(database, changes, settings.concurrency_limit),
             code_links=CodeLinks(_server_secret(settings.data_dir)),
@@ -253,7 +270,8 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
         middleware=[_function_urls(platform)],
     )
-    platform.lambda_api.serve(app)
+    # Functions reach the AWS APIs only: not /health, /_lambdad/*, code downloads or function URLs.
+    platform.lambda_api.serve(aws_api)
     return app
 
 
@@ -265,23 +283,39 @@ def _function_urls(platform: Platform) -> Middleware:
 
 
 class InSandboxLambdaApi:
-    """The Lambda API as functions reach it (``AWS_ENDPOINT_URL_LAMBDA``): requests arriving on a
-    sandbox's own Runtime API socket are answered by this server's app in-process, so a function can
-    invoke another while lambdad's port stays unreachable from sandboxes."""
+    """The AWS APIs as functions reach them (``AWS_ENDPOINT_URL_LAMBDA``): requests arriving on a
+    sandbox's own Runtime API socket are answered by this server's ``AwsApi`` in-process, so a function can
+    invoke another while lambdad's port stays unreachable from sandboxes.
+
+    Each request acts as the ``Caller`` its environment was bound to (``lambdad.api.authorization``
+    decides what that caller may do); nothing the function sends can change who it is.
+    """
 
     def __init__(self) -> None:
         self._client: httpx.AsyncClient | None = None
+        self._caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("caller")
 
-    def serve(self, app: Starlette) -> None:
+    def serve(self, app: ASGIApp) -> None:
+        caller = self._caller
+
+        async def as_caller(scope: AsgiScope, receive: Receive, send: Send) -> None:
+            # httpx's ASGITransport runs the app in the requesting task, so the caller set in
+            # ``__call__`` is this request's.
+            await app({**scope, CALLER_KEY: caller.get()}, receive, send)
+
         self._client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:9001"
+            transport=httpx.ASGITransport(app=as_caller), base_url="http://127.0.0.1:9001"
         )
 
     async def __call__(
-        self, method: str, target: str, headers: dict[str, str], body: bytes
+        self, caller: Caller, method: str, target: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         assert self._client is not None, "the app is made before any sandbox"
-        response = await self._client.request(method, target, headers=headers, content=body)
+        token = self._caller.set(caller)
+        try:
+            response = await self._client.request(method, target, headers=headers, content=body)
+        finally:
+            self._caller.reset(token)
         return response.status_code, list(response.headers.items()), response.content
 
     async def close(self) -> None:

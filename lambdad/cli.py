@@ -52,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         "--network", choices=["default", "none", "host"], help="functions' network (default: outbound)"
     )
     serve.add_argument(
+        "--allow-host-network",
+        action="store_true",
+        default=None,
+        help="let functions tagged lambdad:network=host use the host's network (default: refused)",
+    )
+    serve.add_argument(
         "--idle-timeout", type=float, help="seconds a warm environment is kept idle (default 300)"
     )
     serve.add_argument(
@@ -207,6 +213,7 @@ def _serve(args: argparse.Namespace) -> int:
             concurrency_limit=args.concurrency_limit,
             sandbox=args.sandbox,
             network=args.network,
+            allow_host_network=args.allow_host_network,
             idle_timeout=args.idle_timeout,
             spares=args.spares,
         )

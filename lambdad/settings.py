@@ -25,6 +25,10 @@ def _floats(text: str) -> tuple[float, ...]:
     return tuple(float(part) for part in text.split(",") if part.strip())
 
 
+def _boolean(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
 def _mapping(text: str) -> dict[str, str]:
     pairs = (part.split("=", 1) for part in text.split(",") if "=" in part)
     return {key.strip(): value.strip() for key, value in pairs}
@@ -57,6 +61,9 @@ class Settings:
     sandbox: str = "namespaces"
     # Network of every sandbox: "default" (outbound only), "none" (loopback only) or "host".
     network: str = "default"
+    # Whether a function may choose the host's network (tag ``lambdad:network=host``): it then reaches
+    # every service on the host's loopback and can listen on host ports, so only the operator turns it on.
+    allow_host_network: bool = False
     # Seconds an environment stays warm with nothing to do before it is removed (scale to zero).
     idle_timeout: float = 300
     # Pre-initialised ("spare") environments kept per runtime/network/tmp size in use, which a cold
@@ -88,6 +95,7 @@ class Settings:
         env = os.environ if environ is None else environ
         parsers: dict[str, Callable[[str], Any]] = {
             "port": int,
+            "allow_host_network": _boolean,
             "data_dir": Path,
             "api_rate_limit": float,
             "code_storage_limit": int,
@@ -126,6 +134,11 @@ class Settings:
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""
         return replace(self, **changes)
+
+    @property
+    def host_network_allowed(self) -> bool:
+        """Whether functions may run on the host's network (allowed, or every function already does)."""
+        return self.allow_host_network or self.network == "host"
 
     @property
     def resolved_database_url(self) -> str:

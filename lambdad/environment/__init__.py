@@ -1,6 +1,6 @@
 """One execution environment = a sandbox + the Runtime API + a lifecycle state machine + a log stream."""
 
-from lambdad.environment.environment import ExecutionEnvironment, InvokeOutcome, InvokeStream
+from lambdad.environment.environment import ExecutionEnvironment, InvokeOutcome, InvokeStream, LambdaApi
 from lambdad.environment.image import FunctionImage
 from lambdad.environment.lifecycle import EnvironmentState, IllegalMove, Lifecycle, Move
 from lambdad.environment.spare import Spare, SpareKey, spare_key
@@ -12,6 +12,7 @@ __all__ = [
     "IllegalMove",
     "InvokeOutcome",
     "InvokeStream",
+    "LambdaApi",
     "Lifecycle",
     "Move",
     "Spare",

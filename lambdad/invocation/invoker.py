@@ -18,6 +18,7 @@ from lambdad.invocation.pool import EnvironmentPool
 from lambdad.models import FunctionState, Scope
 from lambdad.runtime_api import Invocation
 from lambdad.services.lookup import FunctionLookup, RunnableFunction
+from lambdad.services.tags import NETWORK_TAG
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,16 @@ class Invoker:
     """Runs invocations in the server's environments."""
 
     def __init__(
-        self, lookup: FunctionLookup, images: ImageBuilder, pool: EnvironmentPool, limiter: ConcurrencyLimiter
+        self,
+        lookup: FunctionLookup,
+        images: ImageBuilder,
+        pool: EnvironmentPool,
+        limiter: ConcurrencyLimiter,
+        *,
+        host_network_allowed: bool = False,
     ) -> None:
         self._lookup = lookup
+        self._host_network_allowed = host_network_allowed
         self._images = images
         self._pool = pool
         self._limiter = limiter
@@ -77,6 +85,15 @@ class Invoker:
             raise ResourceConflictException(
                 f"The operation cannot be performed at this time. The function is currently in the following "
                 f"state: Failed ({version.state_reason})"
+            )
+        if runnable.network == "host" and not self._host_network_allowed:
+            # Tagged on a server that allowed it (an earlier run, another server on the same database):
+            # refused, not run on another network the function does not expect. Queued Event
+            # invocations wait, as for a Failed function, until the operator allows it or the tag goes.
+            raise ResourceConflictException(
+                f"The operation cannot be performed at this time. The function is tagged {NETWORK_TAG}=host, "
+                "which this server does not allow: the operator must start lambdad serve with "
+                "--allow-host-network, or the tag must be removed (UntagResource)."
             )
         return runnable
 

@@ -321,7 +321,7 @@ def _prelude(text: bytes) -> tuple[int, Headers] | None:
     """Status and headers from an HTTP integration prelude (``statusCode``, ``headers``, ``cookies``)."""
     try:
         prelude = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(prelude, dict):
         return None
@@ -347,11 +347,11 @@ def render_response(payload: bytes) -> tuple[int, Headers, bytes] | None:
     """
     try:
         result = json.loads(payload) if payload else None
-    except ValueError:
+        if not (isinstance(result, dict) and "statusCode" in result):
+            body = result if isinstance(result, str) else _compact(result)
+            return 200, [(b"content-type", b"application/json")], body.encode()
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth: AWS's 502
         return None
-    if not (isinstance(result, dict) and "statusCode" in result):
-        body = result if isinstance(result, str) else _compact(result)
-        return 200, [(b"content-type", b"application/json")], body.encode()
     try:
         status = int(result["statusCode"])
     except (TypeError, ValueError):
@@ -384,7 +384,10 @@ def render_response(payload: bytes) -> tuple[int, Headers, bytes] | None:
         else:
             content = raw.encode()
     else:
-        content = _compact(raw).encode()
+        try:
+            content = _compact(raw).encode()
+        except RecursionError:
+            return None
     return status, headers, content
 
 

@@ -194,6 +194,11 @@ def check_json(payload: bytes) -> None:
         raise InvalidRequestContentException(
             f"Could not parse request body into json: Could not parse payload into json: {error}"
         ) from error
+    except RecursionError as error:  # nested past the parser's depth (about 1,000 levels)
+        raise InvalidRequestContentException(
+            "Could not parse request body into json: Could not parse payload into json: "
+            "Document nesting depth exceeds the maximum allowed"
+        ) from error
 
 
 def _trace_id() -> str:

@@ -6,10 +6,12 @@ never from what the function sends."""
 from __future__ import annotations
 
 import base64
+import threading
 from typing import Any
 
 import pytest
 
+from tests.e2e.attack_support import Victim, assert_unaffected
 from tests.e2e.invoke_support import deploy_python, eventually, health, invoke, server_fixture, unique
 from tests.support import ROLE, Server, make_zip
 
@@ -27,6 +29,19 @@ import base64, json, os, urllib.error, urllib.request
 import boto3, botocore.exceptions
 
 def handler(event, context):
+    if "flood" in event:  # denied calls back to back on one connection, until the count or time runs out
+        import http.client, time
+        host, port = os.environ["AWS_ENDPOINT_URL_LAMBDA"].split("//", 1)[1].split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        statuses, deadline = {}, time.monotonic() + event["seconds"]
+        for _ in range(event["flood"]):
+            if time.monotonic() > deadline:
+                break
+            connection.request("GET", "/2015-03-31/functions/")
+            answer = connection.getresponse()
+            answer.read()
+            statuses[answer.status] = statuses.get(answer.status, 0) + 1
+        return {"statuses": statuses}
     if "raw" in event:
         raw = event["raw"]
         request = urllib.request.Request(
@@ -315,3 +330,23 @@ def test_the_identity_is_each_environments_own(server: Server, client: Any) -> N
         answer = run(client, name, forged)
         assert answer["status"] == 403
         assert denied(name, "lambda:ListFunctions", "*", role) in answer["body"]
+
+
+def test_denied_calls_from_a_function_do_not_slow_other_functions(
+    server: Server, client: Any, attacker: str, record_property: Any
+) -> None:
+    """An attacker function sending denied calls back to back while a victim is invoked warm: the victim's
+    p99 stays within 2x of idle."""
+    victim = Victim(server)
+    victim.baseline()
+    result: list[dict[str, Any]] = []
+    with victim.measuring() as samples:
+        flood = threading.Thread(
+            target=lambda: result.append(run(client, attacker, {"flood": 20_000, "seconds": 10})), daemon=True
+        )
+        flood.start()
+        flood.join(60)
+    statuses = result[0]["statuses"]
+    assert set(statuses) == {"403"}, statuses
+    record_property("summary_denied_calls", f"{statuses['403']} denied calls in 10 s")
+    assert_unaffected(victim, samples, record_property)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ import pytest
 from lambdad.api import operation_table
 from lambdad.api.scheduler import scheduler_api
 from lambdad.api.service_model import service_model
+from tests.e2e.attack_support import Victim, assert_unaffected
 from tests.e2e.invoke_support import ACTIVE_WAIT, deploy_python, executable_zip, server_fixture, unique
 from tests.support import ROLE, Server
 
@@ -169,3 +172,32 @@ def test_a_function_url_whose_function_answers_nested_ten_thousand_deep_is_a_502
     # AWS answers a function result it cannot turn into an HTTP response with 502 Internal Server Error.
     assert answer.status_code == 502, answer.text[:200]
     assert answer.text == "Internal Server Error"
+
+
+def test_nested_bodies_do_not_slow_other_functions(
+    server: Server, function: str, record_property: Any
+) -> None:
+    """Two clients sending 10,000-deep bodies to CreateFunction and Invoke as fast as they are answered,
+    while a victim function is invoked warm: its p99 stays within 2x of idle."""
+    victim = Victim(server)
+    victim.baseline()
+    invoke_path = f"/2015-03-31/functions/{function}/invocations"
+    answers: list[int] = []
+
+    def attack(path: str, samples: list[float]) -> None:
+        deadline = time.monotonic() + 60
+        while len(samples) < 150 and len(answers) < 5000 and time.monotonic() < deadline:
+            answers.append(send(server, "POST", path, NESTED)[0])
+
+    with victim.measuring() as samples:
+        attackers = [
+            threading.Thread(target=attack, args=(path, samples))
+            for path in ("/2015-03-31/functions", invoke_path)
+        ]
+        for thread in attackers:
+            thread.start()
+        for thread in attackers:
+            thread.join(120)
+    assert answers and set(answers) == {400}
+    record_property("summary_nested_requests", f"{len(answers)} nested bodies answered 400")
+    assert_unaffected(victim, samples, record_property)

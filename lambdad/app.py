@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import os
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import anyio.to_thread
-import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
-from starlette.types import ASGIApp, Receive, Send
+from starlette.types import ASGIApp, Message
 from starlette.types import Scope as AsgiScope
 
 from lambdad import __version__
@@ -287,40 +286,66 @@ class InSandboxLambdaApi:
     sandbox's own Runtime API socket are answered by this server's ``AwsApi`` in-process, so a function can
     invoke another while lambdad's port stays unreachable from sandboxes.
 
-    Each request acts as the ``Caller`` its environment was bound to (``lambdad.api.authorization``
-    decides what that caller may do); nothing the function sends can change who it is.
+    Each request acts as the ``Caller`` its environment was bound to, put in the ASGI scope here
+    (``lambdad.api.authorization`` decides what that caller may do); nothing the function sends can
+    change who it is.
+
+    The app is called directly rather than through httpx's ASGITransport: that transport spent two thirds
+    of a refused call's 1.5 ms (URL merging, cookie jars, a failed ``import trio`` per request), on the
+    event loop every function shares, for each call a function can send back to back.
     """
 
     def __init__(self) -> None:
-        self._client: httpx.AsyncClient | None = None
-        self._caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("caller")
+        self._app: ASGIApp | None = None
 
     def serve(self, app: ASGIApp) -> None:
-        caller = self._caller
-
-        async def as_caller(scope: AsgiScope, receive: Receive, send: Send) -> None:
-            # httpx's ASGITransport runs the app in the requesting task, so the caller set in
-            # ``__call__`` is this request's.
-            await app({**scope, CALLER_KEY: caller.get()}, receive, send)
-
-        self._client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=as_caller), base_url="http://127.0.0.1:9001"
-        )
+        self._app = app
 
     async def __call__(
         self, caller: Caller, method: str, target: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        assert self._client is not None, "the app is made before any sandbox"
-        token = self._caller.set(caller)
-        try:
-            response = await self._client.request(method, target, headers=headers, content=body)
-        finally:
-            self._caller.reset(token)
-        return response.status_code, list(response.headers.items()), response.content
+        assert self._app is not None, "the app is made before any sandbox"
+        path, _, query = target.partition("?")
+        scope: AsgiScope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": unquote(path),
+            "raw_path": path.encode("latin-1"),
+            "query_string": query.encode("latin-1"),
+            "root_path": "",
+            "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
+            "client": ("127.0.0.1", 0),
+            "server": ("127.0.0.1", 9001),
+            CALLER_KEY: caller,
+        }
+        answered = asyncio.Event()
+        pending = [{"type": "http.request", "body": body, "more_body": False}]
+        status, response_headers, chunks = 500, [], []
+
+        async def receive() -> Message:
+            if pending:
+                return pending.pop()
+            await answered.wait()  # the client stays until the whole answer is sent
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            nonlocal status, response_headers
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message["headers"]]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    answered.set()
+
+        await self._app(scope, receive, send)
+        return status, response_headers, b"".join(chunks)
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+        """Nothing to release: requests in flight belong to their environments' servers."""
 
 
 def _server_secret(data_dir: Path) -> bytes:

@@ -6,6 +6,7 @@ never from what the function sends."""
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from typing import Any
 
@@ -44,9 +45,10 @@ def handler(event, context):
         return {"statuses": statuses}
     if "raw" in event:
         raw = event["raw"]
+        body = json.dumps(raw["body"]).encode() if "body" in raw else None
         request = urllib.request.Request(
             os.environ["AWS_ENDPOINT_URL_LAMBDA"] + raw["path"], method=raw.get("method", "GET"),
-            headers=raw.get("headers", {}),
+            headers=raw.get("headers", {}), data=body,
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as answer:
@@ -353,3 +355,24 @@ def test_denied_calls_from_a_function_do_not_slow_other_functions(
     assert set(statuses) == {"403"}, statuses
     record_property("summary_denied_calls", f"{statuses['403']} denied calls in 10 s")
     assert_unaffected(victim, samples, record_property)
+
+
+def test_a_function_cannot_create_schedules(client: Any, attacker: str, victim: str) -> None:
+    """The scheduler is served on the same port: a schedule would invoke any function with any role."""
+    name = unique("planted")
+    document = {
+        "ScheduleExpression": "rate(1 minute)",
+        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "Target": {"Arn": arn(victim), "RoleArn": ROLE},
+    }
+    answer = run(
+        client, attacker, {"raw": {"path": f"/schedules/{name}", "method": "POST", "body": document}}
+    )
+    assert answer["status"] == 403
+    assert json.loads(answer["body"]) == {
+        "Message": denied(
+            attacker,
+            "scheduler:CreateSchedule",
+            f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/default/{name}",
+        )
+    }

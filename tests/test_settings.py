@@ -27,3 +27,12 @@ def test_defaults() -> None:
 def test_account_id_must_be_twelve_digits() -> None:
     with pytest.raises(ValueError, match="12 digits"):
         Settings.from_env({"LAMBDAD_ACCOUNT_ID": "42"})
+
+
+def test_the_host_network_is_the_operators_to_allow() -> None:
+    assert not Settings.from_env({}).host_network_allowed
+    assert Settings.from_env({"LAMBDAD_ALLOW_HOST_NETWORK": "1"}).host_network_allowed
+    assert not Settings.from_env({"LAMBDAD_ALLOW_HOST_NETWORK": "false"}).host_network_allowed
+    assert Settings.from_env({}, allow_host_network=True).host_network_allowed
+    # A server whose every function runs on the host network has allowed it already.
+    assert Settings.from_env({"LAMBDAD_NETWORK": "host"}).host_network_allowed

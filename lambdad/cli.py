@@ -63,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         "LAMBDAD_ALLOW_PRIVATE_NETWORK)",
     )
     serve.add_argument(
+        "--allow-host-network",
+        action="store_true",
+        default=None,
+        help="let functions tagged lambdad:network=host use the host's network (default: refused)",
+    )
+    serve.add_argument(
         "--idle-timeout", type=float, help="seconds a warm environment is kept idle (default 300)"
     )
     serve.add_argument(
@@ -231,6 +237,7 @@ def _serve(args: argparse.Namespace) -> int:
             network=args.network,
             sandbox_uids=parse_uid_range(args.sandbox_uids) if args.sandbox_uids else None,
             allow_private_network=args.allow_private_network,
+            allow_host_network=args.allow_host_network,
             idle_timeout=args.idle_timeout,
             spares=args.spares,
             log_rate_limit=args.log_rate_limit,

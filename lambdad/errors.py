@@ -8,6 +8,7 @@ place (``lambdad.api.dispatch``).
      ├── InvalidParameterValueException           400
      ├── InvalidRequestContentException           400  (a body that is not JSON)
      ├── SerializationException                   400  (JSON whose values have the wrong types)
+     ├── AccessDeniedException                    403  (the caller's policy does not allow the action)
      ├── CodeStorageExceededException             400
      ├── ResourceNotFoundException                404
      ├── ResourceConflictException                409
@@ -79,6 +80,14 @@ class SerializationException(LambdaError):
     """A request whose JSON values do not have the service model's types."""
 
     fault = None
+
+
+class AccessDeniedException(LambdaError):
+    """The caller's identity-based policy does not allow the action on the resource."""
+
+    status = 403
+    fault = None  # answered by AWS's authorization layer, which adds no Type
+    message_key = "Message"
 
 
 class CodeStorageExceededException(LambdaError):

@@ -188,6 +188,23 @@ class Scope:
         return function_arn(self.region, self.account, name, qualifier)
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who sends a Lambda API request from inside a function: the function, acting with its execution
+    role. Bound to the execution environment the request arrived on, never taken from the request."""
+
+    function_arn: str
+    role: str  # the execution role's ARN
+
+    @property
+    def principal(self) -> str:
+        """The session AWS names in its answers: ``arn:aws:sts::ACCOUNT:assumed-role/ROLE/FUNCTION``."""
+        _, _, _, _, account, _, rest = self.function_arn.split(":", 6)
+        function_name = rest.split(":", 1)[0]
+        role_name = self.role.rsplit("/", 1)[-1]
+        return f"arn:aws:sts::{account}:assumed-role/{role_name}/{function_name}"
+
+
 def function_arn(region: str, account: str, name: str, qualifier: str | None = None) -> str:
     """``arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]``."""
     arn = f"arn:aws:lambda:{region}:{account}:function:{name}"

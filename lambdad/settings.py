@@ -45,6 +45,10 @@ def _networks(text: str) -> tuple[str, ...]:
     return tuple(str(network) for network in ipaddress.collapse_addresses(networks))
 
 
+def _boolean(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
 def _mapping(text: str) -> dict[str, str]:
     pairs = (part.split("=", 1) for part in text.split(",") if "=" in part)
     return {key.strip(): value.strip() for key, value in pairs}
@@ -90,6 +94,9 @@ class Settings:
     # sandboxes may reach anyway, as CIDRs (LAMBDAD_ALLOW_PRIVATE_NETWORK="10.1.0.0/16,192.168.5.0/24");
     # none by default, as a Lambda function outside a VPC reaches none of them.
     allow_private_network: tuple[str, ...] = ()
+    # Whether a function may choose the host's network (tag ``lambdad:network=host``): it then reaches
+    # every service on the host's loopback and can listen on host ports, so only the operator turns it on.
+    allow_host_network: bool = False
     # Seconds an environment stays warm with nothing to do before it is removed (scale to zero).
     idle_timeout: float = 300
     # Pre-initialised ("spare") environments kept per runtime/network/tmp size in use, which a cold
@@ -121,6 +128,7 @@ class Settings:
         env = os.environ if environ is None else environ
         parsers: dict[str, Callable[[str], Any]] = {
             "port": int,
+            "allow_host_network": _boolean,
             "data_dir": Path,
             "api_rate_limit": float,
             "code_storage_limit": int,
@@ -171,6 +179,11 @@ class Settings:
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""
         return replace(self, **changes)
+
+    @property
+    def host_network_allowed(self) -> bool:
+        """Whether functions may run on the host's network (allowed, or every function already does)."""
+        return self.allow_host_network or self.network == "host"
 
     @property
     def resolved_database_url(self) -> str:

@@ -51,3 +51,12 @@ def test_allowed_private_networks_are_ipv4_cidrs_normalised() -> None:
     for bad in ("fd00::/8", "10.0.0.0/33", "intranet"):
         with pytest.raises(ValueError, match="not an IPv4 network"):
             Settings.from_env({"LAMBDAD_ALLOW_PRIVATE_NETWORK": bad})
+
+
+def test_the_host_network_is_the_operators_to_allow() -> None:
+    assert not Settings.from_env({}).host_network_allowed
+    assert Settings.from_env({"LAMBDAD_ALLOW_HOST_NETWORK": "1"}).host_network_allowed
+    assert not Settings.from_env({"LAMBDAD_ALLOW_HOST_NETWORK": "false"}).host_network_allowed
+    assert Settings.from_env({}, allow_host_network=True).host_network_allowed
+    # A server whose every function runs on the host network has allowed it already.
+    assert Settings.from_env({"LAMBDAD_NETWORK": "host"}).host_network_allowed

@@ -27,6 +27,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Send
 from starlette.types import Scope as AsgiScope
 
+from lambdad.api.authorization import authorize
 from lambdad.api.operations import Call, OperationTable, Services
 from lambdad.api.protocol import parse_request, serialize_response
 from lambdad.api.service_model import Route, find_route, success_status
@@ -40,7 +41,7 @@ from lambdad.errors import (
     TooManyRequestsException,
     UnknownOperationException,
 )
-from lambdad.models import Scope
+from lambdad.models import Caller, Scope
 from lambdad.store.reserve import DiskReserve
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,10 @@ BODY_LIMITS = {
 }
 _DRAIN_CEILING = 256 * 1024 * 1024
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
+#: The ASGI scope key holding the ``Caller`` of a request a function sent from its sandbox. Only the
+#: composition root's in-sandbox client sets it; requests from the network never carry it (uvicorn
+#: builds their scope).
+CALLER_KEY = "lambdad.caller"
 
 
 def _lambda_throttled() -> LambdaError:
@@ -158,11 +163,15 @@ class AwsApi:
         )
         headers = {k.lower(): v for k, v in request.headers.items()}
         params = parse_request(operation, uri_params, query, headers, body)
+        scope = Scope(self._account, self._region(headers))
+        caller = request.scope.get(CALLER_KEY)
+        if isinstance(caller, Caller):
+            authorize(caller, api.model, operation.name, params, scope)
         validate(operation.input_shape, params)
         call = Call(
             operation=operation.name,
             params=params,
-            scope=Scope(self._account, self._region(headers)),
+            scope=scope,
             services=self._services,
             base_url=f"{request.url.scheme}://{headers.get('host', request.url.netloc)}",
             request_id=request_id,

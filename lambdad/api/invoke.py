@@ -99,7 +99,7 @@ def _error_details(payload: bytes) -> str:
     """An error document's message (the document itself if it has none)."""
     try:
         document = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # the function's own bytes: anything goes
         return payload.decode(errors="replace")
     if isinstance(document, dict) and isinstance(document.get("errorMessage"), str):
         return str(document["errorMessage"])
@@ -131,7 +131,7 @@ def _client_context(header: str | None) -> str | None:
     try:
         text = base64.b64decode(header, validate=True).decode()
         json.loads(text)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+    except (binascii.Error, UnicodeDecodeError, ValueError, RecursionError) as error:
         raise InvalidRequestContentException(
             "Client context must be a valid Base64-encoded JSON object."
         ) from error

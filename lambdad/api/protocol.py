@@ -73,12 +73,21 @@ def parse_request(
     return params
 
 
+#: What a body nested past the parser's depth is answered with (Python's parser stops at its recursion
+#: limit, about 1,000 levels; AWS's Jackson parser at 1,000).
+TOO_DEEP = "Document nesting depth exceeds the maximum allowed"
+
+
 def _load_json(body: bytes) -> Any:
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidRequestContentException(
             f"Could not parse request body into json: Could not parse payload into json: {error}"
+        ) from error
+    except RecursionError as error:
+        raise InvalidRequestContentException(
+            f"Could not parse request body into json: Could not parse payload into json: {TOO_DEEP}"
         ) from error
 
 
@@ -100,7 +109,7 @@ def _from_header(shape: Shape, text: str, where: str) -> Any:
     if shape.serialization.get("jsonvalue"):
         try:
             return json.loads(base64.b64decode(text))
-        except (ValueError, binascii.Error) as error:
+        except (ValueError, binascii.Error, RecursionError) as error:
             raise SerializationException(f"Header for '{where}' is not base64-encoded JSON.") from error
     return _from_text(shape, text, where)
 

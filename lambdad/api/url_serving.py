@@ -13,6 +13,9 @@ InvokeMode RESPONSE_STREAM sends the body as the function streams it (chunked tr
 response that begins with the HTTP integration prelude (``awslambda.HttpResponseStream.from``: a JSON
 ``{statusCode, headers, cookies}`` then 8 NUL bytes) takes its status and headers from it; without one it
 is a 200 ``application/octet-stream``. A function that does not stream is answered as in BUFFERED mode.
+
+AuthType AWS_IAM URLs refuse every request (AWS's 403 ``Forbidden``) until lambdad verifies SigV4
+signatures: a request that merely looks signed must not run the function.
 """
 
 from __future__ import annotations
@@ -147,8 +150,9 @@ class FunctionUrlServer:
             and "access-control-request-method" in request_headers
         ):
             return 200, _preflight_headers(cors, origin), b""
-        if url.auth_type == "AWS_IAM" and not _signed(request_headers, scope):
-            # TODO(signing): verify SigV4 signatures; until then a signed request is let through unchecked.
+        if url.auth_type == "AWS_IAM":
+            # lambdad does not verify SigV4 signatures yet (issue 12), so it cannot tell a signed request
+            # from one that only looks signed: every request is refused, as AWS refuses a bad signature.
             return _error(403, "AccessDeniedException", _FORBIDDEN)
         if url.auth_type == "NONE" and not await anyio.to_thread.run_sync(self._public, url):
             return _error(403, "AccessDeniedException", _FORBIDDEN)
@@ -252,8 +256,6 @@ class FunctionUrlServer:
             "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
             "timeEpoch": int(now * 1000),
         }
-        if url.auth_type == "AWS_IAM":
-            context["authorizer"] = {"iam": _caller(joined, self._account)}
         event["requestContext"] = context
         if body:
             if _is_text(joined.get("content-type")):
@@ -319,7 +321,7 @@ def _prelude(text: bytes) -> tuple[int, Headers] | None:
     """Status and headers from an HTTP integration prelude (``statusCode``, ``headers``, ``cookies``)."""
     try:
         prelude = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(prelude, dict):
         return None
@@ -345,11 +347,11 @@ def render_response(payload: bytes) -> tuple[int, Headers, bytes] | None:
     """
     try:
         result = json.loads(payload) if payload else None
-    except ValueError:
+        if not (isinstance(result, dict) and "statusCode" in result):
+            body = result if isinstance(result, str) else _compact(result)
+            return 200, [(b"content-type", b"application/json")], body.encode()
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth: AWS's 502
         return None
-    if not (isinstance(result, dict) and "statusCode" in result):
-        body = result if isinstance(result, str) else _compact(result)
-        return 200, [(b"content-type", b"application/json")], body.encode()
     try:
         status = int(result["statusCode"])
     except (TypeError, ValueError):
@@ -382,7 +384,10 @@ def render_response(payload: bytes) -> tuple[int, Headers, bytes] | None:
         else:
             content = raw.encode()
     else:
-        content = _compact(raw).encode()
+        try:
+            content = _compact(raw).encode()
+        except RecursionError:
+            return None
     return status, headers, content
 
 
@@ -417,27 +422,6 @@ def _is_text(content_type: str | None) -> bool:
     return (
         media.startswith("text/") or media in _TEXT_TYPES or media.endswith("+json") or media.endswith("+xml")
     )
-
-
-def _signed(headers: dict[str, str], scope: Scope) -> bool:
-    """Whether the request carries a SigV4 signature (header or presigned query)."""
-    if headers.get("authorization", "").startswith("AWS4-HMAC-SHA256 "):
-        return True
-    return b"X-Amz-Signature=" in bytes(scope.get("query_string", b""))
-
-
-def _caller(headers: dict[str, str], account: str) -> dict[str, Any]:
-    """requestContext.authorizer.iam from the signature's credential (not verified yet)."""
-    match = re.search(r"Credential=([^/,\s]+)/", headers.get("authorization", ""))
-    return {
-        "accessKey": match.group(1) if match else None,
-        "accountId": account,
-        "callerId": None,
-        "cognitoIdentity": None,
-        "principalOrgId": None,
-        "userArn": None,
-        "userId": None,
-    }
 
 
 def _origin_allowed(cors: dict[str, Any], origin: str) -> bool:

@@ -4,6 +4,7 @@ from lambdad.environment.environment import (
     ExecutionEnvironment,
     InvokeOutcome,
     InvokeStream,
+    LambdaApi,
     RuntimeGone,
 )
 from lambdad.environment.image import FunctionImage
@@ -17,6 +18,7 @@ __all__ = [
     "IllegalMove",
     "InvokeOutcome",
     "InvokeStream",
+    "LambdaApi",
     "Lifecycle",
     "Move",
     "RuntimeGone",

@@ -15,8 +15,9 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from lambdad.environment import reports
 from lambdad.environment.image import FunctionImage
@@ -24,6 +25,7 @@ from lambdad.environment.lifecycle import EnvironmentState, Lifecycle, Move
 from lambdad.environment.output import TAIL_BYTES, LineSplitter, Tail
 from lambdad.environment.pipes import READ_LIMIT, read_available
 from lambdad.environment.spare import Spare, mounts_for
+from lambdad.models import Caller
 from lambdad.observability.logs import LogStore, LogStream
 from lambdad.runtime_api import (
     ChannelClosed,
@@ -114,6 +116,13 @@ class InvokeStream:
         self._queue.put_nowait(None)
 
 
+#: The AWS APIs as functions reach them, answered in-process: (caller, method, target, headers, body) ->
+#: (status, headers, body). An environment binds its own caller and hands the Runtime API server the rest.
+LambdaApi = Callable[
+    [Caller, str, str, dict[str, str], bytes], Awaitable[tuple[int, list[tuple[str, str]], bytes]]
+]
+
+
 class RuntimeGone(Exception):
     """The runtime had exited before the invocation reached it: it can run in another environment
     (it never started here, so it does not run twice)."""
@@ -132,7 +141,7 @@ class ExecutionEnvironment:
         logs: LogStore,
         *,
         initialization_type: str = "on-demand",
-        lambda_api: Forwarder | None = None,
+        lambda_api: LambdaApi | None = None,
         lambda_endpoint: str | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex
@@ -279,7 +288,7 @@ class ExecutionEnvironment:
         self._output_fd = self._sandbox.output
         os.set_blocking(self._output_fd, False)
         loop.add_reader(self._output_fd, self._drain_output)
-        self._server = RuntimeApiServer(self._channel, self._lambda_api)
+        self._server = RuntimeApiServer(self._channel, self._forwarder())
         socket_ = self._sandbox.runtime_api_socket
         assert socket_ is not None
         self._tasks.append(loop.create_task(self._server.serve(socket_)))
@@ -294,6 +303,8 @@ class ExecutionEnvironment:
         handover = spare.take()
         loop = asyncio.get_running_loop()
         self._sandbox, self._channel, self._server = handover.sandbox, handover.channel, handover.server
+        # A spare answers nothing but the Runtime API until it knows whose it is.
+        self._server.forward = self._forwarder()
         self._tasks.append(handover.serve_task)
         self._output_fd = handover.output_fd
         loop.add_reader(self._output_fd, self._drain_output)
@@ -307,6 +318,12 @@ class ExecutionEnvironment:
         answer = json.dumps({"env": env, "handler": image.handler}).encode()
         if not handover.specialization.answer(answer):
             raise SandboxError("the spare runtime stopped waiting for its function")
+
+    def _forwarder(self) -> Forwarder | None:
+        """The Lambda API bound to this environment's identity: the function, with its execution role."""
+        if self._lambda_api is None:
+            return None
+        return partial(self._lambda_api, Caller(self.image.function_arn, self.image.role))
 
     def _mounts(self) -> list[Mount]:
         image = self.image

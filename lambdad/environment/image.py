@@ -37,6 +37,8 @@ class FunctionImage:
     network: NetworkMode = NetworkMode.DEFAULT
     # The function's layers merged in order, mounted read-only at /opt; None without layers.
     layers_dir: Path | None = None
+    # The execution role's ARN: the identity the function's Lambda API calls act with.
+    role: str = ""
 
     @cached_property
     def fingerprint(self) -> str:
@@ -53,6 +55,7 @@ class FunctionImage:
             "network": self.network.value,
             "interpreter": str(self.interpreter.path),
             "layers": str(self.layers_dir) if self.layers_dir else None,
+            "role": self.role,
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 

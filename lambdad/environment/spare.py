@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lambdad.environment.pipes import read_available
-from lambdad.runtime_api import Forwarder, RuntimeApiServer, RuntimeChannel, Specialization
+from lambdad.runtime_api import RuntimeApiServer, RuntimeChannel, Specialization
 from lambdad.runtimes import Family, Interpreter, spec, standard_environment, zygote_command
 from lambdad.sandbox import (
     Mount,
@@ -106,10 +106,9 @@ class Handover:
 class Spare:
     """One spare: a sandbox running the zygote, its Runtime API served, its output discarded."""
 
-    def __init__(self, key: SpareKey, factory: SandboxFactory, lambda_api: Forwarder | None = None) -> None:
+    def __init__(self, key: SpareKey, factory: SandboxFactory) -> None:
         self.key = key
         self._factory = factory
-        self._lambda_api = lambda_api
         launch = zygote_command(key.runtime, key.interpreter)
         env = standard_environment(
             runtime=key.runtime,
@@ -167,7 +166,8 @@ class Spare:
         try:
             self._channel = RuntimeChannel()
             self._specialization = Specialization()
-            self._server = RuntimeApiServer(self._channel, self._lambda_api, self._specialization)
+            # No Lambda API until specialised: the environment that takes the spare binds its own caller.
+            self._server = RuntimeApiServer(self._channel, None, self._specialization)
             self._sandbox = sandbox = await self._factory.create(self._spec)
             self._output_fd = sandbox.output
             os.set_blocking(self._output_fd, False)

@@ -74,11 +74,11 @@ def parse_pattern(text: Any) -> dict[str, Any]:
         raise InvalidPattern()
     try:
         pattern = json.loads(text)
-    except ValueError as error:
+        if not isinstance(pattern, dict):
+            raise InvalidPattern()
+        _check_object(pattern)
+    except (ValueError, RecursionError) as error:  # not JSON, or nested past any sensible pattern
         raise InvalidPattern() from error
-    if not isinstance(pattern, dict):
-        raise InvalidPattern()
-    _check_object(pattern)
     return pattern
 
 

@@ -49,7 +49,7 @@ def _json(text: str | bytes) -> Any:
     """A payload as a JSON value; text that is not JSON stays a string."""
     try:
         return json.loads(text or b"{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return text.decode(errors="replace") if isinstance(text, bytes) else text
 
 

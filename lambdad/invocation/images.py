@@ -81,6 +81,7 @@ class ImageBuilder:
             environment=dict(version.environment),
             network=NetworkMode(network) if network else self._network,
             layers_dir=self.merge_layers(version.layers),
+            role=version.role,
         )
 
     def unpack(self, sha256_hex: str) -> Path:

@@ -18,6 +18,7 @@ from lambdad.invocation.pool import EnvironmentPool
 from lambdad.models import FunctionState, Scope
 from lambdad.runtime_api import Invocation
 from lambdad.services.lookup import FunctionLookup, RunnableFunction
+from lambdad.services.tags import NETWORK_TAG
 
 # How often an invocation whose environment's runtime had died before it got there is given to a new
 # environment (it never ran, so it cannot run twice); after that, it answers Runtime.ExitError.
@@ -58,9 +59,16 @@ class Invoker:
     """Runs invocations in the server's environments."""
 
     def __init__(
-        self, lookup: FunctionLookup, images: ImageBuilder, pool: EnvironmentPool, limiter: ConcurrencyLimiter
+        self,
+        lookup: FunctionLookup,
+        images: ImageBuilder,
+        pool: EnvironmentPool,
+        limiter: ConcurrencyLimiter,
+        *,
+        host_network_allowed: bool = False,
     ) -> None:
         self._lookup = lookup
+        self._host_network_allowed = host_network_allowed
         self._images = images
         self._pool = pool
         self._limiter = limiter
@@ -81,6 +89,15 @@ class Invoker:
             raise ResourceConflictException(
                 f"The operation cannot be performed at this time. The function is currently in the following "
                 f"state: Failed ({version.state_reason})"
+            )
+        if runnable.network == "host" and not self._host_network_allowed:
+            # Tagged on a server that allowed it (an earlier run, another server on the same database):
+            # refused, not run on another network the function does not expect. Queued Event
+            # invocations wait, as for a Failed function, until the operator allows it or the tag goes.
+            raise ResourceConflictException(
+                f"The operation cannot be performed at this time. The function is tagged {NETWORK_TAG}=host, "
+                "which this server does not allow: the operator must start lambdad serve with "
+                "--allow-host-network, or the tag must be removed (UntagResource)."
             )
         return runnable
 
@@ -186,6 +203,11 @@ def check_json(payload: bytes) -> None:
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidRequestContentException(
             f"Could not parse request body into json: Could not parse payload into json: {error}"
+        ) from error
+    except RecursionError as error:  # nested past the parser's depth (about 1,000 levels)
+        raise InvalidRequestContentException(
+            "Could not parse request body into json: Could not parse payload into json: "
+            "Document nesting depth exceeds the maximum allowed"
         ) from error
 
 

@@ -17,10 +17,9 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
-from lambdad.environment import ExecutionEnvironment, FunctionImage, Spare, SpareKey
+from lambdad.environment import ExecutionEnvironment, FunctionImage, LambdaApi, Spare, SpareKey
 from lambdad.invocation.spares import SparePool
 from lambdad.observability.logs import LogStore
-from lambdad.runtime_api import Forwarder
 from lambdad.sandbox import SandboxFactory, supports_specialization
 
 log = logging.getLogger(__name__)
@@ -32,7 +31,7 @@ EnvironmentMaker = Callable[[FunctionImage], ExecutionEnvironment]
 def environment_maker(
     factory: SandboxFactory,
     logs: LogStore,
-    lambda_api: Forwarder | None = None,
+    lambda_api: LambdaApi | None = None,
     lambda_endpoint: str | None = None,
     initialization_type: str = "on-demand",
 ) -> EnvironmentMaker:
@@ -48,9 +47,7 @@ def environment_maker(
     )
 
 
-def spare_pool(
-    factory: SandboxFactory, per_key: int, idle_timeout_s: float, lambda_api: Forwarder | None = None
-) -> SparePool | None:
+def spare_pool(factory: SandboxFactory, per_key: int, idle_timeout_s: float) -> SparePool | None:
     """``per_key`` spares per key in use, in sandboxes from ``factory``; None if off (0) or the sandbox
     implementation cannot specialise a running sandbox."""
     if per_key <= 0:
@@ -60,7 +57,7 @@ def spare_pool(
         return None
 
     def make(key: SpareKey) -> Spare:
-        return Spare(key, factory, lambda_api)
+        return Spare(key, factory)
 
     return SparePool(make, per_key, idle_timeout_s)
 

@@ -65,8 +65,11 @@ class FunctionService:
         activator: Activator,
         changes: FunctionChanges,
         code_storage_limit: int,
+        *,
+        host_network_allowed: bool = False,
     ) -> None:
         self._database = database
+        self._host_network_allowed = host_network_allowed
         self._code = code_store
         self._activator = activator
         self._changes = changes
@@ -125,7 +128,7 @@ class FunctionService:
             )
         if tags is not None and len(tags) > limits.TAGS_MAX:
             raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")
-        check_lambdad_tags(tags or {})
+        check_lambdad_tags(tags or {}, self._host_network_allowed)
         zip_bytes = _zip_from(params["Code"])
         package = self._check_package(zip_bytes)
         blank = FunctionVersion(

@@ -20,13 +20,23 @@ NETWORK_TAG = "lambdad:network"
 NETWORK_MODES = ("default", "none", "host")
 
 
-def check_lambdad_tags(tags: dict[str, str]) -> None:
-    """Tags that configure lambdad itself must hold values it understands."""
+HOST_NETWORK_REFUSED = (
+    f"Tag {NETWORK_TAG}=host is not allowed on this server: the host network reaches every service on "
+    "the host's loopback, so the operator must start lambdad serve with --allow-host-network "
+    "(LAMBDAD_ALLOW_HOST_NETWORK=1) to allow it."
+)
+
+
+def check_lambdad_tags(tags: dict[str, str], host_network_allowed: bool) -> None:
+    """Tags that configure lambdad itself must hold values it understands, and weaken isolation only
+    where the operator allowed it."""
     mode = tags.get(NETWORK_TAG)
     if mode is not None and mode not in NETWORK_MODES:
         raise InvalidParameterValueException(
             f"Tag {NETWORK_TAG} must be one of {', '.join(NETWORK_MODES)}, not {mode!r}."
         )
+    if mode == "host" and not host_network_allowed:
+        raise InvalidParameterValueException(HOST_NETWORK_REFUSED)
 
 
 class TagService:
@@ -36,9 +46,12 @@ class TagService:
     function's sandboxes, since AWS's API has no member for it.
     """
 
-    def __init__(self, database: Database, changes: FunctionChanges) -> None:
+    def __init__(
+        self, database: Database, changes: FunctionChanges, *, host_network_allowed: bool = False
+    ) -> None:
         self._database = database
         self._changes = changes
+        self._host_network_allowed = host_network_allowed
 
     def get(self, scope: Scope, resource: str) -> dict[str, str]:
         """A resource's tags."""
@@ -50,7 +63,7 @@ class TagService:
         """Add or overwrite tags."""
         if not tags:
             raise InvalidParameterValueException("An error occurred and the request cannot be processed.")
-        check_lambdad_tags(tags)
+        check_lambdad_tags(tags, self._host_network_allowed)
         with self._database.write() as connection:
             arn = self._existing_arn(connection, scope, resource)
             merged = {**tag_records.get_tags(connection, arn), **tags}

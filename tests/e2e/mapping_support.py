@@ -15,8 +15,9 @@ from tests.support import Server
 @contextmanager
 def server_with_event_sources(directory: Path, event_sources: str) -> Iterator[Server]:
     """A running lambdad server reading ``LAMBDAD_EVENT_SOURCES=event_sources`` (``service=url,...``),
-    stopped afterwards unless the test stopped it."""
-    server = start_server(directory, env={"LAMBDAD_EVENT_SOURCES": event_sources})
+    stopped afterwards unless the test stopped it. The host network is allowed: the tests' functions
+    report what they received to collectors on the host's loopback."""
+    server = start_server(directory, "--allow-host-network", env={"LAMBDAD_EVENT_SOURCES": event_sources})
     try:
         yield server
     finally:

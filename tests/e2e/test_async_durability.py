@@ -125,7 +125,8 @@ def test_ten_thousand_events_survive_three_sigkills(
     # No spare sandboxes: a SIGKILLed server's sandboxes die with it, but their cgroup directories stay
     # behind, and only the function's own (named after it) can safely be removed by this test.
     monkeypatch.setenv("LAMBDAD_SPARES", "0")
-    server = Server(tmp_path / "data").start(timeout=60)
+    # The host network: the function reports to a collector on the host's loopback.
+    server = Server(tmp_path / "data", extra_args=["--allow-host-network"]).start(timeout=60)
     name = unique("durable")
     try:
         client = server.client()

@@ -15,7 +15,7 @@ import botocore.credentials
 import httpx
 import pytest
 
-from tests.e2e.invoke_support import deploy_python, server_fixture, unique
+from tests.e2e.invoke_support import deploy_python, log_messages, server_fixture, unique
 from tests.recordings import differences, recorded
 from tests.support import Server, create_function
 
@@ -540,27 +540,34 @@ def test_cors_preflight_and_response_headers(server: Server, echo: str) -> None:
         assert answer.json()["event"]["requestContext"]["apiId"] == url_id(config)
 
 
-def test_aws_iam_refuses_unsigned_requests(server: Server, echo: str) -> None:
+def test_aws_iam_refuses_every_request_until_signatures_are_verified(server: Server) -> None:
+    """Unsigned, looking signed (a bare scheme, a presigned query with any signature) or signed with
+    credentials lambdad cannot check: all answer AWS's 403 Forbidden, and the function never runs."""
     client = server.client()
-    client.create_alias(FunctionName=echo, Name="iam", FunctionVersion="$LATEST")
-    config = client.create_function_url_config(FunctionName=echo, Qualifier="iam", AuthType="AWS_IAM")
-    with by_path(server, config) as http:
-        refused = http.get("/echo")
-    assert refused.status_code == 403
-    assert refused.headers["x-amzn-ErrorType"] == "AccessDeniedException"
-    assert refused.json() == {
-        "Message": "Forbidden. For troubleshooting Function URL authorization issues, see: "
-        "https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"
-    }
-
-    # A SigV4-signed request goes through (signatures are not verified yet).
+    name = unique("iam-url")
+    deploy_python(client, name, HANDLER)
+    config = client.create_function_url_config(FunctionName=name, AuthType="AWS_IAM")
     target = f"{server.endpoint}/_lambdad/urls/{url_id(config)}/echo"
     request = botocore.awsrequest.AWSRequest(method="GET", url=target)
-    credentials = botocore.credentials.Credentials("test", "test")
-    botocore.auth.SigV4Auth(credentials, "lambda", "us-east-1").add_auth(request)
-    signed = httpx.get(target, headers=dict(request.headers.items()), timeout=60)
-    assert signed.status_code == 200
-    assert signed.json()["event"]["requestContext"]["authorizer"]["iam"]["accessKey"] == "test"
+    botocore.auth.SigV4Auth(botocore.credentials.Credentials("test", "test"), "lambda", "us-east-1").add_auth(
+        request
+    )
+    attempts = {
+        "unsigned": {},
+        "bare scheme": {"headers": {"Authorization": "AWS4-HMAC-SHA256 x"}},
+        "presigned query": {"params": {"X-Amz-Signature": "x"}},
+        "signed by an unknown key": {"headers": dict(request.headers.items())},
+    }
+    with by_path(server, config) as http:
+        for attempt, options in attempts.items():
+            refused = http.get("/echo", **options)
+            assert refused.status_code == 403, attempt
+            assert refused.headers["x-amzn-ErrorType"] == "AccessDeniedException", attempt
+            assert refused.json() == {
+                "Message": "Forbidden. For troubleshooting Function URL authorization issues, see: "
+                "https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"
+            }, attempt
+    assert log_messages(server, name) == []
 
 
 def test_alias_url_outlives_its_alias_and_response_stream_is_buffered(server: Server, echo: str) -> None:

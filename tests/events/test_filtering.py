@@ -244,3 +244,9 @@ def test_more_than_five_filters_are_refused() -> None:
     criteria = {"Filters": [{"Pattern": '{"a": ["1"]}'}] * 6}
     with pytest.raises(InvalidParameterValueException):
         FilterSet.from_criteria(criteria)
+
+
+def test_a_pattern_nested_past_the_parsers_depth_is_refused_not_a_crash() -> None:
+    with pytest.raises(InvalidParameterValueException) as caught:
+        parse_pattern('{"a":' * 10_000 + '["x"]' + "}" * 10_000)
+    assert caught.value.message == INVALID_PATTERN

@@ -117,3 +117,18 @@ def test_a_throttled_events_dead_letter_names_the_throttle_and_cuts_long_message
     )
     assert attributes["ErrorCode"] == "429"
     assert len(attributes["ErrorMessage"]) == 1024
+
+
+def test_payloads_nested_past_the_parsers_depth_are_kept_as_text() -> None:
+    deep = b"[" * 10_000 + b"]" * 10_000
+    record = invocation_record(
+        request_id="r",
+        function_arn=FUNCTION_ARN,
+        condition="Success",
+        attempts=1,
+        request_payload=deep,
+        response=function_response(deep, None, "$LATEST"),
+    )
+    assert record["requestPayload"] == deep.decode()
+    assert record["responsePayload"] == deep.decode()
+    json.dumps(record)  # the destination's message can be written

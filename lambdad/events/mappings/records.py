@@ -51,7 +51,7 @@ def judge(
         return BatchOutcome(everything, ())
     try:
         response = json.loads(payload) if payload.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return BatchOutcome((), everything, "the partial batch response is not JSON")
     if not isinstance(response, dict):
         return BatchOutcome(everything, ())

@@ -12,5 +12,5 @@ def json_or_text(payload: bytes | str) -> Any:
     replacement characters)."""
     try:
         return json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # a message nested past the parser's depth is text to filters
         return payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else payload

@@ -95,7 +95,7 @@ def event_for(payload: bytes) -> dict[str, Any]:
     """What an IoT rule hands the function for ``payload``: the JSON object, else base64 ``data``."""
     try:
         document = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         document = None
     if isinstance(document, dict):
         return document

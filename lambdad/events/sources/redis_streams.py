@@ -149,7 +149,7 @@ class RedisStreamSource:
         }
         try:
             decoded: Any = json.loads(data_text)
-        except ValueError:
+        except (ValueError, RecursionError):
             decoded = data_text
         return SourceMessage(
             item_id=entry_id,

@@ -22,8 +22,16 @@ from pathlib import Path
 
 from lambdad.environment import FunctionImage
 from lambdad.models import LATEST, FunctionLayer, FunctionVersion, Scope
-from lambdad.runtimes import Interpreter, ensure_installed, find_interpreter
+from lambdad.runtimes import (
+    InstallError,
+    Interpreter,
+    RuntimeNotAvailable,
+    UnknownRuntime,
+    ensure_installed,
+    find_interpreter,
+)
 from lambdad.sandbox import NetworkMode
+from lambdad.services.activation import PreparationError
 from lambdad.store import CodeStore
 
 log = logging.getLogger(__name__)
@@ -52,11 +60,30 @@ class ImageBuilder:
         self._runtime_dirs: dict[str, Path | None] = {}
 
     def prepare(self, version: FunctionVersion) -> None:
-        """Make the version runnable: unpack its code, install its runtime's client (idempotent)."""
-        self.unpack(version.code.sha256_hex)
-        self.merge_layers(version.layers)
-        if version.runtime:
+        """Make the version runnable: unpack its code, install its runtime's client (idempotent).
+
+        Failures are raised as ``PreparationError``s that say what failed without the host paths the
+        underlying exception names (it is chained, and logged by the activator)."""
+        try:
+            self.unpack(version.code.sha256_hex)
+        except (OSError, zipfile.BadZipFile) as error:
+            raise PreparationError("The function's code could not be unpacked.") from error
+        try:
+            self.merge_layers(version.layers)
+        except (OSError, zipfile.BadZipFile) as error:
+            raise PreparationError("The function's layers could not be unpacked.") from error
+        if not version.runtime:
+            return
+        try:
             self._runtime_dir(version.runtime)
+        except (RuntimeNotAvailable, UnknownRuntime) as error:
+            raise PreparationError(
+                f"This server has no interpreter that can run the runtime {version.runtime}."
+            ) from error
+        except (InstallError, OSError) as error:
+            raise PreparationError(
+                f"The runtime client for {version.runtime} could not be installed on this server."
+            ) from error
 
     def image_for(self, scope: Scope, version: FunctionVersion, network: str | None = None) -> FunctionImage:
         """The image of a prepared version (prepares it first if needed, e.g. after a restart), in the

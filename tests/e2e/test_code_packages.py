@@ -92,7 +92,11 @@ def test_links_and_names_inside_the_package_are_accepted(client: Any) -> None:
         ("n" * 255, b"x"),
     )
     client.create_function(
-        FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="handler.handler", Code={"ZipFile": package}
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=ROLE,
+        Handler="handler.handler",
+        Code={"ZipFile": package},
     )
     client.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig=ACTIVE_WAIT)
     assert client.invoke(FunctionName=name)["Payload"].read() == b'"ok"'

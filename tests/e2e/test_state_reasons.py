@@ -54,7 +54,9 @@ def test_runtime_client_that_cannot_be_installed_fails_without_host_paths(server
     assert config["StateReason"] == "The runtime client for python3.12 could not be installed on this server."
     with pytest.raises(client.exceptions.ResourceConflictException) as refused:
         client.invoke(FunctionName=name)
-    assert_no_host_path(server, config["StateReason"], config.get("LastUpdateStatusReason", ""), str(refused.value))
+    assert_no_host_path(
+        server, config["StateReason"], config.get("LastUpdateStatusReason", ""), str(refused.value)
+    )
 
 
 def test_code_that_cannot_be_unpacked_fails_without_host_paths(server: Server) -> None:

@@ -15,9 +15,20 @@ import posixpath
 import stat
 import zipfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from lambdad.errors import InvalidParameterValueException, RequestTooLargeException
+from sqlalchemy import Connection
+
+from lambdad.errors import (
+    CodeStorageExceededException,
+    InvalidParameterValueException,
+    RequestTooLargeException,
+)
+from lambdad.models import CodePackage
 from lambdad.services import limits
+from lambdad.store import CodeStore
+from lambdad.store import functions as function_records
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +68,31 @@ def unzipped_size(data: bytes) -> int:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError) as error:
         raise InvalidParameterValueException(_NOT_A_ZIP) from error
     return total
+
+
+@contextmanager
+def storing(code_store: CodeStore, zip_bytes: bytes, package: CodePackage) -> Iterator[None]:
+    """Store a package for the record the block commits: held from before it is written until the
+    block ends, so that the reclaimer cannot take it in between; if the block fails, the reclaimer is
+    told to look (the package may be referenced by nothing)."""
+    with code_store.holds.holding([package.sha256_hex]):
+        code_store.put(zip_bytes)
+        try:
+            yield
+        except BaseException:
+            code_store.holds.dereferenced()
+            raise
+
+
+def check_storage(connection: Connection, package: CodePackage, limit: int) -> None:
+    """lambdad's code-storage limit, which protects the server's disk: every package stored (function
+    code and layers, of every region; one package used many times once) counts with its zipped and its
+    unzipped bytes, as both are kept on disk. AWS's quota counts zipped bytes only."""
+    packages = function_records.code_in_use(connection).packages
+    if package.sha256_hex in packages:
+        return  # already stored and unpacked: nothing more on disk
+    if sum(packages.values()) + package.size + package.unzipped_size > limit:
+        raise CodeStorageExceededException("Code storage limit exceeded.")
 
 
 def _check_names(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, delete, func, insert, select, update
@@ -179,6 +180,32 @@ def referenced_code(connection: Connection) -> set[str]:
     for config in connection.execute(select(function_versions.c.config)).scalars():
         digests.update(layer["sha256"] for layer in (config or {}).get("layers", []))
     return digests | layer_records.referenced_code(connection)
+
+
+@dataclass(frozen=True)
+class CodeInUse:
+    """The code the records name, across regions: each package's digest with the bytes it takes as the
+    code-storage limit counts them (zipped plus unzipped), and each function's ordered layer digests."""
+
+    packages: dict[str, int]
+    layer_sets: set[tuple[str, ...]]
+
+
+def code_in_use(connection: Connection) -> CodeInUse:
+    """What every function version (with the layers it keeps) and every layer version uses."""
+    packages: dict[str, int] = {}
+    layer_sets: set[tuple[str, ...]] = set()
+    columns = function_versions.c
+    query = select(columns.code_sha256, columns.code_size, columns.unzipped_size, columns.config)
+    for row in connection.execute(query):
+        packages[row.code_sha256] = int(row.code_size) + int(row.unzipped_size)
+        layers = (row.config or {}).get("layers", [])
+        for layer in layers:
+            packages[layer["sha256"]] = int(layer["size"]) + int(layer["unzipped"])
+        if layers:
+            layer_sets.add(tuple(layer["sha256"] for layer in layers))
+    packages.update(layer_records.stored_packages(connection))
+    return CodeInUse(packages, layer_sets)
 
 
 def get_reserved_concurrency(connection: Connection, region: str, name: str) -> int | None:

@@ -121,6 +121,13 @@ def referenced_code(connection: Connection) -> set[str]:
     return set(connection.execute(select(layer_versions.c.code_sha256).distinct()).scalars())
 
 
+def stored_packages(connection: Connection) -> dict[str, int]:
+    """Every layer version's package digest, with its zipped plus unzipped bytes."""
+    columns = layer_versions.c
+    rows = connection.execute(select(columns.code_sha256, columns.code_size, columns.unzipped_size))
+    return {row.code_sha256: int(row.code_size) + int(row.unzipped_size) for row in rows}
+
+
 def _from_row(row: Any) -> LayerVersion:
     return LayerVersion(
         name=row.layer_name,

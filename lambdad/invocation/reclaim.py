@@ -75,14 +75,16 @@ class CodeReclaimer:
     def reclaim(self) -> int:
         """One pass; returns how many zips, unpacked trees and merged layers (by key) it removed."""
         on_disk = self._on_disk()
-        condemned = self._holds.condemn(on_disk)
+        self._holds.condemn(on_disk)
         with self._database.read() as connection:
             in_use = function_records.code_in_use(connection)
         named = set(in_use.packages) | {OPT_KEY_PREFIX + merged_name(layers) for layers in in_use.layer_sets}
         set_aside: list[Path] = []
-        removed = self._holds.execute(named, lambda key: set_aside.extend(self._set_aside(key)))
-        # Unused but held (an environment of an old version still runs): look again once it lets go.
-        if self._holds.defer(on_disk - condemned - named):
+        # What is unused but held (an environment of an old version still runs) goes once it lets go.
+        removed, again = self._holds.execute(
+            on_disk, named, lambda key: set_aside.extend(self._set_aside(key))
+        )
+        if again:
             self.request()
         for path in set_aside:
             _remove(path)

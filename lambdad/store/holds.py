@@ -73,23 +73,22 @@ class CodeHolds:
             self._condemned = {key for key in candidates if key not in self._counts}
             return set(self._condemned)
 
-    def execute(self, referenced: Collection[str], remove: Callable[[str], None]) -> set[str]:
+    def execute(
+        self, on_disk: Collection[str], referenced: Collection[str], remove: Callable[[str], None]
+    ) -> tuple[set[str], bool]:
         """Call ``remove(key)`` (under the lock: it should only rename) for every key still condemned
-        that ``referenced`` does not name; returns the keys removed."""
+        that ``referenced`` does not name; the unreferenced keys still held are removed later, when
+        their last hold is released (``on_free``). Returns the keys removed, and whether some key
+        was released between ``condemn`` and now (unheld, unreferenced, not removed: look again)."""
         with self._lock:
-            removed = self._condemned - set(referenced)
+            unreferenced = set(on_disk) - set(referenced)
+            removed = self._condemned & unreferenced
             for key in removed:
                 remove(key)
             self._condemned.clear()
-            return removed
-
-    def defer(self, keys: Iterable[str]) -> bool:
-        """Ask to be told (``on_free``) once these keys, held when condemned, are released for the last
-        time; returns True if one already was (the caller looks again)."""
-        with self._lock:
-            wanted = set(keys)
-            self._deferred = (self._deferred | wanted) & set(self._counts)
-            return not wanted <= self._deferred
+            held = {key for key in unreferenced if key in self._counts}
+            self._deferred = (self._deferred | held) & set(self._counts)
+            return removed, bool(unreferenced - removed - held)
 
     def held(self, key: str) -> bool:
         """Whether ``key`` is held now."""

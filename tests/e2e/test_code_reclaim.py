@@ -276,3 +276,29 @@ def test_reclaiming_large_trees_leaves_other_functions_unaffected(
             reclaimed(server, sha=digest(many))
     assert_unaffected(victim, samples, record_property)
     client.delete_function(FunctionName=victim.name)
+
+
+def test_a_restart_removes_what_nothing_uses_and_keeps_the_rest(tmp_path: Path) -> None:
+    first = start_server(tmp_path)
+    client = first.client()
+    name = unique("kept")
+    code = package("kept")
+    create(client, name, code)
+    assert invoke(client, name)[1]["data"] == "kept"
+    first.stop(timeout=60)
+    # What a crash can leave: an unpacked tree and merged layers nothing names, an interrupted unpack.
+    leftovers = [
+        first.data_dir / "tasks" / ("0" * 64),
+        first.data_dir / "tasks" / ".0123456789ab.interrupted",
+        first.data_dir / "opt" / ("1" * 64),
+    ]
+    for leftover in leftovers:
+        (leftover / "python").mkdir(parents=True)
+        (leftover / "python" / "x.py").write_text("x = 1\n")
+    second = start_server(tmp_path)
+    try:
+        assert not [leftover for leftover in leftovers if leftover.exists()]
+        assert len(on_disk(second, digest(code))) == 2
+        assert invoke(second.client(), name)[1]["data"] == "kept"
+    finally:
+        second.stop(timeout=60)

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--code-storage-limit",
         type=int,
-        help="bytes of code the server keeps, each package once, zipped plus unzipped (default 75 GB)",
+        help="bytes of code the server keeps on disk, each package once, zip plus unpacked (default 75 GB)",
     )
     serve.add_argument(
         "--concurrency-limit", type=int, help="concurrent executions per region (default 1000)"

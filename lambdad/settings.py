@@ -50,7 +50,8 @@ class Settings:
     # (AWS throttles its control plane too); 0 means no limit.
     api_rate_limit: float = 0
     # Bytes of code the server keeps on disk, all regions together: each package stored (function code,
-    # layers) once, zipped plus unzipped (AWS's default quota is 75 GB, of zipped code, per region).
+    # layers) once, its zip plus its files unpacked in 4 KiB blocks (AWS's default quota is 75 GB, of
+    # zipped code, per region).
     code_storage_limit: int = 80_530_636_800
     # Concurrent executions per region (AWS's default quota is 1,000).
     concurrency_limit: int = 1000

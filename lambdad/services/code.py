@@ -9,6 +9,7 @@ then fail at activation.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import posixpath
@@ -38,15 +39,30 @@ _NOT_A_ZIP = "Could not unzip uploaded file. Please check your file, then try to
 NAME_MAX = 255
 PATH_MAX = 4096
 _UNPACKED_UNDER = "/var/task/"
+# The file system block the storage count rounds every unpacked member up to.
+BLOCK = 4096
 
 
 class _Refused(Exception):
     """A member the package may not hold (the reason goes to the server log, not the client)."""
 
 
-def unzipped_size(data: bytes) -> int:
-    """The unpacked size of a zip, after checking it is a readable zip within AWS's size limits whose
-    members unpack to what they say (see the module's docstring)."""
+def check_package(data: bytes) -> CodePackage:
+    """A zip as a package (digest, sizes), after checking it is a readable zip within AWS's size limits
+    whose members unpack to what they say (see the module's docstring)."""
+    digest = hashlib.sha256(data).hexdigest()
+    unzipped, members = _unzipped_size(data)
+    return CodePackage(digest, len(data), unzipped, disk_size(len(data), members))
+
+
+def disk_size(zipped: int, members: list[zipfile.ZipInfo]) -> int:
+    """What a package takes on disk, as the code-storage limit counts it: the zip, and every member
+    unpacked in whole blocks, at least one each (an empty file or a folder still costs an inode and a
+    directory entry), so that a zip of many tiny files counts for what it fills, not for its bytes."""
+    return zipped + sum(max(-(-info.file_size // BLOCK) * BLOCK, BLOCK) for info in members)
+
+
+def _unzipped_size(data: bytes) -> tuple[int, list[zipfile.ZipInfo]]:
     if len(data) > limits.ZIPPED_CODE_MAX:
         raise RequestTooLargeException(f"Zipped size must be smaller than {limits.ZIPPED_CODE_MAX} bytes")
     try:
@@ -67,7 +83,7 @@ def unzipped_size(data: bytes) -> int:
         raise InvalidParameterValueException(_NOT_A_ZIP) from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError) as error:
         raise InvalidParameterValueException(_NOT_A_ZIP) from error
-    return total
+    return total, members
 
 
 @contextmanager
@@ -86,12 +102,12 @@ def storing(code_store: CodeStore, zip_bytes: bytes, package: CodePackage) -> It
 
 def check_storage(connection: Connection, package: CodePackage, limit: int) -> None:
     """lambdad's code-storage limit, which protects the server's disk: every package stored (function
-    code and layers, of every region; one package used many times once) counts with its zipped and its
-    unzipped bytes, as both are kept on disk. AWS's quota counts zipped bytes only."""
+    code and layers, of every region; one package used many times once) counts with what it takes on
+    disk (``disk_size``: its zip and its unpacked tree, both kept). AWS's quota counts zipped bytes."""
     packages = function_records.code_in_use(connection).packages
     if package.sha256_hex in packages:
         return  # already stored and unpacked: nothing more on disk
-    if sum(packages.values()) + package.size + package.unzipped_size > limit:
+    if sum(packages.values()) + package.stored_size > limit:
         raise CodeStorageExceededException("Code storage limit exceeded.")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +14,6 @@ from lambdad.errors import (
 )
 from lambdad.models import (
     LATEST,
-    CodePackage,
     FunctionLayer,
     FunctionVersion,
     Scope,
@@ -26,7 +24,7 @@ from lambdad.models import (
 from lambdad.services import limits
 from lambdad.services.activation import Activator
 from lambdad.services.changes import DELETED, FunctionChanges
-from lambdad.services.code import check_storage, storing, unzipped_size
+from lambdad.services.code import check_package, check_storage, storing
 from lambdad.services.configuration import check_complete, configure
 from lambdad.services.event_invoke_configs import EventInvokeConfigService
 from lambdad.services.function_settings import FunctionSettingsService
@@ -125,7 +123,7 @@ class FunctionService:
             raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")
         check_lambdad_tags(tags or {})
         zip_bytes = _zip_from(params["Code"])
-        package = self._check_package(zip_bytes)
+        package = check_package(zip_bytes)
         blank = FunctionVersion(
             name=name,
             version=LATEST,
@@ -180,7 +178,7 @@ class FunctionService:
         publishes a version from the update and answers that version)."""
         name = unqualified(scope, params["FunctionName"])
         zip_bytes = _zip_from(params)
-        package = self._check_package(zip_bytes)
+        package = check_package(zip_bytes)
         with contextlib.ExitStack() as stack:
             if not params.get("DryRun"):
                 stack.enter_context(storing(self._code, zip_bytes, package))
@@ -230,10 +228,6 @@ class FunctionService:
         if "Layers" not in params:
             return None
         return self.layers.resolve(scope, params["Layers"] or [])
-
-    def _check_package(self, zip_bytes: bytes) -> CodePackage:
-        size = unzipped_size(zip_bytes)
-        return CodePackage(hashlib.sha256(zip_bytes).hexdigest(), len(zip_bytes), size)
 
 
 def _in_progress(version: FunctionVersion) -> FunctionVersion:

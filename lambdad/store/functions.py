@@ -184,8 +184,8 @@ def referenced_code(connection: Connection) -> set[str]:
 
 @dataclass(frozen=True)
 class CodeInUse:
-    """The code the records name, across regions: each package's digest with the bytes it takes as the
-    code-storage limit counts them (zipped plus unzipped), and each function's ordered layer digests."""
+    """The code the records name, across regions: each package's digest with the bytes it takes on disk
+    (``CodePackage.stored_size``), and each function's ordered layer digests."""
 
     packages: dict[str, int]
     layer_sets: set[tuple[str, ...]]
@@ -195,15 +195,13 @@ def code_in_use(connection: Connection) -> CodeInUse:
     """What every function version (with the layers it keeps) and every layer version uses."""
     packages: dict[str, int] = {}
     layer_sets: set[tuple[str, ...]] = set()
-    columns = function_versions.c
-    query = select(columns.code_sha256, columns.code_size, columns.unzipped_size, columns.config)
-    for row in connection.execute(query):
-        packages[row.code_sha256] = int(row.code_size) + int(row.unzipped_size)
-        layers = (row.config or {}).get("layers", [])
-        for layer in layers:
-            packages[layer["sha256"]] = int(layer["size"]) + int(layer["unzipped"])
-        if layers:
-            layer_sets.add(tuple(layer["sha256"] for layer in layers))
+    for row in connection.execute(select(function_versions)):
+        version = version_from_row(row)
+        packages[version.code.sha256_hex] = version.code.stored_size
+        for layer in version.layers:
+            packages[layer.code.sha256_hex] = layer.code.stored_size
+        if version.layers:
+            layer_sets.add(tuple(layer.code.sha256_hex for layer in version.layers))
     packages.update(layer_records.stored_packages(connection))
     return CodeInUse(packages, layer_sets)
 

@@ -250,6 +250,14 @@ def test_the_storage_limit_counts_unpacked_bytes(limited: Server) -> None:
     assert excinfo.value.response["Error"]["Message"] == "Code storage limit exceeded."
     with pytest.raises(client.exceptions.CodeStorageExceededException):
         client.publish_layer_version(LayerName=unique("bomb"), Content={"ZipFile": bomb})
+    # 1,000 one-byte files: 1 KB of content, but each takes a block (and an inode) once unpacked.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("handler.py", READER)
+        for index in range(1000):
+            archive.writestr(f"tiny/{index}", b"x")
+    with pytest.raises(client.exceptions.CodeStorageExceededException):
+        create(client, unique("tiny"), buffer.getvalue())
 
     # What a delete frees counts at once.
     first, second = unique("first"), unique("second")

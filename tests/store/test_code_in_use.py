@@ -19,17 +19,18 @@ def test_function_code_kept_layers_and_layer_versions_are_in_use_once_each(datab
     kept = FunctionLayer(f"arn:aws:lambda:{REGION}:000000000000:layer:gone:1", CodePackage(KEPT, 5, 50))
     with database.write() as connection:
         for name in ("f", "g"):  # two functions, one package: counted once
-            latest = version(name, code=CodePackage(OWN, 10, 100), layers=(kept,))
+            latest = version(name, code=CodePackage(OWN, 10, 100, 8202), layers=(kept,))
             records.insert_function(connection, REGION, latest, datetime.now(UTC))
         records.insert_function(
-            connection, "eu-west-1", version("h", code=CodePackage(OWN, 10, 100)), datetime.now(UTC)
+            connection, "eu-west-1", version("h", code=CodePackage(OWN, 10, 100, 8202)), datetime.now(UTC)
         )
         number = layer_records.next_version_number(connection, REGION, "l")
         layer = LayerVersion("l", number, CodePackage(PUBLISHED, 7, 70), datetime.now(UTC))
         layer_records.insert_version(connection, REGION, layer)
     with database.read() as connection:
         in_use = records.code_in_use(connection)
-    assert in_use.packages == {OWN: 110, KEPT: 55, PUBLISHED: 77}
+    # The bytes on disk where known (disk_size), else zipped plus unzipped (stored before they were).
+    assert in_use.packages == {OWN: 8202, KEPT: 55, PUBLISHED: 77}
     assert in_use.layer_sets == {(KEPT,)}
     with database.write() as connection:
         for name in ("f", "g"):

@@ -36,6 +36,7 @@ from lambdad.events.schedules import ScheduleRunner
 from lambdad.invocation import ConcurrencyLimiter, EnvironmentPool, ImageBuilder, Invoker
 from lambdad.invocation.pool import environment_maker, spare_pool
 from lambdad.invocation.provisioning import Provisioner
+from lambdad.invocation.reclaim import CodeReclaimer, holding, releasing
 from lambdad.models import Caller, Scope
 from lambdad.observability.logs import LogLimits, LogStore
 from lambdad.sandbox import NetworkMode, SandboxFactory, create_factory
@@ -76,6 +77,7 @@ class Platform:
     mappings: MappingSupervisor
     schedules: ScheduleRunner
     logs: LogStore
+    reclaimer: CodeReclaimer
 
     @classmethod
     def open(cls, settings: Settings) -> Platform:
@@ -112,6 +114,10 @@ class Platform:
             interpreters=settings.interpreters,
             network=NetworkMode(settings.network),
         )
+        reclaimer = CodeReclaimer(database, code_store, images)
+        reclaimed = reclaimer.start()
+        if reclaimed:
+            log.info("removed %d unused unpacked code tree(s) and merged layer(s)", reclaimed)
         changes = FunctionChanges()
         activator = Activator(database, changes, images.prepare)
         lookup = FunctionLookup(database, changes)
@@ -122,12 +128,17 @@ class Platform:
             LogLimits(settings.log_rate_limit, settings.log_burst, settings.log_group_max_bytes),
         )
         endpoint = f"http://{host}:{settings.port}"
-        maker = environment_maker(sandboxes, logs, lambda_api, endpoint)
-        provisioned_maker = environment_maker(
-            sandboxes, logs, lambda_api, endpoint, initialization_type="provisioned-concurrency"
+        # Every environment holds its code on disk from its making until it stopped (see reclaim.py).
+        maker = holding(environment_maker(sandboxes, logs, lambda_api, endpoint), images)
+        provisioned_maker = holding(
+            environment_maker(
+                sandboxes, logs, lambda_api, endpoint, initialization_type="provisioned-concurrency"
+            ),
+            images,
         )
         spares = spare_pool(sandboxes, settings.spares, settings.idle_timeout)
         pool = EnvironmentPool(maker, settings.idle_timeout, spares, provisioned_maker)
+        pool.subscribe(releasing(images))
         invoker = Invoker(
             lookup,
             images,
@@ -195,6 +206,7 @@ class Platform:
             ),
             schedule_runner,
             logs,
+            reclaimer,
         )
         resumed = activator.recover()
         if resumed:
@@ -203,7 +215,8 @@ class Platform:
 
     def drain_on_change(self, loop: asyncio.AbstractEventLoop) -> None:
         """Stop a function's idle environments when its code or configuration changes, and those of its
-        published versions too when it or one of them is deleted (published versions never change)."""
+        published versions too when it or one of them is deleted (published versions never change);
+        look for code no longer used."""
 
         def changed(region: str, name: str, what: str) -> None:
             arn = Scope(self.settings.account_id, region).function_arn(name)
@@ -211,6 +224,9 @@ class Platform:
                 loop.call_soon_threadsafe(self.pool.drain, arn)
             elif what == DELETED:
                 loop.call_soon_threadsafe(self.pool.drain_function, arn)
+            if what in (CODE_OR_CONFIGURATION, DELETED):
+                # Code or layers the function used may be unused now (or once its environments drain).
+                self.reclaimer.request()
             if what in (PROVISIONED, ALIASES, DELETED):
                 # Provisioned environments follow their configs, and the aliases and versions they name.
                 loop.call_soon_threadsafe(self.provisioner.schedule, region, name)
@@ -227,6 +243,7 @@ class Platform:
         await self.sandboxes.close()
         await self.lambda_api.close()
         self.activator.close()
+        self.reclaimer.close()
         self.database.dispose()
 
 

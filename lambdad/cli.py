@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         help="control-plane requests per second before 429 (default: no limit)",
     )
     serve.add_argument(
-        "--code-storage-limit", type=int, help="code storage per region in bytes (default 75 GB)"
+        "--code-storage-limit",
+        type=int,
+        help="bytes of code the server keeps on disk, each package once, zip plus unpacked (default 75 GB)",
     )
     serve.add_argument(
         "--concurrency-limit", type=int, help="concurrent executions per region (default 1000)"

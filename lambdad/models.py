@@ -31,6 +31,14 @@ class CodePackage:
     sha256_hex: str
     size: int
     unzipped_size: int
+    # What the package takes on lambdad's disk, zip and unpacked tree (services.code.disk_size); 0 for a
+    # package stored before lambdad counted it (the zipped and unzipped sizes stand in).
+    disk_size: int = 0
+
+    @property
+    def stored_size(self) -> int:
+        """The bytes the code-storage limit counts for this package."""
+        return self.disk_size or self.size + self.unzipped_size
 
     @property
     def code_sha256(self) -> str:

@@ -79,7 +79,9 @@ class Settings:
     log_burst: int = 10 * 1024 * 1024
     # Bytes a function's log group may hold on disk; past it, its oldest streams are removed. 0: no limit.
     log_group_max_bytes: int = 256 * 1024 * 1024
-    # Total code storage per region, in bytes (AWS's default quota is 75 GB).
+    # Bytes of code the server keeps on disk, all regions together: each package stored (function code,
+    # layers) once, its zip plus its files unpacked in 4 KiB blocks (AWS's default quota is 75 GB, of
+    # zipped code, per region).
     code_storage_limit: int = 80_530_636_800
     # Concurrent executions per region (AWS's default quota is 1,000).
     concurrency_limit: int = 1000

@@ -209,7 +209,11 @@ class ExecutionEnvironment:
                 )
         except Exception as error:  # a sandbox or launch failure is this environment's init error
             log.warning("starting an environment for %s failed: %s", self.image.function_arn, error)
-            self._init_error = _init_failure(getattr(error, "error_type", "Runtime.Unknown"), str(error))
+            # An error with an AWS error type speaks to the function's owner (a missing bootstrap); any
+            # other (the sandbox's: mounts, bubblewrap) names host paths, which only the log above keeps.
+            error_type = getattr(error, "error_type", None)
+            message = str(error) if error_type else ENVIRONMENT_FAILED
+            self._init_error = _init_failure(error_type or "Runtime.Unknown", message)
         self._init_duration_ms = (time.monotonic() - started) * 1000
         if self._sandbox is not None:
             self._sandbox.end_cpu_boost()
@@ -602,6 +606,11 @@ class ExecutionEnvironment:
         if self._sandbox is not None and self._sandbox.oom_killed():
             return "signal: killed"
         return reports.describe_exit(self._exit_status) if self._exit_status is not None else "exit status 1"
+
+
+ENVIRONMENT_FAILED = (
+    "The execution environment could not be started on this server; its operator has the details."
+)
 
 
 def _init_failure(error_type: str, message: str) -> InvocationResult:

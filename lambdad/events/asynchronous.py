@@ -276,7 +276,9 @@ class EventQueue:
             return
         except Exception as error:  # the sandbox or environment failed: a system error
             log.warning("Event invocation %s hit a system error: %r", event.request_id, error)
-            await self._requeue(event, config, runnable, service_error(500, "ServiceException", str(error)))
+            # The error's text names host paths; records and dead letters say where the detail is.
+            message = f"lambdad failed to run the invocation; see the server log for {event.request_id}"
+            await self._requeue(event, config, runnable, service_error(500, "ServiceException", message))
             return
         attempts = event.attempts + 1
         response = function_response(result.payload, result.function_error, result.executed_version)

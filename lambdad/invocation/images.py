@@ -7,6 +7,10 @@ unpacks the code package once per digest and installs the runtime's client once 
 Layers are unpacked like code (once per digest), then merged in the function's order into one
 directory per ordered tuple of layer digests (``opt_dir/<sha256 of the tuple>``, hard links into the
 unpacked layers, later layers replacing earlier files), which environments mount read-only at ``/opt``.
+
+Unpacked code is removed by the reclaimer (``invocation/reclaim.py``) once nothing refers to it or holds
+it: this module holds what it unpacks while it unpacks it, and ``hold``/``release`` are called for every
+environment's image for as long as the environment lives.
 """
 
 from __future__ import annotations
@@ -21,12 +25,33 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from lambdad.environment import FunctionImage
+from lambdad.errors import ResourceConflictException
 from lambdad.models import LATEST, FunctionLayer, FunctionVersion, Scope
-from lambdad.runtimes import Interpreter, ensure_installed, find_interpreter
+from lambdad.runtimes import (
+    InstallError,
+    Interpreter,
+    RuntimeNotAvailable,
+    UnknownRuntime,
+    ensure_installed,
+    find_interpreter,
+)
 from lambdad.sandbox import NetworkMode
+from lambdad.services.activation import PreparationError
 from lambdad.store import CodeStore
 
 log = logging.getLogger(__name__)
+
+# Hold keys of merged layer directories (code is held by its package's digest).
+OPT_KEY_PREFIX = "opt/"
+_RECLAIMED = (
+    "The operation cannot be performed at this time. The function was updated or deleted while it was "
+    "being invoked."
+)
+
+
+def merged_name(layer_digests: tuple[str, ...] | list[str]) -> str:
+    """The directory name under ``opt_dir`` of a function's layers merged in this order."""
+    return hashlib.sha256("\n".join(layer_digests).encode()).hexdigest()
 
 
 class ImageBuilder:
@@ -43,6 +68,7 @@ class ImageBuilder:
         opt_dir: Path | None = None,
     ) -> None:
         self._code = code_store
+        self._holds = code_store.holds
         self._tasks = tasks_dir
         self._opt = opt_dir or tasks_dir.parent / "opt"
         self._runtimes = runtimes_dir
@@ -51,18 +77,66 @@ class ImageBuilder:
         self._interpreters: dict[str, Interpreter] = {}
         self._runtime_dirs: dict[str, Path | None] = {}
 
+    @property
+    def tasks_dir(self) -> Path:
+        """Where code is unpacked, one directory per package digest (the one place that says so)."""
+        return self._tasks
+
+    @property
+    def opt_dir(self) -> Path:
+        """Where functions' layers are merged, one directory per ordered tuple of layer digests."""
+        return self._opt
+
+    def hold(self, image: FunctionImage) -> None:
+        """Keep an environment's code and layers on disk until ``release``; AWS's conflict error if
+        they were reclaimed already (the version was updated or deleted since the image was made)."""
+        keys = image_keys(image)
+        self._holds.hold(keys)
+        if not image.code_dir.is_dir() or (image.layers_dir is not None and not image.layers_dir.is_dir()):
+            self._holds.release(keys)
+            raise ResourceConflictException(_RECLAIMED)
+
+    def release(self, image: FunctionImage) -> None:
+        """Give back ``hold``."""
+        self._holds.release(image_keys(image))
+
     def prepare(self, version: FunctionVersion) -> None:
-        """Make the version runnable: unpack its code, install its runtime's client (idempotent)."""
-        self.unpack(version.code.sha256_hex)
-        self.merge_layers(version.layers)
-        if version.runtime:
+        """Make the version runnable: unpack its code, install its runtime's client (idempotent).
+
+        Failures are raised as ``PreparationError``s that say what failed without the host paths the
+        underlying exception names (it is chained, and logged by the activator)."""
+        with self._holds.holding(_version_keys(version)):
+            self._prepare(version)
+
+    def _prepare(self, version: FunctionVersion) -> None:
+        try:
+            self.unpack(version.code.sha256_hex)
+        except (OSError, zipfile.BadZipFile) as error:
+            raise PreparationError("The function's code could not be unpacked.") from error
+        try:
+            self.merge_layers(version.layers)
+        except (OSError, zipfile.BadZipFile) as error:
+            raise PreparationError("The function's layers could not be unpacked.") from error
+        if not version.runtime:
+            return
+        try:
             self._runtime_dir(version.runtime)
+        except (RuntimeNotAvailable, UnknownRuntime) as error:
+            raise PreparationError(
+                f"This server has no interpreter that can run the runtime {version.runtime}."
+            ) from error
+        except (InstallError, OSError) as error:
+            raise PreparationError(
+                f"The runtime client for {version.runtime} could not be installed on this server."
+            ) from error
 
     def image_for(self, scope: Scope, version: FunctionVersion, network: str | None = None) -> FunctionImage:
         """The image of a prepared version (prepares it first if needed, e.g. after a restart), in the
         network mode given, else the server's default."""
         assert version.runtime and version.handler, "a Zip function always has both"
-        code_dir = self.unpack(version.code.sha256_hex)
+        with self._holds.holding(_version_keys(version)):
+            code_dir = self.unpack(version.code.sha256_hex)
+            layers_dir = self.merge_layers(version.layers)
         qualifier = None if version.version == LATEST else version.version
         return FunctionImage(
             function_name=version.name,
@@ -80,7 +154,7 @@ class ImageBuilder:
             interpreter=self._interpreter(version.runtime),
             environment=dict(version.environment),
             network=NetworkMode(network) if network else self._network,
-            layers_dir=self.merge_layers(version.layers),
+            layers_dir=layers_dir,
             role=version.role,
         )
 
@@ -120,7 +194,7 @@ class ImageBuilder:
         if not layers:
             return None
         digests = [layer.code.sha256_hex for layer in layers]
-        target = self._opt / hashlib.sha256("\n".join(digests).encode()).hexdigest()
+        target = self._opt / merged_name(digests)
         if target.exists():
             return target
         sources = [self.unpack(digest) for digest in digests]
@@ -151,6 +225,24 @@ class ImageBuilder:
                 runtime, self._runtimes, interpreter=self._interpreter(runtime), progress=log.info
             )
         return self._runtime_dirs[runtime]
+
+
+def image_keys(image: FunctionImage) -> list[str]:
+    """What an environment of ``image`` holds: its code and its merged layers (the layers' own unpacked
+    trees are not mounted, the merged tree hard-links their files)."""
+    keys = [image.code_dir.name]
+    if image.layers_dir is not None:
+        keys.append(OPT_KEY_PREFIX + image.layers_dir.name)
+    return keys
+
+
+def _version_keys(version: FunctionVersion) -> list[str]:
+    """What preparing ``version`` reads and writes: its package, its layers' packages, their merge."""
+    digests = [layer.code.sha256_hex for layer in version.layers]
+    keys = [version.code.sha256_hex, *digests]
+    if digests:
+        keys.append(OPT_KEY_PREFIX + merged_name(digests))
+    return keys
 
 
 def _overlay(source: Path, target: Path) -> None:

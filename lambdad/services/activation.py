@@ -3,6 +3,11 @@
 A create or update answers at once with ``State: Pending`` or ``LastUpdateStatus: InProgress``; the
 activator then prepares the function (a hook the execution layer fills in: unpacking code, warming
 runtimes) and settles it. Unsettled functions found at start-up (a crash mid-way) are settled again.
+
+A function that cannot be prepared becomes Failed with a reason its owner can read: the preparer's
+``PreparationError`` text, else a generic one. Exception texts carry host paths (the data directory,
+interpreters, the runtime client's install), which a client has no business seeing: the server log
+keeps them, with the function's name.
 """
 
 from __future__ import annotations
@@ -20,6 +25,12 @@ from lambdad.store import functions as function_records
 log = logging.getLogger(__name__)
 
 Preparer = Callable[[FunctionVersion], None]
+
+PREPARATION_FAILED = "The function could not be prepared to run on this server; its operator has the details."
+
+
+class PreparationError(Exception):
+    """A preparation failure whose text (no host paths) may become the function's StateReason."""
 
 
 def settled(version: FunctionVersion, failure: str | None = None) -> FunctionVersion:
@@ -79,8 +90,8 @@ class Activator:
             try:
                 self._prepare(version)
             except Exception as error:  # a function that cannot be prepared is Failed, as on AWS
-                log.exception("preparing %s failed", name)
-                failure = str(error) or type(error).__name__
+                log.exception("preparing function %s (%s) failed", name, qualifier)
+                failure = str(error) if isinstance(error, PreparationError) else PREPARATION_FAILED
             with self._database.write() as connection:
                 current = function_records.get_version(connection, region, name, qualifier, for_update=True)
                 # Only settle what was prepared: a newer update queued its own settle.

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
-
 from lambdad.errors import (
-    CodeStorageExceededException,
     InvalidParameterValueException,
     ResourceConflictException,
     ResourceNotFoundException,
 )
 from lambdad.models import (
     LATEST,
-    CodePackage,
     FunctionLayer,
     FunctionVersion,
     Scope,
@@ -28,7 +24,7 @@ from lambdad.models import (
 from lambdad.services import limits
 from lambdad.services.activation import Activator
 from lambdad.services.changes import DELETED, FunctionChanges
-from lambdad.services.code import unzipped_size
+from lambdad.services.code import check_package, check_storage, storing
 from lambdad.services.configuration import check_complete, configure
 from lambdad.services.event_invoke_configs import EventInvokeConfigService
 from lambdad.services.function_settings import FunctionSettingsService
@@ -79,7 +75,7 @@ class FunctionService:
         self.permissions = PermissionService(database, changes)
         self.event_invoke_configs = EventInvokeConfigService(database)
         self.settings = FunctionSettingsService(database)
-        self.layers = LayerService(database, code_store)
+        self.layers = LayerService(database, code_store, code_storage_limit)
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -130,7 +126,7 @@ class FunctionService:
             raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")
         check_lambdad_tags(tags or {}, self._host_network_allowed)
         zip_bytes = _zip_from(params["Code"])
-        package = self._check_package(zip_bytes)
+        package = check_package(zip_bytes)
         blank = FunctionVersion(
             name=name,
             version=LATEST,
@@ -151,11 +147,10 @@ class FunctionService:
         version = configure(blank, params, self._layers(scope, params))
         check_complete(version)
         check_combined_size(version.code, version.layers)
-        self._code.put(zip_bytes)
-        with self._database.write() as connection:
+        with storing(self._code, zip_bytes, package), self._database.write() as connection:
             if records.function_exists(connection, scope.region, name):
                 raise ResourceConflictException(f"Function already exist: {name}")
-            self._check_storage(connection, scope, package.size)
+            check_storage(connection, package, self._code_storage_limit)
             records.insert_function(connection, scope.region, version, version.last_modified)
             tag_records.put_tags(connection, scope.function_arn(name), tags or {})
             published = publish_in(connection, scope.region, version)[0] if params.get("Publish") else None
@@ -186,10 +181,11 @@ class FunctionService:
         publishes a version from the update and answers that version)."""
         name = unqualified(scope, params["FunctionName"])
         zip_bytes = _zip_from(params)
-        package = self._check_package(zip_bytes)
-        if not params.get("DryRun"):
-            self._code.put(zip_bytes)
-        with self._database.write() as connection:
+        package = check_package(zip_bytes)
+        with contextlib.ExitStack() as stack:
+            if not params.get("DryRun"):
+                stack.enter_context(storing(self._code, zip_bytes, package))
+            connection = stack.enter_context(self._database.write())
             current = latest_for_update(connection, scope, name, params.get("RevisionId"))
             changes: dict[str, Any] = {"code": package}
             if params.get("Architectures"):
@@ -198,7 +194,7 @@ class FunctionService:
             updated = _in_progress(current.evolve(**changes))
             if params.get("DryRun"):
                 return current.evolve(**changes)
-            self._check_storage(connection, scope, package.size - current.code.size)
+            check_storage(connection, package, self._code_storage_limit)
             records.save_version(connection, scope.region, updated)
             published = publish_in(connection, scope.region, updated)[0] if params.get("Publish") else None
         self._changes.notify(scope.region, name)
@@ -235,15 +231,6 @@ class FunctionService:
         if "Layers" not in params:
             return None
         return self.layers.resolve(scope, params["Layers"] or [])
-
-    def _check_package(self, zip_bytes: bytes) -> CodePackage:
-        size = unzipped_size(zip_bytes)
-        return CodePackage(hashlib.sha256(zip_bytes).hexdigest(), len(zip_bytes), size)
-
-    def _check_storage(self, connection: Connection, scope: Scope, added: int) -> None:
-        _count, used = records.usage(connection, scope.region)
-        if used + added > self._code_storage_limit:
-            raise CodeStorageExceededException("Code storage limit exceeded.")
 
 
 def _in_progress(version: FunctionVersion) -> FunctionVersion:

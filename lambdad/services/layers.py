@@ -8,7 +8,6 @@ AWS.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import uuid
@@ -26,7 +25,7 @@ from lambdad.errors import (
 )
 from lambdad.models import CodePackage, FunctionLayer, Scope, layer_arn, parse_layer_arn, utcnow
 from lambdad.services import limits
-from lambdad.services.code import unzipped_size
+from lambdad.services.code import check_package, check_storage, storing
 from lambdad.services.markers import decode_marker, encode_marker
 from lambdad.store import CodeStore, Database
 from lambdad.store import layers as records
@@ -64,9 +63,10 @@ class LayerVersionPage:
 class LayerService:
     """The layer operations of the Lambda API."""
 
-    def __init__(self, database: Database, code_store: CodeStore) -> None:
+    def __init__(self, database: Database, code_store: CodeStore, code_storage_limit: int) -> None:
         self._database = database
         self._code = code_store
+        self._code_storage_limit = code_storage_limit
 
     # --- layer versions -----------------------------------------------------------------------------
 
@@ -74,9 +74,9 @@ class LayerService:
         """PublishLayerVersion: a new version numbered after the layer's last (1, 2, ...)."""
         name = self._name(scope, layer_name)
         zip_bytes = _zip_from(params.get("Content") or {})
-        package = CodePackage(hashlib.sha256(zip_bytes).hexdigest(), len(zip_bytes), unzipped_size(zip_bytes))
-        self._code.put(zip_bytes)
-        with self._database.write() as connection:
+        package = check_package(zip_bytes)
+        with storing(self._code, zip_bytes, package), self._database.write() as connection:
+            check_storage(connection, package, self._code_storage_limit)
             number = records.next_version_number(connection, scope.region, name)
             layer = LayerVersion(
                 name=name,
@@ -114,6 +114,7 @@ class LayerService:
         _check_number(version)
         with self._database.write() as connection:
             records.delete_version(connection, scope.region, name, version)
+        self._code.holds.dereferenced()  # its package may now be unused: the reclaimer looks
 
     def list_versions(
         self,

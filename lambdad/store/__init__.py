@@ -2,5 +2,6 @@
 
 from lambdad.store.code import CodeStore
 from lambdad.store.database import Database
+from lambdad.store.holds import CodeHolds
 
-__all__ = ["CodeStore", "Database"]
+__all__ = ["CodeHolds", "CodeStore", "Database"]

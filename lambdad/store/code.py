@@ -2,7 +2,9 @@
 
 A package is written to a temporary file, flushed to disk and renamed into place, so a crash leaves
 either no file or the whole file. Records in the database point at packages; a package no record points
-at (a crash between writing it and committing the record) is removed by ``collect_garbage``.
+at (a crash between writing it and committing the record) is removed by ``collect_garbage``; while the
+server runs, the reclaimer removes packages nothing refers to or holds (``holds``: a writer holds its
+package's digest from ``put`` until its record commits).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from lambdad.errors import CodeStorageExceededException
+from lambdad.store.holds import CodeHolds
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
@@ -24,6 +27,8 @@ class CodeStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
+        #: What keeps packages (and their unpacked trees) besides the records that name them.
+        self.holds = CodeHolds()
 
     def path(self, sha256_hex: str) -> Path:
         """Where the package with this digest lives (whether or not it exists)."""
@@ -62,6 +67,10 @@ class CodeStore:
     def digests(self) -> set[str]:
         """Every stored package's digest."""
         return {p.stem for p in self.root.glob("??/*.zip")}
+
+    def remove(self, sha256_hex: str) -> None:
+        """Remove a package (if stored)."""
+        self.path(sha256_hex).unlink(missing_ok=True)
 
     def collect_garbage(self, referenced: set[str]) -> int:
         """Remove packages nothing references and leftovers of interrupted writes; returns the count."""

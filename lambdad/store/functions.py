@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, delete, func, insert, select, update
@@ -179,6 +180,30 @@ def referenced_code(connection: Connection) -> set[str]:
     for config in connection.execute(select(function_versions.c.config)).scalars():
         digests.update(layer["sha256"] for layer in (config or {}).get("layers", []))
     return digests | layer_records.referenced_code(connection)
+
+
+@dataclass(frozen=True)
+class CodeInUse:
+    """The code the records name, across regions: each package's digest with the bytes it takes on disk
+    (``CodePackage.stored_size``), and each function's ordered layer digests."""
+
+    packages: dict[str, int]
+    layer_sets: set[tuple[str, ...]]
+
+
+def code_in_use(connection: Connection) -> CodeInUse:
+    """What every function version (with the layers it keeps) and every layer version uses."""
+    packages: dict[str, int] = {}
+    layer_sets: set[tuple[str, ...]] = set()
+    for row in connection.execute(select(function_versions)):
+        version = version_from_row(row)
+        packages[version.code.sha256_hex] = version.code.stored_size
+        for layer in version.layers:
+            packages[layer.code.sha256_hex] = layer.code.stored_size
+        if version.layers:
+            layer_sets.add(tuple(layer.code.sha256_hex for layer in version.layers))
+    packages.update(layer_records.stored_packages(connection))
+    return CodeInUse(packages, layer_sets)
 
 
 def get_reserved_concurrency(connection: Connection, region: str, name: str) -> int | None:

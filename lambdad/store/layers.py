@@ -54,6 +54,7 @@ def insert_version(connection: Connection, region: str, layer: LayerVersion) -> 
             code_sha256=layer.code.sha256_hex,
             code_size=layer.code.size,
             unzipped_size=layer.code.unzipped_size,
+            disk_size=layer.code.disk_size,
             created_at=layer.created,
             policy=list(layer.statements),
             policy_revision_id=layer.policy_revision_id,
@@ -121,11 +122,19 @@ def referenced_code(connection: Connection) -> set[str]:
     return set(connection.execute(select(layer_versions.c.code_sha256).distinct()).scalars())
 
 
+def stored_packages(connection: Connection) -> dict[str, int]:
+    """Every layer version's package digest, with the bytes it takes on disk (``stored_size``)."""
+    return {
+        layer.code.sha256_hex: layer.code.stored_size
+        for layer in map(_from_row, connection.execute(select(layer_versions)))
+    }
+
+
 def _from_row(row: Any) -> LayerVersion:
     return LayerVersion(
         name=row.layer_name,
         version=int(row.version),
-        code=CodePackage(row.code_sha256, int(row.code_size), int(row.unzipped_size)),
+        code=CodePackage(row.code_sha256, int(row.code_size), int(row.unzipped_size), int(row.disk_size)),
         created=as_utc(row.created_at),
         description=row.description,
         license_info=row.license_info,

@@ -53,6 +53,7 @@ def version_to_row(region: str, version: FunctionVersion) -> dict[str, Any]:
         "code_sha256": version.code.sha256_hex,
         "code_size": version.code.size,
         "unzipped_size": version.code.unzipped_size,
+        "disk_size": version.code.disk_size,
         "last_modified": version.last_modified,
         "config": config,
     }
@@ -65,7 +66,7 @@ def version_from_row(row: Any) -> FunctionVersion:
     return FunctionVersion(
         name=row.function_name,
         version=row.version,
-        code=CodePackage(row.code_sha256, int(row.code_size), int(row.unzipped_size)),
+        code=CodePackage(row.code_sha256, int(row.code_size), int(row.unzipped_size), int(row.disk_size)),
         revision_id=row.revision_id,
         last_modified=as_utc(row.last_modified),
         state=FunctionState(config.pop("state")),
@@ -79,12 +80,18 @@ def version_from_row(row: Any) -> FunctionVersion:
 def layer_to_json(layer: FunctionLayer) -> dict[str, Any]:
     """A function's layer as kept in its ``config`` column."""
     code = layer.code
-    return {"arn": layer.arn, "sha256": code.sha256_hex, "size": code.size, "unzipped": code.unzipped_size}
+    return {
+        "arn": layer.arn,
+        "sha256": code.sha256_hex,
+        "size": code.size,
+        "unzipped": code.unzipped_size,
+        "disk": code.disk_size,
+    }
 
 
 def layer_from_json(value: dict[str, Any]) -> FunctionLayer:
     """A function's layer from its ``config`` column."""
-    code = CodePackage(value["sha256"], int(value["size"]), int(value["unzipped"]))
+    code = CodePackage(value["sha256"], int(value["size"]), int(value["unzipped"]), int(value.get("disk", 0)))
     return FunctionLayer(value["arn"], code)
 
 

@@ -52,6 +52,8 @@ function_versions = Table(
     Column("code_sha256", String(64), nullable=False),
     Column("code_size", BigInteger, nullable=False),
     Column("unzipped_size", BigInteger, nullable=False),
+    # Bytes on disk, zip and unpacked tree (0: stored before lambdad counted them).
+    Column("disk_size", BigInteger, nullable=False, server_default=text("0")),
     Column("last_modified", DateTime(timezone=True), nullable=False),
     # The rest of the configuration, as FunctionVersion fields (see store.records).
     Column("config", JSON, nullable=False),
@@ -191,6 +193,7 @@ layer_versions = Table(
     Column("code_sha256", String(64), nullable=False),
     Column("code_size", BigInteger, nullable=False),
     Column("unzipped_size", BigInteger, nullable=False),
+    Column("disk_size", BigInteger, nullable=False, server_default=text("0")),
     Column("created_at", DateTime(timezone=True), nullable=False),
     # The policy's statements in the order added ([] = no policy) and its RevisionId.
     Column("policy", JSON, nullable=False),

@@ -113,16 +113,27 @@ def test_zip_with_corrupt_member_is_refused(client: Any) -> None:
 def test_code_storage_quota_gets_code_storage_exceeded(tmp_path: Any) -> None:
     from tests.support import Server, create_function
 
-    server = Server(tmp_path / "data", extra_args=["--code-storage-limit", str(len(make_zip()) + 10)]).start()
+    # The limit counts each package stored once, with its zip and its unpacked files (here one small
+    # file: one 4 KiB block).
+    stored = len(make_zip()) + 4096
+    server = Server(tmp_path / "data", extra_args=["--code-storage-limit", str(stored + 10)]).start()
     try:
         client = server.client()
         create_function(client, "fits", wait=False)
+        create_function(client, "same-code-fits-too", wait=False)
         with pytest.raises(client.exceptions.CodeStorageExceededException) as excinfo:
-            create_function(client, "overflows", wait=False)
+            client.create_function(
+                FunctionName="overflows",
+                Runtime="python3.12",
+                Role=ROLE,
+                Handler="handler.handler",
+                Code={"ZipFile": make_zip({"handler.py": "# other code\n"})},
+            )
         assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert excinfo.value.response["Error"]["Message"] == "Code storage limit exceeded."
         with pytest.raises(client.exceptions.ResourceNotFoundException):
             client.get_function(FunctionName="overflows")
-        assert client.get_account_settings()["AccountLimit"]["TotalCodeSize"] == len(make_zip()) + 10
+        assert client.get_account_settings()["AccountLimit"]["TotalCodeSize"] == stored + 10
     finally:
         server.stop()
 

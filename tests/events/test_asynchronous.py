@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -377,6 +378,35 @@ def test_throttled_events_return_to_the_queue_until_their_maximum_age(platform: 
     assert record["requestContext"]["approximateInvokeCount"] == 0
     _, attributes = by_target[DEAD_LETTERS]
     assert attributes["ErrorCode"] == "429" and attributes["RequestID"] == sent.request_id
+
+
+def test_a_system_error_reaches_the_dead_letter_queue_without_host_paths(platform: Platform) -> None:
+    name = deploy(platform, DeadLetterConfig={"TargetArn": DEAD_LETTERS})
+    with platform.database.write() as connection:
+        config_records.save_event_invoke_config(
+            connection, SCOPE.region, name, EventInvokeConfig("$LATEST", utcnow(), maximum_event_age=1)
+        )
+    # Unpacking the code for the first cold start now fails with an OSError naming the data directory.
+    tasks = platform.settings.tasks_dir
+    shutil.rmtree(tasks)
+    tasks.write_text("not a directory")
+    kind = ListKind()
+    queue = queue_of(platform, kind, throttle_backoff_max=0.2)
+    sent = request(name, {"n": 4})
+
+    async def scenario() -> None:
+        await queue.start()
+        await queue.submit(sent)
+        await until(lambda: kind.published, timeout=10)
+        await queue.close()
+
+    run(platform, scenario)
+    (_, _, _, attributes) = kind.published[0]
+    assert attributes["ErrorCode"] == "500"
+    assert attributes["ErrorMessage"] == (
+        f"lambdad failed to run the invocation; see the server log for {sent.request_id}"
+    )
+    assert str(platform.settings.data_dir) not in attributes["ErrorMessage"]
 
 
 def test_close_lets_a_running_invocation_finish_instead_of_running_it_twice(platform: Platform) -> None:

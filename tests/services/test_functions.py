@@ -16,7 +16,7 @@ from lambdad.errors import (
     ResourceNotFoundException,
 )
 from lambdad.models import FunctionState, FunctionVersion, Scope, UpdateStatus
-from lambdad.services.activation import Activator
+from lambdad.services.activation import PREPARATION_FAILED, Activator, PreparationError
 from lambdad.services.changes import FunctionChanges
 from lambdad.services.functions import FunctionService, resolve
 from lambdad.store import CodeStore, Database
@@ -82,9 +82,17 @@ def test_update_before_activation_conflicts_as_on_aws(tmp_path: Path) -> None:
         parts.close()
 
 
-def test_failing_preparation_marks_the_function_failed(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (PreparationError("The runtime is unavailable."), "The runtime is unavailable."),
+        # Any other exception's text may carry host paths: the reason says only that preparing failed.
+        (OSError(2, "No such file or directory", "/var/lib/lambdad/tasks/x"), PREPARATION_FAILED),
+    ],
+)
+def test_failing_preparation_marks_the_function_failed(tmp_path: Path, error: Exception, reason: str) -> None:
     def broken(version: FunctionVersion) -> None:
-        raise RuntimeError("runtime unavailable")
+        raise error
 
     parts = Parts(tmp_path, prepare=broken)
     try:
@@ -92,7 +100,7 @@ def test_failing_preparation_marks_the_function_failed(tmp_path: Path) -> None:
         parts.activator.submit(SCOPE.region, "broken").result(timeout=5)
         failed = parts.service.get(SCOPE, "broken")
         assert failed.state is FunctionState.FAILED
-        assert failed.state_reason == "runtime unavailable"
+        assert failed.state_reason == reason
     finally:
         parts.close()
 

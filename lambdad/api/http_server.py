@@ -64,7 +64,7 @@ class Refusals:
         self._flush = None
         if self.counts:
             parts = ", ".join(f"{n:,} {what}" for what, n in sorted(self.counts.items()))
-            logger.warning("HTTP refusals in the last %.0f s: %s", self.interval, parts)
+            logger.warning("HTTP refusals in the last %g s: %s", self.interval, parts)
             self.counts.clear()
 
 

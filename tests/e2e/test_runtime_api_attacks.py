@@ -115,7 +115,8 @@ def test_a_function_flooding_its_runtime_api_is_bounded_and_others_are_unaffecte
         flood = call(client, attacker, {"connections": 3000})
         fds_during = fds(pid)
     assert_unaffected(victim, samples, record_property)
-    record_property("summary_head", f"{line}; lambdad peak RSS +{(rss_peak_kb(pid) - peak_before) // 1024} MB")
+    grown_mb = (rss_peak_kb(pid) - peak_before) // 1024
+    record_property("summary_head", f"{line}; lambdad peak RSS +{grown_mb} MB")
     record_property("summary_flood", f"{flood}; lambdad fds {fds_before} -> {fds_during}")
     # The 200 MB line: refused with 431 after about 1 MB (one read past the cap at most).
     assert line["answer"] == "HTTP/1.1 431", line
@@ -128,4 +129,3 @@ def test_a_function_flooding_its_runtime_api_is_bounded_and_others_are_unaffecte
     # The attacker still works (its runtime's own connection was never touched), and lets go.
     assert call(client, attacker, {"release": True}) == {"ok": True}
     assert call(client, attacker, {}) == {"ok": True}
-

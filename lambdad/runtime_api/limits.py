@@ -12,6 +12,7 @@ Invoke's 6 MB limit).
 
 from __future__ import annotations
 
+import resource
 from dataclasses import dataclass
 
 from lambdad.runtime_api.model import MAX_PAYLOAD_SIZE
@@ -30,8 +31,36 @@ class Limits:
     idle_timeout: float = 30.0
     #: The body of a request that is not an invocation's result (or init error), in bytes.
     max_body: int = MAX_PAYLOAD_SIZE
+    #: Connections an environment gets even when the process-wide budget is spent (its runtime's own
+    #: and one more), so that other sandboxes' floods never lock a runtime out.
+    floor: int = 2
     #: Refused connections kept open for a moment so that the client reads its 503 (closing a socket
     #: with unread input resets it, and the client may lose the answer); past this many, closed at once.
-    max_lingering: int = 64
+    max_lingering: int = 16
     #: Seconds a refused connection lingers.
     linger: float = 1.0
+
+
+class ConnectionBudget:
+    """Runtime API connections (lingering refusals included) open across every environment of the
+    process. Descriptors are the process's: a thousand environments at their cap would hold 48,000, so
+    past the budget an environment gets only its ``floor``."""
+
+    def __init__(self, total: int | None = None) -> None:
+        self._total = total
+        self.open = 0
+
+    @property
+    def total(self) -> int:
+        """The budget: as given, else a quarter of the open-file limit (read now: start-up raises it)."""
+        if self._total is not None:
+            return self._total
+        return resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4
+
+    @property
+    def spent(self) -> bool:
+        return self.open >= self.total
+
+
+#: The process's budget, which every server shares unless given its own (tests).
+SHARED_BUDGET = ConnectionBudget()

@@ -24,7 +24,7 @@ from typing import Any, cast
 import httptools
 
 from lambdad.runtime_api.channel import RuntimeChannel, init_error_result
-from lambdad.runtime_api.limits import Limits
+from lambdad.runtime_api.limits import SHARED_BUDGET, ConnectionBudget, Limits
 from lambdad.runtime_api.model import (
     MAX_PAYLOAD_SIZE,
     ApiError,
@@ -498,12 +498,14 @@ class RuntimeApiServer:
         forward: Forwarder | None = None,
         specialization: Specialization | None = None,
         limits: Limits | None = None,
+        budget: ConnectionBudget = SHARED_BUDGET,
     ) -> None:
         self.channel = channel
         self.forward = forward
         #: Set for a spare runtime: serves ``lambdad/specialize``.
         self.specialization = specialization
         self.limits = limits or Limits()
+        self._budget = budget
         self._loop = asyncio.get_running_loop()
         self.now = self._loop.time
         self._server: asyncio.AbstractServer | None = None
@@ -514,21 +516,26 @@ class RuntimeApiServer:
 
     def admit(self, connection: _Connection) -> bool:
         """Count a new connection in, or say it is one too many (it is then answered 503 and lingers)."""
-        if len(self._connections) < self.limits.max_connections:
+        held, limits, budget = len(self._connections), self.limits, self._budget
+        if held < limits.max_connections and (held < limits.floor or not budget.spent):
             self._connections.add(connection)
+            budget.open += 1
             if self._sweeper is None:
-                self._sweeper = self._loop.call_later(self.limits.idle_timeout / 2, self._sweep)
+                self._sweeper = self._loop.call_later(limits.idle_timeout / 2, self._sweep)
             return True
-        if len(self._lingering) < self.limits.max_lingering:
+        if len(self._lingering) < limits.max_lingering and not budget.spent:
             self._lingering.add(connection)
-            self._loop.call_later(self.limits.linger, connection.close)
+            budget.open += 1
+            self._loop.call_later(limits.linger, connection.close)
         else:
             self._loop.call_soon(connection.close)
         return False
 
     def discard(self, connection: _Connection) -> None:
-        self._connections.discard(connection)
-        self._lingering.discard(connection)
+        if connection in self._connections or connection in self._lingering:
+            self._budget.open -= 1
+            self._connections.discard(connection)
+            self._lingering.discard(connection)
 
     def _sweep(self) -> None:
         """Close connections idle for longer than the limit; runs while there are connections."""

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from lambdad.runtime_api import MAX_PAYLOAD_SIZE, Invocation, Limits
+from lambdad.runtime_api.limits import ConnectionBudget
 
 from .conftest import BASE, Api, request
 
@@ -19,8 +20,8 @@ MB = 1 << 20
 
 
 @contextlib.contextmanager
-def api_with(limits: Limits) -> Iterator[Api]:
-    server = Api(limits)
+def api_with(limits: Limits, budget: ConnectionBudget | None = None) -> Iterator[Api]:
+    server = Api(limits, budget or ConnectionBudget())
     try:
         yield server
     finally:
@@ -128,6 +129,19 @@ def test_refusals_past_the_lingering_bound_are_closed_at_once() -> None:
             assert answer(sock) == b""
         assert len(api.server._lingering) == 2
         kept.close()
+
+
+def test_past_the_process_wide_budget_an_environment_still_gets_its_floor() -> None:
+    budget = ConnectionBudget(total=3)
+    with api_with(Limits(), budget) as flooded, api_with(Limits(), budget) as other:
+        held = [raw(flooded) for _ in range(3)]
+        assert status_of(answer(raw(flooded))) == 503  # the budget is spent
+        floor = [other.connect(), other.connect()]
+        for conn in floor:  # yet another environment gets its runtime's connection and one more
+            assert request(conn, "GET", "/nowhere")[0] == 404
+        assert status_of(answer(raw(other))) == 503
+        for sock in held:
+            sock.close()
 
 
 def test_an_idle_connection_is_closed_but_a_pending_next_is_not() -> None:

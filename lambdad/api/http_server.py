@@ -222,8 +222,14 @@ def connection_cap(wanted: int, fd_limit: int) -> int:
 
 
 class RateLimitFilter(logging.Filter):
-    """Lets through ``burst`` records of one message template per ``interval``; the rest are counted and
-    the count is added to the next record of that template that passes ("... (1,234 more suppressed)")."""
+    """Lets through ``burst`` records of one kind per ``interval``; the rest are counted and the count is
+    added to the next record of that kind that passes ("... (1,234 more like it suppressed)").
+
+    A kind is the logger and the message's first ``KEY_CHARS`` characters: asyncio logs preformatted
+    messages whose tail names a socket or peer, and their head says what happened."""
+
+    KEY_CHARS = 80
+    MAX_KINDS = 1024
 
     def __init__(self, interval: float = SUMMARY_SECONDS, burst: int = 5) -> None:
         super().__init__()
@@ -232,8 +238,15 @@ class RateLimitFilter(logging.Filter):
         self._windows: dict[tuple[str, str], tuple[float, int, int]] = {}  # start, passed, suppressed
 
     def filter(self, record: logging.LogRecord) -> bool:
-        key = (record.name, str(record.msg))
+        key = (record.name, str(record.msg)[: self.KEY_CHARS])
         now = time.monotonic()
+        if key not in self._windows and len(self._windows) >= self.MAX_KINDS:
+            # Bounded under attack: forget kinds whose window ended, else lump new kinds together.
+            for kind, (start, _, dropped) in list(self._windows.items()):
+                if now - start >= self.interval and not dropped:  # a count not yet reported stays
+                    del self._windows[kind]
+            if len(self._windows) >= self.MAX_KINDS:
+                key = (record.name, "")
         start, passed, suppressed = self._windows.get(key, (now, 0, 0))
         if now - start >= self.interval:
             start, passed = now, 0

@@ -34,6 +34,13 @@ def test_the_filter_passes_a_burst_per_template_then_reports_how_many_it_dropped
     assert limiter.filter(later) and later.getMessage() == "accept failed: 2"
 
 
+def test_the_filter_keeps_a_bounded_number_of_kinds() -> None:
+    limiter = RateLimitFilter(interval=10, burst=1)
+    for n in range(5000):  # every message different from its first character on
+        limiter.filter(record(f"{n} connection from 10.0.0.{n % 250} failed"))
+    assert len(limiter._windows) <= RateLimitFilter.MAX_KINDS + 1
+
+
 def test_refusals_are_one_summary_line_per_interval(caplog: pytest.LogCaptureFixture) -> None:
     async def attack() -> None:
         refusals = Refusals(interval=0.05)

@@ -8,7 +8,8 @@ subclassing its protocol (``uvicorn.Config(http=...)`` takes the class), not by 
   and quadratic CPU; the bytes are counted before they are parsed. (uvicorn's h11 protocol has
   ``h11_max_incomplete_event_size``, but answers 400 and parses in pure Python, several times slower.)
 - a head must be complete within ``header_timeout`` seconds of the connection opening or the request
-  beginning, or the connection is closed (slowloris; uvicorn's keep-alive timeout stops at the first byte).
+  beginning, and a body must not stall (no byte while lambdad is reading) for as long, or the connection
+  is closed (slowloris and its slow-body variant; uvicorn's keep-alive timeout stops at the first byte).
 - open connections are capped below the file descriptor limit; one more is answered 503 and closed.
   uvicorn's ``limit_concurrency`` answers 503 only once a request's headers arrived, so half-open
   connections that never send one still hold their descriptors until ``accept`` fails with EMFILE.
@@ -96,7 +97,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_begun = False  # a request has begun and its headers are not complete
         self._head = 0  # bytes received while reading the current head
         self._fields = 0
-        self._header_timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None  # the head's deadline, or the body's stall check
+        self._last_data = 0.0  # loop.time() of the last read inside a body
         self._refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -118,7 +120,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused:
             self.refusals.lingering.discard(self.transport)
             return
-        self._disarm_header_timer()
+        self._disarm_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -127,6 +129,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         if self._reading_head:
             self._head += len(data)
+        else:
+            self._last_data = self.loop.time()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as error:
@@ -146,8 +150,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self._reading_head and self._head > self.limits.max_header_bytes:
             self._refuse(_HEAD_TOO_LARGE, "oversized heads (431)")
-        elif self._head_begun and self._header_timer is None:
-            self._arm_header_timer()  # a head left incomplete by this read: it has until the timer
+        elif self._timer is None:
+            # Timers only for what this read left incomplete (most requests arrive whole in one read).
+            if self._head_begun:
+                self._arm_header_timer()
+            elif not self._reading_head:
+                self._last_data = self.loop.time()
+                self._timer = self.loop.call_later(self.limits.header_timeout, self._body_stalled)
 
     def on_message_begin(self) -> None:
         self._head_begun = True
@@ -163,30 +172,45 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._reading_head = self._head_begun = False
         self._head = 0
-        self._disarm_header_timer()
+        self._disarm_timer()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         self._reading_head = True
+        self._disarm_timer()
         super().on_message_complete()
 
     def _refuse(self, answer: bytes, what: str) -> None:
         self.refusals.count(what)
-        self._disarm_header_timer()
+        self._disarm_timer()
         if not self.transport.is_closing():
             self.transport.write(answer)
             self.transport.close()
 
     def _arm_header_timer(self) -> None:
-        self._header_timer = self.loop.call_later(self.limits.header_timeout, self._header_timed_out)
+        self._timer = self.loop.call_later(self.limits.header_timeout, self._header_timed_out)
 
-    def _disarm_header_timer(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
+    def _disarm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _body_stalled(self) -> None:
+        self._timer = None
+        if self._reading_head or self.transport.is_closing():
+            return
+        now = self.loop.time()
+        if self.flow.read_paused:  # lambdad stopped reading (the app is behind): not the client's stall
+            self._last_data = now
+        quiet = now - self._last_data
+        if quiet >= self.limits.header_timeout:
+            self.refusals.count("connections closed for a stalled body")
+            self.transport.close()
+        else:
+            self._timer = self.loop.call_later(self.limits.header_timeout - quiet, self._body_stalled)
 
     def _header_timed_out(self) -> None:
-        self._header_timer = None
+        self._timer = None
         waiting = self._head_begun or self.cycle is None  # a head under way, or none yet on a new connection
         if self._reading_head and waiting and not self.transport.is_closing():
             self.refusals.count("connections closed for a head not complete in time")

@@ -132,6 +132,15 @@ def test_a_trickled_header_is_closed_after_the_timeout_and_others_are_unaffected
     assert min(lived) >= HEADER_TIMEOUT * 0.9
 
 
+def test_a_stalled_body_is_closed_after_the_timeout(server: Server) -> None:
+    sock = connect(server)
+    sock.sendall(b"POST /2015-03-31/functions/f/invocations HTTP/1.1\r\nContent-Length: 1000\r\n\r\n{")
+    opened = time.monotonic()
+    assert answer(sock) == b"", "closed without an answer"
+    assert time.monotonic() - opened >= HEADER_TIMEOUT * 0.9
+    assert serves(server)
+
+
 def test_half_open_connections_past_the_cap_are_refused_and_new_requests_succeed_once_they_go(
     server: Server,
 ) -> None:

@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("--http-max-headers", type=int, help="header fields in a request (default 100)")
     serve.add_argument(
-        "--http-header-timeout", type=float, help="seconds a request's headers may take (default 10)"
+        "--http-header-timeout",
+        type=float,
+        help="seconds a request's headers may take, or its body stall (default 10)",
     )
     serve.add_argument(
         "--http-max-connections",

@@ -82,8 +82,8 @@ class Settings:
     # Interpreter per runtime, overriding discovery: {"python3.12": "/usr/bin/python3.12"}.
     interpreters: dict[str, str] = field(default_factory=dict)
     # The API port's limits on one client: bytes and fields of a request head (more is answered 431),
-    # seconds a head may take to arrive (slowloris), and open connections (one more is answered 503;
-    # at most half the open-file limit, which lambdad raises to the hard limit at start).
+    # seconds a head may take to arrive or a body may stall (slowloris), and open connections (one more
+    # is answered 503; at most half the open-file limit, which lambdad raises to the hard limit at start).
     http_max_header_bytes: int = 65536
     http_max_headers: int = 100
     http_header_timeout: float = 10.0

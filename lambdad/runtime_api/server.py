@@ -215,7 +215,7 @@ class _Connection(asyncio.Protocol):
         self._write(400, b"400 Bad Request\n", _TEXT)
 
     def _head_too_large(self) -> None:
-        self._request = None
+        # The request stays: closing the connection ends a streamed response it carried as truncated.
         self._keep_alive = False
         self._write(431, _HEAD_TOO_LARGE, _TEXT)
 

@@ -166,3 +166,20 @@ def test_half_open_connections_past_the_cap_are_refused_and_new_requests_succeed
         assert time.monotonic() < deadline, "the server did not serve again after the connections went"
         time.sleep(0.05)
     assert log_lines(server) - lines_before < 20, Path(server.log_path).read_text()[-2000:]
+
+
+def test_a_flood_of_half_open_connections_leaves_open_connections_unaffected(
+    server: Server, record_property: Any
+) -> None:
+    """The cap is shared (on loopback every client has the same address): while a flood fills it, new
+    connections are refused, but connections already open (a victim's keep-alive one) keep their speed."""
+    victim = Victim(server)
+    victim.baseline()
+    with victim.measuring() as samples:
+        held = [connect(server) for _ in range(CAP * 3)]
+        for sock in held:  # each is refused (503) at once or closed at the header timeout
+            response = answer(sock)
+            assert response == b"" or status_of(response) == 503
+        for sock in held:
+            sock.close()
+    assert_unaffected(victim, samples, record_property)

@@ -89,6 +89,20 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="bytes a function's logs may hold; oldest streams removed past it (default 256 MiB, 0 = none)",
     )
+    serve.add_argument(
+        "--http-max-header-bytes", type=int, help="request line and headers, in bytes (default 65536)"
+    )
+    serve.add_argument("--http-max-headers", type=int, help="header fields in a request (default 100)")
+    serve.add_argument(
+        "--http-header-timeout",
+        type=float,
+        help="seconds a request's headers may take, or its body stall (default 10)",
+    )
+    serve.add_argument(
+        "--http-max-connections",
+        type=int,
+        help="open API connections; more are answered 503 (default 4096, at most half the open-file limit)",
+    )
     logs = commands.add_parser("logs", help="print a function's logs (as CloudWatch Logs would hold them)")
     logs.add_argument("function_name", metavar="NAME")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines as they arrive")
@@ -221,6 +235,13 @@ def _logs(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from lambdad.api.http_server import (
+        HttpLimits,
+        RateLimitFilter,
+        connection_cap,
+        protocol_class,
+        raise_fd_limit,
+    )
     from lambdad.app import create_app
 
     try:
@@ -245,6 +266,10 @@ def _serve(args: argparse.Namespace) -> int:
             log_rate_limit=args.log_rate_limit,
             log_burst=args.log_burst,
             log_group_max_bytes=args.log_group_max_bytes,
+            http_max_header_bytes=args.http_max_header_bytes,
+            http_max_headers=args.http_max_headers,
+            http_header_timeout=args.http_header_timeout,
+            http_max_connections=args.http_max_connections,
         )
     except ValueError as error:
         console.print(f"[red]lambdad: {error}[/red]")
@@ -255,6 +280,9 @@ def _serve(args: argparse.Namespace) -> int:
         handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=True)],
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step is noise
+    # What asyncio and uvicorn log per connection must not multiply under attack.
+    for name in ("asyncio", "uvicorn.error"):
+        logging.getLogger(name).addFilter(RateLimitFilter())
     try:
         app = create_app(settings)
     except Exception as error:
@@ -267,6 +295,12 @@ def _serve(args: argparse.Namespace) -> int:
         f"  data:  {settings.data_dir.resolve()}   region: {settings.region}   account: {settings.account_id}"
     )
     console.print(f"  try:   aws --endpoint-url {endpoint} lambda list-functions")
+    limits = HttpLimits(
+        max_header_bytes=settings.http_max_header_bytes,
+        max_headers=settings.http_max_headers,
+        header_timeout=settings.http_header_timeout,
+        max_connections=connection_cap(settings.http_max_connections, raise_fd_limit()),
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -274,6 +308,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         access_log=False,
         log_config=None,
+        http=protocol_class(limits),
     )
     server = uvicorn.Server(config)
     try:

@@ -123,6 +123,13 @@ class Settings:
     runtimes_dir: str = ""
     # Interpreter per runtime, overriding discovery: {"python3.12": "/usr/bin/python3.12"}.
     interpreters: dict[str, str] = field(default_factory=dict)
+    # The API port's limits on one client: bytes and fields of a request head (more is answered 431),
+    # seconds a head may take to arrive or a body may stall (slowloris), and open connections (one more
+    # is answered 503; at most half the open-file limit, which lambdad raises to the hard limit at start).
+    http_max_header_bytes: int = 65536
+    http_max_headers: int = 100
+    http_header_timeout: float = 10.0
+    http_max_connections: int = 4096
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -148,6 +155,10 @@ class Settings:
             "interpreters": _mapping,
             "sandbox_uids": parse_uid_range,
             "allow_private_network": _networks,
+            "http_max_header_bytes": int,
+            "http_max_headers": int,
+            "http_header_timeout": float,
+            "http_max_connections": int,
             "event_sources": lambda text: {**DEFAULT_EVENT_SOURCES, **_mapping(text)},
         }
         values: dict[str, Any] = {}

@@ -12,6 +12,7 @@ Usage by the environment layer::
 """
 
 from lambdad.runtime_api.channel import RuntimeChannel
+from lambdad.runtime_api.limits import Limits
 from lambdad.runtime_api.model import (
     MAX_PAYLOAD_SIZE,
     ApiError,
@@ -36,6 +37,7 @@ __all__ = [
     "IllegalTransition",
     "Invocation",
     "InvocationResult",
+    "Limits",
     "Move",
     "ResponseStream",
     "ResultKind",

@@ -5,6 +5,7 @@ the channel (and so the state table) before acting and answers AWS's error docum
 callback driven: a request is answered from the parser's callbacks, and a ``next`` long-poll is answered
 from inside ``RuntimeChannel.invoke``, so a round trip costs no task switches beyond the owner's await.
 Connections are kept alive (awslambdaric reuses one for every call); clients must not pipeline.
+The function's code can reach the server too, so every connection is held to ``Limits`` (limits.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import binascii
 import contextlib
 import functools
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any, cast
@@ -22,6 +24,7 @@ from typing import Any, cast
 import httptools
 
 from lambdad.runtime_api.channel import RuntimeChannel, init_error_result
+from lambdad.runtime_api.limits import SHARED_BUDGET, ConnectionBudget, Limits
 from lambdad.runtime_api.model import (
     MAX_PAYLOAD_SIZE,
     ApiError,
@@ -46,6 +49,10 @@ _ACCEPTED = b'{"status":"OK"}\n'
 _JSON = b"Content-Type: application/json\r\n"
 _TEXT = b"Content-Type: text/plain; charset=utf-8\r\n"
 _NOT_FOUND = b"404 page not found\n"
+# Go's net/http answers for a head too large, and a connection over the cap (net/http has no cap).
+_HEAD_TOO_LARGE = b"431 Request Header Fields Too Large"
+_TOO_MANY_CONNECTIONS = b"503 Service Unavailable: too many connections to the Runtime API\n"
+_BODY_TOO_LARGE = b'{"message":"Request too large for the in-sandbox Lambda endpoint"}'
 _STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
 _UNSAFE = bytes.maketrans(b"\r\n", b"  ")
 
@@ -103,18 +110,36 @@ class Specialization:
             waiter(None)
 
 
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback to stop reading a head over ``Limits``."""
+
+
 class _Request:
     """What the parser has told about the request being received; ``finish`` answers it."""
 
-    __slots__ = ("body", "finish", "headers", "kept", "method", "size", "stream", "trailers", "url")
+    __slots__ = (
+        "body",
+        "fields",
+        "finish",
+        "headers",
+        "kept",
+        "limit",
+        "method",
+        "size",
+        "stream",
+        "trailers",
+        "url",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
         self.url = b""
         self.method = b""
         self.headers: dict[bytes, bytes] = {}
         self.trailers: dict[bytes, bytes] = {}
+        self.fields = 0  # header and trailer fields seen
         self.body = bytearray()
         self.kept = MAX_PAYLOAD_SIZE  # how much of the body to keep in ``body``
+        self.limit = limit  # how much body is read before the request is refused (413)
         self.size = 0
         self.stream: ResponseStream | None = None  # set for a streamed response
         self.finish: Callable[[_Request], None] | None = None  # set once the headers are complete
@@ -130,12 +155,20 @@ class _Connection(asyncio.Protocol):
     def __init__(self, server: RuntimeApiServer) -> None:
         self._server = server
         self._channel = server.channel
+        self._limits = server.limits
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._request: _Request | None = None
         self._polling: Callable[[Invocation | None], None] | None = None  # our pending ``next``, if any
         self._specializing: SpecializeWaiter | None = None  # our pending ``lambdad/specialize``, if any
         self._keep_alive = True
+        self._head = 0  # bytes received since the current request head began, while it is incomplete
+        self._in_head = True
+        #: loop.time() of the last byte received or answer sent, for the idle sweep (RuntimeApiServer).
+        self.active = server.now()
+        self.owed = False  # an invocation was handed out on this connection and its result is due
+        self.forwarding = 0  # forwarded calls in flight
+        self.refused = False
 
     # -- asyncio.Protocol --------------------------------------------------------------------------------
 
@@ -144,21 +177,50 @@ class _Connection(asyncio.Protocol):
         # subclassing asyncio.Transport.
         self._transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
+        if not self._server.admit(self):
+            self.refused = True
+            self._keep_alive = False
+            self._write(503, _TOO_MANY_CONNECTIONS, _TEXT)
+            return
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._server._connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return  # read and dropped while the refusal lingers
+        self.active = self._server.now()
+        if self._in_head:
+            self._head += len(data)
         try:
             self._parser.feed_data(data)
+        except httptools.HttpParserCallbackError as error:
+            if isinstance(error.__context__, _HeadTooLarge):
+                self._head_too_large()
+            else:
+                self._bad_request()
+            return
         except httptools.HttpParserError:
-            self._write(400, b"400 Bad Request\n", _TEXT)
-            self.close()
+            self._bad_request()
+            return
         except httptools.HttpParserUpgrade:
             self.close()
+            return
+        # Counted before parsing, checked after: httptools joins the pieces of a URL or header value by
+        # concatenation, so what one head costs is bounded by the cap plus one read.
+        if self._in_head and self._head > self._limits.max_head_bytes:
+            self._head_too_large()
+
+    def _bad_request(self) -> None:
+        self._keep_alive = False
+        self._write(400, b"400 Bad Request\n", _TEXT)
+
+    def _head_too_large(self) -> None:
+        # The request stays: closing the connection ends a streamed response it carried as truncated.
+        self._keep_alive = False
+        self._write(431, _HEAD_TOO_LARGE, _TEXT)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._server._connections.discard(self)
+        self._server.discard(self)
         if self._polling is not None:
             self._channel.cancel_next(self._polling)
             self._polling = None
@@ -178,7 +240,7 @@ class _Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         if self._polling is not None or self._specializing is not None:  # pipelined behind a long-poll
             self.close()
-        self._request = _Request()
+        self._request = _Request(self._limits.max_body)
 
     def on_url(self, url: bytes) -> None:
         if self._request is not None:
@@ -188,10 +250,15 @@ class _Connection(asyncio.Protocol):
         request = self._request
         if request is None:
             return
+        request.fields += 1
+        if request.fields > self._limits.max_headers:
+            raise _HeadTooLarge
         target = request.headers if request.finish is None else request.trailers
         target[name.lower()] = value
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head = 0
         request = self._request
         if request is None:
             return
@@ -212,12 +279,18 @@ class _Connection(asyncio.Protocol):
         if request is None:
             return
         request.size += len(body)
+        if request.size > request.limit:
+            self._request = None
+            self._keep_alive = False
+            self._write(413, _BODY_TOO_LARGE, _JSON)
+            return
         if request.stream is not None:
             request.stream.feed(bytes(body))
         elif len(request.body) < request.kept:
             request.body += body[: request.kept - len(request.body)]
 
     def on_message_complete(self) -> None:
+        self._in_head = True
         request, self._request = self._request, None
         if request is None or request.finish is None:
             return
@@ -242,11 +315,14 @@ class _Connection(asyncio.Protocol):
         if route == SPECIALIZE_ROUTE and self._server.specialization is not None:
             return self._specialize if request.method == b"GET" else self._not_allowed
         if route == b"init/error":
+            request.limit = sys.maxsize  # a result: bounded by the init timeout, kept up to 6 MB
             return self._init_error if request.method == b"POST" else self._not_allowed
         parts = route.split(b"/")
         if len(parts) == 3 and parts[0] == b"invocation" and parts[1] and parts[2] in (b"response", b"error"):
             if request.method != b"POST":
                 return self._not_allowed
+            request.limit = sys.maxsize  # a result: bounded by the function's timeout, kept up to 6 MB
+            self.owed = False
             request_id = parts[1].decode("latin-1")
             if parts[2] == b"error":
                 self._channel.start_response(request_id, Move.ERROR)
@@ -258,14 +334,16 @@ class _Connection(asyncio.Protocol):
         forward = self._server.forward
         assert forward is not None
         if request.size > len(request.body):
-            self._write(413, b'{"message":"Request too large for the in-sandbox Lambda endpoint"}', _JSON)
+            self._write(413, _BODY_TOO_LARGE, _JSON)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers.items()}
         call = forward(request.method.decode(), request.url.decode("latin-1"), headers, bytes(request.body))
         task = asyncio.ensure_future(call)
         self._server.track(task)
+        self.forwarding += 1
 
         def answer(done: asyncio.Future[tuple[int, list[tuple[str, str]], bytes]]) -> None:
+            self.forwarding -= 1
             if done.cancelled() or done.exception() is not None:
                 self._write(500, b'{"message":"lambdad failed to forward the request"}', _JSON)
                 return
@@ -291,6 +369,7 @@ class _Connection(asyncio.Protocol):
             if invocation is None:  # the channel closed under the long-poll
                 self.close()
             else:
+                self.owed = True
                 self._write(200, invocation.payload, _event_headers(invocation))
 
         self._polling = render
@@ -382,11 +461,26 @@ class _Connection(asyncio.Protocol):
     def _refuse(self, error: ApiError) -> None:
         self._write(error.status, error.body() + b"\n", _JSON)
 
+    @property
+    def waiting_on_lambdad(self) -> bool:
+        """Whether the connection is quiet because lambdad owes it something (never idle, then)."""
+        request = self._request
+        return (
+            self._polling is not None
+            or self._specializing is not None
+            or self.owed
+            or self.forwarding > 0
+            or (request is not None and request.stream is not None)
+        )
+
     def _write(self, status: int, body: bytes, headers: bytes) -> None:
         head = b"%s%sContent-Length: %d\r\n" % (_STATUS_LINES[status], headers, len(body))
         if not self._keep_alive:
             head += b"Connection: close\r\n"
         self._raw(head + b"\r\n" + body)
+        if self.refused:
+            return  # closed by the server once the refusal has lingered
+        self.active = self._server.now()
         if not self._keep_alive:
             self.close()
 
@@ -403,14 +497,55 @@ class RuntimeApiServer:
         channel: RuntimeChannel,
         forward: Forwarder | None = None,
         specialization: Specialization | None = None,
+        limits: Limits | None = None,
+        budget: ConnectionBudget = SHARED_BUDGET,
     ) -> None:
         self.channel = channel
         self.forward = forward
         #: Set for a spare runtime: serves ``lambdad/specialize``.
         self.specialization = specialization
+        self.limits = limits or Limits()
+        self._budget = budget
+        self._loop = asyncio.get_running_loop()
+        self.now = self._loop.time
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[_Connection] = set()
+        self._lingering: set[_Connection] = set()
         self._forwarding: set[asyncio.Future[Any]] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def admit(self, connection: _Connection) -> bool:
+        """Count a new connection in, or say it is one too many (it is then answered 503 and lingers)."""
+        held, limits, budget = len(self._connections), self.limits, self._budget
+        if held < limits.max_connections and (held < limits.floor or not budget.spent):
+            self._connections.add(connection)
+            budget.open += 1
+            if self._sweeper is None:
+                self._sweeper = self._loop.call_later(limits.idle_timeout / 2, self._sweep)
+            return True
+        if len(self._lingering) < limits.max_lingering and not budget.spent:
+            self._lingering.add(connection)
+            budget.open += 1
+            self._loop.call_later(limits.linger, connection.close)
+        else:
+            self._loop.call_soon(connection.close)
+        return False
+
+    def discard(self, connection: _Connection) -> None:
+        if connection in self._connections or connection in self._lingering:
+            self._budget.open -= 1
+            self._connections.discard(connection)
+            self._lingering.discard(connection)
+
+    def _sweep(self) -> None:
+        """Close connections idle for longer than the limit; runs while there are connections."""
+        self._sweeper = None
+        deadline = self.now() - self.limits.idle_timeout
+        for connection in list(self._connections):
+            if connection.active < deadline and not connection.waiting_on_lambdad:
+                connection.close()
+        if self._connections:
+            self._sweeper = self._loop.call_later(self.limits.idle_timeout / 2, self._sweep)
 
     def track(self, task: asyncio.Future[Any]) -> None:
         """Keep a forwarded request's task alive until it ends (and cancel it at close)."""
@@ -439,7 +574,10 @@ class RuntimeApiServer:
             self.specialization.close()
         if self._server is not None:
             self._server.close()
-        for connection in list(self._connections):
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for connection in [*self._connections, *self._lingering]:
             connection.close()
         for task in list(self._forwarding):
             task.cancel()

@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from lambdad.runtime_api import RuntimeApiServer, RuntimeChannel
+from lambdad.runtime_api import Limits, RuntimeApiServer, RuntimeChannel
+from lambdad.runtime_api.limits import SHARED_BUDGET, ConnectionBudget
 from tests.runtimes.harness import listening_socket
 
 T = TypeVar("T")
@@ -20,7 +21,7 @@ BASE = "/2018-06-01/runtime"
 class Api:
     """A Runtime API server on 127.0.0.1 in its own event-loop thread; tests talk HTTP to it."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: Limits | None = None, budget: ConnectionBudget = SHARED_BUDGET) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -29,7 +30,7 @@ class Api:
 
         async def start() -> tuple[RuntimeChannel, RuntimeApiServer, asyncio.Task[None]]:
             channel = RuntimeChannel()
-            server = RuntimeApiServer(channel)
+            server = RuntimeApiServer(channel, limits=limits, budget=budget)
             return channel, server, asyncio.create_task(server.serve(self.sock))
 
         self.channel, self.server, self.task = self.call(start())

@@ -23,7 +23,7 @@ from lambdad.environment import reports
 from lambdad.environment.image import FunctionImage
 from lambdad.environment.lifecycle import EnvironmentState, Lifecycle, Move
 from lambdad.environment.output import TAIL_BYTES, LineSplitter, Tail
-from lambdad.environment.pipes import READ_LIMIT, read_available
+from lambdad.environment.pipes import DISCARD_PIPE_BYTES, READ_LIMIT, discard_available, read_available, widen
 from lambdad.environment.spare import Spare, mounts_for
 from lambdad.models import Caller
 from lambdad.observability.logs import LogStore, LogStream
@@ -61,6 +61,9 @@ MB = 1024 * 1024
 # What is read of a runtime's output when an invocation ends: the pipe's capacity (64 KB) with room to
 # spare; more is only there if something in the sandbox still writes, and is read as it comes.
 FINAL_READ_BYTES = MB
+# Over its log's budget, a runtime's output is left to fill the pipe for this long between two discards:
+# the writer then waits on a full pipe instead of lambdad waking for every 64 KB of a flood.
+DISCARD_PAUSE_S = 0.01
 MAX_STREAMED_RESPONSE = 200 * MB  # AWS's limit on a streamed response
 OVERSIZED_RESPONSE_ERROR_TYPE = "Function.ResponseSizeTooLarge"
 
@@ -161,6 +164,8 @@ class ExecutionEnvironment:
         self._server: RuntimeApiServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._output_fd: int | None = None
+        self._output_paused = False
+        self._pipe_widened = False
         self._lines = LineSplitter()
         self._dropped = 0  # bytes of output past the log's budget, not yet said in the log
         self._capture: Tail | None = None  # the end of the init or invocation in progress
@@ -570,15 +575,48 @@ class ExecutionEnvironment:
         there is more) and log it line by line, as far as the log's budget takes it."""
         if self._output_fd is None:
             return
+        if self._log.over_budget(limit):
+            # Over budget, the output is dropped in the kernel: a flood then costs lambdad a splice per
+            # turn, not a copy and a split of every byte (measured: a victim's p99 under a 1 GB flood).
+            discarded = discard_available(self._output_fd, max(limit, DISCARD_PIPE_BYTES))
+            if discarded:
+                self._dropped += discarded
+                for line in self._lines.break_line():
+                    self._emit(line)
+                self._pause_output()
+            return
         chunk = read_available(self._output_fd, limit)
         if not chunk:
             return
         admitted = self._log.admit(len(chunk))
+        lines = self._lines.feed(chunk[:admitted])
         if admitted < len(chunk):
             self._dropped += len(chunk) - admitted
-            chunk = chunk[:admitted]
-        for line in self._lines.feed(chunk):
+            lines += self._lines.break_line()
+            self._pause_output()
+        for line in lines:
             self._emit(line)
+
+    def _pause_output(self) -> None:
+        """Stop watching the output pipe for ``DISCARD_PAUSE_S``, with the pipe widened: a flood over
+        budget then costs lambdad about a hundred wake-ups a second, however fast the function writes
+        (measured: 1.65 s of lambdad's CPU per GB discarded 64 KB at a time)."""
+        fd = self._output_fd
+        if fd is None or self._output_paused:
+            return
+        if not self._pipe_widened:
+            widen(fd)
+            self._pipe_widened = True
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(fd)
+        self._output_paused = True
+
+        def resume() -> None:
+            self._output_paused = False
+            if self._output_fd == fd:  # not closed by a shutdown meanwhile
+                loop.add_reader(fd, self._drain_output)
+
+        loop.call_later(DISCARD_PAUSE_S, resume)
 
     def _report_dropped(self) -> None:
         """Say once (per invocation, init or shutdown) how much output the log's budget dropped."""

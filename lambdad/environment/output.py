@@ -31,6 +31,12 @@ class LineSplitter:
         self._partial = self._cut(rest, events)
         return events
 
+    def break_line(self) -> list[str]:
+        """Output was dropped: the line in progress ends here (as an event of its own) rather than run on
+        into whatever comes after the gap."""
+        partial, self._partial = self._partial, b""
+        return [_decode(partial)] if partial else []
+
     def _cut(self, data: bytes, events: list[str]) -> bytes:
         """Append the full-size events at the start of ``data``; what is left (at most ``limit``)."""
         while len(data) > self._limit:

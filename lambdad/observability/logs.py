@@ -66,12 +66,23 @@ class OutputBudget:
     def admit(self, wanted: int) -> int:
         if self._rate <= 0:
             return wanted
-        now = self._clock()
-        self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
-        self._updated = now
+        self._refill()
         granted = min(wanted, int(self._tokens))
         self._tokens -= granted
         return granted
+
+    def short_of(self, wanted: int) -> bool:
+        """Whether fewer than ``wanted`` bytes (or, past its capacity, than a full bucket) would be
+        admitted now."""
+        if self._rate <= 0:
+            return False
+        self._refill()
+        return self._tokens < min(wanted, self._capacity)
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
+        self._updated = now
 
 
 class _Group:
@@ -134,6 +145,11 @@ class LogStream:
     def admit(self, size: int) -> int:
         """How many of ``size`` bytes of the function's output the group's budget takes now."""
         return size if self._group is None else self._group.budget.admit(size)
+
+    def over_budget(self, wanted: int) -> bool:
+        """Whether the group's budget takes fewer than ``wanted`` bytes of output now (a reader then
+        discards rather than reads a chunk to keep a sliver of it)."""
+        return self._group is not None and self._group.budget.short_of(wanted)
 
     def write(self, message: str, timestamp_ms: int | None = None) -> None:
         """Append one event."""

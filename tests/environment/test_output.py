@@ -44,3 +44,11 @@ def test_one_huge_line_keeps_only_its_end() -> None:
     tail = Tail()
     tail.add("a" * 10**6 + "END")
     assert tail.text() == "a" * 4093 + "END\n"
+
+
+def test_a_gap_ends_the_line_in_progress() -> None:
+    lines = LineSplitter()
+    assert lines.feed(b"before the gap") == []
+    assert lines.break_line() == ["before the gap"]
+    assert lines.break_line() == []
+    assert lines.feed(b"after\n") == ["after"]

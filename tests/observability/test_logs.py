@@ -32,6 +32,19 @@ def test_the_budget_grants_its_burst_then_its_rate() -> None:
     assert budget.admit(5000) == 1000  # never more than the burst
 
 
+def test_the_budget_says_when_it_is_short_of_a_chunk_until_it_refills() -> None:
+    clock = Clock()
+    budget = OutputBudget(rate=100, burst=100, clock=clock)
+    assert not budget.short_of(100)
+    assert budget.admit(150) == 100
+    assert budget.short_of(1)
+    clock.now = 0.5
+    assert budget.short_of(60) and not budget.short_of(50)
+    clock.now = 10
+    assert not budget.short_of(10**6)  # a full bucket is never short, whatever the chunk
+    assert not OutputBudget(rate=0, burst=0).short_of(10**9)
+
+
 def test_a_zero_rate_is_no_limit() -> None:
     assert OutputBudget(rate=0, burst=0).admit(10**9) == 10**9
 

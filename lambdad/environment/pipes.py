@@ -7,6 +7,7 @@ import contextlib
 import errno
 import fcntl
 import os
+from collections.abc import Callable
 
 READ_LIMIT = 256 * 1024  # bytes read per call: one noisy sandbox cannot hold the event loop for long
 
@@ -28,22 +29,14 @@ def read_available(fd: int, limit: int = READ_LIMIT) -> bytes | None:
     file, when the event loop's reader on ``fd`` is removed. A descriptor closed meanwhile reads as
     nothing. The rest waits in the pipe (the writer blocks once it is full) for the next call."""
     chunks: list[bytes] = []
-    size = 0
-    while size < limit:
-        try:
-            chunk = os.read(fd, min(65536, limit - size))
-        except BlockingIOError:
-            break
-        except OSError as error:
-            if error.errno == errno.EBADF:
-                break
-            raise
-        if not chunk:
-            asyncio.get_running_loop().remove_reader(fd)
-            return None if not chunks else b"".join(chunks)
+
+    def read(wanted: int) -> int:
+        chunk = os.read(fd, min(65536, wanted))
         chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
+        return len(chunk)
+
+    size = _drain(fd, limit, read)
+    return b"".join(chunks) if size or size is not None else None
 
 
 def discard_available(fd: int, limit: int = READ_LIMIT) -> int | None:
@@ -54,10 +47,17 @@ def discard_available(fd: int, limit: int = READ_LIMIT) -> int | None:
     global _devnull
     if _devnull < 0:
         _devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-    discarded = 0
-    while discarded < limit:
+    devnull = _devnull
+    return _drain(fd, limit, lambda wanted: os.splice(fd, devnull, wanted, flags=os.SPLICE_F_NONBLOCK))
+
+
+def _drain(fd: int, limit: int, take: Callable[[int], int]) -> int | None:
+    """Call ``take(at most n bytes)`` until ``limit`` bytes were taken or the pipe is empty: the bytes
+    taken, or None if the pipe reached its end with nothing taken (the reader is then removed)."""
+    taken = 0
+    while taken < limit:
         try:
-            moved = os.splice(fd, _devnull, limit - discarded, flags=os.SPLICE_F_NONBLOCK)
+            moved = take(limit - taken)
         except BlockingIOError:
             break
         except OSError as error:
@@ -66,6 +66,6 @@ def discard_available(fd: int, limit: int = READ_LIMIT) -> int | None:
             raise
         if not moved:
             asyncio.get_running_loop().remove_reader(fd)
-            return discarded or None
-        discarded += moved
-    return discarded
+            return taken or None
+        taken += moved
+    return taken

@@ -18,7 +18,7 @@ import pytest
 
 from tests.e2e.attack_support import Victim, assert_unaffected
 from tests.e2e.invoke_support import start_server
-from tests.support import Server
+from tests.support import Server, answer, status_of
 
 MB = 1 << 20
 CAP = 200
@@ -38,20 +38,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def connect(server: Server, timeout: float = 30) -> socket.socket:
     return socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
-
-
-def answer(sock: socket.socket) -> bytes:
-    """Everything the server writes until it closes the connection (a reset ends it too)."""
-    chunks = []
-    with contextlib.suppress(ConnectionResetError):
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def status_of(response: bytes) -> int:
-    assert response.startswith(b"HTTP/1.1 "), response[:200]
-    return int(response.split(b" ", 2)[1])
 
 
 def serves(server: Server) -> bool:

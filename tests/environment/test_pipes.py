@@ -27,3 +27,20 @@ def test_discarding_empties_the_pipe_up_to_the_limit_and_reports_the_end() -> No
             os.close(read_end)
 
     asyncio.run(scenario())
+
+
+def test_reading_returns_what_is_there_then_none_at_the_end() -> None:
+    async def scenario() -> None:
+        read_end, write_end = os.pipe2(os.O_NONBLOCK)
+        asyncio.get_running_loop().add_reader(read_end, lambda: None)
+        try:
+            assert read_available(read_end) == b""  # nothing yet
+            os.write(write_end, b"last words\n")
+            os.close(write_end)
+            assert read_available(read_end, limit=4) == b"last"
+            assert read_available(read_end) == b" words\n"  # the end came with data: the data
+            assert read_available(read_end) is None
+        finally:
+            os.close(read_end)
+
+    asyncio.run(scenario())

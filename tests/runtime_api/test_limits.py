@@ -13,6 +13,7 @@ import pytest
 
 from lambdad.runtime_api import MAX_PAYLOAD_SIZE, Invocation, Limits
 from lambdad.runtime_api.limits import ConnectionBudget
+from tests.support import answer, status_of
 
 from .conftest import BASE, Api, request
 
@@ -44,20 +45,6 @@ def send_until_refused(sock: socket.socket, head: bytes, filler: bytes, most: in
     except (BrokenPipeError, ConnectionResetError):
         pass
     return sent
-
-
-def answer(sock: socket.socket) -> bytes:
-    """Everything the server writes until it closes the connection."""
-    chunks = []
-    with contextlib.suppress(ConnectionResetError):
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def status_of(response: bytes) -> int:
-    assert response.startswith(b"HTTP/1.1 "), response[:100]
-    return int(response.split(b" ", 2)[1])
 
 
 @pytest.mark.parametrize(

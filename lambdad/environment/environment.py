@@ -575,9 +575,10 @@ class ExecutionEnvironment:
         there is more) and log it line by line, as far as the log's budget takes it."""
         if self._output_fd is None:
             return
-        if self._log.over_budget(limit):
-            # Over budget, the output is dropped in the kernel: a flood then costs lambdad a splice per
-            # turn, not a copy and a split of every byte (measured: a victim's p99 under a 1 GB flood).
+        if self._log.over_budget(min(limit, READ_LIMIT)):
+            # Short of a chunk's budget, the output is dropped in the kernel: a flood then costs lambdad a
+            # splice per turn, not a copy and a split of every byte (measured: a victim's p99 under a 1 GB
+            # flood). Short of a chunk, not of ``limit``: the final read of an invocation asks for more.
             discarded = discard_available(self._output_fd, max(limit, DISCARD_PIPE_BYTES))
             if discarded:
                 self._dropped += discarded

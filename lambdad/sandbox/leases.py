@@ -49,6 +49,15 @@ class Lease:
             self._fd = -1
 
 
+class _Traced(Lease):
+    """A dead holder's lease, locked for a look: released without erasing the holder's trace."""
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
 class LeasePool:
     """Leases of the numbers ``first .. first + count - 1`` under ``directory``.
 
@@ -106,6 +115,27 @@ class LeasePool:
             os.close(fd)
             raise
         return Lease(number, fd, path)
+
+    def dead_holders(self) -> list[Lease]:
+        """The numbers whose holder died without releasing them, each locked by this process (so
+        nobody can take it meanwhile) but not reclaimed: release the leases once done with them (the
+        file keeps its trace, and ``reclaimable`` still decides when the number is handed out)."""
+        locked: list[Lease] = []
+        if not self.directory.is_dir():
+            return locked
+        for path in self.directory.iterdir():
+            if not path.name.isdigit() or not self.first <= int(path.name) < self.first + self.count:
+                continue
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if os.fstat(fd).st_size > 0:
+                    locked.append(_Traced(int(path.name), fd, path))
+                    continue
+            except BlockingIOError:
+                pass  # held: its holder lives
+            os.close(fd)
+        return locked
 
     def held_elsewhere(self, number: int) -> bool:
         """Whether some process holds ``number`` now (tests; never used to allocate)."""

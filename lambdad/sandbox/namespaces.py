@@ -379,6 +379,8 @@ class NamespaceSandboxFactory:
         # Compiled once, here, so that a missing libseccomp stops the server at start, not an invoke.
         self._seccomp = filter_program()
         self._host_ids = HostIds(state_dir, uid_first, uid_count)
+        if orphans := self._host_ids.kill_orphans():
+            log.warning("killed %d process(es) of sandboxes that outlived their server", orphans)
         try:
             os.close(user_namespace(993, 990, uid_first, uid_first))  # can this machine make them?
         except OSError as exc:

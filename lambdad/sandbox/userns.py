@@ -21,6 +21,7 @@ runs Python. Spawning ``unshare(1)`` instead costs two execs and a poll.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -114,14 +115,14 @@ def _write(path: Path, text: str) -> None:
         os.close(fd)
 
 
-def _no_process_runs_as(uid: int) -> bool:
-    """Whether no process on the machine has ``uid`` as its real, effective or saved uid.
+def _processes_running_as(uids: set[int]) -> list[int]:
+    """Pids of the processes whose real, effective or saved uid is one of ``uids``.
 
     Read from ``/proc/<pid>/status``, not from the owner of ``/proc/<pid>``: a process that made
-    itself non-dumpable shows a root-owned directory. Only asked when a dead holder's uid is
-    reclaimed, so a full scan is affordable.
+    itself non-dumpable shows a root-owned directory.
     """
-    marker = str(uid)
+    markers = {str(uid) for uid in uids}
+    found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -129,12 +130,18 @@ def _no_process_runs_as(uid: int) -> bool:
             with open(f"/proc/{entry.name}/status", "rb") as status:
                 for line in status:
                     if line.startswith(b"Uid:"):
-                        if marker in line.decode().split()[1:4]:
-                            return False
+                        if markers.intersection(line.decode().split()[1:4]):
+                            found.append(int(entry.name))
                         break
         except (FileNotFoundError, ProcessLookupError):
             continue
-    return True
+    return found
+
+
+def _no_process_runs_as(uid: int) -> bool:
+    """Whether no process on the machine runs as ``uid``. Only asked when a dead holder's uid is
+    reclaimed, so a full scan of /proc is affordable."""
+    return not _processes_running_as({uid})
 
 
 class HostIds:
@@ -153,3 +160,19 @@ class HostIds:
 
     def acquire(self, owner: str) -> Lease:
         return self.pool.acquire(owner)
+
+    def kill_orphans(self) -> int:
+        """SIGKILL what still runs as the uid of a server that died (a sandbox created in the last
+        milliseconds before its server was SIGKILLed outlives it: bubblewrap arms its parent-death
+        signal late); returns how many processes. Done with those uids' leases locked, so no new
+        sandbox can have taken one meanwhile; their uids come back once the processes are gone."""
+        leases = self.pool.dead_holders()
+        try:
+            orphans = _processes_running_as({lease.number for lease in leases}) if leases else []
+            for pid in orphans:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        finally:
+            for lease in leases:
+                lease.release()
+        return len(orphans)

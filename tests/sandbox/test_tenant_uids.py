@@ -194,6 +194,40 @@ def test_a_sigkilled_servers_uids_are_reclaimed(code_dir: Path):
     assert asyncio.run(scenario()) == first
 
 
+def test_what_outlived_a_dead_server_is_killed_and_nothing_else(tmp_path: Path):
+    # A sandbox made in the last milliseconds before its server's SIGKILL can outlive it (bubblewrap
+    # arms its parent-death signal late). Its trace: a lease file naming a dead holder, and processes
+    # still running as that uid. A live holder's processes are left alone.
+    first = 1_960_000_000 + random.randrange(1_000_000)
+    dead, live = first, first + 1
+    root = str(Path(__file__).resolve().parents[2])
+    holder = (
+        f"import sys; sys.path.insert(0, {root!r}); from pathlib import Path; "
+        f"from lambdad.sandbox.userns import HostIds; "
+        f"HostIds(Path({str(tmp_path)!r}), {dead}, 1).acquire('doomed'); import os; os._exit(0)"
+    )
+    subprocess.run([sys.executable, "-c", holder], check=True)
+    ids = HostIds(tmp_path, first, 2)
+    held = ids.pool.acquire("alive")  # the range's other uid, held by this live process
+    assert held.number == live
+    orphan = subprocess.Popen(["sleep", "60"], user=dead, group=dead)
+    tenant = subprocess.Popen(["sleep", "60"], user=live, group=live)
+    try:
+        assert ids.kill_orphans() == 1
+        assert orphan.wait(timeout=10) == -signal.SIGKILL
+        assert tenant.poll() is None, "a live server's sandbox was killed"
+        assert ids.kill_orphans() == 0
+        # The dead holder's uid comes back once nothing runs as it.
+        again = HostIds(tmp_path, dead, 1).acquire("heir")
+        assert again.number == dead
+        again.release()
+    finally:
+        for process in (orphan, tenant):
+            process.kill()
+            process.wait()
+        held.release()
+
+
 def _owner(proc: Path) -> int | None:
     try:
         return proc.stat().st_uid

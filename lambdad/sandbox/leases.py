@@ -123,9 +123,12 @@ class LeasePool:
         locked: list[Lease] = []
         if not self.directory.is_dir():
             return locked
-        for path in self.directory.iterdir():
-            if not path.name.isdigit() or not self.first <= int(path.name) < self.first + self.count:
+        for entry in os.scandir(self.directory):
+            if not entry.name.isdigit() or not self.first <= int(entry.name) < self.first + self.count:
                 continue
+            if entry.stat().st_size == 0:
+                continue  # released (or being written by a new holder, which holds its lock)
+            path = Path(entry.path)
             fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -185,6 +185,10 @@ class Settings:
             raise ValueError(f"async workers must be 1 or more, got {settings.async_workers}")
         if min(settings.log_rate_limit, settings.log_burst, settings.log_group_max_bytes) < 0:
             raise ValueError("log limits must be 0 (none) or more")
+        if min(settings.http_max_header_bytes, settings.http_max_headers, settings.http_max_connections) < 1:
+            raise ValueError("HTTP limits (header bytes, headers, connections) must be 1 or more")
+        if settings.http_header_timeout <= 0:
+            raise ValueError(f"the HTTP header timeout must be over 0, got {settings.http_header_timeout}")
         if settings.network not in ("default", "none", "host"):
             raise ValueError(f"network must be 'default', 'none' or 'host', got {settings.network!r}")
         return settings

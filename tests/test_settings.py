@@ -60,3 +60,15 @@ def test_the_host_network_is_the_operators_to_allow() -> None:
     assert Settings.from_env({}, allow_host_network=True).host_network_allowed
     # A server whose every function runs on the host network has allowed it already.
     assert Settings.from_env({"LAMBDAD_NETWORK": "host"}).host_network_allowed
+
+
+def test_http_limits_must_be_positive() -> None:
+    for variable, bad in (
+        ("LAMBDAD_HTTP_MAX_CONNECTIONS", "0"),
+        ("LAMBDAD_HTTP_MAX_HEADERS", "-1"),
+        ("LAMBDAD_HTTP_MAX_HEADER_BYTES", "0"),
+    ):
+        with pytest.raises(ValueError, match="HTTP limits"):
+            Settings.from_env({variable: bad})
+    with pytest.raises(ValueError, match="header timeout"):
+        Settings.from_env({"LAMBDAD_HTTP_HEADER_TIMEOUT": "0"})

@@ -26,7 +26,7 @@ from tests.e2e.invoke_support import (
     unique,
     wait_updated,
 )
-from tests.support import ROLE, Server
+from tests.support import Server, create_function
 
 pytestmark = pytest.mark.e2e
 
@@ -91,15 +91,7 @@ def du(directory: Path) -> int:
 
 
 def create(client: Any, name: str, code: bytes, **params: Any) -> None:
-    client.create_function(
-        FunctionName=name,
-        Runtime="python3.12",
-        Role=ROLE,
-        Handler="handler.handler",
-        Code={"ZipFile": code},
-        Timeout=30,
-        **params,
-    )
+    create_function(client, name, wait=False, Code={"ZipFile": code}, Timeout=30, **params)
     client.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig=ACTIVE_WAIT)
 
 

@@ -20,7 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.e2e.invoke_support import ACTIVE_WAIT, deploy_python, health, invoke, start_server, unique
-from tests.support import ROLE, Server, make_zip
+from tests.support import Server, create_function, make_zip
 
 SIZE_MB = 24
 # 16 KB of output per invocation: more than the free end of a log file's last page holds.
@@ -66,15 +66,7 @@ def padded_zip() -> bytes:
 
 
 def create(client: Any, name: str) -> dict[str, Any]:
-    return dict(
-        client.create_function(
-            FunctionName=name,
-            Runtime="python3.12",
-            Role=ROLE,
-            Handler="handler.handler",
-            Code={"ZipFile": padded_zip()},
-        )
-    )
+    return create_function(client, name, wait=False, Code={"ZipFile": padded_zip()})
 
 
 def test_a_full_disk_lets_invocations_answer_refuses_writes_clearly_and_recovers(

@@ -54,7 +54,6 @@ from lambdad.services.tags import TagService
 from lambdad.services.urls import UrlService
 from lambdad.settings import Settings
 from lambdad.store import CodeStore, Database
-from lambdad.store import functions as function_records
 from lambdad.store.reserve import DiskReserve
 
 log = logging.getLogger(__name__)
@@ -86,10 +85,6 @@ class Platform:
         database = Database(settings.resolved_database_url)
         database.migrate()
         code_store = CodeStore(settings.code_dir)
-        with database.read() as connection:
-            removed = code_store.collect_garbage(function_records.referenced_code(connection))
-        if removed:
-            log.info("removed %d unreferenced code package(s)", removed)
         # The process sandbox runs functions as lambdad's own user: dropping to an unprivileged uid
         # would lose access to interpreters installed under the server user's home (pyenv).
         first, last = settings.sandbox_uids

@@ -52,6 +52,8 @@ class CodeReclaimer:
     def start(self) -> int:
         """At start-up, before any environment: remove what interrupted unpacks, merges and reclaims
         left behind, then everything unused; returns how many keys were reclaimed."""
+        if incomplete := self._code.remove_incomplete():
+            log.info("removed %d code package(s) whose writing was interrupted", incomplete)
         for directory in (self._tasks, self._opt):
             for entry in _entries(directory):
                 if entry.name.startswith("."):

@@ -2,9 +2,9 @@
 
 A package is written to a temporary file, flushed to disk and renamed into place, so a crash leaves
 either no file or the whole file. Records in the database point at packages; a package no record points
-at (a crash between writing it and committing the record) is removed by ``collect_garbage``; while the
-server runs, the reclaimer removes packages nothing refers to or holds (``holds``: a writer holds its
-package's digest from ``put`` until its record commits).
+at (a crash between writing it and committing the record) is removed by the reclaimer, at start-up and
+while the server runs, with packages nothing refers to or holds (``holds``: a writer holds its package's
+digest from ``put`` until its record commits); ``remove_incomplete`` removes interrupted writes.
 """
 
 from __future__ import annotations
@@ -72,13 +72,10 @@ class CodeStore:
         """Remove a package (if stored)."""
         self.path(sha256_hex).unlink(missing_ok=True)
 
-    def collect_garbage(self, referenced: set[str]) -> int:
-        """Remove packages nothing references and leftovers of interrupted writes; returns the count."""
+    def remove_incomplete(self) -> int:
+        """Remove what interrupted writes left (only at start-up: a write may be under way later);
+        returns the count."""
         removed = 0
-        for path in self.root.glob("??/*.zip"):
-            if path.stem not in referenced:
-                path.unlink(missing_ok=True)
-                removed += 1
         for leftover in self.root.glob("??/.incoming-*"):
             leftover.unlink(missing_ok=True)
             removed += 1

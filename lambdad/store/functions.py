@@ -173,15 +173,6 @@ def usage(connection: Connection, region: str) -> tuple[int, int]:
     return int(count), int(size)
 
 
-def referenced_code(connection: Connection) -> set[str]:
-    """Digests of every code package some function version or layer version uses: a function's own
-    code, the layers it keeps (even those whose layer version was deleted since), every layer version."""
-    digests = set(connection.execute(select(function_versions.c.code_sha256).distinct()).scalars())
-    for config in connection.execute(select(function_versions.c.config)).scalars():
-        digests.update(layer["sha256"] for layer in (config or {}).get("layers", []))
-    return digests | layer_records.referenced_code(connection)
-
-
 @dataclass(frozen=True)
 class CodeInUse:
     """The code the records name, across regions: each package's digest with the bytes it takes on disk

@@ -117,11 +117,6 @@ def save_policy(
     )
 
 
-def referenced_code(connection: Connection) -> set[str]:
-    """Digests of every layer version's package."""
-    return set(connection.execute(select(layer_versions.c.code_sha256).distinct()).scalars())
-
-
 def stored_packages(connection: Connection) -> dict[str, int]:
     """Every layer version's package digest, with the bytes it takes on disk (``stored_size``)."""
     return {

@@ -18,12 +18,11 @@ def test_put_stores_by_sha256_and_is_idempotent(tmp_path: Path) -> None:
     assert store.digests() == {digest}
 
 
-def test_garbage_collection_removes_unreferenced_and_partial_files(tmp_path: Path) -> None:
+def test_interrupted_writes_are_removed_and_packages_kept(tmp_path: Path) -> None:
     store = CodeStore(tmp_path)
-    kept, dropped = store.put(b"kept"), store.put(b"dropped")
+    kept = store.put(b"kept")
     partial = store.path(kept).parent / ".incoming-abc"
     partial.write_bytes(b"half a zi")
-    assert store.collect_garbage({kept}) == 2
+    assert store.remove_incomplete() == 1
     assert store.digests() == {kept}
     assert not partial.exists()
-    assert not store.path(dropped).exists()

@@ -91,7 +91,7 @@ def test_delete_removes_function_and_versions(database: Database) -> None:
         records.delete_function(connection, REGION, "gone")
     with database.read() as connection:
         assert records.get_version(connection, REGION, "gone") is None
-        assert records.referenced_code(connection) == set()
+        assert records.code_in_use(connection).packages == {}
 
 
 def test_unsettled_versions_are_found_for_recovery(database: Database) -> None:
@@ -139,7 +139,7 @@ def test_concurrent_writers_queue_instead_of_failing(database: Database) -> None
         assert records.usage(connection, REGION)[0] == 60
 
 
-def test_referenced_code_counts_layer_versions_and_the_layers_functions_keep(database: Database) -> None:
+def test_code_in_use_counts_layer_versions_and_the_layers_functions_keep(database: Database) -> None:
     from lambdad.store import layers as layer_records
     from lambdad.store.layers import LayerVersion
 
@@ -150,10 +150,10 @@ def test_referenced_code_counts_layer_versions_and_the_layers_functions_keep(dat
         published = LayerVersion("lib", number, CodePackage("ff" * 32, 5, 9), datetime.now(UTC))
         layer_records.insert_version(connection, REGION, published)
     with database.read() as connection:
-        assert records.referenced_code(connection) == {"ab" * 32, "ee" * 32, "ff" * 32}
+        assert set(records.code_in_use(connection).packages) == {"ab" * 32, "ee" * 32, "ff" * 32}
         assert layer_records.get_version(connection, REGION, "lib", 1) == published
     with database.write() as connection:
         layer_records.delete_version(connection, REGION, "lib", 1)
         assert layer_records.next_version_number(connection, REGION, "lib") == 2, "never reused"
     with database.read() as connection:
-        assert records.referenced_code(connection) == {"ab" * 32, "ee" * 32}
+        assert set(records.code_in_use(connection).packages) == {"ab" * 32, "ee" * 32}

@@ -29,6 +29,8 @@ from lambdad.api.dispatch import CALLER_KEY
 from lambdad.api.scheduler import scheduler_api
 from lambdad.api.throttle import RateLimiter
 from lambdad.api.url_serving import FunctionUrlRouter, FunctionUrlServer
+from lambdad.cluster.node import ClusterNode
+from lambdad.cluster.preflight import check_database
 from lambdad.events import schedule_expressions
 from lambdad.events.asynchronous import EventQueue
 from lambdad.events.mappings import MappingCatalog, MappingSupervisor
@@ -77,13 +79,19 @@ class Platform:
     schedules: ScheduleRunner
     logs: LogStore
     reclaimer: CodeReclaimer
+    # This server's cluster parts, or None for a single server (the embedded default).
+    cluster: ClusterNode | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> Platform:
         """Open the data directory: migrate the database, tidy code packages, resume pending work."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         database = Database(settings.resolved_database_url)
-        database.migrate()
+        cluster = ClusterNode(settings) if settings.clustered else None
+        if cluster is None:
+            database.migrate()
+        else:
+            check_database(settings, database)  # nodes never migrate a shared schema behind others' backs
         code_store = CodeStore(settings.code_dir)
         # The process sandbox runs functions as lambdad's own user: dropping to an unprivileged uid
         # would lose access to interpreters installed under the server user's home (pyenv).
@@ -113,7 +121,7 @@ class Platform:
         reclaimed = reclaimer.start()
         if reclaimed:
             log.info("removed %d unused unpacked code tree(s) and merged layer(s)", reclaimed)
-        changes = FunctionChanges()
+        changes = FunctionChanges() if cluster is None else cluster.changes
         activator = Activator(database, changes, images.prepare)
         lookup = FunctionLookup(database, changes)
         lambda_api = InSandboxLambdaApi()
@@ -202,7 +210,10 @@ class Platform:
             schedule_runner,
             logs,
             reclaimer,
+            cluster,
         )
+        if cluster is not None:
+            cluster.watch(pool)
         resumed = activator.recover()
         if resumed:
             log.info("settling %d function(s) left pending by the previous run", resumed)
@@ -239,6 +250,8 @@ class Platform:
         await self.lambda_api.close()
         self.activator.close()
         self.reclaimer.close()
+        if self.cluster is not None:
+            await self.cluster.stop()
         self.database.dispose()
 
 
@@ -248,6 +261,8 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if platform.cluster is not None:
+            await platform.cluster.start()
         platform.drain_on_change(asyncio.get_running_loop())
         await platform.provisioner.resume()
         await platform.services.events.start()
@@ -281,6 +296,11 @@ def create_app(settings: Settings) -> Starlette:
         status = await anyio.to_thread.run_sync(platform.schedules.status)
         return JSONResponse({"Schedules": status})
 
+    async def nodes(request: Request) -> JSONResponse:
+        if platform.cluster is None:
+            return JSONResponse({"Nodes": [_single_node(platform)]})
+        return JSONResponse({"Nodes": [node.describe() for node in platform.cluster.membership.nodes()]})
+
     throttle = RateLimiter(settings.api_rate_limit) if settings.api_rate_limit > 0 else None
     reserve = DiskReserve(settings.data_dir / "reserve")
     reserve.hold()
@@ -297,6 +317,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/health", health),
             Route("/_lambdad/event-source-mappings", event_source_mappings),
             Route("/_lambdad/schedules", schedules),
+            Route("/_lambdad/nodes", nodes),
             Route(
                 PATH_PREFIX + "{digest}.zip",
                 download_endpoint(platform.services.code_links, platform.code_store.path),
@@ -309,6 +330,23 @@ def create_app(settings: Settings) -> Starlette:
     # Functions reach the AWS APIs only: not /health, /_lambdad/*, code downloads or function URLs.
     platform.lambda_api.serve(aws_api)
     return app
+
+
+def _single_node(platform: Platform) -> dict[str, Any]:
+    """A single server described as the one node of its own cluster."""
+    settings = platform.settings
+    busy = platform.pool.busy_environments
+    return {
+        "NodeId": settings.resolved_node_id,
+        "Url": settings.resolved_advertise_url,
+        "State": "live",
+        "LastHeartbeat": None,
+        "WarmEnvironments": platform.pool.environments,
+        "BusyEnvironments": busy,
+        "RunningInvocations": busy,
+        "CapacityProvider": settings.capacity_provider or None,
+        "Owns": {},
+    }
 
 
 def _function_urls(platform: Platform) -> Middleware:

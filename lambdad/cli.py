@@ -103,12 +103,31 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="open API connections; more are answered 503 (default 4096, at most half the open-file limit)",
     )
+    cluster = serve.add_argument_group("cluster (docs/cluster.md)")
+    cluster.add_argument(
+        "--nats-url", help="NATS JetStream server: this server becomes a cluster node (env LAMBDAD_NATS_URL)"
+    )
+    cluster.add_argument("--node-id", help="this node's name, unique among live nodes (default: host name)")
+    cluster.add_argument(
+        "--advertise-url", help="where other nodes reach this one (default http://HOST:PORT)"
+    )
+    cluster.add_argument(
+        "--cluster-name", help="prefix of the cluster's NATS streams, buckets and subjects (default lambdad)"
+    )
+    cluster.add_argument(
+        "--capacity-provider", help="the capacity provider whose nodes this one is (default: none)"
+    )
     logs = commands.add_parser("logs", help="print a function's logs (as CloudWatch Logs would hold them)")
     logs.add_argument("function_name", metavar="NAME")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines as they arrive")
     logs.add_argument("--data-dir", type=Path, help="the server's data directory (default ./.lambdad)")
     # Views of a running server's state, read from its /_lambdad/... endpoints.
+    migrate = commands.add_parser("migrate", help="bring a cluster's PostgreSQL schema to this lambdad's")
+    migrate.add_argument(
+        "--database-url", help="SQLAlchemy URL of the shared database (env LAMBDAD_DATABASE_URL)"
+    )
     for name, shows, as_json in (
+        ("nodes", "cluster nodes: state, last heartbeat, environments, what each owns", "the server's JSON"),
         ("mappings", "event source mappings: state, last result, last error, lag", "the server's JSON"),
         ("schedules", "schedules: state, last and next fire times, last result", "a JSON list"),
     ):
@@ -124,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         return _logs(args)
     if args.command == "mappings":
         return _mappings(args)
+    if args.command == "nodes":
+        return _nodes(args)
+    if args.command == "migrate":
+        return _migrate(args)
     if args.command == "schedules":
         return _schedules(args)
     return 2
@@ -139,6 +162,58 @@ def _server_json(endpoint: str | None, path: str) -> Any:
         console.print(f"[red]lambdad is not answering on {endpoint}: {error}[/red]")
         console.print("Start it with `lambdad serve`, or pass --endpoint if it listens elsewhere.")
         return None
+
+
+def _nodes(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    answer = _server_json(args.endpoint, "/_lambdad/nodes")
+    if answer is None:
+        return 1
+    out = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+    if args.json:
+        out.print_json(data=answer)
+        return 0
+    table = Table("Node", "URL", "State", "Last heartbeat", "Warm", "Busy", "Capacity provider", "Owns")
+    for node in answer["Nodes"]:
+        state = node["State"]
+        colour = {"live": "green", "suspect": "yellow"}.get(state, "red")
+        owns = ", ".join(f"{len(keys)} {kind}" for kind, keys in node["Owns"].items() if keys)
+        table.add_row(
+            node["NodeId"],
+            node["Url"],
+            f"[{colour}]{state}[/{colour}]",
+            node["LastHeartbeat"] or "-",
+            str(node["WarmEnvironments"]),
+            str(node["BusyEnvironments"]),
+            node["CapacityProvider"] or "-",
+            owns or "-",
+        )
+    out.print(table)
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from lambdad.store import Database
+
+    settings = Settings.from_env(database_url=args.database_url)
+    if not settings.database_url:
+        console.print("[red]lambdad migrate: pass --database-url (or set LAMBDAD_DATABASE_URL)[/red]")
+        return 2
+    database = Database(settings.database_url)
+    try:
+        before, newest = database.schema_status()
+        if database.unknown_revisions(before):
+            console.print("[red]the database's schema is newer than this lambdad's: upgrade lambdad[/red]")
+            return 1
+        database.migrate()
+    except Exception as error:
+        console.print(f"[red]lambdad migrate: {error}[/red]")
+        return 1
+    finally:
+        database.dispose()
+    console.print(f"schema at {', '.join(sorted(newest))} (was {', '.join(sorted(before)) or 'empty'})")
+    return 0
 
 
 def _mappings(args: argparse.Namespace) -> int:
@@ -243,6 +318,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise_fd_limit,
     )
     from lambdad.app import create_app
+    from lambdad.cluster.preflight import CannotJoin
 
     try:
         settings = Settings.from_env(
@@ -270,6 +346,11 @@ def _serve(args: argparse.Namespace) -> int:
             http_max_headers=args.http_max_headers,
             http_header_timeout=args.http_header_timeout,
             http_max_connections=args.http_max_connections,
+            nats_url=args.nats_url,
+            node_id=args.node_id,
+            advertise_url=args.advertise_url,
+            cluster_name=args.cluster_name,
+            capacity_provider=args.capacity_provider,
         )
     except ValueError as error:
         console.print(f"[red]lambdad: {error}[/red]")
@@ -283,8 +364,21 @@ def _serve(args: argparse.Namespace) -> int:
     # What asyncio and uvicorn log per connection must not multiply under attack.
     for name in ("asyncio", "uvicorn.error"):
         logging.getLogger(name).addFilter(RateLimitFilter())
+    if settings.clustered:
+        import asyncio
+
+        from lambdad.cluster.preflight import check_nats
+
+        try:
+            asyncio.run(check_nats(settings))
+        except CannotJoin as error:
+            console.print(f"[red]lambdad: {error}[/red]")
+            return 1
     try:
         app = create_app(settings)
+    except CannotJoin as error:
+        console.print(f"[red]lambdad: {error}[/red]")
+        return 1
     except Exception as error:
         console.print(f"[red]lambdad could not open {settings.data_dir}: {error}[/red]")
         console.print("Check that the directory is writable and the database URL is right, then try again.")
@@ -294,6 +388,11 @@ def _serve(args: argparse.Namespace) -> int:
     console.print(
         f"  data:  {settings.data_dir.resolve()}   region: {settings.region}   account: {settings.account_id}"
     )
+    if settings.clustered:
+        console.print(
+            f"  node:  {settings.resolved_node_id} of cluster {settings.cluster_name}, "
+            f"NATS {settings.nats_url}"
+        )
     console.print(f"  try:   aws --endpoint-url {endpoint} lambda list-functions")
     limits = HttpLimits(
         max_header_bytes=settings.http_max_header_bytes,

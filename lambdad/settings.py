@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -43,6 +45,25 @@ def _networks(text: str) -> tuple[str, ...]:
         except ValueError as error:
             raise ValueError(f"not an IPv4 network (sandboxes have no IPv6): {part!r} ({error})") from None
     return tuple(str(network) for network in ipaddress.collapse_addresses(networks))
+
+
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _check_cluster(settings: Settings) -> None:
+    """A node needs a shared PostgreSQL and names NATS accepts in streams, buckets and subjects."""
+    if not settings.database_url.startswith("postgresql"):
+        raise ValueError(
+            "a cluster node needs --database-url postgresql+psycopg://USER@HOST/DB (the state every node "
+            "shares); SQLite is for a single server"
+        )
+    for what, value in (("cluster name", settings.cluster_name), ("node id", settings.resolved_node_id)):
+        if not _NAME.fullmatch(value):
+            raise ValueError(f"{what} must be 1-64 letters, digits, '-' or '_', got {value!r}")
+    if settings.capacity_provider and not _NAME.fullmatch(settings.capacity_provider):
+        raise ValueError(
+            f"capacity provider must be 1-64 letters, digits, '-' or '_', got {settings.capacity_provider!r}"
+        )
 
 
 def _boolean(text: str) -> bool:
@@ -130,6 +151,18 @@ class Settings:
     http_max_headers: int = 100
     http_header_timeout: float = 10.0
     http_max_connections: int = 4096
+    # Cluster mode (docs/cluster.md): set nats_url (with a PostgreSQL database_url) and this server is one
+    # node of a cluster; empty means the single-node embedded server.
+    nats_url: str = ""
+    # This node's name in the cluster (default: the host's name); unique among live nodes.
+    node_id: str = ""
+    # The URL other nodes reach this one at (default http://HOST:PORT, HOST 127.0.0.1 for a wildcard).
+    advertise_url: str = ""
+    # Prefix of every NATS stream, bucket and subject the cluster uses: clusters sharing a NATS server
+    # keep apart by name.
+    cluster_name: str = "lambdad"
+    # The capacity provider (Lambda Managed Instances) whose group this node belongs to; empty: none.
+    capacity_provider: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -189,6 +222,8 @@ class Settings:
             raise ValueError("HTTP limits (header bytes, headers, connections) must be 1 or more")
         if settings.http_header_timeout <= 0:
             raise ValueError(f"the HTTP header timeout must be over 0, got {settings.http_header_timeout}")
+        if settings.clustered:
+            _check_cluster(settings)
         if settings.network not in ("default", "none", "host"):
             raise ValueError(f"network must be 'default', 'none' or 'host', got {settings.network!r}")
         return settings
@@ -201,6 +236,24 @@ class Settings:
     def host_network_allowed(self) -> bool:
         """Whether functions may run on the host's network (allowed, or every function already does)."""
         return self.allow_host_network or self.network == "host"
+
+    @property
+    def clustered(self) -> bool:
+        """Whether this server is a node of a cluster (NATS and a shared PostgreSQL) or stands alone."""
+        return bool(self.nats_url)
+
+    @property
+    def resolved_node_id(self) -> str:
+        """This node's id: the configured one, or the host's name."""
+        return self.node_id or socket.gethostname().split(".")[0]
+
+    @property
+    def resolved_advertise_url(self) -> str:
+        """Where other nodes reach this one."""
+        if self.advertise_url:
+            return self.advertise_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def resolved_database_url(self) -> str:

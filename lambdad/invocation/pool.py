@@ -101,6 +101,20 @@ class EnvironmentPool:
         idle = sum(len(idle) for idle in self._idle.values())
         return len(self._busy) + idle + sum(len(ready) for ready in self._provisioned_idle.values())
 
+    def idle_by_function(self) -> dict[str, int]:
+        """Idle environments (on-demand and provisioned) per function ARN: where a warm start waits."""
+        idle: dict[str, int] = defaultdict(int)
+        for group in (self._idle, self._provisioned_idle):
+            for arn, environments in group.items():
+                if environments:
+                    idle[arn] += len(environments)
+        return dict(idle)
+
+    @property
+    def busy_environments(self) -> int:
+        """Environments running an invocation now."""
+        return len(self._busy)
+
     def provisioned_environments(self, function_arn: str) -> int:
         """How many provisioned environments of the version exist (idle and busy)."""
         return sum(1 for environment in self._provisioned if environment.image.function_arn == function_arn)

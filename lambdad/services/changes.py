@@ -16,6 +16,8 @@ ALIASES = "aliases"  # an alias was created, repointed or removed
 PROVISIONED = "provisioned"  # a provisioned concurrency config was put or deleted
 POLICY = "policy"  # a statement was added to or removed from a resource-based policy
 DELETED = "deleted"  # the function, or one of its published versions, is gone
+# Anything may have changed (region and name are empty): a cluster node heard nothing for a while.
+EVERYTHING = "everything"
 
 
 class FunctionChanges:
@@ -30,7 +32,12 @@ class FunctionChanges:
         self._listeners.append(listener)
 
     def notify(self, region: str, name: str, what: str = CODE_OR_CONFIGURATION) -> None:
-        """Tell every listener; one failing listener does not stop the others."""
+        """Tell every listener; one failing listener does not stop the others. (In a cluster, every node's
+        listeners: ``lambdad.cluster.changes``.)"""
+        self.deliver(region, name, what)
+
+    def deliver(self, region: str, name: str, what: str) -> None:
+        """Tell this process's listeners."""
         for listener in self._listeners:
             try:
                 listener(region, name, what)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from lambdad.errors import ResourceNotFoundException
 from lambdad.models import LATEST, FunctionVersion, Scope
-from lambdad.services.changes import FunctionChanges
+from lambdad.services.changes import EVERYTHING, FunctionChanges
 from lambdad.services.resolution import Target, read_target, resolve
 from lambdad.services.tags import NETWORK_TAG
 from lambdad.store import Database
@@ -62,6 +62,7 @@ class FunctionLookup:
         self._database = database
         self._entries: dict[tuple[str, str, str], _Entry] = {}
         self._generations: dict[tuple[str, str], int] = {}
+        self._everything = 0  # bumped when every entry is forgotten at once
         self._lock = threading.Lock()
         self._chooser = chooser or random.Random()
         changes.subscribe(self.invalidate)
@@ -80,7 +81,7 @@ class FunctionLookup:
         name, resolved = resolve(scope, function_name, qualifier)
         key = (scope.region, name, resolved or LATEST)
         with self._lock:
-            generation = self._generations.get((scope.region, name), 0)
+            generation = (self._everything, self._generations.get((scope.region, name), 0))
         with self._database.read() as connection:
             target = read_target(connection, scope.region, name, resolved)
             if target is None:
@@ -94,12 +95,17 @@ class FunctionLookup:
                 tag_records.get_tags(connection, scope.function_arn(name)).get(NETWORK_TAG),
             )
         with self._lock:
-            if self._generations.get((scope.region, name), 0) == generation:
+            if (self._everything, self._generations.get((scope.region, name), 0)) == generation:
                 self._entries[key] = entry
         return entry.pick(self._chooser.random(), resolved)
 
     def invalidate(self, region: str, name: str, what: str = "") -> None:
         """Forget a function (and every reservation total, which it may have changed)."""
+        if what == EVERYTHING:
+            with self._lock:
+                self._entries.clear()
+                self._everything += 1
+            return
         with self._lock:
             self._generations[(region, name)] = self._generations.get((region, name), 0) + 1
             # Another function's reservation changes every total in the region: drop the region.

@@ -27,7 +27,7 @@ from lambdad.errors import (
     ResourceNotFoundException,
 )
 from lambdad.models import LATEST, Scope, is_version_number
-from lambdad.services.changes import POLICY, FunctionChanges
+from lambdad.services.changes import EVERYTHING, POLICY, FunctionChanges
 from lambdad.services.resolution import REVISION_MISMATCH, resolve
 from lambdad.store import Database
 from lambdad.store import aliases as alias_records
@@ -203,7 +203,7 @@ class PermissionService:
     def _forget(self, region: str, name: str, what: str) -> None:
         with self._lock:
             self._generation += 1
-            for key in [key for key in self._statements if key[:2] == (region, name)]:
+            for key in [key for key in self._statements if what == EVERYTHING or key[:2] == (region, name)]:
                 del self._statements[key]
 
     def allows(

@@ -23,7 +23,7 @@ from lambdad.errors import (
 )
 from lambdad.models import LATEST, Scope, is_version_number, utcnow
 from lambdad.services import limits
-from lambdad.services.changes import DELETED, FunctionChanges
+from lambdad.services.changes import DELETED, EVERYTHING, FunctionChanges
 from lambdad.services.resolution import resolve
 from lambdad.store import Database
 from lambdad.store import aliases as alias_records
@@ -192,7 +192,7 @@ class UrlService:
             self._generation += 1
 
     def _changed(self, region: str, name: str, what: str) -> None:
-        if what == DELETED:
+        if what in (DELETED, EVERYTHING):
             self._forget()
 
 

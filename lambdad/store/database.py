@@ -14,10 +14,13 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _WRITE = "lambdad_write"
+_SCHEMA_LOCK = 0x6C616D62  # PostgreSQL advisory lock key held while migrating ("lamb")
 
 
 class Database:
@@ -40,8 +43,29 @@ class Database:
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
         with self._writer.begin() as connection:
+            if not self.is_sqlite:
+                # Nodes of a new cluster start together: one migrates, the others wait and find it done.
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
             config.attributes["connection"] = connection
             command.upgrade(config, "heads")  # every branch: features may add migrations side by side
+
+    def schema_status(self) -> tuple[set[str], set[str]]:
+        """(revisions the database is at, the newest revisions this code knows); empty first set: a new
+        database."""
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        script = ScriptDirectory.from_config(config)
+        with self.engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+        return current, set(script.get_heads())
+
+    def unknown_revisions(self, revisions: set[str]) -> set[str]:
+        """Those of ``revisions`` this code has no migration for (a newer lambdad wrote them)."""
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        script = ScriptDirectory.from_config(config)
+        known = {revision.revision for revision in script.walk_revisions()}
+        return revisions - known
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

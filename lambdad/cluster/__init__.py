@@ -1,0 +1,15 @@
+"""The cluster: several lambdad nodes acting as one Lambda region on a shared PostgreSQL and NATS JetStream.
+
+Everything here is the cluster implementation of a port whose local implementation lives in the layer
+that uses it (the composition root, ``lambdad.app``, picks one or the other once):
+
+==================  ================================  ======================================
+port                local (single server)             cluster (this package)
+==================  ================================  ======================================
+membership          -                                 membership.py: heartbeats in a NATS KV bucket
+change notices      services/changes.FunctionChanges  changes.py: NATS subject per cluster
+==================  ================================  ======================================
+
+PostgreSQL holds the state (the same tables as a single server); NATS carries what moves between nodes.
+``connection.py`` names every NATS stream, bucket and subject after ``--cluster-name``.
+"""

@@ -1,0 +1,71 @@
+"""This server as a node of its cluster: the NATS connection, membership and change notices, started
+before the node serves and stopped after it stopped serving."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from lambdad.cluster.changes import ClusterChanges
+from lambdad.cluster.connection import ClusterConnection
+from lambdad.cluster.membership import Membership, NodeLoad
+from lambdad.invocation import EnvironmentPool
+from lambdad.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ClusterNode:
+    """The cluster parts one node runs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.node_id = settings.resolved_node_id
+        self.connection = ClusterConnection(settings.nats_url, settings.cluster_name, self.node_id)
+        self.changes = ClusterChanges(self.connection)
+        self._pool: EnvironmentPool | None = None
+        self._owns: Callable[[], dict[str, list[str]]] = dict
+        self.membership = Membership(
+            self.connection,
+            settings.resolved_advertise_url,
+            settings.capacity_provider,
+            load=self._load,
+            owns=lambda: self._owns(),
+        )
+
+    def watch(self, pool: EnvironmentPool) -> None:
+        """Report ``pool``'s environments in this node's heartbeats."""
+        self._pool = pool
+
+    def report_ownership(self, owns: Callable[[], dict[str, list[str]]]) -> None:
+        """Report what ``owns()`` says this node owns in its heartbeats."""
+        self._owns = owns
+
+    def _load(self) -> NodeLoad:
+        if self._pool is None:
+            return NodeLoad()
+        busy = self._pool.busy_environments
+        return NodeLoad(
+            warm_environments=self._pool.environments,
+            busy_environments=busy,
+            running_invocations=busy,
+            idle=self._pool.idle_by_function(),
+        )
+
+    async def start(self) -> None:
+        """Connect to NATS, hear the other nodes' change notices, join the membership."""
+        await self.connection.connect()
+        await self.changes.start()
+        await self.membership.join()
+        log.info(
+            "node %s joined cluster %s (NATS %s) as %s",
+            self.node_id,
+            self.settings.cluster_name,
+            self.settings.nats_url,
+            self.settings.resolved_advertise_url,
+        )
+
+    async def stop(self) -> None:
+        """Leave the membership (the others see this node gone at once), then close NATS."""
+        await self.membership.leave()
+        await self.connection.close()

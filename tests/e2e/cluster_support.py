@@ -1,0 +1,140 @@
+"""Clusters for end-to-end tests: real ``lambdad serve`` nodes as separate processes on free loopback
+ports, sharing a PostgreSQL database and NATS names of the test's own, all removed afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nats
+import psycopg
+
+from tests.brokers import POSTGRES
+from tests.e2e.invoke_support import RUNTIMES_DIR  # noqa: F401  (shares the runtimes cache)
+from tests.support import Server
+
+NATS_URL = "nats://127.0.0.1:4222"
+
+
+@dataclass
+class Cluster:
+    """Nodes of one test's cluster, by node id."""
+
+    name: str
+    database_url: str
+    directory: Path
+    common_args: list[str] = field(default_factory=list)
+    nodes: dict[str, Server] = field(default_factory=dict)
+
+    def node_args(self, node_id: str, port: int) -> list[str]:
+        return [
+            "--database-url",
+            self.database_url,
+            "--nats-url",
+            NATS_URL,
+            "--cluster-name",
+            self.name,
+            "--node-id",
+            node_id,
+            "--advertise-url",
+            f"http://127.0.0.1:{port}",
+        ]
+
+    def add(self, node_id: str, *extra_args: str, env: dict[str, str] | None = None) -> Server:
+        """Start node ``node_id`` (its own port and data directory) and wait until it answers."""
+        server = Server(self.directory / node_id, env=env or {})
+        server.extra_args = [*self.node_args(node_id, server.port), *self.common_args, *extra_args]
+        self.nodes[node_id] = server
+        return server.start(timeout=60)
+
+    def __getitem__(self, node_id: str) -> Server:
+        return self.nodes[node_id]
+
+    def kill(self, node_id: str) -> None:
+        """SIGKILL a node: no clean leave, its heartbeats just stop."""
+        self.nodes[node_id].stop(signal.SIGKILL)
+
+    def restart(self, node_id: str, timeout: float = 60) -> Server:
+        """Start a stopped node again on the same port and data directory (a node id whose last
+        heartbeat is recent waits out the check that no live node has it)."""
+        server = self.nodes[node_id]
+        return server.start(timeout=timeout)
+
+    def view(self, node_id: str) -> list[dict[str, Any]]:
+        """``GET /_lambdad/nodes`` on ``node_id``."""
+        with urllib.request.urlopen(f"{self.nodes[node_id].endpoint}/_lambdad/nodes", timeout=5) as answer:
+            return list(json.load(answer)["Nodes"])
+
+    def wait_states(self, expected: dict[str, str], on: str | None = None, timeout: float = 30) -> None:
+        """Wait until node ``on`` (default: every running node) sees each node of ``expected`` in that
+        state ("gone": not listed)."""
+        observers = [on] if on else [n for n, s in self.nodes.items() if s.process and s.process.poll() is None]
+        deadline = time.monotonic() + timeout
+        seen: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            ok = True
+            for observer in observers:
+                states = {node["NodeId"]: node["State"] for node in self.view(observer)}
+                seen[observer] = states
+                if any(states.get(n, "gone") != state for n, state in expected.items()):
+                    ok = False
+            if ok:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"nodes never reached {expected}: {seen}")
+
+    def close(self) -> None:
+        for server in self.nodes.values():
+            if server.process is not None and server.process.poll() is None:
+                try:
+                    server.stop(timeout=20)
+                except Exception:
+                    server.stop(signal.SIGKILL)
+
+
+def remove_nats_names(prefix: str) -> None:
+    """Delete every stream (key-value buckets and object stores are streams too) named after ``prefix``."""
+
+    async def remove() -> None:
+        client = await nats.connect(NATS_URL)
+        try:
+            js = client.jetstream()
+            for info in await js.streams_info():
+                name = info.config.name or ""
+                if name.startswith((f"{prefix}_", f"KV_{prefix}_", f"OBJ_{prefix}_")):
+                    await js.delete_stream(name)
+        finally:
+            await client.close()
+
+    asyncio.run(remove())
+
+
+@contextmanager
+def cluster(directory: Path, *common_args: str, nodes: int = 0) -> Iterator[Cluster]:
+    """A cluster of its own (database, NATS names), with ``nodes`` nodes n1..nN started; everything is
+    stopped and removed afterwards."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    url = f"{POSTGRES.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+    the_cluster = Cluster(name, url, directory, list(common_args))
+    try:
+        for index in range(1, nodes + 1):
+            the_cluster.add(f"n{index}")
+        if nodes:
+            the_cluster.wait_states({f"n{index}": "live" for index in range(1, nodes + 1)})
+        yield the_cluster
+    finally:
+        the_cluster.close()
+        remove_nats_names(name)
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")

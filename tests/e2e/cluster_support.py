@@ -77,7 +77,8 @@ class Cluster:
     def wait_states(self, expected: dict[str, str], on: str | None = None, timeout: float = 30) -> None:
         """Wait until node ``on`` (default: every running node) sees each node of ``expected`` in that
         state ("gone": not listed)."""
-        observers = [on] if on else [n for n, s in self.nodes.items() if s.process and s.process.poll() is None]
+        running = [n for n, server in self.nodes.items() if server.process and server.process.poll() is None]
+        observers = [on] if on else running
         deadline = time.monotonic() + timeout
         seen: dict[str, Any] = {}
         while time.monotonic() < deadline:

@@ -217,6 +217,7 @@ class Platform:
         resumed = activator.recover()
         if resumed:
             log.info("settling %d function(s) left pending by the previous run", resumed)
+        services.capacity_providers.recover()
         return platform
 
     def drain_on_change(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -249,6 +250,7 @@ class Platform:
         await self.sandboxes.close()
         await self.lambda_api.close()
         self.activator.close()
+        self.services.capacity_providers.close()
         self.reclaimer.close()
         if self.cluster is not None:
             await self.cluster.stop()

@@ -10,6 +10,9 @@ place (``lambdad.api.dispatch``).
      ├── SerializationException                   400  (JSON whose values have the wrong types)
      ├── AccessDeniedException                    403  (the caller's policy does not allow the action)
      ├── CodeStorageExceededException             400
+     ├── CapacityProviderLimitExceededException   400  (capacity providers per account)
+     ├── FunctionVersionsPerCapacityProviderLimitExceededException  400
+     ├── NoPublishedVersionException              400  (a Managed Instances function, unqualified)
      ├── ResourceNotFoundException                404
      ├── ResourceConflictException                409
      ├── PreconditionFailedException              412
@@ -92,6 +95,20 @@ class AccessDeniedException(LambdaError):
 
 class CodeStorageExceededException(LambdaError):
     """The account's total code storage would pass its limit."""
+
+
+class CapacityProviderLimitExceededException(LambdaError):
+    """The account's quota of capacity providers is reached."""
+
+
+class FunctionVersionsPerCapacityProviderLimitExceededException(LambdaError):
+    """A capacity provider's quota of function versions is reached."""
+
+
+class NoPublishedVersionException(LambdaError):
+    """A Managed Instances function invoked without a qualifier before a version was published."""
+
+    message_key = "Message"
 
 
 class ResourceNotFoundException(LambdaError):

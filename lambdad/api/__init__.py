@@ -3,6 +3,7 @@
 from lambdad.api import (
     account,
     aliases,
+    capacity_providers,
     concurrency,
     event_invoke_configs,
     event_source_mappings,
@@ -36,6 +37,7 @@ def operation_table() -> OperationTable:
         function_settings.table,
         layers.table,
         provisioned.table,
+        capacity_providers.table,
         event_source_mappings.table,
     )
 

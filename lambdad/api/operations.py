@@ -12,6 +12,7 @@ from lambdad.invocation import Invoker
 from lambdad.models import Scope
 from lambdad.services.account import AccountService
 from lambdad.services.aliases import AliasService
+from lambdad.services.capacity_providers import CapacityProviderService
 from lambdad.services.concurrency import ConcurrencyService
 from lambdad.services.event_invoke_configs import EventInvokeConfigService
 from lambdad.services.event_source_mappings import EventSourceMappingService
@@ -59,6 +60,11 @@ class Services:
     def layers(self) -> LayerService:
         """Layers and their versions."""
         return self.functions.layers
+
+    @property
+    def capacity_providers(self) -> CapacityProviderService:
+        """Capacity providers (Lambda Managed Instances) and function scaling configs."""
+        return self.functions.capacity_providers
 
     @property
     def function_settings(self) -> FunctionSettingsService:

@@ -67,6 +67,7 @@ def function_configuration(
         "FileSystemConfigs",
         "SnapStart",
         "LoggingConfig",
+        "CapacityProviderConfig",
     ):
         if member in version.extra:
             config[member] = version.extra[member]

@@ -142,6 +142,10 @@ def configure(
             "ApplyOn": params["SnapStart"].get("ApplyOn", "None"),
             "OptimizationStatus": "Off",
         }
+    if "CapacityProviderConfig" in params:
+        # Lambda Managed Instances: checked against the providers by FunctionService, acted on by
+        # the data plane (services.capacity_providers.may_run_on, max_concurrency).
+        extra["CapacityProviderConfig"] = params["CapacityProviderConfig"]
     for member in STORED_AS_GIVEN:
         if member in params:
             extra[member] = params[member]

@@ -23,6 +23,7 @@ from lambdad.models import (
 )
 from lambdad.services import limits
 from lambdad.services.activation import Activator
+from lambdad.services.capacity_providers import CapacityProviderService
 from lambdad.services.changes import DELETED, FunctionChanges
 from lambdad.services.code import check_package, check_storage, storing
 from lambdad.services.configuration import check_complete, configure
@@ -76,6 +77,7 @@ class FunctionService:
         self.event_invoke_configs = EventInvokeConfigService(database)
         self.settings = FunctionSettingsService(database)
         self.layers = LayerService(database, code_store, code_storage_limit)
+        self.capacity_providers = CapacityProviderService(database, changes)
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -151,6 +153,7 @@ class FunctionService:
             if records.function_exists(connection, scope.region, name):
                 raise ResourceConflictException(f"Function already exist: {name}")
             check_storage(connection, package, self._code_storage_limit)
+            self.capacity_providers.check_function(connection, scope, version)
             records.insert_function(connection, scope.region, version, version.last_modified)
             tag_records.put_tags(connection, scope.function_arn(name), tags or {})
             published = publish_in(connection, scope.region, version)[0] if params.get("Publish") else None
@@ -171,6 +174,8 @@ class FunctionService:
             check_complete(updated)
             check_combined_size(updated.code, updated.layers)
             updated = _in_progress(updated)
+            if "CapacityProviderConfig" in params:
+                self.capacity_providers.check_function(connection, scope, updated)
             records.save_version(connection, scope.region, updated)
         self._changes.notify(scope.region, name)
         self._activator.submit(scope.region, name)

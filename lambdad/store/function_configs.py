@@ -16,6 +16,7 @@ from lambdad.store.records import as_utc
 from lambdad.store.schema import (
     event_invoke_configs,
     function_policies,
+    function_scaling_configs,
     recursion_configs,
     runtime_management_configs,
 )
@@ -208,8 +209,13 @@ def set_runtime_management(
 
 def remove_attached(connection: Connection, region: str, name: str, qualifier: str | None = None) -> None:
     """Remove what is attached to one version or alias (``qualifier``), or with None to the whole
-    function: its policies, event invoke configs and runtime management and recursion configs."""
-    for table in (function_policies, event_invoke_configs, runtime_management_configs):
+    function: its policies, event invoke, runtime management, scaling and recursion configs."""
+    for table in (
+        function_policies,
+        event_invoke_configs,
+        runtime_management_configs,
+        function_scaling_configs,
+    ):
         query = delete(table).where(table.c.region == region, table.c.function_name == name)
         if qualifier is not None:
             query = query.where(table.c.qualifier == qualifier)

@@ -216,6 +216,33 @@ provisioned_concurrency_configs = Table(
     ),
 )
 
+# Capacity providers (Lambda Managed Instances): a named group of nodes (``--capacity-provider``).
+# ``config`` holds the members AWS echoes (VpcConfig, PermissionsConfig, ...) as given.
+capacity_providers = Table(
+    "capacity_providers",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("name", String(140), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("last_modified", DateTime(timezone=True), nullable=False),
+)
+
+# PutFunctionScalingConfig, per published version of a function with a capacity provider.
+function_scaling_configs = Table(
+    "function_scaling_configs",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("function_name", String(64), primary_key=True),
+    Column("qualifier", String(128), primary_key=True),
+    Column("min_environments", Integer, nullable=True),
+    Column("max_environments", Integer, nullable=True),
+    Column("last_modified", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(
+        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+    ),
+)
+
 # Event source mappings. No foreign key to functions: as on AWS, a mapping outlives its function (its
 # invocations then fail). ``config`` holds the rest of the mapping's parameters as AWS names them.
 event_source_mappings = Table(

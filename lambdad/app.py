@@ -149,6 +149,7 @@ class Platform:
             pool,
             ConcurrencyLimiter(settings.concurrency_limit),
             host_network_allowed=settings.host_network_allowed,
+            capacity_provider=settings.capacity_provider,
         )
         functions = FunctionService(
             database,
@@ -184,7 +185,14 @@ class Platform:
             ),
             schedules=ScheduleService(database, schedule_expressions.check),
         )
-        provisioner = Provisioner(settings.account_id, services.provisioned, invoker, pool)
+        provisioner = Provisioner(
+            settings.account_id,
+            services.provisioned,
+            invoker,
+            pool,
+            scaling=services.capacity_providers,
+            node_provider=settings.capacity_provider,
+        )
         # Schedules hand their Lambda invocations to the durable Event queue inside the transaction that
         # claims the slot (``hand_over=``), then wake it.
         schedule_runner = ScheduleRunner(

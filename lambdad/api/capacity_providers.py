@@ -39,7 +39,7 @@ def delete_capacity_provider(call: Call) -> dict[str, Any]:
 
 @table.operation("ListCapacityProviders")
 def list_capacity_providers(call: Call) -> dict[str, Any]:
-    page = call.services.capacity_providers.list(
+    page = call.services.capacity_providers.list_providers(
         call.scope,
         state=call.params.get("State"),
         marker=call.params.get("Marker"),

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 
 import anyio.to_thread
 
-from lambdad.environment import FunctionImage, InvokeOutcome, InvokeStream, RuntimeGone
-from lambdad.errors import InvalidRequestContentException, ResourceConflictException
+from lambdad.environment import ExecutionEnvironment, FunctionImage, InvokeOutcome, InvokeStream, RuntimeGone
+from lambdad.errors import InvalidRequestContentException, ResourceConflictException, TooManyRequestsException
 from lambdad.invocation.concurrency import ConcurrencyLimiter
 from lambdad.invocation.images import ImageBuilder
-from lambdad.invocation.pool import EnvironmentPool
-from lambdad.models import FunctionState, Scope
+from lambdad.invocation.pool import EnvironmentPool, PoolFull
+from lambdad.models import FunctionState, FunctionVersion, Scope
 from lambdad.runtime_api import Invocation
+from lambdad.services.capacity_providers import may_run_on, provider_of
 from lambdad.services.lookup import FunctionLookup, RunnableFunction
 from lambdad.services.tags import NETWORK_TAG
 
@@ -66,8 +67,11 @@ class Invoker:
         limiter: ConcurrencyLimiter,
         *,
         host_network_allowed: bool = False,
+        capacity_provider: str = "",
     ) -> None:
         self._lookup = lookup
+        # The capacity provider whose node this is ("" none): it runs only that provider's versions.
+        self._capacity_provider = capacity_provider
         self._host_network_allowed = host_network_allowed
         self._images = images
         self._pool = pool
@@ -99,6 +103,8 @@ class Invoker:
                 "which this server does not allow: the operator must start lambdad serve with "
                 "--allow-host-network, or the tag must be removed (UntagResource)."
             )
+        if not may_run_on(version, self._capacity_provider):
+            raise not_on_this_node(version, self._capacity_provider)
         return runnable
 
     async def invoke(self, request: InvokeRequest) -> InvokeResult:
@@ -122,7 +128,7 @@ class Invoker:
                 client_context=request.client_context,
             )
             for attempt in range(1, REDELIVERIES + 2):
-                environment = await self._pool.acquire(image)
+                environment = await self._acquire(image, runnable)
                 try:
                     outcome = await environment.invoke(
                         invocation, version.timeout, redeliverable=attempt <= REDELIVERIES
@@ -157,7 +163,7 @@ class Invoker:
         handed_over = False
         try:
             image = await self.image(request.scope, runnable)
-            environment = await self._pool.acquire(image)
+            environment = await self._acquire(image, runnable)
             invocation = Invocation(
                 request_id=request.request_id,
                 payload=payload,
@@ -182,6 +188,16 @@ class Invoker:
                 self._limiter.release(lease)
         return StreamedResult(stream, version.version)
 
+    async def _acquire(self, image: FunctionImage, runnable: RunnableFunction) -> ExecutionEnvironment:
+        """An environment from the pool, within the version's MaxExecutionEnvironments: past it the
+        invocation is throttled, as Managed Instances throttle while their environments are saturated."""
+        try:
+            return await self._pool.acquire(image, runnable.max_environments)
+        except PoolFull as full:
+            raise TooManyRequestsException.rate_exceeded(
+                "ReservedFunctionConcurrentInvocationLimitExceeded"
+            ) from full
+
     async def image(self, scope: Scope, runnable: RunnableFunction) -> FunctionImage:
         """The image environments of ``runnable`` are made from (built once per revision)."""
         # Building an image may unpack code or install a runtime (after a restart): a worker thread's job,
@@ -194,6 +210,22 @@ class Invoker:
             self._image_cache = {k: v for k, v in self._image_cache.items() if k[:3] != key[:3]}
             self._image_cache[key] = image
         return image
+
+
+def not_on_this_node(version: FunctionVersion, node_provider: str) -> TooManyRequestsException:
+    """The answer when a version may not run on this node (``may_run_on``): throttled, as AWS throttles
+    a Managed Instances function whose provider has no capacity for it. In a cluster the router sends
+    invocations to eligible nodes only, so this is what a node answers when none is (or on a single
+    server whose ``--capacity-provider`` is not the function's)."""
+    provider = provider_of(version)
+    if provider is None:
+        why = f"this node serves capacity provider {node_provider} only"
+    else:
+        why = f"no node of capacity provider {provider} is available to run it"
+    return TooManyRequestsException(
+        f"Rate Exceeded. The function {version.name} cannot run here: {why}.",
+        headers={"Retry-After": "1"},
+    )
 
 
 def check_json(payload: bytes) -> None:

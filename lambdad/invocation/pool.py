@@ -62,6 +62,15 @@ def spare_pool(factory: SandboxFactory, per_key: int, idle_timeout_s: float) -> 
     return SparePool(make, per_key, idle_timeout_s)
 
 
+class PoolFull(Exception):
+    """A version already has as many environments as its MaxExecutionEnvironments allows."""
+
+    def __init__(self, function_arn: str, limit: int) -> None:
+        super().__init__(f"{function_arn} has {limit} execution environment(s), its maximum")
+        self.function_arn = function_arn
+        self.limit = limit
+
+
 class EnvironmentPool:
     """All execution environments of one server."""
 
@@ -114,6 +123,17 @@ class EnvironmentPool:
     def busy_environments(self) -> int:
         """Environments running an invocation now."""
         return len(self._busy)
+
+    def _count(self, function_arn: str) -> int:
+        """The version's environments (idle, busy, provisioned), counted before one more is made: no
+        await between this count and the new one's joining ``_busy``, so concurrent acquires agree."""
+        busy = sum(1 for e in self._busy if e.image.function_arn == function_arn)
+        idle = len(self._idle.get(function_arn, ()))
+        provisioned = sum(1 for e in self._provisioned if e.image.function_arn == function_arn)
+        busy_provisioned = sum(
+            1 for e in self._busy if e in self._provisioned and e.image.function_arn == function_arn
+        )
+        return busy + idle + provisioned - busy_provisioned
 
     def provisioned_environments(self, function_arn: str) -> int:
         """How many provisioned environments of the version exist (idle and busy)."""
@@ -182,8 +202,9 @@ class EnvironmentPool:
         """How many spare environments are ready (0 when spares are off)."""
         return self.spares.spares if self.spares is not None else 0
 
-    async def acquire(self, image: FunctionImage) -> ExecutionEnvironment:
-        """An environment for ``image``, ready to invoke (or holding its init error)."""
+    async def acquire(self, image: FunctionImage, limit: int | None = None) -> ExecutionEnvironment:
+        """An environment for ``image``, ready to invoke (or holding its init error). With ``limit``, no
+        new one is made while the version has that many (idle, busy or provisioned): ``PoolFull``."""
         if self._closed:
             raise RuntimeError("the environment pool is closed")
         self._ensure_reaper()
@@ -207,6 +228,8 @@ class EnvironmentPool:
                 self._notify("reused", environment)
                 return environment
             self._stop(environment)
+        if limit is not None and self._count(image.function_arn) >= limit:
+            raise PoolFull(image.function_arn, limit)
         environment = self._make_environment(image)
         self._busy.add(environment)
         try:

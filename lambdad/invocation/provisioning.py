@@ -1,5 +1,7 @@
 """Provisioned concurrency, acted on: keeps the environment pool's provisioned environments in step with
 the stored configs and reports each config's status (READY, or FAILED with a reason) to the service.
+A Managed Instances version's MinExecutionEnvironments (FunctionScalingConfig) is kept the same way, on
+the nodes of its capacity provider.
 
 Runs on the event loop; ``schedule(region, name)`` (from a change listener, through
 ``call_soon_threadsafe``) reconciles one function in the background, one pass at a time per function.
@@ -17,6 +19,7 @@ import anyio.to_thread
 from lambdad.invocation.invoker import Invoker
 from lambdad.invocation.pool import EnvironmentPool
 from lambdad.models import Scope
+from lambdad.services.capacity_providers import CapacityProviderService
 from lambdad.services.provisioned import FAILED, READY, ProvisionedConcurrencyService, ProvisionedStatus
 
 log = logging.getLogger(__name__)
@@ -26,9 +29,18 @@ class Provisioner:
     """Starts and stops provisioned environments as configs, aliases and versions change."""
 
     def __init__(
-        self, account: str, service: ProvisionedConcurrencyService, invoker: Invoker, pool: EnvironmentPool
+        self,
+        account: str,
+        service: ProvisionedConcurrencyService,
+        invoker: Invoker,
+        pool: EnvironmentPool,
+        *,
+        scaling: CapacityProviderService | None = None,
+        node_provider: str = "",
     ) -> None:
         self._account = account
+        self._scaling = scaling
+        self._node_provider = node_provider
         self._service = service
         self._invoker = invoker
         self._pool = pool
@@ -47,6 +59,9 @@ class Provisioner:
         """Provision every stored config again (server start)."""
         for region, name in await anyio.to_thread.run_sync(self._service.provisioned_functions):
             self.schedule(region, name)
+        if self._scaling is not None:
+            for region, name in await anyio.to_thread.run_sync(self._scaling.scaled_functions):
+                self.schedule(region, name)
 
     async def close(self) -> None:
         for task in list(self._tasks.values()):
@@ -73,6 +88,12 @@ class Provisioner:
         for plan in plans:
             for version, count in plan.shares.items():
                 wanted[version] += count
+        if self._scaling is not None:
+            minimums = await anyio.to_thread.run_sync(
+                self._scaling.minimums, region, name, self._node_provider
+            )
+            for version, minimum in minimums.items():
+                wanted[version] = max(wanted[version], minimum)
         prefix = scope.function_arn(name) + ":"
         for arn in self._pool.provisioned_arns(prefix):
             if arn[len(prefix) :] not in wanted:

@@ -216,7 +216,7 @@ class CapacityProviderService:
         )
         return CapacityProvider(capacity_provider_arn(scope, name), deleting)
 
-    def list(
+    def list_providers(
         self, scope: Scope, *, state: str | None, marker: str | None, max_items: int | None
     ) -> ProviderPage:
         """ListCapacityProviders in name order."""
@@ -298,6 +298,24 @@ class CapacityProviderService:
         """A version's scaling config, for the data plane (blocking: a worker thread's call)."""
         with self._database.read() as connection:
             return records.get_scaling(connection, region, name, version)
+
+    def minimums(self, region: str, name: str, node_provider: str) -> dict[str, int]:
+        """MinExecutionEnvironments by version of one function, for the versions a node of
+        ``node_provider`` may run (blocking: a worker thread's call). The provisioner keeps them warm."""
+        wanted = {}
+        with self._database.read() as connection:
+            for _, config in records.list_scaling(connection, region, name):
+                if not config.minimum:
+                    continue
+                version = function_records.get_version(connection, region, name, config.qualifier)
+                if version is not None and may_run_on(version, node_provider):
+                    wanted[config.qualifier] = config.minimum
+        return wanted
+
+    def scaled_functions(self) -> list[tuple[str, str]]:
+        """(region, name) of every function with a scaling config (to keep minimums warm at start)."""
+        with self._database.read() as connection:
+            return sorted({(region, c.function_name) for region, c in records.list_scaling(connection)})
 
     # --- settling -----------------------------------------------------------------------------------
 

@@ -6,20 +6,29 @@ generation stops a read that raced a change from caching what it read.
 
 An entry is keyed by (region, name, qualifier) and remembers what the qualifier reaches: one version,
 or for a weighted alias two, between which each invocation is chosen afresh by weight.
+
+A Managed Instances function (one with a capacity provider) invoked without a qualifier runs its newest
+published version, as AWS runs its ``$LATEST.PUBLISHED`` (which lambdad does not have yet), and
+answers NoPublishedVersionException before one is published. Its versions' MaxExecutionEnvironments
+(PutFunctionScalingConfig) come with the entry.
 """
 
 from __future__ import annotations
 
 import random
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from lambdad.errors import ResourceNotFoundException
+from sqlalchemy import Connection
+
+from lambdad.errors import NoPublishedVersionException, ResourceNotFoundException
 from lambdad.models import LATEST, FunctionVersion, Scope
+from lambdad.services.capacity_providers import provider_of
 from lambdad.services.changes import EVERYTHING, FunctionChanges
 from lambdad.services.resolution import Target, read_target, resolve
 from lambdad.services.tags import NETWORK_TAG
 from lambdad.store import Database
+from lambdad.store import capacity_providers as capacity_records
 from lambdad.store import functions as records
 from lambdad.store import tags as tag_records
 
@@ -33,6 +42,8 @@ class RunnableFunction:
     total_reserved: int
     network: str | None = None  # the ``lambdad:network`` tag
     qualifier: str | None = None  # as invoked (None, $LATEST, a version or an alias): the invoked ARN's
+    # FunctionScalingConfig's MaxExecutionEnvironments of a Managed Instances version (None: no cap).
+    max_environments: int | None = None
 
 
 @dataclass(frozen=True)
@@ -41,15 +52,21 @@ class _Entry:
     reserved_concurrency: int | None
     total_reserved: int
     network: str | None
+    max_environments: dict[str, int] = field(default_factory=dict)  # by version
 
     def pick(self, chance: float, qualifier: str | None) -> RunnableFunction:
         """The version one invocation runs: the additional version with probability ``weight``.
-        (``qualifier`` is per call: no qualifier and ``$LATEST`` share an entry but not an ARN.)"""
+        (``qualifier`` is per call: the ARN invoked carries it.)"""
         target = self.target
         use_additional = target.additional is not None and chance < target.weight
         version = target.additional if use_additional and target.additional else target.version
         return RunnableFunction(
-            version, self.reserved_concurrency, self.total_reserved, self.network, qualifier
+            version,
+            self.reserved_concurrency,
+            self.total_reserved,
+            self.network,
+            qualifier,
+            self.max_environments.get(version.version),
         )
 
 
@@ -73,13 +90,14 @@ class FunctionLookup:
             name, resolved = resolve(scope, function_name, qualifier)
         except Exception:
             return None
-        entry = self._entries.get((scope.region, name, resolved or LATEST))
+        # Unqualified apart from $LATEST: a Managed Instances function's differ (see above).
+        entry = self._entries.get((scope.region, name, resolved or ""))
         return entry.pick(self._chooser.random(), resolved) if entry else None
 
     def load(self, scope: Scope, function_name: str, qualifier: str | None) -> RunnableFunction:
         """Read from the store (blocking: call from a worker thread) and remember it."""
         name, resolved = resolve(scope, function_name, qualifier)
-        key = (scope.region, name, resolved or LATEST)
+        key = (scope.region, name, resolved or "")
         with self._lock:
             generation = (self._everything, self._generations.get((scope.region, name), 0))
         with self._database.read() as connection:
@@ -88,11 +106,14 @@ class FunctionLookup:
                 raise ResourceNotFoundException(
                     f"Function not found: {scope.function_arn(name, resolved or LATEST)}"
                 )
+            if resolved is None and provider_of(target.version) is not None:
+                target = _newest_published(connection, scope, name)
             entry = _Entry(
                 target,
                 records.get_reserved_concurrency(connection, scope.region, name),
                 records.total_reserved_concurrency(connection, scope.region),
                 tag_records.get_tags(connection, scope.function_arn(name)).get(NETWORK_TAG),
+                _max_environments(connection, scope.region, target),
             )
         with self._lock:
             if (self._everything, self._generations.get((scope.region, name), 0)) == generation:
@@ -111,3 +132,24 @@ class FunctionLookup:
             # Another function's reservation changes every total in the region: drop the region.
             for key in [k for k in self._entries if k[0] == region]:
                 del self._entries[key]
+
+
+def _newest_published(connection: Connection, scope: Scope, name: str) -> Target:
+    newest = records.newest_published(connection, scope.region, name)
+    target = read_target(connection, scope.region, name, newest.version) if newest else None
+    if target is None:
+        raise NoPublishedVersionException(
+            f"The function {scope.function_arn(name)} has no published versions available."
+        )
+    return target
+
+
+def _max_environments(connection: Connection, region: str, target: Target) -> dict[str, int]:
+    limits = {}
+    for version in (target.version, target.additional):
+        if version is None or provider_of(version) is None:
+            continue
+        scaling = capacity_records.get_scaling(connection, region, version.name, version.version)
+        if scaling is not None and scaling.maximum is not None:
+            limits[version.version] = scaling.maximum
+    return limits

@@ -136,5 +136,24 @@ def get_scaling(connection: Connection, region: str, name: str, qualifier: str) 
     )
 
 
+def list_scaling(
+    connection: Connection, region: str | None = None, name: str | None = None
+) -> list[tuple[str, ScalingRecord]]:
+    """(region, config) of one function's scaling configs, or of every function's."""
+    query = select(scaling)
+    if region is not None:
+        query = query.where(scaling.c.region == region)
+    if name is not None:
+        query = query.where(scaling.c.function_name == name)
+    return [(row.region, _scaling(row)) for row in connection.execute(query)]
+
+
+def _scaling(row: Any) -> ScalingRecord:
+    modified = as_utc(row.last_modified)
+    return ScalingRecord(
+        row.function_name, row.qualifier, row.min_environments, row.max_environments, modified
+    )
+
+
 def _provider(row: Any) -> CapacityProviderRecord:
     return CapacityProviderRecord(row.name, row.state, dict(row.config), as_utc(row.last_modified))

@@ -3,6 +3,9 @@ states, errors and pagination, functions joining a provider, and function scalin
 
 from __future__ import annotations
 
+import concurrent.futures
+import json
+import urllib.request
 from typing import Any
 
 import botocore.exceptions
@@ -249,3 +252,101 @@ def test_scaling_config_needs_a_published_qualifier(server: Server) -> None:
     )
     assert (status, code) == (400, "ValidationException")
     assert "qualifier" in message.lower()
+
+
+# --- the data plane: a node runs only its provider's versions ----------------------------------------
+
+fleet_server = server_fixture("--spares", "0", "--capacity-provider", "fleet")
+
+SLEEPY = (
+    "import time\n\ndef handler(event, context):\n    time.sleep(event.get('sleep', 0))\n    return 'ok'\n"
+)
+
+
+@pytest.fixture(scope="module")
+def fleet(fleet_server: Server) -> tuple[Any, str]:
+    """A client of the node started with ``--capacity-provider fleet``, and that provider's ARN."""
+    client = fleet_server.client()
+    return client, active_provider(client, "fleet")["CapacityProviderArn"]
+
+
+def deploy_managed(client: Any, provider_arn: str, source: str = SLEEPY) -> str:
+    name = unique("mi")
+    create_function(
+        client,
+        name,
+        Code={"ZipFile": make_zip({"handler.py": source})},
+        Timeout=30,
+        CapacityProviderConfig=managed(provider_arn),
+    )
+    return name
+
+
+def nodes_view(server: Server) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{server.endpoint}/_lambdad/nodes", timeout=5) as answer:
+        return dict(json.load(answer)["Nodes"][0])
+
+
+def test_unqualified_invokes_run_the_newest_published_version(fleet: tuple[Any, str]) -> None:
+    client, arn = fleet
+    name = deploy_managed(client, arn)
+    status, code, message = error_of(client.invoke, FunctionName=name)
+    assert (status, code) == (400, "NoPublishedVersionException")
+    assert name in message
+    client.publish_version(FunctionName=name)
+    response = client.invoke(FunctionName=name)
+    assert response["StatusCode"] == 200
+    assert response["ExecutedVersion"] == "1"
+    assert json.load(response["Payload"]) == "ok"
+    assert client.invoke(FunctionName=name, Qualifier="1")["ExecutedVersion"] == "1"
+
+
+def test_a_node_runs_only_its_providers_versions(fleet: tuple[Any, str], client: Any) -> None:
+    fleet_client, _ = fleet
+    # A function of no provider is not run by the fleet's node...
+    plain = unique("plain")
+    create_function(fleet_client, plain)
+    status, code, message = error_of(fleet_client.invoke, FunctionName=plain)
+    assert (status, code) == (429, "TooManyRequestsException")
+    assert "capacity provider fleet" in message
+    # ... and a provider's function is not run by a node outside it.
+    arn = active_provider(client, unique("elsewhere"))["CapacityProviderArn"]
+    name = deploy_managed(client, arn)
+    client.publish_version(FunctionName=name)
+    status, code, message = error_of(client.invoke, FunctionName=name, Qualifier="1")
+    assert (status, code) == (429, "TooManyRequestsException")
+    assert "no node of capacity provider" in message
+
+
+def test_max_execution_environments_caps_a_version(fleet: tuple[Any, str], fleet_server: Server) -> None:
+    client, arn = fleet
+    name = deploy_managed(client, arn)
+    client.publish_version(FunctionName=name)
+    client.put_function_scaling_config(
+        FunctionName=name, Qualifier="1", FunctionScalingConfig={"MaxExecutionEnvironments": 1}
+    )
+    with concurrent.futures.ThreadPoolExecutor(1) as background:
+        busy = background.submit(
+            client.invoke, FunctionName=name, Qualifier="1", Payload=json.dumps({"sleep": 3}).encode()
+        )
+        eventually(lambda: nodes_view(fleet_server)["BusyEnvironments"] >= 1)
+        status, code, _ = error_of(client.invoke, FunctionName=name, Qualifier="1")
+        assert (status, code) == (429, "TooManyRequestsException")
+        assert busy.result()["StatusCode"] == 200
+    # Its one environment, idle again, takes the next invocation.
+    assert client.invoke(FunctionName=name, Qualifier="1")["StatusCode"] == 200
+
+
+def test_min_execution_environments_are_kept_warm(fleet: tuple[Any, str], fleet_server: Server) -> None:
+    client, arn = fleet
+    name = deploy_managed(client, arn)
+    client.publish_version(FunctionName=name)
+    before = nodes_view(fleet_server)["WarmEnvironments"]
+    client.put_function_scaling_config(
+        FunctionName=name, Qualifier="1", FunctionScalingConfig={"MinExecutionEnvironments": 2}
+    )
+    eventually(lambda: nodes_view(fleet_server)["WarmEnvironments"] == before + 2, timeout=60)
+    client.put_function_scaling_config(
+        FunctionName=name, Qualifier="1", FunctionScalingConfig={"MinExecutionEnvironments": 0}
+    )
+    eventually(lambda: nodes_view(fleet_server)["WarmEnvironments"] == before, timeout=60)

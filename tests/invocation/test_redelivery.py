@@ -30,7 +30,7 @@ class Pool:
         self.waiting = list(environments)
         self.released: list[Environment] = []
 
-    async def acquire(self, image: Any) -> Environment:
+    async def acquire(self, image: Any, limit: int | None = None) -> Environment:
         return self.waiting.pop(0)
 
     def release(self, environment: Environment) -> None:
@@ -39,10 +39,15 @@ class Pool:
 
 def invoker(pool: Pool) -> Invoker:
     version = SimpleNamespace(
-        state=FunctionState.ACTIVE, timeout=3, name="f", version="$LATEST", revision_id="r"
+        state=FunctionState.ACTIVE, timeout=3, name="f", version="$LATEST", revision_id="r", extra={}
     )
     runnable = SimpleNamespace(
-        version=version, reserved_concurrency=None, total_reserved=0, network=None, qualifier=None
+        version=version,
+        reserved_concurrency=None,
+        total_reserved=0,
+        network=None,
+        qualifier=None,
+        max_environments=None,
     )
     lookup = SimpleNamespace(cached=lambda *_: runnable)
     images = SimpleNamespace(image_for=lambda *_: "image")

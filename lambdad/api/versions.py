@@ -6,12 +6,14 @@ from typing import Any
 
 from lambdad.api.operations import Call, OperationTable
 from lambdad.api.render import function_configuration
+from lambdad.services.capacity_providers import check_publish_to
 
 table = OperationTable()
 
 
 @table.operation("PublishVersion")
 def publish_version(call: Call) -> dict[str, Any]:
+    check_publish_to(call.params)
     version = call.services.versions.publish(
         call.scope,
         call.params["FunctionName"],

@@ -61,6 +61,10 @@ _KEPT = (
 )
 _UPDATABLE = ("CapacityProviderScalingConfig", "PropagateTags", "TelemetryConfig")
 _CONFIG = "CapacityProviderConfig"
+NOT_MANAGED = (
+    "CapacityProviderConfig can only be set when a function is created: a function created without one "
+    "cannot be moved to a capacity provider."
+)
 _MANAGED = "LambdaManagedInstancesCapacityProviderConfig"
 
 
@@ -119,6 +123,17 @@ def provider_of(version: FunctionVersion) -> str | None:
     if not config:
         return None
     return str(config[_MANAGED]["CapacityProviderArn"]).rsplit(":", 1)[-1]
+
+
+def check_publish_to(params: dict[str, Any]) -> None:
+    """``PublishTo: LATEST_PUBLISHED`` (CreateFunction, PublishVersion) asks for the ``$LATEST.PUBLISHED``
+    version, which lambdad does not have yet: refused rather than silently publishing a number."""
+    if params.get("PublishTo") == "LATEST_PUBLISHED":
+        raise InvalidParameterValueException(
+            "lambdad does not support the $LATEST.PUBLISHED version yet (PublishTo LATEST_PUBLISHED); "
+            "publish a numbered version instead: invoked without a qualifier, a function with a capacity "
+            "provider runs its newest published version."
+        )
 
 
 def may_run_on(version: FunctionVersion, node_provider: str) -> bool:

@@ -23,7 +23,12 @@ from lambdad.models import (
 )
 from lambdad.services import limits
 from lambdad.services.activation import Activator
-from lambdad.services.capacity_providers import CapacityProviderService
+from lambdad.services.capacity_providers import (
+    NOT_MANAGED,
+    CapacityProviderService,
+    check_publish_to,
+    provider_of,
+)
 from lambdad.services.changes import DELETED, FunctionChanges
 from lambdad.services.code import check_package, check_storage, storing
 from lambdad.services.configuration import check_complete, configure
@@ -127,6 +132,7 @@ class FunctionService:
         if tags is not None and len(tags) > limits.TAGS_MAX:
             raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")
         check_lambdad_tags(tags or {}, self._host_network_allowed)
+        check_publish_to(params)
         zip_bytes = _zip_from(params["Code"])
         package = check_package(zip_bytes)
         blank = FunctionVersion(
@@ -170,6 +176,9 @@ class FunctionService:
         layers = self._layers(scope, params)
         with self._database.write() as connection:
             current = latest_for_update(connection, scope, name, params.get("RevisionId"))
+            if "CapacityProviderConfig" in params and provider_of(current) is None:
+                # The compute type is chosen when a function is created, as on AWS.
+                raise InvalidParameterValueException(NOT_MANAGED)
             updated = configure(current, params, layers)
             check_complete(updated)
             check_combined_size(updated.code, updated.layers)

@@ -194,12 +194,31 @@ def test_a_function_naming_a_missing_provider_is_refused(client: Any) -> None:
     )
     assert (status, code) == (400, "InvalidParameterValueException")
     assert missing in message
+    # The compute type is chosen at creation: a function of no provider cannot join one later...
     function = unique("fn")
     create_function(client, function)
-    status, code, _ = error_of(
-        client.update_function_configuration, FunctionName=function, CapacityProviderConfig=managed(missing)
+    arn = active_provider(client, unique("cp"))["CapacityProviderArn"]
+    status, code, message = error_of(
+        client.update_function_configuration, FunctionName=function, CapacityProviderConfig=managed(arn)
     )
     assert (status, code) == (400, "InvalidParameterValueException")
+    assert "when a function is created" in message
+    # ... while a provider's function may change its settings, not to a provider that does not exist.
+    managed_function = unique("fn")
+    create_function(client, managed_function, CapacityProviderConfig=managed(arn))
+    changed = managed(arn, PerExecutionEnvironmentMaxConcurrency=2)
+    updated = client.update_function_configuration(
+        FunctionName=managed_function, CapacityProviderConfig=changed
+    )
+    assert updated["CapacityProviderConfig"] == changed
+    client.get_waiter("function_updated_v2").wait(FunctionName=managed_function, WaiterConfig={"Delay": 0.1})
+    status, code, message = error_of(
+        client.update_function_configuration,
+        FunctionName=managed_function,
+        CapacityProviderConfig=managed(missing),
+    )
+    assert (status, code) == (400, "InvalidParameterValueException")
+    assert missing in message
 
 
 def test_function_scaling_config_per_published_version(client: Any) -> None:
@@ -293,6 +312,10 @@ def test_unqualified_invokes_run_the_newest_published_version(fleet: tuple[Any, 
     status, code, message = error_of(client.invoke, FunctionName=name)
     assert (status, code) == (400, "NoPublishedVersionException")
     assert name in message
+    # $LATEST.PUBLISHED is not there yet: asked for, it is refused rather than published as a number.
+    status, code, message = error_of(client.publish_version, FunctionName=name, PublishTo="LATEST_PUBLISHED")
+    assert (status, code) == (400, "InvalidParameterValueException")
+    assert "$LATEST.PUBLISHED" in message
     client.publish_version(FunctionName=name)
     response = client.invoke(FunctionName=name)
     assert response["StatusCode"] == 200

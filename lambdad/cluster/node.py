@@ -1,5 +1,5 @@
-"""This server as a node of its cluster: the NATS connection, membership and change notices, started
-before the node serves and stopped after it stopped serving."""
+"""This server as a node of its cluster: the NATS connection, membership, change notices and log shipping,
+started before the node serves and stopped after it stopped serving."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from lambdad.cluster.changes import ClusterChanges
 from lambdad.cluster.connection import ClusterConnection
+from lambdad.cluster.logs import JetStreamLogs
 from lambdad.cluster.membership import Membership, NodeLoad
 from lambdad.invocation import EnvironmentPool
 from lambdad.settings import Settings
@@ -23,6 +24,7 @@ class ClusterNode:
         self.node_id = settings.resolved_node_id
         self.connection = ClusterConnection(settings.nats_url, settings.cluster_name, self.node_id)
         self.changes = ClusterChanges(self.connection)
+        self.logs = JetStreamLogs(self.connection)
         self._pool: EnvironmentPool | None = None
         self._owns: Callable[[], dict[str, list[str]]] = dict
         self.membership = Membership(
@@ -56,6 +58,7 @@ class ClusterNode:
         """Connect to NATS, hear the other nodes' change notices, join the membership."""
         await self.connection.connect()
         await self.changes.start()
+        await self.logs.start()
         await self.membership.join()
         log.info(
             "node %s joined cluster %s (NATS %s) as %s",
@@ -68,4 +71,5 @@ class ClusterNode:
     async def stop(self) -> None:
         """Leave the membership (the others see this node gone at once), then close NATS."""
         await self.membership.leave()
+        await self.logs.close()
         await self.connection.close()

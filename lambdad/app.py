@@ -227,6 +227,7 @@ class Platform:
         if cluster is not None:
             cluster.watch(pool)
             cluster.after_a_death(activator.recover)
+            cluster.after_a_death(services.capacity_providers.recover)
         resumed = activator.recover()
         if resumed:
             log.info("settling %d function(s) left pending by the previous run", resumed)

@@ -8,6 +8,7 @@ import json
 import time
 from typing import Any
 
+import psycopg
 import pytest
 from botocore.exceptions import ClientError
 
@@ -106,4 +107,25 @@ def test_a_managed_instances_version_runs_on_its_providers_nodes(fleet_cluster: 
     )
     wait_for(
         lambda: not n2.list_capacity_providers()["CapacityProviders"], what="the provider to be gone for n2"
+    )
+
+
+def test_a_provider_a_dead_node_left_pending_is_settled_by_a_survivor(fleet_cluster: Cluster) -> None:
+    c = fleet_cluster
+    # As a node that died between answering CreateCapacityProvider and settling it leaves it.
+    name = unique("orphan")
+    config = json.dumps({"VpcConfig": VPC, "PermissionsConfig": PERMISSIONS})
+    with psycopg.connect(c.database_url.replace("postgresql+psycopg://", "postgresql://")) as db:
+        db.execute(
+            "INSERT INTO capacity_providers (region, name, state, config, last_modified) "
+            "VALUES ('us-east-1', %s, 'Pending', %s, now())",
+            (name, config),
+        )
+    n1 = c["n1"].client()
+    assert n1.get_capacity_provider(CapacityProviderName=name)["CapacityProvider"]["State"] == "Pending"
+    c.kill("n2")
+    wait_for(
+        lambda: n1.get_capacity_provider(CapacityProviderName=name)["CapacityProvider"]["State"] == "Active",
+        timeout=60,
+        what="n1 to settle the provider once n2 is dead",
     )

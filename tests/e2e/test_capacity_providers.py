@@ -373,3 +373,21 @@ def test_min_execution_environments_are_kept_warm(fleet: tuple[Any, str], fleet_
         FunctionName=name, Qualifier="1", FunctionScalingConfig={"MinExecutionEnvironments": 0}
     )
     eventually(lambda: nodes_view(fleet_server)["WarmEnvironments"] == before, timeout=60)
+
+
+def test_the_aws_cli_drives_capacity_providers(server: Server) -> None:
+    name = unique("cli")
+    created = server.aws_cli(
+        "create-capacity-provider",
+        "--capacity-provider-name",
+        name,
+        "--vpc-config",
+        json.dumps(VPC),
+        "--permissions-config",
+        json.dumps(PERMISSIONS),
+    )
+    assert json.loads(created.stdout)["CapacityProvider"]["State"] == "Pending"
+    listed = json.loads(server.aws_cli("list-capacity-providers").stdout)["CapacityProviders"]
+    assert name in {p["CapacityProviderArn"].rsplit(":", 1)[1] for p in listed}
+    missing = server.aws_cli("get-capacity-provider", "--capacity-provider-name", unique("none"), check=False)
+    assert missing.returncode != 0 and "ResourceNotFoundException" in missing.stderr

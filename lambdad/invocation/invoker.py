@@ -12,7 +12,7 @@ import anyio.to_thread
 
 from lambdad.environment import FunctionImage, InvokeOutcome, InvokeStream, RuntimeGone
 from lambdad.errors import InvalidRequestContentException, ResourceConflictException
-from lambdad.invocation.concurrency import ConcurrencyLimiter
+from lambdad.invocation.concurrency import ConcurrencyLeases
 from lambdad.invocation.images import ImageBuilder
 from lambdad.invocation.pool import EnvironmentPool
 from lambdad.models import FunctionState, Scope
@@ -63,7 +63,7 @@ class Invoker:
         lookup: FunctionLookup,
         images: ImageBuilder,
         pool: EnvironmentPool,
-        limiter: ConcurrencyLimiter,
+        leases: ConcurrencyLeases,
         *,
         host_network_allowed: bool = False,
     ) -> None:
@@ -71,7 +71,7 @@ class Invoker:
         self._host_network_allowed = host_network_allowed
         self._images = images
         self._pool = pool
-        self._limiter = limiter
+        self._leases = leases
         self._image_cache: dict[tuple[str, str, str, str, str], FunctionImage] = {}
 
     async def find(self, scope: Scope, function_name: str, qualifier: str | None) -> RunnableFunction:
@@ -107,7 +107,7 @@ class Invoker:
         version = runnable.version
         payload = request.payload or b"{}"
         check_json(payload)
-        lease = self._limiter.acquire(
+        lease = await self._leases.acquire(
             (request.scope.region, version.name), runnable.reserved_concurrency, runnable.total_reserved
         )
         try:
@@ -133,7 +133,7 @@ class Invoker:
                 finally:
                     self._pool.release(environment)
         finally:
-            self._limiter.release(lease)
+            self._leases.release(lease)
         return InvokeResult(
             payload=outcome.payload,
             function_error="Unhandled" if outcome.function_error else None,
@@ -151,7 +151,7 @@ class Invoker:
         version = runnable.version
         payload = request.payload or b"{}"
         check_json(payload)
-        lease = self._limiter.acquire(
+        lease = await self._leases.acquire(
             (request.scope.region, version.name), runnable.reserved_concurrency, runnable.total_reserved
         )
         handed_over = False
@@ -169,7 +169,7 @@ class Invoker:
 
             def done() -> None:
                 self._pool.release(environment)
-                self._limiter.release(lease)
+                self._leases.release(lease)
 
             try:
                 stream = environment.invoke_streaming(invocation, version.timeout, done)
@@ -179,7 +179,7 @@ class Invoker:
             handed_over = True
         finally:
             if not handed_over:
-                self._limiter.release(lease)
+                self._leases.release(lease)
         return StreamedResult(stream, version.version)
 
     async def image(self, scope: Scope, runnable: RunnableFunction) -> FunctionImage:

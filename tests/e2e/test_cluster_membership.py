@@ -37,8 +37,15 @@ def test_every_node_sees_the_same_nodes_and_a_dead_one_goes_from_suspect_to_dead
             for node in nodes:
                 assert node["Url"] == c[node["NodeId"]].endpoint
                 assert set(node) >= {
-                    "NodeId", "Url", "State", "LastHeartbeat", "WarmEnvironments", "BusyEnvironments",
-                    "RunningInvocations", "CapacityProvider", "Owns",
+                    "NodeId",
+                    "Url",
+                    "State",
+                    "LastHeartbeat",
+                    "WarmEnvironments",
+                    "BusyEnvironments",
+                    "RunningInvocations",
+                    "CapacityProvider",
+                    "Owns",
                 }
         c.kill("n3")
         c.wait_states({"n3": "suspect"}, timeout=10)

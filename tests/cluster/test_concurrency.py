@@ -239,6 +239,19 @@ async def test_a_restarted_node_clears_the_shares_its_predecessor_left(nodes: No
 
 
 @with_nodes
+async def test_a_node_thought_dead_writes_its_shares_back(nodes: Nodes) -> None:
+    a, b = await nodes.start("a"), await nodes.start("b")
+    await a.acquire(FUNCTION, 2, 2)
+    await nodes.put("us-east-1.fn.sleeper", {})  # b's sweep removed a while a was cut off
+
+    nodes.table.set("b", NodeState.LIVE)  # any membership change (or SWEEP_EVERY) sweeps
+
+    await eventually(lambda: _equals(nodes.entry("us-east-1.fn.sleeper"), {"a": 1}))
+    await b.acquire(FUNCTION, 2, 2)
+    assert await refused(b, 2, 2) == RESERVED_LIMIT
+
+
+@with_nodes
 async def test_a_clean_stop_gives_every_share_back(nodes: Nodes) -> None:
     await nodes.start("b")
     a = await nodes.start("a")

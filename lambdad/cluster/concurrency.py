@@ -14,11 +14,16 @@ Round trips. Each node watches the bucket and keeps every counter's latest entry
   back is not written back yet (back-to-back invocations on one node reuse it). Before refusing, the
   entry is read once more (one get), so that a cache a few milliseconds old never causes a 429.
 - release: none on the invocation's path; one CAS write in the background, which folds every release that
-  happened meanwhile into one.
+  happened meanwhile into one. Under a loose limit (at least LINGER_MIN_LIMIT, and this node's share and
+  the others' together at most half of it) the write waits LINGER (1 s) first, and the invocations that
+  arrive meanwhile reuse the slots without asking: a node under steady load writes a counter about twice
+  per LINGER, whatever its invocation rate. A tight limit (reserved concurrency 2) is given back at once,
+  so that idle slots of one node never refuse another's invocations.
 - every write reaches every node's watch: N deliveries for N nodes.
 
-So a warm invocation costs 2 JetStream KV writes (one on its path) and 2N watch deliveries; the unreserved
-pool of a region is one key, whose write rate bounds the cluster's throttled-pool invocation rate.
+So a warm invocation under a tight limit costs 2 JetStream KV writes (one on its path) and 2N watch
+deliveries; under a loose one (the account's unreserved pool, usually), about 2 writes per node, counter
+and second, and none on the invocation's path.
 
 Dead nodes. A share counts while ``Membership`` says its node is live or suspect. Once it says dead
 (DEAD_AFTER = 10 s without a heartbeat, on the observer's own clock, checked on every acquire), the share
@@ -68,6 +73,8 @@ ASK_TIMEOUT = 2.0  # the longest an acquire waits for NATS
 MAX_ATTEMPTS = 8  # CAS writes an acquire tries before it gives up (each lost to another node's write)
 SWEEP_EVERY = 5.0
 CUT_OFF_GRACE = 5.0  # keep using this node's own slots this long after losing NATS (< DEAD_AFTER)
+LINGER = 1.0  # how long slots given back under a loose limit stay this node's (see the module docstring)
+LINGER_MIN_LIMIT = 50
 RETRY_FIRST, RETRY_MAX = 0.2, 5.0  # background give-backs retry after a NATS error
 
 
@@ -89,6 +96,7 @@ class _Counter:
     in_use: int = 0  # leases this node holds under this counter now
     written: int = 0  # this node's share in the entry, as this node last wrote it (>= in_use)
     usable: int = 0  # slots acquire may hand out without asking: ``written``, less during a give-back
+    limit: int = 0  # the limit the last acquire counted against
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one write of this node at a time
     giving_back: asyncio.Task[None] | None = None
 
@@ -123,6 +131,7 @@ class ClusterConcurrencyLeases:
         else:
             limit, reason = self.account_limit - total_reserved, ACCOUNT_LIMIT
         counter = self._counter(_key(function, reserved is not None))
+        counter.limit = limit
         if counter.in_use < counter.usable and self._may_use_own_slots():
             counter.in_use += 1
         elif (
@@ -263,6 +272,11 @@ class ClusterConcurrencyLeases:
         """Lower this node's share to the leases it holds, retrying while NATS is away."""
         delay = RETRY_FIRST
         try:
+            if (
+                counter.limit >= LINGER_MIN_LIMIT
+                and 2 * (self._others(counter) + counter.written) <= counter.limit
+            ):
+                await asyncio.sleep(LINGER)  # the next invocations reuse the slots; nobody is short of them
             while counter.written > counter.in_use and not self._stopping:
                 try:
                     async with asyncio.timeout(ASK_TIMEOUT), counter.lock:

@@ -279,6 +279,25 @@ async def test_back_to_back_invocations_on_one_node_reuse_a_slot_not_yet_given_b
     await eventually(lambda: _equals(nodes.entry("us-east-1.fn.sleeper"), {}))
 
 
+@with_nodes
+async def test_under_a_loose_limit_slots_linger_and_under_a_tight_one_go_back_at_once(nodes: Nodes) -> None:
+    a = await nodes.start("a", account_limit=1000)
+    revision = a._counters["us-east-1.pool"].revision if "us-east-1.pool" in a._counters else 0
+    leases = [await a.acquire(FUNCTION, None, 0) for _ in range(3)]
+    for lease in leases:
+        a.release(lease)
+    tight = await a.acquire(OTHER, 1, 1)
+    a.release(tight)
+
+    await eventually(lambda: _equals(nodes.entry("us-east-1.fn.other"), {}), timeout=concurrency.LINGER / 2)
+    assert await nodes.entry("us-east-1.pool") == {"a": 3}  # lingering: the next ones need no write
+    pool = a._counters["us-east-1.pool"].revision
+    for _ in range(50):
+        a.release(await a.acquire(FUNCTION, None, 0))
+    assert a._counters["us-east-1.pool"].revision == pool > revision
+    await eventually(lambda: _equals(nodes.entry("us-east-1.pool"), {}), timeout=concurrency.LINGER * 5)
+
+
 def test_without_nats_an_acquire_is_refused_at_once_and_releases_are_written_when_it_is_back(
     tmp_path: Path,
 ) -> None:

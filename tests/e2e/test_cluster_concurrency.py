@@ -151,6 +151,35 @@ def refused_on(c: Cluster, node: str, name: str) -> bool:
     return False
 
 
+def test_a_streamed_invocation_holds_its_lease_until_the_function_ends(region: Cluster) -> None:
+    c = region
+    name = sleeper(c, reserved=1)
+    try:
+        streamed: list[Any] = []
+
+        def stream() -> None:
+            response = (
+                c["n2"]
+                .client(read_timeout=60)
+                .invoke_with_response_stream(FunctionName=name, Payload=json.dumps({"sleep": 4}).encode())
+            )
+            streamed.extend(response["EventStream"])
+
+        thread = threading.Thread(target=stream)
+        thread.start()
+        deadline = time.monotonic() + 60
+        while leases_of(c, f"us-east-1.fn.{name}") != {"n2": 1}:
+            assert time.monotonic() < deadline, leases_of(c, f"us-east-1.fn.{name}")
+            time.sleep(0.1)
+        assert refused_on(c, "n1", name)
+        thread.join(60)
+        assert any("PayloadChunk" in event for event in streamed), streamed
+        assert not refused_on(c, "n3", name)  # given back when the function ended, by n2's stream
+    finally:
+        c["n1"].client().delete_function(FunctionName=name)
+
+
+# Last: it kills n3, which the module's other tests use.
 def test_a_killed_nodes_leases_are_usable_again_within_the_bound(region: Cluster) -> None:
     c = region
     name = sleeper(c, reserved=2)

@@ -12,18 +12,20 @@ Round trips. Each node watches the bucket and keeps every counter's latest entry
 - acquire: one CAS write when this node holds no spare slot of its own; plus one get and one write for
   each other node's write that came in between (at most MAX_ATTEMPTS); none when a slot this node gave
   back is not written back yet (back-to-back invocations on one node reuse it). Before refusing, the
-  entry is read once more (one get), so that a cache a few milliseconds old never causes a 429.
+  entry is read once more (one get), so that a cache a few milliseconds old never causes a 429, and if
+  other nodes hold the slots, the acquire waits up to REFUSAL_WAIT (50 ms) for one of them to give one
+  back (a refusal costs that much more time, never a wrong answer).
 - release: none on the invocation's path; one CAS write in the background, which folds every release that
-  happened meanwhile into one. Under a loose limit (at least LINGER_MIN_LIMIT, and this node's share and
-  the others' together at most half of it) the write waits LINGER (1 s) first, and the invocations that
-  arrive meanwhile reuse the slots without asking: a node under steady load writes a counter about twice
-  per LINGER, whatever its invocation rate. A tight limit (reserved concurrency 2) is given back at once,
-  so that idle slots of one node never refuse another's invocations.
+  happened meanwhile into one. The write waits a little first, and the invocations that arrive meanwhile
+  reuse the slots without asking: TIGHT_LINGER (10 ms, less than REFUSAL_WAIT, so another node asking
+  for the slot gets it) covers a client's next request on the same connection; under a loose limit (at
+  least LINGER_MIN_LIMIT, this node's share and the others' together at most half of it) LINGER (1 s), so
+  that a node under steady load writes a counter about twice a second, whatever its invocation rate.
 - every write reaches every node's watch: N deliveries for N nodes.
 
-So a warm invocation under a tight limit costs 2 JetStream KV writes (one on its path) and 2N watch
-deliveries; under a loose one (the account's unreserved pool, usually), about 2 writes per node, counter
-and second, and none on the invocation's path.
+So a warm invocation costs at most 2 JetStream KV writes (one on its path) and 2N watch deliveries, and
+back-to-back invocations on one node none; under a loose limit (the account's unreserved pool, usually)
+a node writes about 2 per counter and second.
 
 Dead nodes. A share counts while ``Membership`` says its node is live or suspect. Once it says dead
 (DEAD_AFTER = 10 s without a heartbeat, on the observer's own clock, checked on every acquire), the share
@@ -55,6 +57,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Protocol
 
 import nats.errors
@@ -74,8 +77,16 @@ MAX_ATTEMPTS = 8  # CAS writes an acquire tries before it gives up (each lost to
 SWEEP_EVERY = 5.0
 CUT_OFF_GRACE = 5.0  # keep using this node's own slots this long after losing NATS (< DEAD_AFTER)
 LINGER = 1.0  # how long slots given back under a loose limit stay this node's (see the module docstring)
+TIGHT_LINGER = 0.01  # the same under any other limit
+REFUSAL_WAIT = 0.05  # how long an acquire waits for another node to give a slot back (> TIGHT_LINGER)
 LINGER_MIN_LIMIT = 50
 RETRY_FIRST, RETRY_MAX = 0.2, 5.0  # background give-backs retry after a NATS error
+
+
+class _Answer(Enum):
+    ADMITTED = "admitted"
+    FULL = "full"  # the other nodes hold every slot
+    UNAVAILABLE = "unavailable"  # NATS did not answer, or other nodes' writes kept winning
 
 
 class NodeStates(Protocol):
@@ -99,6 +110,12 @@ class _Counter:
     limit: int = 0  # the limit the last acquire counted against
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one write of this node at a time
     giving_back: asyncio.Task[None] | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)  # set (and replaced) on every change
+    waiters: int = 0  # acquires waiting for ``changed``
+
+    def wake(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
 
 
 def _key(function: FunctionKey, reserved: bool) -> str:
@@ -137,7 +154,7 @@ class ClusterConcurrencyLeases:
         elif (
             counter.in_use >= limit
             or self._connection.lost_at is not None
-            or not await self._ask(counter, limit)
+            or not await self._admit(counter, limit)
         ):
             raise TooManyRequestsException.rate_exceeded(reason)
         self._local[function] += 1
@@ -150,6 +167,8 @@ class ClusterConcurrencyLeases:
         self._local[lease.function] -= 1
         counter = self._counter(_key(lease.function, lease.reserved))
         counter.in_use -= 1
+        if counter.waiters:
+            counter.wake()  # an acquire waiting for another node's slot can have this one
         if counter.giving_back is None and not self._stopping:
             counter.giving_back = asyncio.get_running_loop().create_task(self._give_back(counter))
 
@@ -214,34 +233,52 @@ class ClusterConcurrencyLeases:
         lost_at = self._connection.lost_at
         return lost_at is None or time.monotonic() - lost_at < CUT_OFF_GRACE
 
-    async def _ask(self, counter: _Counter, limit: int) -> bool:
-        """Raise this node's share by one if the cluster's total stays within ``limit``; False if not, or
-        if NATS does not answer within ASK_TIMEOUT."""
+    async def _admit(self, counter: _Counter, limit: int) -> bool:
+        """``_ask``; while the other nodes hold every slot, wait up to REFUSAL_WAIT for one to come back
+        (slots linger on their node TIGHT_LINGER after their invocation ended)."""
+        deadline = time.monotonic() + REFUSAL_WAIT
+        while True:
+            answer = await self._ask(counter, limit)
+            if answer is not _Answer.FULL:
+                return answer is _Answer.ADMITTED
+            changed = counter.changed  # nothing ran since _ask read the entry: no change is missed
+            counter.waiters += 1
+            try:
+                async with asyncio.timeout(deadline - time.monotonic()):
+                    await changed.wait()
+            except TimeoutError:
+                return False
+            finally:
+                counter.waiters -= 1
+
+    async def _ask(self, counter: _Counter, limit: int) -> _Answer:
+        """Raise this node's share by one if the cluster's total stays within ``limit``; FULL if it would
+        not, UNAVAILABLE if NATS does not answer within ASK_TIMEOUT."""
         try:
             async with asyncio.timeout(ASK_TIMEOUT), counter.lock:
                 if counter.in_use < counter.usable:  # a give-back failed meanwhile: its slot is still ours
                     counter.in_use += 1
-                    return True
+                    return _Answer.ADMITTED
                 fresh = False
                 for _ in range(MAX_ATTEMPTS):
                     want = counter.in_use + 1
                     if self._others(counter) + want > limit:
                         if fresh:
-                            return False
+                            return _Answer.FULL
                         await self._read(counter)
                         fresh = True
                         continue
                     if await self._write(counter, want):
                         counter.in_use += 1
                         self._warned = False
-                        return True
+                        return _Answer.ADMITTED
                     fresh = True  # the write lost to another node's and read the entry again
-                return False
+                return _Answer.UNAVAILABLE  # lost MAX_ATTEMPTS races in a row: refused, not waited for
         except (TimeoutError, nats.errors.Error) as error:
             if not self._warned:
                 self._warned = True
                 log.warning("concurrency leases: NATS did not answer (%r); refusing invocations", error)
-            return False
+            return _Answer.UNAVAILABLE
 
     async def _write(self, counter: _Counter, own: int) -> bool:
         """CAS the entry with this node's share set to ``own`` and the shares that no longer count left
@@ -272,11 +309,12 @@ class ClusterConcurrencyLeases:
         """Lower this node's share to the leases it holds, retrying while NATS is away."""
         delay = RETRY_FIRST
         try:
-            if (
+            # The next invocations reuse the slots meanwhile.
+            loose = (
                 counter.limit >= LINGER_MIN_LIMIT
                 and 2 * (self._others(counter) + counter.written) <= counter.limit
-            ):
-                await asyncio.sleep(LINGER)  # the next invocations reuse the slots; nobody is short of them
+            )
+            await asyncio.sleep(LINGER if loose else TIGHT_LINGER)
             while counter.written > counter.in_use and not self._stopping:
                 try:
                     async with asyncio.timeout(ASK_TIMEOUT), counter.lock:
@@ -321,6 +359,7 @@ class ClusterConcurrencyLeases:
             except (ValueError, TypeError, AttributeError):
                 log.warning("concurrency leases: ignoring a malformed entry under %r", entry.key)
         counter.shares, counter.revision = shares, entry.revision
+        counter.wake()
 
     async def _watch(self, watcher: Any) -> None:
         while True:

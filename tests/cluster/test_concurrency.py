@@ -184,6 +184,24 @@ async def test_simultaneous_acquires_on_three_nodes_never_pass_the_limit(nodes: 
 
 
 @with_nodes
+async def test_a_full_counter_waits_briefly_for_another_nodes_slot_to_come_back(nodes: Nodes) -> None:
+    a, b = await nodes.start("a"), await nodes.start("b")
+    held = await a.acquire(FUNCTION, 1, 1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(concurrency, "REFUSAL_WAIT", 5.0)  # generous: this machine may be busy
+        waiting = asyncio.create_task(b.acquire(FUNCTION, 1, 1))
+        await eventually(lambda: _true(b._counters["us-east-1.fn.sleeper"].waiters == 1))
+        a.release(held)  # written back after TIGHT_LINGER
+        lease = await waiting
+
+    assert lease.function == FUNCTION
+    assert await nodes.entry("us-east-1.fn.sleeper") == {"b": 1}
+    started = time.monotonic()
+    assert await refused(a, 1, 1) == RESERVED_LIMIT  # nobody gives one back: refused after REFUSAL_WAIT
+    assert time.monotonic() - started >= concurrency.REFUSAL_WAIT
+
+
+@with_nodes
 async def test_a_dead_nodes_leases_stop_counting_and_leave_the_entry(nodes: Nodes) -> None:
     a, b = await nodes.start("a"), await nodes.start("b")
     await a.acquire(FUNCTION, 2, 2)

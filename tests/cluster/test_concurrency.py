@@ -190,7 +190,7 @@ async def test_a_full_counter_waits_briefly_for_another_nodes_slot_to_come_back(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(concurrency, "REFUSAL_WAIT", 5.0)  # generous: this machine may be busy
         waiting = asyncio.create_task(b.acquire(FUNCTION, 1, 1))
-        await eventually(lambda: _true(b._counters["us-east-1.fn.sleeper"].waiters == 1))
+        await eventually(lambda: _true(_waiters(b, "us-east-1.fn.sleeper") == 1))
         a.release(held)  # written back after TIGHT_LINGER
         lease = await waiting
 
@@ -384,3 +384,8 @@ async def _known(leases: ClusterConcurrencyLeases, key: str, shares: dict[str, i
 
 async def _true(value: bool) -> bool:
     return value
+
+
+def _waiters(leases: ClusterConcurrencyLeases, key: str) -> int:
+    counter = leases._counters.get(key)
+    return 0 if counter is None else counter.waiters

@@ -36,7 +36,7 @@ from lambdad.events import schedule_expressions
 from lambdad.events.asynchronous import EventQueue
 from lambdad.events.mappings import MappingCatalog, MappingSupervisor
 from lambdad.events.schedules import ScheduleRunner
-from lambdad.invocation import ConcurrencyLimiter, EnvironmentPool, ImageBuilder, Invoker
+from lambdad.invocation import EnvironmentPool, ImageBuilder, Invoker, LocalConcurrencyLeases
 from lambdad.invocation.pool import environment_maker, spare_pool
 from lambdad.invocation.provisioning import Provisioner
 from lambdad.invocation.reclaim import CodeReclaimer, holding, releasing
@@ -148,7 +148,7 @@ class Platform:
             lookup,
             images,
             pool,
-            ConcurrencyLimiter(settings.concurrency_limit),
+            LocalConcurrencyLeases(settings.concurrency_limit) if cluster is None else cluster.leases,
             host_network_allowed=settings.host_network_allowed,
             capacity_provider=settings.capacity_provider,
         )

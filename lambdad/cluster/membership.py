@@ -160,6 +160,11 @@ class Membership:
         node = self._nodes.get(node_id)
         return node is not None and self._state(node) is not NodeState.DEAD
 
+    def state(self, node_id: str) -> NodeState | None:
+        """``node_id``'s state now, or None if this node has not heard of it (not yet, or it left)."""
+        node = self._nodes.get(node_id)
+        return None if node is None else self._state(node)
+
     def subscribe(self, listener: MembershipListener) -> None:
         """Call ``listener()`` whenever a node joins, leaves, dies or comes back (on the event loop)."""
         self._listeners.append(listener)

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 
 from lambdad.cluster.changes import ClusterChanges
+from lambdad.cluster.concurrency import ClusterConcurrencyLeases
 from lambdad.cluster.connection import ClusterConnection
 from lambdad.cluster.logs import JetStreamLogs
 from lambdad.cluster.membership import Membership, NodeLoad, NodeState
@@ -36,6 +37,7 @@ class ClusterNode:
             load=self._load,
             owns=lambda: self._owns(),
         )
+        self.leases = ClusterConcurrencyLeases(self.connection, self.membership, settings.concurrency_limit)
 
     def watch(self, pool: EnvironmentPool) -> None:
         """Report ``pool``'s environments in this node's heartbeats."""
@@ -77,11 +79,12 @@ class ClusterNode:
         )
 
     async def start(self) -> None:
-        """Connect to NATS, hear the other nodes' change notices, join the membership."""
+        """Connect to NATS, hear the other nodes' change notices, join the membership, count leases."""
         await self.connection.connect()
         await self.changes.start()
         await self.logs.start()
         await self.membership.join()
+        await self.leases.start()
         log.info(
             "node %s joined cluster %s (NATS %s) as %s",
             self.node_id,
@@ -91,7 +94,9 @@ class ClusterNode:
         )
 
     async def stop(self) -> None:
-        """Leave the membership (the others see this node gone at once), then close NATS."""
+        """Give back leases, leave the membership (the others see this node gone at once), then close
+        NATS."""
+        await self.leases.stop()
         await self.membership.leave()
         await self.logs.close()
         await self.connection.close()

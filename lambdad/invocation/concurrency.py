@@ -2,40 +2,66 @@
 
 A function with reserved concurrency R runs at most R invocations at once, from its own reservation;
 every other function shares what is left of the account limit (the unreserved pool). Past either, an
-invocation is refused with TooManyRequestsException and AWS's Reason.
+invocation is refused with TooManyRequestsException and AWS's Reason. Provisioned environments are no
+exception: an invocation they serve takes a lease like any other (their count came out of the same
+reservation or pool when the config was put, ``services/provisioned.py``).
+
+``ConcurrencyLeases`` is the port the invoke pipeline takes leases through; ``LocalConcurrencyLeases``
+counts in this process (a single server), ``lambdad.cluster.concurrency.ClusterConcurrencyLeases`` for
+the whole cluster. The composition root (``lambdad.app``) picks one.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Protocol
 
 from lambdad.errors import TooManyRequestsException
 
 RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
 ACCOUNT_LIMIT = "ConcurrentInvocationLimitExceeded"
 
+FunctionKey = tuple[str, str]  # (region, name)
+
 
 @dataclass
 class Lease:
-    """One running invocation's place; give it back with ``ConcurrencyLimiter.release``."""
+    """One running invocation's place; give it back with ``ConcurrencyLeases.release``."""
 
-    function: tuple[str, str]  # (region, name)
-    reserved: bool
+    function: FunctionKey
+    reserved: bool  # counted in the function's reservation (else in the region's unreserved pool)
     released: bool = False
 
 
-class ConcurrencyLimiter:
-    """Counts invocations in flight per function and in the unreserved pool. Event-loop only."""
+class ConcurrencyLeases(Protocol):
+    """Where invocations take their place before they run and give it back when they finished."""
+
+    async def acquire(self, function: FunctionKey, reserved: int | None, total_reserved: int) -> Lease:
+        """A lease, or TooManyRequestsException with AWS's Reason. ``reserved`` is the function's
+        reservation (None if it has none); ``total_reserved`` the sum of every reservation in the region.
+        Never waits long: a cluster implementation that cannot count refuses."""
+        ...
+
+    def release(self, lease: Lease) -> None:
+        """Give a lease back (once; again is a no-op). Never waits: it may be called from a callback."""
+        ...
+
+    def in_flight(self, function: FunctionKey) -> int:
+        """Invocations of ``function`` running in this process now."""
+        ...
+
+
+class LocalConcurrencyLeases:
+    """Counts invocations in flight per function and in the unreserved pool, in this process: a single
+    server's leases. Event-loop only; ``acquire`` never awaits anything."""
 
     def __init__(self, account_limit: int) -> None:
         self.account_limit = account_limit
-        self._in_flight: dict[tuple[str, str], int] = defaultdict(int)
+        self._in_flight: dict[FunctionKey, int] = defaultdict(int)
         self._unreserved_in_flight = 0
 
-    def acquire(self, function: tuple[str, str], reserved: int | None, total_reserved: int) -> Lease:
-        """A lease, or TooManyRequestsException. ``reserved`` is the function's reservation (None if it
-        has none); ``total_reserved`` the sum of every reservation in the region."""
+    async def acquire(self, function: FunctionKey, reserved: int | None, total_reserved: int) -> Lease:
         if reserved is not None:
             if self._in_flight[function] >= reserved:
                 raise TooManyRequestsException.rate_exceeded(RESERVED_LIMIT)
@@ -48,7 +74,6 @@ class ConcurrencyLimiter:
         return Lease(function, reserved=False)
 
     def release(self, lease: Lease) -> None:
-        """Return a lease (once)."""
         if lease.released:
             return
         lease.released = True
@@ -56,6 +81,5 @@ class ConcurrencyLimiter:
         if not lease.reserved:
             self._unreserved_in_flight -= 1
 
-    def in_flight(self, function: tuple[str, str]) -> int:
-        """Invocations of ``function`` running now."""
+    def in_flight(self, function: FunctionKey) -> int:
         return self._in_flight[function]

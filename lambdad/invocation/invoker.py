@@ -12,7 +12,7 @@ import anyio.to_thread
 
 from lambdad.environment import ExecutionEnvironment, FunctionImage, InvokeOutcome, InvokeStream, RuntimeGone
 from lambdad.errors import InvalidRequestContentException, ResourceConflictException, TooManyRequestsException
-from lambdad.invocation.concurrency import ConcurrencyLimiter
+from lambdad.invocation.concurrency import ConcurrencyLeases
 from lambdad.invocation.images import ImageBuilder
 from lambdad.invocation.pool import EnvironmentPool, PoolFull
 from lambdad.models import FunctionState, FunctionVersion, Scope
@@ -64,7 +64,7 @@ class Invoker:
         lookup: FunctionLookup,
         images: ImageBuilder,
         pool: EnvironmentPool,
-        limiter: ConcurrencyLimiter,
+        leases: ConcurrencyLeases,
         *,
         host_network_allowed: bool = False,
         capacity_provider: str = "",
@@ -75,7 +75,7 @@ class Invoker:
         self._host_network_allowed = host_network_allowed
         self._images = images
         self._pool = pool
-        self._limiter = limiter
+        self._leases = leases
         self._image_cache: dict[tuple[str, str, str, str, str], FunctionImage] = {}
 
     async def find(self, scope: Scope, function_name: str, qualifier: str | None) -> RunnableFunction:
@@ -113,7 +113,7 @@ class Invoker:
         version = runnable.version
         payload = request.payload or b"{}"
         check_json(payload)
-        lease = self._limiter.acquire(
+        lease = await self._leases.acquire(
             (request.scope.region, version.name), runnable.reserved_concurrency, runnable.total_reserved
         )
         try:
@@ -139,7 +139,7 @@ class Invoker:
                 finally:
                     self._pool.release(environment)
         finally:
-            self._limiter.release(lease)
+            self._leases.release(lease)
         return InvokeResult(
             payload=outcome.payload,
             function_error="Unhandled" if outcome.function_error else None,
@@ -157,7 +157,7 @@ class Invoker:
         version = runnable.version
         payload = request.payload or b"{}"
         check_json(payload)
-        lease = self._limiter.acquire(
+        lease = await self._leases.acquire(
             (request.scope.region, version.name), runnable.reserved_concurrency, runnable.total_reserved
         )
         handed_over = False
@@ -175,7 +175,7 @@ class Invoker:
 
             def done() -> None:
                 self._pool.release(environment)
-                self._limiter.release(lease)
+                self._leases.release(lease)
 
             try:
                 stream = environment.invoke_streaming(invocation, version.timeout, done)
@@ -185,7 +185,7 @@ class Invoker:
             handed_over = True
         finally:
             if not handed_over:
-                self._limiter.release(lease)
+                self._leases.release(lease)
         return StreamedResult(stream, version.version)
 
     async def _acquire(self, image: FunctionImage, runnable: RunnableFunction) -> ExecutionEnvironment:

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from lambdad.environment import RuntimeGone
-from lambdad.invocation.concurrency import ConcurrencyLimiter
+from lambdad.invocation.concurrency import LocalConcurrencyLeases
 from lambdad.invocation.invoker import REDELIVERIES, Invoker, InvokeRequest
 from lambdad.models import FunctionState, Scope
 
@@ -51,7 +51,7 @@ def invoker(pool: Pool) -> Invoker:
     )
     lookup = SimpleNamespace(cached=lambda *_: runnable)
     images = SimpleNamespace(image_for=lambda *_: "image")
-    return Invoker(cast(Any, lookup), cast(Any, images), cast(Any, pool), ConcurrencyLimiter(10))
+    return Invoker(cast(Any, lookup), cast(Any, images), cast(Any, pool), LocalConcurrencyLeases(10))
 
 
 def request() -> InvokeRequest:

@@ -52,6 +52,7 @@ from lambdad.store import async_events as store
 from lambdad.store import function_configs as config_records
 from lambdad.store.async_events import NewEvent, StoredEvent
 from lambdad.store.function_configs import EventInvokeConfig
+from lambdad.store.outage import Outage
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,7 @@ class EventQueue:
         return store.release_owners(connection, dead)
 
     async def _dispatch(self) -> None:
+        outage = Outage(log, "Event invocations")
         while True:
             self._wake.clear()
             room = self._workers_wanted * 2 - self._ready.qsize() - self._busy
@@ -172,8 +174,14 @@ class EventQueue:
                         partial(store.claim, owner=self.owner, now=now, lease_ms=self._lease_ms, limit=limit)
                     )
                     configs = await anyio.to_thread.run_sync(self._read_configs, claimed) if claimed else {}
-                except Exception:
-                    log.exception("could not claim Event invocations; trying again shortly")
+                    outage.succeeded()
+                except Exception as error:
+                    # What was claimed is held by a lease nobody renews: it comes back when that runs out.
+                    delay = outage.failed(error)
+                    if delay is None:
+                        log.exception("could not claim Event invocations; trying again shortly")
+                    else:
+                        await asyncio.sleep(delay)
                     claimed, configs = [], {}
                 for event in claimed:
                     self._held.add(event.request_id)
@@ -200,6 +208,7 @@ class EventQueue:
         return answer
 
     async def _heartbeat(self) -> None:
+        outage = Outage(log, "Event invocation leases")
         while True:
             await asyncio.sleep(self._lease_ms / 3000)
             try:
@@ -208,8 +217,10 @@ class EventQueue:
                 await self._committer.write(
                     partial(store.renew, owner=self.owner, until=until, request_ids=held)
                 )
-            except Exception:
-                log.exception("could not renew the leases of running Event invocations")
+                outage.succeeded()
+            except Exception as error:
+                if outage.failed(error) is None:
+                    log.exception("could not renew the leases of running Event invocations")
 
     # --- running one event -------------------------------------------------------------------------
 

@@ -26,9 +26,9 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio.to_thread
 from sqlalchemy import Connection
@@ -55,6 +55,7 @@ from lambdad.store.function_configs import EventInvokeConfig
 from lambdad.store.outage import Outage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # How long a record that cannot reach its destination is kept trying after the event finished.
 DELIVERY_MAX_AGE = 6 * 3600.0
@@ -253,10 +254,12 @@ class EventQueue:
             scope, event.function_name, event.qualifier, event.payload, event.request_id, event.client_context
         )
         try:
-            runnable = await self._invoker.find(scope, event.function_name, event.qualifier)
+            runnable = await self._outlasting(
+                lambda: self._invoker.find(scope, event.function_name, event.qualifier)
+            )
         except ResourceNotFoundException as error:
             log.warning("Event invocation %s dropped: %s", event.request_id, error.message)
-            await self._committer.add(store.delete_events, event.request_id)
+            await self._outlasting(lambda: self._committer.add(store.delete_events, event.request_id))
             return
         except LambdaError as error:  # not runnable yet (Pending) or now (Failed): the queue waits
             await self._requeue(event, config, None, service_error(error.status, error.code, error.message))
@@ -283,7 +286,7 @@ class EventQueue:
                 )
             else:
                 log.warning("Event invocation %s dropped: %s %s", event.request_id, error.code, error.message)
-                await self._committer.add(store.delete_events, event.request_id)
+                await self._outlasting(lambda: self._committer.add(store.delete_events, event.request_id))
             return
         except Exception as error:  # the sandbox or environment failed: a system error
             log.warning("Event invocation %s hit a system error: %r", event.request_id, error)
@@ -338,12 +341,31 @@ class EventQueue:
         await self._reschedule(event, due_at=int(decision.due * 1000), requeues=requeues, response=response)
 
     async def _reschedule(self, event: StoredEvent, **changes: Any) -> None:
-        held = await self._committer.write(
-            lambda c: store.reschedule(c, event.request_id, self.owner, **changes)
+        held = await self._outlasting(
+            lambda: self._committer.write(
+                lambda c: store.reschedule(c, event.request_id, self.owner, **changes)
+            )
         )
         if not held:
             log.warning("Event invocation %s was taken over by another worker", event.request_id)
         self._wake.set()
+
+    async def _outlasting(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """``attempt()``, tried again while the database is unavailable: what a worker records after a
+        run must not be lost to an outage (the event would run again when its lease ran out), and an
+        event whose function could not be looked up has not run yet."""
+        outage = Outage(log, "Event invocations")
+        while True:
+            try:
+                result = await attempt()
+            except Exception as error:
+                delay = outage.failed(error)
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+                continue
+            outage.succeeded()
+            return result
 
     # --- finishing ---------------------------------------------------------------------------------
 
@@ -455,7 +477,7 @@ class EventQueue:
             )
             undelivered = []
         if not undelivered and not new_events:
-            await self._committer.add(store.delete_events, event.request_id)
+            await self._outlasting(lambda: self._committer.add(store.delete_events, event.request_id))
             return
         if not undelivered:
 
@@ -464,7 +486,7 @@ class EventQueue:
                     store.insert(connection, new_event)
                 store.delete_events(connection, [event.request_id])
 
-            await self._committer.write(finish)
+            await self._outlasting(lambda: self._committer.write(finish))
             if new_events:
                 self._wake.set()
             return
@@ -487,7 +509,7 @@ class EventQueue:
                 finished_at=int(finished_at * 1000),
             )
 
-        await self._committer.write(keep)
+        await self._outlasting(lambda: self._committer.write(keep))
 
 
 def _attributes(delivery: Mapping[str, Any]) -> dict[str, str]:

@@ -1,0 +1,164 @@
+"""A cluster rides out its engines' faults: PostgreSQL unavailable for 10 s, NATS restarted, a node killed.
+
+During a database outage every node answers API calls with AWS-style errors, quickly, and warm invokes
+keep working from memory; afterwards everything resumes and every Event invocation accepted before the
+outage runs. A NATS restart leaves every node live in every view, and change notices flow again. A killed
+node restarts, rejoins, and runs functions again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.brokers import BrokerProcess, private_nats
+from tests.e2e.cluster_support import Cluster, cluster
+from tests.e2e.invoke_support import deploy_python, eventually, invoke, log_messages, unique
+from tests.support import make_zip
+
+pytestmark = pytest.mark.timeout(300)
+
+# Says which node ran it and what it saw; an event with "sleep" holds its environment that long, and an
+# event with "mark" prints it, so that a test can find every Event invocation in the nodes' logs.
+REPORTER = """
+import os, time
+
+def handler(event, context):
+    event = event or {}
+    time.sleep(event.get("sleep", 0))
+    if "mark" in event:
+        print("ran", event["mark"])
+    return {"colour": os.environ.get("COLOUR", "none"), "request": context.aws_request_id}
+"""
+
+OUTAGE = 10.0  # seconds the database is away
+CALL_BOUND = 10.0  # no API call during the outage may take longer (a hang would)
+NODES = ("n1",)
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[BrokerProcess]:
+    home = tmp_path / "nats"
+    home.mkdir()
+    server = private_nats(home).start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+def _refused_quickly(call: Any) -> ClientError:
+    """``call()`` fails with an AWS-style error within CALL_BOUND seconds; the error."""
+    started = time.monotonic()
+    try:
+        call()
+    except ClientError as error:
+        elapsed = time.monotonic() - started
+        assert elapsed < CALL_BOUND, f"the error took {elapsed:.1f} s"
+        return error
+    raise AssertionError("the call succeeded while the database was unavailable")
+
+
+def _marks_run(c: Cluster, name: str) -> list[str]:
+    """Every mark printed by ``name``'s invocations on any node (one entry per run)."""
+    return [
+        message.split()[1]
+        for node in c.nodes.values()
+        for message in log_messages(node, name)
+        if message.startswith("ran ")
+    ]
+
+
+def test_postgresql_unavailable_for_10_s_answers_errors_keeps_warm_invokes_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    with cluster(tmp_path, "--spares", "0", nodes=len(NODES)) as c:
+        n1 = c["n1"].client()
+        name = unique("pg-outage")
+        deploy_python(n1, name, REPORTER)
+        for node in NODES:  # warm on every node: known functions keep running from memory
+            assert invoke(c[node].client(), name, {})[0]["StatusCode"] == 200
+        # Event invocations accepted before the outage; each takes a while, so some are still queued
+        # or running when the database goes.
+        marks = [uuid.uuid4().hex[:12] for _ in range(30)]
+        for mark in marks:
+            n1.invoke(
+                FunctionName=name, InvocationType="Event", Payload=json.dumps({"mark": mark, "sleep": 0.3})
+            )
+
+        errors: list[ClientError] = []
+        warm_invokes = 0
+        with c.database_outage():
+            started = time.monotonic()
+            while time.monotonic() - started < OUTAGE:
+                for node in NODES:
+                    client = c[node].client()
+                    errors.append(_refused_quickly(lambda: client.get_function(FunctionName=name)))
+                    errors.append(_refused_quickly(lambda: client.list_functions()))
+                    errors.append(
+                        _refused_quickly(
+                            lambda: client.create_function(
+                                FunctionName=unique("during"),
+                                Runtime="python3.12",
+                                Role="arn:aws:iam::123456789012:role/lambda-role",
+                                Handler="handler.handler",
+                                Code={"ZipFile": make_zip()},
+                            )
+                        )
+                    )
+                    errors.append(
+                        _refused_quickly(
+                            lambda: client.invoke(FunctionName=name, InvocationType="Event", Payload=b"{}")
+                        )
+                    )
+                    response, answer = invoke(client, name, {})
+                    assert response["StatusCode"] == 200 and "FunctionError" not in response, answer
+                    warm_invokes += 1
+                time.sleep(0.5)
+        print(f"during the outage: {len(errors)} API errors, {warm_invokes} warm invokes")
+        for error in errors:
+            assert error.response["Error"]["Code"] == "ServiceException", error.response
+            assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+            assert "database is unavailable" in error.response["Error"]["Message"], error.response
+            assert "Traceback" not in str(error.response)
+
+        # Everything resumes: new functions, invokes through every node, and every Event invocation
+        # accepted before the outage runs (at least once).
+        after = unique("pg-after")
+        eventually(lambda: _created(n1, after), timeout=30)
+        n1.get_waiter("function_active_v2").wait(FunctionName=after, WaiterConfig={"Delay": 0.2})
+        for node in NODES:
+            assert invoke(c[node].client(), after, {})[0]["StatusCode"] == 200
+            assert invoke(c[node].client(), name, {})[0]["StatusCode"] == 200
+        eventually(lambda: set(marks) <= set(_marks_run(c, name)), timeout=90, interval=0.5)
+        runs = _marks_run(c, name)
+        print(
+            f"Event invocations: {len(marks)} accepted before the outage, all ran; "
+            f"{len(runs) - len(set(runs))} ran twice"
+        )
+        for node in c.nodes.values():
+            assert "Traceback" not in node.log_path.read_text(errors="replace"), node.log_path
+
+
+def _created(client: Any, name: str) -> bool:
+    """CreateFunction worked (a node may need a moment to find the database back)."""
+    try:
+        client.create_function(
+            FunctionName=name,
+            Runtime="python3.12",
+            Role="arn:aws:iam::123456789012:role/lambda-role",
+            Handler="handler.handler",
+            Code={"ZipFile": make_zip({"handler.py": REPORTER})},
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ServiceException":
+            return False
+        raise
+    return True

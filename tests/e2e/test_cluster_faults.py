@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from tests.brokers import BrokerProcess, private_nats
 from tests.e2e.cluster_support import Cluster, cluster
 from tests.e2e.invoke_support import deploy_python, eventually, invoke, log_messages, unique
-from tests.support import make_zip
+from tests.support import ROLE, make_zip
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -54,11 +54,11 @@ def nats_server(tmp_path: Path) -> Iterator[BrokerProcess]:
         server.cleanup()
 
 
-def _refused_quickly(call: Any) -> ClientError:
-    """``call()`` fails with an AWS-style error within CALL_BOUND seconds; the error."""
+def _refused_quickly(operation: Any, **params: Any) -> ClientError:
+    """``operation(**params)`` fails with an AWS-style error within CALL_BOUND seconds; the error."""
     started = time.monotonic()
     try:
-        call()
+        operation(**params)
     except ClientError as error:
         elapsed = time.monotonic() - started
         assert elapsed < CALL_BOUND, f"the error took {elapsed:.1f} s"
@@ -100,24 +100,12 @@ def test_postgresql_unavailable_for_10_s_answers_errors_keeps_warm_invokes_and_l
             while time.monotonic() - started < OUTAGE:
                 for node in NODES:
                     client = c[node].client()
-                    errors.append(_refused_quickly(lambda: client.get_function(FunctionName=name)))
-                    errors.append(_refused_quickly(lambda: client.list_functions()))
-                    errors.append(
-                        _refused_quickly(
-                            lambda: client.create_function(
-                                FunctionName=unique("during"),
-                                Runtime="python3.12",
-                                Role="arn:aws:iam::123456789012:role/lambda-role",
-                                Handler="handler.handler",
-                                Code={"ZipFile": make_zip()},
-                            )
-                        )
-                    )
-                    errors.append(
-                        _refused_quickly(
-                            lambda: client.invoke(FunctionName=name, InvocationType="Event", Payload=b"{}")
-                        )
-                    )
+                    errors += [
+                        _refused_quickly(client.get_function, FunctionName=name),
+                        _refused_quickly(client.list_functions),
+                        _refused_quickly(client.create_function, **_new_function(unique("during"))),
+                        _refused_quickly(client.invoke, FunctionName=name, InvocationType="Event"),
+                    ]
                     response, answer = invoke(client, name, {})
                     assert response["StatusCode"] == 200 and "FunctionError" not in response, answer
                     warm_invokes += 1
@@ -147,16 +135,21 @@ def test_postgresql_unavailable_for_10_s_answers_errors_keeps_warm_invokes_and_l
             assert "Traceback" not in node.log_path.read_text(errors="replace"), node.log_path
 
 
+def _new_function(name: str) -> dict[str, Any]:
+    """CreateFunction's parameters for a REPORTER function."""
+    return {
+        "FunctionName": name,
+        "Runtime": "python3.12",
+        "Role": ROLE,
+        "Handler": "handler.handler",
+        "Code": {"ZipFile": make_zip({"handler.py": REPORTER})},
+    }
+
+
 def _created(client: Any, name: str) -> bool:
     """CreateFunction worked (a node may need a moment to find the database back)."""
     try:
-        client.create_function(
-            FunctionName=name,
-            Runtime="python3.12",
-            Role="arn:aws:iam::123456789012:role/lambda-role",
-            Handler="handler.handler",
-            Code={"ZipFile": make_zip({"handler.py": REPORTER})},
-        )
+        client.create_function(**_new_function(name))
     except ClientError as error:
         if error.response["Error"]["Code"] == "ServiceException":
             return False

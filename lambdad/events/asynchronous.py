@@ -97,6 +97,8 @@ class EventQueue:
         self._held: set[str] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # Shared by the workers: an outage is logged once, not once per worker.
+        self._recording_outage = Outage(log, "Event invocations (recording results)")
 
     # --- the interface ---------------------------------------------------------------------------
 
@@ -163,7 +165,7 @@ class EventQueue:
         return store.release_owners(connection, dead)
 
     async def _dispatch(self) -> None:
-        outage = Outage(log, "Event invocations")
+        outage = Outage(log, "Event invocations (claiming)")
         while True:
             self._wake.clear()
             room = self._workers_wanted * 2 - self._ready.qsize() - self._busy
@@ -174,18 +176,25 @@ class EventQueue:
                     claimed = await self._committer.write(
                         partial(store.claim, owner=self.owner, now=now, lease_ms=self._lease_ms, limit=limit)
                     )
-                    configs = await anyio.to_thread.run_sync(self._read_configs, claimed) if claimed else {}
                     outage.succeeded()
                 except Exception as error:
-                    # What was claimed is held by a lease nobody renews: it comes back when that runs out.
                     delay = outage.failed(error)
                     if delay is None:
                         log.exception("could not claim Event invocations; trying again shortly")
                     else:
                         await asyncio.sleep(delay)
+                    claimed = []
+                self._held.update(event.request_id for event in claimed)  # renewed from now on
+                try:
+                    # Claimed events wait for their configs through an outage rather than for their lease.
+                    read = partial(anyio.to_thread.run_sync, self._read_configs, claimed)
+                    configs = await self._outlasting(read) if claimed else {}
+                except Exception:
+                    # They come back when their lease runs out.
+                    log.exception("could not read the configs of %d Event invocation(s)", len(claimed))
+                    self._held.difference_update(event.request_id for event in claimed)
                     claimed, configs = [], {}
                 for event in claimed:
-                    self._held.add(event.request_id)
                     self._ready.put_nowait((event, configs.get(event.request_id)))
                 if len(claimed) == limit:
                     continue  # more may be due
@@ -354,7 +363,7 @@ class EventQueue:
         """``attempt()``, tried again while the database is unavailable: what a worker records after a
         run must not be lost to an outage (the event would run again when its lease ran out), and an
         event whose function could not be looked up has not run yet."""
-        outage = Outage(log, "Event invocations")
+        outage = self._recording_outage
         while True:
             try:
                 result = await attempt()

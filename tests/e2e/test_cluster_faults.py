@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +160,104 @@ def _created(client: Any, name: str) -> bool:
             return False
         raise
     return True
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _heard_since(c: Cluster, nodes: tuple[str, ...], since: str, states: set[str]) -> bool:
+    """Whether every node of ``nodes`` sees a heartbeat of every node sent after ``since``; adds the
+    states it sees to ``states``."""
+    for observer in nodes:
+        view = c.view(observer)
+        states.update(n["State"] for n in view)
+        heard = {n["NodeId"]: n["LastHeartbeat"] for n in view}
+        if any(heard.get(node, "") <= since for node in nodes):
+            return False
+    return True
+
+
+def _colour(client: Any, name: str) -> str:
+    response, answer = invoke(client, name, {})
+    assert response["StatusCode"] == 200 and "FunctionError" not in response, answer
+    return str(answer["colour"])
+
+
+def test_nats_restarted_every_node_stays_and_comes_back_live_and_change_notices_flow_again(
+    tmp_path: Path, nats_server: BrokerProcess
+) -> None:
+    nodes = ("n1", "n2", "n3")
+    nats_url = f"nats://127.0.0.1:{nats_server.port}"
+    with cluster(tmp_path, "--spares", "0", nodes=len(nodes), nats_url=nats_url) as c:
+        name = unique("nats-restart")
+        deploy_python(c["n1"].client(), name, REPORTER, Environment={"Variables": {"COLOUR": "red"}})
+        for node in nodes:
+            assert _colour(c[node].client(), name) == "red"
+
+        nats_server.stop()
+        # Without NATS, PostgreSQL still holds everything: the API answers and functions run; and a node
+        # that cannot hear the others does not declare them dead (their ages stand still), even past
+        # the 10 s after which a silent node would be.
+        away = time.monotonic()
+        while time.monotonic() - away < 12:
+            for node in nodes:
+                client = c[node].client()
+                assert client.get_function(FunctionName=name)["Configuration"]["State"] == "Active"
+                assert _colour(client, name) == "red"
+                states = {n["NodeId"]: n["State"] for n in c.view(node)}
+                assert "dead" not in states.values(), (node, states)
+            time.sleep(0.5)
+
+        nats_server.start()  # the same port and store: the cluster's bucket is still there
+        back, restarted_at = time.monotonic(), _now_iso()
+        # Heartbeats flow again: every view shows every node's heartbeat sent after the restart (the
+        # states alone would read live for a moment even if they did not: ages restart at a reconnect),
+        # and soon enough that no node turns suspect in any view meanwhile.
+        seen: set[str] = set()
+        eventually(lambda: _heard_since(c, nodes, restarted_at, seen), timeout=30, interval=0.2)
+        assert seen == {"live"}, seen
+        c.wait_states({node: "live" for node in nodes}, timeout=30)
+        print(f"every node heard live by every node {time.monotonic() - back:.1f} s after NATS came back")
+
+        # Change notices flow again: an update through n2 reaches the caches and warm environments of
+        # n1 and n3 (which read the function again after the reconnect).
+        for node in nodes:
+            assert _colour(c[node].client(), name) == "red"
+        c["n2"].client().update_function_configuration(
+            FunctionName=name, Environment={"Variables": {"COLOUR": "blue"}}
+        )
+        for node in nodes:
+            eventually(lambda node=node: _colour(c[node].client(), name) == "blue", timeout=15)
+
+        # A function created after the restart runs on every node.
+        after = unique("nats-after")
+        deploy_python(c["n3"].client(), after, REPORTER)
+        for node in nodes:
+            assert _colour(c[node].client(), after) == "none"
+
+
+def test_a_killed_node_restarts_rejoins_and_runs_functions_and_events_again(tmp_path: Path) -> None:
+    with cluster(tmp_path, "--spares", "0", nodes=2) as c:
+        n1, n2 = c["n1"].client(), c["n2"].client()
+        name = unique("rejoin")
+        deploy_python(n1, name, REPORTER)
+        assert _colour(n2, name) == "none"  # warm on n2
+        marks = [uuid.uuid4().hex[:12] for _ in range(20)]
+        for mark in marks:
+            n2.invoke(
+                FunctionName=name, InvocationType="Event", Payload=json.dumps({"mark": mark, "sleep": 0.5})
+            )
+        c.kill("n2")  # whatever n2 claimed is held by a process that is gone
+        c.wait_states({"n2": "dead"}, on="n1", timeout=20)
+        c.restart("n2")
+        c.wait_states({"n1": "live", "n2": "live"})
+        n2 = c["n2"].client()
+        assert _colour(n2, name) == "none"
+        after = unique("rejoin-after")
+        deploy_python(n2, after, REPORTER)
+        assert _colour(n1, after) == "none" and _colour(n2, after) == "none"
+        # Well within the 60 s lease: events the killed node held are released when it starts again.
+        eventually(lambda: set(marks) <= set(_marks_run(c, name)), timeout=45, interval=0.5)
+        runs = _marks_run(c, name)
+        print(f"Event invocations: {len(marks)} accepted, all ran; {len(runs) - len(set(runs))} ran twice")

@@ -238,12 +238,14 @@ class Membership:
                 self._rewatching = asyncio.create_task(self._rewatch(), name="membership rewatch")
 
     async def _rewatch(self) -> None:
-        """Watch the bucket afresh after a reconnect. A restarted NATS forgot the old watcher's consumer,
-        and the client only notices when that consumer's idle heartbeats stay away (5 s and more): the
-        others would turn suspect meanwhile. JetStream may need a moment after a restart, so retry."""
-        assert self._kv is not None
+        """Watch the bucket afresh after a reconnect. A restarted NATS forgot the old watcher's consumer
+        (and without its files, the bucket too), and the client only notices when that consumer's idle
+        heartbeats stay away (5 s and more): the others would turn suspect meanwhile. JetStream may need a
+        moment after a restart, so retry."""
         for _ in range(20):
             try:
+                # The bucket again: a NATS that restarted without its files has none (made anew here).
+                self._kv = await self._connection.key_value(BUCKET, ttl=FORGET_AFTER)
                 watcher = await self._kv.watchall()
                 break
             except Exception as error:

@@ -9,6 +9,7 @@ node restarts, rejoins, and runs functions again.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -184,8 +185,9 @@ def _colour(client: Any, name: str) -> str:
     return str(answer["colour"])
 
 
+@pytest.mark.parametrize("keeps_its_files", [True, False], ids=["same-store", "store-lost"])
 def test_nats_restarted_every_node_stays_and_comes_back_live_and_change_notices_flow_again(
-    tmp_path: Path, nats_server: BrokerProcess
+    tmp_path: Path, nats_server: BrokerProcess, keeps_its_files: bool
 ) -> None:
     nodes = ("n1", "n2", "n3")
     nats_url = f"nats://127.0.0.1:{nats_server.port}"
@@ -209,7 +211,10 @@ def test_nats_restarted_every_node_stays_and_comes_back_live_and_change_notices_
                 assert "dead" not in states.values(), (node, states)
             time.sleep(0.5)
 
-        nats_server.start()  # the same port and store: the cluster's bucket is still there
+        if not keeps_its_files:  # NATS holds nothing that cannot be rebuilt: the nodes make it anew
+            shutil.rmtree(tmp_path / "nats")
+            (tmp_path / "nats").mkdir()
+        nats_server.start()  # on the same port
         back, restarted_at = time.monotonic(), _now_iso()
         # Heartbeats flow again: every view shows every node's heartbeat sent after the restart (the
         # states alone would read live for a moment even if they did not: ages restart at a reconnect),

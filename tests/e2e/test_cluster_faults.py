@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from botocore.exceptions import ClientError
 
@@ -87,6 +88,24 @@ def test_postgresql_unavailable_for_10_s_answers_errors_keeps_warm_invokes_and_l
         deploy_python(n1, name, REPORTER)
         for node in NODES:  # warm on every node: known functions keep running from memory
             assert invoke(c[node].client(), name, {})[0]["StatusCode"] == 200
+        url_id = n1.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"].split("//")[
+            1
+        ]
+        url_id = url_id.split(".")[0]
+        n1.add_permission(
+            FunctionName=name,
+            StatementId="url",
+            Action="lambda:InvokeFunctionUrl",
+            Principal="*",
+            FunctionUrlAuthType="NONE",
+        )
+        for node in NODES:
+            assert _call_url(c[node].endpoint, url_id).status_code == 200
+        # A URL no node served yet: nothing about it is in memory, so it cannot be served.
+        other = unique("pg-unseen")
+        deploy_python(n1, other, REPORTER)
+        unseen = n1.create_function_url_config(FunctionName=other, AuthType="NONE")["FunctionUrl"]
+        unseen_id = unseen.split("//")[1].split(".")[0]
         # Event invocations accepted before the outage; each takes a while, so some are still queued
         # or running when the database goes.
         marks = [uuid.uuid4().hex[:12] for _ in range(30)]
@@ -97,6 +116,8 @@ def test_postgresql_unavailable_for_10_s_answers_errors_keeps_warm_invokes_and_l
 
         errors: list[ClientError] = []
         warm_invokes = 0
+        url_answers: set[int] = set()
+        unseen_answers: set[int] = set()
         with c.database_outage():
             started = time.monotonic()
             while time.monotonic() - started < OUTAGE:
@@ -111,8 +132,13 @@ def test_postgresql_unavailable_for_10_s_answers_errors_keeps_warm_invokes_and_l
                     response, answer = invoke(client, name, {})
                     assert response["StatusCode"] == 200 and "FunctionError" not in response, answer
                     warm_invokes += 1
+                    # A function URL checks its permission in the database: an HTTP error, at once.
+                    url_answers.add(_call_url(c[node].endpoint, url_id).status_code)
+                    unseen_answers.add(_call_url(c[node].endpoint, unseen_id).status_code)
                 time.sleep(0.5)
-        print(f"during the outage: {len(errors)} API errors, {warm_invokes} warm invokes")
+        print(f"during the outage: {len(errors)} API errors, {warm_invokes} warm invokes, URLs {url_answers}")
+        assert url_answers == {200}, url_answers  # the URL and its permission are cached
+        assert unseen_answers == {502}, unseen_answers  # AWS's answer when no response can be made
         for error in errors:
             assert error.response["Error"]["Code"] == "ServiceException", error.response
             assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 500
@@ -129,6 +155,7 @@ def test_postgresql_unavailable_for_10_s_answers_errors_keeps_warm_invokes_and_l
         for node in NODES:
             assert invoke(c[node].client(), after, {})[0]["StatusCode"] == 200
             assert invoke(c[node].client(), name, {})[0]["StatusCode"] == 200
+            assert _call_url(c[node].endpoint, url_id).status_code == 200
         # Well within the 60 s lease of a claimed event: none waited for its lease to run out.
         eventually(lambda: set(marks) <= set(_marks_run(c, name)), timeout=45, interval=0.5)
         print(f"every Event invocation had run {time.monotonic() - back:.1f} s after the outage")
@@ -139,6 +166,11 @@ def test_postgresql_unavailable_for_10_s_answers_errors_keeps_warm_invokes_and_l
         )
         for node in c.nodes.values():
             assert "Traceback" not in node.log_path.read_text(errors="replace"), node.log_path
+
+
+def _call_url(endpoint: str, url_id: str) -> httpx.Response:
+    """GET a function URL by lambdad's path form, within CALL_BOUND seconds."""
+    return httpx.get(f"{endpoint}/_lambdad/urls/{url_id}/", timeout=CALL_BOUND)
 
 
 def _new_function(name: str) -> dict[str, Any]:

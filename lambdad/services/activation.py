@@ -72,9 +72,20 @@ class Activator:
         return self._executor.submit(self._settle, region, name, version)
 
     def recover(self) -> int:
-        """Settle every function a previous run left unsettled; returns how many there were."""
-        with self._database.read() as connection:
-            pending = function_records.pending_versions(connection)
+        """Settle every function a previous run (or a node that died) left unsettled; returns how many
+        there were. Waits out a database outage: a death noticed meanwhile must not leave them Pending."""
+        outage = Outage(log, "finding unsettled functions")
+        while True:
+            try:
+                with self._database.read() as connection:
+                    pending = function_records.pending_versions(connection)
+                outage.succeeded()
+                break
+            except Exception as error:
+                delay = outage.failed(error)
+                if delay is None or self._closed.is_set():
+                    raise
+                self._closed.wait(delay)
         for region, version in pending:
             self.submit(region, version.name, version.version)
         return len(pending)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -211,6 +213,13 @@ def _heard_since(c: Cluster, nodes: tuple[str, ...], since: str, states: set[str
     return True
 
 
+def _logs_through(c: Cluster, node: str, name: str) -> list[str]:
+    """The messages of ``name``'s log group as node ``node`` reads them from the whole cluster."""
+    query = urllib.parse.urlencode({"group": f"/aws/lambda/{name}"})
+    with urllib.request.urlopen(f"{c[node].endpoint}/_lambdad/logs?{query}", timeout=10) as answer:
+        return [event["message"] for event in json.load(answer)["Events"]]
+
+
 def _colour(client: Any, name: str) -> str:
     response, answer = invoke(client, name, {})
     assert response["StatusCode"] == 200 and "FunctionError" not in response, answer
@@ -272,6 +281,10 @@ def test_nats_restarted_every_node_stays_and_comes_back_live_and_change_notices_
         deploy_python(c["n3"].client(), after, REPORTER)
         for node in nodes:
             assert _colour(c[node].client(), after) == "none"
+        # Logs are shipped again (the stream made anew if NATS lost it): what n1 ran reads through n3.
+        mark = uuid.uuid4().hex[:12]
+        assert invoke(c["n1"].client(), after, {"mark": mark})[0]["StatusCode"] == 200
+        eventually(lambda: f"ran {mark}" in _logs_through(c, "n3", after), timeout=15, interval=0.3)
 
 
 def test_a_killed_node_restarts_rejoins_and_runs_functions_and_events_again(tmp_path: Path) -> None:

@@ -229,10 +229,12 @@ class Membership:
 
     async def _reconnected(self, up: bool) -> None:
         if up:
-            # Everyone's age restarts from now: they could not be heard while this node was cut off.
+            # Everyone's age restarts from now: they could not be heard while this node was cut off, and
+            # get the whole SUSPECT_AFTER to be heard again while the watch is made anew (``_rewatch``;
+            # after a NATS restart JetStream itself takes a moment).
             now = time.monotonic()
             for node in self._nodes.values():
-                node.received = max(node.received, now - SUSPECT_AFTER + HEARTBEAT_EVERY)
+                node.received = max(node.received, now)
             self.beat_soon()
             if self._rewatching is None or self._rewatching.done():
                 self._rewatching = asyncio.create_task(self._rewatch(), name="membership rewatch")

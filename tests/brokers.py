@@ -128,6 +128,13 @@ def private_mosquitto(home: Path) -> BrokerProcess:
     return BrokerProcess(["/usr/sbin/mosquitto", "-c", str(config)], port)
 
 
+def private_nats(home: Path) -> BrokerProcess:
+    """A NATS server with JetStream of the test's own, keeping its streams under ``home`` across
+    restarts (the shared one on 4222 is a system service, never restarted)."""
+    port = free_port()
+    return BrokerProcess(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(home)], port)
+
+
 def mqtt_publish(topic: str, *payloads: bytes, port: int = 1883) -> None:
     """Publish to the Mosquitto on ``port`` at QoS 1, waiting for each PUBACK."""
     client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)

@@ -6,7 +6,8 @@ conventions. A request goes to the first service with a route for its method and
 paths do not overlap). Every answer, including every failure, is AWS-shaped: errors carry
 ``x-amzn-ErrorType`` and a JSON body botocore maps to its exception classes; an unexpected failure is
 logged with the request id and answered as the service's internal error (Lambda's ServiceException,
-the scheduler's InternalServerException), never as a traceback.
+the scheduler's InternalServerException), never as a traceback; a database outage is answered the same
+way, with words that say so and one log line rather than a traceback.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from lambdad.errors import (
     UnknownOperationException,
 )
 from lambdad.models import Caller, Scope
+from lambdad.store import outage
 from lambdad.store.reserve import DiskReserve
 
 log = logging.getLogger(__name__)
@@ -128,6 +130,15 @@ class AwsApi:
                 if self._reserve is not None:
                     self._reserve.release()
                 message = "lambdad's disk is full (no space left on device): the request could not be stored"
+            elif outage.unavailable(error):  # PostgreSQL away: one line, the client may retry
+                log.warning(
+                    "request %s (%s %s): the database is unavailable: %s",
+                    request_id,
+                    request.method,
+                    path,
+                    outage.reason(error),
+                )
+                message = outage.UNAVAILABLE_MESSAGE
             else:
                 log.exception("request %s (%s %s) failed", request_id, request.method, path)
                 message = f"lambdad failed to process the request; see the server log for {request_id}"

@@ -41,6 +41,7 @@ from lambdad.invocation.invoker import InvokeRequest, StreamedResult
 from lambdad.models import Scope as LambdaScope
 from lambdad.services.permissions import AccessRequest
 from lambdad.services.urls import UrlService
+from lambdad.store.outage import reason, unavailable
 from lambdad.store.urls import FunctionUrl
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,15 @@ class FunctionUrlServer:
 
     async def serve(self, scope: Scope, receive: Receive, send: Send, url_id: str, raw_path: str) -> None:
         request_id = str(uuid.uuid4())
-        status, headers, body = await self._answer(scope, receive, url_id, raw_path, request_id)
+        try:
+            status, headers, body = await self._answer(scope, receive, url_id, raw_path, request_id)
+        except Exception as error:
+            if not unavailable(error):
+                raise
+            # A URL not cached, or its permissions, could not be read: one line, and the answer AWS gives
+            # when it cannot make a response.
+            log.warning("function URL %s: the database is unavailable: %s", url_id, reason(error))
+            status, headers, body = _internal_error()
         headers.append((b"x-amzn-RequestId", request_id.encode()))
         if isinstance(body, bytes):
             headers.append((b"content-length", str(len(body)).encode()))

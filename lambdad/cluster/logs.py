@@ -51,6 +51,11 @@ class JetStreamLogs:
         """Make the stream if it is new, then publish what environments flush."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        await self._make_stream()
+        self._task = asyncio.create_task(self._publish(), name="cluster log shipping")
+
+    async def _make_stream(self) -> None:
+        """The log stream, made if NATS has none (a new cluster, or a NATS restarted without its files)."""
         config = StreamConfig(
             name=self._stream,
             subjects=[self._connection.subject("logs", ">")],
@@ -62,7 +67,6 @@ class JetStreamLogs:
             await self._connection.jetstream.stream_info(self._stream)
         except NotFoundError:
             await self._connection.jetstream.add_stream(config)
-        self._task = asyncio.create_task(self._publish(), name="cluster log shipping")
 
     def ship(self, group: str, stream: str, lines: bytes) -> None:
         if self._loop is None:
@@ -97,6 +101,9 @@ class JetStreamLogs:
                 except Exception as error:  # NATS away: try again shortly, the queue bounds what waits
                     log.debug("log batch not shipped yet: %s", error)
                     await asyncio.sleep(0.5)
+                    if self._connection.connected:  # NATS answers but may have lost the stream
+                        with contextlib.suppress(Exception):
+                            await self._make_stream()
                     continue
                 self._queue.popleft()
                 self._queued -= len(lines)

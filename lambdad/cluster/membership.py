@@ -144,6 +144,8 @@ class Membership:
         self._kv: KeyValue | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._beat_now = asyncio.Event()
+        self._watcher: Any = None
+        self._rewatching: asyncio.Task[None] | None = None
 
     # The view -------------------------------------------------------------------------------------------
 
@@ -206,9 +208,9 @@ class Membership:
         self._kv = await self._connection.key_value(BUCKET, ttl=FORGET_AFTER)
         await check_node_id_free(self._kv, self.node_id, self.incarnation)
         await self._beat()
-        watcher = await self._kv.watchall()
+        self._watcher = await self._kv.watchall()
         self._tasks = [
-            asyncio.create_task(self._watch(watcher), name="membership watch"),
+            asyncio.create_task(self._watch(self._watcher), name="membership watch"),
             asyncio.create_task(self._heartbeats(), name="membership heartbeat"),
         ]
         self._connection.on_connection(self._reconnected)
@@ -219,6 +221,8 @@ class Membership:
 
     async def leave(self) -> None:
         """Stop heartbeating and remove this node's key: the others see it gone at once."""
+        if self._rewatching is not None:
+            self._rewatching.cancel()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -230,11 +234,41 @@ class Membership:
 
     async def _reconnected(self, up: bool) -> None:
         if up:
-            # Everyone's age restarts from now: they could not be heard while this node was cut off.
+            # Everyone's age restarts from now: they could not be heard while this node was cut off, and
+            # get the whole SUSPECT_AFTER to be heard again while the watch is made anew (``_rewatch``;
+            # after a NATS restart JetStream itself takes a moment).
             now = time.monotonic()
             for node in self._nodes.values():
-                node.received = max(node.received, now - SUSPECT_AFTER + HEARTBEAT_EVERY)
+                node.received = max(node.received, now)
             self.beat_soon()
+            if self._rewatching is None or self._rewatching.done():
+                self._rewatching = asyncio.create_task(self._rewatch(), name="membership rewatch")
+
+    async def _rewatch(self) -> None:
+        """Watch the bucket afresh after a reconnect. A restarted NATS forgot the old watcher's consumer
+        (and without its files, the bucket too), and the client only notices when that consumer's idle
+        heartbeats stay away (5 s and more): the others would turn suspect meanwhile. JetStream may need a
+        moment after a restart, so retry."""
+        for _ in range(20):
+            try:
+                # The bucket again: a NATS that restarted without its files has none (made anew here).
+                self._kv = await self._connection.key_value(BUCKET, ttl=FORGET_AFTER)
+                watcher = await self._kv.watchall()
+                break
+            except Exception as error:
+                log.debug("membership rewatch: %s", error)
+                await asyncio.sleep(0.5)
+        else:
+            log.warning("could not watch the cluster's heartbeats again; the old watch resumes by itself")
+            return
+        old_watcher, old_task = self._watcher, self._tasks[0]
+        self._watcher = watcher
+        self._tasks[0] = asyncio.create_task(self._watch(watcher), name="membership watch")
+        old_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await old_task
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(old_watcher.stop(), 2)
 
     async def _beat(self) -> None:
         assert self._kv is not None
@@ -292,6 +326,11 @@ class Membership:
                     log.error("another process heartbeats as node %s (%s)", key, heartbeat.url)
                 continue
             known = self._nodes.get(key)
+            if known is not None and (known.heartbeat.incarnation, known.heartbeat.sent_at) == (
+                heartbeat.incarnation,
+                heartbeat.sent_at,
+            ):
+                continue  # a heartbeat heard before, again (a new watch starts with the last ones)
             self._nodes[key] = Node(heartbeat, time.monotonic())
             if (
                 known is None

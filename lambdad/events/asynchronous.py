@@ -26,9 +26,9 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio.to_thread
 from sqlalchemy import Connection
@@ -52,8 +52,10 @@ from lambdad.store import async_events as store
 from lambdad.store import function_configs as config_records
 from lambdad.store.async_events import NewEvent, StoredEvent
 from lambdad.store.function_configs import EventInvokeConfig
+from lambdad.store.outage import Outage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # How long a record that cannot reach its destination is kept trying after the event finished.
 DELIVERY_MAX_AGE = 6 * 3600.0
@@ -95,6 +97,8 @@ class EventQueue:
         self._held: set[str] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # Shared by the workers: an outage is logged once, not once per worker.
+        self._recording_outage = Outage(log, "Event invocations (recording results)")
 
     # --- the interface ---------------------------------------------------------------------------
 
@@ -161,6 +165,7 @@ class EventQueue:
         return store.release_owners(connection, dead)
 
     async def _dispatch(self) -> None:
+        outage = Outage(log, "Event invocations (claiming)")
         while True:
             self._wake.clear()
             room = self._workers_wanted * 2 - self._ready.qsize() - self._busy
@@ -171,12 +176,25 @@ class EventQueue:
                     claimed = await self._committer.write(
                         partial(store.claim, owner=self.owner, now=now, lease_ms=self._lease_ms, limit=limit)
                     )
-                    configs = await anyio.to_thread.run_sync(self._read_configs, claimed) if claimed else {}
+                    outage.succeeded()
+                except Exception as error:
+                    delay = outage.failed(error)
+                    if delay is None:
+                        log.exception("could not claim Event invocations; trying again shortly")
+                    else:
+                        await asyncio.sleep(delay)
+                    claimed = []
+                self._held.update(event.request_id for event in claimed)  # renewed from now on
+                try:
+                    # Claimed events wait for their configs through an outage rather than for their lease.
+                    read = partial(anyio.to_thread.run_sync, self._read_configs, claimed)
+                    configs = await self._outlasting(read) if claimed else {}
                 except Exception:
-                    log.exception("could not claim Event invocations; trying again shortly")
+                    # They come back when their lease runs out.
+                    log.exception("could not read the configs of %d Event invocation(s)", len(claimed))
+                    self._held.difference_update(event.request_id for event in claimed)
                     claimed, configs = [], {}
                 for event in claimed:
-                    self._held.add(event.request_id)
                     self._ready.put_nowait((event, configs.get(event.request_id)))
                 if len(claimed) == limit:
                     continue  # more may be due
@@ -200,6 +218,7 @@ class EventQueue:
         return answer
 
     async def _heartbeat(self) -> None:
+        outage = Outage(log, "Event invocation leases")
         while True:
             await asyncio.sleep(self._lease_ms / 3000)
             try:
@@ -208,8 +227,10 @@ class EventQueue:
                 await self._committer.write(
                     partial(store.renew, owner=self.owner, until=until, request_ids=held)
                 )
-            except Exception:
-                log.exception("could not renew the leases of running Event invocations")
+                outage.succeeded()
+            except Exception as error:
+                if outage.failed(error) is None:
+                    log.exception("could not renew the leases of running Event invocations")
 
     # --- running one event -------------------------------------------------------------------------
 
@@ -242,10 +263,12 @@ class EventQueue:
             scope, event.function_name, event.qualifier, event.payload, event.request_id, event.client_context
         )
         try:
-            runnable = await self._invoker.find(scope, event.function_name, event.qualifier)
+            runnable = await self._outlasting(
+                lambda: self._invoker.find(scope, event.function_name, event.qualifier)
+            )
         except ResourceNotFoundException as error:
             log.warning("Event invocation %s dropped: %s", event.request_id, error.message)
-            await self._committer.add(store.delete_events, event.request_id)
+            await self._outlasting(lambda: self._committer.add(store.delete_events, event.request_id))
             return
         except LambdaError as error:  # not runnable yet (Pending) or now (Failed): the queue waits
             await self._requeue(event, config, None, service_error(error.status, error.code, error.message))
@@ -272,7 +295,7 @@ class EventQueue:
                 )
             else:
                 log.warning("Event invocation %s dropped: %s %s", event.request_id, error.code, error.message)
-                await self._committer.add(store.delete_events, event.request_id)
+                await self._outlasting(lambda: self._committer.add(store.delete_events, event.request_id))
             return
         except Exception as error:  # the sandbox or environment failed: a system error
             log.warning("Event invocation %s hit a system error: %r", event.request_id, error)
@@ -327,12 +350,31 @@ class EventQueue:
         await self._reschedule(event, due_at=int(decision.due * 1000), requeues=requeues, response=response)
 
     async def _reschedule(self, event: StoredEvent, **changes: Any) -> None:
-        held = await self._committer.write(
-            lambda c: store.reschedule(c, event.request_id, self.owner, **changes)
+        held = await self._outlasting(
+            lambda: self._committer.write(
+                lambda c: store.reschedule(c, event.request_id, self.owner, **changes)
+            )
         )
         if not held:
             log.warning("Event invocation %s was taken over by another worker", event.request_id)
         self._wake.set()
+
+    async def _outlasting(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """``attempt()``, tried again while the database is unavailable: what a worker records after a
+        run must not be lost to an outage (the event would run again when its lease ran out), and an
+        event whose function could not be looked up has not run yet."""
+        outage = self._recording_outage
+        while True:
+            try:
+                result = await attempt()
+            except Exception as error:
+                delay = outage.failed(error)
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+                continue
+            outage.succeeded()
+            return result
 
     # --- finishing ---------------------------------------------------------------------------------
 
@@ -444,7 +486,7 @@ class EventQueue:
             )
             undelivered = []
         if not undelivered and not new_events:
-            await self._committer.add(store.delete_events, event.request_id)
+            await self._outlasting(lambda: self._committer.add(store.delete_events, event.request_id))
             return
         if not undelivered:
 
@@ -453,7 +495,7 @@ class EventQueue:
                     store.insert(connection, new_event)
                 store.delete_events(connection, [event.request_id])
 
-            await self._committer.write(finish)
+            await self._outlasting(lambda: self._committer.write(finish))
             if new_events:
                 self._wake.set()
             return
@@ -476,7 +518,7 @@ class EventQueue:
                 finished_at=int(finished_at * 1000),
             )
 
-        await self._committer.write(keep)
+        await self._outlasting(lambda: self._committer.write(keep))
 
 
 def _attributes(delivery: Mapping[str, Any]) -> dict[str, str]:

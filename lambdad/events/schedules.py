@@ -54,6 +54,7 @@ from lambdad.models import FunctionState, Scope, parse_function_ref
 from lambdad.services.resolution import read_target
 from lambdad.store import Database
 from lambdad.store import schedules as records
+from lambdad.store.outage import Outage
 from lambdad.store.schedules import ScheduleRecord
 
 log = logging.getLogger(__name__)
@@ -134,11 +135,14 @@ class ScheduleRunner:
                 await task
 
     async def _run(self) -> None:
+        outage = Outage(log, "schedules")
         while True:
             try:
                 await self.tick()
-            except Exception:
-                log.exception("schedule runner tick failed; trying again")
+                outage.succeeded()
+            except Exception as error:
+                if outage.failed(error) is None:
+                    log.exception("schedule runner tick failed; trying again")
             await asyncio.sleep(self._tick)
 
     async def tick(self) -> None:

@@ -28,6 +28,7 @@ from lambdad.invocation.images import OPT_KEY_PREFIX, ImageBuilder, merged_name
 from lambdad.invocation.pool import EnvironmentMaker, PoolListener
 from lambdad.store import CodeStore, Database
 from lambdad.store import functions as function_records
+from lambdad.store.outage import reason, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +103,11 @@ class CodeReclaimer:
             self._queued = False
         try:
             self.reclaim()
-        except Exception:
-            log.exception("reclaiming unused code failed")
+        except Exception as error:
+            if unavailable(error):  # what is unused now is still unused at the next pass
+                log.warning("reclaiming unused code waits for the database: %s", reason(error))
+            else:
+                log.exception("reclaiming unused code failed")
 
     def _on_disk(self) -> set[str]:
         keys = self._code.digests()

@@ -13,6 +13,7 @@ keeps them, with the function's name.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,6 +22,7 @@ from lambdad.models import LATEST, FunctionState, FunctionVersion, UpdateStatus
 from lambdad.services.changes import FunctionChanges
 from lambdad.store import Database
 from lambdad.store import functions as function_records
+from lambdad.store.outage import Outage, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -63,44 +65,72 @@ class Activator:
         self._changes = changes
         self._prepare = prepare or (lambda version: None)
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lambdad-activate")
+        self._closed = threading.Event()
 
     def submit(self, region: str, name: str, version: str = LATEST) -> Future[None]:
         """Settle a function's version (``$LATEST`` unless told) soon."""
         return self._executor.submit(self._settle, region, name, version)
 
     def recover(self) -> int:
-        """Settle every function a previous run left unsettled; returns how many there were."""
-        with self._database.read() as connection:
-            pending = function_records.pending_versions(connection)
+        """Settle every function a previous run (or a node that died) left unsettled; returns how many
+        there were. Waits out a database outage: a death noticed meanwhile must not leave them Pending."""
+        outage = Outage(log, "finding unsettled functions")
+        while True:
+            try:
+                with self._database.read() as connection:
+                    pending = function_records.pending_versions(connection)
+                outage.succeeded()
+                break
+            except Exception as error:
+                delay = outage.failed(error)
+                if delay is None or self._closed.is_set():
+                    raise
+                self._closed.wait(delay)
         for region, version in pending:
             self.submit(region, version.name, version.version)
         return len(pending)
 
     def close(self) -> None:
-        """Finish queued work and stop."""
+        """Finish queued work and stop (a settle waiting for the database gives up: the next start
+        settles it)."""
+        self._closed.set()
         self._executor.shutdown(wait=True)
 
     def _settle(self, region: str, name: str, qualifier: str) -> None:
-        try:
-            with self._database.read() as connection:
-                version = function_records.get_version(connection, region, name, qualifier)
-            if version is None or version.is_settled:
-                return
-            failure = None
+        # A function left Pending by a database outage would stay so until the next start: wait it out.
+        outage = Outage(log, f"settling function {name}")
+        while not self._closed.is_set():
             try:
-                self._prepare(version)
-            except Exception as error:  # a function that cannot be prepared is Failed, as on AWS
-                log.exception("preparing function %s (%s) failed", name, qualifier)
-                failure = str(error) if isinstance(error, PreparationError) else PREPARATION_FAILED
-            with self._database.write() as connection:
-                current = function_records.get_version(connection, region, name, qualifier, for_update=True)
-                # Only settle what was prepared: a newer update queued its own settle.
-                if current is None or current.revision_id != version.revision_id:
+                self._settle_once(region, name, qualifier)
+                outage.succeeded()
+                return
+            except Exception as error:
+                delay = outage.failed(error)
+                if delay is None:
+                    log.exception("settling function %s in %s failed", name, region)
                     return
-                done = settled(current, failure).evolve(last_modified=current.last_modified)
-                if qualifier != LATEST:  # a published version keeps its RevisionId as it turns Active
-                    done = done.evolve(revision_id=current.revision_id)
-                function_records.save_version(connection, region, done)
-            self._changes.notify(region, name)
-        except Exception:
-            log.exception("settling function %s in %s failed", name, region)
+                self._closed.wait(delay)
+
+    def _settle_once(self, region: str, name: str, qualifier: str) -> None:
+        with self._database.read() as connection:
+            version = function_records.get_version(connection, region, name, qualifier)
+        if version is None or version.is_settled:
+            return
+        failure = None
+        try:
+            self._prepare(version)
+        except Exception as error:  # a function that cannot be prepared is Failed, as on AWS
+            if unavailable(error):  # not the function's fault (code is fetched from the database)
+                raise
+            log.exception("preparing function %s (%s) failed", name, qualifier)
+            failure = str(error) if isinstance(error, PreparationError) else PREPARATION_FAILED
+        with self._database.write() as connection:
+            current = function_records.get_version(connection, region, name, qualifier, for_update=True)
+            # Only settle what was prepared: a newer update queued its own settle.
+            if current is None or current.revision_id != version.revision_id:
+                return
+            done = settled(current, failure).evolve(last_modified=current.last_modified)
+            if qualifier != LATEST:  # a published version keeps its RevisionId as it turns Active
+                done = done.evolve(revision_id=current.revision_id)
+            function_records.save_version(connection, region, done)
+        self._changes.notify(region, name)

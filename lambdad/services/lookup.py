@@ -24,13 +24,28 @@ from sqlalchemy import Connection
 from lambdad.errors import NoPublishedVersionException, ResourceNotFoundException
 from lambdad.models import LATEST, FunctionVersion, Scope
 from lambdad.services.capacity_providers import provider_of
-from lambdad.services.changes import EVERYTHING, FunctionChanges
+from lambdad.services.changes import (
+    ALIASES,
+    CODE_OR_CONFIGURATION,
+    EVERYTHING,
+    POLICY,
+    PROVISIONED,
+    URLS,
+    VERSIONS,
+    FunctionChanges,
+)
 from lambdad.services.resolution import Target, read_target, resolve
 from lambdad.services.tags import NETWORK_TAG
 from lambdad.store import Database
 from lambdad.store import capacity_providers as capacity_records
 from lambdad.store import functions as records
 from lambdad.store import tags as tag_records
+
+# Changes that concern the one function only. Any other (reserved concurrency set or removed, a function
+# deleted with its reservation) changes the region's reservation total, which every entry carries. Keeping
+# the others' entries matters in a cluster: a deploy does not make every node read every function it runs
+# again, and functions keep running from memory while the database is away.
+_ONE_FUNCTION = frozenset({CODE_OR_CONFIGURATION, VERSIONS, ALIASES, PROVISIONED, URLS, POLICY})
 
 
 @dataclass(frozen=True)
@@ -129,8 +144,11 @@ class FunctionLookup:
             return
         with self._lock:
             self._generations[(region, name)] = self._generations.get((region, name), 0) + 1
-            # Another function's reservation changes every total in the region: drop the region.
-            for key in [k for k in self._entries if k[0] == region]:
+            if what in _ONE_FUNCTION:
+                gone = [k for k in self._entries if k[0] == region and k[1] == name]
+            else:  # another function's reservation changes every total in the region: drop the region
+                gone = [k for k in self._entries if k[0] == region]
+            for key in gone:
                 del self._entries[key]
 
 

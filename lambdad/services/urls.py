@@ -193,8 +193,15 @@ class UrlService:
             self._generation += 1
 
     def _changed(self, region: str, name: str, what: str) -> None:
-        if what in (URLS, DELETED, EVERYTHING):
+        if what == EVERYTHING:
             self._forget()
+        elif what in (URLS, DELETED):  # that function's URLs only: the others keep serving from memory
+            with self._lock:
+                self._generation += 1
+                for url_id in [
+                    i for i, url in self._by_id.items() if (url.region, url.function_name) == (region, name)
+                ]:
+                    del self._by_id[url_id]
 
 
 def _target(scope: Scope, function_name: str, qualifier: str | None) -> tuple[str, str | None]:

@@ -16,11 +16,18 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _WRITE = "lambdad_write"
 _SCHEMA_LOCK = 0x6C616D62  # PostgreSQL advisory lock key held while migrating ("lamb")
+# Bounds on every wait for a server database, so that an outage answers errors instead of hanging
+# (``outage.py``): seconds to connect, to wait for a pooled connection, for a dead peer's TCP to give
+# up, and milliseconds a statement may run (the largest write, a code chunk, takes well under it).
+CONNECT_TIMEOUT = 3
+POOL_TIMEOUT = 5
+TCP_USER_TIMEOUT_MS = 10_000
+STATEMENT_TIMEOUT_MS = 30_000
 
 
 class Database:
@@ -35,7 +42,9 @@ class Database:
             )
             _use_explicit_sqlite_transactions(self.engine)
         else:
-            self.engine = create_engine(url, pool_size=8, pool_pre_ping=True)
+            self.engine = create_engine(
+                url, pool_size=8, pool_pre_ping=True, pool_timeout=POOL_TIMEOUT, connect_args=_bounded(url)
+            )
         self._writer = self.engine.execution_options(**{_WRITE: True})
 
     def migrate(self) -> None:
@@ -82,6 +91,21 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def _bounded(url: str) -> dict[str, Any]:
+    """libpq's bounds for psycopg's connections (other drivers get none: they name them differently)."""
+    if make_url(url).get_driver_name() not in ("psycopg", "psycopg2"):
+        return {}
+    return {
+        "connect_timeout": CONNECT_TIMEOUT,
+        "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+        "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+    }
 
 
 def _use_explicit_sqlite_transactions(engine: Engine) -> None:

@@ -33,6 +33,7 @@ class Cluster:
     database_url: str
     directory: Path
     common_args: list[str] = field(default_factory=list)
+    nats_url: str = NATS_URL
     nodes: dict[str, Server] = field(default_factory=dict)
 
     def node_args(self, node_id: str, port: int) -> list[str]:
@@ -40,7 +41,7 @@ class Cluster:
             "--database-url",
             self.database_url,
             "--nats-url",
-            NATS_URL,
+            self.nats_url,
             "--cluster-name",
             self.name,
             "--node-id",
@@ -93,6 +94,20 @@ class Cluster:
             time.sleep(0.1)
         raise AssertionError(f"nodes never reached {expected}: {seen}")
 
+    @contextmanager
+    def database_outage(self) -> Iterator[None]:
+        """PostgreSQL refuses this cluster's database for the block's duration, for real: new
+        connections are refused and the nodes' open ones are cut (the server and other databases stay)."""
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+            admin.execute(f"ALTER DATABASE {self.name} WITH ALLOW_CONNECTIONS false")
+            try:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (self.name,)
+                )
+                yield
+            finally:
+                admin.execute(f"ALTER DATABASE {self.name} WITH ALLOW_CONNECTIONS true")
+
     def close(self) -> None:
         for server in self.nodes.values():
             if server.process is not None and server.process.poll() is None:
@@ -102,11 +117,11 @@ class Cluster:
                     server.stop(signal.SIGKILL)
 
 
-def remove_nats_names(prefix: str) -> None:
+def remove_nats_names(prefix: str, url: str = NATS_URL) -> None:
     """Delete every stream (key-value buckets and object stores are streams too) named after ``prefix``."""
 
     async def remove() -> None:
-        client = await nats.connect(NATS_URL)
+        client = await nats.connect(url)
         try:
             js = client.jetstream()
             for info in await js.streams_info():
@@ -120,14 +135,17 @@ def remove_nats_names(prefix: str) -> None:
 
 
 @contextmanager
-def cluster(directory: Path, *common_args: str, nodes: int = 0) -> Iterator[Cluster]:
+def cluster(
+    directory: Path, *common_args: str, nodes: int = 0, nats_url: str = NATS_URL
+) -> Iterator[Cluster]:
     """A cluster of its own (database, NATS names), with ``nodes`` nodes n1..nN started; everything is
-    stopped and removed afterwards."""
+    stopped and removed afterwards. ``nats_url``: a NATS of the test's own (``tests.brokers.private_nats``)
+    instead of the shared one; its streams go with it."""
     name = f"t{uuid.uuid4().hex[:10]}"
     with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
     url = f"{POSTGRES.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
-    the_cluster = Cluster(name, url, directory, list(common_args))
+    the_cluster = Cluster(name, url, directory, list(common_args), nats_url)
     try:
         for index in range(1, nodes + 1):
             the_cluster.add(f"n{index}")
@@ -136,6 +154,7 @@ def cluster(directory: Path, *common_args: str, nodes: int = 0) -> Iterator[Clus
         yield the_cluster
     finally:
         the_cluster.close()
-        remove_nats_names(name)
+        if nats_url == NATS_URL:
+            remove_nats_names(name)
         with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
             admin.execute(f"DROP DATABASE {name} WITH (FORCE)")

@@ -13,6 +13,7 @@ from lambdad.errors import ResourceConflictException
 from lambdad.models import FunctionState, UpdateStatus
 from lambdad.services.aliases import AliasService
 from lambdad.services.changes import ALIASES, DELETED, VERSIONS
+from lambdad.services.concurrency import ConcurrencyService
 from lambdad.services.lookup import FunctionLookup
 from tests.services.test_functions import SCOPE, Parts, create_params
 from tests.support import make_zip
@@ -91,3 +92,21 @@ def test_lookup_picks_the_additional_version_by_weight_per_invocation(parts: Par
     aliases.update(SCOPE, "w", "canary", routing={"AdditionalVersionWeights": {}})
     assert lookup.cached(SCOPE, "w", "canary") is None
     assert {lookup.load(SCOPE, "w", "canary").version.version for _ in range(50)} == {"1"}
+
+
+def test_a_change_to_one_function_keeps_the_others_cached_but_a_reservation_drops_the_region(
+    parts: Parts,
+) -> None:
+    active(parts, "a")
+    active(parts, "b")
+    lookup = FunctionLookup(parts.database, parts.changes)
+    lookup.load(SCOPE, "a", None)
+    lookup.load(SCOPE, "b", None)
+    parts.service.update_configuration(SCOPE, {"FunctionName": "a", "Timeout": 9})
+    assert lookup.cached(SCOPE, "a", None) is None
+    assert lookup.cached(SCOPE, "b", None) is not None  # runs on without a database read
+    lookup.load(SCOPE, "a", None)
+    # A reservation changes the region's total, which every entry carries.
+    ConcurrencyService(parts.database, parts.changes, 1000).put(SCOPE, "a", 10)
+    assert lookup.cached(SCOPE, "a", None) is None and lookup.cached(SCOPE, "b", None) is None
+    assert lookup.load(SCOPE, "b", None).total_reserved == 10

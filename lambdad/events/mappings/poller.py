@@ -39,6 +39,7 @@ from lambdad.events.sources import Source, SourceMessage, SourceUnavailable, arn
 from lambdad.invocation import Invoker, InvokeRequest
 from lambdad.models import Scope
 from lambdad.store.event_source_mappings import MappingRecord
+from lambdad.store.outage import reason, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +212,15 @@ class Poller:
             log.warning("event source mapping %s: %s", self.mapping.uuid, self.status.last_error)
             self._abandoned = self._abandoned or error
         except Exception as error:
-            log.exception("event source mapping %s: batch processing failed", self.mapping.uuid)
+            if unavailable(error):  # the batch goes back to the broker; the loop reconnects with backoff
+                self.status.last_error = "lambdad's database is unavailable"
+                log.warning(
+                    "event source mapping %s: the database is unavailable: %s",
+                    self.mapping.uuid,
+                    reason(error),
+                )
+            else:
+                log.exception("event source mapping %s: batch processing failed", self.mapping.uuid)
             self._abandoned = self._abandoned or error
         finally:
             slots.release()

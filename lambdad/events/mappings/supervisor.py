@@ -16,6 +16,7 @@ from lambdad.invocation import Invoker
 from lambdad.services.event_source_mappings import EventSourceMappingService
 from lambdad.services.mapping_states import TRANSITIONAL, MappingState, settled
 from lambdad.store.event_source_mappings import MappingRecord
+from lambdad.store.outage import Outage
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,21 @@ class MappingSupervisor:
         task.add_done_callback(self._pending.discard)
 
     async def _reconcile(self, uuid: str) -> None:
+        # A change heard while the database is away is reconciled once it is back.
+        outage = Outage(log, f"event source mapping {uuid}")
+        while True:
+            try:
+                await self._reconcile_once(uuid)
+                outage.succeeded()
+                return
+            except Exception as error:
+                delay = outage.failed(error)
+                if delay is None:
+                    log.exception("event source mapping %s could not be reconciled", uuid)
+                    return
+                await asyncio.sleep(delay)
+
+    async def _reconcile_once(self, uuid: str) -> None:
         lock = self._locks.setdefault(uuid, asyncio.Lock())
         async with lock:
             record = await asyncio.to_thread(self._service.find, uuid)

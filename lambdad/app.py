@@ -328,7 +328,7 @@ def create_app(settings: Settings) -> Starlette:
             Mount("/", app=aws_api),
         ],
         lifespan=lifespan,
-        middleware=[_function_urls(platform)],
+        middleware=[*_invoke_router(platform), _function_urls(platform)],
     )
     # Functions reach the AWS APIs only: not /health, /_lambdad/*, code downloads or function URLs.
     platform.lambda_api.serve(aws_api)
@@ -357,6 +357,14 @@ def _function_urls(platform: Platform) -> Middleware:
     (``/_lambdad/urls/<url-id>/...``), answered before the Lambda API sees the request."""
     server = FunctionUrlServer(platform.services, platform.settings.account_id)
     return Middleware(FunctionUrlRouter, server=server)
+
+
+def _invoke_router(platform: Platform) -> list[Middleware]:
+    """Where an invocation runs: here on a single server (nothing to install); in a cluster, on the node
+    ``lambdad.cluster.placement`` chooses, forwarded as HTTP (``lambdad.cluster.forwarding``)."""
+    if platform.cluster is None:
+        return []
+    return [platform.cluster.forwarding(platform.database, platform.services)]
 
 
 class InSandboxLambdaApi:

@@ -3,14 +3,23 @@ before the node serves and stopped after it stopped serving."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
+from starlette.middleware import Middleware
+
+from lambdad.api.operations import Services
 from lambdad.cluster.changes import ClusterChanges
+from lambdad.cluster.code import shared_secret
 from lambdad.cluster.connection import ClusterConnection
+from lambdad.cluster.forwarding import Forwarder, ForwardingRouter
 from lambdad.cluster.membership import Membership, NodeLoad
+from lambdad.cluster.placement import Eligibility, every_node
+from lambdad.environment import ExecutionEnvironment
 from lambdad.invocation import EnvironmentPool
 from lambdad.settings import Settings
+from lambdad.store import Database
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +33,10 @@ class ClusterNode:
         self.connection = ClusterConnection(settings.nats_url, settings.cluster_name, self.node_id)
         self.changes = ClusterChanges(self.connection)
         self._pool: EnvironmentPool | None = None
+        self._forwarder: Forwarder | None = None
+        # The functions with an idle environment here, as the last heartbeat reported them.
+        self._reported_idle: frozenset[str] = frozenset()
+        self._idle_check: asyncio.TimerHandle | None = None
         self._owns: Callable[[], dict[str, list[str]]] = dict
         self.membership = Membership(
             self.connection,
@@ -34,8 +47,41 @@ class ClusterNode:
         )
 
     def watch(self, pool: EnvironmentPool) -> None:
-        """Report ``pool``'s environments in this node's heartbeats."""
+        """Report ``pool``'s environments in this node's heartbeats; soon after a function gains its
+        first idle environment here or loses its last, so that other nodes forward to a warm one."""
         self._pool = pool
+        pool.subscribe(self._pool_changed)
+
+    def forwarding(
+        self, database: Database, services: Services, eligible: Eligibility = every_node
+    ) -> Middleware:
+        """The invoke router of a cluster node (``forwarding.py``): the outermost middleware."""
+        settings = self.settings
+        self._forwarder = Forwarder(
+            self.membership,
+            self._load,
+            services.invoker,
+            services.urls,
+            settings.account_id,
+            settings.region,
+            shared_secret(database, "forwarding"),
+            eligible,
+        )
+        return Middleware(ForwardingRouter, forwarder=self._forwarder)
+
+    def _pool_changed(self, event: str, environment: ExecutionEnvironment) -> None:
+        # Checked a little later, once: a warm invoke takes the idle environment and gives it back at
+        # once, which changes nothing worth a heartbeat.
+        if self._idle_check is None:
+            try:
+                self._idle_check = asyncio.get_running_loop().call_later(0.05, self._check_idle)
+            except RuntimeError:  # the pool closing after the loop: nobody left to tell
+                pass
+
+    def _check_idle(self) -> None:
+        self._idle_check = None
+        if self._pool is not None and frozenset(self._pool.idle_by_function()) != self._reported_idle:
+            self.membership.beat_soon()
 
     def report_ownership(self, owns: Callable[[], dict[str, list[str]]]) -> None:
         """Report what ``owns()`` says this node owns in its heartbeats."""
@@ -45,11 +91,13 @@ class ClusterNode:
         if self._pool is None:
             return NodeLoad()
         busy = self._pool.busy_environments
+        idle = self._pool.idle_by_function()
+        self._reported_idle = frozenset(idle)
         return NodeLoad(
             warm_environments=self._pool.environments,
             busy_environments=busy,
             running_invocations=busy,
-            idle=self._pool.idle_by_function(),
+            idle=idle,
         )
 
     async def start(self) -> None:
@@ -68,4 +116,6 @@ class ClusterNode:
     async def stop(self) -> None:
         """Leave the membership (the others see this node gone at once), then close NATS."""
         await self.membership.leave()
+        if self._forwarder is not None:
+            await self._forwarder.close()
         await self.connection.close()

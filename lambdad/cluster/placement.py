@@ -1,0 +1,92 @@
+"""Where one invocation runs: the choice alone, from what every node's heartbeat says and what this node
+knows of itself right now (no I/O, no clock: ``forwarding.py`` feeds it and acts on it).
+
+The rule (issue 11, point 4): an idle warm environment of the function here; else on a node whose
+heartbeat reports one (the least busy of those); else the least-loaded eligible node
+(fewest busy environments, then fewest warm ones; this node on ties, so an idle cluster cold-starts where
+the request arrived and pays no hop).
+
+Heartbeats are up to a second old, so the counts are corrected by what this node itself forwarded and
+has not had answered yet (``Pending``): two invokes arriving together do not both go to the one idle
+environment a heartbeat reported. Two nodes may still send one idle environment two invokes; the second
+then cold-starts on the target, which is correct, only slower (no distributed lock on the warm path).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lambdad.cluster.membership import Heartbeat, NodeLoad
+from lambdad.models import FunctionVersion
+
+#: Whether a function version may run on a node (its heartbeat carries the node's capacity provider).
+#: The default admits every node; capacity providers narrow it (the composition root passes their rule).
+Eligibility = Callable[[FunctionVersion, Heartbeat], bool]
+
+
+def every_node(version: FunctionVersion, node: Heartbeat) -> bool:
+    return True
+
+
+@dataclass
+class Pending:
+    """Invocations this node forwarded that have not been answered yet, per node and per function."""
+
+    by_node: Counter[str] = field(default_factory=Counter)
+    by_function: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def add(self, node_id: str, function_arn: str, count: int = 1) -> None:
+        self.by_node[node_id] += count
+        self.by_function[(node_id, function_arn)] += count
+        if self.by_node[node_id] <= 0:
+            del self.by_node[node_id]
+        if self.by_function[(node_id, function_arn)] <= 0:
+            del self.by_function[(node_id, function_arn)]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A node that may run the invocation, as the choice sees it."""
+
+    node_id: str
+    url: str
+    load: NodeLoad
+    heartbeat: Heartbeat
+
+
+def choose(
+    function_arn: str,
+    here: Candidate,
+    others: list[Candidate],
+    pending: Pending | None = None,
+    admits: Callable[[Heartbeat], bool] = lambda node: True,
+) -> list[Candidate]:
+    """The nodes to try, best first (``here`` among them when it may run the function). An empty list
+    means no node may run it: the caller runs it here, whose answer then says why."""
+    pending = pending or Pending()
+    nodes = [node for node in (here, *others) if admits(node.heartbeat)]
+
+    def idle(node: Candidate) -> int:
+        if node is here:
+            return node.load.idle.get(function_arn, 0)
+        return node.load.idle.get(function_arn, 0) - pending.by_function[(node.node_id, function_arn)]
+
+    def busy(node: Candidate) -> int:
+        return node.load.busy_environments + (0 if node is here else pending.by_node[node.node_id])
+
+    if here in nodes and idle(here) > 0:
+        return [here, *(node for node in nodes if node is not here)]
+    # Warm elsewhere first (most idle, then least busy), then the rest by load; this node wins ties.
+    ranked = sorted(
+        nodes,
+        key=lambda node: (
+            -min(idle(node), 1),
+            busy(node),
+            node.load.warm_environments,
+            node is not here,
+            node.node_id,
+        ),
+    )
+    return ranked

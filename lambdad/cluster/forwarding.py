@@ -38,6 +38,7 @@ import hashlib
 import hmac
 import logging
 import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lambdad.api.dispatch import error_response
 from lambdad.api.url_serving import REQUEST_MAX, url_target
 from lambdad.cluster.membership import Membership, NodeLoad, NodeState
-from lambdad.cluster.placement import Candidate, Eligibility, Pending, choose, every_node
+from lambdad.cluster.placement import Candidate, Eligibility, Forwarded, choose, every_node
 from lambdad.errors import LambdaError, ServiceException
 from lambdad.invocation import Invoker
 from lambdad.models import LATEST
@@ -149,7 +150,7 @@ class Forwarder:
         self.signer = Signer(key)
         self._eligible = eligible
         self.node_id = membership.node_id
-        self.pending = Pending()
+        self.forwarded = Forwarded()
         self._clients: dict[str, httpx.AsyncClient] = {}
 
     async def close(self) -> None:
@@ -203,13 +204,14 @@ class Forwarder:
             if node.node_id == self.node_id:
                 here = Candidate(node.node_id, node.heartbeat.url, self._load(), node.heartbeat)
             elif node.state is NodeState.LIVE:  # a suspect node may be unreachable: not worth a try
+                load = node.heartbeat.load
                 others.append(
-                    Candidate(node.node_id, node.heartbeat.url, node.heartbeat.load, node.heartbeat)
+                    Candidate(node.node_id, node.heartbeat.url, load, node.heartbeat, node.received)
                 )
         if here is None:  # before this node's first heartbeat
             return []
         version = placed.runnable.version
-        return choose(placed.arn, here, others, self.pending, lambda node: self._eligible(version, node))
+        return choose(placed.arn, here, others, self.forwarded, lambda node: self._eligible(version, node))
 
     # Sending ---------------------------------------------------------------------------------------------
 
@@ -237,7 +239,8 @@ class Forwarder:
                 placed.runnable.version.timeout + READ_GRACE, connect=CONNECT_TIMEOUT, pool=CONNECT_TIMEOUT
             ),
         )
-        self.pending.add(node.node_id, placed.arn)
+        self.forwarded.sent(node.node_id, placed.arn)
+        answered_at: float | None = None
         try:
             try:
                 response = await client.send(request, stream=True)
@@ -249,12 +252,13 @@ class Forwarder:
                 await _fault(placed.kind, scope, send)
                 return True
             try:
-                await _relay(response, scope, send, node.node_id)
+                if await _relay(response, scope, send, node.node_id):
+                    answered_at = time.monotonic()
             finally:
                 await response.aclose()
             return True
         finally:
-            self.pending.add(node.node_id, placed.arn, -1)
+            self.forwarded.done(node.node_id, placed.arn, answered_at)
 
 
 class ForwardingRouter:
@@ -326,8 +330,9 @@ def _replaying(chunks: list[bytes], complete: bool, receive: Receive) -> Receive
     return replay
 
 
-async def _relay(response: httpx.Response, scope: Scope, send: Send, node_id: str) -> None:
-    """The target's answer, status, headers and body, chunk by chunk as they arrive."""
+async def _relay(response: httpx.Response, scope: Scope, send: Send, node_id: str) -> bool:
+    """The target's answer, status, headers and body, chunk by chunk as they arrive; whether all of it
+    came."""
     headers = [
         (name, value)
         for name, value in response.headers.raw
@@ -341,7 +346,10 @@ async def _relay(response: httpx.Response, scope: Scope, send: Send, node_id: st
     except httpx.HTTPError as error:
         # The answer has begun: its status cannot change any more. The body ends where the target's did.
         log.warning("node %s stopped answering a forwarded request: %r", node_id, error)
+        await send({"type": "http.response.body", "body": b""})
+        return False
     await send({"type": "http.response.body", "body": b""})
+    return True
 
 
 async def _fault(kind: Kind, scope: Scope, send: Send) -> None:

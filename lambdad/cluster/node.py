@@ -4,6 +4,7 @@ before the node serves and stopped after it stopped serving."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -73,10 +74,8 @@ class ClusterNode:
         # Checked a little later, once: a warm invoke takes the idle environment and gives it back at
         # once, which changes nothing worth a heartbeat.
         if self._idle_check is None:
-            try:
+            with contextlib.suppress(RuntimeError):  # no loop any more: nobody left to tell
                 self._idle_check = asyncio.get_running_loop().call_later(0.05, self._check_idle)
-            except RuntimeError:  # the pool closing after the loop: nobody left to tell
-                pass
 
     def _check_idle(self) -> None:
         self._idle_check = None

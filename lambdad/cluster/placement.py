@@ -2,14 +2,17 @@
 knows of itself right now (no I/O, no clock: ``forwarding.py`` feeds it and acts on it).
 
 The rule (issue 11, point 4): an idle warm environment of the function here; else on a node whose
-heartbeat reports one (the least busy of those); else the least-loaded eligible node
-(fewest busy environments, then fewest warm ones; this node on ties, so an idle cluster cold-starts where
-the request arrived and pays no hop).
+heartbeat reports one (the least busy of those); else the least-loaded eligible node: fewest busy
+environments, then fewest warm ones (environments, and the memory they hold, spread over the nodes), this
+node on ties (no hop).
 
-Heartbeats are up to a second old, so the counts are corrected by what this node itself forwarded and
-has not had answered yet (``Pending``): two invokes arriving together do not both go to the one idle
-environment a heartbeat reported. Two nodes may still send one idle environment two invokes; the second
-then cold-starts on the target, which is correct, only slower (no distributed lock on the warm path).
+Heartbeats are up to a second old, so the counts are corrected by what this node itself saw
+(``Forwarded``): invocations it forwarded and that are not answered yet (two invokes arriving together do
+not both go to the one idle environment a heartbeat reported), and the ones answered since the node's
+last heartbeat arrived here (its environment is idle again, though a heartbeat sent while it ran says
+busy: without this, the next invoke of a long-running function would cold-start elsewhere). Two nodes
+may still send one idle environment two invokes; the second then cold-starts on the target, which is
+correct, only slower (no distributed lock on the warm path).
 """
 
 from __future__ import annotations
@@ -31,19 +34,27 @@ def every_node(version: FunctionVersion, node: Heartbeat) -> bool:
 
 
 @dataclass
-class Pending:
-    """Invocations this node forwarded that have not been answered yet, per node and per function."""
+class Forwarded:
+    """What this node forwarded: per node and function, the invocations not answered yet and when the
+    last one was answered (monotonic time)."""
 
     by_node: Counter[str] = field(default_factory=Counter)
     by_function: Counter[tuple[str, str]] = field(default_factory=Counter)
+    answered: dict[tuple[str, str], float] = field(default_factory=dict)
 
-    def add(self, node_id: str, function_arn: str, count: int = 1) -> None:
-        self.by_node[node_id] += count
-        self.by_function[(node_id, function_arn)] += count
-        if self.by_node[node_id] <= 0:
-            del self.by_node[node_id]
-        if self.by_function[(node_id, function_arn)] <= 0:
-            del self.by_function[(node_id, function_arn)]
+    def sent(self, node_id: str, function_arn: str) -> None:
+        self.by_node[node_id] += 1
+        self.by_function[(node_id, function_arn)] += 1
+
+    def done(self, node_id: str, function_arn: str, answered_at: float | None) -> None:
+        """The forwarded invocation ended (``answered_at``: when, if the target answered it all)."""
+        self.by_node[node_id] -= 1
+        self.by_function[(node_id, function_arn)] -= 1
+        # Counters keep zeros: drop them, so that nodes and functions long gone leave nothing behind.
+        self.by_node += Counter()
+        self.by_function += Counter()
+        if answered_at is not None:
+            self.answered[(node_id, function_arn)] = answered_at
 
 
 @dataclass(frozen=True)
@@ -54,27 +65,31 @@ class Candidate:
     url: str
     load: NodeLoad
     heartbeat: Heartbeat
+    heard_at: float = 0.0  # monotonic time its heartbeat arrived here
 
 
 def choose(
     function_arn: str,
     here: Candidate,
     others: list[Candidate],
-    pending: Pending | None = None,
+    forwarded: Forwarded | None = None,
     admits: Callable[[Heartbeat], bool] = lambda node: True,
 ) -> list[Candidate]:
     """The nodes to try, best first (``here`` among them when it may run the function). An empty list
     means no node may run it: the caller runs it here, whose answer then says why."""
-    pending = pending or Pending()
+    forwarded = forwarded or Forwarded()
     nodes = [node for node in (here, *others) if admits(node.heartbeat)]
 
     def idle(node: Candidate) -> int:
         if node is here:
             return node.load.idle.get(function_arn, 0)
-        return node.load.idle.get(function_arn, 0) - pending.by_function[(node.node_id, function_arn)]
+        reported = node.load.idle.get(function_arn, 0)
+        if forwarded.answered.get((node.node_id, function_arn), 0.0) > node.heard_at:
+            reported = max(reported, 1)  # it answered after its last heartbeat: its environment is idle
+        return reported - forwarded.by_function[(node.node_id, function_arn)]
 
     def busy(node: Candidate) -> int:
-        return node.load.busy_environments + (0 if node is here else pending.by_node[node.node_id])
+        return node.load.busy_environments + (0 if node is here else forwarded.by_node[node.node_id])
 
     if here in nodes and idle(here) > 0:
         return [here, *(node for node in nodes if node is not here)]

@@ -9,8 +9,9 @@ node on ties (no hop).
 Heartbeats are up to a second old, so the counts are corrected by what this node itself saw
 (``Forwarded``): invocations it forwarded and that are not answered yet (two invokes arriving together do
 not both go to the one idle environment a heartbeat reported), and the ones answered since the node's
-last heartbeat arrived here (its environment is idle again, though a heartbeat sent while it ran says
-busy: without this, the next invoke of a long-running function would cold-start elsewhere). Two nodes
+last heartbeat arrived here (their environments are idle again, though a heartbeat sent while they ran
+says busy: without this, the next invoke of a long-running function would cold-start elsewhere, and a
+steady stream of forwarded invokes would be sent wherever the last heartbeat caught them busy). Two nodes
 may still send one idle environment two invokes; the second then cold-starts on the target, which is
 correct, only slower (no distributed lock on the warm path).
 """
@@ -29,18 +30,24 @@ from lambdad.models import FunctionVersion
 Eligibility = Callable[[FunctionVersion, Heartbeat], bool]
 
 
+#: How long a node that ran N of this node's invocations of a function at once is taken to still have N
+#: environments of it (seconds).
+RECENT = 2.0
+
+
 def every_node(version: FunctionVersion, node: Heartbeat) -> bool:
     return True
 
 
 @dataclass
 class Forwarded:
-    """What this node forwarded: per node and function, the invocations not answered yet and when the
-    last one was answered (monotonic time)."""
+    """What this node forwarded, per node and function: the invocations not answered yet, and when one
+    was last answered with how many of this node's ran there at once lately (the target has at least
+    that many environments of the function, idle again once answered)."""
 
     by_node: Counter[str] = field(default_factory=Counter)
     by_function: Counter[tuple[str, str]] = field(default_factory=Counter)
-    answered: dict[tuple[str, str], float] = field(default_factory=dict)
+    answered: dict[tuple[str, str], tuple[float, int]] = field(default_factory=dict)
 
     def sent(self, node_id: str, function_arn: str) -> None:
         self.by_node[node_id] += 1
@@ -48,13 +55,18 @@ class Forwarded:
 
     def done(self, node_id: str, function_arn: str, answered_at: float | None) -> None:
         """The forwarded invocation ended (``answered_at``: when, if the target answered it all)."""
+        key = (node_id, function_arn)
+        running = self.by_function[key]
         self.by_node[node_id] -= 1
-        self.by_function[(node_id, function_arn)] -= 1
+        self.by_function[key] -= 1
         # Counters keep zeros: drop them, so that nodes and functions long gone leave nothing behind.
         self.by_node += Counter()
         self.by_function += Counter()
         if answered_at is not None:
-            self.answered[(node_id, function_arn)] = answered_at
+            last = self.answered.get(key)
+            if last is not None and answered_at - last[0] < RECENT:
+                running = max(running, last[1])
+            self.answered[key] = (answered_at, running)
 
 
 @dataclass(frozen=True)
@@ -84,8 +96,9 @@ def choose(
         if node is here:
             return node.load.idle.get(function_arn, 0)
         reported = node.load.idle.get(function_arn, 0)
-        if forwarded.answered.get((node.node_id, function_arn), 0.0) > node.heard_at:
-            reported = max(reported, 1)  # it answered after its last heartbeat: its environment is idle
+        answered_at, running = forwarded.answered.get((node.node_id, function_arn), (0.0, 0))
+        if answered_at > node.heard_at:  # it answered after its last heartbeat: those are idle again
+            reported = max(reported, running)
         return reported - forwarded.by_function[(node.node_id, function_arn)]
 
     def busy(node: Candidate) -> int:

@@ -204,14 +204,16 @@ class Forwarder:
             if node.node_id == self.node_id:
                 here = Candidate(node.node_id, node.heartbeat.url, self._load(), node.heartbeat)
             elif node.state is NodeState.LIVE:  # a suspect node may be unreachable: not worth a try
-                load = node.heartbeat.load
                 others.append(
-                    Candidate(node.node_id, node.heartbeat.url, load, node.heartbeat, node.received)
+                    Candidate(node.node_id, node.heartbeat.url, node.heartbeat.load, node.heartbeat)
                 )
         if here is None:  # before this node's first heartbeat
             return []
         version = placed.runnable.version
-        return choose(placed.arn, here, others, self.forwarded, lambda node: self._eligible(version, node))
+        now = time.monotonic()
+        return choose(
+            placed.arn, here, others, self.forwarded, now, lambda node: self._eligible(version, node)
+        )
 
     # Sending ---------------------------------------------------------------------------------------------
 

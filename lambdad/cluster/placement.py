@@ -1,5 +1,5 @@
 """Where one invocation runs: the choice alone, from what every node's heartbeat says and what this node
-knows of itself right now (no I/O, no clock: ``forwarding.py`` feeds it and acts on it).
+knows of itself right now (no I/O: ``forwarding.py`` feeds it, with the time, and acts on it).
 
 The rule (issue 11, point 4): an idle warm environment of the function here; else on a node whose
 heartbeat reports one (the least busy of those); else the least-loaded eligible node: fewest busy
@@ -8,10 +8,11 @@ node on ties (no hop).
 
 Heartbeats are up to a second old, so the counts are corrected by what this node itself saw
 (``Forwarded``): invocations it forwarded and that are not answered yet (two invokes arriving together do
-not both go to the one idle environment a heartbeat reported), and the ones answered since the node's
-last heartbeat arrived here (their environments are idle again, though a heartbeat sent while they ran
-says busy: without this, the next invoke of a long-running function would cold-start elsewhere, and a
-steady stream of forwarded invokes would be sent wherever the last heartbeat caught them busy). Two nodes
+not both go to the one idle environment a heartbeat reported), and the ones answered in the last
+RECENT seconds (their environments are idle again, though a heartbeat sent while they ran says busy:
+without this, the next invoke of a long-running function would cold-start elsewhere, and a steady
+stream of forwarded invokes would move wherever a heartbeat happened to catch them busy). Were those
+environments stopped meanwhile, the target cold-starts: correct, only slower. Two nodes
 may still send one idle environment two invokes; the second then cold-starts on the target, which is
 correct, only slower (no distributed lock on the warm path).
 """
@@ -77,7 +78,6 @@ class Candidate:
     url: str
     load: NodeLoad
     heartbeat: Heartbeat
-    heard_at: float = 0.0  # monotonic time its heartbeat arrived here
 
 
 def choose(
@@ -85,6 +85,7 @@ def choose(
     here: Candidate,
     others: list[Candidate],
     forwarded: Forwarded | None = None,
+    now: float = 0.0,
     admits: Callable[[Heartbeat], bool] = lambda node: True,
 ) -> list[Candidate]:
     """The nodes to try, best first (``here`` among them when it may run the function). An empty list
@@ -96,8 +97,8 @@ def choose(
         if node is here:
             return node.load.idle.get(function_arn, 0)
         reported = node.load.idle.get(function_arn, 0)
-        answered_at, running = forwarded.answered.get((node.node_id, function_arn), (0.0, 0))
-        if answered_at > node.heard_at:  # it answered after its last heartbeat: those are idle again
+        answered_at, running = forwarded.answered.get((node.node_id, function_arn), (-RECENT, 0))
+        if now - answered_at < RECENT:  # it answered lately: those environments are idle again
             reported = max(reported, running)
         return reported - forwarded.by_function[(node.node_id, function_arn)]
 

@@ -29,7 +29,8 @@ The request body is read before choosing (AWS caps it at 6 MB; a larger one runs
 413): a target that cannot be connected to is then simply the next candidate, and the last resort is
 this node. A target that fails after the request was sent is answered as AWS answers a service fault
 (Lambda's ServiceException 500; a URL's 502), never retried (the function may have run). Connections are
-kept alive per node; connecting is bounded by CONNECT_TIMEOUT, reading by the function's own timeout.
+kept alive per node (``node_http.py``: a lean client, as httpx cost more CPU than the invoke itself);
+connecting is bounded by CONNECT_TIMEOUT, reading by the function's own timeout.
 """
 
 from __future__ import annotations
@@ -46,12 +47,12 @@ from enum import Enum
 from urllib.parse import parse_qs, unquote
 
 import anyio.to_thread
-import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lambdad.api.dispatch import error_response
 from lambdad.api.url_serving import REQUEST_MAX, url_target
 from lambdad.cluster.membership import Membership, NodeLoad, NodeState
+from lambdad.cluster.node_http import Broken, NodeClient, Response, Unreachable, close_all
 from lambdad.cluster.placement import Candidate, Eligibility, Forwarded, choose, every_node
 from lambdad.errors import LambdaError, ServiceException
 from lambdad.invocation import Invoker
@@ -69,11 +70,12 @@ READ_GRACE = 15.0
 _INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
 _STREAM = re.compile(r"^/2021-11-15/functions/([^/]+)/response-streaming-invocations$")
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
-# Not passed on: hop-by-hop headers, and what the sending side sets itself.
+# Not passed on: hop-by-hop headers, and what the sending side sets itself (the length; uvicorn's date and
+# server headers, which the first node adds again).
 _REQUEST_DROPPED = frozenset(
     {b"connection", b"keep-alive", b"transfer-encoding", b"te", b"upgrade", b"expect", b"content-length"}
 )
-_RESPONSE_DROPPED = frozenset({"connection", "keep-alive", "transfer-encoding", "date", "server"})
+_RESPONSE_DROPPED = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"date", b"server"})
 
 
 class Kind(Enum):
@@ -151,11 +153,10 @@ class Forwarder:
         self._eligible = eligible
         self.node_id = membership.node_id
         self.forwarded = Forwarded()
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._clients: dict[str, NodeClient] = {}
 
     async def close(self) -> None:
-        for client in self._clients.values():
-            await client.aclose()
+        await close_all(self._clients)
         self._clients.clear()
 
     # What a request is ----------------------------------------------------------------------------------
@@ -217,47 +218,37 @@ class Forwarder:
 
     # Sending ---------------------------------------------------------------------------------------------
 
-    def _client(self, url: str) -> httpx.AsyncClient:
+    def _client(self, url: str) -> NodeClient:
         client = self._clients.get(url)
         if client is None:
-            client = self._clients[url] = httpx.AsyncClient(
-                base_url=url,
-                trust_env=False,
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
-            )
+            client = self._clients[url] = NodeClient(url)
         return client
 
     async def forward(self, node: Candidate, placed: Placed, scope: Scope, body: bytes, send: Send) -> bool:
         """Send the request to ``node`` and relay its answer; False if it could not be sent at all."""
         headers = [(k, v) for k, v in scope["headers"] if k not in _REQUEST_DROPPED]
         headers.append((HEADER, self.signer.sign(scope)))
-        client = self._client(node.url)
-        request = client.build_request(
-            scope["method"],
-            _target(scope),
-            headers=headers,
-            content=body,
-            timeout=httpx.Timeout(
-                placed.runnable.version.timeout + READ_GRACE, connect=CONNECT_TIMEOUT, pool=CONNECT_TIMEOUT
-            ),
-        )
         self.forwarded.sent(node.node_id, placed.arn)
         answered_at: float | None = None
         try:
             try:
-                response = await client.send(request, stream=True)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
+                response = await self._client(node.url).request(
+                    scope["method"],
+                    _target(scope),
+                    headers,
+                    body,
+                    connect_timeout=CONNECT_TIMEOUT,
+                    read_timeout=placed.runnable.version.timeout + READ_GRACE,
+                )
+            except Unreachable as error:
                 log.info("node %s unreachable (%s): trying the next", node.node_id, error)
                 return False
-            except httpx.HTTPError as error:
-                log.warning("forwarding to node %s failed: %r", node.node_id, error)
+            except Broken as error:
+                log.warning("node %s failed a forwarded request: %s", node.node_id, error)
                 await _fault(placed.kind, scope, send)
                 return True
-            try:
-                if await _relay(response, scope, send, node.node_id):
-                    answered_at = time.monotonic()
-            finally:
-                await response.aclose()
+            if await _relay(response, send, node.node_id):
+                answered_at = time.monotonic()
             return True
         finally:
             self.forwarded.done(node.node_id, placed.arn, answered_at)
@@ -332,26 +323,21 @@ def _replaying(chunks: list[bytes], complete: bool, receive: Receive) -> Receive
     return replay
 
 
-async def _relay(response: httpx.Response, scope: Scope, send: Send, node_id: str) -> bool:
+async def _relay(response: Response, send: Send, node_id: str) -> bool:
     """The target's answer, status, headers and body, chunk by chunk as they arrive; whether all of it
     came."""
-    headers = [
-        (name, value)
-        for name, value in response.headers.raw
-        if name.lower().decode() not in _RESPONSE_DROPPED
-    ]
-    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    headers = [(name, value) for name, value in response.headers if name.lower() not in _RESPONSE_DROPPED]
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    complete = True
     try:
-        async for chunk in response.aiter_raw():
-            if chunk:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    except httpx.HTTPError as error:
+        async for chunk in response.chunks():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except Broken as error:
         # The answer has begun: its status cannot change any more. The body ends where the target's did.
-        log.warning("node %s stopped answering a forwarded request: %r", node_id, error)
-        await send({"type": "http.response.body", "body": b""})
-        return False
+        log.warning("node %s stopped answering a forwarded request: %s", node_id, error)
+        complete = False
     await send({"type": "http.response.body", "body": b""})
-    return True
+    return complete
 
 
 async def _fault(kind: Kind, scope: Scope, send: Send) -> None:

@@ -37,13 +37,15 @@ class ClusterNode:
         self._forwarder: Forwarder | None = None
         # The functions with an idle environment here, as the last heartbeat reported them.
         self._reported_idle: frozenset[str] = frozenset()
-        self._idle_check: asyncio.TimerHandle | None = None
+        # Functions whose environments were idle at some moment since the last heartbeat.
+        self._recently_idle: set[str] = set()
+        self._beat_pending: asyncio.TimerHandle | None = None
         self._owns: Callable[[], dict[str, list[str]]] = dict
         self.membership = Membership(
             self.connection,
             settings.resolved_advertise_url,
             settings.capacity_provider,
-            load=self._load,
+            load=self._heartbeat_load,
             owns=lambda: self._owns(),
         )
 
@@ -60,7 +62,7 @@ class ClusterNode:
         settings = self.settings
         self._forwarder = Forwarder(
             self.membership,
-            self._load,
+            self._current_load,
             services.invoker,
             services.urls,
             settings.account_id,
@@ -71,33 +73,50 @@ class ClusterNode:
         return Middleware(ForwardingRouter, forwarder=self._forwarder)
 
     def _pool_changed(self, event: str, environment: ExecutionEnvironment) -> None:
-        # Checked a little later, once: a warm invoke takes the idle environment and gives it back at
-        # once, which changes nothing worth a heartbeat.
-        if self._idle_check is None:
+        # A heartbeat reports a function idle if it was at any moment since the one before: under a
+        # steady load its environments are idle between invocations, and a heartbeat that happened to
+        # catch them busy must not send other nodes' invokes to cold starts elsewhere. A heartbeat goes
+        # out soon (once, a little later) only when a function becomes idle here that the last one did
+        # not name, or one it named stops.
+        arn = environment.image.function_arn
+        if event == "idle":
+            self._recently_idle.add(arn)
+            if arn in self._reported_idle:
+                return
+        elif event != "stopped" or arn not in self._reported_idle:
+            return
+        if self._beat_pending is None:
             with contextlib.suppress(RuntimeError):  # no loop any more: nobody left to tell
-                self._idle_check = asyncio.get_running_loop().call_later(0.05, self._check_idle)
+                self._beat_pending = asyncio.get_running_loop().call_later(0.05, self._beat_soon)
 
-    def _check_idle(self) -> None:
-        self._idle_check = None
-        if self._pool is not None and frozenset(self._pool.idle_by_function()) != self._reported_idle:
-            self.membership.beat_soon()
+    def _beat_soon(self) -> None:
+        self._beat_pending = None
+        self.membership.beat_soon()
 
     def report_ownership(self, owns: Callable[[], dict[str, list[str]]]) -> None:
         """Report what ``owns()`` says this node owns in its heartbeats."""
         self._owns = owns
 
-    def _load(self) -> NodeLoad:
+    def _current_load(self) -> NodeLoad:
+        """This node's environments now (placement's view of this node)."""
         if self._pool is None:
             return NodeLoad()
         busy = self._pool.busy_environments
-        idle = self._pool.idle_by_function()
-        self._reported_idle = frozenset(idle)
         return NodeLoad(
             warm_environments=self._pool.environments,
             busy_environments=busy,
             running_invocations=busy,
-            idle=idle,
+            idle=self._pool.idle_by_function(),
         )
+
+    def _heartbeat_load(self) -> NodeLoad:
+        """What a heartbeat reports: functions idle since the last one count as idle."""
+        load = self._current_load()
+        for arn in self._recently_idle:
+            load.idle[arn] = max(load.idle.get(arn, 0), 1)
+        self._recently_idle = set()
+        self._reported_idle = frozenset(load.idle)
+        return load
 
     async def start(self) -> None:
         """Connect to NATS, hear the other nodes' change notices, join the membership."""

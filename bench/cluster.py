@@ -8,7 +8,8 @@ Three real nodes (``--spares 0``) on a PostgreSQL database and NATS cluster name
 - embedded vs cluster node: one client on the node holding the warm environment (it runs there: local),
   against the same on the embedded server; what the cluster costs an invoke that stays on its node.
 - forwarded vs local: one client on a node that has no environment of the function, whose invokes go to
-  the node that has one (one HTTP hop more), against one client on that node itself.
+  the node that has one (one HTTP hop more), against one client on that node itself; latency, and the
+  CPU each node spends per invoke (from /proc: robust where latency on a shared machine is not).
 - through 1, 2 and 3 nodes: CLIENTS clients spread over the first N nodes; placement decides where each
   invoke runs (warm first, else least loaded), so this is the cluster as a client sees it.
 - PostgreSQL rows written per warm invoke (issue 11: the warm synchronous path writes nothing), read from
@@ -33,6 +34,7 @@ from bench.common import (
     Load,
     Progress,
     Row,
+    cpu_seconds,
     drive,
     lambdad_server,
     p50,
@@ -63,16 +65,22 @@ def _rows_written(database: str) -> int:
 
 
 def _measure(
-    targets: dict[str, list[Endpoint]], requests: int, progress: Progress, what: str
-) -> dict[str, Load]:
+    targets: dict[str, list[Endpoint]], requests: int, progress: Progress, what: str, pids: dict[str, int]
+) -> tuple[dict[str, Load], dict[str, dict[str, float]]]:
+    """Each target's pooled rounds, and the CPU each process (``pids``, by name) spent per request."""
     loads = {name: Load() for name in targets}
+    cpu = {name: dict.fromkeys(pids, 0.0) for name in targets}
     for endpoints in targets.values():
         drive(endpoints, WARMUP)
     for round_ in range(ROUNDS):
         for name, endpoints in targets.items():
             progress(f"cluster, {what}: round {round_ + 1}/{ROUNDS}, {name}...")
-            loads[name].add(drive(endpoints, requests // len(endpoints)))
-    return loads
+            before = {process: cpu_seconds(pid) for process, pid in pids.items()}
+            load = drive(endpoints, requests // len(endpoints))
+            for process, pid in pids.items():
+                cpu[name][process] += (cpu_seconds(pid) - before[process]) / len(load.latencies) / ROUNDS
+            loads[name].add(load)
+    return loads, cpu
 
 
 def run(progress: Progress) -> list[Row]:
@@ -91,8 +99,9 @@ def run(progress: Progress) -> list[Row]:
         drive([n1], 1)
         time.sleep(1.5)
         before = _rows_written(c.name)
-        one = _measure(
-            {"embedded": [embedded], "local": [n1], "forwarded": [n2]}, REQUESTS, progress, "1 client"
+        pids = {"embedded": embedded.pid, "n1": n1.pid, "n2": n2.pid, "n3": n3.pid}
+        one, cpu = _measure(
+            {"embedded": [embedded], "local": [n1], "forwarded": [n2]}, REQUESTS, progress, "1 client", pids
         )
         time.sleep(1.0)  # pg_stat_database counts what backends reported: give them a moment
         written = _rows_written(c.name) - before
@@ -133,6 +142,27 @@ def run(progress: Progress) -> list[Row]:
                 higher_is_better=True,
             ),
             Row(
+                "forwarded: CPU of the forwarding node (n2) per invoke",
+                "the running node's (n1), local",
+                "ms",
+                cpu["forwarded"]["n2"] * ms,
+                cpu["local"]["n1"] * ms,
+            ),
+            Row(
+                "forwarded: CPU of the running node (n1) per invoke",
+                "the running node's (n1), local",
+                "ms",
+                cpu["forwarded"]["n1"] * ms,
+                cpu["local"]["n1"] * ms,
+            ),
+            Row(
+                "cluster node, local: CPU per invoke",
+                "embedded server (SQLite)",
+                "ms",
+                cpu["local"]["n1"] * ms,
+                cpu["embedded"]["embedded"] * ms,
+            ),
+            Row(
                 f"PostgreSQL rows written per 1,000 warm cluster invokes ({invokes:,})",
                 "none (issue 11)",
                 "rows",
@@ -146,7 +176,7 @@ def run(progress: Progress) -> list[Row]:
             "2 nodes": [[n1, n2][i % 2] for i in range(CLIENTS)],
             "3 nodes": [[n1, n2, n3][i % 3] for i in range(CLIENTS)],
         }
-        many = _measure(spread, REQUESTS, progress, f"{CLIENTS} clients")
+        many, _ = _measure(spread, REQUESTS, progress, f"{CLIENTS} clients", pids)
         base = many["1 node"]
         for name in ("1 node", "2 nodes", "3 nodes"):
             load = many[name]

@@ -1,5 +1,5 @@
-"""This server as a node of its cluster: the NATS connection, membership and change notices, started
-before the node serves and stopped after it stopped serving."""
+"""This server as a node of its cluster: the NATS connection, membership, change notices and log shipping,
+started before the node serves and stopped after it stopped serving."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from lambdad.cluster.changes import ClusterChanges
 from lambdad.cluster.code import shared_secret
 from lambdad.cluster.connection import ClusterConnection
 from lambdad.cluster.forwarding import Forwarder, ForwardingRouter
-from lambdad.cluster.membership import Membership, NodeLoad
+from lambdad.cluster.logs import JetStreamLogs
+from lambdad.cluster.membership import Membership, NodeLoad, NodeState
 from lambdad.cluster.placement import Eligibility, every_node
 from lambdad.environment import ExecutionEnvironment
 from lambdad.invocation import EnvironmentPool
@@ -33,7 +34,9 @@ class ClusterNode:
         self.node_id = settings.resolved_node_id
         self.connection = ClusterConnection(settings.nats_url, settings.cluster_name, self.node_id)
         self.changes = ClusterChanges(self.connection)
+        self.logs = JetStreamLogs(self.connection)
         self._pool: EnvironmentPool | None = None
+        self._background: set[asyncio.Future[object]] = set()
         self._forwarder: Forwarder | None = None
         # The functions with an idle environment here, as the last heartbeat reported them.
         self._reported_idle: frozenset[str] = frozenset()
@@ -97,6 +100,26 @@ class ClusterNode:
         """Report what ``owns()`` says this node owns in its heartbeats."""
         self._owns = owns
 
+    def after_a_death(self, work: Callable[[], object]) -> None:
+        """Run ``work`` in a worker thread on one node (the live node with the lowest id) whenever a node
+        dies: e.g. settle the functions it left Pending (settling is idempotent and revision-guarded, so a
+        node that was only slow costs a repeated preparation, never a wrong state)."""
+        dead: set[str] = set()
+
+        def changed() -> None:
+            now_dead = {node.node_id for node in self.membership.nodes() if node.state is NodeState.DEAD}
+            died = now_dead - dead
+            dead.clear()
+            dead.update(now_dead)
+            live = sorted(node.node_id for node in self.membership.live())
+            if died and live and live[0] == self.node_id:
+                log.info("node(s) %s died: this node takes over their unsettled functions", ", ".join(died))
+                task = asyncio.ensure_future(asyncio.to_thread(work))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+        self.membership.subscribe(changed)
+
     def _current_load(self) -> NodeLoad:
         """This node's environments now (placement's view of this node)."""
         if self._pool is None:
@@ -122,6 +145,7 @@ class ClusterNode:
         """Connect to NATS, hear the other nodes' change notices, join the membership."""
         await self.connection.connect()
         await self.changes.start()
+        await self.logs.start()
         await self.membership.join()
         log.info(
             "node %s joined cluster %s (NATS %s) as %s",
@@ -136,4 +160,5 @@ class ClusterNode:
         await self.membership.leave()
         if self._forwarder is not None:
             await self._forwarder.close()
+        await self.logs.close()
         await self.connection.close()

@@ -183,6 +183,16 @@ def test_every_invoke_feature_works_through_a_forwarding_node(region: Cluster) -
     with pytest.raises(ClientError) as missing:
         client.invoke(FunctionName=unique("missing"), Payload=b"{}")
     assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    # A client cannot pose as a forwarding node: a header that does not verify is dropped and the
+    # invocation placed as any other (in the warm environment, not a new one where it arrived).
+    forged = httpx.post(
+        f"{c[other(c, latest_on, version_on)].endpoint}/2015-03-31/functions/{name}/invocations",
+        content=b"{}",
+        headers={"x-lambdad-forwarded": "127.0.0.1;80;http;" + "0" * 64},
+        timeout=60,
+    )
+    assert forged.status_code == 200, forged.text
+    assert node_of(c, name, forged.json()["environment"]) == latest_on
     # DryRun and Event.
     assert client.invoke(FunctionName=name, InvocationType="DryRun")["StatusCode"] == 204
     assert client.invoke(FunctionName=name, InvocationType="Event", Payload=b"{}")["StatusCode"] == 202

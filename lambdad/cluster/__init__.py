@@ -10,6 +10,7 @@ membership          -                                     membership.py: heartbe
 change notices      services/changes.FunctionChanges      changes.py: a NATS subject
 code packages       store/code.NoMirror (the disk)        code.py: PostgreSQL, each disk a cache
 function logs       observability/logs.KeepLocal          logs.py: a JetStream stream
+invoke router       none: every invoke runs here          forwarding.py + placement.py: HTTP to a node
 ==================  ====================================  ==========================================
 
 PostgreSQL holds the state (the same tables as a single server); NATS carries what moves between nodes.

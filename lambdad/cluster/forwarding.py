@@ -23,7 +23,8 @@ A forwarded request carries ``x-lambdad-forwarded``: the client's address, the p
 on, and an HMAC of those and the request line under a key every node shares (``shared_secret``). The target
 runs such a request itself (never forwards it again) and restores the client's address, so a URL event's
 ``sourceIp`` and ``X-Forwarded-*`` are the client's. A client cannot forge the header; a wrong one is
-removed and the request placed as any other.
+removed and the request placed as any other. (It covers the request line and the origin, not the body:
+a header replayed by someone who saw it between nodes only skips placement, which grants nothing.)
 
 The request body is read before choosing (AWS caps it at 6 MB; a larger one runs here, whose answer is the
 413): a target that cannot be connected to is then simply the next candidate, and the last resort is

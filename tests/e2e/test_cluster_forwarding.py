@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -29,7 +30,7 @@ import json, time, uuid
 ENVIRONMENT = uuid.uuid4().hex
 def handler(event, context):
     print("running in", ENVIRONMENT)
-    time.sleep(event.get("sleep", 0))
+    time.sleep(float(event.get("sleep") or (event.get("queryStringParameters") or {}).get("sleep") or 0))
     if event.get("fail"):
         raise ValueError(f"failed in {ENVIRONMENT}")
     if "requestContext" in event:
@@ -331,6 +332,34 @@ def test_a_node_killed_while_running_a_forwarded_invoke_answers_a_service_fault(
     assert response["Error"]["Code"] == "ServiceException", response
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 500
     assert took < 30
+
+
+def test_a_node_killed_while_running_a_forwarded_url_request_answers_502(tmp_path: Path) -> None:
+    with cluster(tmp_path, "--spares", "0", nodes=2) as c:
+        name = unique("killed-url")
+        deploy_python(c["n1"].client(), name, WHERE)
+        url_id, _ = _public_url(c["n1"].client(), name, "BUFFERED")
+        warm_node, _ = warm(c, name)
+        through = other(c, warm_node)
+        answers: list[tuple[httpx.Response, float]] = []
+
+        def slow() -> None:
+            started = time.monotonic()
+            answer = httpx.get(f"{c[through].endpoint}/_lambdad/urls/{url_id}/?sleep=60", timeout=120)
+            answers.append((answer, time.monotonic() - started))
+
+        caller = threading.Thread(target=slow)
+        caller.start()
+        wait_for(
+            lambda: next(n["BusyEnvironments"] for n in c.view(warm_node) if n["NodeId"] == warm_node) >= 1,
+            what="the forwarded request to run",
+        )
+        c.kill(warm_node)
+        caller.join(timeout=30)
+        assert not caller.is_alive(), "the forwarding node never answered"
+        [(answer, took)] = answers
+        assert (answer.status_code, answer.text) == (502, "Internal Server Error")
+        assert took < 30
 
 
 def test_a_killed_node_with_an_idle_environment_does_not_fail_invokes(region: Cluster) -> None:

@@ -33,10 +33,12 @@ class _Parsed:
     """httptools' callbacks: the status, headers and body chunks of one response."""
 
     def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
         self.headers: Headers = []
         self.chunks: list[bytes] = []
         self.headers_done = False
         self.complete = False
+        self.keep_alive = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
@@ -48,6 +50,8 @@ class _Parsed:
         self.chunks.append(body)
 
     def on_message_complete(self) -> None:
+        # Asked here: httptools forgets it once the message is complete (it then always says False).
+        self.keep_alive = self.parser.should_keep_alive()
         self.complete = True
 
 
@@ -90,7 +94,7 @@ class Response:
         except BaseException:
             writer.close()
             raise
-        if self._head_only or not self._parser.should_keep_alive():
+        if self._head_only or not parsed.keep_alive:
             writer.close()
         else:
             self._client.give_back(self._connection)
@@ -167,7 +171,7 @@ class NodeClient:
     ) -> Response | None:
         reader, writer = connection
         parsed = _Parsed()
-        parser = httptools.HttpResponseParser(parsed)
+        parser = parsed.parser
         received = False
         try:
             writer.write(message)

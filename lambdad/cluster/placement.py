@@ -68,6 +68,8 @@ class Forwarded:
             if last is not None and answered_at - last[0] < RECENT:
                 running = max(running, last[1])
             self.answered[key] = (answered_at, running)
+            if len(self.answered) > 4096:  # functions no longer invoked: forget what is no longer recent
+                self.answered = {k: v for k, v in self.answered.items() if answered_at - v[0] < RECENT}
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from bench import (
     async_events,
+    cluster,
     cold_start,
     control_plane,
     event_sources,
@@ -38,6 +39,7 @@ BENCHMARKS: list[tuple[str, Callable[[Progress], list[Row]]]] = [
     ("function URL", function_url.run),
     ("Event queue", async_events.run),
     ("event sources", event_sources.run),
+    ("cluster", cluster.run),
 ]
 
 

@@ -46,6 +46,7 @@ from lambdad.sandbox import NetworkMode, SandboxFactory, create_factory
 from lambdad.services.account import AccountService
 from lambdad.services.activation import Activator
 from lambdad.services.aliases import AliasService
+from lambdad.services.capacity_providers import may_run_on
 from lambdad.services.changes import ALIASES, CODE_OR_CONFIGURATION, DELETED, PROVISIONED, FunctionChanges
 from lambdad.services.concurrency import ConcurrencyService
 from lambdad.services.event_source_mappings import EventSourceMappingService
@@ -361,7 +362,7 @@ def create_app(settings: Settings) -> Starlette:
             Mount("/", app=aws_api),
         ],
         lifespan=lifespan,
-        middleware=[_function_urls(platform)],
+        middleware=[*_invoke_router(platform), _function_urls(platform)],
     )
     # Functions reach the AWS APIs only: not /health, /_lambdad/*, code downloads or function URLs.
     platform.lambda_api.serve(aws_api)
@@ -390,6 +391,21 @@ def _function_urls(platform: Platform) -> Middleware:
     (``/_lambdad/urls/<url-id>/...``), answered before the Lambda API sees the request."""
     server = FunctionUrlServer(platform.services, platform.settings.account_id)
     return Middleware(FunctionUrlRouter, server=server)
+
+
+def _invoke_router(platform: Platform) -> list[Middleware]:
+    """Where an invocation runs: here on a single server (nothing to install); in a cluster, on the node
+    ``lambdad.cluster.placement`` chooses, forwarded as HTTP (``lambdad.cluster.forwarding``)."""
+    if platform.cluster is None:
+        return []
+    return [
+        platform.cluster.forwarding(
+            platform.database,
+            platform.services,
+            # A capacity provider's versions run only on its nodes, and its nodes only its versions.
+            eligible=lambda version, node: may_run_on(version, node.capacity_provider),
+        )
+    ]
 
 
 class InSandboxLambdaApi:

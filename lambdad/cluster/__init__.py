@@ -11,6 +11,7 @@ change notices      services/changes.FunctionChanges      changes.py: a NATS sub
 code packages       store/code.NoMirror (the disk)        code.py: PostgreSQL, each disk a cache
 function logs       observability/logs.KeepLocal          logs.py: a JetStream stream
 concurrency leases  invocation.LocalConcurrencyLeases     concurrency.py: per-node shares in NATS KV
+invoke router       none: every invoke runs here          forwarding.py + placement.py: HTTP to a node
 ==================  ====================================  ==========================================
 
 PostgreSQL holds the state (the same tables as a single server); NATS carries what moves between nodes.

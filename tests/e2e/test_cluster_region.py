@@ -8,6 +8,7 @@ import io
 import time
 import urllib.request
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -21,8 +22,9 @@ from tests.support import make_zip
 pytestmark = pytest.mark.timeout(300)
 
 VERSIONED = """
-import os
+import os, time
 def handler(event, context):
+    time.sleep(event.get("sleep", 0))
     layer = "/opt/layer.txt"
     return {"version": "{V}", "layer": open(layer).read() if os.path.exists(layer) else None}
 """
@@ -65,6 +67,13 @@ def test_a_function_made_through_one_node_runs_on_every_node_and_an_update_reach
         response, payload = invoke(client, name, {})
         assert response["StatusCode"] == 200 and "FunctionError" not in response, payload
         assert payload == {"version": "1", "layer": "from n2"}
+    # Invokes through any node run in a warm environment wherever it is; three at once through n1 run on
+    # the three nodes (the least loaded each time): each node fetched the code and runs it.
+    clients = [c["n1"].client() for _ in range(3)]
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda client: invoke(client, name, {"sleep": 1.5})[1], clients))
+    assert answers == [{"version": "1", "layer": "from n2"}] * 3
+    for node in ("n1", "n2", "n3"):
         wait_for(lambda node=node: warm_environments(c, node) >= 1, what=f"a warm environment on {node}")
 
     # An update through n2: every node's old environments drain and every node runs the new code.
@@ -75,6 +84,7 @@ def test_a_function_made_through_one_node_runs_on_every_node_and_an_update_reach
     wait_updated(c["n3"].client(), name)
     for node in ("n1", "n2", "n3"):
         wait_for(lambda node=node: warm_environments(c, node) == 0, what=f"{node}'s old environment to drain")
+    for node in ("n1", "n2", "n3"):
         _, payload = invoke(c[node].client(), name, {})
         assert payload == {"version": "2", "layer": "from n2"}, node
 

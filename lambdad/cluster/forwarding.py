@@ -186,7 +186,9 @@ class Forwarder:
 
     async def _find(self, kind: Kind, region: str, name: str, qualifier: str | None) -> Placed | None:
         try:
-            runnable = await self._invoker.find(LambdaScope(self._account, region), name, qualifier)
+            runnable = await self._invoker.find(
+                LambdaScope(self._account, region), name, qualifier, here=False
+            )
         except LambdaError:
             return None  # missing, not ready, malformed: the local app answers AWS's error
         version = runnable.version

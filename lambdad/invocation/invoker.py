@@ -78,8 +78,11 @@ class Invoker:
         self._leases = leases
         self._image_cache: dict[tuple[str, str, str, str, str], FunctionImage] = {}
 
-    async def find(self, scope: Scope, function_name: str, qualifier: str | None) -> RunnableFunction:
-        """The function to run; AWS's errors if it is missing or cannot run yet."""
+    async def find(
+        self, scope: Scope, function_name: str, qualifier: str | None, *, here: bool = True
+    ) -> RunnableFunction:
+        """The function to run; AWS's errors if it is missing or cannot run yet (or, with ``here``, cannot
+        run on this node: a cluster's router asks with ``here=False`` and places it where it can)."""
         runnable = self._lookup.cached(scope, function_name, qualifier)
         if runnable is None:
             runnable = await anyio.to_thread.run_sync(self._lookup.load, scope, function_name, qualifier)
@@ -103,7 +106,7 @@ class Invoker:
                 "which this server does not allow: the operator must start lambdad serve with "
                 "--allow-host-network, or the tag must be removed (UntagResource)."
             )
-        if not may_run_on(version, self._capacity_provider):
+        if here and not may_run_on(version, self._capacity_provider):
             raise not_on_this_node(version, self._capacity_provider)
         return runnable
 

@@ -38,14 +38,15 @@ the end-to-end test measures about 10 s and asserts 15). A node that stops clean
 to 0 as it leaves; a node that restarts under the same id clears its predecessor's shares when it starts.
 
 NATS unreachable. Leases never wait for NATS longer than ASK_TIMEOUT (2 s), and do not ask at all while
-this node is cut off. For CUT_OFF_GRACE (5 s) after losing NATS a node still admits within the slots it
-holds (written to the entry, not yet given back); anything more is refused with 429
-TooManyRequestsException and the Reason of the limit it could not check: clients and the Event queue
-retry later, as after any throttle. After CUT_OFF_GRACE it refuses everything, before the other nodes stop
-counting its shares (DEAD_AFTER). Invocations already running when a node is cut off go on; once the
-others think it dead they no longer count them, so the limit may be exceeded by those until they end.
-Releases are written when NATS is back (until then the share stays as written: fewer invocations, never
-more); a node that was thought dead writes its shares back when it reconnects.
+this node is cut off. For CUT_OFF_GRACE (5 s) after losing NATS a node still uses the slots it holds
+(written to the entry, not yet given back); beyond them it admits up to its fair share of the limit: the
+limit divided by the nodes that shared the counter when NATS was last heard (``_fair_share``), and refuses
+the rest with 429 TooManyRequestsException and the limit's Reason. So a cluster whose NATS restarts keeps
+running invocations within the limit (each node within its share; a reservation smaller than the nodes
+sharing it waits for NATS). When only some nodes are cut off, the others stop counting them once they
+seem dead (DEAD_AFTER) and the cluster may run up to their shares more than the limit until NATS is
+back. Releases and admissions are written when NATS is back (the sweep writes this node's share as what
+it runs then); a node that was thought dead writes its shares back when it reconnects.
 """
 
 from __future__ import annotations
@@ -152,11 +153,13 @@ class ClusterConcurrencyLeases:
         counter.limit = limit
         if counter.in_use < counter.usable and self._may_use_own_slots():
             counter.in_use += 1
-        elif (
-            counter.in_use >= limit
-            or self._connection.lost_at is not None
-            or not await self._admit(counter, limit)
-        ):
+        elif self._connection.lost_at is not None:
+            # Cut off from NATS: admit within this node's fair share of the limit, so that a cluster
+            # whose NATS restarts keeps running (every node within its share: within the limit).
+            if counter.in_use >= self._fair_share(counter, limit):
+                raise TooManyRequestsException.rate_exceeded(reason)
+            counter.in_use += 1
+        elif counter.in_use >= limit or not await self._admit(counter, limit):
             raise TooManyRequestsException.rate_exceeded(reason)
         self._local[function] += 1
         return Lease(function, reserved=reserved is not None)
@@ -229,6 +232,12 @@ class ClusterConcurrencyLeases:
 
     def _others(self, counter: _Counter) -> int:
         return sum(n for node, n in counter.shares.items() if node != self._me and self._counts(node))
+
+    def _fair_share(self, counter: _Counter, limit: int) -> int:
+        """This node's part of ``limit`` while it cannot count with the others: the limit divided by the
+        nodes that shared the counter when NATS was last heard (this one included)."""
+        sharing = 1 + sum(1 for node in counter.shares if node != self._me and self._counts(node))
+        return limit // sharing
 
     def _may_use_own_slots(self) -> bool:
         lost_at = self._connection.lost_at
@@ -386,11 +395,11 @@ class ClusterConcurrencyLeases:
                 continue
             for counter in list(self._counters.values()):
                 stale = any(node != self._me and not self._counts(node) for node in counter.shares)
-                if (
-                    stale or counter.shares.get(self._me, 0) != counter.written
-                ) and not counter.lock.locked():
+                # Admitted while cut off (within its fair share): more in use than written.
+                share = max(counter.written, counter.in_use)
+                if (stale or counter.shares.get(self._me, 0) != share) and not counter.lock.locked():
                     try:
-                        await self._write_until_done(counter, counter.written)
+                        await self._write_until_done(counter, share)
                     except (TimeoutError, nats.errors.Error) as error:
                         log.debug("concurrency leases: sweep of %s failed: %r", counter.key, error)
 

@@ -55,7 +55,7 @@ from lambdad.api.url_serving import REQUEST_MAX, url_target
 from lambdad.cluster.membership import Membership, NodeLoad, NodeState
 from lambdad.cluster.node_http import Broken, NodeClient, Response, Unreachable, close_all
 from lambdad.cluster.placement import Candidate, Eligibility, Forwarded, choose, every_node
-from lambdad.errors import LambdaError, ServiceException
+from lambdad.errors import ServiceException
 from lambdad.invocation import Invoker
 from lambdad.models import LATEST
 from lambdad.models import Scope as LambdaScope
@@ -179,7 +179,12 @@ class Forwarder:
         target = url_target(scope)
         if target is None or scope["method"] == "OPTIONS":
             return None
-        url = self._urls.cached(target[0]) or await anyio.to_thread.run_sync(self._urls.find, target[0])
+        url = self._urls.cached(target[0])
+        if url is None:
+            try:
+                url = await anyio.to_thread.run_sync(self._urls.find, target[0])
+            except Exception:  # the database is away: the local app answers as a URL does (502)
+                return None
         if url is None or url.auth_type != "NONE":
             return None
         return await self._find(Kind.URL, url.region, url.function_name, url.qualifier)
@@ -189,8 +194,10 @@ class Forwarder:
             runnable = await self._invoker.find(
                 LambdaScope(self._account, region), name, qualifier, here=False
             )
-        except LambdaError:
-            return None  # missing, not ready, malformed: the local app answers AWS's error
+        except Exception:
+            # Missing, not ready, malformed (LambdaError), or the database is away: the local app answers
+            # AWS's error for it.
+            return None
         version = runnable.version
         # The ARN the pools key environments by (``idle_by_function``, heartbeats).
         arn = LambdaScope(self._account, region).function_arn(

@@ -406,6 +406,25 @@ class ClusterConcurrencyLeases:
     async def _connection_changed(self, up: bool) -> None:
         if not up:
             return
+        # A restarted NATS forgot the watch's consumer, and without its files the bucket too: bind (or
+        # make) the bucket and watch afresh, as membership does; JetStream may need a moment.
+        for _ in range(20):
+            try:
+                self._kv = await self._connection.key_value(BUCKET)
+                watcher: Any = await self._kv.watchall()
+                break
+            except Exception as error:
+                log.debug("concurrency leases rewatch: %s", error)
+                await asyncio.sleep(0.5)
+        else:
+            log.warning("could not watch the concurrency leases again; the old watch resumes by itself")
+            watcher = None
+        if watcher is not None and self._tasks:
+            old = self._tasks[0]
+            self._tasks[0] = asyncio.create_task(self._watch(watcher), name="leases watch")
+            old.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await old
         # The watch may have missed writes while NATS was away: read every entry again, then sweep.
         for counter in list(self._counters.values()):
             with contextlib.suppress(TimeoutError, nats.errors.Error):

@@ -3,6 +3,9 @@ the stored configs and reports each config's status (READY, or FAILED with a rea
 
 Runs on the event loop; ``schedule(region, name)`` (from a change listener, through
 ``call_soon_threadsafe``) reconciles one function in the background, one pass at a time per function.
+
+In a cluster one node at a time provisions a function's configs (``FunctionOwnership``, keyed by the
+function's ARN): the others keep none of its provisioned environments and report nothing about it.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
+from typing import Protocol
 
 import anyio.to_thread
 
@@ -22,13 +27,39 @@ from lambdad.services.provisioned import FAILED, READY, ProvisionedConcurrencySe
 log = logging.getLogger(__name__)
 
 
+class FunctionOwnership(Protocol):
+    """Which functions' provisioned concurrency this node runs (by unqualified function ARN)."""
+
+    def owns(self, key: str) -> bool: ...
+
+    def track(self, keys: Iterable[str]) -> None:
+        """Every function ARN with provisioned concurrency configs now."""
+        ...
+
+
+class OwnsEveryFunction:
+    """A single server provisions every function."""
+
+    def owns(self, key: str) -> bool:
+        return True
+
+    def track(self, keys: Iterable[str]) -> None:
+        """Nothing to share."""
+
+
 class Provisioner:
     """Starts and stops provisioned environments as configs, aliases and versions change."""
 
     def __init__(
-        self, account: str, service: ProvisionedConcurrencyService, invoker: Invoker, pool: EnvironmentPool
+        self,
+        account: str,
+        service: ProvisionedConcurrencyService,
+        invoker: Invoker,
+        pool: EnvironmentPool,
+        ownership: FunctionOwnership | None = None,
     ) -> None:
         self._account = account
+        self._ownership = ownership or OwnsEveryFunction()
         self._service = service
         self._invoker = invoker
         self._pool = pool
@@ -44,9 +75,19 @@ class Provisioner:
             self._tasks[key] = task
 
     async def resume(self) -> None:
-        """Provision every stored config again (server start)."""
-        for region, name in await anyio.to_thread.run_sync(self._service.provisioned_functions):
+        """Provision every stored config again (server start; in a cluster, after what this node owns
+        changed)."""
+        functions = await anyio.to_thread.run_sync(self._service.provisioned_functions)
+        self._track(functions)
+        for region, name in functions:
             self.schedule(region, name)
+        for arn in self._pool.provisioned_arns(""):
+            region, name = _region_and_name(arn)
+            if (region, name) not in functions:
+                self.schedule(region, name)
+
+    def _track(self, functions: Iterable[tuple[str, str]]) -> None:
+        self._ownership.track(Scope(self._account, region).function_arn(name) for region, name in functions)
 
     async def close(self) -> None:
         for task in list(self._tasks.values()):
@@ -68,9 +109,11 @@ class Provisioner:
     async def reconcile(self, region: str, name: str) -> None:
         """One pass: start what the configs want, stop what they no longer want, report statuses."""
         scope = Scope(self._account, region)
+        self._track(await anyio.to_thread.run_sync(self._service.provisioned_functions))
         plans = await anyio.to_thread.run_sync(self._service.plans, region, name)
+        owned = self._ownership.owns(scope.function_arn(name))
         wanted: dict[str, int] = defaultdict(int)
-        for plan in plans:
+        for plan in plans if owned else ():
             for version, count in plan.shares.items():
                 wanted[version] += count
         prefix = scope.function_arn(name) + ":"
@@ -88,6 +131,8 @@ class Provisioner:
                 log.warning("provisioning %s:%s failed: %s", name, version, error)
                 failures[version] = str(error)
                 ready[version] = 0
+        if not owned:
+            return  # another node's to provision and report
         for plan in plans:
             allocated = sum(min(share, ready.get(version, 0)) for version, share in plan.shares.items())
             reasons = [failures[version] for version in plan.shares if version in failures]
@@ -97,3 +142,9 @@ class Provisioner:
                 reason = reasons[0] if reasons else "FUNCTION_ERROR_INIT_FAILURE"
                 status = ProvisionedStatus(FAILED, allocated, reason)
             self._service.report(region, name, plan.qualifier, status)
+
+
+def _region_and_name(arn: str) -> tuple[str, str]:
+    """(region, name) of ``arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]``."""
+    parts = arn.split(":")
+    return parts[3], parts[6]

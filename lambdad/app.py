@@ -29,6 +29,7 @@ from lambdad.api.dispatch import CALLER_KEY
 from lambdad.api.scheduler import scheduler_api
 from lambdad.api.throttle import RateLimiter
 from lambdad.api.url_serving import FunctionUrlRouter, FunctionUrlServer
+from lambdad.cluster.code import PostgresPackages, shared_secret
 from lambdad.cluster.node import ClusterNode
 from lambdad.cluster.ownership import ClusterOwnership
 from lambdad.cluster.preflight import check_database
@@ -96,7 +97,7 @@ class Platform:
             database.migrate()
         else:
             check_database(settings, database)  # nodes never migrate a shared schema behind others' backs
-        code_store = CodeStore(settings.code_dir)
+        code_store = CodeStore(settings.code_dir, None if cluster is None else PostgresPackages(database))
         # The process sandbox runs functions as lambdad's own user: dropping to an unprivileged uid
         # would lose access to interpreters installed under the server user's home (pyenv).
         first, last = settings.sandbox_uids
@@ -175,7 +176,9 @@ class Platform:
             tags=TagService(database, changes, host_network_allowed=settings.host_network_allowed),
             account=AccountService(database, settings.code_storage_limit, settings.concurrency_limit),
             concurrency=ConcurrencyService(database, changes, settings.concurrency_limit),
-            code_links=CodeLinks(_server_secret(settings.data_dir)),
+            code_links=CodeLinks(
+                _server_secret(settings.data_dir) if cluster is None else shared_secret(database)
+            ),
             invoker=invoker,
             events=EventQueue(
                 database,
@@ -352,7 +355,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/_lambdad/nodes", nodes),
             Route(
                 PATH_PREFIX + "{digest}.zip",
-                download_endpoint(platform.services.code_links, platform.code_store.path),
+                download_endpoint(platform.services.code_links, platform.code_store.local),
             ),
             Mount("/", app=aws_api),
         ],

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 
@@ -57,8 +58,14 @@ def download_endpoint(
         valid = re.fullmatch(r"[0-9a-f]{64}", digest) and links.verify(
             digest, request.query_params.get("Expires", ""), request.query_params.get("Signature", "")
         )
-        path = package_path(digest)
-        if not valid or not path.exists():
+        if not valid:
+            return PlainTextResponse("Request has expired or its signature does not match.", 403)
+        try:
+            # A cluster node may fetch the package from the cluster's store first: not on the event loop.
+            path = await anyio.to_thread.run_sync(package_path, digest)
+        except FileNotFoundError:
+            path = None
+        if path is None or not path.exists():
             return PlainTextResponse("Request has expired or its signature does not match.", 403)
         return FileResponse(path, media_type="application/zip", filename=f"{digest}.zip")
 

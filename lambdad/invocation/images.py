@@ -166,7 +166,7 @@ class ImageBuilder:
         self._tasks.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{sha256_hex[:12]}.", dir=self._tasks))
         try:
-            with zipfile.ZipFile(self._code.path(sha256_hex)) as archive:
+            with zipfile.ZipFile(self._code.local(sha256_hex)) as archive:
                 for info in archive.infolist():
                     extracted = Path(archive.extract(info, staging))  # extract() refuses ../ escapes
                     mode = (info.external_attr >> 16) & 0o777

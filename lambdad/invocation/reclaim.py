@@ -90,6 +90,9 @@ class CodeReclaimer:
             self.request()
         for path in set_aside:
             _remove(path)
+        # A cluster's shared copies: only those no record names and nobody stored lately (a create on
+        # another node stores before its record commits).
+        self._code.mirror.collect(set(in_use.packages))
         if removed:
             log.info("reclaimed %d unused code package(s) and unpacked tree(s)", len(removed))
         return len(removed)

@@ -14,6 +14,7 @@ CONCURRENCY = "concurrency"
 VERSIONS = "versions"  # a version was published (existing versions never change)
 ALIASES = "aliases"  # an alias was created, repointed or removed
 PROVISIONED = "provisioned"  # a provisioned concurrency config was put or deleted
+URLS = "urls"  # a function URL config was created, updated or deleted
 POLICY = "policy"  # a statement was added to or removed from a resource-based policy
 DELETED = "deleted"  # the function, or one of its published versions, is gone
 # Anything may have changed (region and name are empty): a cluster node heard nothing for a while.
@@ -28,7 +29,7 @@ class FunctionChanges:
 
     def subscribe(self, listener: ChangeListener) -> None:
         """Call ``listener(region, name, what)`` after each change (``what``: CODE_OR_CONFIGURATION,
-        CONCURRENCY, VERSIONS, ALIASES, PROVISIONED, POLICY or DELETED)."""
+        CONCURRENCY, VERSIONS, ALIASES, PROVISIONED, URLS, POLICY, DELETED, or EVERYTHING)."""
         self._listeners.append(listener)
 
     def notify(self, region: str, name: str, what: str = CODE_OR_CONFIGURATION) -> None:

@@ -23,7 +23,7 @@ from lambdad.errors import (
 )
 from lambdad.models import LATEST, Scope, is_version_number, utcnow
 from lambdad.services import limits
-from lambdad.services.changes import DELETED, EVERYTHING, FunctionChanges
+from lambdad.services.changes import DELETED, EVERYTHING, URLS, FunctionChanges
 from lambdad.services.resolution import resolve
 from lambdad.store import Database
 from lambdad.store import aliases as alias_records
@@ -56,6 +56,7 @@ class UrlService:
 
     def __init__(self, database: Database, changes: FunctionChanges, port: int) -> None:
         self._database = database
+        self._changes = changes
         self.port = port
         self._lock = threading.Lock()
         self._by_id: dict[str, FunctionUrl] = {}
@@ -96,7 +97,7 @@ class UrlService:
                     f"this Lambda function"
                 )
             url_records.insert_url(connection, url)
-        self._forget()
+        self._changes.notify(scope.region, name, URLS)
         return url
 
     def get(self, scope: Scope, function_name: str, qualifier: str | None) -> FunctionUrl:
@@ -137,7 +138,7 @@ class UrlService:
                 changes["invoke_mode"] = invoke_mode
             updated = current.evolve(**changes)
             url_records.save_url(connection, updated)
-        self._forget()
+        self._changes.notify(scope.region, name, URLS)
         return updated
 
     def delete(self, scope: Scope, function_name: str, qualifier: str | None) -> None:
@@ -147,7 +148,7 @@ class UrlService:
             deleted = url_records.delete_url(connection, scope.region, name, qualifier)
         if not deleted:
             raise ResourceNotFoundException(RESOURCE_MISSING)
-        self._forget()
+        self._changes.notify(scope.region, name, URLS)
 
     def list(
         self, scope: Scope, function_name: str, *, marker: str | None = None, max_items: int | None = None
@@ -192,7 +193,7 @@ class UrlService:
             self._generation += 1
 
     def _changed(self, region: str, name: str, what: str) -> None:
-        if what in (DELETED, EVERYTHING):
+        if what in (URLS, DELETED, EVERYTHING):
             self._forget()
 
 

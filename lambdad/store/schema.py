@@ -319,3 +319,30 @@ schedules = Table(
         ["region", "group_name"], ["schedule_groups.region", "schedule_groups.name"], ondelete="CASCADE"
     ),
 )
+
+# Code packages (function code and layer contents) where every node of a cluster can read them: the
+# local disk is each node's cache. A single server keeps them on its disk only and leaves these empty.
+code_packages = Table(
+    "code_packages",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    # Refreshed by every store of the digest: unreferenced packages are removed only once this is old,
+    # so a create on one node is never robbed by another node's reclaimer between storing and committing.
+    Column("stored_at", DateTime(timezone=True), nullable=False),
+)
+# Secrets every node of a cluster shares (the key that signs code download links), made by the first.
+cluster_secrets = Table(
+    "cluster_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)
+code_package_chunks = Table(
+    "code_package_chunks",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+    ForeignKeyConstraint(["sha256"], ["code_packages.sha256"], ondelete="CASCADE"),
+)

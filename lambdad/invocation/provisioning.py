@@ -65,6 +65,8 @@ class Provisioner:
         self._pool = pool
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._dirty: set[tuple[str, str]] = set()
+        # (region, name) of every function with provisioned concurrency configs.
+        self._functions: set[tuple[str, str]] = set()
 
     def schedule(self, region: str, name: str) -> None:
         """Reconcile the function soon (again after the pass under way, if any)."""
@@ -78,7 +80,8 @@ class Provisioner:
         """Provision every stored config again (server start; in a cluster, after what this node owns
         changed)."""
         functions = await anyio.to_thread.run_sync(self._service.provisioned_functions)
-        self._track(functions)
+        self._functions = set(functions)
+        self._ownership.track(self._arns())
         for region, name in functions:
             self.schedule(region, name)
         for arn in self._pool.provisioned_arns(""):
@@ -86,8 +89,8 @@ class Provisioner:
             if (region, name) not in functions:
                 self.schedule(region, name)
 
-    def _track(self, functions: Iterable[tuple[str, str]]) -> None:
-        self._ownership.track(Scope(self._account, region).function_arn(name) for region, name in functions)
+    def _arns(self) -> list[str]:
+        return [Scope(self._account, region).function_arn(name) for region, name in self._functions]
 
     async def close(self) -> None:
         for task in list(self._tasks.values()):
@@ -109,8 +112,14 @@ class Provisioner:
     async def reconcile(self, region: str, name: str) -> None:
         """One pass: start what the configs want, stop what they no longer want, report statuses."""
         scope = Scope(self._account, region)
-        self._track(await anyio.to_thread.run_sync(self._service.provisioned_functions))
         plans = await anyio.to_thread.run_sync(self._service.plans, region, name)
+        # Every node hears every provisioned-concurrency change, so each keeps the full set of functions.
+        if plans and (region, name) not in self._functions:
+            self._functions.add((region, name))
+            self._ownership.track(self._arns())
+        elif not plans and (region, name) in self._functions:
+            self._functions.discard((region, name))
+            self._ownership.track(self._arns())
         owned = self._ownership.owns(scope.function_arn(name))
         wanted: dict[str, int] = defaultdict(int)
         for plan in plans if owned else ():

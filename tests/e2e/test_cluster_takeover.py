@@ -24,14 +24,16 @@ from typing import Any
 
 import psycopg
 import pytest
+import redis
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdad.store.async_events import partition_of
 from tests.brokers import POSTGRES
 from tests.e2e.cluster_support import Cluster, cluster
-from tests.e2e.invoke_support import deploy_python
+from tests.e2e.invoke_support import deploy_python, unique
+from tests.e2e.redis_support import COLLECTOR
 from tests.e2e.test_async_durability import REPORTER, Collector, remove_empty_cgroups, wait_for
-from tests.e2e.test_cluster_ownership import owners
+from tests.e2e.test_cluster_ownership import REDIS, ROLE, owners, scheduler
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -137,3 +139,129 @@ def test_five_thousand_events_survive_the_sigkill_of_a_node_that_runs_them(
     assert not missing, f"{len(missing)} events lost, e.g. {sorted(missing)[:5]}"
     assert set(seen) == ids
     assert taken_by != victim
+
+
+def test_the_node_owning_a_mapping_is_killed_and_another_resumes_it_losing_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAMBDAD_EVENT_SOURCES", f"redis={REDIS}")
+    broker = redis.Redis.from_url(REDIS)
+    stream, collected = f"own-{uuid.uuid4().hex[:8]}", f"batches-{uuid.uuid4().hex[:8]}"
+    with cluster(tmp_path, "--spares", "0", "--allow-host-network", nodes=3) as c:
+        client = c["n1"].client()
+        name = unique("mapped")
+        deploy_python(
+            client,
+            name,
+            COLLECTOR,
+            Tags={"lambdad:network": "host"},
+            Environment={"Variables": {"REDIS_PORT": "6379", "COLLECT_KEY": collected}},
+        )
+        mapping = client.create_event_source_mapping(
+            FunctionName=name,
+            EventSourceArn=f"arn:aws:redis:us-east-1:000000000000:stream/{stream}",
+            StartingPosition="TRIM_HORIZON",
+            BatchSize=10,
+        )["UUID"]
+        wait_for(lambda: len(owners(c, "n1", "EventSourceMappings").get(mapping, [])) == 1, 30, "an owner")
+        victim = owners(c, "n1", "EventSourceMappings")[mapping][0]
+        observer = next(node for node in NODES if node != victim)
+
+        def received() -> list[str]:
+            return [item["data"] for raw in broker.lrange(collected, 0, -1) for item in json.loads(raw)]
+
+        produced: list[str] = []
+        stop = threading.Event()
+
+        def produce() -> None:
+            while not stop.is_set():
+                data = json.dumps({"n": len(produced)})
+                broker.xadd(stream, {"data": data})
+                produced.append(data)
+                time.sleep(0.02)
+
+        producer = threading.Thread(target=produce, daemon=True)
+        producer.start()
+        try:
+            wait_for(lambda: len(set(received())) >= 100, 60, "100 records through the mapping")
+            c.kill(victim)
+            killed_at, produced_at_kill = time.monotonic(), len(produced)
+            moved = lambda: owners(c, observer, "EventSourceMappings").get(mapping, [victim])[0] != victim  # noqa: E731
+            wait_for(moved, TAKE_OVER_BOUND + 5, "another owner")
+            owned_after = time.monotonic() - killed_at
+            wait_for(
+                lambda: any(json.loads(d)["n"] >= produced_at_kill for d in received()),
+                60,
+                "delivery resumed",
+            )
+            resumed_after = time.monotonic() - killed_at
+            time.sleep(1)
+        finally:
+            stop.set()
+            producer.join()
+        wait_for(lambda: set(received()) >= set(produced), 60, "every record delivered")
+        remove_empty_cgroups(name)
+    delivered = received()
+    broker.delete(stream, collected)
+    duplicates = len(delivered) - len(set(delivered))
+    print(
+        f"\n{len(produced)} records; mapping owner {victim} SIGKILLed after {produced_at_kill} produced: "
+        f"owned by another node {owned_after:.1f} s after the kill, delivery resumed after "
+        f"{resumed_after:.1f} s; {duplicates} duplicate deliveries"
+    )
+    assert set(delivered) == set(produced)
+    assert owned_after <= TAKE_OVER_BOUND
+
+
+def test_a_rate_schedule_fires_each_slot_once_across_the_kill_of_the_node_firing_it(
+    tmp_path: Path, collector: Collector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAMBDAD_SCHEDULE_MINUTE_SECONDS", str(MINUTE))
+    monkeypatch.setenv("LAMBDAD_SCHEDULE_TICK_SECONDS", "0.2")
+    with cluster(tmp_path, "--spares", "0", "--allow-host-network", nodes=3) as c:
+        name = unique("scheduled")
+        deploy_python(
+            c["n1"].client(),
+            name,
+            REPORTER,
+            Environment={"Variables": {"COLLECTOR_PORT": str(collector.port)}},
+            Tags={"lambdad:network": "host"},
+        )
+        schedule = unique("every")
+        scheduler(c, "n1").create_schedule(
+            Name=schedule,
+            ScheduleExpression="rate(1 minute)",
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target={
+                "Arn": f"arn:aws:lambda:us-east-1:000000000000:function:{name}",
+                "RoleArn": ROLE,
+                "Input": json.dumps({"id": "<aws.scheduler.scheduled-time>|<aws.scheduler.execution-id>"}),
+            },
+        )
+        key = f"default/{schedule}"
+        wait_for(lambda: len(owners(c, "n1", "Schedules").get(key, [])) == 1, 30, "an owner")
+        victim = owners(c, "n1", "Schedules")[key][0]
+        observer = next(node for node in NODES if node != victim)
+
+        def slots() -> dict[str, set[str]]:
+            """Execution ids each slot's invocations carried."""
+            fired: dict[str, set[str]] = {}
+            with collector.lock:
+                for identity in collector.seen:
+                    slot, execution = identity.split("|")
+                    fired.setdefault(slot, set()).add(execution)
+            return fired
+
+        wait_for(lambda: len(slots()) >= 3, 30, "three slots fired")
+        c.kill(victim)
+        fired_before = set(slots())
+        wait_for(lambda: len(set(slots()) - fired_before) >= 3, 60, "three slots fired after the kill")
+        c.restart(victim)  # the rejoining node takes its schedule back: still once per slot
+        after_restart = set(slots())
+        wait_for(lambda: len(set(slots()) - after_restart) >= 3, 60, "three slots fired after the restart")
+        scheduler(c, observer).delete_schedule(Name=schedule)
+        remove_empty_cgroups(name)
+    fired = slots()
+    twice = {slot: executions for slot, executions in fired.items() if len(executions) > 1}
+    print(f"\n{len(fired)} slots fired across the kill and restart of {victim}; fired twice: {len(twice)}")
+    assert not twice

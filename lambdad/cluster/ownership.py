@@ -1,31 +1,35 @@
 """Work with exactly one owner across the cluster: leases in PostgreSQL, spread by rendezvous hashing.
 
 Each piece of work (a ``WorkKind`` and a key) has a row in ``work_leases`` while a node holds it: the
-node's id and incarnation and ``lease_until`` on PostgreSQL's clock. Every RENEW_EVERY seconds a node
+node's id and incarnation and ``lease_until`` on PostgreSQL's clock. Each node also holds a lease on
+itself (kind ``Node``). Every RENEW_EVERY seconds a node, in one transaction,
 
 1. renews every lease it holds, in one statement (the rows it gets back are what it holds);
-2. works out the *desired* owner of every key its users track: the live node (``Membership.live``) with
-   the highest hash of (node, kind, key) -- rendezvous hashing, so a node joining takes a fair share and
-   moves nothing else, and a node dying hands its keys to the survivors evenly;
+2. works out the *desired* owner of every key its users track: among the *eligible* nodes -- live in
+   ``Membership`` (heard over NATS) and holding an unexpired node lease (reaching PostgreSQL) -- the one
+   with the highest hash of (node, kind, key): rendezvous hashing, so a node joining takes a fair share
+   and moves nothing else, and a node dying hands its keys to the survivors evenly;
 3. takes the keys it is the desired owner of, where nobody holds them, their lease ran out, or an earlier
    incarnation of this very node held them (a restart takes its work back at once);
-4. lets go of keys that now belong elsewhere (or that nobody tracks any more): it says so to its users
-   first (``owns`` turns False, listeners are awaited, so pollers stop), then deletes the rows, and the
-   desired owner takes them on its next pass.
 
-A dead node's keys are taken once it is dead to the others (``membership.DEAD_AFTER``, 10 s) and its
-leases ran out (LEASE_SECONDS, 8 s, after its last renewal): take-over comes at most
-DEAD_AFTER + 2 * RENEW_EVERY + a heartbeat = about 13 s after a kill, within the 15 s lambdad promises.
+and then lets go of keys that now belong elsewhere (or that nobody tracks any more): it tells its users
+first (``owns`` turns False, listeners are awaited, so pollers stop), then deletes the rows, and the
+desired owner takes them on its next pass.
+
+Take-over: a SIGKILLed node renews nothing, so its leases (node lease included) lapse at most
+LEASE_SECONDS (8 s) after the kill; the survivors' next pass (RENEW_EVERY, 1 s) takes its keys: about
+9 s, at most 15 s (the bound lambdad documents) with slow passes. A clean stop deletes the rows at once.
 
 Never two owners: ``owns`` answers from this node's own clock, and counts a lease as lost SAFETY seconds
 before PostgreSQL would let it go (its expiry counts from *before* the renewal was sent). A node cut off
-from PostgreSQL renews nothing, so its leases lapse locally, its users are told, and they stop their work
-while the rows still bar everyone else. (Schedules would not fire a slot twice even then: ``claim_slot``
-is a compare-and-set; Event invocations keep their per-row leases.)
+from PostgreSQL renews nothing, so its leases lapse here first, its users are told and stop their work
+while the rows still bar everyone else; then its node lease lapses too and the others take its work.
+(Schedules would not fire a slot twice even so: ``claim_slot`` is a compare-and-set; Event invocations
+keep their per-row leases.)
 
 When an Event-queue partition changes hands over a lapsed lease, the events the dead holder had claimed
 in it are released in the same transaction, so they run again at once instead of after their own leases
-(60 s). The incarnation of a node is its Event queue's ``owner`` for that reason.
+(60 s). A node's incarnation is its Event queue's ``owner`` for that reason.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ SAFETY = 2.0
 LISTENER_WAIT = 10.0
 
 Key = tuple[WorkKind, str]
+# The kind of each node's own lease row (key: the node id), which says it reaches PostgreSQL.
+NODE = "Node"
 
 
 def score(node_id: str, kind: WorkKind, key: str) -> int:
@@ -155,12 +161,10 @@ class ClusterOwnership:
                 await asyncio.wait_for(self._wake.wait(), RENEW_EVERY)
 
     async def _pass(self) -> None:
-        live = [node.node_id for node in self._membership.live()] or [self.node_id]
-        wanted: set[Key] = set()
-        for kind, keys in list(self._tracked.items()):
-            wanted.update((kind, key) for key in keys if desired_owner(live, kind, key) == self.node_id)
+        live = {node.node_id for node in self._membership.live()}
+        tracked = {kind: frozenset(keys) for kind, keys in self._tracked.items()}
         started = time.monotonic()
-        held = await anyio.to_thread.run_sync(self._renew_and_take, wanted)
+        held, wanted = await anyio.to_thread.run_sync(self._renew_and_take, live, tracked)
         until = started + LEASE_SECONDS - SAFETY
         self._held = {key: until for key in held & wanted}
         await self._announce()
@@ -202,8 +206,11 @@ class ClusterOwnership:
     def _mine(self) -> ColumnElement[bool]:
         return and_(work_leases.c.node_id == self.node_id, work_leases.c.incarnation == self.incarnation)
 
-    def _renew_and_take(self, wanted: set[Key]) -> set[Key]:
-        """Renew this node's leases and take the wanted keys that are free; what it holds now."""
+    def _renew_and_take(
+        self, live: set[str], tracked: dict[WorkKind, frozenset[str]]
+    ) -> tuple[set[Key], set[Key]]:
+        """Renew this node's leases (its node lease too), work out what it should own, and take what of
+        that is free; (what it holds now, what it should own)."""
         lease = timedelta(seconds=LEASE_SECONDS)
         with self._database.write() as connection:
             renewed = connection.execute(
@@ -212,11 +219,48 @@ class ClusterOwnership:
                 .values(lease_until=func.now() + lease)
                 .returning(work_leases.c.kind, work_leases.c.key)
             )
-            held = {(WorkKind(kind), key) for kind, key in renewed}
-            for key in wanted - held:
+            held: set[Key] = set()
+            for kind, key in renewed:
+                if kind != NODE:
+                    held.add((WorkKind(kind), key))
+            self._renew_node(connection, lease)
+            # Eligible: heard over NATS and renewing leases in PostgreSQL (a node cut off from either
+            # cannot own work; one that merely died is out as soon as its node lease lapsed).
+            healthy = {
+                str(row[0])
+                for row in connection.execute(
+                    select(work_leases.c.key).where(
+                        work_leases.c.kind == NODE, work_leases.c.lease_until > func.now()
+                    )
+                )
+            }
+            eligible = (live & healthy) | {self.node_id}
+            wanted = {
+                (kind, key)
+                for kind, keys in tracked.items()
+                for key in keys
+                if desired_owner(eligible, kind, key) == self.node_id
+            }
+            for key in sorted(wanted - held):
                 if self._take(connection, key, lease):
                     held.add(key)
-        return held
+        return held, wanted
+
+    def _renew_node(self, connection: Connection, lease: timedelta) -> None:
+        """This node's own lease: proof to the others that it reaches PostgreSQL."""
+        statement = pg_insert(work_leases).values(
+            kind=NODE,
+            key=self.node_id,
+            node_id=self.node_id,
+            incarnation=self.incarnation,
+            lease_until=func.now() + lease,
+        )
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[work_leases.c.kind, work_leases.c.key],
+                set_={"incarnation": self.incarnation, "lease_until": statement.excluded.lease_until},
+            )
+        )
 
     def _take(self, connection: Connection, key: Key, lease: timedelta) -> bool:
         kind, name = key

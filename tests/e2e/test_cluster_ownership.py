@@ -17,6 +17,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from lambdad.cluster.ownership import desired_owner
+from lambdad.events.ownership import WorkKind
 from tests.e2e.cluster_support import Cluster, cluster
 from tests.support import CREDENTIALS, create_function
 
@@ -57,9 +59,15 @@ def overview(c: Cluster, node: str) -> list[dict[str, Any]]:
 
 
 def wait_owned_once(
-    c: Cluster, kind: str, keys: list[str], among: set[str], timeout: float
+    c: Cluster,
+    kind: str,
+    keys: list[str],
+    among: set[str],
+    timeout: float,
+    expected: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """Wait until every node of ``among`` sees each key owned by exactly one node of ``among``."""
+    """Wait until every node of ``among`` sees each key owned by exactly one node of ``among`` (by the
+    owner ``expected`` says, if given)."""
     deadline = time.monotonic() + timeout
     last: dict[str, dict[str, list[str]]] = {}
     while time.monotonic() < deadline:
@@ -70,8 +78,9 @@ def wait_owned_once(
             for view in views.values()
         ):
             first = views[sorted(among)[0]]
-            if all(view == first for view in views.values()):
-                return {key: first[key][0] for key in keys}
+            placed = {key: first[key][0] for key in keys}
+            if all(view == first for view in views.values()) and expected in (None, placed):
+                return placed
         time.sleep(0.2)
     raise AssertionError(f"{kind} never owned once each by {sorted(among)}: {last}")
 
@@ -109,7 +118,15 @@ def test_work_spreads_over_the_nodes_and_a_killed_nodes_work_is_taken_over(
             "AsyncPartitions": PARTITIONS,
         }
         everyone = {"n1", "n2", "n3"}
-        placed = {kind: wait_owned_once(c, kind, wanted, everyone, 30) for kind, wanted in keys.items()}
+
+        def rendezvous(kind: str, among: set[str]) -> dict[str, str]:
+            """Where rendezvous hashing over ``among`` puts each key of ``kind``."""
+            return {key: desired_owner(among, WorkKind(kind), key) for key in keys[kind]}
+
+        placed = {
+            kind: wait_owned_once(c, kind, wanted, everyone, 30, expected=rendezvous(kind, everyone))
+            for kind, wanted in keys.items()
+        }
         for kind, owner in placed.items():
             assert set(owner.values()) == everyone, (kind, Counter(owner.values()))
         for node in c.view("n1"):
@@ -124,9 +141,8 @@ def test_work_spreads_over_the_nodes_and_a_killed_nodes_work_is_taken_over(
         c.kill("n3")
         survivors = {"n1", "n2"}
         for kind, wanted in keys.items():
-            after = wait_owned_once(
-                c, kind, wanted, survivors, TAKE_OVER_BOUND - (time.monotonic() - killed_at)
-            )
+            left = TAKE_OVER_BOUND - (time.monotonic() - killed_at)
+            after = wait_owned_once(c, kind, wanted, survivors, left, expected=rendezvous(kind, survivors))
             moved = {key for key, owner in placed[kind].items() if owner == "n3"}
             kept = {key for key in wanted if key not in moved}
             # Rendezvous hashing: only the dead node's keys move.
@@ -138,5 +154,4 @@ def test_work_spreads_over_the_nodes_and_a_killed_nodes_work_is_taken_over(
         # A node that joins takes its share back; nothing else moves.
         c.restart("n3")
         for kind, wanted in keys.items():
-            again = wait_owned_once(c, kind, wanted, everyone, 30)
-            assert again == placed[kind], kind
+            wait_owned_once(c, kind, wanted, everyone, 30, expected=placed[kind])

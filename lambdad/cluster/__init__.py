@@ -8,6 +8,7 @@ port                local (single server)             cluster (this package)
 ==================  ================================  ======================================
 membership          -                                 membership.py: heartbeats in a NATS KV bucket
 change notices      services/changes.FunctionChanges  changes.py: NATS subject per cluster
+work ownership      events/ownership.LocalOwnership   ownership.py: PostgreSQL leases, rendezvous
 ==================  ================================  ======================================
 
 PostgreSQL holds the state (the same tables as a single server); NATS carries what moves between nodes.

@@ -272,6 +272,8 @@ class Platform:
 
     async def stop(self) -> None:
         """Stop every environment and sandbox, then background work, then the database."""
+        if self.ownership is not None:
+            await self.ownership.halt()  # what this node owns stays put while its work stops
         await self.mappings.stop()
         await self.schedules.close()
         await self.services.events.close()

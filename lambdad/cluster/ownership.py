@@ -90,8 +90,10 @@ class ClusterOwnership:
         self._tracked: dict[WorkKind, set[str]] = {WorkKind.ASYNC_PARTITION: set(ALL_PARTITIONS)}
         self._announced: frozenset[Key] = frozenset()
         self._listeners: list[OwnershipListener] = []
+        # Held keys that belong elsewhere now: their rows go once the listeners stopped their work.
+        self._letting_go: set[Key] = set()
         self._wake = asyncio.Event()
-        self._announcing = asyncio.Lock()
+        self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     # The port -------------------------------------------------------------------------------------------
@@ -132,16 +134,21 @@ class ClusterOwnership:
         self._membership.subscribe(self._wake.set)
         self._tasks = [
             asyncio.create_task(self._passes(), name="ownership passes"),
-            asyncio.create_task(self._watch_expiry(), name="ownership expiry"),
+            asyncio.create_task(self._announcements(), name="ownership announcements"),
         ]
+
+    async def halt(self) -> None:
+        """Stop renewing, taking and telling (before the users stop their work at shutdown)."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     async def stop(self) -> None:
         """Let go of everything (after the users stopped their work): the others take it at once."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self.halt()
         self._held.clear()
         with contextlib.suppress(Exception):
             await anyio.to_thread.run_sync(self._release_all)
@@ -161,45 +168,53 @@ class ClusterOwnership:
                 await asyncio.wait_for(self._wake.wait(), RENEW_EVERY)
 
     async def _pass(self) -> None:
+        """Renew and take (the listeners never hold this up: renewals must not wait for pollers)."""
         live = {node.node_id for node in self._membership.live()}
         tracked = {kind: frozenset(keys) for kind, keys in self._tracked.items()}
         started = time.monotonic()
         held, wanted = await anyio.to_thread.run_sync(self._renew_and_take, live, tracked)
         until = started + LEASE_SECONDS - SAFETY
         self._held = {key: until for key in held & wanted}
-        await self._announce()
-        letting_go = held - wanted
-        if letting_go:
-            await anyio.to_thread.run_sync(self._release, letting_go)
-            log.info("let go of %s", _describe(letting_go))
+        self._letting_go = held - wanted
+        self._changed.set()
 
-    async def _watch_expiry(self) -> None:
-        """Tell the users when a lease lapsed here without a pass (PostgreSQL unreachable)."""
+    async def _announcements(self) -> None:
+        """Tell the users what changed (a pass, or a lease that lapsed here without one: PostgreSQL
+        unreachable), then delete the rows of keys they stopped working on."""
         while True:
-            await asyncio.sleep(RENEW_EVERY / 2)
-            await self._announce()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), RENEW_EVERY / 2)
+            self._changed.clear()
+            try:
+                await self._announce()
+                letting_go = {key for key in self._letting_go if key not in self._held}
+                if letting_go:
+                    await anyio.to_thread.run_sync(self._release, letting_go)
+                    self._letting_go -= letting_go
+                    log.info("let go of %s", _describe(letting_go))
+            except Exception as error:
+                log.warning("work leases not let go: %s", error)
 
     async def _announce(self) -> None:
         """Call the listeners if what this node owns changed since they last heard."""
-        async with self._announcing:
-            now = time.monotonic()
-            owned = frozenset(key for key, until in self._held.items() if until > now)
-            if owned == self._announced:
-                return
-            gained, lost = owned - self._announced, self._announced - owned
-            self._announced = owned
-            if gained:
-                log.info("now owns %s", _describe(gained))
-            if lost:
-                log.info("no longer owns %s", _describe(lost))
-            self._membership.beat_soon()
-            for listener in self._listeners:
-                try:
-                    result = listener()
-                    if result is not None:
-                        await asyncio.wait_for(result, LISTENER_WAIT)
-                except Exception:
-                    log.exception("a work ownership listener failed")
+        now = time.monotonic()
+        owned = frozenset(key for key, until in self._held.items() if until > now)
+        if owned == self._announced:
+            return
+        gained, lost = owned - self._announced, self._announced - owned
+        self._announced = owned
+        if gained:
+            log.info("now owns %s", _describe(gained))
+        if lost:
+            log.info("no longer owns %s", _describe(lost))
+        self._membership.beat_soon()
+        for listener in self._listeners:
+            try:
+                result = listener()
+                if result is not None:
+                    await asyncio.wait_for(result, LISTENER_WAIT)
+            except Exception:
+                log.exception("a work ownership listener failed")
 
     # PostgreSQL -----------------------------------------------------------------------------------------
 

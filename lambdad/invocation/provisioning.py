@@ -150,7 +150,7 @@ class Provisioner:
             else:
                 reason = reasons[0] if reasons else "FUNCTION_ERROR_INIT_FAILURE"
                 status = ProvisionedStatus(FAILED, allocated, reason)
-            self._service.report(region, name, plan.qualifier, status)
+            await anyio.to_thread.run_sync(self._service.report, region, name, plan.qualifier, status)
 
 
 def _region_and_name(arn: str) -> tuple[str, str]:

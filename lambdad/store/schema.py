@@ -212,6 +212,11 @@ provisioned_concurrency_configs = Table(
     Column("qualifier", String(128), primary_key=True),
     Column("requested", Integer, nullable=False),
     Column("last_modified", DateTime(timezone=True), nullable=False),
+    # As the provisioner last reported (NULL: IN_PROGRESS): kept here so that every node of a cluster
+    # answers what the node that provisions the config reported.
+    Column("status", String(16), nullable=True),
+    Column("allocated", Integer, nullable=False, server_default=text("0")),
+    Column("status_reason", Text, nullable=True),
     ForeignKeyConstraint(
         ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
     ),

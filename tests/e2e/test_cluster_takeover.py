@@ -273,3 +273,52 @@ def test_a_rate_schedule_fires_each_slot_once_across_the_kill_of_the_node_firing
     twice = {slot: executions for slot, executions in fired.items() if len(executions) > 1}
     print(f"\n{len(fired)} slots fired across the kill and restart of {victim}; fired twice: {len(twice)}")
     assert not twice
+
+
+def test_provisioned_concurrency_runs_on_its_owner_only_and_moves_when_the_owner_is_killed(
+    tmp_path: Path,
+) -> None:
+    with cluster(tmp_path, "--spares", "0", nodes=3) as c:
+        client = c["n1"].client()
+        name = unique("provisioned")
+        deploy_python(client, name, "def handler(event, context):\n    return event\n")
+        version = client.publish_version(FunctionName=name)["Version"]
+        arn = f"arn:aws:lambda:us-east-1:000000000000:function:{name}"
+        client.put_provisioned_concurrency_config(
+            FunctionName=name, Qualifier=version, ProvisionedConcurrentExecutions=2
+        )
+        owner = desired_owner(set(NODES), WorkKind.PROVISIONED_CONCURRENCY, arn)
+        wait_for(lambda: settled(c, "ProvisionedConcurrency", [arn], set(NODES)), 30, "its owner")
+
+        def warm(observer: str) -> dict[str, int]:
+            return {node["NodeId"]: node["WarmEnvironments"] for node in c.view(observer)}
+
+        def status() -> str:
+            config = client.get_provisioned_concurrency_config(FunctionName=name, Qualifier=version)
+            return str(config["Status"])
+
+        last: list[Any] = []
+
+        def provisioned() -> bool:
+            last[:] = [status(), warm("n1"), owners(c, "n1", "ProvisionedConcurrency")]
+            return last[0] == "READY" and last[1].get(owner) == 2
+
+        try:
+            wait_for(provisioned, 60, "provisioned on its owner")
+        except AssertionError:
+            raise AssertionError(f"not provisioned on {owner}: {last}") from None
+        assert {node: count for node, count in warm("n1").items() if node != owner} == dict.fromkeys(
+            set(NODES) - {owner}, 0
+        )
+        c.kill(owner)
+        survivors = set(NODES) - {owner}
+        observer = sorted(survivors)[0]
+        client = c[observer].client()
+        heir = desired_owner(survivors, WorkKind.PROVISIONED_CONCURRENCY, arn)
+        killed_at = time.monotonic()
+        wait_for(lambda: warm(observer).get(heir) == 2, 60, "provisioned again on another node")
+        print(
+            f"\nprovisioned concurrency moved from {owner} to {heir} in {time.monotonic() - killed_at:.1f} s"
+        )
+        assert status() == "READY"
+        remove_empty_cgroups(name)

@@ -1,4 +1,5 @@
-"""Work with exactly one owner in a cluster: the ``work_leases`` table, and the Event queue's partitions.
+"""Work with exactly one owner in a cluster: the ``work_leases`` table, the Event queue's partitions, and
+provisioned concurrency statuses in the store (the owner reports them, every node answers them).
 
 Revision ID: 0009_work_leases
 Revises: 0007_async_events
@@ -29,7 +30,16 @@ def upgrade() -> None:
         "async_events", sa.Column("partition", sa.SmallInteger(), nullable=False, server_default=sa.text("0"))
     )
 
+    op.add_column("provisioned_concurrency_configs", sa.Column("status", sa.String(16), nullable=True))
+    op.add_column(
+        "provisioned_concurrency_configs",
+        sa.Column("allocated", sa.Integer(), nullable=False, server_default=sa.text("0")),
+    )
+    op.add_column("provisioned_concurrency_configs", sa.Column("status_reason", sa.Text(), nullable=True))
+
 
 def downgrade() -> None:
+    for column in ("status_reason", "allocated", "status"):
+        op.drop_column("provisioned_concurrency_configs", column)
     op.drop_column("async_events", "partition")
     op.drop_table("work_leases")

@@ -118,7 +118,15 @@ class MappingSupervisor:
             self._resync = asyncio.create_task(self._resync_every(self._ownership.resync_every))
 
     async def _ownership_changed(self) -> None:
-        """Start the mappings this node now owns, stop those it no longer owns (before it lets them go)."""
+        """Stop the pollers of mappings this node no longer owns (before it lets them go; without reading
+        the store, which may be what this node lost), then start those it now owns."""
+        lost = [
+            uuid for uuid in self._pollers if not self._ownership.owns(WorkKind.EVENT_SOURCE_MAPPING, uuid)
+        ]
+        for uuid in lost:
+            async with self._locks.setdefault(uuid, asyncio.Lock()):
+                if not self._ownership.owns(WorkKind.EVENT_SOURCE_MAPPING, uuid):
+                    await self._stop_poller(uuid)
         await self._catch_up()
 
     async def _resync_every(self, seconds: float) -> None:

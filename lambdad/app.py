@@ -141,6 +141,7 @@ class Platform:
         logs = LogStore(
             settings.logs_dir,
             LogLimits(settings.log_rate_limit, settings.log_burst, settings.log_group_max_bytes),
+            None if cluster is None else cluster.logs,
         )
         endpoint = f"http://{host}:{settings.port}"
         # Every environment holds its code on disk from its making until it stopped (see reclaim.py).
@@ -243,8 +244,9 @@ class Platform:
         )
         if cluster is not None:
             cluster.watch(pool)
-        if cluster is not None and cluster_ownership is not None:
-            cluster.report_ownership(cluster_ownership.heartbeat_owns)
+            cluster.after_a_death(activator.recover)
+            if cluster_ownership is not None:
+                cluster.report_ownership(cluster_ownership.heartbeat_owns)
         resumed = activator.recover()
         if resumed:
             log.info("settling %d function(s) left pending by the previous run", resumed)
@@ -333,6 +335,25 @@ def create_app(settings: Settings) -> Starlette:
         status = await anyio.to_thread.run_sync(platform.schedules.status)
         return JSONResponse({"Schedules": status})
 
+    async def function_logs(request: Request) -> JSONResponse:
+        group = request.query_params.get("group", "")
+        try:
+            since = int(request.query_params.get("since", "0"))
+        except ValueError:
+            return JSONResponse({"message": "since must be milliseconds since the epoch"}, 400)
+        if platform.cluster is not None:
+            events = await platform.cluster.logs.events(group, since)
+        else:
+            events = await anyio.to_thread.run_sync(platform.logs.events, group, since)
+        return JSONResponse(
+            {
+                "Events": [
+                    {"timestamp": e.timestamp_ms, "message": e.message, "logStreamName": e.stream}
+                    for e in events
+                ]
+            }
+        )
+
     async def nodes(request: Request) -> JSONResponse:
         if platform.cluster is None:
             return JSONResponse({"Nodes": [_single_node(platform)]})
@@ -355,6 +376,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/_lambdad/event-source-mappings", event_source_mappings),
             Route("/_lambdad/schedules", schedules),
             Route("/_lambdad/nodes", nodes),
+            Route("/_lambdad/logs", function_logs),
             Route(
                 PATH_PREFIX + "{digest}.zip",
                 download_endpoint(platform.services.code_links, platform.code_store.local),

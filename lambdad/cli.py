@@ -121,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("function_name", metavar="NAME")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines as they arrive")
     logs.add_argument("--data-dir", type=Path, help="the server's data directory (default ./.lambdad)")
+    logs.add_argument(
+        "--endpoint",
+        help="read through a running server, not its data directory (a cluster node: every node's logs)",
+    )
     # Views of a running server's state, read from its /_lambdad/... endpoints.
     migrate = commands.add_parser("migrate", help="bring a cluster's PostgreSQL schema to this lambdad's")
     migrate.add_argument(
@@ -279,16 +283,52 @@ def _schedules(args: argparse.Namespace) -> int:
     return 0
 
 
-def _logs(args: argparse.Namespace) -> int:
+def _print_event(out: Console, timestamp_ms: int, message: str) -> None:
     from datetime import UTC, datetime
 
     from rich.markup import escape
 
+    moment = datetime.fromtimestamp(timestamp_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+    out.print(f"[dim]{moment}Z[/dim] {escape(message.rstrip())}")
+
+
+def _logs_through(endpoint: str, group: str, follow: bool) -> int:
+    """A log group as a running server (every node of a cluster) has it; ``follow`` asks again each second
+    for what came since."""
+    import time
+    from urllib.parse import urlencode
+
+    out = Console(highlight=False, soft_wrap=True)
+    since, seen = 0, set()
+    try:
+        while True:
+            answer = _server_json(endpoint, "/_lambdad/logs?" + urlencode({"group": group, "since": since}))
+            if answer is None:
+                return 1
+            for event in answer["Events"]:
+                key = (event["timestamp"], event["logStreamName"], event["message"])
+                if key not in seen:
+                    seen.add(key)
+                    _print_event(out, event["timestamp"], event["message"])
+                since = max(since, event["timestamp"])
+            if not follow:
+                if not answer["Events"]:
+                    console.print(f"[yellow]No logs for {group} yet.[/yellow]")
+                return 0
+            time.sleep(1)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+
     from lambdad.observability.logs import LogStore
 
+    group = f"/aws/lambda/{args.function_name}"
+    if args.endpoint:
+        return _logs_through(args.endpoint, group, args.follow)
     settings = Settings.from_env(data_dir=args.data_dir)
     store = LogStore(settings.logs_dir)
-    group = f"/aws/lambda/{args.function_name}"
     if group not in store.groups():
         console.print(f"[yellow]No logs for {args.function_name} in {settings.logs_dir.resolve()}.[/yellow]")
         console.print("Invoke the function first, or pass --data-dir if the server keeps its data elsewhere.")
@@ -298,10 +338,7 @@ def _logs(args: argparse.Namespace) -> int:
     events = store.follow(group) if args.follow else iter(store.events(group))
     try:
         for event in events:
-            moment = datetime.fromtimestamp(event.timestamp_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[
-                :-3
-            ]
-            out.print(f"[dim]{moment}Z[/dim] {escape(event.message.rstrip())}")
+            _print_event(out, event.timestamp_ms, event.message)
     except KeyboardInterrupt:
         pass
     return 0

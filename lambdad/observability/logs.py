@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import quote, unquote
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,21 @@ class _Group:
             self._bytes -= removed
 
 
+class LogShipper(Protocol):
+    """Where function logs go besides this disk (a cluster's shared log, ``lambdad.cluster.logs``)."""
+
+    def ship(self, group: str, stream: str, lines: bytes) -> None:
+        """Take a flushed batch of a stream's JSON lines; must not block or raise (logs never fail an
+        invocation)."""
+
+
+class KeepLocal:
+    """A single server: its disk is where the logs are."""
+
+    def ship(self, group: str, stream: str, lines: bytes) -> None:
+        pass
+
+
 class LogStream:
     """An open stream: events are buffered and appended at each ``flush`` (the end of an invocation, or
     when the buffer fills).
@@ -123,8 +139,17 @@ class LogStream:
     starts a new file of the same name.
     """
 
-    def __init__(self, path: Path, name: str, group: _Group | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        name: str,
+        group: _Group | None = None,
+        group_name: str = "",
+        shipper: LogShipper | None = None,
+    ) -> None:
         self.name = name
+        self._group_name = group_name
+        self._shipper = shipper
         self.lost_events = 0
         self._path = path
         self._group = group
@@ -169,6 +194,8 @@ class LogStream:
         data = b"".join(self._buffer)
         events = self._events
         self._buffer, self._buffered, self._events = [], 0, 0
+        if self._shipper is not None:
+            self._shipper.ship(self._group_name, self.name, data)
         if self._torn:
             data = b"\n" + data
         try:
@@ -216,9 +243,13 @@ class LogStream:
 class LogStore:
     """All log groups under one directory."""
 
-    def __init__(self, root: Path, limits: LogLimits | None = None) -> None:
+    def __init__(
+        self, root: Path, limits: LogLimits | None = None, shipper: LogShipper | None = None
+    ) -> None:
         self.root = root
         self.limits = limits or LogLimits()
+        # None on a single server: its flushes then cost nothing more than the disk write.
+        self._shipper = None if isinstance(shipper, KeepLocal) else shipper
         self._groups: dict[str, _Group] = {}
 
     def open_stream(self, group: str, stream: str) -> LogStream:
@@ -226,7 +257,9 @@ class LogStore:
         accounting = self._groups.get(group)
         if accounting is None:
             accounting = self._groups[group] = _Group(self._group_dir(group), self.limits)
-        return LogStream(self._group_dir(group) / quote(stream, safe=""), stream, accounting)
+        return LogStream(
+            self._group_dir(group) / quote(stream, safe=""), stream, accounting, group, self._shipper
+        )
 
     @property
     def lost_events(self) -> int:
@@ -271,7 +304,7 @@ class LogStore:
                     handle.seek(offsets.get(stream, 0))
                     while (line := handle.readline()).endswith(b"\n"):  # a half-written line waits
                         offsets[stream] = handle.tell()
-                        if (event := _event(line.decode("utf-8", errors="replace"), stream)) is not None:
+                        if (event := parse_event(line.decode("utf-8", errors="replace"), stream)) is not None:
                             fresh.append(event)
             yield from sorted(fresh, key=lambda e: e.timestamp_ms)
             time.sleep(poll_seconds)
@@ -284,14 +317,14 @@ class LogStore:
             return
         with handle:
             for line in handle:
-                if line.endswith("\n") and (event := _event(line, stream)) is not None:
+                if line.endswith("\n") and (event := parse_event(line, stream)) is not None:
                     yield event
 
     def _group_dir(self, group: str) -> Path:
         return self.root / quote(group, safe="")
 
 
-def _event(line: str, stream: str) -> LogEvent | None:
+def parse_event(line: str, stream: str) -> LogEvent | None:
     """The event a line holds; None for a line a full disk cut short."""
     try:
         record = json.loads(line)

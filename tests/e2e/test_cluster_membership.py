@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import psycopg
@@ -10,7 +11,7 @@ import pytest
 
 from tests.brokers import POSTGRES
 from tests.e2e.cluster_support import Cluster, cluster
-from tests.support import LAMBDAD, free_port
+from tests.support import LAMBDAD, free_port, make_zip
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -37,8 +38,15 @@ def test_every_node_sees_the_same_nodes_and_a_dead_one_goes_from_suspect_to_dead
             for node in nodes:
                 assert node["Url"] == c[node["NodeId"]].endpoint
                 assert set(node) >= {
-                    "NodeId", "Url", "State", "LastHeartbeat", "WarmEnvironments", "BusyEnvironments",
-                    "RunningInvocations", "CapacityProvider", "Owns",
+                    "NodeId",
+                    "Url",
+                    "State",
+                    "LastHeartbeat",
+                    "WarmEnvironments",
+                    "BusyEnvironments",
+                    "RunningInvocations",
+                    "CapacityProvider",
+                    "Owns",
                 }
         c.kill("n3")
         c.wait_states({"n3": "suspect"}, timeout=10)
@@ -82,3 +90,30 @@ def test_a_node_that_cannot_join_says_why_in_one_line_and_exits(tmp_path: Path) 
             said = " ".join(run.stderr.split())
             assert words in said, (what, said)
             assert "Traceback" not in run.stderr + run.stdout, what
+
+
+def test_a_function_a_dead_node_left_pending_is_settled_by_a_survivor(tmp_path: Path) -> None:
+    with cluster(tmp_path, "--spares", "0", nodes=3) as c:
+        client = c["n1"].client()
+        name = "left-pending"
+        client.create_function(
+            FunctionName=name,
+            Runtime="python3.12",
+            Role="arn:aws:iam::000000000000:role/r",
+            Handler="handler.handler",
+            Code={"ZipFile": make_zip()},
+        )
+        client.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.2})
+        # As if n1 died between committing the create and settling it: the record says Pending.
+        with psycopg.connect(f"{POSTGRES}/{c.name}", autocommit=True) as connection:
+            connection.execute(
+                "UPDATE function_versions SET config = "
+                "jsonb_set(config::jsonb, '{state}', '\"Pending\"')::json WHERE function_name = %s",
+                (name,),
+            )
+        assert c["n2"].client().get_function_configuration(FunctionName=name)["State"] == "Pending"
+        c.kill("n1")
+        deadline = time.monotonic() + 30
+        while c["n3"].client().get_function_configuration(FunctionName=name)["State"] != "Active":
+            assert time.monotonic() < deadline, "nobody settled the function n1 left Pending"
+            time.sleep(0.5)

@@ -67,6 +67,8 @@ class Provisioner:
         self._dirty: set[tuple[str, str]] = set()
         # (region, name) of every function with provisioned concurrency configs.
         self._functions: set[tuple[str, str]] = set()
+        # Those this server has provisioned since it started or took them over.
+        self._provisioning: set[tuple[str, str]] = set()
 
     def schedule(self, region: str, name: str) -> None:
         """Reconcile the function soon (again after the pass under way, if any)."""
@@ -125,6 +127,16 @@ class Provisioner:
         for plan in plans if owned else ():
             for version, count in plan.shares.items():
                 wanted[version] += count
+        if not owned:
+            self._provisioning.discard((region, name))
+        elif (region, name) not in self._provisioning:
+            # First pass here (server start, or this node just took the function over): the stored
+            # statuses speak of environments elsewhere or gone, so they are IN_PROGRESS until reported.
+            self._provisioning.add((region, name))
+            for plan in plans:
+                await anyio.to_thread.run_sync(
+                    self._service.report, region, name, plan.qualifier, ProvisionedStatus()
+                )
         prefix = scope.function_arn(name) + ":"
         for arn in self._pool.provisioned_arns(prefix):
             if arn[len(prefix) :] not in wanted:

@@ -316,7 +316,11 @@ def test_provisioned_concurrency_runs_on_its_owner_only_and_moves_when_the_owner
         client = c[observer].client()
         heir = desired_owner(survivors, WorkKind.PROVISIONED_CONCURRENCY, arn)
         killed_at = time.monotonic()
-        wait_for(lambda: warm(observer).get(heir) == 2, 60, "provisioned again on another node")
+        wait_for(
+            lambda: warm(observer).get(heir) == 2 and status() == "READY",
+            60,
+            "provisioned again on another node",
+        )
         print(
             f"\nprovisioned concurrency moved from {owner} to {heir} in {time.monotonic() - killed_at:.1f} s"
         )

@@ -31,10 +31,12 @@ from lambdad.api.throttle import RateLimiter
 from lambdad.api.url_serving import FunctionUrlRouter, FunctionUrlServer
 from lambdad.cluster.code import PostgresPackages, shared_secret
 from lambdad.cluster.node import ClusterNode
+from lambdad.cluster.ownership import ClusterOwnership
 from lambdad.cluster.preflight import check_database
 from lambdad.events import schedule_expressions
-from lambdad.events.asynchronous import EventQueue
+from lambdad.events.asynchronous import EventQueue, process_owner
 from lambdad.events.mappings import MappingCatalog, MappingSupervisor
+from lambdad.events.ownership import KindOwnership, LocalOwnership, WorkKind, WorkOwnership
 from lambdad.events.schedules import ScheduleRunner
 from lambdad.invocation import EnvironmentPool, ImageBuilder, Invoker, LocalConcurrencyLeases
 from lambdad.invocation.pool import environment_maker, spare_pool
@@ -83,6 +85,8 @@ class Platform:
     reclaimer: CodeReclaimer
     # This server's cluster parts, or None for a single server (the embedded default).
     cluster: ClusterNode | None = None
+    # Which node runs each mapping, schedule, provisioned config and Event queue partition (None: this one).
+    ownership: ClusterOwnership | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> Platform:
@@ -124,6 +128,13 @@ class Platform:
         if reclaimed:
             log.info("removed %d unused unpacked code tree(s) and merged layer(s)", reclaimed)
         changes = FunctionChanges() if cluster is None else cluster.changes
+        # Work with one owner; in a cluster a node's lease incarnation is its Event queue's owner, so a
+        # node taking a dead one's partition can release the events the dead one held.
+        queue_owner = process_owner()
+        cluster_ownership = (
+            None if cluster is None else ClusterOwnership(database, cluster.membership, queue_owner)
+        )
+        ownership: WorkOwnership = cluster_ownership or LocalOwnership()
         activator = Activator(database, changes, images.prepare)
         lookup = FunctionLookup(database, changes)
         lambda_api = InSandboxLambdaApi()
@@ -179,6 +190,8 @@ class Platform:
                 throttle_backoff_max=settings.async_throttle_backoff_max,
                 event_sources=settings.event_sources,
                 workers=settings.async_workers,
+                ownership=ownership,
+                owner=queue_owner,
             ),
             urls=UrlService(database, changes, settings.port),
             provisioned=ProvisionedConcurrencyService(database, changes, settings.concurrency_limit),
@@ -192,9 +205,11 @@ class Platform:
             services.provisioned,
             invoker,
             pool,
+            KindOwnership(ownership, WorkKind.PROVISIONED_CONCURRENCY),
             scaling=services.capacity_providers,
             node_provider=settings.capacity_provider,
         )
+        ownership.subscribe(provisioner.resume)
         # Schedules hand their Lambda invocations to the durable Event queue inside the transaction that
         # claims the slot (``hand_over=``), then wake it.
         schedule_runner = ScheduleRunner(
@@ -205,6 +220,7 @@ class Platform:
             wake=services.events.wake,
             tick=settings.schedule_tick_seconds,
             minute_seconds=settings.schedule_minute_seconds,
+            ownership=ownership,
         )
         platform = cls(
             settings,
@@ -218,17 +234,24 @@ class Platform:
             lambda_api,
             provisioner,
             MappingSupervisor(
-                services.event_source_mappings, invoker, settings.event_sources, settings.account_id
+                services.event_source_mappings,
+                invoker,
+                settings.event_sources,
+                settings.account_id,
+                ownership,
             ),
             schedule_runner,
             logs,
             reclaimer,
             cluster,
+            cluster_ownership,
         )
         if cluster is not None:
             cluster.watch(pool)
             cluster.after_a_death(activator.recover)
             cluster.after_a_death(services.capacity_providers.recover)
+            if cluster_ownership is not None:
+                cluster.report_ownership(cluster_ownership.heartbeat_owns)
         resumed = activator.recover()
         if resumed:
             log.info("settling %d function(s) left pending by the previous run", resumed)
@@ -257,6 +280,8 @@ class Platform:
 
     async def stop(self) -> None:
         """Stop every environment and sandbox, then background work, then the database."""
+        if self.ownership is not None:
+            await self.ownership.halt()  # what this node owns stays put while its work stops
         await self.mappings.stop()
         await self.schedules.close()
         await self.services.events.close()
@@ -267,6 +292,8 @@ class Platform:
         self.activator.close()
         self.services.capacity_providers.close()
         self.reclaimer.close()
+        if self.ownership is not None:
+            await self.ownership.stop()  # after the work stopped: the others take it over at once
         if self.cluster is not None:
             await self.cluster.stop()
         self.database.dispose()
@@ -280,6 +307,8 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if platform.cluster is not None:
             await platform.cluster.start()
+        if platform.ownership is not None:
+            await platform.ownership.start()
         platform.drain_on_change(asyncio.get_running_loop())
         await platform.provisioner.resume()
         await platform.services.events.start()

@@ -12,6 +12,7 @@ code packages       store/code.NoMirror (the disk)        code.py: PostgreSQL, e
 function logs       observability/logs.KeepLocal          logs.py: a JetStream stream
 concurrency leases  invocation.LocalConcurrencyLeases     concurrency.py: per-node shares in NATS KV
 invoke router       none: every invoke runs here          forwarding.py + placement.py: HTTP to a node
+work ownership      events/ownership.LocalOwnership       ownership.py: PostgreSQL leases, rendezvous
 ==================  ====================================  ==========================================
 
 PostgreSQL holds the state (the same tables as a single server); NATS carries what moves between nodes.

@@ -42,6 +42,7 @@ from lambdad.events.invocation_records import (
     invocation_record,
     service_error,
 )
+from lambdad.events.ownership import LocalOwnership, WorkOwnership
 from lambdad.events.sources import NumberAttribute, SourceKind, SourceUnavailable, arn_service, kind_for
 from lambdad.invocation.invoker import Invoker, InvokeRequest
 from lambdad.models import LATEST, Scope, parse_function_ref
@@ -77,6 +78,8 @@ class EventQueue:
         lease_seconds: float = 60.0,
         poll_interval: float = 1.0,
         kinds: Callable[[str], SourceKind | None] = kind_for,
+        ownership: WorkOwnership | None = None,
+        owner: str | None = None,
     ) -> None:
         self._database = database
         self._invoker = invoker
@@ -87,8 +90,11 @@ class EventQueue:
         self._lease_ms = int(lease_seconds * 1000)
         self._poll_interval = poll_interval
         self._kinds = kinds
+        # In a cluster, only events of the partitions this node owns are claimed here.
+        self._ownership = ownership or LocalOwnership()
+        self._ownership.subscribe(self.wake)
         # host:pid:token names this process in ``owner``; the token tells a reused pid from this one.
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = owner or process_owner()
         self._committer = GroupCommitter(database)
         self._ready: asyncio.Queue[tuple[StoredEvent, EventInvokeConfig | None]] = asyncio.Queue()
         self._busy = 0
@@ -174,7 +180,14 @@ class EventQueue:
                 limit = min(room, _CLAIM_MAX)
                 try:
                     claimed = await self._committer.write(
-                        partial(store.claim, owner=self.owner, now=now, lease_ms=self._lease_ms, limit=limit)
+                        partial(
+                            store.claim,
+                            owner=self.owner,
+                            now=now,
+                            lease_ms=self._lease_ms,
+                            limit=limit,
+                            partitions=self._ownership.partitions(),
+                        )
                     )
                     outage.succeeded()
                 except Exception as error:
@@ -574,6 +587,11 @@ def _new_event(request: InvokeRequest) -> NewEvent:
         payload=request.payload or b"{}",
         client_context=request.client_context,
     )
+
+
+def process_owner() -> str:
+    """A name for this process in the queue's ``owner`` column: host:pid:token."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def _is_gone(owner: str, me: str) -> bool:

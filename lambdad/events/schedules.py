@@ -47,6 +47,7 @@ from sqlalchemy import Connection
 from lambdad.errors import InvalidRequestContentException
 from lambdad.events import sources
 from lambdad.events.backoff import doubling
+from lambdad.events.ownership import LocalOwnership, WorkKind, WorkOwnership
 from lambdad.events.schedule_expressions import At, Rate, next_fire, parse, time_zone
 from lambdad.invocation import InvokeRequest
 from lambdad.invocation.invoker import check_json
@@ -106,6 +107,7 @@ class ScheduleRunner:
         minute_seconds: float = 60.0,
         retry_base_delay: float = 1.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        ownership: WorkOwnership | None = None,
     ) -> None:
         self._database = database
         self._account = account
@@ -117,6 +119,9 @@ class ScheduleRunner:
         self._minute_seconds = minute_seconds
         self._retry_base_delay = retry_base_delay
         self._clock = clock
+        # In a cluster each schedule fires from the node that owns it (claim_slot keeps a slot from firing
+        # twice even if two nodes ever believed they owned it).
+        self._ownership = ownership or LocalOwnership()
         self._next: dict[tuple[str, str, str], datetime | None] = {}
         self._planned: dict[tuple[str, str, str], tuple[tuple[datetime, datetime | None], Slot | None]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -149,10 +154,13 @@ class ScheduleRunner:
         """Fire every slot that is due now."""
         now = self._clock()
         schedules = await anyio.to_thread.run_sync(self._read_all)
+        self._ownership.track(WorkKind.SCHEDULE, {work_key(schedule) for schedule in schedules})
         seen = set()
         for schedule in schedules:
             key = (schedule.region, schedule.group_name, schedule.name)
             seen.add(key)
+            if not self._ownership.owns(WorkKind.SCHEDULE, work_key(schedule)):
+                continue  # another node fires it
             try:
                 await self._consider(schedule, now)
             except Exception:  # one schedule's trouble must not hold the others up
@@ -537,6 +545,11 @@ def dead_letter_attributes(
         "SCHEDULE_ARN": schedule_arn,
         "TARGET_ARN": target_arn,
     }
+
+
+def work_key(schedule: ScheduleRecord) -> str:
+    """The schedule's key among the work with one owner: ``group/name``."""
+    return f"{schedule.group_name}/{schedule.name}"
 
 
 def _key(schedule: ScheduleRecord) -> tuple[str, str, str]:

@@ -5,6 +5,9 @@ the nodes of its capacity provider.
 
 Runs on the event loop; ``schedule(region, name)`` (from a change listener, through
 ``call_soon_threadsafe``) reconciles one function in the background, one pass at a time per function.
+
+In a cluster one node at a time provisions a function's configs (``FunctionOwnership``, keyed by the
+function's ARN): the others keep none of its provisioned environments and report nothing about it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
+from typing import Protocol
 
 import anyio.to_thread
 
@@ -25,6 +30,26 @@ from lambdad.services.provisioned import FAILED, READY, ProvisionedConcurrencySe
 log = logging.getLogger(__name__)
 
 
+class FunctionOwnership(Protocol):
+    """Which functions' provisioned concurrency this node runs (by unqualified function ARN)."""
+
+    def owns(self, key: str) -> bool: ...
+
+    def track(self, keys: Iterable[str]) -> None:
+        """Every function ARN with provisioned concurrency configs now."""
+        ...
+
+
+class OwnsEveryFunction:
+    """A single server provisions every function."""
+
+    def owns(self, key: str) -> bool:
+        return True
+
+    def track(self, keys: Iterable[str]) -> None:
+        """Nothing to share."""
+
+
 class Provisioner:
     """Starts and stops provisioned environments as configs, aliases and versions change."""
 
@@ -34,11 +59,13 @@ class Provisioner:
         service: ProvisionedConcurrencyService,
         invoker: Invoker,
         pool: EnvironmentPool,
+        ownership: FunctionOwnership | None = None,
         *,
         scaling: CapacityProviderService | None = None,
         node_provider: str = "",
     ) -> None:
         self._account = account
+        self._ownership = ownership or OwnsEveryFunction()
         self._scaling = scaling
         self._node_provider = node_provider
         self._service = service
@@ -46,6 +73,10 @@ class Provisioner:
         self._pool = pool
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._dirty: set[tuple[str, str]] = set()
+        # (region, name) of every function with provisioned concurrency configs.
+        self._functions: set[tuple[str, str]] = set()
+        # Those this server has provisioned since it started or took them over.
+        self._provisioning: set[tuple[str, str]] = set()
 
     def schedule(self, region: str, name: str) -> None:
         """Reconcile the function soon (again after the pass under way, if any)."""
@@ -56,12 +87,23 @@ class Provisioner:
             self._tasks[key] = task
 
     async def resume(self) -> None:
-        """Provision every stored config again (server start)."""
-        for region, name in await anyio.to_thread.run_sync(self._service.provisioned_functions):
+        """Provision every stored config again (server start; in a cluster, after what this node owns
+        changed)."""
+        functions = await anyio.to_thread.run_sync(self._service.provisioned_functions)
+        self._functions = set(functions)
+        self._ownership.track(self._arns())
+        for region, name in functions:
             self.schedule(region, name)
         if self._scaling is not None:
             for region, name in await anyio.to_thread.run_sync(self._scaling.scaled_functions):
                 self.schedule(region, name)
+        for arn in self._pool.provisioned_arns(""):
+            region, name = _region_and_name(arn)
+            if (region, name) not in functions:
+                self.schedule(region, name)
+
+    def _arns(self) -> list[str]:
+        return [Scope(self._account, region).function_arn(name) for region, name in self._functions]
 
     async def close(self) -> None:
         for task in list(self._tasks.values()):
@@ -84,16 +126,36 @@ class Provisioner:
         """One pass: start what the configs want, stop what they no longer want, report statuses."""
         scope = Scope(self._account, region)
         plans = await anyio.to_thread.run_sync(self._service.plans, region, name)
+        # Every node hears every provisioned-concurrency change, so each keeps the full set of functions.
+        if plans and (region, name) not in self._functions:
+            self._functions.add((region, name))
+            self._ownership.track(self._arns())
+        elif not plans and (region, name) in self._functions:
+            self._functions.discard((region, name))
+            self._ownership.track(self._arns())
+        owned = self._ownership.owns(scope.function_arn(name))
         wanted: dict[str, int] = defaultdict(int)
-        for plan in plans:
+        for plan in plans if owned else ():
             for version, count in plan.shares.items():
                 wanted[version] += count
         if self._scaling is not None:
+            # Managed Instances minimums: kept by every node of the provider (not by the owner, which
+            # may be outside the provider's group).
             minimums = await anyio.to_thread.run_sync(
                 self._scaling.minimums, region, name, self._node_provider
             )
             for version, minimum in minimums.items():
                 wanted[version] = max(wanted[version], minimum)
+        if not owned:
+            self._provisioning.discard((region, name))
+        elif (region, name) not in self._provisioning:
+            # First pass here (server start, or this node just took the function over): the stored
+            # statuses speak of environments elsewhere or gone, so they are IN_PROGRESS until reported.
+            self._provisioning.add((region, name))
+            for plan in plans:
+                await anyio.to_thread.run_sync(
+                    self._service.report, region, name, plan.qualifier, ProvisionedStatus()
+                )
         prefix = scope.function_arn(name) + ":"
         for arn in self._pool.provisioned_arns(prefix):
             if arn[len(prefix) :] not in wanted:
@@ -109,6 +171,8 @@ class Provisioner:
                 log.warning("provisioning %s:%s failed: %s", name, version, error)
                 failures[version] = str(error)
                 ready[version] = 0
+        if not owned:
+            return  # another node's to provision and report
         for plan in plans:
             allocated = sum(min(share, ready.get(version, 0)) for version, share in plan.shares.items())
             reasons = [failures[version] for version in plan.shares if version in failures]
@@ -117,4 +181,10 @@ class Provisioner:
             else:
                 reason = reasons[0] if reasons else "FUNCTION_ERROR_INIT_FAILURE"
                 status = ProvisionedStatus(FAILED, allocated, reason)
-            self._service.report(region, name, plan.qualifier, status)
+            await anyio.to_thread.run_sync(self._service.report, region, name, plan.qualifier, status)
+
+
+def _region_and_name(arn: str) -> tuple[str, str]:
+    """(region, name) of ``arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]``."""
+    parts = arn.split(":")
+    return parts[3], parts[6]

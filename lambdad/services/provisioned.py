@@ -14,7 +14,6 @@ environments take concurrency leases like any other.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
@@ -75,8 +74,6 @@ class ProvisionedConcurrencyService:
         self._database = database
         self._changes = changes
         self.account_limit = account_limit
-        self._lock = threading.Lock()
-        self._status: dict[tuple[str, str, str], ProvisionedStatus] = {}
 
     def put(
         self, scope: Scope, function_name: str, qualifier: str | None, requested: int
@@ -91,11 +88,8 @@ class ProvisionedConcurrencyService:
             self._check_limits(connection, scope.region, name, qualifier, requested)
             config = ProvisionedConfig(name, qualifier, requested, utcnow())
             provisioned_records.save_config(connection, scope.region, config)
-        status = ProvisionedStatus()
-        with self._lock:
-            self._status[(scope.region, name, qualifier)] = status
         self._changes.notify(scope.region, name, PROVISIONED)
-        return config, status
+        return config, ProvisionedStatus()
 
     def get(
         self, scope: Scope, function_name: str, qualifier: str | None
@@ -105,9 +99,10 @@ class ProvisionedConcurrencyService:
         with self._database.read() as connection:
             self._check_target(connection, scope, name, qualifier)
             config = provisioned_records.get_config(connection, scope.region, name, qualifier)
+            status = _status(connection, scope.region, name, qualifier)
         if config is None:
             raise ProvisionedConcurrencyConfigNotFoundException(NO_CONFIG)
-        return config, self.status(scope.region, name, qualifier)
+        return config, status
 
     def delete(self, scope: Scope, function_name: str, qualifier: str | None) -> None:
         """DeleteProvisionedConcurrencyConfig: its environments stop (no config is not an error)."""
@@ -115,8 +110,6 @@ class ProvisionedConcurrencyService:
         with self._database.write() as connection:
             self._check_target(connection, scope, name, qualifier)
             deleted = provisioned_records.delete_config(connection, scope.region, name, qualifier)
-        with self._lock:
-            self._status.pop((scope.region, name, qualifier), None)
         if deleted:
             self._changes.notify(scope.region, name, PROVISIONED)
 
@@ -133,22 +126,27 @@ class ProvisionedConcurrencyService:
                 provisioned_records.list_configs(connection, scope.region, name),
                 key=lambda config: _sort_key(config.qualifier),
             )
-        if marker is not None:
-            found = [config for config in found if _sort_key(config.qualifier) > _sort_key(marker)]
-        page = [(config, self.status(scope.region, name, config.qualifier)) for config in found[:limit]]
+            if marker is not None:
+                found = [config for config in found if _sort_key(config.qualifier) > _sort_key(marker)]
+            page = [
+                (config, _status(connection, scope.region, name, config.qualifier))
+                for config in found[:limit]
+            ]
         return name, ProvisionedPage(page, found[limit - 1].qualifier if len(found) > limit else None)
 
     # --- for the provisioner ------------------------------------------------------------------------
 
     def status(self, region: str, name: str, qualifier: str) -> ProvisionedStatus:
         """The config's status as last reported (IN_PROGRESS until then)."""
-        with self._lock:
-            return self._status.get((region, name, qualifier), ProvisionedStatus())
+        with self._database.read() as connection:
+            return _status(connection, region, name, qualifier)
 
     def report(self, region: str, name: str, qualifier: str, status: ProvisionedStatus) -> None:
-        """Record how provisioning a config went."""
-        with self._lock:
-            self._status[(region, name, qualifier)] = status
+        """Record how provisioning a config went, in the store (every node of a cluster answers it)."""
+        with self._database.write() as connection:
+            provisioned_records.save_status(
+                connection, region, name, qualifier, status.status, status.allocated, status.reason
+            )
 
     def plans(self, region: str, name: str) -> list[Provisioning]:
         """What every config of the function asks for, by version (blocking: a worker thread's call)."""
@@ -248,3 +246,8 @@ def _sort_key(qualifier: str) -> tuple[int, int, str]:
     if is_version_number(qualifier):
         return (0, int(qualifier), "")
     return (1, 0, qualifier)
+
+
+def _status(connection: Connection, region: str, name: str, qualifier: str) -> ProvisionedStatus:
+    status, allocated, reason = provisioned_records.get_status(connection, region, name, qualifier)
+    return ProvisionedStatus() if status is None else ProvisionedStatus(status, allocated, reason)

@@ -11,6 +11,7 @@ due and not held. Times are epoch milliseconds (``now_ms``).
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,20 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy import insert as sql_insert
 
+from lambdad.models import parse_function_ref
 from lambdad.store.schema import async_events
+
+# The queue is cut into this many partitions, each owned by one node of a cluster at a time (a single
+# server owns them all). Changing the number moves events between partitions: never change it.
+PARTITIONS = 16
+
+
+def partition_of(region: str, function_name: str) -> int:
+    """The partition of an event of ``function_name`` (a name, or a partial or full ARN, maybe qualified):
+    the same for every way of naming one function, so its events stay in one partition."""
+    ref = parse_function_ref(function_name)
+    name = ref.name if ref is not None else function_name
+    return zlib.crc32(f"{region}/{name}".encode()) % PARTITIONS
 
 
 def now_ms() -> int:
@@ -81,6 +95,7 @@ def _values(event: NewEvent, now: int) -> dict[str, Any]:
         "requeues": 0,
         "owner": None,
         "lease_until": 0,
+        "partition": partition_of(event.region, event.function_name),
     }
 
 
@@ -124,8 +139,16 @@ def _from_row(row: Any) -> StoredEvent:
     )
 
 
-def claim(connection: Connection, owner: str, now: int, lease_ms: int, limit: int) -> list[StoredEvent]:
-    """Hold up to ``limit`` due events that nobody holds (oldest due first) for ``lease_ms``.
+def claim(
+    connection: Connection,
+    owner: str,
+    now: int,
+    lease_ms: int,
+    limit: int,
+    partitions: Sequence[int] | None = None,
+) -> list[StoredEvent]:
+    """Hold up to ``limit`` due events that nobody holds (oldest due first) for ``lease_ms``; only events
+    of ``partitions`` when given (the partitions this node of a cluster owns).
 
     On PostgreSQL rows another transaction is claiming are skipped (``SKIP LOCKED``); on SQLite the write
     transaction's lock already serialises claims.
@@ -136,6 +159,10 @@ def claim(connection: Connection, owner: str, now: int, lease_ms: int, limit: in
         .order_by(async_events.c.due_at)
         .limit(limit)
     )
+    if partitions is not None:
+        if not partitions:
+            return []
+        query = query.where(async_events.c.partition.in_(list(partitions)))
     if connection.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     ids = [row[0] for row in connection.execute(query)]
@@ -174,6 +201,17 @@ def release_owners(connection: Connection, gone: Iterable[str]) -> int:
         return 0
     result = connection.execute(
         update(async_events).where(async_events.c.owner.in_(gone)).values(owner=None, lease_until=0)
+    )
+    return int(result.rowcount)
+
+
+def release_partition(connection: Connection, partition: int, owner: str) -> int:
+    """Let go of the events of ``partition`` that ``owner`` holds (a dead node whose partition changed
+    hands: its events run again now rather than when their leases run out)."""
+    result = connection.execute(
+        update(async_events)
+        .where(async_events.c.partition == partition, async_events.c.owner == owner)
+        .values(owner=None, lease_until=0)
     )
     return int(result.rowcount)
 

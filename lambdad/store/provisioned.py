@@ -29,7 +29,14 @@ def save_config(connection: Connection, region: str, config: ProvisionedConfig) 
         configs.c.function_name == config.function_name,
         configs.c.qualifier == config.qualifier,
     )
-    values = {"requested": config.requested, "last_modified": config.last_modified}
+    # A new request is IN_PROGRESS until the provisioner reports again.
+    values = {
+        "requested": config.requested,
+        "last_modified": config.last_modified,
+        "status": None,
+        "allocated": 0,
+        "status_reason": None,
+    }
     if connection.execute(update(configs).where(*key).values(**values)).rowcount:
         return
     connection.execute(
@@ -64,6 +71,35 @@ def list_configs(connection: Connection, region: str, name: str | None = None) -
     if name is not None:
         query = query.where(configs.c.function_name == name)
     return [_from_row(row) for row in connection.execute(query)]
+
+
+def get_status(
+    connection: Connection, region: str, name: str, qualifier: str
+) -> tuple[str | None, int, str | None]:
+    """(status, allocated, reason) as last reported; status None while IN_PROGRESS or without a config."""
+    row = connection.execute(
+        select(configs.c.status, configs.c.allocated, configs.c.status_reason).where(
+            configs.c.region == region, configs.c.function_name == name, configs.c.qualifier == qualifier
+        )
+    ).first()
+    return (row.status, int(row.allocated), row.status_reason) if row else (None, 0, None)
+
+
+def save_status(
+    connection: Connection,
+    region: str,
+    name: str,
+    qualifier: str,
+    status: str,
+    allocated: int,
+    reason: str | None,
+) -> None:
+    """Record how provisioning a config went (nothing if the config is gone)."""
+    connection.execute(
+        update(configs)
+        .where(configs.c.region == region, configs.c.function_name == name, configs.c.qualifier == qualifier)
+        .values(status=status, allocated=allocated, status_reason=reason)
+    )
 
 
 def all_regions(connection: Connection) -> list[str]:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -211,6 +212,11 @@ provisioned_concurrency_configs = Table(
     Column("qualifier", String(128), primary_key=True),
     Column("requested", Integer, nullable=False),
     Column("last_modified", DateTime(timezone=True), nullable=False),
+    # As the provisioner last reported (NULL: IN_PROGRESS): kept here so that every node of a cluster
+    # answers what the node that provisions the config reported.
+    Column("status", String(16), nullable=True),
+    Column("allocated", Integer, nullable=False, server_default=text("0")),
+    Column("status_reason", Text, nullable=True),
     ForeignKeyConstraint(
         ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
     ),
@@ -294,7 +300,22 @@ async_events = Table(
     Column("outcome", String(32), nullable=True),
     Column("deliveries", JSON, nullable=True),
     Column("finished_at", BigInteger, nullable=True),
+    # Which of the PARTITIONS the event belongs to (``async_events.partition_of`` its function): in a
+    # cluster, one node at a time owns a partition and only it claims the partition's events.
+    Column("partition", SmallInteger, nullable=False, server_default=text("0")),
     Index("ix_async_events_due_at", "due_at"),
+)
+
+# Work with exactly one owner in a cluster (lambdad.cluster.ownership): one row per piece of work held,
+# its holder (node id and incarnation) and until when, on PostgreSQL's clock.
+work_leases = Table(
+    "work_leases",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("key", String(512), primary_key=True),
+    Column("node_id", String(64), nullable=False),
+    Column("incarnation", String(128), nullable=False),
+    Column("lease_until", DateTime(timezone=True), nullable=False),
 )
 
 # EventBridge Scheduler: schedule groups ("default" is made on first use in each region) and their

@@ -11,6 +11,7 @@ from typing import Any
 from lambdad.errors import InvalidParameterValueException
 from lambdad.events.filtering import FilterSet
 from lambdad.events.mappings.poller import Poller
+from lambdad.events.ownership import LocalOwnership, WorkKind, WorkOwnership
 from lambdad.events.sources import SOURCE_KINDS, SourceSpec, arn_service, kind_for
 from lambdad.invocation import Invoker
 from lambdad.services.event_source_mappings import EventSourceMappingService
@@ -91,6 +92,7 @@ class MappingSupervisor:
         invoker: Invoker,
         endpoints: dict[str, str],
         account: str,
+        ownership: WorkOwnership | None = None,
     ) -> None:
         self._service = service
         self._invoker = invoker
@@ -100,17 +102,72 @@ class MappingSupervisor:
         self._locks: dict[str, asyncio.Lock] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        # In a cluster a mapping's poller runs on the node that owns the mapping only.
+        self._ownership = ownership or LocalOwnership()
+        self._resync: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Start every enabled mapping (after a restart too) and follow changes from now on."""
         self._loop = asyncio.get_running_loop()
         self._service.subscribe(self._changed)
-        for record in await asyncio.to_thread(self._service.all_mappings):
+        records = await asyncio.to_thread(self._service.all_mappings)
+        self._ownership.track(WorkKind.EVENT_SOURCE_MAPPING, [record.uuid for record in records])
+        for record in records:
             self._schedule(record.uuid)
+        self._ownership.subscribe(self._ownership_changed)
+        if self._ownership.resync_every is not None:
+            self._resync = asyncio.create_task(self._resync_every(self._ownership.resync_every))
+
+    async def _ownership_changed(self) -> None:
+        """Stop the pollers of mappings this node no longer owns (before it lets them go; without reading
+        the store, which may be what this node lost), then start those it now owns."""
+        lost = [
+            uuid for uuid in self._pollers if not self._ownership.owns(WorkKind.EVENT_SOURCE_MAPPING, uuid)
+        ]
+        for uuid in lost:
+            async with self._locks.setdefault(uuid, asyncio.Lock()):
+                if not self._ownership.owns(WorkKind.EVENT_SOURCE_MAPPING, uuid):
+                    await self._stop_poller(uuid)
+        await self._catch_up()
+
+    async def _resync_every(self, seconds: float) -> None:
+        """Other nodes' API calls change mappings without telling this node: read them again now and then."""
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await self._catch_up()
+            except Exception:
+                log.exception("event source mappings could not be read again; trying later")
+
+    async def _catch_up(self) -> None:
+        """Reconcile every mapping whose poller here is not what its record and this node's ownership ask."""
+        records = await asyncio.to_thread(self._service.all_mappings)
+        self._ownership.track(WorkKind.EVENT_SOURCE_MAPPING, [record.uuid for record in records])
+        known = {record.uuid for record in records}
+        stale = [
+            record.uuid
+            for record in records
+            if self._out_of_step(record, self._ownership.owns(WorkKind.EVENT_SOURCE_MAPPING, record.uuid))
+        ]
+        stale += [uuid for uuid in self._pollers if uuid not in known]
+        await asyncio.gather(*(self._reconcile(uuid) for uuid in stale))
+
+    def _out_of_step(self, record: MappingRecord, owned: bool) -> bool:
+        running = self._pollers.get(record.uuid)
+        if not owned:
+            return running is not None
+        if record.state in TRANSITIONAL:  # Deleting too
+            return True
+        if record.enabled:
+            return running is None or not _same_settings(running[0].mapping, record)
+        return running is not None
 
     async def stop(self) -> None:
         """Stop every poller; unacknowledged messages go back to their brokers. States stay as they are,
         so the next start resumes them."""
+        if self._resync is not None:
+            self._resync.cancel()
+            await asyncio.gather(self._resync, return_exceptions=True)
         for task in list(self._pending):
             task.cancel()
         await asyncio.gather(*self._pending, return_exceptions=True)
@@ -180,8 +237,8 @@ class MappingSupervisor:
         lock = self._locks.setdefault(uuid, asyncio.Lock())
         async with lock:
             record = await asyncio.to_thread(self._service.find, uuid)
-            if record is None:
-                await self._stop_poller(uuid)
+            if record is None or not self._ownership.owns(WorkKind.EVENT_SOURCE_MAPPING, uuid):
+                await self._stop_poller(uuid)  # gone, or another node's to run (and to settle)
                 return
             if record.state == MappingState.DELETING:
                 await self._stop_poller(uuid)

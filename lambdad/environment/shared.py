@@ -19,6 +19,8 @@ Ordinary functions never take this class (``ExecutionEnvironment`` is theirs, un
 
 from __future__ import annotations
 
+import re
+
 from lambdad.environment.environment import ExecutionEnvironment, LambdaApi
 from lambdad.environment.image import FunctionImage
 from lambdad.environment.lifecycle import EnvironmentState, Move
@@ -27,6 +29,8 @@ from lambdad.observability.logs import LogStore
 from lambdad.runtime_api import RuntimeChannel, SharedRuntimeChannel
 from lambdad.sandbox import SandboxFactory
 
+#: A request id (a UUID) in a line of output: the line is that invocation's.
+_REQUEST_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 MANAGED_INIT_LIMIT_S = 130.0  # AWS's init limit for Managed Instances (or the function's timeout if longer)
 MAX_CONCURRENCY_VARIABLE = "AWS_LAMBDA_MAX_CONCURRENCY"
 
@@ -100,10 +104,9 @@ class SharedExecutionEnvironment(ExecutionEnvironment):
             self._capture.add(line)
             return
         captures = self._captures
-        if len(captures) == 1:
-            next(iter(captures.values())).add(line)
-            return
         for request_id, tail in captures.items():
             if request_id in line:
                 tail.add(line)
                 return
+        if len(captures) == 1 and _REQUEST_ID.search(line) is None:  # not another's late line
+            next(iter(captures.values())).add(line)

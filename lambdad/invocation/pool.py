@@ -146,6 +146,11 @@ class EnvironmentPool:
         """Environments running an invocation now."""
         return len(self._busy) + sum(1 for claims in self._claims.values() if claims > 0)
 
+    @property
+    def running_invocations(self) -> int:
+        """Invocations running now: one per busy environment, several in a shared one."""
+        return len(self._busy) + sum(self._claims.values())
+
     def _count(self, function_arn: str) -> int:
         """The version's environments (idle, busy, provisioned), counted before one more is made: no
         await between this count and the new one's joining ``_busy``, so concurrent acquires agree."""

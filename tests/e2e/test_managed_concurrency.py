@@ -1,0 +1,174 @@
+"""Several invocations at once in one execution environment (Lambda Managed Instances), end to end: a
+real node of a capacity provider, a Python function with PerExecutionEnvironmentMaxConcurrency, its
+runtime's workers (awslambdaric forks one per unit of concurrency) and boto3 invoking concurrently."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import urllib.request
+from typing import Any
+
+import pytest
+
+from tests.e2e.invoke_support import eventually, log_group_dir, server_fixture, tail, unique
+from tests.support import Server, create_function, make_zip
+
+server = server_fixture("--spares", "0", "--capacity-provider", "multi")
+
+VPC = {"SubnetIds": ["subnet-0a1b2c"], "SecurityGroupIds": ["sg-0a1b2c"]}
+PERMISSIONS = {"CapacityProviderOperatorRoleArn": "arn:aws:iam::000000000000:role/operator"}
+CONCURRENCY = 4
+
+# Each invocation says when it ran, in which worker process, and logs a marker of its own through the
+# logging module (whose records carry the request id, as AWS's runtimes write them; print() output of
+# workers writing at the same moment can interleave in the shared output pipe: see the report).
+HANDLER = """
+import logging, os, time
+
+logging.getLogger().setLevel(logging.INFO)
+
+def handler(event, context):
+    started = time.time()
+    logging.info("logged %s", event["marker"])
+    time.sleep(event.get("sleep", 0))
+    if event.get("fail"):
+        raise ValueError("failed " + event["marker"])
+    return {
+        "marker": event["marker"],
+        "pid": os.getpid(),
+        "concurrency": os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY"),
+        "started": started,
+        "ended": time.time(),
+    }
+"""
+
+
+@pytest.fixture(scope="module")
+def provider(server: Server) -> tuple[Any, str]:
+    client = server.client(read_timeout=120)
+    client.create_capacity_provider(
+        CapacityProviderName="multi", VpcConfig=VPC, PermissionsConfig=PERMISSIONS
+    )
+
+    def active() -> str | None:
+        provider = client.get_capacity_provider(CapacityProviderName="multi")["CapacityProvider"]
+        return str(provider["CapacityProviderArn"]) if provider["State"] == "Active" else None
+
+    return client, eventually(active)
+
+
+def deploy(client: Any, provider_arn: str, concurrency: int = CONCURRENCY) -> str:
+    name = unique("multi")
+    create_function(
+        client,
+        name,
+        Code={"ZipFile": make_zip({"handler.py": HANDLER})},
+        Timeout=30,
+        CapacityProviderConfig={
+            "LambdaManagedInstancesCapacityProviderConfig": {
+                "CapacityProviderArn": provider_arn,
+                "PerExecutionEnvironmentMaxConcurrency": concurrency,
+            }
+        },
+    )
+    client.publish_version(FunctionName=name)
+    return name
+
+
+def invoke(client: Any, name: str, **event: Any) -> tuple[dict[str, Any], Any]:
+    response = dict(
+        client.invoke(FunctionName=name, Qualifier="1", LogType="Tail", Payload=json.dumps(event).encode())
+    )
+    return response, json.loads(response["Payload"].read())
+
+
+def node(server: Server) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{server.endpoint}/_lambdad/nodes", timeout=5) as answer:
+        return dict(json.load(answer)["Nodes"][0])
+
+
+def starts_per_stream(server: Server, name: str) -> list[int]:
+    """How many START lines each of the function's log streams (one per environment) holds."""
+    counts = []
+    for path in log_group_dir(server, name).iterdir():
+        messages = [json.loads(line)["message"] for line in path.read_text().splitlines() if line]
+        counts.append(sum(1 for message in messages if message.startswith("START RequestId: ")))
+    return sorted(counts)
+
+
+def run_together(client: Any, name: str, events: list[dict[str, Any]]) -> list[tuple[dict[str, Any], Any]]:
+    with concurrent.futures.ThreadPoolExecutor(len(events)) as workers:
+        return list(workers.map(lambda event: invoke(client, name, **event), events))
+
+
+def test_four_invocations_run_at_once_in_one_environment(provider: tuple[Any, str], server: Server) -> None:
+    client, arn = provider
+    name = deploy(client, arn)
+    invoke(client, name, marker="warm")  # the environment exists and is idle
+    before = node(server)["WarmEnvironments"]
+    results = run_together(client, name, [{"marker": f"m{i}", "sleep": 2} for i in range(CONCURRENCY)])
+    answers = [answer for _, answer in results]
+    assert all(response["StatusCode"] == 200 and "FunctionError" not in response for response, _ in results)
+    assert {answer["marker"] for answer in answers} == {f"m{i}" for i in range(CONCURRENCY)}
+    assert {answer["concurrency"] for answer in answers} == {str(CONCURRENCY)}
+    # They ran at the same time (every one started before any ended), each in a worker of its own...
+    assert max(answer["started"] for answer in answers) < min(answer["ended"] for answer in answers)
+    assert len({answer["pid"] for answer in answers}) == CONCURRENCY
+    # ... of one environment: no new one was made, and its log stream has every START.
+    assert node(server)["WarmEnvironments"] == before
+    assert starts_per_stream(server, name) == [CONCURRENCY + 1]
+    # Each invocation's log tail is its own: its START/END/REPORT and its own output only.
+    for response, answer in results:
+        own = tail(response)
+        request_id = response["ResponseMetadata"]["RequestId"]
+        assert f"START RequestId: {request_id}" in own
+        assert f"REPORT RequestId: {request_id}" in own
+        assert f"logged {answer['marker']}" in own
+        others = {f"m{i}" for i in range(CONCURRENCY)} - {answer["marker"]}
+        assert not any(f"logged {marker}" in own for marker in others)
+
+
+def test_a_fifth_invocation_gets_a_second_environment(provider: tuple[Any, str], server: Server) -> None:
+    client, arn = provider
+    name = deploy(client, arn)
+    with concurrent.futures.ThreadPoolExecutor(CONCURRENCY) as workers:
+        busy = [workers.submit(invoke, client, name, marker=f"b{i}", sleep=3) for i in range(CONCURRENCY)]
+        eventually(lambda: node(server)["RunningInvocations"] == CONCURRENCY)
+        assert node(server)["BusyEnvironments"] == 1
+        response, answer = invoke(client, name, marker="fifth")
+        assert response["StatusCode"] == 200 and answer["marker"] == "fifth"
+        assert all(future.result()[0]["StatusCode"] == 200 for future in busy)
+    assert starts_per_stream(server, name) == [1, CONCURRENCY]
+
+
+def test_the_scaling_maximum_throttles_a_fifth(provider: tuple[Any, str], server: Server) -> None:
+    client, arn = provider
+    name = deploy(client, arn)
+    client.put_function_scaling_config(
+        FunctionName=name, Qualifier="1", FunctionScalingConfig={"MaxExecutionEnvironments": 1}
+    )
+    with concurrent.futures.ThreadPoolExecutor(CONCURRENCY) as workers:
+        busy = [workers.submit(invoke, client, name, marker=f"t{i}", sleep=3) for i in range(CONCURRENCY)]
+        eventually(lambda: node(server)["RunningInvocations"] == CONCURRENCY)
+        with pytest.raises(client.exceptions.TooManyRequestsException):
+            client.invoke(FunctionName=name, Qualifier="1", Payload=b'{"marker": "x"}')
+        assert all(future.result()[0]["StatusCode"] == 200 for future in busy)
+    assert starts_per_stream(server, name) == [CONCURRENCY]
+
+
+def test_an_error_in_one_invocation_leaves_the_others(provider: tuple[Any, str], server: Server) -> None:
+    client, arn = provider
+    name = deploy(client, arn)
+    events = [{"marker": f"e{i}", "sleep": 1, "fail": i == 0} for i in range(CONCURRENCY)]
+    results = run_together(client, name, events)
+    failed, *fine = results
+    assert failed[0]["FunctionError"] == "Unhandled"
+    assert failed[1]["errorType"] == "ValueError" and failed[1]["errorMessage"] == "failed e0"
+    assert "REPORT RequestId: " + failed[0]["ResponseMetadata"]["RequestId"] in tail(failed[0])
+    for response, _ in fine:
+        assert "FunctionError" not in response
+        assert "failed e0" not in tail(response)
+    # The environment lives on and takes the next invocations.
+    assert invoke(client, name, marker="after")[1]["marker"] == "after"
+    assert starts_per_stream(server, name) == [CONCURRENCY + 1]

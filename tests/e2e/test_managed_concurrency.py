@@ -32,6 +32,8 @@ def handler(event, context):
     started = time.time()
     logging.info("logged %s", event["marker"])
     time.sleep(event.get("sleep", 0))
+    if event.get("exit"):
+        os._exit(3)  # this worker process dies; the others go on
     if event.get("fail"):
         raise ValueError("failed " + event["marker"])
     return {
@@ -58,13 +60,13 @@ def provider(server: Server) -> tuple[Any, str]:
     return client, eventually(active)
 
 
-def deploy(client: Any, provider_arn: str, concurrency: int = CONCURRENCY) -> str:
+def deploy(client: Any, provider_arn: str, concurrency: int = CONCURRENCY, timeout: int = 30) -> str:
     name = unique("multi")
     create_function(
         client,
         name,
         Code={"ZipFile": make_zip({"handler.py": HANDLER})},
-        Timeout=30,
+        Timeout=timeout,
         CapacityProviderConfig={
             "LambdaManagedInstancesCapacityProviderConfig": {
                 "CapacityProviderArn": provider_arn,
@@ -172,3 +174,54 @@ def test_an_error_in_one_invocation_leaves_the_others(provider: tuple[Any, str],
     # The environment lives on and takes the next invocations.
     assert invoke(client, name, marker="after")[1]["marker"] == "after"
     assert starts_per_stream(server, name) == [CONCURRENCY + 1]
+
+
+def test_a_timeout_ends_one_invocation_not_the_environment(provider: tuple[Any, str], server: Server) -> None:
+    client, arn = provider
+    name = deploy(client, arn, timeout=2)
+    events = [{"marker": "slow", "sleep": 6}, *({"marker": f"q{i}", "sleep": 0.5} for i in range(3))]
+    results = run_together(client, name, events)
+    (slow, slow_answer), *quick = results
+    assert slow["FunctionError"] == "Unhandled"
+    assert slow_answer["errorType"] == "Sandbox.Timedout"
+    assert "Status: timeout" in tail(slow)
+    for response, answer in quick:
+        assert "FunctionError" not in response and answer["marker"].startswith("q")
+    # The environment goes on (AWS does not stop the code of a timed-out invocation either): the next
+    # invocations run in it, and the worker's late answer is dropped.
+    assert invoke(client, name, marker="next")[1]["marker"] == "next"
+    assert len(starts_per_stream(server, name)) == 1
+
+
+def test_a_worker_that_dies_fails_its_invocation_only(provider: tuple[Any, str], server: Server) -> None:
+    client, arn = provider
+    name = deploy(client, arn)
+    events = [
+        {"marker": "dies", "sleep": 0.5, "exit": True},
+        *({"marker": f"w{i}", "sleep": 1} for i in range(3)),
+    ]
+    results = run_together(client, name, events)
+    (died, died_answer), *others = results
+    assert died["FunctionError"] == "Unhandled"
+    assert died_answer["errorType"] == "Runtime.ExitError"
+    for response, answer in others:
+        assert "FunctionError" not in response and answer["marker"].startswith("w")
+    # The other workers serve the next invocations in the same environment.
+    assert invoke(client, name, marker="after")[1]["marker"] == "after"
+    assert len(starts_per_stream(server, name)) == 1
+
+
+def test_a_warm_minimum_environment_takes_several_at_once(provider: tuple[Any, str], server: Server) -> None:
+    client, arn = provider
+    name = deploy(client, arn)
+    before = node(server)["WarmEnvironments"]
+    client.put_function_scaling_config(
+        FunctionName=name, Qualifier="1", FunctionScalingConfig={"MinExecutionEnvironments": 1}
+    )
+    eventually(lambda: node(server)["WarmEnvironments"] == before + 1, timeout=60)  # initialised
+    results = run_together(client, name, [{"marker": f"p{i}", "sleep": 1} for i in range(CONCURRENCY)])
+    assert all("FunctionError" not in response for response, _ in results)
+    assert starts_per_stream(server, name) == [CONCURRENCY]
+    client.put_function_scaling_config(
+        FunctionName=name, Qualifier="1", FunctionScalingConfig={"MinExecutionEnvironments": 0}
+    )

@@ -480,7 +480,7 @@ class ExecutionEnvironment:
                 self._emit(reports.exit_message(request_id, self._exit_text()))
                 self._emit("Runtime.ExitError")
         duration_ms = (time.monotonic() - started) * 1000
-        self._drain_output(FINAL_READ_BYTES)
+        self._final_read()
         self._report_dropped()
         memory_used = self._memory_used_mb()
         self._emit(reports.end_line(request_id))
@@ -511,6 +511,10 @@ class ExecutionEnvironment:
             result=result,
             error_type=error_type if function_error else None,
         )
+
+    def _final_read(self) -> None:
+        """Read what the runtime wrote before it answered: it belongs to the invocation that ends."""
+        self._drain_output(FINAL_READ_BYTES)
 
     def _open_capture(self, request_id: str) -> None:
         """Start the invocation's log tail (with init's output, on a first invocation)."""

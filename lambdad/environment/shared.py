@@ -25,9 +25,10 @@ from lambdad.environment.environment import ExecutionEnvironment, LambdaApi
 from lambdad.environment.image import FunctionImage
 from lambdad.environment.lifecycle import EnvironmentState, Move
 from lambdad.environment.output import Tail
+from lambdad.environment.workers import SANDBOX_DIR, SOCKET_VARIABLE, WorkerOutput, tcp_ports_of
 from lambdad.observability.logs import LogStore
 from lambdad.runtime_api import RuntimeChannel, SharedRuntimeChannel
-from lambdad.sandbox import SandboxFactory
+from lambdad.sandbox import Mount, SandboxFactory
 
 #: A request id (a UUID) in a line of output: the line is that invocation's.
 _REQUEST_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -59,6 +60,8 @@ class SharedExecutionEnvironment(ExecutionEnvironment):
         self.max_concurrency = self.image.max_concurrency
         self.in_flight = 0  # invocations entered and not yet settled
         self._captures: dict[str, Tail] = {}  # each in-flight invocation's log tail, by request id
+        self._workers: WorkerOutput | None = None  # the workers' own output streams
+        self._ports: dict[int, int] = {}  # worker pid -> its Runtime API connection's port
 
     @property
     def reusable(self) -> bool:
@@ -68,7 +71,55 @@ class SharedExecutionEnvironment(ExecutionEnvironment):
     def function_environment(self) -> dict[str, str]:
         env = super().function_environment()
         env[MAX_CONCURRENCY_VARIABLE] = str(self.max_concurrency)
+        if self._workers is not None:
+            env[SOCKET_VARIABLE] = self._workers.sandbox_path
         return env
+
+    async def _create_sandbox(self) -> None:
+        self._workers = WorkerOutput(self._worker_line, self._log.admit)
+        await super()._create_sandbox()
+
+    def _mounts(self) -> list[Mount]:
+        mounts = super()._mounts()
+        if self._workers is not None:  # writable only by lambdad (the directory is root's, 0755)
+            mounts.append(Mount(self._workers.host_dir, SANDBOX_DIR, read_only=False))
+        return mounts
+
+    async def shutdown(self) -> None:
+        await super().shutdown()
+        if self._workers is not None:
+            self._workers.close()
+
+    def _final_read(self) -> None:
+        super()._final_read()
+        if self._workers is not None:
+            self._workers.drain()
+            self._dropped += self._workers.dropped
+            self._workers.dropped = 0
+
+    def _worker_line(self, pid: int, line: str) -> None:
+        """A line a worker wrote: the invocation it runs has it, else it is routed as a shared line."""
+        request_id = self._request_of(pid)
+        tail = self._captures.get(request_id) if request_id is not None else None
+        if tail is None:
+            self._emit(line)
+            return
+        self._log.write(line)
+        tail.add(line)
+
+    def _request_of(self, pid: int) -> str | None:
+        """The request id the worker ``pid`` runs (or ran last), through its Runtime API connection."""
+        server = self._server
+        if server is None:
+            return None
+        port = self._ports.get(pid)
+        if port is not None and (request_id := server.last_request_of(port)) is not None:
+            return request_id
+        for port in tcp_ports_of(pid):
+            if (request_id := server.last_request_of(port)) is not None:
+                self._ports[pid] = port
+                return request_id
+        return None
 
     def _new_channel(self) -> RuntimeChannel:
         return SharedRuntimeChannel(self.max_concurrency)

@@ -169,6 +169,8 @@ class _Connection(asyncio.Protocol):
         self.owed = False  # an invocation was handed out on this connection and its result is due
         #: The request id handed out on this connection, until its response or error is complete.
         self._open_id: str | None = None
+        #: The request id last handed out on this connection: the invocation its worker runs (or ran last).
+        self.last_id: str | None = None
         self.forwarding = 0  # forwarded calls in flight
         self.refused = False
 
@@ -238,6 +240,11 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+    @property
+    def peer_port(self) -> int | None:
+        peer = self._transport.get_extra_info("peername") if self._transport is not None else None
+        return peer[1] if isinstance(peer, tuple) and len(peer) >= 2 else None
 
     # -- httptools callbacks -----------------------------------------------------------------------------
 
@@ -375,7 +382,7 @@ class _Connection(asyncio.Protocol):
                 self.close()
             else:
                 self.owed = True
-                self._open_id = invocation.request_id
+                self._open_id = self.last_id = invocation.request_id
                 self._write(200, invocation.payload, _event_headers(invocation))
 
         self._polling = render
@@ -558,6 +565,14 @@ class RuntimeApiServer:
                 connection.close()
         if self._connections:
             self._sweeper = self._loop.call_later(self.limits.idle_timeout / 2, self._sweep)
+
+    def last_request_of(self, port: int) -> str | None:
+        """The request id last handed to the runtime connected from TCP ``port`` (which worker of a
+        multi-concurrency runtime runs which invocation: its output is attributed by this)."""
+        for connection in self._connections:
+            if connection.peer_port == port:
+                return connection.last_id
+        return None
 
     def track(self, task: asyncio.Future[Any]) -> None:
         """Keep a forwarded request's task alive until it ends (and cancel it at close)."""

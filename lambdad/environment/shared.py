@@ -6,10 +6,11 @@ at once through a ``SharedRuntimeChannel``. What differs from an ordinary enviro
 Managed Instances:
 
 - busy is a count: the environment is BUSY while any invocation is in flight, READY when none is;
-- each invocation has its own START/END/REPORT lines and its own log tail. The runtime's workers share
-  one output pipe, so a line of the function's output goes to the tail of the invocation whose request id
-  it carries (AWS's runtimes put it in every log record: Managed Instances log in JSON), or to the one
-  invocation in flight; a line neither tells stays in the log stream only;
+- each invocation has its own START/END/REPORT lines and its own log tail. Each worker writes to an
+  output stream of its own (``workers.WorkerOutput``), whose lines go to the invocation that worker runs.
+  What still comes through the shared pipe (the runtime's main process, a runtime that ignores the
+  socket) goes to the invocation whose request id the line carries, or to the one invocation in flight;
+  a line neither tells stays in the log stream only;
 - a timeout fails that invocation only: the environment and its other invocations go on (AWS does not
   stop the function's code either); a runtime that exits fails them all and ends the environment;
 - init may take up to 130 s or the function's timeout, whichever is longer.

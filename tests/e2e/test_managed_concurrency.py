@@ -227,3 +227,26 @@ def test_a_warm_minimum_environment_takes_several_at_once(provider: tuple[Any, s
     client.put_function_scaling_config(
         FunctionName=name, Qualifier="1", FunctionScalingConfig={"MinExecutionEnvironments": 0}
     )
+
+
+def test_an_init_error_fails_every_invocation_once(provider: tuple[Any, str], server: Server) -> None:
+    client, arn = provider
+    name = unique("multi")
+    create_function(
+        client,
+        name,
+        Code={"ZipFile": make_zip({"handler.py": "raise RuntimeError('no init')\n"})},
+        CapacityProviderConfig={
+            "LambdaManagedInstancesCapacityProviderConfig": {
+                "CapacityProviderArn": arn,
+                "PerExecutionEnvironmentMaxConcurrency": CONCURRENCY,
+            }
+        },
+    )
+    client.publish_version(FunctionName=name)
+    # Every worker fails its init and posts init/error: the first counts, the others are refused (403),
+    # which the runtime ignores; each invocation answers the init error.
+    results = run_together(client, name, [{"marker": f"i{i}"} for i in range(2)])
+    for response, answer in results:
+        assert response["FunctionError"] == "Unhandled"
+        assert answer["errorMessage"] == "no init" and answer["errorType"] == "RuntimeError"

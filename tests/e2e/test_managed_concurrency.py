@@ -250,3 +250,10 @@ def test_an_init_error_fails_every_invocation_once(provider: tuple[Any, str], se
     for response, answer in results:
         assert response["FunctionError"] == "Unhandled"
         assert answer["errorMessage"] == "no init" and answer["errorType"] == "RuntimeError"
+
+
+def test_a_concurrency_of_one_keeps_the_ordinary_path(provider: tuple[Any, str], server: Server) -> None:
+    client, arn = provider
+    name = deploy(client, arn, concurrency=1)
+    response, answer = invoke(client, name, marker="one")
+    assert "FunctionError" not in response and answer["concurrency"] is None  # one process, no workers

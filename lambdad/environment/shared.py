@@ -100,7 +100,8 @@ class SharedExecutionEnvironment(ExecutionEnvironment):
 
     def _worker_line(self, pid: int, line: str) -> None:
         """A line a worker wrote: the invocation it runs has it, else it is routed as a shared line."""
-        request_id = self._request_of(pid)
+        # Before any invocation (init) no lookup: a worker's init output needs none, and costs none.
+        request_id = self._request_of(pid) if self._captures else None
         tail = self._captures.get(request_id) if request_id is not None else None
         if tail is None:
             self._emit(line)

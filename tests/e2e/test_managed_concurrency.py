@@ -257,3 +257,27 @@ def test_a_concurrency_of_one_keeps_the_ordinary_path(provider: tuple[Any, str],
     name = deploy(client, arn, concurrency=1)
     response, answer = invoke(client, name, marker="one")
     assert "FunctionError" not in response and answer["concurrency"] is None  # one process, no workers
+
+
+def test_streamed_invocations_share_the_environment_too(provider: tuple[Any, str], server: Server) -> None:
+    client, arn = provider
+    name = deploy(client, arn)
+
+    def stream(marker: str) -> tuple[bytes, dict[str, Any]]:
+        response = client.invoke_with_response_stream(
+            FunctionName=name,
+            Qualifier="1",
+            LogType="Tail",
+            Payload=json.dumps({"marker": marker, "sleep": 1}),
+        )
+        events = list(response["EventStream"])
+        body = b"".join(event["PayloadChunk"]["Payload"] for event in events if "PayloadChunk" in event)
+        return body, dict(events[-1]["InvokeComplete"])
+
+    with concurrent.futures.ThreadPoolExecutor(2) as workers:
+        results = list(workers.map(stream, ["s0", "s1"]))
+    answers = [json.loads(body) for body, _ in results]
+    assert sorted(answer["marker"] for answer in answers) == ["s0", "s1"]
+    assert max(a["started"] for a in answers) < min(a["ended"] for a in answers)
+    assert all("ErrorCode" not in complete for _, complete in results)
+    assert starts_per_stream(server, name) == [2]

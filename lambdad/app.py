@@ -409,7 +409,7 @@ def _single_node(platform: Platform) -> dict[str, Any]:
         "LastHeartbeat": None,
         "WarmEnvironments": platform.pool.environments,
         "BusyEnvironments": busy,
-        "RunningInvocations": busy,
+        "RunningInvocations": platform.pool.running_invocations,
         "CapacityProvider": settings.capacity_provider or None,
         "Owns": {},
     }

@@ -130,7 +130,7 @@ class ClusterNode:
         return NodeLoad(
             warm_environments=self._pool.environments,
             busy_environments=busy,
-            running_invocations=busy,
+            running_invocations=self._pool.running_invocations,
             idle=self._pool.idle_by_function(),
         )
 

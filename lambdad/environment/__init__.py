@@ -9,6 +9,7 @@ from lambdad.environment.environment import (
 )
 from lambdad.environment.image import FunctionImage
 from lambdad.environment.lifecycle import EnvironmentState, IllegalMove, Lifecycle, Move
+from lambdad.environment.shared import SharedExecutionEnvironment
 from lambdad.environment.spare import Spare, SpareKey, spare_key
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "Lifecycle",
     "Move",
     "RuntimeGone",
+    "SharedExecutionEnvironment",
     "Spare",
     "SpareKey",
     "spare_key",

@@ -202,11 +202,12 @@ class ExecutionEnvironment:
             else:
                 await self._adopt(spare)
             assert self._channel is not None
+            limit = self._init_limit_s()
             try:
-                self._init_error = await asyncio.wait_for(self._channel.wait_ready(), INIT_LIMIT_S)
+                self._init_error = await asyncio.wait_for(self._channel.wait_ready(), limit)
             except TimeoutError:
                 self._init_error = _init_failure(
-                    "Sandbox.Timedout", f"Init timed out after {INIT_LIMIT_S:.2f} seconds"
+                    "Sandbox.Timedout", f"Init timed out after {limit:.2f} seconds"
                 )
             except ChannelClosed:
                 self._init_error = _init_failure(
@@ -292,7 +293,7 @@ class ExecutionEnvironment:
             cpu_boost=True,  # init runs at full speed; invocations get CPU in proportion to memory
         )
         loop = asyncio.get_running_loop()
-        self._channel = RuntimeChannel()
+        self._channel = self._new_channel()
         self._sandbox = await self._factory.create(spec)
         self._output_fd = self._sandbox.output
         os.set_blocking(self._output_fd, False)
@@ -302,6 +303,12 @@ class ExecutionEnvironment:
         assert socket_ is not None
         self._tasks.append(loop.create_task(self._server.serve(socket_)))
         self._tasks.append(loop.create_task(self._watch_exit(self._sandbox, self._channel)))
+
+    def _new_channel(self) -> RuntimeChannel:
+        return RuntimeChannel()
+
+    def _init_limit_s(self) -> float:
+        return INIT_LIMIT_S
 
     async def _adopt(self, spare: Spare) -> None:
         """Take over a spare's sandbox, runtime and Runtime API, and make them this function's."""
@@ -421,7 +428,7 @@ class ExecutionEnvironment:
         """The invocation after ``_enter``; with a ``sink``, the response goes there as it arrives."""
         request_id = invocation.request_id
         timeout = timeout_s if timeout_s is not None else float(self.image.timeout_s)
-        self._capture, self._init_lines = self._init_lines, Tail()
+        self._open_capture(request_id)
         first_invoke = self._init_duration_ms is not None
         init_duration = self._init_duration_ms
         self._init_duration_ms = None
@@ -463,9 +470,8 @@ class ExecutionEnvironment:
                         f"{request_id} reached it; it runs in a new execution environment"
                     )
                     self._log.flush()
-                    self._capture = None
-                    if self.lifecycle.can(Move.FAIL):
-                        self.lifecycle.move(Move.FAIL)
+                    self._close_capture(request_id)
+                    self._settle("error")
                     raise RuntimeGone(request_id) from None
                 status = "error"
                 function_error = True
@@ -474,7 +480,7 @@ class ExecutionEnvironment:
                 self._emit(reports.exit_message(request_id, self._exit_text()))
                 self._emit("Runtime.ExitError")
         duration_ms = (time.monotonic() - started) * 1000
-        self._drain_output(FINAL_READ_BYTES)
+        self._final_read()
         self._report_dropped()
         memory_used = self._memory_used_mb()
         self._emit(reports.end_line(request_id))
@@ -489,12 +495,9 @@ class ExecutionEnvironment:
             )
         )
         self._log.flush()
-        tail, self._capture = self._capture, None
+        tail = self._close_capture(request_id)
         self.last_used = time.monotonic()
-        if status is None and self.lifecycle.state is EnvironmentState.BUSY:
-            self.lifecycle.move(Move.FINISH)
-        elif self.lifecycle.can(Move.FAIL):
-            self.lifecycle.move(Move.FAIL)
+        self._settle(status)
         return InvokeOutcome(
             request_id=request_id,
             payload=payload,
@@ -508,6 +511,25 @@ class ExecutionEnvironment:
             result=result,
             error_type=error_type if function_error else None,
         )
+
+    def _final_read(self) -> None:
+        """Read what the runtime wrote before it answered: it belongs to the invocation that ends."""
+        self._drain_output(FINAL_READ_BYTES)
+
+    def _open_capture(self, request_id: str) -> None:
+        """Start the invocation's log tail (with init's output, on a first invocation)."""
+        self._capture, self._init_lines = self._init_lines, Tail()
+
+    def _close_capture(self, request_id: str) -> Tail | None:
+        tail, self._capture = self._capture, None
+        return tail
+
+    def _settle(self, status: str | None) -> None:
+        """After an invocation: ready for the next, or failed (a timeout or a crash ends it)."""
+        if status is None and self.lifecycle.state is EnvironmentState.BUSY:
+            self.lifecycle.move(Move.FINISH)
+        elif self.lifecycle.can(Move.FAIL):
+            self.lifecycle.move(Move.FAIL)
 
     async def _read_stream(
         self, stream: ResponseStream, deadline: float, sink: Callable[[bytes], None] | None

@@ -39,6 +39,9 @@ class FunctionImage:
     layers_dir: Path | None = None
     # The execution role's ARN: the identity the function's Lambda API calls act with.
     role: str = ""
+    # Invocations one environment serves at once: PerExecutionEnvironmentMaxConcurrency of a Lambda
+    # Managed Instances function, 1 for every other.
+    max_concurrency: int = 1
 
     @cached_property
     def fingerprint(self) -> str:
@@ -57,6 +60,8 @@ class FunctionImage:
             "layers": str(self.layers_dir) if self.layers_dir else None,
             "role": self.role,
         }
+        if self.max_concurrency > 1:  # only then: every other image keeps the fingerprint it had
+            parts["concurrency"] = self.max_concurrency
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
     @cached_property

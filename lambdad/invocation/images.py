@@ -37,6 +37,7 @@ from lambdad.runtimes import (
 )
 from lambdad.sandbox import NetworkMode
 from lambdad.services.activation import PreparationError
+from lambdad.services.capacity_providers import max_concurrency
 from lambdad.store import CodeStore
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,7 @@ class ImageBuilder:
             network=NetworkMode(network) if network else self._network,
             layers_dir=layers_dir,
             role=version.role,
+            max_concurrency=max_concurrency(version),
         )
 
     def unpack(self, sha256_hex: str) -> Path:

@@ -17,7 +17,14 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
-from lambdad.environment import ExecutionEnvironment, FunctionImage, LambdaApi, Spare, SpareKey
+from lambdad.environment import (
+    ExecutionEnvironment,
+    FunctionImage,
+    LambdaApi,
+    SharedExecutionEnvironment,
+    Spare,
+    SpareKey,
+)
 from lambdad.invocation.spares import SparePool
 from lambdad.observability.logs import LogStore
 from lambdad.sandbox import SandboxFactory, supports_specialization
@@ -36,15 +43,21 @@ def environment_maker(
     initialization_type: str = "on-demand",
 ) -> EnvironmentMaker:
     """Environments in sandboxes from ``factory``, logging to ``logs``, reaching the Lambda API through
-    ``lambda_api`` (in their sandbox) or at ``lambda_endpoint``."""
-    return lambda image: ExecutionEnvironment(
-        image,
-        factory,
-        logs,
-        initialization_type=initialization_type,
-        lambda_api=lambda_api,
-        lambda_endpoint=lambda_endpoint,
-    )
+    ``lambda_api`` (in their sandbox) or at ``lambda_endpoint``. An image that serves several
+    invocations at once (Managed Instances) gets a ``SharedExecutionEnvironment``."""
+
+    def make(image: FunctionImage) -> ExecutionEnvironment:
+        kind = SharedExecutionEnvironment if image.max_concurrency > 1 else ExecutionEnvironment
+        return kind(
+            image,
+            factory,
+            logs,
+            initialization_type=initialization_type,
+            lambda_api=lambda_api,
+            lambda_endpoint=lambda_endpoint,
+        )
+
+    return make
 
 
 def spare_pool(factory: SandboxFactory, per_key: int, idle_timeout_s: float) -> SparePool | None:
@@ -99,6 +112,11 @@ class EnvironmentPool:
         self._reaper: asyncio.Task[None] | None = None
         self._listeners: list[PoolListener] = []
         self._closed = False
+        #: Environments serving several invocations at once (Managed Instances), idle or not, by function
+        #: ARN; how many invocations each was handed; and those still starting (joined while they start).
+        self._shared: dict[str, list[ExecutionEnvironment]] = defaultdict(list)
+        self._claims: dict[ExecutionEnvironment, int] = {}
+        self._starting: dict[ExecutionEnvironment, asyncio.Future[None]] = {}
 
     def subscribe(self, listener: PoolListener) -> None:
         """Call ``listener(event, environment)`` on "created", "reused", "idle" and "stopped"."""
@@ -108,7 +126,8 @@ class EnvironmentPool:
     def environments(self) -> int:
         """How many environments exist (idle and busy)."""
         idle = sum(len(idle) for idle in self._idle.values())
-        return len(self._busy) + idle + sum(len(ready) for ready in self._provisioned_idle.values())
+        shared = sum(1 for e in self._claims if e not in self._provisioned)
+        return len(self._busy) + idle + shared + sum(len(ready) for ready in self._provisioned_idle.values())
 
     def idle_by_function(self) -> dict[str, int]:
         """Idle environments (on-demand and provisioned) per function ARN: where a warm start waits."""
@@ -117,18 +136,27 @@ class EnvironmentPool:
             for arn, environments in group.items():
                 if environments:
                     idle[arn] += len(environments)
+        for environment, claims in self._claims.items():  # a shared one with room takes a warm start
+            if 0 < claims < environment.image.max_concurrency and environment.reusable:
+                idle[environment.image.function_arn] += 1
         return dict(idle)
 
     @property
     def busy_environments(self) -> int:
         """Environments running an invocation now."""
-        return len(self._busy)
+        return len(self._busy) + sum(1 for claims in self._claims.values() if claims > 0)
+
+    @property
+    def running_invocations(self) -> int:
+        """Invocations running now: one per busy environment, several in a shared one."""
+        return len(self._busy) + sum(self._claims.values())
 
     def _count(self, function_arn: str) -> int:
         """The version's environments (idle, busy, provisioned), counted before one more is made: no
         await between this count and the new one's joining ``_busy``, so concurrent acquires agree."""
         busy = sum(1 for e in self._busy if e.image.function_arn == function_arn)
         idle = len(self._idle.get(function_arn, ()))
+        idle += sum(1 for e in self._shared.get(function_arn, ()) if e not in self._provisioned)
         provisioned = sum(1 for e in self._provisioned if e.image.function_arn == function_arn)
         busy_provisioned = sum(
             1 for e in self._busy if e in self._provisioned and e.image.function_arn == function_arn
@@ -157,7 +185,7 @@ class EnvironmentPool:
                 keep.append(environment)
             else:
                 self._stop_provisioned(environment)
-        busy = sum(1 for e in self._busy if e in self._provisioned and e.image.function_arn == arn)
+        busy = sum(1 for e in self._provisioned if e.image.function_arn == arn and self._in_use(e))
         while keep and len(keep) + busy > count:
             self._stop_provisioned(keep.pop(0))
         self._provisioned_idle[arn] = keep
@@ -209,6 +237,8 @@ class EnvironmentPool:
             raise RuntimeError("the environment pool is closed")
         self._ensure_reaper()
         self._set_current(image.function_arn, image.fingerprint)
+        if image.max_concurrency > 1:
+            return await self._acquire_shared(image, limit)
         provisioned = self._provisioned_idle.get(image.function_arn)
         while provisioned:
             environment = provisioned.pop()
@@ -250,8 +280,97 @@ class EnvironmentPool:
         self._notify("created", environment)
         return environment
 
+    async def _acquire_shared(self, image: FunctionImage, limit: int | None) -> ExecutionEnvironment:
+        """A Managed Instances environment with room for one more invocation: the busiest that has room
+        (invocations pack into few environments, each up to ``max_concurrency``), provisioned ones
+        included; one still starting counts, and the caller waits for its start. Else a new one, within
+        ``limit`` (``PoolFull``). No spare: a spare's runtime was started for one invocation at a time."""
+        arn, room = image.function_arn, image.max_concurrency
+        candidates = [
+            e
+            for e in (
+                *self._shared.get(arn, ()),
+                *(e for e in self._provisioned if e.image.function_arn == arn),
+            )
+            if e.image.fingerprint == image.fingerprint
+            and (e.reusable or e in self._starting)
+            and self._claims.get(e, 0) < room
+        ]
+        if candidates:
+            chosen: ExecutionEnvironment = max(candidates, key=lambda e: self._claims.get(e, 0))
+            self._claim(chosen)
+            starting = self._starting.get(chosen)
+            if starting is not None:
+                try:
+                    await asyncio.shield(starting)
+                except BaseException:
+                    self.release(chosen)
+                    raise
+            self._notify("reused", chosen)
+            return chosen
+        if limit is not None and self._count(arn) >= limit:
+            raise PoolFull(arn, limit)
+        environment = self._make_environment(image)
+        self._shared[arn].append(environment)
+        self._claim(environment)
+        started = asyncio.get_running_loop().create_future()
+        self._starting[environment] = started
+        try:
+            await environment.start()
+        except BaseException as error:
+            started.set_exception(error)
+            started.exception()
+            self.release(environment)
+            raise
+        finally:
+            del self._starting[environment]
+            if not started.done():
+                started.set_result(None)
+        self._notify("created", environment)
+        return environment
+
+    def _claim(self, environment: ExecutionEnvironment) -> None:
+        self._claims[environment] = self._claims.get(environment, 0) + 1
+        if environment in self._provisioned:
+            ready = self._provisioned_idle.get(environment.image.function_arn, [])
+            if environment in ready:
+                ready.remove(environment)
+
+    def _in_use(self, environment: ExecutionEnvironment) -> bool:
+        return environment in self._busy or self._claims.get(environment, 0) > 0
+
+    def _release_shared(self, environment: ExecutionEnvironment) -> None:
+        """One invocation of a shared environment ended: with none left it idles (or stops, if it cannot
+        be reused or is no longer current)."""
+        claims = self._claims[environment] - 1
+        if claims > 0:
+            self._claims[environment] = claims
+            return
+        if environment in self._provisioned:
+            del self._claims[environment]
+            self._release_provisioned(environment)
+            return
+        self._claims[environment] = 0
+        current = self._current.get(environment.image.function_arn) == environment.image.fingerprint
+        if environment.reusable and current and not self._closed:
+            self._notify("idle", environment)
+        else:
+            self._stop_shared(environment)
+
+    def _stop_shared(self, environment: ExecutionEnvironment) -> None:
+        self._claims.pop(environment, None)
+        shared = self._shared.get(environment.image.function_arn)
+        if shared is not None and environment in shared:
+            shared.remove(environment)
+            if not shared:
+                del self._shared[environment.image.function_arn]
+        self._stop(environment)
+
     def release(self, environment: ExecutionEnvironment) -> None:
         """Give an environment back after its invocation: kept warm if it can be reused."""
+        if environment in self._claims:
+            self._release_shared(environment)
+            return
         self._busy.discard(environment)
         if environment in self._provisioned:
             self._release_provisioned(environment)
@@ -299,11 +418,16 @@ class EnvironmentPool:
                 self._stop(environment)
         if keep:
             self._idle[function_arn] = keep
+        for environment in list(self._shared.get(function_arn, ())):
+            wanted = fingerprint is not None and environment.image.fingerprint == fingerprint
+            if not wanted and self._claims.get(environment) == 0:
+                self._stop_shared(environment)  # busy ones stop when their last invocation ends
 
     def drain_function(self, function_arn: str) -> None:
         """Stop the idle environments of a function and of every published version of it (the
         function or a version was deleted); busy ones stop when released."""
-        versions = {arn for arn in (*self._idle, *self._current) if arn.startswith(function_arn + ":")}
+        arns = (*self._idle, *self._current, *self._shared)
+        versions = {arn for arn in arns if arn.startswith(function_arn + ":")}
         for arn in (function_arn, *versions):
             self.drain(arn)
 
@@ -325,6 +449,13 @@ class EnvironmentPool:
                 self._idle[arn] = fresh
             else:
                 del self._idle[arn]
+        for arn in list(self._shared):
+            for environment in list(self._shared[arn]):
+                if self._claims.get(environment) != 0:
+                    continue  # in use, or still starting
+                if moment - environment.last_used >= self.idle_timeout_s or not environment.reusable:
+                    self._stop_shared(environment)
+                    reaped += 1
         for arn, ready in list(self._provisioned_idle.items()):
             failed = [environment for environment in ready if not environment.reusable]
             if failed:
@@ -352,6 +483,11 @@ class EnvironmentPool:
                 self._stop_provisioned(environment)
         for environment in list(self._busy):
             self._stop(environment)
+        for arn in list(self._shared):
+            for environment in list(self._shared[arn]):
+                self._stop_shared(environment)
+        for environment in [e for e in self._claims if e in self._provisioned]:
+            self._stop_provisioned(environment)
         if self.spares is not None:
             await self.spares.close()
         while self._stopping:

@@ -24,6 +24,7 @@ from lambdad.runtime_api.model import (
     ResultKind,
 )
 from lambdad.runtime_api.server import SPECIALIZE_ROUTE, Forwarder, RuntimeApiServer, Specialization
+from lambdad.runtime_api.shared import SharedRuntimeChannel
 from lambdad.runtime_api.states import TRANSITIONS, IllegalTransition, Move, State, step
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "ResultKind",
     "RuntimeApiServer",
     "RuntimeChannel",
+    "SharedRuntimeChannel",
     "Specialization",
     "State",
     "step",

@@ -163,12 +163,13 @@ class RuntimeChannel:
         self._state = step(self._state, move)
         return slot.invocation
 
-    def deliver(self, result: InvocationResult) -> None:
-        """Hand the current invocation's result to whoever awaits ``invoke`` (at most once)."""
+    def deliver(self, result: InvocationResult, request_id: str | None = None) -> None:
+        """Hand the current invocation's result to whoever awaits ``invoke`` (at most once). The request
+        id (checked by ``start_response``) matters only to a channel with several invocations."""
         if self._slot is not None and not self._slot.result.done():
             self._slot.result.set_result(result)
 
-    def response_sent(self) -> None:
+    def response_sent(self, request_id: str | None = None) -> None:
         """The runtime's response or error is complete: the environment may take the next invocation."""
         self._state = step(self._state, Move.SENT)
         if self._slot is not None:
@@ -182,6 +183,10 @@ class RuntimeChannel:
         if not self._ready.done():
             self._ready.set_result(result)
         self.deliver(result)
+
+    def connection_lost(self, request_id: str) -> None:
+        """The connection that took ``request_id`` closed before answering it. One runtime process serves
+        this channel: its exit (watched by the environment) is what ends the invocation."""
 
     def _check_open(self) -> None:
         if self._closed is not None:

@@ -167,6 +167,10 @@ class _Connection(asyncio.Protocol):
         #: loop.time() of the last byte received or answer sent, for the idle sweep (RuntimeApiServer).
         self.active = server.now()
         self.owed = False  # an invocation was handed out on this connection and its result is due
+        #: The request id handed out on this connection, until its response or error is complete.
+        self._open_id: str | None = None
+        #: The request id last handed out on this connection: the invocation its worker runs (or ran last).
+        self.last_id: str | None = None
         self.forwarding = 0  # forwarded calls in flight
         self.refused = False
 
@@ -230,10 +234,17 @@ class _Connection(asyncio.Protocol):
         request, self._request = self._request, None
         if request is not None and request.stream is not None:
             request.stream.finish(truncated=True)
+        if self._open_id is not None:  # a worker of a multi-concurrency runtime went away mid-invocation
+            self._channel.connection_lost(self._open_id)
 
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+    @property
+    def peer_port(self) -> int | None:
+        peer = self._transport.get_extra_info("peername") if self._transport is not None else None
+        return peer[1] if isinstance(peer, tuple) and len(peer) >= 2 else None
 
     # -- httptools callbacks -----------------------------------------------------------------------------
 
@@ -326,6 +337,7 @@ class _Connection(asyncio.Protocol):
             request_id = parts[1].decode("latin-1")
             if parts[2] == b"error":
                 self._channel.start_response(request_id, Move.ERROR)
+                self._open_id = request_id
                 return self._error
             return self._start_response(request, request_id)
         return self._not_found
@@ -370,6 +382,7 @@ class _Connection(asyncio.Protocol):
                 self.close()
             else:
                 self.owed = True
+                self._open_id = self.last_id = invocation.request_id
                 self._write(200, invocation.payload, _event_headers(invocation))
 
         self._polling = render
@@ -402,27 +415,29 @@ class _Connection(asyncio.Protocol):
         if mode not in ("buffered", "streaming"):
             raise ApiError(400, "InvalidFunctionResponseMode", "Invalid function response mode")
         self._channel.start_response(request_id, Move.RESPONSE)
+        self._open_id = request_id
         if mode == "streaming":
             request.stream = ResponseStream()
             result = InvocationResult(
                 ResultKind.SUCCESS, content_type=request.header(b"content-type"), stream=request.stream
             )
-            self._channel.deliver(result)
+            self._channel.deliver(result, self._open_id)
             return self._end_stream
         return self._response
 
     def _response(self, request: _Request) -> None:
         if request.size > MAX_PAYLOAD_SIZE:
-            self._channel.deliver(oversized_response_result(request.size))
-            self._channel.response_sent()
+            self._channel.deliver(oversized_response_result(request.size), self._open_id)
+            self._sent()
             self._refuse(payload_too_large())
             return
         self._channel.deliver(
             InvocationResult(
                 ResultKind.SUCCESS, bytes(request.body), content_type=request.header(b"content-type")
-            )
+            ),
+            self._open_id,
         )
-        self._channel.response_sent()
+        self._sent()
         self._write(202, _ACCEPTED, _JSON)
 
     def _end_stream(self, request: _Request) -> None:
@@ -432,7 +447,7 @@ class _Connection(asyncio.Protocol):
         request.stream.finish(
             error_type.decode("latin-1") if error_type else None, _b64(error_body) if error_body else None
         )
-        self._channel.response_sent()
+        self._sent()
         self._write(202, _ACCEPTED, _JSON)
 
     def _error(self, request: _Request) -> None:
@@ -442,9 +457,13 @@ class _Connection(asyncio.Protocol):
             request.header(ERROR_TYPE_HEADER),
             request.header(b"content-type"),
         )
-        self._channel.deliver(result)
-        self._channel.response_sent()
+        self._channel.deliver(result, self._open_id)
+        self._sent()
         self._write(202, _ACCEPTED, _JSON)
+
+    def _sent(self) -> None:
+        request_id, self._open_id = self._open_id, None
+        self._channel.response_sent(request_id)
 
     def _init_error(self, request: _Request) -> None:
         result = init_error_result(
@@ -546,6 +565,14 @@ class RuntimeApiServer:
                 connection.close()
         if self._connections:
             self._sweeper = self._loop.call_later(self.limits.idle_timeout / 2, self._sweep)
+
+    def last_request_of(self, port: int) -> str | None:
+        """The request id last handed to the runtime connected from TCP ``port`` (which worker of a
+        multi-concurrency runtime runs which invocation: its output is attributed by this)."""
+        for connection in self._connections:
+            if connection.peer_port == port:
+                return connection.last_id
+        return None
 
     def track(self, task: asyncio.Future[Any]) -> None:
         """Keep a forwarded request's task alive until it ends (and cancel it at close)."""

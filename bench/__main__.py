@@ -11,6 +11,7 @@ from rich.table import Table
 
 from bench import (
     async_events,
+    before_after,
     cluster,
     cold_start,
     control_plane,
@@ -40,6 +41,7 @@ BENCHMARKS: list[tuple[str, Callable[[Progress], list[Row]]]] = [
     ("Event queue", async_events.run),
     ("event sources", event_sources.run),
     ("cluster", cluster.run),
+    ("single server before/after the cluster", before_after.run),
 ]
 
 

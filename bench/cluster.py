@@ -208,4 +208,29 @@ def run(progress: Progress) -> list[Row]:
                 note=", ".join(f"{k}: {v}" for k, v in warm.items()),
             )
         )
+        progress("cluster: SIGKILL a node, time until the others own its work...")
+        rows.append(
+            Row(
+                "a dead node's work taken over (SIGKILL -> owned)",
+                "the bound (15 s)",
+                "s",
+                _takeover(c),
+                15.0,
+            )
+        )
     return rows
+
+
+def _takeover(c: Cluster) -> float:
+    """Seconds from SIGKILLing n3 until every Event-queue partition it owned is owned by n1 or n2."""
+    owned = {node["NodeId"]: node["Owns"] for node in c.view("n1")}
+    orphaned = set(owned["n3"].get("AsyncPartitions", []))
+    killed = time.monotonic()
+    c.kill("n3")
+    while time.monotonic() - killed < 60:
+        survivors = [node for node in c.view("n1") if node["NodeId"] in ("n1", "n2")]
+        taken = {partition for node in survivors for partition in node["Owns"].get("AsyncPartitions", [])}
+        if orphaned <= taken:
+            return time.monotonic() - killed
+        time.sleep(0.1)
+    raise TimeoutError("n3's partitions were not taken over within 60 s")

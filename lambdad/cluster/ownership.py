@@ -49,6 +49,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from lambdad.cluster.membership import Membership
 from lambdad.events.ownership import ALL_PARTITIONS, OwnershipListener, WorkKind
 from lambdad.store import Database, async_events
+from lambdad.store.outage import reason, unavailable
 from lambdad.store.schema import work_leases
 
 log = logging.getLogger(__name__)
@@ -213,8 +214,11 @@ class ClusterOwnership:
                 result = listener()
                 if result is not None:
                     await asyncio.wait_for(result, LISTENER_WAIT)
-            except Exception:
-                log.exception("a work ownership listener failed")
+            except Exception as error:
+                if unavailable(error):  # the listener tries again at the next change or resync
+                    log.warning("a work ownership listener found the database unavailable: %s", reason(error))
+                else:
+                    log.exception("a work ownership listener failed")
 
     # PostgreSQL -----------------------------------------------------------------------------------------
 

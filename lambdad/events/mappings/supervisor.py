@@ -132,12 +132,16 @@ class MappingSupervisor:
 
     async def _resync_every(self, seconds: float) -> None:
         """Other nodes' API calls change mappings without telling this node: read them again now and then."""
+        outage = Outage(log, "event source mappings (reading them again)")
         while True:
             await asyncio.sleep(seconds)
             try:
                 await self._catch_up()
-            except Exception:
-                log.exception("event source mappings could not be read again; trying later")
+            except Exception as error:
+                if outage.failed(error) is None:
+                    log.exception("event source mappings could not be read again; trying later")
+            else:
+                outage.succeeded()
 
     async def _catch_up(self) -> None:
         """Reconcile every mapping whose poller here is not what its record and this node's ownership ask."""

@@ -146,12 +146,15 @@ class Membership:
         self._beat_now = asyncio.Event()
         self._watcher: Any = None
         self._rewatching: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # The view -------------------------------------------------------------------------------------------
 
     def nodes(self) -> list[Node]:
         """Every node known, with its state now, sorted by id."""
-        self._refresh_states()
+        if self._refresh_states() and self._loop is not None:
+            # A state that changed here (a reader came first) is announced all the same.
+            self._loop.call_soon_threadsafe(self._changed)
         return sorted(self._nodes.values(), key=lambda node: node.node_id)
 
     def live(self) -> list[Node]:
@@ -205,6 +208,7 @@ class Membership:
 
     async def join(self) -> None:
         """Refuse to start if this node id is live elsewhere; then heartbeat and watch."""
+        self._loop = asyncio.get_running_loop()
         self._kv = await self._connection.key_value(BUCKET, ttl=FORGET_AFTER)
         await check_node_id_free(self._kv, self.node_id, self.incarnation)
         await self._beat()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
@@ -19,6 +20,7 @@ import httptools
 
 Headers = list[tuple[bytes, bytes]]
 READ_SIZE = 65536
+REUSE_FOR = 3.0  # seconds an idle kept-alive connection is reused for (nodes close theirs after 5 s)
 
 
 class Unreachable(Exception):
@@ -108,17 +110,18 @@ class NodeClient:
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or 80
         self._authority = parts.netloc.encode("latin-1")
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        # Idle connections, each with the monotonic time it became idle.
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
         self._max_idle = max_idle
 
     def give_back(self, connection: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
         if len(self._idle) < self._max_idle:
-            self._idle.append(connection)
+            self._idle.append((*connection, time.monotonic()))
         else:
             connection[1].close()
 
     async def close(self) -> None:
-        for _, writer in self._idle:
+        for _, writer, _ in self._idle:
             writer.close()
         self._idle.clear()
 
@@ -134,9 +137,11 @@ class NodeClient:
     ) -> Response:
         """Send the request and wait for the response's status and headers.
 
-        Unreachable if no connection could be made; Broken if the response did not come. A kept-alive
-        connection the node closed while idle is replaced once, transparently: the node read nothing
-        from it (it closes only idle connections), so the request was not sent.
+        Unreachable if no connection could be made; Broken if the response did not come (the request
+        may have run: it is never sent again, since an invocation must not run twice because a node
+        died). So that a kept-alive connection is never one the node is closing as it is reused, none is
+        reused after REUSE_FOR seconds idle (less than the nodes' keep-alive timeout, uvicorn's 5 s), nor
+        once its end was seen.
         """
         lines = [f"{method} {target} HTTP/1.1\r\n".encode("latin-1")]
         if not any(name.lower() == b"host" for name, _ in headers):
@@ -145,21 +150,17 @@ class NodeClient:
         lines.append(b"content-length: " + str(len(body)).encode() + b"\r\n\r\n")
         message = b"".join(lines) + body
         while self._idle:
-            connection = self._idle.pop()
-            if connection[0].at_eof() or connection[1].is_closing():
-                connection[1].close()
+            reader, writer, since = self._idle.pop()
+            if reader.at_eof() or writer.is_closing() or time.monotonic() - since > REUSE_FOR:
+                writer.close()
                 continue
-            response = await self._exchange(connection, message, method, read_timeout, reused=True)
-            if response is not None:
-                return response
+            return await self._exchange((reader, writer), message, method, read_timeout)
         try:
             async with asyncio.timeout(connect_timeout):
                 connection = await asyncio.open_connection(self._host, self._port)
         except (OSError, TimeoutError) as error:
             raise Unreachable(f"{self._host}:{self._port}: {error or type(error).__name__}") from error
-        response = await self._exchange(connection, message, method, read_timeout, reused=False)
-        assert response is not None
-        return response
+        return await self._exchange(connection, message, method, read_timeout)
 
     async def _exchange(
         self,
@@ -167,23 +168,17 @@ class NodeClient:
         message: bytes,
         method: str,
         read_timeout: float,
-        reused: bool,
-    ) -> Response | None:
+    ) -> Response:
         reader, writer = connection
         parsed = _Parsed()
         parser = parsed.parser
-        received = False
         try:
             writer.write(message)
             await writer.drain()
             while not parsed.headers_done:
-                data = await _read(reader, read_timeout)
-                received = True
-                parser.feed_data(data)
+                parser.feed_data(await _read(reader, read_timeout))
         except (Broken, OSError, httptools.HttpParserError) as error:
             writer.close()
-            if reused and not received:
-                return None  # closed by the node while idle: try another connection
             raise Broken(str(error) or type(error).__name__) from error
         except BaseException:
             writer.close()

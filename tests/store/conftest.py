@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,13 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
         yield db
         db.dispose()
         return
+    with fresh_postgres() as db:
+        yield db
+
+
+@contextmanager
+def fresh_postgres() -> Iterator[Database]:
+    """A migrated database of its own on the PostgreSQL at 127.0.0.1:5432, dropped afterwards."""
     from sqlalchemy import create_engine, text
 
     name = f"lambdad_test_{uuid.uuid4().hex[:12]}"

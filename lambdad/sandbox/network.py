@@ -441,11 +441,14 @@ table inet {b} {{
         Runs under the exclusive lock while allocations hold the shared one, so a lease file being
         written is never seen half-made: an empty or garbled one was left by a crash too.
         """
-        if not self._leases.is_dir():
-            return 0
         reclaimed = 0
         with self._locked(fcntl.LOCK_EX):
-            for path in self._leases.iterdir():
+            try:
+                # Read under the lock: another server's teardown removes the directory under it too.
+                paths = list(self._leases.iterdir())
+            except FileNotFoundError:
+                return 0
+            for path in paths:
                 try:
                     fields = path.read_text().split()
                     veth = self.veth_name(path.name)

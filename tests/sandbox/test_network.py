@@ -264,3 +264,34 @@ def test_factory_close_removes_bridge_nat_rules_and_cgroup_parents(code_dir: Pat
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True).stdout
     assert bridge not in tables
     assert not Path(f"/run/lambdad/{bridge}.ready").exists()
+
+
+def test_reclaiming_leases_while_another_server_tears_the_bridge_down_finds_nothing(tmp_path: Path) -> None:
+    """A server starting (it reclaims dead servers' leases) while another removes the shared bridge and
+    its lease directory must start, not fail on the vanished directory."""
+    import fcntl
+    import shutil
+    import threading
+
+    from lambdad.sandbox.network import Bridge
+
+    bridge = Bridge(name="lambdadtest0", state_dir=tmp_path)
+    leases = tmp_path / "lambdadtest0.leases"
+    leases.mkdir()
+    lock = os.open(tmp_path / "lambdadtest0.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # the other server's teardown holds the lock...
+    outcome: list[object] = []
+    reclaiming = threading.Thread(target=lambda: outcome.append(_attempt(bridge.reclaim_stale)))
+    reclaiming.start()
+    reclaiming.join(0.3)  # ...while this one waits for it
+    shutil.rmtree(leases)  # and removes the directory before letting go
+    os.close(lock)
+    reclaiming.join(10)
+    assert outcome == [0]
+
+
+def _attempt(call: object) -> object:
+    try:
+        return call()  # type: ignore[operator]
+    except OSError as error:
+        return error

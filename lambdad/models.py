@@ -213,6 +213,37 @@ class Caller:
         return f"arn:aws:sts::{account}:assumed-role/{role_name}/{function_name}"
 
 
+class PrincipalKind(enum.StrEnum):
+    """The kinds of identity that sign requests."""
+
+    ROOT = "Root"  # an account's root user
+    USER = "IAMUser"
+    ASSUMED_ROLE = "AssumedRole"  # a role session: AssumeRole's, or a function's execution role
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who sent a request, as SigV4 authentication established it (or, with authentication off, the
+    default account's root). Policies are evaluated for it; answers name it by ``arn``."""
+
+    account: str
+    kind: PrincipalKind
+    # arn:aws:iam::ACCOUNT:root | arn:aws:iam::ACCOUNT:user/PATH/NAME |
+    # arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION
+    arn: str
+    # AWS's unique id (GetCallerIdentity's UserId): the account id for root, AIDA... for a user,
+    # AROA...:SESSION for a role session.
+    user_id: str
+    # A role session's role (arn:aws:iam::ACCOUNT:role/PATH/NAME): whose policies apply.
+    role_arn: str | None = None
+    access_key_id: str | None = None
+
+    @classmethod
+    def root(cls, account: str) -> Principal:
+        """An account's root user."""
+        return cls(account, PrincipalKind.ROOT, f"arn:aws:iam::{account}:root", account)
+
+
 def function_arn(region: str, account: str, name: str, qualifier: str | None = None) -> str:
     """``arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]``."""
     arn = f"arn:aws:lambda:{region}:{account}:function:{name}"

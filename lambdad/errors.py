@@ -25,7 +25,18 @@ place (``lambdad.api.dispatch``).
      ├── ConflictException                        409
      ├── ServiceQuotaExceededException            402
      ├── ThrottlingException                      429
-     └── InternalServerException                  500
+     ├── InternalServerException                  500
+     │   IAM's and STS's (query protocol; they share MalformedPolicyDocument):
+     ├── NoSuchEntity                             404
+     ├── EntityAlreadyExists                      409
+     ├── DeleteConflict                           409
+     ├── LimitExceeded                            409
+     ├── MalformedPolicyDocument                  400
+     ├── ValidationError                          400
+     ├── InvalidInput                             400
+     ├── AccessDenied                             403  (STS AssumeRole refused by the trust policy)
+     ├── ServiceFailure                           500
+     └── Throttling                               400
 
 Anything else raised while serving a request is a bug: it is logged with the request id and answered
 as ``ServiceException``, never as a traceback.
@@ -181,3 +192,61 @@ class InternalServerException(LambdaError):
 
     status = 500
     fault = "Service"
+
+
+# --- IAM / STS ---
+# The query-protocol services answer these codes (botocore maps ``NoSuchEntity`` to
+# ``IAM.Client.exceptions.NoSuchEntityException`` and so on).
+
+
+class NoSuchEntity(LambdaError):
+    """IAM: the user, role, policy or key named does not exist."""
+
+    status = 404
+
+
+class EntityAlreadyExists(LambdaError):
+    """IAM: a user, role or policy of that name exists already (names are case-insensitive)."""
+
+    status = 409
+
+
+class DeleteConflict(LambdaError):
+    """IAM: the entity still has what must go first (keys, policies, attachments)."""
+
+    status = 409
+
+
+class LimitExceeded(LambdaError):
+    """IAM: a quota (two access keys per user, five versions per policy...) is reached."""
+
+    status = 409
+
+
+class MalformedPolicyDocument(LambdaError):
+    """IAM/STS: a policy document that is not a policy."""
+
+
+class ValidationError(LambdaError):
+    """IAM/STS: a parameter outside its constraints (names, lengths, durations)."""
+
+
+class InvalidInput(LambdaError):
+    """IAM: a parameter that is well-formed but not acceptable (an unknown policy version...)."""
+
+
+class AccessDenied(LambdaError):
+    """STS/IAM: the caller may not do this (AssumeRole with a trust policy that does not allow it)."""
+
+    status = 403
+
+
+class ServiceFailure(LambdaError):
+    """IAM/STS: an unexpected failure on the server's side."""
+
+    status = 500
+    fault = "Service"
+
+
+class Throttling(LambdaError):
+    """IAM/STS: too many requests."""

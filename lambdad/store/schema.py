@@ -378,3 +378,125 @@ code_package_chunks = Table(
     Column("data", LargeBinary, nullable=False),
     ForeignKeyConstraint(["sha256"], ["code_packages.sha256"], ondelete="CASCADE"),
 )
+
+# --- IAM / STS (lambdad.store.identity) ---
+# Identities, keyed by account everywhere: several accounts share one store. IAM names are unique per
+# account without regard to case ("Bob" and "bob" are one user), so each named entity is keyed by
+# ``name_key`` (the name lowercased) and keeps ``name`` as given.
+iam_accounts = Table(
+    "iam_accounts",
+    metadata,
+    Column("id", String(12), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+iam_users = Table(
+    "iam_users",
+    metadata,
+    Column("account", String(12), primary_key=True),
+    Column("name_key", String(64), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("user_id", String(32), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Access keys of users, and each account's root key (``user_name_key`` NULL). The secret is sealed with
+# the key ring (purpose ``access-key:<AKID>``): the database alone reveals no secret.
+iam_access_keys = Table(
+    "iam_access_keys",
+    metadata,
+    Column("access_key_id", String(32), primary_key=True),
+    Column("account", String(12), nullable=False),
+    Column("user_name_key", String(64), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Index("ix_iam_access_keys_owner", "account", "user_name_key"),
+)
+
+iam_roles = Table(
+    "iam_roles",
+    metadata,
+    Column("account", String(12), primary_key=True),
+    Column("name_key", String(64), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("role_id", String(32), nullable=False, unique=True),
+    Column("trust_policy", Text, nullable=False),
+    Column("max_session_duration", Integer, nullable=False),
+    Column("description", String(1000), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Inline policies of users and roles (``owner_kind`` "user" or "role").
+iam_inline_policies = Table(
+    "iam_inline_policies",
+    metadata,
+    Column("account", String(12), primary_key=True),
+    Column("owner_kind", String(8), primary_key=True),
+    Column("owner_key", String(64), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("document", Text, nullable=False),
+)
+
+# Customer managed policies and their versions (AWS managed ones are a data file in the package).
+iam_policies = Table(
+    "iam_policies",
+    metadata,
+    Column("account", String(12), primary_key=True),
+    Column("name_key", String(128), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("policy_id", String(32), nullable=False, unique=True),
+    Column("default_version", String(16), nullable=False),
+    # The number the next version gets: IAM never reuses one (v1, v2, ... even after deletes).
+    Column("next_version", Integer, nullable=False),
+    Column("description", String(1000), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+iam_policy_versions = Table(
+    "iam_policy_versions",
+    metadata,
+    Column("account", String(12), primary_key=True),
+    Column("policy_key", String(128), primary_key=True),
+    Column("version_id", String(16), primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(
+        ["account", "policy_key"], ["iam_policies.account", "iam_policies.name_key"], ondelete="CASCADE"
+    ),
+)
+
+# Managed policies (customer or AWS) attached to users and roles, by policy ARN.
+iam_attachments = Table(
+    "iam_attachments",
+    metadata,
+    Column("account", String(12), primary_key=True),
+    Column("owner_kind", String(8), primary_key=True),
+    Column("owner_key", String(64), primary_key=True),
+    Column("policy_arn", String(2048), primary_key=True),
+    Column("attached_at", DateTime(timezone=True), nullable=False),
+    Index("ix_iam_attachments_policy", "account", "policy_arn"),
+)
+
+# STS role sessions (AssumeRole's, and the ones lambdad issues for execution roles). The secret is sealed
+# (purpose ``access-key:<ASIA...>``); of the session token only its SHA-256 is kept.
+sts_sessions = Table(
+    "sts_sessions",
+    metadata,
+    Column("access_key_id", String(32), primary_key=True),
+    Column("account", String(12), nullable=False),
+    Column("role_arn", String(2048), nullable=False),
+    Column("role_id", String(32), nullable=False),
+    Column("session_name", String(64), nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("token_sha256", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_sts_sessions_expires_at", "expires_at"),
+)

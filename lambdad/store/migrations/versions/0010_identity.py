@@ -106,7 +106,9 @@ def upgrade() -> None:
         sa.Column("owner_key", sa.String(64), nullable=False),
         sa.Column("policy_arn", sa.String(2048), nullable=False),
         sa.Column("attached_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("account", "owner_kind", "owner_key", "policy_arn", name="pk_iam_attachments"),
+        sa.PrimaryKeyConstraint(
+            "account", "owner_kind", "owner_key", "policy_arn", name="pk_iam_attachments"
+        ),
     )
     op.create_index("ix_iam_attachments_policy", "iam_attachments", ["account", "policy_arn"])
     op.create_table(

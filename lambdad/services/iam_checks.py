@@ -1,0 +1,127 @@
+"""IAM's rules for names, paths and policy documents, worded as IAM answers them, and the identifiers it
+hands out (AIDA/AROA/ANPA ids, AKIA/ASIA access key ids, 40-character secrets).
+
+Policy documents get the checks every policy needs (JSON, an object with Statements, Effect, and the
+field a kind of policy may not have); the policy grammar in depth is the evaluator's (``lambdad.policy``),
+which ``IdentityService`` takes as an optional checker.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import string
+from typing import Any
+
+from lambdad.errors import MalformedPolicyDocument, ValidationError
+
+NAME_PATTERN = r"[\w+=,.@-]+"
+_NAME = re.compile(NAME_PATTERN)
+PATH_PATTERN = r"(\u002F)|(\u002F[\u0021-\u007E]+\u002F)"
+_PATH = re.compile(PATH_PATTERN)
+SESSION_NAME_PATTERN = r"[\w+=,.@-]*"
+_SESSION_NAME = re.compile(SESSION_NAME_PATTERN)
+_ID_ALPHABET = string.ascii_uppercase + "234567"
+_SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
+
+# AWS's policy size quotas, in characters without whitespace (IAM and STS quotas page).
+MANAGED_POLICY_MAX = 6144
+TRUST_POLICY_MAX = 2048
+USER_INLINE_TOTAL_MAX = 2048
+ROLE_INLINE_TOTAL_MAX = 10240
+
+
+def unique_id(prefix: str) -> str:
+    """AWS's unique ids: AIDA (user), AROA (role), ANPA (policy) followed by 17 characters."""
+    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(17))
+
+
+def access_key_id(prefix: str = "AKIA") -> str:
+    """AKIA (long-term) or ASIA (temporary) followed by 16 characters."""
+    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(16))
+
+
+def secret_access_key() -> str:
+    """40 characters, as AWS's secrets."""
+    return "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(40))
+
+
+def _failure(value: Any, member: str, constraint: str) -> ValidationError:
+    return ValidationError(
+        f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: "
+        + constraint
+    )
+
+
+def check_name(value: str, member: str, maximum: int, pattern: re.Pattern[str] = _NAME) -> None:
+    """A user, role or policy name: 1..maximum characters of ``[\\w+=,.@-]``."""
+    if not value:
+        raise _failure(value, member, "Member must have length greater than or equal to 1")
+    if len(value) > maximum:
+        raise _failure(value, member, f"Member must have length less than or equal to {maximum}")
+    if not pattern.fullmatch(value):
+        raise _failure(value, member, f"Member must satisfy regular expression pattern: {pattern.pattern}")
+
+
+def check_session_name(value: str) -> None:
+    """AssumeRole's RoleSessionName: 2..64 characters of ``[\\w+=,.@-]``."""
+    if len(value) < 2:
+        raise _failure(value, "roleSessionName", "Member must have length greater than or equal to 2")
+    check_name(value, "roleSessionName", 64, _SESSION_NAME)
+
+
+def check_path(value: str, member: str = "path") -> None:
+    """A path: ``/`` or ``/text/``, at most 512 characters."""
+    if len(value) > 512:
+        raise _failure(value, member, "Member must have length less than or equal to 512")
+    if not _PATH.fullmatch(value):
+        raise _failure(value, member, f"Member must satisfy regular expression pattern: {PATH_PATTERN}")
+
+
+def check_length(value: str, member: str, maximum: int) -> None:
+    if len(value) > maximum:
+        raise _failure(value, member, f"Member must have length less than or equal to {maximum}")
+
+
+def compact_size(document: str) -> int:
+    """A policy's size as IAM counts it against its quotas: characters other than whitespace."""
+    return sum(1 for character in document if not character.isspace())
+
+
+def parse_policy(document: str, *, trust: bool = False) -> dict[str, Any]:
+    """The policy ``document`` as an object, or AWS's MalformedPolicyDocument: not JSON, not an object with
+    Statements, an Effect other than Allow/Deny, a Principal in an identity policy, a Resource in a trust
+    policy (or no Principal there)."""
+    try:
+        policy = json.loads(document)
+    except ValueError:
+        raise MalformedPolicyDocument("This policy contains invalid Json") from None
+    if not isinstance(policy, dict) or "Statement" not in policy:
+        raise MalformedPolicyDocument("Syntax errors in policy.")
+    version = policy.get("Version", "2008-10-17")
+    if version not in ("2008-10-17", "2012-10-17"):
+        raise MalformedPolicyDocument("The policy failed legacy parsing")
+    statements = policy["Statement"]
+    if isinstance(statements, dict):
+        statements = [statements]
+    if not isinstance(statements, list) or not statements:
+        raise MalformedPolicyDocument("Syntax errors in policy.")
+    for statement in statements:
+        if not isinstance(statement, dict):
+            raise MalformedPolicyDocument("Syntax errors in policy.")
+        if statement.get("Effect") not in ("Allow", "Deny"):
+            raise MalformedPolicyDocument("Syntax errors in policy.")
+        if "Action" not in statement and "NotAction" not in statement:
+            raise MalformedPolicyDocument("Policy statement must contain actions.")
+        if trust:
+            if "Resource" in statement or "NotResource" in statement:
+                raise MalformedPolicyDocument("Has prohibited field Resource")
+            if "Principal" not in statement and "NotPrincipal" not in statement:
+                raise MalformedPolicyDocument("AssumeRolepolicy contained an invalid principal: .")
+        else:
+            if "Principal" in statement or "NotPrincipal" in statement:
+                raise MalformedPolicyDocument("Policy document should not specify a principal.")
+            if "Resource" not in statement and "NotResource" not in statement:
+                raise MalformedPolicyDocument("Policy statement must contain resources.")
+    return policy

@@ -184,9 +184,10 @@ class StsService:
         service: str | None = LAMBDA_SERVICE,
     ) -> SessionCredentials:
         """Credentials of a session of the role ``arn`` that lambdad itself takes (a function's execution
-        role, session name = the function's name). The role must exist (NoSuchEntity) and trust
-        ``service`` (AccessDenied, with Lambda's words), as when Lambda assumes it."""
-        checks.check_session_name(session_name)
+        role, session name = the function's name, which may be one character where AssumeRole wants two).
+        The role must exist (NoSuchEntity) and trust ``service`` (AccessDenied, with Lambda's words), as
+        when Lambda assumes it."""
+        checks.check_name(session_name, "roleSessionName", 64)
         _check_duration(duration)
         role = self._identities.role_by_arn(arn)
         if role is None:

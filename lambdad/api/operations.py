@@ -9,7 +9,7 @@ from typing import Any
 from lambdad.api.code_links import CodeLinks
 from lambdad.events.asynchronous import EventQueue
 from lambdad.invocation import Invoker
-from lambdad.models import Scope
+from lambdad.models import Principal, Scope
 from lambdad.services.account import AccountService
 from lambdad.services.aliases import AliasService
 from lambdad.services.capacity_providers import CapacityProviderService
@@ -18,10 +18,12 @@ from lambdad.services.event_invoke_configs import EventInvokeConfigService
 from lambdad.services.event_source_mappings import EventSourceMappingService
 from lambdad.services.function_settings import FunctionSettingsService
 from lambdad.services.functions import FunctionService
+from lambdad.services.identity import IdentityService
 from lambdad.services.layers import LayerService
 from lambdad.services.permissions import PermissionService
 from lambdad.services.provisioned import ProvisionedConcurrencyService
 from lambdad.services.schedules import ScheduleService
+from lambdad.services.sts import StsService
 from lambdad.services.tags import TagService
 from lambdad.services.urls import UrlService
 from lambdad.services.versions import VersionService
@@ -44,6 +46,9 @@ class Services:
     provisioned: ProvisionedConcurrencyService
     event_source_mappings: EventSourceMappingService
     schedules: ScheduleService
+    # IAM and STS (None until the composition root builds them: their handlers then answer ServiceFailure).
+    identities: IdentityService | None = None
+    sts: StsService | None = None
 
     # Built by FunctionService, like ``versions``: no argument of their own at construction.
     @property
@@ -82,6 +87,8 @@ class Call:
     services: Services
     base_url: str
     request_id: str
+    # Who signed the request (None: authentication is off, the scope's account's root acts).
+    principal: Principal | None = None
 
 
 # Synchronous handlers run in a worker thread (the store is synchronous); async ones on the loop.

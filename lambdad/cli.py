@@ -130,6 +130,18 @@ def main(argv: list[str] | None = None) -> int:
     migrate.add_argument(
         "--database-url", help="SQLAlchemy URL of the shared database (env LAMBDAD_DATABASE_URL)"
     )
+    accounts = commands.add_parser("accounts", help="create and list accounts (their root keys, once)")
+    account_commands = accounts.add_subparsers(dest="accounts_command", required=True)
+    create = account_commands.add_parser("create", help="a new account; prints its root access key once")
+    create.add_argument("--account-id", help="the 12-digit id (default: random)")
+    create.add_argument("--name", help="what the account is for (default: its id)")
+    create.add_argument("--json", action="store_true", help="print {AccountId, AccessKeyId, SecretAccessKey}")
+    listing = account_commands.add_parser("list", help="the accounts")
+    listing.add_argument("--json", action="store_true", help="print a JSON list")
+    for command in (create, listing):
+        command.add_argument("--data-dir", type=Path, help="the server's data directory (default ./.lambdad)")
+        command.add_argument("--database-url", help="the server's database (env LAMBDAD_DATABASE_URL)")
+        command.add_argument("--key-file", type=Path, help="the server's key ring (env LAMBDAD_KEY_FILE)")
     for name, shows, as_json in (
         ("nodes", "cluster nodes: state, last heartbeat, environments, what each owns", "the server's JSON"),
         ("mappings", "event source mappings: state, last result, last error, lag", "the server's JSON"),
@@ -153,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         return _migrate(args)
     if args.command == "schedules":
         return _schedules(args)
+    if args.command == "accounts":
+        return _accounts(args)
     return 2
 
 
@@ -217,6 +231,56 @@ def _migrate(args: argparse.Namespace) -> int:
     finally:
         database.dispose()
     console.print(f"schema at {', '.join(sorted(newest))} (was {', '.join(sorted(before)) or 'empty'})")
+    return 0
+
+
+def _accounts(args: argparse.Namespace) -> int:
+    """``lambdad accounts create|list``: on the server's database directly (as ``migrate``), sealing the
+    new root key's secret with the server's key ring; a running server sees the account at once."""
+    from lambdad.services.identity import IdentityService
+    from lambdad.store import Database
+    from lambdad.store.keyring import DEFAULT_KEY_FILE, KeyRing, KeyRingError
+
+    settings = Settings.from_env(data_dir=args.data_dir, database_url=args.database_url)
+    # The ring the server reads: --key-file, else the setting (``key_file``, once settings has it).
+    key_file = args.key_file or getattr(settings, "key_file", None) or DEFAULT_KEY_FILE
+    out = Console(highlight=False, soft_wrap=True)
+    try:
+        ring = KeyRing.open(key_file)
+    except KeyRingError as error:
+        console.print(f"[red]lambdad accounts: {error}[/red]")
+        return 1
+    if not settings.database_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.resolved_database_url)
+    try:
+        database.migrate()
+        identities = IdentityService(database, ring)
+        if args.accounts_command == "list":
+            found = identities.list_accounts()
+            if args.json:
+                listed = [
+                    {"AccountId": a.id, "Name": a.name, "Created": a.created.isoformat()} for a in found
+                ]
+                sys.stdout.write(json.dumps(listed, indent=2) + "\n")
+            for account in [] if args.json else found:
+                out.print(f"{account.id}  {account.name}  {account.created:%Y-%m-%dT%H:%M:%SZ}")
+            return 0
+        try:
+            account_id, key_id, secret = identities.create_account(args.account_id, args.name)
+        except ValueError as error:
+            console.print(f"[red]lambdad accounts create: {error}[/red]")
+            return 1
+    finally:
+        database.dispose()
+    if args.json:
+        made = {"AccountId": account_id, "AccessKeyId": key_id, "SecretAccessKey": secret}
+        sys.stdout.write(json.dumps(made, indent=2) + "\n")
+    else:
+        out.print(f"account {account_id}")
+        out.print(f"  root access key id:     {key_id}")
+        out.print(f"  root secret access key: {secret}")
+        console.print("The secret is shown this once: keep it now.")
     return 0
 
 

@@ -174,10 +174,13 @@ class IdentityService:
             raise ValueError("the root access key id must be AKIA followed by 12 or more capitals and digits")
         if secret is not None and not re.fullmatch(r"[A-Za-z0-9+/]{40}", secret):
             raise ValueError("the root secret access key must be 40 characters of A-Z, a-z, 0-9, + and /")
-        with self._database.write() as connection:
-            if records.get_account(connection, account) is not None:
-                return None
-            return self._make_account(connection, account, "default", access_key_id, secret)
+        try:
+            with self._database.write() as connection:
+                if records.get_account(connection, account) is not None:
+                    return None
+                return self._make_account(connection, account, "default", access_key_id, secret)
+        except IntegrityError:
+            return None  # another node of the cluster made it at the same moment: it prints the key
 
     def create_account(self, account_id: str | None = None, name: str | None = None) -> tuple[str, str, str]:
         """A new account and its root key: (account id, access key id, secret)."""

@@ -23,6 +23,8 @@ sts = OperationTable()
 sns = OperationTable()
 ec2 = OperationTable()
 lambda_table = OperationTable()
+signer = OperationTable()
+scheduler = OperationTable()
 seen: dict[str, Any] = {}
 
 
@@ -111,10 +113,21 @@ def get_function(call: Call) -> dict[str, Any]:
     raise ResourceNotFoundException(f"Function not found: {call.params['FunctionName']}")
 
 
+@signer.operation("ListTagsForResource")
+def signer_tags(call: Call) -> dict[str, Any]:
+    return {"tags": {"service": "signer"}}
+
+
+@scheduler.operation("ListTagsForResource")
+def scheduler_tags(call: Call) -> dict[str, Any]:
+    return {"Tags": [{"Key": "service", "Value": "scheduler"}]}
+
+
 def _apis() -> list[ServiceApi]:
     return [
         ServiceApi("lambda", lambda_table),
-        ServiceApi("scheduler", OperationTable()),
+        ServiceApi("scheduler", scheduler),
+        ServiceApi("signer", signer),
         ServiceApi("iam", iam, internal_error=InternalFailure),
         ServiceApi("sts", sts, internal_error=InternalFailure),
         ServiceApi("sns", sns, internal_error=InternalFailure),
@@ -285,5 +298,14 @@ def test_lambda_and_scheduler_keep_their_paths(served: Served) -> None:
     with pytest.raises(client.exceptions.ResourceNotFoundException):
         client.get_function(FunctionName="f")
     with pytest.raises(ClientError) as raised:
-        served.client("scheduler").list_schedules()
+        served.client("scheduler").list_schedule_groups()
     assert raised.value.response["Error"]["Code"] == "NotImplementedException"
+
+
+def test_overlapping_paths_go_to_the_service_signed_for(served: Served) -> None:
+    # Signer's and the scheduler's ListTagsForResource are both GET /tags/{resourceArn}.
+    arn = "arn:aws:signer:us-east-1:000000000000:/signing-profiles/p"
+    assert served.client("signer").list_tags_for_resource(resourceArn=arn)["tags"] == {"service": "signer"}
+    arn = "arn:aws:scheduler:us-east-1:000000000000:schedule-group/g"
+    tags = served.client("scheduler").list_tags_for_resource(ResourceArn=arn)["Tags"]
+    assert tags == [{"Key": "service", "Value": "scheduler"}]

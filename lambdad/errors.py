@@ -35,8 +35,8 @@ place (``lambdad.api.dispatch``).
      ├── ValidationError                          400
      ├── InvalidInput                             400
      ├── AccessDenied                             403  (STS AssumeRole refused by the trust policy)
-     ├── ServiceFailure                           500
-     └── Throttling                               400
+     └── ServiceFailure                           500
+     (and the query protocols' own: InvalidAction, MissingAction, InternalFailure, Throttling, ...)
 
 Anything else raised while serving a request is a bug: it is logged with the request id and answered
 as ``ServiceException``, never as a traceback.
@@ -194,9 +194,39 @@ class InternalServerException(LambdaError):
     fault = "Service"
 
 
+# --- protocols (query, ec2) ---
+# The query services' own common errors (https://docs.aws.amazon.com/IAM/latest/APIReference/CommonErrors.html);
+# query_protocol.py and ec2_protocol.py write them as XML.
+
+
+class InvalidAction(LambdaError):
+    """A query or ec2 request whose Action the service does not have."""
+
+
+class MissingAction(LambdaError):
+    """A query or ec2 request without an Action."""
+
+
+class InternalFailure(LambdaError):
+    """A query service's answer to an unexpected failure."""
+
+    status = 500
+    fault = "Service"
+
+
+class Throttling(LambdaError):
+    """A query service's (IAM, STS) answer past its rate limit."""
+
+
+class RequestLimitExceeded(LambdaError):
+    """EC2's answer past its rate limit."""
+
+    status = 503
+
+
 # --- IAM / STS ---
 # The query-protocol services answer these codes (botocore maps ``NoSuchEntity`` to
-# ``IAM.Client.exceptions.NoSuchEntityException`` and so on).
+# ``IAM.Client.exceptions.NoSuchEntityException`` and so on). Throttling is the protocols' (above).
 
 
 class NoSuchEntity(LambdaError):
@@ -242,11 +272,7 @@ class AccessDenied(LambdaError):
 
 
 class ServiceFailure(LambdaError):
-    """IAM/STS: an unexpected failure on the server's side."""
+    """IAM: an unexpected failure on the server's side (IAM's model names it; STS answers InternalFailure)."""
 
     status = 500
     fault = "Service"
-
-
-class Throttling(LambdaError):
-    """IAM/STS: too many requests."""

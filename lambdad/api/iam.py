@@ -27,8 +27,8 @@ def identities(call: Call) -> IdentityService:
 
 
 def caller(call: Call) -> Principal:
-    """Who signed the request; with authentication off, the root of the request's account."""
-    return call.principal or Principal.root(call.scope.account)
+    """Who signed the request (with authentication off, the default account's root)."""
+    return call.principal
 
 
 def _account(call: Call) -> str:

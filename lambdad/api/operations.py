@@ -79,7 +79,8 @@ class Services:
 
 @dataclass(frozen=True)
 class Call:
-    """One API call: the parsed, validated parameters and where they act."""
+    """One API call: the parsed, validated parameters, where they act and who asks (with authentication
+    off, the default account's root)."""
 
     operation: str
     params: dict[str, Any]
@@ -87,8 +88,7 @@ class Call:
     services: Services
     base_url: str
     request_id: str
-    # Who signed the request (None: authentication is off, the scope's account's root acts).
-    principal: Principal | None = None
+    principal: Principal
 
 
 # Synchronous handlers run in a worker thread (the store is synchronous); async ones on the loop.

@@ -12,7 +12,7 @@ from typing import Any
 from lambdad.api.dispatch import ServiceApi
 from lambdad.api.iam import caller
 from lambdad.api.operations import Call, OperationTable
-from lambdad.errors import LambdaError, ServiceFailure, Throttling, ValidationError
+from lambdad.errors import InternalFailure, LambdaError, Throttling, ValidationError
 from lambdad.services.sts import StsService
 
 table = OperationTable()
@@ -20,7 +20,7 @@ table = OperationTable()
 
 def _sts(call: Call) -> StsService:
     if call.services.sts is None:
-        raise ServiceFailure("STS is not served by this lambdad.")
+        raise InternalFailure("STS is not served by this lambdad.")
     return call.services.sts
 
 
@@ -46,7 +46,7 @@ def _throttled() -> LambdaError:
 
 def sts_api() -> ServiceApi:
     """STS's operations, ready for ``AwsApi``."""
-    return ServiceApi("sts", table, internal_error=ServiceFailure, throttled=_throttled, fault_in_body=False)
+    return ServiceApi("sts", table, internal_error=InternalFailure, throttled=_throttled, fault_in_body=False)
 
 
 __all__ = ["sts_api", "table"]

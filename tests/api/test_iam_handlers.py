@@ -58,9 +58,8 @@ def invoke(tmp_path: Path) -> Iterator[Any]:
         for api in (iam_api(), sts_api()):
             handler = api.table.handlers.get(operation)
             if handler is not None:
-                call = Call(
-                    operation, params, Scope(ACCOUNT, "us-east-1"), wired, "http://x", "rid", principal
-                )
+                who = principal or Principal.root(ACCOUNT)
+                call = Call(operation, params, Scope(ACCOUNT, "us-east-1"), wired, "http://x", "rid", who)
                 output = cast(dict[str, Any], handler(call))
                 model = service_model(api.model).operation_model(operation)
                 if model.output_shape is not None:
@@ -179,6 +178,14 @@ def test_roles_policies_and_assume_role(invoke: Any) -> None:
 
 def test_without_the_identity_services_the_handlers_answer_service_failure() -> None:
     handler = iam_api().table.handlers["ListUsers"]
-    call = Call("ListUsers", {}, Scope(ACCOUNT, "us-east-1"), services(None, None), "http://x", "rid")
+    call = Call(
+        "ListUsers",
+        {},
+        Scope(ACCOUNT, "us-east-1"),
+        services(None, None),
+        "http://x",
+        "rid",
+        Principal.root(ACCOUNT),
+    )
     with pytest.raises(ServiceFailure):
         handler(call)

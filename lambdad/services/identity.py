@@ -441,7 +441,10 @@ class IdentityService:
             if records.get_role(connection, account, name) is not None:
                 raise EntityAlreadyExists(f"Role with name {name} already exists.")
             records.insert_role(connection, record)
-        return _role(record)
+        # CreateRole answers without the MaxSessionDuration that GetRole and ListRoles show (AWS's example).
+        created = _role(record)
+        del created["MaxSessionDuration"]
+        return created
 
     def get_role(self, account: str, name: str) -> dict[str, Any]:
         with self._database.read() as connection:

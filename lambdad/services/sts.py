@@ -172,7 +172,6 @@ class StsService:
                 "AssumedRoleId": f"{role.role_id}:{session_name}",
                 "Arn": _session_arn(role, session_name),
             },
-            "PackedPolicySize": 0,
         }
 
     def issue_role_session(

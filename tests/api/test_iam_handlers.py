@@ -52,6 +52,7 @@ def invoke(tmp_path: Path) -> Iterator[Any]:
     database.migrate()
     ring = KeyRing([secrets.token_bytes(32)])
     identities = IdentityService(database, ring)
+    identities.bootstrap(ACCOUNT)
     wired = services(identities, StsService(database, ring, identities))
 
     def run(operation: str, principal: Principal | None = None, **params: Any) -> dict[str, Any]:

@@ -239,7 +239,8 @@ def test_policy_documents_are_checked_and_answered_url_encoded(parts) -> None:  
 def test_roles_and_their_limits(parts) -> None:  # type: ignore[no-untyped-def]
     identities, *_ = parts
     role = identities.create_role(ACCOUNT, "exec", LAMBDA_TRUST, "/service-role/", "runs things", 7200)
-    assert role["Arn"] == f"arn:aws:iam::{ACCOUNT}:role/service-role/exec" and "MaxSessionDuration" not in role
+    assert role["Arn"] == f"arn:aws:iam::{ACCOUNT}:role/service-role/exec"
+    assert "MaxSessionDuration" not in role
     assert identities.get_role(ACCOUNT, "exec")["MaxSessionDuration"] == 7200
     assert re.fullmatch(r"AROA[A-Z2-7]{17}", role["RoleId"]) and role["Description"] == "runs things"
     with pytest.raises(EntityAlreadyExists, match=r"^Role with name EXEC already exists\.$"):

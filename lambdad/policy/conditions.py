@@ -110,7 +110,12 @@ def _plain(text: str, wildcards: bool, ignore_case: bool) -> re.Pattern[str] | N
 
 
 def matches(
-    pattern: str, value: str, context: Context | None = None, *, wildcards: bool = True, ignore_case: bool = False
+    pattern: str,
+    value: str,
+    context: Context | None = None,
+    *,
+    wildcards: bool = True,
+    ignore_case: bool = False,
 ) -> bool:
     """Whether ``value`` matches ``pattern`` (policy variables resolved from ``context``)."""
     if context is None or "${" not in pattern:
@@ -252,7 +257,9 @@ def condition_holds(condition: Condition, context: Context, variables: bool = Tr
             return False
         return operator.if_exists or TESTS[operator.base][1]
     test, negated = TESTS[operator.base]
-    substitute = context if variables and any(operator.base.startswith(kind) for kind in _VARIABLES_IN) else None
+    substitute = (
+        context if variables and any(operator.base.startswith(kind) for kind in _VARIABLES_IN) else None
+    )
 
     def one(value: str) -> bool:
         passed = any(test(value, wanted, substitute) for wanted in condition.values)

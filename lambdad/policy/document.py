@@ -191,7 +191,11 @@ def parse_policy(document: str | Mapping[str, Any], kind: PolicyKind = PolicyKin
 def _statement(raw: Any, kind: PolicyKind) -> Statement:
     if not isinstance(raw, Mapping) or set(raw) - _STATEMENT_ELEMENTS:
         raise MalformedPolicy("Syntax errors in policy.")
-    for first, second in (("Action", "NotAction"), ("Resource", "NotResource"), ("Principal", "NotPrincipal")):
+    for first, second in (
+        ("Action", "NotAction"),
+        ("Resource", "NotResource"),
+        ("Principal", "NotPrincipal"),
+    ):
         if first in raw and second in raw:
             raise MalformedPolicy("Syntax errors in policy.")
     sid = raw.get("Sid")

@@ -103,7 +103,9 @@ def trusts(
     as ``lambda.amazonaws.com``) perform ``action`` (``sts:AssumeRole``) on the role. A trust policy
     naming only the caller's account admits it here; AssumeRole then also needs the caller's
     identity-based policy to allow ``sts:AssumeRole`` (``Authorizer`` evaluates both)."""
-    policy = trust_policy if isinstance(trust_policy, Policy) else parse_policy(trust_policy, PolicyKind.TRUST)
+    policy = (
+        trust_policy if isinstance(trust_policy, Policy) else parse_policy(trust_policy, PolicyKind.TRUST)
+    )
     account = role_arn.split(":")[4] if role_arn else ""
     request = Request(principal, action, role_arn or "*", account, context or Context())
     allowed = False
@@ -119,14 +121,14 @@ def trusts(
 # --- matching -------------------------------------------------------------------------------------------
 
 
-def _applies(statement: Statement, request: Request, policy: Policy) -> bool:
+def _applies(statement: Statement, request: Request, policy: Policy | None) -> bool:
     """Whether a statement's actions, resources and conditions cover the request (its principal is
     the caller's business, not this function's)."""
     if statement.actions is not None and not _any_action(statement.actions, request.action):
         return False
     if statement.not_actions is not None and _any_action(statement.not_actions, request.action):
         return False
-    variables = policy.version == "2012-10-17"
+    variables = policy is not None and policy.version == "2012-10-17"
     context = request.context if variables else None
     if statement.resources is not None and not _any_resource(statement.resources, request.resource, context):
         return False

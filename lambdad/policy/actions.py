@@ -109,6 +109,8 @@ def _lambda_resource(operation: str, params: Mapping[str, Any], scope: Scope, _:
     for member in ("Resource", "ResourceArn", "Arn", "DurableExecutionArn", "CodeSigningConfigArn"):
         if isinstance(params.get(member), str) and not isinstance(params.get("FunctionName"), str):
             return str(params[member])
+    if isinstance(params.get("UUID"), str):
+        return f"arn:aws:lambda:{scope.region}:{scope.account}:event-source-mapping:{params['UUID']}"
     name = params.get("FunctionName")
     if isinstance(name, str):
         if operation in _UNQUALIFIED:
@@ -123,8 +125,6 @@ def _lambda_resource(operation: str, params: Mapping[str, Any], scope: Scope, _:
                 ref.region, ref.account, ref.name, version if version is not None else ref.version
             )
         return layer_arn(scope.region, scope.account, layer, version)
-    if isinstance(params.get("UUID"), str):
-        return f"arn:aws:lambda:{scope.region}:{scope.account}:event-source-mapping:{params['UUID']}"
     if isinstance(params.get("CapacityProviderName"), str):
         provider = params["CapacityProviderName"]
         return f"arn:aws:lambda:{scope.region}:{scope.account}:capacity-provider:{provider}"

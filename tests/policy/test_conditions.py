@@ -54,7 +54,12 @@ def holds(operator: str, key: str, values: Any, context: dict[str, Any], variabl
         ("IpAddress", "203.0.113.0/24", "198.51.100.1", False),
         ("NotIpAddress", "203.0.113.0/24", "198.51.100.1", True),
         ("ArnEquals", "arn:aws:sns:*:123456789012:topic", "arn:aws:sns:us-east-1:123456789012:topic", True),
-        ("ArnLike", "arn:aws:lambda:*:*:function:*", "arn:aws:lambda:us-east-1:123456789012:function:f:live", True),
+        (
+            "ArnLike",
+            "arn:aws:lambda:*:*:function:*",
+            "arn:aws:lambda:us-east-1:123456789012:function:f:live",
+            True,
+        ),
         ("ArnLike", "arn:aws:s3:::bucket", "arn:aws:s3:::bucket", True),
         ("ArnLike", "arn:aws:s3:::bucket", "arn:aws:s3:::other", False),
         ("ArnLike", "arn:aws:s3:::*", "not-an-arn", False),
@@ -105,9 +110,12 @@ def test_set_operators_on_multivalued_keys() -> None:
     assert not holds("ForAnyValue:StringEquals", "aws:TagKeys", ["cost"], tags)
     assert holds("ForAnyValue:StringNotEquals", "aws:TagKeys", ["env"], tags)  # "team" is not env
     assert not holds("ForAllValues:StringNotEquals", "aws:TagKeys", ["env"], tags)
-    assert holds("ForAllValues:StringLike", "lambda:Layer", "arn:aws:lambda:*:111111111111:layer:*", {
-        "lambda:Layer": ("arn:aws:lambda:us-east-1:111111111111:layer:a:1",)
-    })
+    assert holds(
+        "ForAllValues:StringLike",
+        "lambda:Layer",
+        "arn:aws:lambda:*:111111111111:layer:*",
+        {"lambda:Layer": ("arn:aws:lambda:us-east-1:111111111111:layer:a:1",)},
+    )
     assert holds("ForAllValues:StringEquals", "aws:TagKeys", ["x"], {"aws:TagKeys": ()})  # empty set
 
 

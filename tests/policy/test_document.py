@@ -74,30 +74,81 @@ def test_conditions_keep_each_key_and_values_as_strings() -> None:
         (json.dumps({"Statement": [ALLOW], "Extra": 1}), PolicyKind.IDENTITY, "Syntax errors in policy."),
         (doc({**ALLOW, "Actions": "x:y"}), PolicyKind.IDENTITY, "Syntax errors in policy."),
         (doc({**ALLOW, "NotAction": "x:y"}), PolicyKind.IDENTITY, "Syntax errors in policy."),
-        (doc(ALLOW, version="2010-01-01"), PolicyKind.IDENTITY, "Policy document must be version 2012-10-17 or greater."),
-        (doc({"Effect": "Allow", "Resource": "*"}), PolicyKind.IDENTITY, "Policy statement must contain actions."),
-        (doc({"Effect": "Allow", "Action": []}), PolicyKind.IDENTITY, "Policy statement must contain actions."),
-        (doc({"Effect": "Allow", "Action": "s3:x"}), PolicyKind.IDENTITY, "Policy statement must contain resources."),
+        (
+            doc(ALLOW, version="2010-01-01"),
+            PolicyKind.IDENTITY,
+            "Policy document must be version 2012-10-17 or greater.",
+        ),
+        (
+            doc({"Effect": "Allow", "Resource": "*"}),
+            PolicyKind.IDENTITY,
+            "Policy statement must contain actions.",
+        ),
+        (
+            doc({"Effect": "Allow", "Action": []}),
+            PolicyKind.IDENTITY,
+            "Policy statement must contain actions.",
+        ),
+        (
+            doc({"Effect": "Allow", "Action": "s3:x"}),
+            PolicyKind.IDENTITY,
+            "Policy statement must contain resources.",
+        ),
         (doc({"Action": "s3:x", "Resource": "*"}), PolicyKind.IDENTITY, "Missing required field Effect"),
         (doc({**ALLOW, "Effect": "allow"}), PolicyKind.IDENTITY, "Invalid effect: allow"),
-        (doc({**ALLOW, "Sid": "a"}, {**ALLOW, "Sid": "a"}), PolicyKind.IDENTITY,
-         "Statement IDs (SID) in a single policy must be unique."),
-        (doc({**ALLOW, "Action": "invoke"}), PolicyKind.IDENTITY,
-         "Actions/Conditions must be prefaced by a vendor, e.g., iam, sdb, ec2, etc."),
-        (doc({**ALLOW, "Action": "lambda:a:b"}), PolicyKind.IDENTITY, "Actions/Condition can contain only one colon."),
-        (doc({**ALLOW, "Principal": "*"}), PolicyKind.IDENTITY, "Policy document should not specify a principal."),
+        (
+            doc({**ALLOW, "Sid": "a"}, {**ALLOW, "Sid": "a"}),
+            PolicyKind.IDENTITY,
+            "Statement IDs (SID) in a single policy must be unique.",
+        ),
+        (
+            doc({**ALLOW, "Action": "invoke"}),
+            PolicyKind.IDENTITY,
+            "Actions/Conditions must be prefaced by a vendor, e.g., iam, sdb, ec2, etc.",
+        ),
+        (
+            doc({**ALLOW, "Action": "lambda:a:b"}),
+            PolicyKind.IDENTITY,
+            "Actions/Condition can contain only one colon.",
+        ),
+        (
+            doc({**ALLOW, "Principal": "*"}),
+            PolicyKind.IDENTITY,
+            "Policy document should not specify a principal.",
+        ),
         (doc(ALLOW), PolicyKind.RESOURCE, "Missing required field Principal"),
-        (doc({**ALLOW, "Principal": {"AWS": "bob"}}), PolicyKind.RESOURCE, 'Invalid principal in policy: "AWS":"bob"'),
-        (doc({**ALLOW, "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}),
-         PolicyKind.TRUST, "Has prohibited field Resource."),
-        (doc({"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "s3:GetObject"}),
-         PolicyKind.TRUST,
-         "Trust Policy statement actions can only be sts:AssumeRole, sts:AssumeRoleWithSAML,  and "
-         "sts:AssumeRoleWithWebIdentity"),
-        (doc({**ALLOW, "Condition": {"StringEqualz": {"a:b": "c"}}}), PolicyKind.IDENTITY,
-         "Invalid Condition type : StringEqualz"),
-        (doc({**ALLOW, "Condition": {"ForSomeValues:StringEquals": {"a:b": "c"}}}), PolicyKind.IDENTITY,
-         "Invalid Condition type : ForSomeValues:StringEquals"),
+        (
+            doc({**ALLOW, "Principal": {"AWS": "bob"}}),
+            PolicyKind.RESOURCE,
+            'Invalid principal in policy: "AWS":"bob"',
+        ),
+        (
+            doc({**ALLOW, "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}),
+            PolicyKind.TRUST,
+            "Has prohibited field Resource.",
+        ),
+        (
+            doc(
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "lambda.amazonaws.com"},
+                    "Action": "s3:GetObject",
+                }
+            ),
+            PolicyKind.TRUST,
+            "Trust Policy statement actions can only be sts:AssumeRole, sts:AssumeRoleWithSAML,  and "
+            "sts:AssumeRoleWithWebIdentity",
+        ),
+        (
+            doc({**ALLOW, "Condition": {"StringEqualz": {"a:b": "c"}}}),
+            PolicyKind.IDENTITY,
+            "Invalid Condition type : StringEqualz",
+        ),
+        (
+            doc({**ALLOW, "Condition": {"ForSomeValues:StringEquals": {"a:b": "c"}}}),
+            PolicyKind.IDENTITY,
+            "Invalid Condition type : ForSomeValues:StringEquals",
+        ),
     ],
 )
 def test_iam_words_for_malformed_documents(document: str, kind: PolicyKind, message: str) -> None:
@@ -107,7 +158,9 @@ def test_iam_words_for_malformed_documents(document: str, kind: PolicyKind, mess
 
 
 def test_a_trust_policy_names_principals_and_assume_role_only() -> None:
-    trust = doc({"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"})
+    trust = doc(
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    )
     (statement,) = parse_policy(trust, PolicyKind.TRUST).statements
     assert statement.resources is None and statement.principal is not None
 

@@ -27,6 +27,7 @@ from lambdad.errors import (
     ResourceNotFoundException,
 )
 from lambdad.models import LATEST, Scope, is_version_number
+from lambdad.policy import MalformedPolicy, PolicyKind, parse_policy
 from lambdad.services.changes import EVERYTHING, POLICY, FunctionChanges
 from lambdad.services.resolution import REVISION_MISMATCH, resolve
 from lambdad.store import Database
@@ -180,6 +181,43 @@ class PermissionService:
         if policy is None:  # no function, no such version or alias, or nothing granted
             raise ResourceNotFoundException(NO_SUCH_POLICY)
         return policy_document(policy.statements), policy.revision_id
+
+    def put_document(
+        self, scope: Scope, resource_arn: str, document: str, revision_id: str | None = None
+    ) -> tuple[str, str]:
+        """PutResourcePolicy: ``document`` replaces the whole policy of the function, version or alias
+        (AddPermission's statements included); (the policy as stored, its new RevisionId)."""
+        try:
+            parse_policy(document, PolicyKind.RESOURCE)
+        except MalformedPolicy as malformed:
+            raise InvalidParameterValueException(malformed.message) from None
+        raw = json.loads(document)["Statement"]
+        statements = [raw] if isinstance(raw, dict) else list(raw)
+        name, qualifier = _target(scope, resource_arn, None)
+        with self._database.write() as connection:
+            target_revision = _target_revision(connection, scope, name, qualifier, missing_function=None)
+            policy = config_records.get_policy(
+                connection, scope.region, name, qualifier or "", for_update=True
+            )
+            _check_revision(revision_id, policy.revision_id if policy else target_revision, qualifier)
+            updated = Policy(statements, str(uuid.uuid4()))
+            config_records.save_policy(connection, scope.region, name, qualifier or "", updated)
+        self._changes.notify(scope.region, name, POLICY)
+        return policy_document(statements), updated.revision_id
+
+    def delete_document(self, scope: Scope, resource_arn: str, revision_id: str | None = None) -> None:
+        """DeleteResourcePolicy: the whole policy goes (404 when there is none)."""
+        name, qualifier = _target(scope, resource_arn, None)
+        with self._database.write() as connection:
+            _target_revision(connection, scope, name, qualifier, missing_function=None)
+            policy = config_records.get_policy(
+                connection, scope.region, name, qualifier or "", for_update=True
+            )
+            if policy is None:
+                raise ResourceNotFoundException(NO_POLICY_TO_REMOVE)
+            _check_revision(revision_id, policy.revision_id, qualifier)
+            config_records.save_policy(connection, scope.region, name, qualifier or "", Policy([], ""))
+        self._changes.notify(scope.region, name, POLICY)
 
     def statements(
         self, scope: Scope, function_name: str, qualifier: str | None = None

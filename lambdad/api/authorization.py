@@ -22,7 +22,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from lambdad.errors import AccessDeniedException, InvalidParameterValueException, ResourceNotFoundException
@@ -38,7 +39,7 @@ from lambdad.policy import (
     parse_policy,
 )
 from lambdad.policy.actions import access_of, layers_used, passed_roles
-from lambdad.policy.document import Statement
+from lambdad.policy.document import from_statements
 from lambdad.policy.evaluation import trusts
 
 log = logging.getLogger(__name__)
@@ -105,10 +106,13 @@ class Authorizer:
         resources: ResourcePolicies | None = None,
         *,
         check_roles: bool = True,
+        subnet_vpcs: Callable[[Sequence[str]], Sequence[str]] | None = None,
     ) -> None:
         self._store = store
         self._resources = resources
         self._check_roles = check_roles
+        # The VPCs of subnets (the EC2 store's), for the lambda:VpcIds condition key.
+        self._subnet_vpcs = subnet_vpcs
 
     def authorize(
         self,
@@ -122,6 +126,25 @@ class Authorizer:
         """Refuse (403 AccessDeniedException, AWS's wording) what ``principal`` may not do; ``context``
         holds what the transport knows (aws:SourceIp, aws:SecureTransport, aws:CurrentTime...)."""
         self._authorize(principal, service, operation, params, scope, context, default_policy=False)
+
+    def authorize_action(
+        self,
+        principal: Principal | str,
+        action: str,
+        resource: str,
+        scope: Scope,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Authorise one action that is not an API operation of its own: a function URL's
+        ``lambda:InvokeFunctionUrl`` (with ``lambda:FunctionUrlAuthType`` in ``context``), or what a
+        mapping, destination or schedule does with its role (``role_session``). ``principal`` may be a
+        service principal or ``ANONYMOUS``, which only resource policies admit."""
+        keys = {
+            **_global_keys(scope),
+            **(principal_keys(principal) if isinstance(principal, Principal) else {}),
+        }
+        identity = self._identity(principal) if isinstance(principal, Principal) else []
+        self.check(principal, action, resource, {**keys, **(context or {})}, identity, scope)
 
     def authorize_caller(
         self, caller: Caller, service: str, operation: str, params: Mapping[str, Any], scope: Scope
@@ -145,9 +168,13 @@ class Authorizer:
         access = access_of(service, operation, params, scope)
         if access.action is None:
             return
-        keys = {**principal_keys(principal), "aws:RequestedRegion": scope.region, **(context or {})}
+        keys = {**_global_keys(scope), **principal_keys(principal), **(context or {})}
         identity = [_DEFAULT_ROLE] if default_policy else self._identity(principal)
-        self.check(principal, access.action, access.resource, {**keys, **access.context}, identity, scope)
+        operation_keys = dict(access.context)
+        subnets = operation_keys.get("lambda:SubnetIds")
+        if subnets is not None and self._subnet_vpcs is not None:
+            operation_keys["lambda:VpcIds"] = tuple(dict.fromkeys(self._subnet_vpcs(subnets)))
+        self.check(principal, access.action, access.resource, {**keys, **operation_keys}, identity, scope)
         for layer in layers_used(service, operation, params):
             self.check(principal, "lambda:GetLayerVersion", layer, keys, identity, scope)
         for role, to_service in passed_roles(service, operation, params):
@@ -204,11 +231,27 @@ def denial_message(principal: str, action: str, resource: str, outcome: Outcome)
 
 def caller_principal(caller: Caller) -> Principal:
     """The role session a function's requests act as (``arn:aws:sts::ACCOUNT:assumed-role/ROLE/FN``)."""
-    arn = caller.principal
-    account = arn.split(":")[4]
-    session = arn.rsplit("/", 1)[-1]
-    role_name = caller.role.rsplit("/", 1)[-1]
-    return Principal(account, PrincipalKind.ASSUMED_ROLE, arn, f"{role_name}:{session}", role_arn=caller.role)
+    return role_session(caller.role, caller.principal.rsplit("/", 1)[-1])
+
+
+def role_session(role_arn: str, session: str) -> Principal:
+    """A session of ``role_arn`` named ``session``, as a Principal (what a function, a mapping or a
+    schedule acts as). Its ``user_id`` stands in for AWS's ``AROA...:SESSION`` until the identity store
+    hands out role ids."""
+    account = role_arn.split(":")[4]
+    role_name = role_arn.rsplit("/", 1)[-1]
+    arn = f"arn:aws:sts::{account}:assumed-role/{role_name}/{session}"
+    return Principal(account, PrincipalKind.ASSUMED_ROLE, arn, f"{role_name}:{session}", role_arn=role_arn)
+
+
+def _global_keys(scope: Scope) -> dict[str, Any]:
+    """The global condition keys every request carries (the transport's context may override them)."""
+    now = datetime.now(UTC)
+    return {
+        "aws:RequestedRegion": scope.region,
+        "aws:CurrentTime": now,
+        "aws:EpochTime": int(now.timestamp()),
+    }
 
 
 def principal_keys(principal: Principal) -> dict[str, Any]:
@@ -291,14 +334,8 @@ class LambdaResourcePolicies:
 
 
 def policy_of(statements: Sequence[Mapping[str, Any]]) -> Policy:
-    """A resource policy from stored statements, each parsed on its own: one that no longer parses is
-    left out (a statement that cannot be read grants nothing; a Deny that cannot be read is logged)."""
-    parsed: list[Statement] = []
-    for statement in statements:
-        policy = _parse(json.dumps({"Version": "2012-10-17", "Statement": [statement]}), PolicyKind.RESOURCE)
-        if policy is not None:
-            parsed.extend(policy.statements)
-    return Policy(tuple(parsed), "2012-10-17")
+    """A resource policy from stored statements (AddPermission's, PutResourcePolicy's, a layer's)."""
+    return from_statements(statements, PolicyKind.RESOURCE)
 
 
 # --- the caller check dispatch makes today ---------------------------------------------------------------

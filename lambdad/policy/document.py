@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 VERSIONS = ("2008-10-17", "2012-10-17")
 _TOP_LEVEL = {"Version", "Id", "Statement"}
@@ -311,3 +314,21 @@ def _text(value: str | bool | int | float) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def from_statements(
+    statements: Sequence[Mapping[str, Any]], kind: PolicyKind = PolicyKind.RESOURCE
+) -> Policy:
+    """A policy (version 2012-10-17) from stored statements, each parsed on its own: one that does not
+    parse (stored by an older lambdad) is left out, so it grants nothing (a Deny left out is logged)."""
+    parsed: list[Statement] = []
+    for statement in statements:
+        try:
+            parsed.extend(parse_policy({"Version": "2012-10-17", "Statement": [statement]}, kind).statements)
+        except MalformedPolicy as malformed:
+            log.warning(
+                "a stored policy statement does not parse (%s); it is ignored: %s",
+                malformed.message,
+                statement,
+            )
+    return Policy(tuple(parsed), "2012-10-17")

@@ -106,11 +106,21 @@ def trusts(
     policy = (
         trust_policy if isinstance(trust_policy, Policy) else parse_policy(trust_policy, PolicyKind.TRUST)
     )
-    account = role_arn.split(":")[4] if role_arn else ""
-    request = Request(principal, action, role_arn or "*", account, context or Context())
+    return admits(policy, principal, action, context or Context())
+
+
+def admits(
+    policy: Policy, principal: Principal | str, action: str, context: Context, resource: str | None = None
+) -> bool:
+    """Whether a resource-based or trust policy on its own lets ``principal`` (named itself or through
+    its account) perform ``action``: some statement allows and none denies. ``resource`` None: the
+    statements' Resource elements are not consulted (the policy is asked about its own resource)."""
+    request = Request(principal, action, resource or "*", "", context)
     allowed = False
     for statement in policy.statements:
-        if _principal_named(statement, principal) is _Named.NOT or not _applies(statement, request, policy):
+        if _principal_named(statement, principal) is _Named.NOT:
+            continue
+        if not _applies(statement, request, policy, resources=resource is not None):
             continue
         if statement.effect is Effect.DENY:
             return False
@@ -121,7 +131,9 @@ def trusts(
 # --- matching -------------------------------------------------------------------------------------------
 
 
-def _applies(statement: Statement, request: Request, policy: Policy | None) -> bool:
+def _applies(
+    statement: Statement, request: Request, policy: Policy | None, *, resources: bool = True
+) -> bool:
     """Whether a statement's actions, resources and conditions cover the request (its principal is
     the caller's business, not this function's)."""
     if statement.actions is not None and not _any_action(statement.actions, request.action):
@@ -130,13 +142,15 @@ def _applies(statement: Statement, request: Request, policy: Policy | None) -> b
         return False
     variables = policy is not None and policy.version == "2012-10-17"
     context = request.context if variables else None
-    if statement.resources is not None and not _any_resource(statement.resources, request.resource, context):
-        return False
-    if statement.not_resources is not None and _any_resource(
-        statement.not_resources, request.resource, context
-    ):
+    if resources and not _resources_cover(statement, request.resource, context):
         return False
     return conditions_hold(statement.conditions, request.context, variables)
+
+
+def _resources_cover(statement: Statement, resource: str, context: Context | None) -> bool:
+    if statement.resources is not None and not _any_resource(statement.resources, resource, context):
+        return False
+    return statement.not_resources is None or not _any_resource(statement.not_resources, resource, context)
 
 
 def _any_action(patterns: Iterable[str], action: str) -> bool:

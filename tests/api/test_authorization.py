@@ -14,10 +14,12 @@ from lambdad.api.authorization import (
     authorize,
     caller_principal,
     policy_of,
+    principal_keys,
+    role_session,
 )
 from lambdad.errors import AccessDeniedException, InvalidParameterValueException
 from lambdad.models import Caller, Principal, PrincipalKind, Scope
-from lambdad.policy import Policy
+from lambdad.policy import ANONYMOUS, Policy
 
 A, B = "111111111111", "222222222222"
 SCOPE = Scope(A, "eu-west-1")
@@ -300,3 +302,104 @@ def test_a_known_role_is_decided_by_its_own_policies(store: Store) -> None:
     )
     with pytest.raises(AccessDeniedException):  # the default policy no longer applies
         authorizer.authorize_caller(CALLER, "lambda", "Invoke", {"FunctionName": "other"}, SCOPE)
+
+
+# --- actions that are not operations, and keys the authorizer adds --------------------------------------
+
+
+def test_a_function_url_with_aws_iam_auth(authorizer: Authorizer, store: Store, resources: Resources) -> None:
+    url = {"lambda:FunctionUrlAuthType": "AWS_IAM"}
+    store.policies[BOB.arn] = [
+        document(
+            {
+                "Effect": "Allow",
+                "Action": "lambda:InvokeFunctionUrl",
+                "Resource": f"{FN}:f",
+                "Condition": {"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}},
+            }
+        )
+    ]
+    authorizer.authorize_action(BOB, "lambda:InvokeFunctionUrl", f"{FN}:f", SCOPE, url)
+    with pytest.raises(AccessDeniedException):
+        authorizer.authorize_action(BOB, "lambda:InvokeFunctionUrl", f"{FN}:g", SCOPE, url)
+    with pytest.raises(AccessDeniedException) as anonymous:
+        authorizer.authorize_action(ANONYMOUS, "lambda:InvokeFunctionUrl", f"{FN}:f", SCOPE, url)
+    assert anonymous.value.message.endswith(
+        "because no resource-based policy allows the lambda:InvokeFunctionUrl action"
+    )
+    resources.statements[f"{FN}:f"] = [  # AWS's statement for an AuthType NONE URL
+        {
+            "Sid": "FunctionURLAllowPublicAccess",
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "lambda:InvokeFunctionUrl",
+            "Resource": f"{FN}:f",
+            "Condition": {"StringEquals": {"lambda:FunctionUrlAuthType": "NONE"}},
+        }
+    ]
+    authorizer.authorize_action(
+        ANONYMOUS, "lambda:InvokeFunctionUrl", f"{FN}:f", SCOPE, {"lambda:FunctionUrlAuthType": "NONE"}
+    )
+
+
+def test_what_a_role_does_for_a_schedule_or_mapping(authorizer: Authorizer, store: Store) -> None:
+    scheduler_role = f"arn:aws:iam::{A}:role/scheduler"
+    store.trust[scheduler_role] = LAMBDA_TRUST.replace("lambda", "scheduler")
+    store.policies[scheduler_role] = [
+        document({"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": f"{FN}:target"})
+    ]
+    session = role_session(scheduler_role, "schedule-1")
+    assert session.arn == f"arn:aws:sts::{A}:assumed-role/scheduler/schedule-1"
+    authorizer.authorize_action(session, "lambda:InvokeFunction", f"{FN}:target", SCOPE)
+    with pytest.raises(AccessDeniedException) as refused:
+        authorizer.authorize_action(session, "lambda:InvokeFunction", f"{FN}:other", SCOPE)
+    assert refused.value.message.startswith(f"User: {session.arn} is not authorized to perform")
+
+
+def test_vpc_ids_come_from_the_subnets(store: Store) -> None:
+    store.policies[BOB.arn] = [
+        document(
+            {
+                "Effect": "Allow",
+                "Action": "lambda:CreateFunction",
+                "Resource": "*",
+                "Condition": {"ForAllValues:StringEquals": {"lambda:VpcIds": "vpc-good"}},
+            }
+        )
+    ]
+    vpcs = {"subnet-a": "vpc-good", "subnet-b": "vpc-good", "subnet-c": "vpc-bad"}
+    authorizer = Authorizer(store, check_roles=False, subnet_vpcs=lambda subnets: [vpcs[s] for s in subnets])
+    good = {"FunctionName": "f", "VpcConfig": {"SubnetIds": ["subnet-a", "subnet-b"]}}
+    authorizer.authorize(BOB, "lambda", "CreateFunction", good, SCOPE)
+    bad = {"FunctionName": "f", "VpcConfig": {"SubnetIds": ["subnet-a", "subnet-c"]}}
+    with pytest.raises(AccessDeniedException):
+        authorizer.authorize(BOB, "lambda", "CreateFunction", bad, SCOPE)
+
+
+def test_the_current_time_is_in_every_requests_context(authorizer: Authorizer, store: Store) -> None:
+    def until(when: str) -> str:
+        return document(
+            {
+                "Effect": "Allow",
+                "Action": "lambda:GetFunction",
+                "Resource": "*",
+                "Condition": {"DateLessThan": {"aws:CurrentTime": when}},
+            }
+        )
+
+    store.policies[BOB.arn] = [until("2999-01-01T00:00:00Z")]
+    authorizer.authorize(BOB, "lambda", "GetFunction", {"FunctionName": "f"}, SCOPE)
+    store.policies[BOB.arn] = [until("2001-01-01T00:00:00Z")]
+    refusal(authorizer, BOB, "GetFunction", {"FunctionName": "f"})
+
+
+def test_principal_keys() -> None:
+    assert principal_keys(BOB) == {
+        "aws:PrincipalArn": BOB.arn,
+        "aws:PrincipalAccount": A,
+        "aws:PrincipalType": "User",
+        "aws:userid": "AIDABOB",
+        "aws:username": "bob",
+    }
+    session = principal_keys(caller_principal(CALLER))
+    assert session["aws:PrincipalArn"] == CALLER.role and session["aws:PrincipalType"] == "AssumedRole"

@@ -5,12 +5,14 @@ roles (the default policy for a role the store does not know)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lambdad.api.authorization import (
     Authorizer,
+    LambdaResourcePolicies,
     authorize,
     caller_principal,
     policy_of,
@@ -20,6 +22,10 @@ from lambdad.api.authorization import (
 from lambdad.errors import AccessDeniedException, InvalidParameterValueException
 from lambdad.models import Caller, Principal, PrincipalKind, Scope
 from lambdad.policy import ANONYMOUS, Policy
+from lambdad.services.permissions import PermissionGrant
+from tests.services.test_functions import SCOPE as SERVICES_SCOPE
+from tests.services.test_functions import Parts, create_params
+from tests.support import make_zip
 
 A, B = "111111111111", "222222222222"
 SCOPE = Scope(A, "eu-west-1")
@@ -403,3 +409,46 @@ def test_principal_keys() -> None:
     }
     session = principal_keys(caller_principal(CALLER))
     assert session["aws:PrincipalArn"] == CALLER.role and session["aws:PrincipalType"] == "AssumedRole"
+
+
+# --- Lambda's own resource policies, read through the services -----------------------------------------
+
+
+def test_functions_and_layers_policies_from_the_store(tmp_path: Path) -> None:
+    parts = Parts(tmp_path)
+    try:
+        scope = SERVICES_SCOPE
+        parts.service.create(scope, create_params("f"))
+        parts.activator.submit(scope.region, "f").result(timeout=5)
+        layer = parts.service.layers.publish(scope, "shared", {"Content": {"ZipFile": make_zip()}})
+        policies = LambdaResourcePolicies(parts.service.permissions, parts.service.layers)
+        authorizer = Authorizer(Store(), policies, check_roles=False)
+        other = Principal.root(B)
+        function = scope.function_arn("f")
+        with pytest.raises(AccessDeniedException):
+            authorizer.authorize(
+                other, "lambda", "Invoke", {"FunctionName": function}, Scope(B, scope.region)
+            )
+        parts.service.permissions.add(scope, "f", PermissionGrant("b", "lambda:InvokeFunction", B))
+        authorizer.authorize(other, "lambda", "Invoke", {"FunctionName": function}, Scope(B, scope.region))
+        # PutResourcePolicy replaces AddPermission's statements
+        deny = document(
+            {"Effect": "Deny", "Principal": {"AWS": B}, "Action": "lambda:*", "Resource": function},
+        )
+        parts.service.permissions.put_document(scope, function, deny)
+        with pytest.raises(AccessDeniedException) as denied:
+            authorizer.authorize(
+                other, "lambda", "Invoke", {"FunctionName": function}, Scope(B, scope.region)
+            )
+        assert denied.value.message.endswith("with an explicit deny in a resource-based policy")
+        layer_version = f"arn:aws:lambda:{scope.region}:{scope.account}:layer:shared:{layer.version}"
+        use = {"FunctionName": "g", "Layers": [layer_version]}
+        with pytest.raises(AccessDeniedException):
+            authorizer.authorize(other, "lambda", "CreateFunction", use, Scope(B, scope.region))
+        parts.service.layers.add_permission(
+            scope, "shared", layer.version, statement_id="all", action="lambda:GetLayerVersion", principal="*"
+        )
+        authorizer.authorize(other, "lambda", "CreateFunction", use, Scope(B, scope.region))
+        assert policies.resource_policy(scope.function_arn("missing")) is None
+    finally:
+        parts.close()

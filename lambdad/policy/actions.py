@@ -78,7 +78,8 @@ def passed_roles(service: str, operation: str, params: Mapping[str, Any]) -> lis
         role = params.get("Role")
         return [(role, "lambda.amazonaws.com")] if isinstance(role, str) else []
     if service == "scheduler" and operation in ("CreateSchedule", "UpdateSchedule"):
-        role = (params.get("Target") or {}).get("RoleArn")
+        target = params.get("Target")
+        role = target.get("RoleArn") if isinstance(target, dict) else None
         return [(role, "scheduler.amazonaws.com")] if isinstance(role, str) else []
     return []
 
@@ -87,7 +88,7 @@ def layers_used(service: str, operation: str, params: Mapping[str, Any]) -> list
     """The layer versions a function configuration names: the caller needs ``lambda:GetLayerVersion``
     on each (the layer's own policy grants it across accounts)."""
     if service == "lambda" and operation in ("CreateFunction", "UpdateFunctionConfiguration"):
-        return [layer for layer in params.get("Layers") or () if isinstance(layer, str)]
+        return _strings(params.get("Layers"))
     return []
 
 
@@ -189,36 +190,44 @@ def _other_resource(operation: str, params: Mapping[str, Any], scope: Scope, ser
 
 
 def _keys(service: str, operation: str, params: Mapping[str, Any], scope: Scope) -> dict[str, Any]:
-    """The service-specific condition keys a request carries (the global ones come from the caller)."""
+    """The service-specific condition keys a request carries (the global ones come from the caller).
+    Parameters are not validated yet (authorisation comes first, as on AWS): a value of the wrong type
+    adds no key, and validation answers it after."""
     keys: dict[str, Any] = {}
-    tags = (
-        params.get("Tags")
-        if operation in ("CreateFunction", "TagResource", "CreateEventSourceMapping")
-        else None
-    )
-    if isinstance(tags, dict) and service == "lambda":
-        keys["aws:TagKeys"] = tuple(tags)
-        keys.update({f"aws:RequestTag/{key}": value for key, value in tags.items()})
     if service != "lambda":
         return keys
+    tags = params.get("Tags")
+    if operation in ("CreateFunction", "TagResource", "CreateEventSourceMapping") and isinstance(tags, dict):
+        keys["aws:TagKeys"] = tuple(str(key) for key in tags)
+        keys.update({f"aws:RequestTag/{key}": value for key, value in tags.items() if isinstance(value, str)})
     if operation in ("CreateEventSourceMapping", "UpdateEventSourceMapping") and isinstance(
         params.get("FunctionName"), str
     ):
         keys["lambda:FunctionArn"] = function_resource(params["FunctionName"], None, scope)
-    if operation in ("CreateFunctionUrlConfig", "UpdateFunctionUrlConfig") and params.get("AuthType"):
-        keys["lambda:FunctionUrlAuthType"] = params["AuthType"]
+    if operation in ("CreateFunctionUrlConfig", "UpdateFunctionUrlConfig"):
+        keys["lambda:FunctionUrlAuthType"] = _string(params.get("AuthType"))
     if operation == "AddPermission":
-        keys["lambda:Principal"] = params.get("Principal")
-        if params.get("FunctionUrlAuthType"):
-            keys["lambda:FunctionUrlAuthType"] = params["FunctionUrlAuthType"]
+        keys["lambda:Principal"] = _string(params.get("Principal"))
+        keys["lambda:FunctionUrlAuthType"] = _string(params.get("FunctionUrlAuthType"))
     if operation in ("CreateFunction", "UpdateFunctionConfiguration"):
-        if params.get("Layers") is not None:
-            keys["lambda:Layer"] = tuple(params["Layers"])
-        vpc = params.get("VpcConfig") or {}
-        if vpc.get("SubnetIds") is not None:
-            keys["lambda:SubnetIds"] = tuple(vpc["SubnetIds"])
-        if vpc.get("SecurityGroupIds") is not None:
-            keys["lambda:SecurityGroupIds"] = tuple(vpc["SecurityGroupIds"])
-    if operation in ("CreateFunction", "PutFunctionCodeSigningConfig") and params.get("CodeSigningConfigArn"):
-        keys["lambda:CodeSigningConfigArn"] = params["CodeSigningConfigArn"]
-    return keys
+        if isinstance(params.get("Layers"), list):
+            keys["lambda:Layer"] = tuple(_strings(params["Layers"]))
+        vpc = params.get("VpcConfig")
+        if isinstance(vpc, dict):
+            for member, key in (
+                ("SubnetIds", "lambda:SubnetIds"),
+                ("SecurityGroupIds", "lambda:SecurityGroupIds"),
+            ):
+                if isinstance(vpc.get(member), list):
+                    keys[key] = tuple(_strings(vpc[member]))
+    if operation in ("CreateFunction", "PutFunctionCodeSigningConfig"):
+        keys["lambda:CodeSigningConfigArn"] = _string(params.get("CodeSigningConfigArn"))
+    return {key: value for key, value in keys.items() if value is not None}
+
+
+def _string(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _strings(value: Any) -> list[str]:
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []

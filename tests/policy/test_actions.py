@@ -234,3 +234,34 @@ def test_roles_passed_and_layers_used() -> None:
         (role, "scheduler.amazonaws.com")
     ]
     assert layers_used("lambda", "UpdateFunctionConfiguration", {"Layers": ["a", "b"]}) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {
+            "FunctionName": "f",
+            "Layers": 3,
+            "VpcConfig": "x",
+            "Tags": ["a"],
+            "CodeSigningConfigArn": 1,
+            "Role": 2,
+        },
+        {"FunctionName": "f", "Layers": [1, None], "VpcConfig": {"SubnetIds": "s"}, "Tags": {"a": 1}},
+        {"FunctionName": 5, "Target": "t", "AuthType": {"x": 1}, "Principal": []},
+    ],
+)
+def test_parameters_of_the_wrong_type_add_no_keys_and_raise_nothing(params: dict[str, Any]) -> None:
+    """Authorisation runs before validation: whatever a client sends, the table answers (validation
+    refuses it next)."""
+    for service, operation in [
+        ("lambda", "CreateFunction"),
+        ("lambda", "UpdateFunctionConfiguration"),
+        ("lambda", "AddPermission"),
+        ("lambda", "CreateFunctionUrlConfig"),
+        ("scheduler", "CreateSchedule"),
+    ]:
+        access = access_of(service, operation, params, SCOPE)
+        assert all(value not in (None, ()) or key == "lambda:Layer" for key, value in access.context.items())
+        passed_roles(service, operation, params)
+        layers_used(service, operation, params)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from lambdad.policy import MalformedPolicy, PolicyKind, parse_policy
-from lambdad.policy.document import Effect, Principals, parse_operator
+from lambdad.policy.document import Effect, Principals, from_statements, parse_operator
 
 
 def doc(*statements: dict[str, Any], version: str | None = "2012-10-17") -> str:
@@ -171,3 +171,23 @@ def test_operators_taken_apart() -> None:
     assert parse_operator("Null").base == "Null"
     with pytest.raises(MalformedPolicy):
         parse_operator("NullIfExists")
+
+
+def test_stored_statements_that_no_longer_parse_are_left_out() -> None:
+    good = {
+        "Sid": "ok",
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "lambda:InvokeFunction",
+        "Resource": "*",
+    }
+    bad = {
+        "Sid": "bad",
+        "Effect": "Deny",
+        "Principal": {"AWS": "nobody"},
+        "Action": "lambda:*",
+        "Resource": "*",
+    }
+    policy = from_statements([good, bad])
+    assert [statement.sid for statement in policy.statements] == ["ok"]
+    assert policy.version == "2012-10-17"

@@ -45,7 +45,7 @@ _PRINCIPAL_TYPES = {"AWS", "Service", "Federated", "CanonicalUser"}
 _ORDERINGS = ("Equals", "NotEquals", "LessThan", "LessThanEquals", "GreaterThan", "GreaterThanEquals")
 _ACTION = re.compile(r"^(\*|[a-zA-Z0-9-]+:[a-zA-Z0-9*?]*)$")
 _ACCOUNT = re.compile(r"^\d{12}$")
-_IAM_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:(iam|sts)::(\d{12}|\*):.+$")
+_IAM_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:(iam|sts)::\d{12}:[^*?]+$")
 _TRUST_ACTIONS = re.compile(
     r"^(sts:(AssumeRole|AssumeRoleWithSAML|AssumeRoleWithWebIdentity|TagSession|SetSourceIdentity"
     r"|SetContext)|sts:\*|\*)$",
@@ -222,7 +222,7 @@ def _statement(raw: Any, kind: PolicyKind) -> Statement:
         raise MalformedPolicy("Missing required field Principal")
     if kind is PolicyKind.TRUST:
         if resources is not None or not_resources is not None:
-            raise MalformedPolicy("Has prohibited field Resource.")
+            raise MalformedPolicy("Has prohibited field Resource")
         if any(not _TRUST_ACTIONS.match(action) for action in actions or ()):
             raise MalformedPolicy(
                 "Trust Policy statement actions can only be sts:AssumeRole, sts:AssumeRoleWithSAML,  "

@@ -122,10 +122,15 @@ def test_conditions_keep_each_key_and_values_as_strings() -> None:
             PolicyKind.RESOURCE,
             'Invalid principal in policy: "AWS":"bob"',
         ),
+        (  # no wildcards inside a principal's ARN, only "*" alone
+            doc({**ALLOW, "Principal": {"AWS": "arn:aws:iam::123456789012:user/*"}}),
+            PolicyKind.RESOURCE,
+            'Invalid principal in policy: "AWS":"arn:aws:iam::123456789012:user/*"',
+        ),
         (
             doc({**ALLOW, "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}),
             PolicyKind.TRUST,
-            "Has prohibited field Resource.",
+            "Has prohibited field Resource",
         ),
         (
             doc(

@@ -144,7 +144,7 @@ class Authorizer:
             **(principal_keys(principal) if isinstance(principal, Principal) else {}),
         }
         identity = self._identity(principal) if isinstance(principal, Principal) else []
-        self.check(principal, action, resource, {**keys, **(context or {})}, identity, scope)
+        self._check(principal, action, resource, {**keys, **(context or {})}, identity, scope)
 
     def authorize_caller(
         self, caller: Caller, service: str, operation: str, params: Mapping[str, Any], scope: Scope
@@ -174,18 +174,18 @@ class Authorizer:
         subnets = operation_keys.get("lambda:SubnetIds")
         if subnets is not None and self._subnet_vpcs is not None:
             operation_keys["lambda:VpcIds"] = tuple(dict.fromkeys(self._subnet_vpcs(subnets)))
-        self.check(principal, access.action, access.resource, {**keys, **operation_keys}, identity, scope)
+        self._check(principal, access.action, access.resource, {**keys, **operation_keys}, identity, scope)
         for layer in layers_used(service, operation, params):
-            self.check(principal, "lambda:GetLayerVersion", layer, keys, identity, scope)
+            self._check(principal, "lambda:GetLayerVersion", layer, keys, identity, scope)
         for role, to_service in passed_roles(service, operation, params):
             passing = {**keys, "iam:PassedToService": to_service}
-            self.check(principal, "iam:PassRole", role, passing, identity, scope, resource_policy=False)
+            self._check(principal, "iam:PassRole", role, passing, identity, scope, resource_policy=False)
             if self._check_roles and to_service == "lambda.amazonaws.com":
                 trust = self._store.trust_policy(role)
                 if trust is None or not _trusted(trust, role, to_service):
                     raise InvalidParameterValueException(ROLE_CANNOT_BE_ASSUMED)
 
-    def check(
+    def _check(
         self,
         principal: Principal | str,
         action: str,
@@ -213,11 +213,11 @@ class Authorizer:
         ]
 
     def _resource_policy(self, resource: str, action: str) -> Policy | None:
-        if self._resources is None or resource == "*":
-            return None
-        if action == "sts:AssumeRole":
+        if action == "sts:AssumeRole":  # a role's trust policy is its resource policy
             trust = self._store.trust_policy(resource)
             return _parse(trust, PolicyKind.TRUST) if trust else None
+        if self._resources is None or resource == "*":
+            return None
         return self._resources.resource_policy(resource)
 
 

@@ -263,6 +263,21 @@ def test_assume_role_evaluates_the_trust_policy_as_the_roles_resource_policy(
     authorizer.authorize(BOB, "sts", "GetCallerIdentity", {}, SCOPE)  # needs no permission
 
 
+def test_a_trust_policy_naming_the_user_is_enough_within_the_account(store: Store) -> None:
+    role = f"arn:aws:iam::{A}:role/deployer"
+    store.trust[role] = document(
+        {"Effect": "Allow", "Principal": {"AWS": BOB.arn}, "Action": "sts:AssumeRole"}
+    )
+    authorizer = Authorizer(store)  # without Lambda's resource policies: the trust is the store's
+    authorizer.authorize(BOB, "sts", "AssumeRole", {"RoleArn": role}, SCOPE)
+    with pytest.raises(AccessDeniedException) as refused:
+        authorizer.authorize(ANA, "sts", "AssumeRole", {"RoleArn": role}, Scope(B, "eu-west-1"))
+    assert refused.value.message == (
+        f"User: {ANA.arn} is not authorized to perform: sts:AssumeRole on resource: {role} because no "
+        "resource-based policy allows the sts:AssumeRole action"
+    )
+
+
 # --- functions' execution roles ------------------------------------------------------------------------
 
 CALLER = Caller(f"arn:aws:lambda:eu-west-1:{A}:function:worker:live", f"arn:aws:iam::{A}:role/a/b/runner")

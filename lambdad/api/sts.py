@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lambdad.api.authorization import principal_keys
 from lambdad.api.dispatch import ServiceApi
 from lambdad.api.iam import caller
 from lambdad.api.operations import Call, OperationTable
@@ -35,8 +36,13 @@ def assume_role(call: Call) -> dict[str, Any]:
     for member in ("Policy", "PolicyArns", "SerialNumber", "TokenCode"):
         if params.get(member):
             raise ValidationError(f"{member} is not supported by lambdad's AssumeRole.")
+    principal = caller(call)
     return _sts(call).assume_role(
-        caller(call), params["RoleArn"], params["RoleSessionName"], params.get("DurationSeconds")
+        principal,
+        params["RoleArn"],
+        params["RoleSessionName"],
+        params.get("DurationSeconds"),
+        principal_keys(principal),
     )
 
 

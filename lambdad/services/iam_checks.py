@@ -1,9 +1,8 @@
 """IAM's rules for names, paths and policy documents, worded as IAM answers them, and the identifiers it
 hands out (AIDA/AROA/ANPA ids, AKIA/ASIA access key ids, 40-character secrets).
 
-Policy documents get the checks every policy needs (JSON, an object with Statements, Effect, and the
-field a kind of policy may not have); the policy grammar in depth is the evaluator's (``lambdad.policy``),
-which ``IdentityService`` takes as an optional checker.
+Policy documents are checked by the policy grammar (``lambdad.policy``), its failures worded as IAM's
+MalformedPolicyDocument.
 """
 
 from __future__ import annotations
@@ -15,6 +14,8 @@ import string
 from typing import Any
 
 from lambdad.errors import MalformedPolicyDocument, ValidationError
+from lambdad.policy import MalformedPolicy, Policy, PolicyKind
+from lambdad.policy import parse_policy as policy_grammar
 
 NAME_PATTERN = r"[\w+=,.@-]+"
 _NAME = re.compile(NAME_PATTERN)
@@ -89,39 +90,17 @@ def compact_size(document: str) -> int:
     return sum(1 for character in document if not character.isspace())
 
 
-def parse_policy(document: str, *, trust: bool = False) -> dict[str, Any]:
-    """The policy ``document`` as an object, or AWS's MalformedPolicyDocument: not JSON, not an object with
-    Statements, an Effect other than Allow/Deny, a Principal in an identity policy, a Resource in a trust
-    policy (or no Principal there)."""
+def parse_policy(document: str, *, trust: bool = False) -> Policy:
+    """The policy ``document`` parsed by the policy grammar (``lambdad.policy``), or AWS's
+    MalformedPolicyDocument in IAM's words: text that is not JSON, or JSON that is not a policy of its kind
+    (an identity policy naming a Principal, a trust policy naming a Resource, ...)."""
     try:
-        policy = json.loads(document)
+        decoded = json.loads(document)
     except ValueError:
         raise MalformedPolicyDocument("This policy contains invalid Json") from None
-    if not isinstance(policy, dict) or "Statement" not in policy:
+    if not isinstance(decoded, dict):
         raise MalformedPolicyDocument("Syntax errors in policy.")
-    version = policy.get("Version", "2008-10-17")
-    if version not in ("2008-10-17", "2012-10-17"):
-        raise MalformedPolicyDocument("The policy failed legacy parsing")
-    statements = policy["Statement"]
-    if isinstance(statements, dict):
-        statements = [statements]
-    if not isinstance(statements, list) or not statements:
-        raise MalformedPolicyDocument("Syntax errors in policy.")
-    for statement in statements:
-        if not isinstance(statement, dict):
-            raise MalformedPolicyDocument("Syntax errors in policy.")
-        if statement.get("Effect") not in ("Allow", "Deny"):
-            raise MalformedPolicyDocument("Syntax errors in policy.")
-        if "Action" not in statement and "NotAction" not in statement:
-            raise MalformedPolicyDocument("Policy statement must contain actions.")
-        if trust:
-            if "Resource" in statement or "NotResource" in statement:
-                raise MalformedPolicyDocument("Has prohibited field Resource")
-            if "Principal" not in statement and "NotPrincipal" not in statement:
-                raise MalformedPolicyDocument("AssumeRolepolicy contained an invalid principal: .")
-        else:
-            if "Principal" in statement or "NotPrincipal" in statement:
-                raise MalformedPolicyDocument("Policy document should not specify a principal.")
-            if "Resource" not in statement and "NotResource" not in statement:
-                raise MalformedPolicyDocument("Policy statement must contain resources.")
-    return policy
+    try:
+        return policy_grammar(decoded, PolicyKind.TRUST if trust else PolicyKind.IDENTITY)
+    except MalformedPolicy as error:
+        raise MalformedPolicyDocument(error.message) from None

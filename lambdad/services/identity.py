@@ -61,9 +61,6 @@ _POLICY_ARN = re.compile(
 _ROLE_ARN = re.compile(
     r"arn:aws:iam::(?P<account>\d{12}):role(?P<path>/(?:[\x21-\x7e]*/)?)(?P<name>[\w+=,.@-]+)"
 )
-#: Checks a policy document in depth (the evaluator's grammar): raises MalformedPolicyDocument.
-#: Arguments: the document and its kind, "identity" or "trust".
-PolicyChecker = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
@@ -152,12 +149,10 @@ class IdentityService:
         database: Database,
         keyring: KeyRing,
         *,
-        policy_checker: PolicyChecker | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._database = database
         self._keyring = keyring
-        self._checker = policy_checker
         self._clock = clock
 
     # --- accounts and root keys ---
@@ -487,14 +482,10 @@ class IdentityService:
         if checks.compact_size(document) > checks.TRUST_POLICY_MAX:
             raise LimitExceeded(f"Cannot exceed quota for ACLSizePerRole: {checks.TRUST_POLICY_MAX}")
         checks.parse_policy(document, trust=True)
-        if self._checker is not None:
-            self._checker(document, "trust")
 
     def _check_identity_policy(self, document: str) -> None:
         checks.check_length(document, "policyDocument", 131072)
         checks.parse_policy(document)
-        if self._checker is not None:
-            self._checker(document, "identity")
 
     # --- inline policies (kind USER or ROLE) ---
 

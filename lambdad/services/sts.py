@@ -8,24 +8,23 @@ recompute it for the verifier from the sealed secret while the database holds on
 of the database, or of the secret alone, yields no usable token). Expired sessions are kept a day so that
 their use answers ExpiredToken rather than an unknown key.
 
-Whether a role trusts a caller is the policy evaluator's question (``lambdad.policy``); ``StsService``
-takes it as ``trust_evaluator``. Until it is wired, ``minimal_trusts`` answers it for the common trust
-policies (see its docstring for what it leaves out: it refuses what it cannot judge).
+Whether a role trusts a caller is the policy evaluator's question (``lambdad.policy.trusts``, conditions
+and all). AssumeRole here checks the trust policy; that the caller's own identity policies allow
+``sts:AssumeRole`` is the authorizer's check before the handler runs.
 """
 
 from __future__ import annotations
 
 import base64
-import fnmatch
 import hashlib
 import hmac
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from lambdad.errors import AccessDenied, NoSuchEntity, ValidationError
 from lambdad.models import Principal, PrincipalKind, utcnow
+from lambdad.policy import Context, MalformedPolicy, trusts
 from lambdad.services import iam_checks as checks
 from lambdad.services.identity import IdentityService, SigningKey, parse_role_arn, role_arn
 from lambdad.store import Database
@@ -39,9 +38,6 @@ MAX_DURATION = 43200
 CHAINED_MAX_DURATION = 3600  # a role session assuming a role: at most one hour, as AWS
 EXPIRED_KEPT = timedelta(days=1)
 LAMBDA_SERVICE = "lambda.amazonaws.com"
-#: Whether a trust policy (JSON text) lets a principal, or a service ("lambda.amazonaws.com"), assume
-#: the role: the policy evaluator's ``trusts``.
-TrustEvaluator = Callable[[str, "Principal | str"], bool]
 
 
 class SessionCredentials(NamedTuple):
@@ -53,60 +49,6 @@ class SessionCredentials(NamedTuple):
     expiration: datetime
 
 
-def minimal_trusts(document: str, principal: Principal | str) -> bool:
-    """A MINIMAL stand-in for the policy evaluator's trust check (replace it with ``lambdad.policy``'s once
-    merged). Allows when an Allow statement without conditions names ``sts:AssumeRole`` (or a wildcard
-    matching it) and the principal: ``*``, its ARN, its account (id or ``:root`` ARN), its role's ARN for
-    a role session, or the service for a service. A matching Deny, or a Deny it cannot judge
-    (conditions, NotPrincipal, NotAction), refuses; an Allow it cannot judge does not allow."""
-    try:
-        policy = json.loads(document)
-    except ValueError:
-        return False
-    statements = policy.get("Statement", []) if isinstance(policy, dict) else []
-    if isinstance(statements, dict):
-        statements = [statements]
-    allowed = False
-    for statement in statements:
-        if not isinstance(statement, dict):
-            continue
-        judged = not ({"Condition", "NotPrincipal", "NotAction"} & statement.keys())
-        matches = (
-            judged
-            and _names_assume_role(statement.get("Action"))
-            and _names(statement.get("Principal"), principal)
-        )
-        if statement.get("Effect") == "Deny" and (matches or not judged):
-            return False
-        if statement.get("Effect") == "Allow" and matches:
-            allowed = True
-    return allowed
-
-
-def _values(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
-
-
-def _names_assume_role(actions: Any) -> bool:
-    return any(fnmatch.fnmatchcase("sts:assumerole", action.lower()) for action in _values(actions))
-
-
-def _names(principals: Any, principal: Principal | str) -> bool:
-    if principals == "*":
-        return True
-    if not isinstance(principals, dict):
-        return False
-    if isinstance(principal, str):
-        return principal in _values(principals.get("Service"))
-    names = set(_values(principals.get("AWS")))
-    ours = {principal.arn, principal.account, f"arn:aws:iam::{principal.account}:root", "*"}
-    if principal.role_arn:
-        ours.add(principal.role_arn)
-    return bool(names & ours)
-
-
 class StsService:
     """Role sessions over the identity store; the credential lookup of the verifier."""
 
@@ -116,28 +58,39 @@ class StsService:
         keyring: KeyRing,
         identities: IdentityService,
         *,
-        trust_evaluator: TrustEvaluator = minimal_trusts,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._database = database
         self._keyring = keyring
         self._identities = identities
-        self._trust = trust_evaluator
         self._clock = clock
         self._token_key = keyring.derive("sts-session-token")
 
-    def trusts(self, role: RoleRecord, principal: Principal | str) -> bool:
-        """Whether ``role``'s trust policy lets ``principal`` (or a service) assume it."""
-        return self._trust(role.trust_policy, principal)
+    def trusts(
+        self, role: RoleRecord, principal: Principal | str, context: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Whether ``role``'s trust policy lets ``principal`` (or a service such as
+        ``lambda.amazonaws.com``) assume it, the policy evaluator deciding with the condition keys in
+        ``context`` (aws:PrincipalArn, ...). A stored trust policy the grammar now refuses trusts nobody."""
+        arn = role_arn(role.account, role.path, role.name)
+        try:
+            return trusts(role.trust_policy, principal, arn, context=Context(context or {}))
+        except MalformedPolicy:
+            return False
 
     def get_caller_identity(self, principal: Principal) -> dict[str, str]:
         return {"UserId": principal.user_id, "Account": principal.account, "Arn": principal.arn}
 
     def assume_role(
-        self, principal: Principal, arn: str, session_name: str, duration: int | None = None
+        self,
+        principal: Principal,
+        arn: str,
+        session_name: str,
+        duration: int | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """AssumeRole: AccessDenied (as AWS, without saying which) when the role does not exist or its
-        trust policy does not allow the caller."""
+        trust policy does not allow the caller (``context``: the request's condition keys)."""
         if len(arn) < 20:
             raise ValidationError(
                 f"1 validation error detected: Value '{arn}' at 'roleArn' failed to satisfy constraint: "
@@ -147,7 +100,7 @@ class StsService:
         seconds = DEFAULT_DURATION if duration is None else duration
         _check_duration(seconds)
         role = self._identities.role_by_arn(arn)
-        if role is None or not self.trusts(role, principal):
+        if role is None or not self.trusts(role, principal, context):
             raise AccessDenied(
                 f"User: {principal.arn} is not authorized to perform: sts:AssumeRole on resource: {arn}"
             )

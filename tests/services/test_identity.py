@@ -26,7 +26,7 @@ from lambdad.errors import (
 )
 from lambdad.models import Principal, PrincipalKind
 from lambdad.services.identity import IdentityService, aws_managed_policies
-from lambdad.services.sts import StsService, minimal_trusts
+from lambdad.services.sts import StsService
 from lambdad.store import Database
 from lambdad.store.identity import ROLE, USER
 from lambdad.store.keyring import KeyRing
@@ -413,16 +413,22 @@ def test_expired_sessions_still_resolve_with_their_expiry(parts) -> None:  # typ
     assert sts.signing_key(issued.access_key_id) is None
 
 
-def test_minimal_trust_check() -> None:
+def test_trust_is_the_policy_evaluators(parts) -> None:  # type: ignore[no-untyped-def]
+    identities, sts, *_ = parts
     bob = Principal(ACCOUNT, PrincipalKind.USER, f"arn:aws:iam::{ACCOUNT}:user/bob", "AIDAX")
-    assert minimal_trusts(account_trust(), bob)
-    assert not minimal_trusts(account_trust("111111111111"), bob)
-    assert minimal_trusts(LAMBDA_TRUST, "lambda.amazonaws.com")
-    assert not minimal_trusts(LAMBDA_TRUST, bob) and not minimal_trusts(LAMBDA_TRUST, "events.amazonaws.com")
     named = {"Effect": "Allow", "Principal": {"AWS": [bob.arn]}, "Action": ["sts:*"]}
     deny = {"Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRole"}
-    conditional = {**named, "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}}
-    assert minimal_trusts(json.dumps({"Statement": [named]}), bob)
-    assert not minimal_trusts(json.dumps({"Statement": [named, deny]}), bob)
-    assert not minimal_trusts(json.dumps({"Statement": [conditional]}), bob)
-    assert not minimal_trusts("not json", bob)
+    mfa = {**named, "Condition": {"StringEquals": {"aws:PrincipalType": "User"}}}
+    for name, statements in (("named", [named]), ("denied", [named, deny]), ("conditional", [mfa])):
+        identities.create_role(ACCOUNT, name, json.dumps({"Version": "2012-10-17", "Statement": statements}))
+    role = f"arn:aws:iam::{ACCOUNT}:role/"
+    assert sts.assume_role(bob, role + "named", "s1")["AssumedRoleUser"]["Arn"].endswith("/named/s1")
+    with pytest.raises(AccessDenied):
+        sts.assume_role(bob, role + "denied", "s1")
+    with pytest.raises(AccessDenied):  # the condition needs the request's keys
+        sts.assume_role(bob, role + "conditional", "s1")
+    assert sts.assume_role(bob, role + "conditional", "s1", context={"aws:PrincipalType": "User"})
+    with pytest.raises(AccessDenied):
+        sts.assume_role(bob, role + "conditional", "s1", context={"aws:PrincipalType": "AssumedRole"})
+    with pytest.raises(MalformedPolicyDocument, match="Trust Policy statement actions can only be"):
+        identities.create_role(ACCOUNT, "bad", LAMBDA_TRUST.replace("sts:AssumeRole", "s3:GetObject"))

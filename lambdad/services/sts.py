@@ -134,18 +134,20 @@ class StsService:
         duration: int = DEFAULT_DURATION,
         *,
         service: str | None = LAMBDA_SERVICE,
+        context: Mapping[str, Any] | None = None,
     ) -> SessionCredentials:
         """Credentials of a session of the role ``arn`` that lambdad itself takes (a function's execution
         role, session name = the function's name, which may be one character where AssumeRole wants two).
         The role must exist (NoSuchEntity) and trust ``service`` (AccessDenied, with Lambda's words), as
-        when Lambda assumes it."""
+        when Lambda assumes it; ``context`` holds the keys such a trust policy may test (AWS gives
+        ``aws:SourceAccount`` and ``aws:SourceArn``, the function's account and ARN)."""
         checks.check_name(session_name, "roleSessionName", 64)
         _check_duration(duration)
         role = self._identities.role_by_arn(arn)
         if role is None:
             parsed = parse_role_arn(arn)
             raise NoSuchEntity(f"The role with name {parsed[1] if parsed else arn} cannot be found.")
-        if service is not None and not self.trusts(role, service):
+        if service is not None and not self.trusts(role, service, context):
             raise AccessDenied("The role defined for the function cannot be assumed by Lambda.")
         return self._issue(role, session_name, duration)
 

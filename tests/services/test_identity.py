@@ -399,6 +399,12 @@ def test_a_role_session_applies_its_roles_policies(parts) -> None:  # type: igno
     other = identities.create_role(ACCOUNT, "humans", account_trust())
     with pytest.raises(AccessDenied, match="cannot be assumed by Lambda"):
         sts.issue_role_session(other["Arn"], "f")
+    confused_deputy = json.loads(LAMBDA_TRUST)
+    confused_deputy["Statement"][0]["Condition"] = {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+    guarded = identities.create_role(ACCOUNT, "guarded", json.dumps(confused_deputy))
+    with pytest.raises(AccessDenied):
+        sts.issue_role_session(guarded["Arn"], "f", context={"aws:SourceAccount": "111111111111"})
+    assert sts.issue_role_session(guarded["Arn"], "f", context={"aws:SourceAccount": ACCOUNT}).session_token
 
 
 def test_expired_sessions_still_resolve_with_their_expiry(parts) -> None:  # type: ignore[no-untyped-def]

@@ -27,6 +27,7 @@ from lambdad.api import AwsApi, CodeLinks, Services, lambda_api
 from lambdad.api.code_links import PATH_PREFIX, download_endpoint
 from lambdad.api.dispatch import CALLER_KEY
 from lambdad.api.scheduler import scheduler_api
+from lambdad.api.signer import signer_api
 from lambdad.api.throttle import RateLimiter
 from lambdad.api.url_serving import FunctionUrlRouter, FunctionUrlServer
 from lambdad.cluster.code import PostgresPackages, shared_secret
@@ -56,10 +57,12 @@ from lambdad.services.functions import FunctionService
 from lambdad.services.lookup import FunctionLookup
 from lambdad.services.provisioned import ProvisionedConcurrencyService
 from lambdad.services.schedules import ScheduleService
+from lambdad.services.signing import SigningService
 from lambdad.services.tags import TagService
 from lambdad.services.urls import UrlService
 from lambdad.settings import Settings
 from lambdad.store import CodeStore, Database
+from lambdad.store.keyring import DEFAULT_KEY_FILE, KeyRing
 from lambdad.store.reserve import DiskReserve
 
 log = logging.getLogger(__name__)
@@ -199,6 +202,9 @@ class Platform:
                 database, MappingCatalog(settings.event_sources, settings.account_id), settings.account_id
             ),
             schedules=ScheduleService(database, schedule_expressions.check),
+            # H4 (code signing): profiles' private keys are sealed with the key ring. When H6's
+            # ``settings.key_file`` and its one ring opened by the composition root land, pass that ring.
+            signing=SigningService(database, KeyRing.open(getattr(settings, "key_file", DEFAULT_KEY_FILE))),
         )
         provisioner = Provisioner(
             settings.account_id,
@@ -370,7 +376,7 @@ def create_app(settings: Settings) -> Starlette:
     reserve = DiskReserve(settings.data_dir / "reserve")
     reserve.hold()
     aws_api = AwsApi(
-        [lambda_api(), scheduler_api()],
+        [lambda_api(), scheduler_api(), signer_api()],  # signer after the scheduler: both have /tags/
         platform.services,
         settings.account_id,
         settings.region,

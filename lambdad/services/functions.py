@@ -31,6 +31,7 @@ from lambdad.services.capacity_providers import (
 )
 from lambdad.services.changes import DELETED, FunctionChanges
 from lambdad.services.code import check_package, check_storage, storing
+from lambdad.services.code_signing import CodeSigningService
 from lambdad.services.configuration import check_complete, configure
 from lambdad.services.event_invoke_configs import EventInvokeConfigService
 from lambdad.services.function_settings import FunctionSettingsService
@@ -69,6 +70,7 @@ class FunctionService:
         code_storage_limit: int,
         *,
         host_network_allowed: bool = False,
+        code_signing: CodeSigningService | None = None,
     ) -> None:
         self._database = database
         self._host_network_allowed = host_network_allowed
@@ -83,6 +85,8 @@ class FunctionService:
         self.settings = FunctionSettingsService(database)
         self.layers = LayerService(database, code_store, code_storage_limit)
         self.capacity_providers = CapacityProviderService(database, changes)
+        # Code signing configs, and the one check of a package's signature on deployment.
+        self.code_signing = code_signing or CodeSigningService(database)
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -158,9 +162,15 @@ class FunctionService:
         with storing(self._code, zip_bytes, package), self._database.write() as connection:
             if records.function_exists(connection, scope.region, name):
                 raise ResourceConflictException(f"Function already exist: {name}")
+            signing = self.code_signing.config_for_create(
+                connection, scope, params.get("CodeSigningConfigArn")
+            )
+            self.code_signing.verify(connection, signing, name, zip_bytes)
             check_storage(connection, package, self._code_storage_limit)
             self.capacity_providers.check_function(connection, scope, version)
             records.insert_function(connection, scope.region, version, version.last_modified)
+            if signing is not None:
+                self.code_signing.attach_in(connection, scope, name, signing.arn)
             tag_records.put_tags(connection, scope.function_arn(name), tags or {})
             published = publish_in(connection, scope.region, version)[0] if params.get("Publish") else None
         self._changes.notify(scope.region, name)
@@ -201,6 +211,8 @@ class FunctionService:
                 stack.enter_context(storing(self._code, zip_bytes, package))
             connection = stack.enter_context(self._database.write())
             current = latest_for_update(connection, scope, name, params.get("RevisionId"))
+            signing = self.code_signing.config_of(connection, scope, name)
+            self.code_signing.verify(connection, signing, name, zip_bytes)
             changes: dict[str, Any] = {"code": package}
             if params.get("Architectures"):
                 changes["architectures"] = tuple(params["Architectures"])

@@ -109,8 +109,12 @@ class Envelope:
             raise SignatureFormatError("not a lambdad signature envelope")
         try:
             body = json.loads(data[len(MAGIC) :])
-            if body.get("alg") != "ES384":
-                raise SignatureFormatError("the signature's algorithm is not ES384")
+            algorithm = body.get("alg")
+        except (ValueError, AttributeError) as error:
+            raise SignatureFormatError("the signature envelope is not well-formed") from error
+        if algorithm != "ES384":
+            raise SignatureFormatError("the signature's algorithm is not ES384")
+        try:
             payload = base64.b64decode(body["payload"], validate=True)
             signature = base64.b64decode(body["signature"], validate=True)
         except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as error:

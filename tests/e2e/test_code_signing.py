@@ -18,7 +18,7 @@ import pytest
 from botocore.config import Config
 
 from lambdad import signatures
-from tests.support import CREDENTIALS, ROLE, Server, create_function, make_zip
+from tests.support import CREDENTIALS, Server, create_function, make_zip
 
 RECORDINGS = Path(__file__).parent.parent / "aws-recordings" / "lambda" / "test_lambda_api.snapshot.json"
 UNTRUSTED = (
@@ -210,7 +210,8 @@ def test_code_signing_configs_as_aws_answers(server: Server, client: Any) -> Non
         client.put_function_code_signing_config(CodeSigningConfigArn=arn, FunctionName=name)
     assert error_of(not_found) == (
         "CodeSigningConfigNotFoundException",
-        f"The code signing configuration cannot be found. Check that the provided configuration is not deleted: {arn}.",
+        "The code signing configuration cannot be found. Check that the provided configuration is not "
+        f"deleted: {arn}.",
         404,
     )
     with pytest.raises(client.exceptions.ResourceNotFoundException) as no_function:

@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Connection
+
 from lambdad.errors import (
     InvalidParameterValueException,
     ResourceConflictException,
@@ -44,6 +46,7 @@ from lambdad.services.versions import VersionService, publish_in
 from lambdad.store import CodeStore, Database
 from lambdad.store import functions as records
 from lambdad.store import tags as tag_records
+from lambdad.store.signing import ConfigRecord
 
 __all__ = ["FunctionPage", "FunctionService", "resolve"]  # resolve: re-exported for older callers
 
@@ -166,6 +169,7 @@ class FunctionService:
                 connection, scope, params.get("CodeSigningConfigArn")
             )
             self.code_signing.verify(connection, signing, name, zip_bytes)
+            self._verify_layers(connection, signing, name, version.layers)
             check_storage(connection, package, self._code_storage_limit)
             self.capacity_providers.check_function(connection, scope, version)
             records.insert_function(connection, scope.region, version, version.last_modified)
@@ -190,6 +194,9 @@ class FunctionService:
                 # The compute type is chosen when a function is created, as on AWS.
                 raise InvalidParameterValueException(NOT_MANAGED)
             updated = configure(current, params, layers)
+            if layers:
+                signing = self.code_signing.config_of(connection, scope, name)
+                self._verify_layers(connection, signing, name, layers)
             check_complete(updated)
             check_combined_size(updated.code, updated.layers)
             updated = _in_progress(updated)
@@ -251,6 +258,19 @@ class FunctionService:
         self._changes.notify(scope.region, name, DELETED)
 
     # --- helpers ---------------------------------------------------------------------------------
+
+    def _verify_layers(
+        self,
+        connection: Connection,
+        signing: ConfigRecord | None,
+        name: str,
+        layers: tuple[FunctionLayer, ...],
+    ) -> None:
+        """A function with a code signing config takes only layers its config trusts (as on AWS)."""
+        if signing is None:
+            return
+        for layer in layers:
+            self.code_signing.verify(connection, signing, name, self._code.read(layer.code.sha256_hex))
 
     def _layers(self, scope: Scope, params: dict[str, Any]) -> tuple[FunctionLayer, ...] | None:
         """The request's ``Layers`` resolved to their packages; None when it names none."""

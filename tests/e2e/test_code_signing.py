@@ -337,3 +337,36 @@ def test_revoked_signatures_and_profiles_are_untrusted(server: Server, client: A
     package = sign(server, tmp_path, code("v5"), canceled["name"])
     signer_client.cancel_signing_profile(profileName=canceled["name"])
     _refused(client, name, package)
+
+
+def test_a_function_with_a_config_takes_only_trusted_layers(
+    server: Server, client: Any, tmp_path: Path
+) -> None:
+    trusted = profile(server)
+    enforce = config(client, "Enforce", trusted["profileVersionArn"])
+    layer_zip = make_zip({"python/helper.py": "VALUE = 1\n"})
+    # PublishLayerVersion checks nothing (a layer has no config), as on AWS.
+    unsigned_layer = client.publish_layer_version(LayerName="plain", Content={"ZipFile": layer_zip})
+    signed_layer = client.publish_layer_version(
+        LayerName="signed", Content={"ZipFile": sign(server, tmp_path, layer_zip, trusted["name"])}
+    )
+    package = sign(server, tmp_path, code("layered"), trusted["name"])
+    name = "layers-" + uuid.uuid4().hex[:8]
+    with pytest.raises(client.exceptions.CodeVerificationFailedException):
+        create_function(
+            client,
+            name,
+            wait=False,
+            CodeSigningConfigArn=enforce,
+            Code={"ZipFile": package},
+            Layers=[unsigned_layer["LayerVersionArn"]],
+        )
+    create_function(
+        client,
+        name,
+        CodeSigningConfigArn=enforce,
+        Code={"ZipFile": package},
+        Layers=[signed_layer["LayerVersionArn"]],
+    )
+    with pytest.raises(client.exceptions.CodeVerificationFailedException):
+        client.update_function_configuration(FunctionName=name, Layers=[unsigned_layer["LayerVersionArn"]])

@@ -12,7 +12,7 @@ from typing import Any
 from lambdad.api.dispatch import ServiceApi
 from lambdad.api.operations import Call, OperationTable
 from lambdad.errors import InternalServiceErrorException, LambdaError, TooManyRequestsException
-from lambdad.models import Principal, Scope
+from lambdad.models import Principal
 from lambdad.services.signing import LAMBDA_PLATFORM
 from lambdad.store.signing import JobRecord, ProfileRecord
 
@@ -114,7 +114,7 @@ def start_signing_job(call: Call) -> dict[str, Any]:
     return {}  # never reached: StartSigningJob needs S3
 
 
-def _job(job: JobRecord, scope: Scope) -> dict[str, Any]:
+def _job(job: JobRecord) -> dict[str, Any]:
     revocation = (
         {"reason": job.revocation_reason, "revokedAt": job.revoked_at, "revokedBy": job.revoked_by}
         if job.revoked_at
@@ -139,7 +139,7 @@ def _job(job: JobRecord, scope: Scope) -> dict[str, Any]:
 
 @table.operation("DescribeSigningJob")
 def describe_signing_job(call: Call) -> dict[str, Any]:
-    return _job(call.services.signing.describe_job(call.scope, call.params["jobId"]), call.scope)
+    return _job(call.services.signing.describe_job(call.scope, call.params["jobId"]))
 
 
 @table.operation("ListSigningJobs")
@@ -147,7 +147,7 @@ def list_signing_jobs(call: Call) -> dict[str, Any]:
     jobs = call.services.signing.list_jobs(call.scope)
     listed = []
     for job in jobs:
-        described = _job(job, call.scope)
+        described = _job(job)
         listed.append(
             {
                 "jobId": job.job_id,
@@ -170,6 +170,11 @@ def list_signing_jobs(call: Call) -> dict[str, Any]:
 def revoke_signature(call: Call) -> dict[str, Any]:
     call.services.signing.revoke_signature(call.scope, call.params, _principal(call))
     return {}
+
+
+@table.operation("GetRevocationStatus")
+def get_revocation_status(call: Call) -> dict[str, Any]:
+    return {"revokedEntities": call.services.signing.revoked_entities(call.params)}
 
 
 @table.operation("GetSigningPlatform")

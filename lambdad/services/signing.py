@@ -261,6 +261,22 @@ class SigningService:
             "with `lambdad sign --profile NAME IN.zip`, which signs through SignPayload"
         )
 
+    def revoked_entities(self, params: dict[str, Any]) -> list[str]:
+        """GetRevocationStatus: which of the signature's profile version and signing job are revoked
+        for a signature made at ``signatureTimestamp``."""
+        signed_at = _datetime(params["signatureTimestamp"])
+        revoked: list[str] = []
+        with self._database.read() as connection:
+            profile = records.profile_by_version_arn(connection, params["profileVersionArn"])
+            job = records.get_job(connection, params["jobArn"].rsplit("/", 1)[-1])
+        if profile is not None and profile.status == REVOKED:
+            effective = profile.revocation_effective
+            if effective is None or signed_at >= effective:
+                revoked.append(profile.version_arn)
+        if job is not None and job.revoked_at is not None:
+            revoked.append(params["jobArn"])
+        return revoked
+
     # --- platforms -------------------------------------------------------------------------------
 
     def platform(self, platform_id: str) -> dict[str, Any]:
@@ -311,9 +327,12 @@ def _datetime(value: Any) -> datetime:
     if isinstance(value, datetime):
         return value.astimezone(UTC)
     try:
+        if isinstance(value, str) and not value.replace(".", "", 1).isdigit():
+            # A query string carries ISO 8601 (GetRevocationStatus's signatureTimestamp).
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
         return datetime.fromtimestamp(float(value), UTC)
     except (TypeError, ValueError, OverflowError) as error:
-        raise ValidationException("effectiveTime is not a timestamp") from error
+        raise ValidationException(f"{value!r} is not a timestamp") from error
 
 
 def _digest_of(payload: bytes) -> str:

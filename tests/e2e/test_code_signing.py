@@ -32,7 +32,8 @@ def signer(server: Server) -> Any:
         "signer",
         endpoint_url=server.endpoint,
         region_name="us-east-1",
-        config=Config(retries={"max_attempts": 1}),
+        # GetRevocationStatus's endpoint has a host prefix ("data-"): keep the host as given.
+        config=Config(retries={"max_attempts": 1}, inject_host_prefix=False),
         **CREDENTIALS,
     )
 
@@ -223,6 +224,33 @@ def test_code_signing_configs_as_aws_answers(server: Server, client: Any) -> Non
         create_function(client, name + "x", wait=False, CodeSigningConfigArn=arn)
 
 
+def test_deleting_a_function_frees_its_config(client: Any) -> None:
+    arn = config(client, "Warn", "arn:aws:signer:us-east-1:000000000000:/signing-profiles/test")
+    name = "freed-" + uuid.uuid4().hex[:8]
+    create_function(client, name, wait=False, CodeSigningConfigArn=arn)
+    with pytest.raises(client.exceptions.ResourceConflictException):
+        client.delete_code_signing_config(CodeSigningConfigArn=arn)
+    client.delete_function(FunctionName=name)
+    assert client.list_functions_by_code_signing_config(CodeSigningConfigArn=arn)["FunctionArns"] == []
+    client.delete_code_signing_config(CodeSigningConfigArn=arn)
+
+
+def test_the_aws_cli_manages_code_signing_configs(server: Server) -> None:
+    made = server.aws_cli(
+        "create-code-signing-config",
+        "--allowed-publishers",
+        "SigningProfileVersionArns=arn:aws:signer:us-east-1:000000000000:/signing-profiles/cli/AbCdE12345",
+        "--code-signing-policies",
+        "UntrustedArtifactOnDeployment=Enforce",
+    )
+    arn = json.loads(made.stdout)["CodeSigningConfig"]["CodeSigningConfigArn"]
+    got = json.loads(server.aws_cli("get-code-signing-config", "--code-signing-config-arn", arn).stdout)
+    assert got["CodeSigningConfig"]["CodeSigningPolicies"] == {"UntrustedArtifactOnDeployment": "Enforce"}
+    server.aws_cli("delete-code-signing-config", "--code-signing-config-arn", arn)
+    missing = server.aws_cli("get-code-signing-config", "--code-signing-config-arn", arn, check=False)
+    assert missing.returncode != 0 and "ResourceNotFoundException" in missing.stderr
+
+
 def test_enforce_deploys_only_trusted_packages(server: Server, client: Any, tmp_path: Path) -> None:
     trusted, other = profile(server), profile(server)
     enforce = config(client, "Enforce", trusted["profileVersionArn"])
@@ -310,6 +338,15 @@ def test_revoked_signatures_and_profiles_are_untrusted(server: Server, client: A
         "reason"
     ] == ("leaked build")
     _refused(client, name, package)
+    job_arn = f"arn:aws:signer:us-east-1:000000000000:/signing-jobs/{envelope.manifest.job_id}"
+    status = signer_client.get_revocation_status(
+        signatureTimestamp=envelope.manifest.signed_at,
+        platformId="AWSLambda-SHA384-ECDSA",
+        profileVersionArn=revoked_sig["profileVersionArn"],
+        jobArn=job_arn,
+        certificateHashes=["0" * 64],
+    )
+    assert status["revokedEntities"] == [job_arn]
     client.update_function_code(
         FunctionName=name, ZipFile=sign(server, tmp_path, code("v3"), revoked_sig["name"])
     )
@@ -326,6 +363,15 @@ def test_revoked_signatures_and_profiles_are_untrusted(server: Server, client: A
     got = signer_client.get_signing_profile(profileName=revoked_profile["name"])
     assert got["status"] == "Revoked" and "revocationRecord" in got
     _refused(client, name, package)
+    manifest = signatures.extract(package).manifest  # type: ignore[union-attr]
+    status = signer_client.get_revocation_status(
+        signatureTimestamp=manifest.signed_at,
+        platformId="AWSLambda-SHA384-ECDSA",
+        profileVersionArn=revoked_profile["profileVersionArn"],
+        jobArn=f"arn:aws:signer:us-east-1:000000000000:/signing-jobs/{manifest.job_id}",
+        certificateHashes=["0" * 64],
+    )
+    assert status["revokedEntities"] == [revoked_profile["profileVersionArn"]]
     with pytest.raises(signer_client.exceptions.ValidationException):
         signer_client.sign_payload(
             profileName=revoked_profile["name"],

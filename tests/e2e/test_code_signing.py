@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -416,3 +418,12 @@ def test_a_function_with_a_config_takes_only_trusted_layers(
     )
     with pytest.raises(client.exceptions.CodeVerificationFailedException):
         client.update_function_configuration(FunctionName=name, Layers=[unsigned_layer["LayerVersionArn"]])
+
+
+def test_signer_errors_are_in_signers_shape(server: Server) -> None:
+    request = urllib.request.Request(f"{server.endpoint}/signing-profiles/nosuchprofile")
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen(request, timeout=10)
+    assert answer.value.code == 404
+    assert answer.value.headers["x-amzn-ErrorType"] == "ResourceNotFoundException"
+    assert set(json.loads(answer.value.read())) == {"message"}

@@ -51,6 +51,7 @@ from lambdad.services.activation import Activator
 from lambdad.services.aliases import AliasService
 from lambdad.services.capacity_providers import may_run_on
 from lambdad.services.changes import ALIASES, CODE_OR_CONFIGURATION, DELETED, PROVISIONED, FunctionChanges
+from lambdad.services.code_signing import CodeSigningService
 from lambdad.services.concurrency import ConcurrencyService
 from lambdad.services.event_source_mappings import EventSourceMappingService
 from lambdad.services.functions import FunctionService
@@ -174,6 +175,8 @@ class Platform:
             changes,
             settings.code_storage_limit,
             host_network_allowed=settings.host_network_allowed,
+            # Code signing configs and the signature check on every deployment (H4).
+            code_signing=CodeSigningService(database),
         )
         services = Services(
             functions=functions,

@@ -10,7 +10,10 @@ Signer's SignPayload envelopes:
   signed, and any zip tool still reads the package.
 - **What is digested**: SHA-384 of the zip's bytes with the archive comment cleared (comment length 0).
   Changing any byte of any member, the central directory or the record itself changes the digest;
-  only the comment (the signature itself) is outside it. A package that already carries a signature
+  only the comment (the signature itself) is outside it. The end record used is the last one whose
+  comment runs exactly to the end of the file; zip readers (Python's ``zipfile``, which unpacks code)
+  take the last end-record signature in the tail, which is the same one, since a well-formed envelope
+  is JSON text and cannot hide the binary bytes of another record. A package that already carries a signature
   cannot be signed again (as AWS Signer refuses "a zip file that already has a signature").
 - **The envelope**: the comment is ``lambdad-signature/1 `` followed by JSON
   ``{"alg": "ES384", "payload": base64(manifest), "signature": base64(DER ECDSA)}``; the signature

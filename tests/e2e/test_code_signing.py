@@ -427,3 +427,28 @@ def test_signer_errors_are_in_signers_shape(server: Server) -> None:
     assert answer.value.code == 404
     assert answer.value.headers["x-amzn-ErrorType"] == "ResourceNotFoundException"
     assert set(json.loads(answer.value.read())) == {"message"}
+
+
+def test_lambdad_sign_says_why_it_cannot_sign(server: Server, tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        # Wide enough that the console does not wrap its one-line answers.
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "COLUMNS": "500"}
+        command = [str(Path(sys.executable).parent / "lambdad"), "sign", "--endpoint", server.endpoint, *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+    source = tmp_path / "in.zip"
+    source.write_bytes(code("x"))
+    missing = run("--profile", "nosuchprofile", str(source))
+    assert missing.returncode == 1 and "ResourceNotFoundException" in missing.stderr
+    made = profile(server)
+    signed = tmp_path / "in.signed.zip"
+    assert run("--profile", made["name"], str(source)).returncode == 0  # default output: IN.signed.zip
+    assert signatures.is_signed(signed.read_bytes())
+    again = run("--profile", made["name"], str(signed))
+    assert again.returncode == 1 and "already has a signature" in again.stderr
+    text = tmp_path / "notes.txt"
+    text.write_text("not a zip")
+    assert "not a zip" in run("--profile", made["name"], str(text)).stderr
+    signer(server).cancel_signing_profile(profileName=made["name"])
+    canceled = run("--profile", made["name"], str(source))
+    assert canceled.returncode == 1 and "ValidationException" in canceled.stderr

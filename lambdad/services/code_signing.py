@@ -130,7 +130,9 @@ class CodeSigningService:
         limit = max_items or limits.LIST_PAGE_DEFAULT
         after = decode_marker(marker, 1)[0] if marker else None
         with self._database.read() as connection:
-            found = records.list_configs(connection, scope.region, after=after, limit=limit + 1)
+            found = records.list_configs(
+                connection, scope.region, scope.account, after=after, limit=limit + 1
+            )
         if len(found) <= limit:
             return ConfigPage(found, None)
         return ConfigPage(found[:limit], encode_marker(found[limit - 1].arn))

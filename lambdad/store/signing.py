@@ -243,8 +243,11 @@ def delete_config(connection: Connection, arn: str) -> bool:
     return bool(connection.execute(delete(configs).where(configs.c.arn == arn)).rowcount)
 
 
-def list_configs(connection: Connection, region: str, *, after: str | None, limit: int) -> list[ConfigRecord]:
-    query = select(configs).where(configs.c.region == region)
+def list_configs(
+    connection: Connection, region: str, account: str, *, after: str | None, limit: int
+) -> list[ConfigRecord]:
+    prefix = f"arn:aws:lambda:{region}:{account}:code-signing-config:"
+    query = select(configs).where(configs.c.region == region, configs.c.arn.startswith(prefix))
     if after is not None:
         query = query.where(configs.c.arn > after)
     return [_config(row) for row in connection.execute(query.order_by(configs.c.arn).limit(limit))]

@@ -145,8 +145,16 @@ def describe_signing_job(call: Call) -> dict[str, Any]:
 @table.operation("ListSigningJobs")
 def list_signing_jobs(call: Call) -> dict[str, Any]:
     jobs = call.services.signing.list_jobs(call.scope)
+    wanted = call.params
     listed = []
     for job in jobs:
+        if (
+            wanted.get("status") not in (None, "Succeeded")
+            or wanted.get("platformId") not in (None, job.platform_id)
+            or wanted.get("requestedBy") not in (None, job.requested_by)
+            or wanted.get("isRevoked") not in (None, job.revoked_at is not None)
+        ):
+            continue
         described = _job(job)
         listed.append(
             {

@@ -340,6 +340,11 @@ def test_revoked_signatures_and_profiles_are_untrusted(server: Server, client: A
         "reason"
     ] == ("leaked build")
     _refused(client, name, package)
+    revoked_jobs = [job["jobId"] for job in signer_client.list_signing_jobs(isRevoked=True)["jobs"]]
+    assert revoked_jobs == [envelope.manifest.job_id]
+    assert envelope.manifest.job_id not in [
+        j["jobId"] for j in signer_client.list_signing_jobs(isRevoked=False)["jobs"]
+    ]
     job_arn = f"arn:aws:signer:us-east-1:000000000000:/signing-jobs/{envelope.manifest.job_id}"
     status = signer_client.get_revocation_status(
         signatureTimestamp=envelope.manifest.signed_at,

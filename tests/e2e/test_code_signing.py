@@ -457,3 +457,14 @@ def test_lambdad_sign_says_why_it_cannot_sign(server: Server, tmp_path: Path) ->
     signer(server).cancel_signing_profile(profileName=made["name"])
     canceled = run("--profile", made["name"], str(source))
     assert canceled.returncode == 1 and "ValidationException" in canceled.stderr
+
+
+def test_signing_profile_tags(server: Server) -> None:
+    client = signer(server)
+    made = profile(server, tags={"team": "a"})
+    client.tag_resource(resourceArn=made["arn"], tags={"stage": "prod"})
+    assert client.list_tags_for_resource(resourceArn=made["arn"])["tags"] == {"team": "a", "stage": "prod"}
+    client.untag_resource(resourceArn=made["arn"], tagKeys=["team"])
+    assert client.list_tags_for_resource(resourceArn=made["arn"])["tags"] == {"stage": "prod"}
+    with pytest.raises(client.exceptions.NotFoundException):
+        client.list_tags_for_resource(resourceArn=made["arn"] + "missing")

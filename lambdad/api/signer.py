@@ -12,7 +12,6 @@ from typing import Any
 from lambdad.api.dispatch import ServiceApi
 from lambdad.api.operations import Call, OperationTable
 from lambdad.errors import InternalServiceErrorException, LambdaError, TooManyRequestsException
-from lambdad.models import Principal
 from lambdad.services.signing import LAMBDA_PLATFORM
 from lambdad.store.signing import JobRecord, ProfileRecord
 
@@ -20,8 +19,8 @@ table = OperationTable()
 
 
 def _principal(call: Call) -> str:
-    """Who signs or revokes, as AWS records it (the root of the account until requests are signed)."""
-    return Principal.root(call.scope.account).arn
+    """Who signs or revokes, as AWS records it (requestedBy, revokedBy): the request's principal."""
+    return call.principal.arn
 
 
 def _validity(profile: ProfileRecord) -> dict[str, Any]:

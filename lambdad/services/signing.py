@@ -21,7 +21,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lambdad import signatures
-from lambdad.errors import NotFoundException, ResourceNotFoundException, ValidationException
+from lambdad.errors import (
+    AccessDeniedException,
+    NotFoundException,
+    ResourceNotFoundException,
+    ValidationException,
+)
 from lambdad.models import Scope, utcnow
 from lambdad.services.markers import decode_marker, encode_marker
 from lambdad.store import Database
@@ -245,7 +250,12 @@ class SigningService:
         job_id = params["jobId"]
         with self._database.write() as connection:
             job = records.get_job(connection, job_id)
-            if job is None or job.account != params.get("jobOwner", scope.account):
+            # Only the account that signed revokes its signatures.
+            if (
+                job is None
+                or job.account != scope.account
+                or params.get("jobOwner", job.account) != job.account
+            ):
                 raise ResourceNotFoundException(f"Signing job {job_id} not found.")
             if job.revoked_at is None:
                 records.revoke_job(connection, job_id, self._clock(), principal, params["reason"])
@@ -304,7 +314,13 @@ class SigningService:
     # --- helpers ---------------------------------------------------------------------------------
 
     def _profile(self, connection: Any, scope: Scope, name: str, owner: str | None = None) -> ProfileRecord:
-        profile = records.get_profile(connection, owner or scope.account, scope.region, name)
+        if owner not in (None, scope.account):
+            # Another account's profile needs its profile permissions (AddProfilePermission), which
+            # lambdad does not keep yet: nobody signs with, or reads, another account's profile.
+            raise AccessDeniedException(
+                f"Account {scope.account} has no permission on the signing profile {name} of account {owner}."
+            )
+        profile = records.get_profile(connection, scope.account, scope.region, name)
         if profile is None:
             raise ResourceNotFoundException(f"Profile with name {name} not found.")
         return profile

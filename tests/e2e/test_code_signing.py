@@ -129,6 +129,16 @@ def test_signing_profiles_through_the_signer_api(server: Server) -> None:
             destination={"s3": {"bucketName": "b"}},
             profileName=name,
         )
+    # Another account's profile is nobody else's to read or sign with.
+    with pytest.raises(client.exceptions.AccessDeniedException):
+        client.get_signing_profile(profileName=name, profileOwner="111111111111")
+    with pytest.raises(client.exceptions.AccessDeniedException):
+        client.sign_payload(
+            profileName=name,
+            profileOwner="111111111111",
+            payload=json.dumps({"digest": {"SHA-384": "0" * 96}}).encode(),
+            payloadFormat=signatures.PAYLOAD_FORMAT,
+        )
     client.cancel_signing_profile(profileName=name)
     assert client.get_signing_profile(profileName=name)["status"] == "Canceled"
     assert name not in [p["profileName"] for p in client.list_signing_profiles()["profiles"]]

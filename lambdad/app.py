@@ -31,6 +31,7 @@ from lambdad.cluster.code import PostgresPackages
 from lambdad.cluster.node import ClusterNode
 from lambdad.cluster.ownership import ClusterOwnership
 from lambdad.cluster.preflight import check_database
+from lambdad.environment import NoRoleCredentials, RoleCredentials
 from lambdad.events import schedule_expressions
 from lambdad.events.asynchronous import EventQueue, process_owner
 from lambdad.events.mappings import MappingCatalog, MappingSupervisor
@@ -149,11 +150,21 @@ class Platform:
             None if cluster is None else cluster.logs,
         )
         endpoint = f"http://{host}:{settings.port}"
+        # Each environment gets its execution role's credentials when it is made, and is retired before
+        # they expire (environment/credentials.py). Without identities: lambdad's placeholders. With the
+        # IAM store: SessionRoleCredentials(its STS issue_role_session, settings.role_session_seconds).
+        credentials: RoleCredentials = NoRoleCredentials()
+        lifetime: dict[str, Any] = {"credentials": credentials, "max_age_s": settings.environment_max_age}
         # Every environment holds its code on disk from its making until it stopped (see reclaim.py).
-        maker = holding(environment_maker(sandboxes, logs, lambda_api, endpoint), images)
+        maker = holding(environment_maker(sandboxes, logs, lambda_api, endpoint, **lifetime), images)
         provisioned_maker = holding(
             environment_maker(
-                sandboxes, logs, lambda_api, endpoint, initialization_type="provisioned-concurrency"
+                sandboxes,
+                logs,
+                lambda_api,
+                endpoint,
+                initialization_type="provisioned-concurrency",
+                **lifetime,
             ),
             images,
         )

@@ -119,9 +119,9 @@ def test_a_server_refuses_another_key_ring_in_one_line(
     deploy_python(client, name, SHOW, Environment={"Variables": {"KEPT": "yes"}})
     server.stop(timeout=60)
     other = tmp_path / "other-keyring"
+    command = [str(LAMBDAD), "serve", "--port", str(server.port), "--data-dir", str(server.data_dir)]
     refused = subprocess.run(
-        [str(LAMBDAD), "serve", "--port", str(server.port), "--data-dir", str(server.data_dir)]
-        + ["--key-file", str(other)],
+        [*command, "--key-file", str(other)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -59,8 +59,20 @@ class NoRoleCredentials:
         return None
 
 
-#: ``(role_arn, session_name, duration_s) -> (access_key_id, secret_access_key, session_token, expiration)``
-IssueRoleSession = Callable[[str, str, int], tuple[str, str, str, datetime]]
+#: ``(role_arn, session_name, duration_s) -> (access_key_id, secret_access_key, session_token, expiration)``;
+#: the expiration as a datetime, an ISO 8601 text or seconds since the epoch.
+IssueRoleSession = Callable[[str, str, int], tuple[str, str, str, datetime | str | float]]
+
+
+def _moment(value: datetime | str | float) -> datetime:
+    """An expiration as an aware datetime, whichever form the issuer gives it in."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    else:
+        moment = datetime.fromtimestamp(value, UTC)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class SessionRoleCredentials:
@@ -77,4 +89,4 @@ class SessionRoleCredentials:
         access_key_id, secret, token, expiration = await asyncio.to_thread(
             self._issue, role_arn, session_name, self._duration_s
         )
-        return Credentials(access_key_id, secret, token, expiration)
+        return Credentials(access_key_id, secret, token, _moment(expiration))

@@ -206,3 +206,25 @@ def test_an_environment_is_retired_at_its_maximum_age_even_idle(tmp_path: Path) 
         await factory.close()
 
     asyncio.run(scenario())
+
+
+def test_an_expiration_in_any_form_the_issuer_gives_is_understood() -> None:
+    moment = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+
+    async def scenario() -> None:
+        for given in (
+            moment,
+            "2026-12-06T12:00:00Z",
+            moment.isoformat(),
+            moment.timestamp(),
+            moment.replace(tzinfo=None),
+        ):
+            credentials = SessionRoleCredentials(
+                lambda role, name, seconds, at=given: ("A", "B", "C", at), 900
+            )
+            issued = await credentials.for_environment(
+                "arn:aws:lambda:us-east-1:000000000000:function:f:7", ROLE
+            )
+            assert issued is not None and issued.expiration == moment, given
+
+    asyncio.run(scenario())

@@ -181,3 +181,33 @@ class InternalServerException(LambdaError):
 
     status = 500
     fault = "Service"
+
+
+# --- protocols (query, ec2) ---
+# The query services' own common errors (https://docs.aws.amazon.com/IAM/latest/APIReference/CommonErrors.html);
+# query_protocol.py and ec2_protocol.py write them as XML.
+
+
+class InvalidAction(LambdaError):
+    """A query or ec2 request whose Action the service does not have."""
+
+
+class MissingAction(LambdaError):
+    """A query or ec2 request without an Action."""
+
+
+class InternalFailure(LambdaError):
+    """A query service's answer to an unexpected failure."""
+
+    status = 500
+    fault = "Service"
+
+
+class Throttling(LambdaError):
+    """A query service's (IAM, STS) answer past its rate limit."""
+
+
+class RequestLimitExceeded(LambdaError):
+    """EC2's answer past its rate limit."""
+
+    status = 503

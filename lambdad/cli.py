@@ -103,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="open API connections; more are answered 503 (default 4096, at most half the open-file limit)",
     )
+    serve.add_argument(
+        "--key-file",
+        type=Path,
+        help="the key ring sealing secrets at rest, outside the data directory (default "
+        "~/.config/lambdad/keyring, made at first start; env LAMBDAD_KEY_FILE)",
+    )
     cluster = serve.add_argument_group("cluster (docs/cluster.md)")
     cluster.add_argument(
         "--nats-url", help="NATS JetStream server: this server becomes a cluster node (env LAMBDAD_NATS_URL)"
@@ -446,6 +452,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     from lambdad.app import create_app
     from lambdad.cluster.preflight import CannotJoin
+    from lambdad.store.sealing import RingRefused
 
     try:
         settings = Settings.from_env(
@@ -478,6 +485,7 @@ def _serve(args: argparse.Namespace) -> int:
             advertise_url=args.advertise_url,
             cluster_name=args.cluster_name,
             capacity_provider=args.capacity_provider,
+            key_file=args.key_file,
         )
     except ValueError as error:
         console.print(f"[red]lambdad: {error}[/red]")
@@ -503,8 +511,8 @@ def _serve(args: argparse.Namespace) -> int:
             return 1
     try:
         app = create_app(settings)
-    except CannotJoin as error:
-        console.print(f"[red]lambdad: {error}[/red]")
+    except (CannotJoin, RingRefused) as error:
+        console.print(f"[red]lambdad: {error}[/red]", soft_wrap=True, markup=True)
         return 1
     except Exception as error:
         console.print(f"[red]lambdad could not open {settings.data_dir}: {error}[/red]")

@@ -363,13 +363,6 @@ code_packages = Table(
     # so a create on one node is never robbed by another node's reclaimer between storing and committing.
     Column("stored_at", DateTime(timezone=True), nullable=False),
 )
-# Secrets every node of a cluster shares (the key that signs code download links), made by the first.
-cluster_secrets = Table(
-    "cluster_secrets",
-    metadata,
-    Column("name", String(64), primary_key=True),
-    Column("value", LargeBinary, nullable=False),
-)
 code_package_chunks = Table(
     "code_package_chunks",
     metadata,
@@ -377,6 +370,18 @@ code_package_chunks = Table(
     Column("seq", Integer, primary_key=True),
     Column("data", LargeBinary, nullable=False),
     ForeignKeyConstraint(["sha256"], ["code_packages.sha256"], ondelete="CASCADE"),
+)
+
+# --- secrets at rest ---
+# Which key ring sealed this data (one row): the id of the key that sealed last, and a value sealed with
+# it that only that ring opens. A server started with another ring refuses to start (store/sealing.py).
+key_ring = Table(
+    "key_ring",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key_id", String(16), nullable=False),
+    Column("proof", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
 
 # --- Code signing: AWS Signer's profiles and signing jobs, Lambda's code signing configs ---

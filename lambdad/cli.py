@@ -335,22 +335,28 @@ def _accounts(args: argparse.Namespace) -> int:
     new root key's secret with the server's key ring; a running server sees the account at once."""
     from lambdad.services.identity import IdentityService
     from lambdad.store import Database
-    from lambdad.store.keyring import DEFAULT_KEY_FILE, KeyRing, KeyRingError
+    from lambdad.store.keyring import KeyRing, KeyRingError
+    from lambdad.store.sealing import RingRefused, open_store
 
-    settings = Settings.from_env(data_dir=args.data_dir, database_url=args.database_url)
-    # The ring the server reads: --key-file, else the setting (``key_file``, once settings has it).
-    key_file = args.key_file or getattr(settings, "key_file", None) or DEFAULT_KEY_FILE
+    settings = Settings.from_env(
+        data_dir=args.data_dir, database_url=args.database_url, key_file=args.key_file
+    )
     out = Console(highlight=False, soft_wrap=True)
     try:
-        ring = KeyRing.open(key_file)
+        ring = KeyRing.open(settings.resolved_key_file)
     except KeyRingError as error:
         console.print(f"[red]lambdad accounts: {error}[/red]")
         return 1
     if not settings.database_url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    database = Database(settings.resolved_database_url)
+    database = Database(settings.resolved_database_url, ring)
     try:
         database.migrate()
+        try:
+            open_store(database, ring, settings.resolved_key_file)  # the server's ring, or refuse
+        except RingRefused as error:
+            console.print(f"[red]lambdad accounts: {error}[/red]")
+            return 1
         identities = IdentityService(database, ring)
         if args.accounts_command == "list":
             found = identities.list_accounts()

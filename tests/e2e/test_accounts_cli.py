@@ -15,8 +15,8 @@ from lambdad.store.keyring import KeyRing
 from tests.support import LAMBDAD
 
 
-def accounts(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    where = ["--data-dir", str(tmp_path / "data"), "--key-file", str(tmp_path / "ring")]
+def accounts(tmp_path: Path, *args: str, ring: str = "ring") -> subprocess.CompletedProcess[str]:
+    where = ["--data-dir", str(tmp_path / "data"), "--key-file", str(tmp_path / ring)]
     return subprocess.run(
         [str(LAMBDAD), "accounts", *args, *where],
         capture_output=True,
@@ -59,3 +59,13 @@ def test_create_prints_the_root_key_once_and_list_shows_the_accounts(tmp_path: P
         database.dispose()
     assert key is not None and key.secret_access_key == answer["SecretAccessKey"]
     assert key.principal.arn == f"arn:aws:iam::{answer['AccountId']}:root"
+
+
+def test_another_key_ring_is_refused(tmp_path: Path) -> None:
+    assert accounts(tmp_path, "create").returncode == 0
+    refused = accounts(tmp_path, "create", ring="other-ring")
+    assert refused.returncode == 1 and "is not the one this data was sealed with" in refused.stderr.replace(
+        "\n", " "
+    )
+    listed = accounts(tmp_path, "list", "--json")
+    assert len(json.loads(listed.stdout)) == 1  # nothing was made with the wrong ring

@@ -35,19 +35,20 @@ from starlette.types import Scope as AsgiScope
 from lambdad.api.authorization import authorize
 from lambdad.api.ec2_protocol import Ec2
 from lambdad.api.operations import Call, OperationTable, Services
-from lambdad.api.protocol import RestJson
+from lambdad.api.protocol import BODY_LIMITS, RestJson
 from lambdad.api.query_protocol import Query
 from lambdad.api.service_model import service_model
+from lambdad.api.sigv4 import Authenticator, SignatureFailure, SignedRequest, aws_error
 from lambdad.api.throttle import RateLimiter
 from lambdad.api.validation import validate
-from lambdad.api.wire import Answer, Found, Incoming, WireProtocol
+from lambdad.api.wire import DEFAULT_BODY_LIMIT, Answer, Found, Incoming, WireProtocol
 from lambdad.errors import (
     LambdaError,
     NotImplementedException,
     ServiceException,
     TooManyRequestsException,
 )
-from lambdad.models import Caller, Principal, Scope
+from lambdad.models import Caller, Principal, PrincipalKind, Scope
 from lambdad.store import outage
 from lambdad.store.reserve import DiskReserve
 
@@ -120,8 +121,11 @@ class AwsApi:
         default_region: str,
         throttle: RateLimiter | None = None,
         reserve: DiskReserve | None = None,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self._apis = tuple(apis)
+        # None: authentication off, every request acts as ``account``'s root.
+        self._authenticator = authenticator
         self._by_signing_name = {api.signing_name: api for api in reversed(self._apis)}
         for api in self._apis:
             api.wire  # noqa: B018 - a protocol lambdad does not serve fails here, at start-up
@@ -139,9 +143,10 @@ class AwsApi:
         api = self._apis[0]
         try:
             api, found = await self._select(incoming)
+            principal = await self._principal(api, found, incoming)
             if found is None:
                 raise api.wire.unknown(api, incoming)
-            response = await self._handle(api, found, incoming, request_id)
+            response = await self._handle(api, found, incoming, request_id, principal)
             if self._reserve is not None and request.method != "GET":
                 self._reserve.hold()  # after a write that worked: take the reserve back if there is room
         except LambdaError as error:
@@ -198,7 +203,37 @@ class AwsApi:
                 return queries[0], None
         return self._apis[0], None
 
-    async def _handle(self, api: ServiceApi, found: Found, incoming: Incoming, request_id: str) -> Response:
+    async def _principal(self, api: ServiceApi, found: Found | None, incoming: Incoming) -> Principal:
+        """Who sent the request: a function's role session (from its sandbox), the signer SigV4 proves,
+        or with authentication off the default account's root. Refused with the service's own error."""
+        caller = incoming.request.scope.get(CALLER_KEY)
+        if isinstance(caller, Caller):
+            return caller_principal(caller)
+        if self._authenticator is None:
+            return Principal.root(self._account)
+        name = found.operation.name if found is not None else ""
+        body = await incoming.body(*BODY_LIMITS.get(name, (name, DEFAULT_BODY_LIMIT)))
+        request = incoming.request
+        headers: dict[str, str] = {}
+        for key, value in request.headers.items():  # a repeated header is signed as its values joined
+            key = key.lower()
+            headers[key] = f"{headers[key]},{value}" if key in headers else value
+        signed = SignedRequest(
+            request.method,
+            incoming.raw_path,
+            bytes(request.scope.get("query_string", b"")).decode("latin-1"),
+            headers,
+            body,
+            secure=request.url.scheme == "https",
+        )
+        try:
+            return await self._authenticator.authenticate(signed, api.signing_name)
+        except SignatureFailure as failure:
+            raise aws_error(failure, api.protocol) from None
+
+    async def _handle(
+        self, api: ServiceApi, found: Found, incoming: Incoming, request_id: str, principal: Principal
+    ) -> Response:
         operation = found.operation
         handler = api.table.handlers.get(operation.name)
         if handler is None:
@@ -207,7 +242,6 @@ class AwsApi:
             raise api.throttled()
         params = await api.wire.parse(api, found, incoming)
         headers = incoming.headers
-        principal = Principal.root(self._account)
         scope = Scope(principal.account, _signed_region(incoming) or self._default_region)
         caller = incoming.request.scope.get(CALLER_KEY)
         if isinstance(caller, Caller):
@@ -228,6 +262,20 @@ class AwsApi:
         else:
             output = await anyio.to_thread.run_sync(handler, call)
         return _response(api.wire.serialize(api, found, output, request_id))
+
+
+def caller_principal(caller: Caller) -> Principal:
+    """A function's execution role session, as the principal of the requests it sends."""
+    session = caller.principal  # arn:aws:sts::ACCOUNT:assumed-role/ROLE/FUNCTION
+    account = session.split(":")[4]
+    role_name, function_name = session.rsplit("/", 2)[-2:]
+    return Principal(
+        account,
+        PrincipalKind.ASSUMED_ROLE,
+        session,
+        f"{role_name}:{function_name}",
+        role_arn=caller.role,
+    )
 
 
 def _credential_scope(incoming: Incoming) -> tuple[str, str] | None:

@@ -263,22 +263,13 @@ def _parse_header(request: SignedRequest, authorization: str) -> _Signature:
 def _parse_presigned(
     request: SignedRequest, query: dict[str, str], pairs: list[tuple[str, str]]
 ) -> _Signature:
+    required = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-SignedHeaders", "X-Amz-Date")
     missing = [
-        name
-        for name in (
-            "X-Amz-Algorithm",
-            "X-Amz-Credential",
-            "X-Amz-Signature",
-            "X-Amz-SignedHeaders",
-            "X-Amz-Date",
-        )
-        if not query.get(name)
+        f"AWS query-string parameters must include '{name}'." for name in required if not query.get(name)
     ]
     if missing:
         raise SignatureFailure(
-            Failure.INCOMPLETE,
-            "AWS query-string parameters must include " + ", ".join(f"'{name}'" for name in missing) + ". "
-            "Re-examine the query-string parameters.",
+            Failure.INCOMPLETE, " ".join(missing) + " Re-examine the query-string parameters."
         )
     if query["X-Amz-Algorithm"] != ALGORITHM:
         raise SignatureFailure(
@@ -315,8 +306,8 @@ def _credential(credential: str) -> tuple[str, str, str, str]:
     if len(parts) != 5 or parts[4] != "aws4_request" or not all(parts):
         raise SignatureFailure(
             Failure.INCOMPLETE,
-            f"Credential should be scoped to a valid region, service and 'aws4_request' terminator: "
-            f"'{credential}'.",
+            "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, "
+            f"got '{credential}'",
         )
     return parts[0], parts[1], parts[2], parts[3]
 
@@ -342,6 +333,10 @@ def _parse_timestamp(value: str) -> datetime | None:
 
 
 def _check_scope(signature: _Signature, service: str) -> None:
+    if "host" not in signature.signed_headers:  # else a signature would be good for any server
+        raise SignatureFailure(
+            Failure.INCOMPLETE, "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
+        )
     if signature.date != signature.timestamp[:8]:
         raise SignatureFailure(
             Failure.MISMATCH,

@@ -241,6 +241,27 @@ def test_the_scope_must_name_the_service() -> None:
     )
 
 
+def test_the_host_must_be_signed() -> None:
+    request = sign()
+    authorization = request.headers["authorization"].replace("SignedHeaders=host;", "SignedHeaders=")
+    failure = refused(
+        dataclasses.replace(request, headers={**request.headers, "authorization": authorization})
+    )
+    assert failure.kind is Failure.INCOMPLETE
+
+
+def test_an_incomplete_presigned_url() -> None:
+    request = sign(method="GET", body=b"", presign=60)
+    query = "&".join(
+        part for part in request.query_string.split("&") if not part.startswith("X-Amz-Signature=")
+    )
+    failure = refused(dataclasses.replace(request, query_string=query))
+    assert (failure.kind, failure.message) == (
+        Failure.INCOMPLETE,
+        "AWS query-string parameters must include 'X-Amz-Signature'. Re-examine the query-string parameters.",
+    )
+
+
 def test_no_signature_is_missing() -> None:
     request = sign()
     headers = {k: v for k, v in request.headers.items() if k != "authorization"}

@@ -23,7 +23,7 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 
 import anyio.to_thread
 from botocore.model import ServiceModel
@@ -35,13 +35,13 @@ from starlette.types import Scope as AsgiScope
 from lambdad.api.authorization import authorize
 from lambdad.api.ec2_protocol import Ec2
 from lambdad.api.operations import Call, OperationTable, Services
-from lambdad.api.protocol import BODY_LIMITS, RestJson
+from lambdad.api.protocol import RestJson
 from lambdad.api.query_protocol import Query
 from lambdad.api.service_model import service_model
 from lambdad.api.sigv4 import Authenticator, SignatureFailure, SignedRequest, aws_error
 from lambdad.api.throttle import RateLimiter
 from lambdad.api.validation import validate
-from lambdad.api.wire import DEFAULT_BODY_LIMIT, Answer, Found, Incoming, WireProtocol
+from lambdad.api.wire import Answer, Found, Incoming, WireProtocol
 from lambdad.errors import (
     LambdaError,
     NotImplementedException,
@@ -142,8 +142,9 @@ class AwsApi:
         incoming = Incoming(request)
         api = self._apis[0]
         try:
-            api, found = await self._select(incoming)
-            principal = await self._principal(api, found, incoming)
+            api = await self._service(incoming)
+            principal = await self._principal(api, incoming)
+            found = await api.wire.find(api, incoming)
             if found is None:
                 raise api.wire.unknown(api, incoming)
             response = await self._handle(api, found, incoming, request_id, principal)
@@ -175,21 +176,21 @@ class AwsApi:
             response = error_response(api.internal_error(message), request_id, api)
         await response(scope, receive, send)
 
-    async def _select(self, incoming: Incoming) -> tuple[ServiceApi, Found | None]:
-        """The service a request is for, and its operation (None: the service has no such operation).
+    async def _service(self, incoming: Incoming) -> ServiceApi:
+        """The service a request is for.
 
-        The credential scope decides; without one naming a service served here, the rest-json services'
-        paths, then the query services' ``Action`` (of the service whose ``Version`` it names, if any).
+        The credential scope decides; without one naming a service served here, the first rest-json
+        service with a route for the method and path, then the query service whose operations include the
+        form's ``Action`` (of the API version its ``Version`` names, first), then the first service (whose
+        protocol answers that it has no such operation).
         """
         signed_for = _signed_service(incoming)
         api = self._by_signing_name.get(signed_for) if signed_for else None
         if api is not None:
-            return api, await api.wire.find(api, incoming)
+            return api
         for api in self._apis:
-            if api.protocol == "rest-json":
-                found = await api.wire.find(api, incoming)
-                if found is not None:
-                    return api, found
+            if api.protocol == "rest-json" and await api.wire.find(api, incoming) is not None:
+                return api
         queries = [api for api in self._apis if api.protocol in ("query", "ec2")]
         if queries and (incoming.method == "POST" or "Action" in incoming.query):
             form = await incoming.form()
@@ -197,13 +198,12 @@ class AwsApi:
                 version = form.get("Version")
                 queries.sort(key=lambda api: api.service_model.api_version != version)
                 for api in queries:
-                    found = await api.wire.find(api, incoming)
-                    if found is not None:
-                        return api, found
-                return queries[0], None
-        return self._apis[0], None
+                    if await api.wire.find(api, incoming) is not None:
+                        return api
+                return queries[0]
+        return self._apis[0]
 
-    async def _principal(self, api: ServiceApi, found: Found | None, incoming: Incoming) -> Principal:
+    async def _principal(self, api: ServiceApi, incoming: Incoming) -> Principal:
         """Who sent the request: a function's role session (from its sandbox), the signer SigV4 proves,
         or with authentication off the default account's root. Refused with the service's own error."""
         caller = incoming.request.scope.get(CALLER_KEY)
@@ -211,8 +211,6 @@ class AwsApi:
             return caller_principal(caller)
         if self._authenticator is None:
             return Principal.root(self._account)
-        name = found.operation.name if found is not None else ""
-        body = await incoming.body(*BODY_LIMITS.get(name, (name, DEFAULT_BODY_LIMIT)))
         request = incoming.request
         headers: dict[str, str] = {}
         for key, value in request.headers.items():  # a repeated header is signed as its values joined
@@ -223,11 +221,13 @@ class AwsApi:
             incoming.raw_path,
             bytes(request.scope.get("query_string", b"")).decode("latin-1"),
             headers,
-            body,
             secure=request.url.scheme == "https",
         )
         try:
-            return await self._authenticator.authenticate(signed, api.signing_name)
+            # The body is read only for a key that exists: strangers cannot make the server buffer it.
+            return await self._authenticator.authenticate(
+                signed, api.signing_name, partial(api.wire.body, api, incoming)
+            )
         except SignatureFailure as failure:
             raise aws_error(failure, api.protocol) from None
 

@@ -21,7 +21,7 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 from botocore.model import ListShape, MapShape, OperationModel, Shape, StructureShape
 from botocore.utils import parse_timestamp
 
-from lambdad.api.wire import Answer, Found, Incoming
+from lambdad.api.wire import FORM_BODY_LIMIT, Answer, Found, Incoming
 from lambdad.errors import InvalidAction, LambdaError, MissingAction, ValidationException
 
 if TYPE_CHECKING:
@@ -48,6 +48,9 @@ class Query:
         if not action or action not in api.service_model.operation_names:
             return None
         return Found(api.service_model.operation_model(action))
+
+    async def body(self, api: ServiceApi, incoming: Incoming) -> bytes:
+        return await incoming.body("", FORM_BODY_LIMIT)
 
     def unknown(self, api: ServiceApi, incoming: Incoming) -> LambdaError:
         form = incoming.peek_form()

@@ -23,7 +23,7 @@ import enum
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -144,7 +144,7 @@ class SignedRequest:
     path: str
     query_string: str
     headers: Mapping[str, str]
-    body: bytes
+    body: bytes = b""
     secure: bool = False
 
 
@@ -155,8 +155,14 @@ class Authenticator:
         self._resolver = resolver
         self._clock = clock or (lambda: datetime.now(UTC))
 
-    async def authenticate(self, request: SignedRequest, service: str) -> Principal:
-        """Who signed ``request`` for ``service`` (its signing name), or SignatureFailure."""
+    async def authenticate(
+        self, request: SignedRequest, service: str, read_body: Callable[[], Awaitable[bytes]] | None = None
+    ) -> Principal:
+        """Who signed ``request`` for ``service`` (its signing name), or SignatureFailure.
+
+        ``read_body`` (if given) reads the body, once everything but the signature checked out; else the
+        request's ``body`` is the body.
+        """
         signature = _parse(request)
         _check_scope(signature, service)
         now = self._clock()
@@ -172,6 +178,8 @@ class Authenticator:
             raise SignatureFailure(Failure.UNKNOWN_KEY, INVALID_TOKEN)
         if identity.expires_at is not None and identity.expires_at <= now:
             raise SignatureFailure(Failure.EXPIRED_TOKEN, EXPIRED_TOKEN)
+        if read_body is not None:
+            request = dataclasses.replace(request, body=await read_body())
         expected = _expected_signature(request, signature, identity.secret_access_key)
         if not hmac.compare_digest(expected.encode(), signature.signature.encode()):
             raise SignatureFailure(Failure.MISMATCH, MISMATCH)

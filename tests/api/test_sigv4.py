@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -305,3 +306,27 @@ def test_each_protocol_words_each_failure_as_aws_does() -> None:
     missing = aws_error(SignatureFailure(Failure.MISSING, "m"), "rest-json")
     assert isinstance(missing, errors.MissingAuthenticationTokenException)
     assert missing.message == "Missing Authentication Token"
+
+
+def test_the_body_is_read_only_for_a_known_key() -> None:
+    reads: list[str] = []
+
+    def reader(request: SignedRequest) -> Any:
+        async def read() -> bytes:
+            reads.append(request.headers["authorization"].split("/")[0])
+            return request.body
+
+        return read
+
+    authenticator = Authenticator(Keys())
+    for request in (sign(key="AKIANOSUCHKEY0000000"), sign(key=OFF_KEY), sign(token="made-up")):
+        with pytest.raises(SignatureFailure):
+            asyncio.run(
+                authenticator.authenticate(dataclasses.replace(request, body=b""), "lambda", reader(request))
+            )
+    assert reads == []
+    request = sign()
+    principal = asyncio.run(
+        authenticator.authenticate(dataclasses.replace(request, body=b""), "lambda", reader(request))
+    )
+    assert principal.arn == ALICE.arn and len(reads) == 1

@@ -309,3 +309,11 @@ def test_overlapping_paths_go_to_the_service_signed_for(served: Served) -> None:
     arn = "arn:aws:scheduler:us-east-1:000000000000:schedule-group/g"
     tags = served.client("scheduler").list_tags_for_resource(ResourceArn=arn)["Tags"]
     assert tags == [{"Key": "service", "Value": "scheduler"}]
+
+
+def test_control_characters_in_a_message_still_make_xml(served: Served) -> None:
+    # The validation message quotes the value; XML cannot carry \x01 even escaped.
+    with pytest.raises(ClientError) as raised:
+        served.client("iam", parameter_validation=False).get_user(UserName="bad\x01name")
+    assert raised.value.response["Error"]["Code"] == "ValidationError"
+    assert "Value 'bad\ufffdname' at 'userName'" in raised.value.response["Error"]["Message"]

@@ -103,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="open API connections; more are answered 503 (default 4096, at most half the open-file limit)",
     )
+    serve.add_argument(
+        "--key-file",
+        type=Path,
+        help="the key ring sealing secrets at rest, outside the data directory (default "
+        "~/.config/lambdad/keyring, made at first start; env LAMBDAD_KEY_FILE)",
+    )
     security = serve.add_argument_group("security")
     security.add_argument(
         "--auth",
@@ -139,6 +145,20 @@ def main(argv: list[str] | None = None) -> int:
         "--endpoint",
         help="read through a running server, not its data directory (a cluster node: every node's logs)",
     )
+    sign = commands.add_parser(
+        "sign", help="sign a Lambda zip with an AWS Signer signing profile (the server holds the key)"
+    )
+    sign.add_argument("input", metavar="IN.zip", type=Path)
+    sign.add_argument("--profile", required=True, help="the signing profile: its name or ARN")
+    sign.add_argument(
+        "--output", "-o", type=Path, help="where to write the signed zip (default IN.signed.zip)"
+    )
+    sign.add_argument(
+        "--endpoint", help="the server (default http://127.0.0.1:PORT, PORT from LAMBDAD_PORT or 3001)"
+    )
+    sign.add_argument(
+        "--region", help="the profile's region (default: the ARN's, AWS_REGION, or the server's)"
+    )
     # Views of a running server's state, read from its /_lambdad/... endpoints.
     migrate = commands.add_parser("migrate", help="bring a cluster's PostgreSQL schema to this lambdad's")
     migrate.add_argument(
@@ -167,7 +187,83 @@ def main(argv: list[str] | None = None) -> int:
         return _migrate(args)
     if args.command == "schedules":
         return _schedules(args)
+    if args.command == "sign":
+        return _sign(args)
     return 2
+
+
+def _sign(args: argparse.Namespace) -> int:
+    """Sign a zip: its digest goes to the server's SignPayload (signed in with the caller's AWS
+    credentials), the signature envelope that comes back goes into the zip's comment
+    (``lambdad.signatures``). The profile's private key never leaves the server."""
+    import os
+
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from lambdad import signatures
+
+    try:
+        package = args.input.read_bytes()
+        if signatures.is_signed(package):
+            raise signatures.SignatureFormatError("it already has a signature")
+        digest = signatures.digest(package)
+    except OSError as error:
+        console.print(f"[red]cannot read {args.input}: {error.strerror}[/red]")
+        return 1
+    except signatures.SignatureFormatError as error:
+        console.print(f"[red]cannot sign {args.input}: {error}[/red]")
+        return 1
+    settings = Settings.from_env()
+    name, owner, region = args.profile, None, args.region
+    if args.profile.startswith("arn:"):
+        # arn:aws:signer:REGION:ACCOUNT:/signing-profiles/NAME[/VERSION]
+        parts = args.profile.split(":", 5)
+        path = parts[5].split("/") if len(parts) == 6 else []
+        if len(path) < 3 or path[1] != "signing-profiles" or parts[2] != "signer":
+            console.print(f"[red]{args.profile} is not a signing profile ARN[/red]")
+            return 1
+        name, owner, region = path[2], parts[4], region or parts[3]
+    session = boto3.Session()
+    region = region or session.region_name or os.environ.get("AWS_REGION") or settings.region
+    credentials: dict[str, str] = {}
+    if session.get_credentials() is None:
+        # A server without authentication takes any signature; one with it needs real credentials.
+        credentials = {"aws_access_key_id": "lambdad", "aws_secret_access_key": "lambdad"}
+    client = session.client(
+        "signer",
+        region_name=region,
+        endpoint_url=(args.endpoint or f"http://127.0.0.1:{settings.port}").rstrip("/"),
+        config=Config(retries={"max_attempts": 2}),
+        **credentials,  # type: ignore[arg-type]
+    )
+    request: dict[str, Any] = {
+        "profileName": name,
+        "payload": json.dumps({"digest": {"SHA-384": digest}}).encode(),
+        "payloadFormat": signatures.PAYLOAD_FORMAT,
+    }
+    if owner:
+        request["profileOwner"] = owner
+    try:
+        answer = client.sign_payload(**request)
+        envelope = signatures.Envelope.from_bytes(answer["signature"])
+        manifest = envelope.manifest
+        if manifest.digest != digest:
+            raise signatures.SignatureFormatError("the server signed another digest")
+        signed = signatures.embed(package, envelope)
+    except ClientError as error:
+        console.print(f"[red]{error.response['Error']['Code']}: {error.response['Error']['Message']}[/red]")
+        return 1
+    except (BotoCoreError, signatures.SignatureFormatError) as error:
+        console.print(f"[red]cannot sign {args.input}: {error}[/red]")
+        return 1
+    output = args.output or args.input.with_name(args.input.stem + ".signed.zip")
+    output.write_bytes(signed)
+    console.print(
+        f"signed {args.input} with {manifest.profile_version_arn} (signing job {manifest.job_id}): {output}"
+    )
+    return 0
 
 
 def _server_json(endpoint: str | None, path: str) -> Any:
@@ -370,6 +466,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     from lambdad.app import create_app
     from lambdad.cluster.preflight import CannotJoin
+    from lambdad.store.sealing import RingRefused
 
     try:
         settings = Settings.from_env(
@@ -406,6 +503,7 @@ def _serve(args: argparse.Namespace) -> int:
             insecure=args.insecure,
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
+            key_file=args.key_file,
         )
     except ValueError as error:
         console.print(f"[red]lambdad: {error}[/red]")
@@ -435,8 +533,8 @@ def _serve(args: argparse.Namespace) -> int:
             return 1
     try:
         app = create_app(settings)
-    except CannotJoin as error:
-        console.print(f"[red]lambdad: {error}[/red]")
+    except (CannotJoin, RingRefused) as error:
+        console.print(f"[red]lambdad: {error}[/red]", soft_wrap=True, markup=True)
         return 1
     except Exception as error:
         console.print(f"[red]lambdad could not open {settings.data_dir}: {error}[/red]")

@@ -25,7 +25,14 @@ place (``lambdad.api.dispatch``).
      ├── ConflictException                        409
      ├── ServiceQuotaExceededException            402
      ├── ThrottlingException                      429
-     └── InternalServerException                  500
+     ├── InternalServerException                  500
+     │   Code signing (Lambda's code signing configs and AWS Signer's own):
+     ├── CodeSigningConfigNotFoundException       404
+     ├── CodeVerificationFailedException          400  (untrusted package under Enforce)
+     ├── InvalidCodeSignatureException            400  (a signature that fails its integrity check)
+     ├── BadRequestException                      400  (Signer's tag operations)
+     ├── NotFoundException                        404  (Signer's tag operations)
+     └── InternalServiceErrorException            500  (Signer's internal error)
 
 Anything else raised while serving a request is a bug: it is logged with the request id and answered
 as ``ServiceException``, never as a traceback.
@@ -211,6 +218,42 @@ class RequestLimitExceeded(LambdaError):
     """EC2's answer past its rate limit."""
 
     status = 503
+
+
+# --- Code signing (Lambda's code signing configs, AWS Signer) ---
+
+
+class CodeSigningConfigNotFoundException(LambdaError):
+    """Lambda: a code signing configuration ARN that names none (PutFunctionCodeSigningConfig,
+    CreateFunction)."""
+
+    status = 404
+
+
+class CodeVerificationFailedException(LambdaError):
+    """Lambda: the package is unsigned, expired, revoked or signed by a profile the function's code
+    signing config does not allow, and its policy is Enforce."""
+
+
+class InvalidCodeSignatureException(LambdaError):
+    """Lambda: the package's signature fails the integrity check (refused even under Warn)."""
+
+
+class BadRequestException(LambdaError):
+    """Signer (tag operations): a request that is not acceptable."""
+
+
+class NotFoundException(LambdaError):
+    """Signer (tag operations): the resource ARN names nothing."""
+
+    status = 404
+
+
+class InternalServiceErrorException(LambdaError):
+    """Signer: an unexpected failure on the server's side."""
+
+    status = 500
+    fault = "Service"
 
 
 # --- SigV4 authentication --- (api/sigv4.py: which of these answers which failure, per protocol)

@@ -171,6 +171,16 @@ class Settings:
     # PEM certificate (chain) and private key: the API is served over HTTPS. Both or neither.
     tls_cert: str = ""
     tls_key: str = ""
+    # The key ring that seals secrets at rest (environment variables, signing keys): a file outside the
+    # data directory, made at first start (lambdad.store.keyring). Every node of a cluster reads a copy.
+    key_file: Path = field(default_factory=lambda: Path("~/.config/lambdad/keyring"))
+    # Seconds an execution environment lives at most (AWS recycles its environments after a few hours,
+    # busy or not, so their role credentials never run out): past it, an idle one is stopped and a busy
+    # one when its invocation ends. Also kept below its role session's expiry (role_session_seconds).
+    environment_max_age: float = 7200.0
+    # Seconds the role session each environment is given lasts (AWS_ACCESS_KEY_ID/..._SESSION_TOKEN of its
+    # execution role); well over environment_max_age, so credentials outlive the environment.
+    role_session_seconds: int = 43200
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -181,6 +191,9 @@ class Settings:
             "allow_host_network": _boolean,
             "insecure": _boolean,
             "data_dir": Path,
+            "key_file": Path,
+            "environment_max_age": float,
+            "role_session_seconds": int,
             "api_rate_limit": float,
             "code_storage_limit": int,
             "log_rate_limit": int,
@@ -209,8 +222,9 @@ class Settings:
             if variable in env:
                 values[spec.name] = parsers.get(spec.name, str)(env[variable])
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if "data_dir" in values:
-            values["data_dir"] = Path(values["data_dir"])
+        for name in ("data_dir", "key_file"):
+            if name in values:
+                values[name] = Path(values[name])
         if isinstance(values.get("allow_private_network"), str):  # the CLI flag, as typed
             values["allow_private_network"] = _networks(values["allow_private_network"])
         settings = cls(**values)
@@ -233,6 +247,15 @@ class Settings:
             raise ValueError(f"the HTTP header timeout must be over 0, got {settings.http_header_timeout}")
         if settings.clustered:
             _check_cluster(settings)
+        if settings.environment_max_age <= 0:
+            raise ValueError(
+                f"environment max age must be over 0 seconds, got {settings.environment_max_age}"
+            )
+        if not 900 <= settings.role_session_seconds <= 43200:
+            # STS's bounds on a role session (15 minutes to 12 hours).
+            raise ValueError(
+                f"role session seconds must be 900-43200 (STS's bounds), got {settings.role_session_seconds}"
+            )
         if settings.network not in ("default", "none", "host"):
             raise ValueError(f"network must be 'default', 'none' or 'host', got {settings.network!r}")
         if settings.auth not in ("none", "sigv4"):
@@ -294,6 +317,11 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'lambdad.db').resolve()}"
+
+    @property
+    def resolved_key_file(self) -> Path:
+        """The key ring's path, ``~`` expanded."""
+        return self.key_file.expanduser()
 
     @property
     def code_dir(self) -> Path:

@@ -72,3 +72,17 @@ def test_http_limits_must_be_positive() -> None:
             Settings.from_env({variable: bad})
     with pytest.raises(ValueError, match="header timeout"):
         Settings.from_env({"LAMBDAD_HTTP_HEADER_TIMEOUT": "0"})
+
+
+def test_the_key_ring_lives_outside_the_data_directory_and_environments_age() -> None:
+    defaults = Settings.from_env({"HOME": "/home/x"})
+    assert defaults.key_file == Path("~/.config/lambdad/keyring")
+    assert (defaults.environment_max_age, defaults.role_session_seconds) == (7200.0, 43200)
+    settings = Settings.from_env(
+        {"LAMBDAD_KEY_FILE": "/etc/lambdad/ring", "LAMBDAD_ENVIRONMENT_MAX_AGE": "3"}, key_file="/k"
+    )
+    assert (settings.key_file, settings.environment_max_age) == (Path("/k"), 3.0)
+    with pytest.raises(ValueError, match="over 0"):
+        Settings.from_env({"LAMBDAD_ENVIRONMENT_MAX_AGE": "0"})
+    with pytest.raises(ValueError, match="900-43200"):
+        Settings.from_env({"LAMBDAD_ROLE_SESSION_SECONDS": "60"})

@@ -32,7 +32,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Send
 from starlette.types import Scope as AsgiScope
 
-from lambdad.api.authorization import authorize
+from lambdad.api.authorization import authorize, caller_principal
 from lambdad.api.ec2_protocol import Ec2
 from lambdad.api.operations import Call, OperationTable, Services
 from lambdad.api.protocol import RestJson
@@ -48,7 +48,7 @@ from lambdad.errors import (
     ServiceException,
     TooManyRequestsException,
 )
-from lambdad.models import Caller, Principal, PrincipalKind, Scope
+from lambdad.models import Caller, Principal, Scope
 from lambdad.store import outage
 from lambdad.store.reserve import DiskReserve
 
@@ -262,20 +262,6 @@ class AwsApi:
         else:
             output = await anyio.to_thread.run_sync(handler, call)
         return _response(api.wire.serialize(api, found, output, request_id))
-
-
-def caller_principal(caller: Caller) -> Principal:
-    """A function's execution role session, as the principal of the requests it sends."""
-    session = caller.principal  # arn:aws:sts::ACCOUNT:assumed-role/ROLE/FUNCTION
-    account = session.split(":")[4]
-    role_name, function_name = session.rsplit("/", 2)[-2:]
-    return Principal(
-        account,
-        PrincipalKind.ASSUMED_ROLE,
-        session,
-        f"{role_name}:{function_name}",
-        role_arn=caller.role,
-    )
 
 
 def _credential_scope(incoming: Incoming) -> tuple[str, str] | None:

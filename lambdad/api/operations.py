@@ -13,6 +13,7 @@ from lambdad.models import Principal, Scope
 from lambdad.services.account import AccountService
 from lambdad.services.aliases import AliasService
 from lambdad.services.capacity_providers import CapacityProviderService
+from lambdad.services.code_signing import CodeSigningService
 from lambdad.services.concurrency import ConcurrencyService
 from lambdad.services.event_invoke_configs import EventInvokeConfigService
 from lambdad.services.event_source_mappings import EventSourceMappingService
@@ -22,6 +23,7 @@ from lambdad.services.layers import LayerService
 from lambdad.services.permissions import PermissionService
 from lambdad.services.provisioned import ProvisionedConcurrencyService
 from lambdad.services.schedules import ScheduleService
+from lambdad.services.signing import SigningService
 from lambdad.services.tags import TagService
 from lambdad.services.urls import UrlService
 from lambdad.services.versions import VersionService
@@ -44,6 +46,8 @@ class Services:
     provisioned: ProvisionedConcurrencyService
     event_source_mappings: EventSourceMappingService
     schedules: ScheduleService
+    # AWS Signer's signing profiles and signatures (its private keys sealed with the key ring).
+    signing: SigningService
 
     # Built by FunctionService, like ``versions``: no argument of their own at construction.
     @property
@@ -65,6 +69,11 @@ class Services:
     def capacity_providers(self) -> CapacityProviderService:
         """Capacity providers (Lambda Managed Instances) and function scaling configs."""
         return self.functions.capacity_providers
+
+    @property
+    def code_signing(self) -> CodeSigningService:
+        """Code signing configs, and the check of a package's signature on deployment."""
+        return self.functions.code_signing
 
     @property
     def function_settings(self) -> FunctionSettingsService:

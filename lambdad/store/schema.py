@@ -363,13 +363,6 @@ code_packages = Table(
     # so a create on one node is never robbed by another node's reclaimer between storing and committing.
     Column("stored_at", DateTime(timezone=True), nullable=False),
 )
-# Secrets every node of a cluster shares (the key that signs code download links), made by the first.
-cluster_secrets = Table(
-    "cluster_secrets",
-    metadata,
-    Column("name", String(64), primary_key=True),
-    Column("value", LargeBinary, nullable=False),
-)
 code_package_chunks = Table(
     "code_package_chunks",
     metadata,
@@ -377,4 +370,83 @@ code_package_chunks = Table(
     Column("seq", Integer, primary_key=True),
     Column("data", LargeBinary, nullable=False),
     ForeignKeyConstraint(["sha256"], ["code_packages.sha256"], ondelete="CASCADE"),
+)
+
+# --- secrets at rest ---
+# Which key ring sealed this data (one row): the id of the key that sealed last, and a value sealed with
+# it that only that ring opens. A server started with another ring refuses to start (store/sealing.py).
+key_ring = Table(
+    "key_ring",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key_id", String(16), nullable=False),
+    Column("proof", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+# --- Code signing: AWS Signer's profiles and signing jobs, Lambda's code signing configs ---
+# A signing profile version: its key pair (the private key sealed with the key ring, purpose
+# "signing-profile:<version ARN>"; the public key in PEM, not secret), validity and status.
+signing_profiles = Table(
+    "signing_profiles",
+    metadata,
+    Column("account", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("version", String(10), nullable=False),
+    Column("version_arn", String(2048), nullable=False, unique=True),
+    Column("platform_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # Active | Canceled | Revoked
+    Column("validity_value", Integer, nullable=False),
+    Column("validity_type", String(8), nullable=False),  # DAYS | MONTHS | YEARS
+    Column("private_key", Text, nullable=False),
+    Column("public_key", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # RevokeSigningProfile: signatures made at or after effective_time are no longer trusted.
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_by", String(2048), nullable=True),
+    Column("revocation_reason", String(500), nullable=True),
+    Column("revocation_effective", DateTime(timezone=True), nullable=True),
+    Column("tags", JSON, nullable=False),
+)
+# One signature made (SignPayload, through ``lambdad sign``): what RevokeSignature revokes.
+signing_jobs = Table(
+    "signing_jobs",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("account", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("profile_name", String(64), nullable=False),
+    Column("profile_version", String(10), nullable=False),
+    Column("platform_id", String(64), nullable=False),
+    Column("digest", String(96), nullable=False),
+    Column("requested_by", String(2048), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_by", String(2048), nullable=True),
+    Column("revocation_reason", String(500), nullable=True),
+)
+code_signing_configs = Table(
+    "code_signing_configs",
+    metadata,
+    Column("arn", String(200), primary_key=True),
+    Column("region", String(32), nullable=False),
+    Column("config_id", String(21), nullable=False),
+    Column("description", String(256), nullable=False),
+    Column("allowed_publishers", JSON, nullable=False),  # SigningProfileVersionArns
+    Column("untrusted_artifact", String(8), nullable=False),  # Warn | Enforce
+    Column("last_modified", DateTime(timezone=True), nullable=False),
+)
+# Which config a function uses (PutFunctionCodeSigningConfig, CreateFunction's CodeSigningConfigArn).
+function_code_signing = Table(
+    "function_code_signing",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("function_name", String(64), primary_key=True),
+    Column("config_arn", String(200), nullable=False, index=True),
+    ForeignKeyConstraint(
+        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+    ),
+    ForeignKeyConstraint(["config_arn"], ["code_signing_configs.arn"]),
 )

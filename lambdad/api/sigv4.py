@@ -60,10 +60,26 @@ class SigningIdentity:
     active: bool = True
 
 
+class KnownKey(Protocol):
+    """What authentication reads of an access key: ``SigningIdentity``, or any record with its fields
+    (the identity store's own)."""
+
+    @property
+    def secret_access_key(self) -> str: ...
+    @property
+    def principal(self) -> Principal: ...
+    @property
+    def session_token(self) -> str | None: ...
+    @property
+    def expires_at(self) -> datetime | None: ...
+    @property
+    def active(self) -> bool: ...
+
+
 class CredentialResolver(Protocol):
     """The identity store, as authentication sees it."""
 
-    def resolve(self, access_key_id: str) -> SigningIdentity | None:
+    def resolve(self, access_key_id: str) -> KnownKey | None:
         """The identity of an access key, or None if no such key exists. Blocking (may hit the database)."""
 
 

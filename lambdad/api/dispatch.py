@@ -34,6 +34,7 @@ from starlette.types import Scope as AsgiScope
 
 from lambdad.api.authorization import authorize, caller_principal
 from lambdad.api.ec2_protocol import Ec2
+from lambdad.api.json_protocol import Json
 from lambdad.api.operations import Call, OperationTable, Services
 from lambdad.api.protocol import RestJson
 from lambdad.api.query_protocol import Query
@@ -64,7 +65,7 @@ _AUTHORIZATION_CREDENTIAL = re.compile(r"Credential=([^,\s]+)")
 CALLER_KEY = "lambdad.caller"
 
 #: The wire protocols by the name botocore's models give them (``metadata.protocol``).
-PROTOCOLS: dict[str, WireProtocol] = {"rest-json": RestJson(), "query": Query(), "ec2": Ec2()}
+PROTOCOLS: dict[str, WireProtocol] = {"rest-json": RestJson(), "query": Query(), "ec2": Ec2(), "json": Json()}
 
 
 def _lambda_throttled() -> LambdaError:
@@ -93,7 +94,7 @@ class ServiceApi:
 
     @property
     def protocol(self) -> str:
-        """The model's wire protocol: ``rest-json``, ``query``, ``ec2`` (``json`` next)."""
+        """The model's wire protocol: ``rest-json``, ``query``, ``ec2`` or ``json``."""
         return str(self.service_model.metadata["protocol"])
 
     @property
@@ -180,7 +181,8 @@ class AwsApi:
         """The service a request is for.
 
         The credential scope decides; without one naming a service served here, the first rest-json
-        service with a route for the method and path, then the query service whose operations include the
+        service with a route for the method and path, then the json service its ``X-Amz-Target`` names,
+        then the query service whose operations include the
         form's ``Action`` (of the API version its ``Version`` names, first), then the first service (whose
         protocol answers that it has no such operation).
         """
@@ -190,6 +192,10 @@ class AwsApi:
             return api
         for api in self._apis:
             if api.protocol == "rest-json" and await api.wire.find(api, incoming) is not None:
+                return api
+        target_prefix = incoming.headers.get("x-amz-target", "").rpartition(".")[0]
+        for api in self._apis:
+            if api.protocol == "json" and api.service_model.metadata.get("targetPrefix") == target_prefix:
                 return api
         queries = [api for api in self._apis if api.protocol in ("query", "ec2")]
         if queries and (incoming.method == "POST" or "Action" in incoming.query):

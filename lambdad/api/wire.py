@@ -1,10 +1,11 @@
 """What every wire protocol shares: the request as the dispatcher hands it over, and the contract each
-protocol module fulfils (``protocol.py`` rest-json, ``query_protocol.py`` query, ``ec2_protocol.py``).
+protocol module fulfils (``protocol.py`` rest-json, ``query_protocol.py`` query, ``ec2_protocol.py``,
+``json_protocol.py``).
 
 A protocol answers four questions about one service: which operation a request names (None: not one of
 this service's), its parameters, how a result is written, and how an error is written. The dispatcher
-(``dispatch.py``) knows nothing of paths, forms or XML; adding a protocol (``json`` with
-``X-Amz-Target``, say) is one module implementing ``WireProtocol`` and one line in its registry.
+(``dispatch.py``) knows nothing of paths, forms or XML; adding a protocol is one module implementing
+``WireProtocol`` and one line in its registry (``dispatch.PROTOCOLS``).
 """
 
 from __future__ import annotations

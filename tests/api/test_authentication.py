@@ -82,6 +82,7 @@ def app(skew: timedelta = timedelta(0)) -> AwsApi:
         ServiceApi("sts", sts, internal_error=InternalFailure),
         ServiceApi("iam", OperationTable(), internal_error=InternalFailure),
         ServiceApi("ec2", ec2, internal_error=InternalFailure),
+        ServiceApi("logs", OperationTable(), internal_error=InternalFailure),
     ]
     authenticator = Authenticator(Keys(), clock=lambda: datetime.now(UTC) + skew)
     return AwsApi(apis, cast(Services, None), "000000000000", "us-east-1", authenticator=authenticator)
@@ -147,6 +148,12 @@ def test_an_unknown_key(served: Served) -> None:
         invalid,
     )
     assert failure(served.client("iam", keys=UNKNOWN).list_users) == ("InvalidClientTokenId", 403, invalid)
+    # json services (issue 13's) answer as Lambda does.
+    assert failure(served.client("logs", keys=UNKNOWN).describe_log_groups) == (
+        "UnrecognizedClientException",
+        403,
+        invalid,
+    )
     assert failure(served.client("ec2", keys=UNKNOWN).describe_vpcs) == (
         "AuthFailure",
         401,

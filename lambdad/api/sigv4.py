@@ -276,7 +276,7 @@ def _parse_header(request: SignedRequest, authorization: str) -> _Signature:
         date,
         region,
         service,
-        tuple(parts["SignedHeaders"].split(";")),
+        _header_names(parts["SignedHeaders"]),
         parts["Signature"],
         timestamp,
         request.headers.get("x-amz-security-token"),
@@ -316,13 +316,18 @@ def _parse_presigned(
         date,
         region,
         service,
-        tuple(query["X-Amz-SignedHeaders"].split(";")),
+        _header_names(query["X-Amz-SignedHeaders"]),
         query["X-Amz-Signature"],
         timestamp,
         query.get("X-Amz-Security-Token"),
         presigned_expires=int(expires_text),
         signed_query=_canonical_query([(k, v) for k, v in pairs if k != "X-Amz-Signature"]),
     )
+
+
+def _header_names(signed: str) -> tuple[str, ...]:
+    """SignedHeaders' names, as the canonical request has them (lower case, trimmed)."""
+    return tuple(name.strip().lower() for name in signed.split(";") if name.strip())
 
 
 def _credential(credential: str) -> tuple[str, str, str, str]:

@@ -109,6 +109,20 @@ def main(argv: list[str] | None = None) -> int:
         help="the key ring sealing secrets at rest, outside the data directory (default "
         "~/.config/lambdad/keyring, made at first start; env LAMBDAD_KEY_FILE)",
     )
+    security = serve.add_argument_group("security")
+    security.add_argument(
+        "--auth",
+        choices=["none", "sigv4"],
+        help="verify AWS SigV4 signatures, or not (default none: loopback only; env LAMBDAD_AUTH)",
+    )
+    security.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help="allow --auth none on a non-loopback address (anyone reaching the port can deploy code)",
+    )
+    security.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (chain)")
+    security.add_argument("--tls-key", metavar="PEM", help="the TLS certificate's private key")
     cluster = serve.add_argument_group("cluster (docs/cluster.md)")
     cluster.add_argument(
         "--nats-url", help="NATS JetStream server: this server becomes a cluster node (env LAMBDAD_NATS_URL)"
@@ -555,11 +569,19 @@ def _serve(args: argparse.Namespace) -> int:
             advertise_url=args.advertise_url,
             cluster_name=args.cluster_name,
             capacity_provider=args.capacity_provider,
+            auth=args.auth,
+            insecure=args.insecure,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
             key_file=args.key_file,
         )
     except ValueError as error:
         console.print(f"[red]lambdad: {error}[/red]")
         return 2
+    refusal = settings.unauthenticated_exposure
+    if refusal is not None:
+        console.print(f"[red]lambdad: {refusal}[/red]", soft_wrap=True)
+        return 1
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(message)s",
@@ -588,7 +610,7 @@ def _serve(args: argparse.Namespace) -> int:
         console.print(f"[red]lambdad could not open {settings.data_dir}: {error}[/red]")
         console.print("Check that the directory is writable and the database URL is right, then try again.")
         return 1
-    endpoint = f"http://{settings.host}:{settings.port}"
+    endpoint = f"{'https' if settings.tls_cert else 'http'}://{settings.host}:{settings.port}"
     console.print(f"[bold green]lambdad {__version__}[/bold green] on [bold]{endpoint}[/bold]")
     console.print(
         f"  data:  {settings.data_dir.resolve()}   region: {settings.region}   account: {settings.account_id}"
@@ -613,6 +635,8 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,
         log_config=None,
         http=protocol_class(limits),
+        ssl_certfile=settings.tls_cert or None,
+        ssl_keyfile=settings.tls_key or None,
     )
     server = uvicorn.Server(config)
     try:

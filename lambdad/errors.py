@@ -267,6 +267,70 @@ class InternalServiceErrorException(LambdaError):
     fault = "Service"
 
 
+# --- SigV4 authentication --- (api/sigv4.py: which of these answers which failure, per protocol)
+# rest-json services (Lambda, Scheduler, Signer), answered by AWS's front door: no "Type" in the body.
+
+
+class MissingAuthenticationTokenException(LambdaError):
+    status = 403
+    fault = None
+
+
+class IncompleteSignatureException(LambdaError):
+    status = 403
+    fault = None
+
+
+class UnrecognizedClientException(LambdaError):
+    status = 403
+    fault = None
+
+
+class InvalidSignatureException(LambdaError):
+    status = 403
+    fault = None
+
+
+class ExpiredTokenException(LambdaError):
+    status = 403
+    fault = None
+
+
+# query services (IAM, STS) and EC2.
+
+
+class MissingAuthenticationToken(LambdaError):
+    status = 403
+
+
+class IncompleteSignature(LambdaError):
+    status = 400
+
+
+class InvalidClientTokenId(LambdaError):
+    status = 403
+
+
+class SignatureDoesNotMatch(LambdaError):
+    status = 403
+
+
+class ExpiredToken(LambdaError):
+    status = 403
+
+
+class AuthFailure(LambdaError):
+    """EC2: an unknown access key, or a signature that does not match."""
+
+    status = 401
+
+
+class RequestExpired(LambdaError):
+    """EC2: a request dated too far from now, or signed with expired session credentials."""
+
+    status = 400
+
+
 # --- IAM / STS ---
 # The query-protocol services answer these codes (botocore maps ``NoSuchEntity`` to
 # ``IAM.Client.exceptions.NoSuchEntityException`` and so on). Throttling is the protocols' (above).

@@ -163,6 +163,14 @@ class Settings:
     cluster_name: str = "lambdad"
     # The capacity provider (Lambda Managed Instances) whose group this node belongs to; empty: none.
     capacity_provider: str = ""
+    # Authentication of API requests: "none" (every request acts as account_id's root; loopback only,
+    # unless ``insecure``) or "sigv4" (AWS Signature Version 4, verified against the identity store).
+    auth: str = "none"
+    # Listen on a non-loopback address with auth "none" anyway (anyone reaching the port deploys code).
+    insecure: bool = False
+    # PEM certificate (chain) and private key: the API is served over HTTPS. Both or neither.
+    tls_cert: str = ""
+    tls_key: str = ""
     # The key ring that seals secrets at rest (environment variables, signing keys): a file outside the
     # data directory, made at first start (lambdad.store.keyring). Every node of a cluster reads a copy.
     key_file: Path = field(default_factory=lambda: Path("~/.config/lambdad/keyring"))
@@ -181,6 +189,7 @@ class Settings:
         parsers: dict[str, Callable[[str], Any]] = {
             "port": int,
             "allow_host_network": _boolean,
+            "insecure": _boolean,
             "data_dir": Path,
             "key_file": Path,
             "environment_max_age": float,
@@ -249,6 +258,10 @@ class Settings:
             )
         if settings.network not in ("default", "none", "host"):
             raise ValueError(f"network must be 'default', 'none' or 'host', got {settings.network!r}")
+        if settings.auth not in ("none", "sigv4"):
+            raise ValueError(f"auth must be 'none' or 'sigv4', got {settings.auth!r}")
+        if bool(settings.tls_cert) != bool(settings.tls_key):
+            raise ValueError("TLS needs both a certificate (--tls-cert) and its private key (--tls-key)")
         return settings
 
     def with_(self, **changes: Any) -> Settings:
@@ -259,6 +272,26 @@ class Settings:
     def host_network_allowed(self) -> bool:
         """Whether functions may run on the host's network (allowed, or every function already does)."""
         return self.allow_host_network or self.network == "host"
+
+    @property
+    def loopback_only(self) -> bool:
+        """Whether the API listens on a loopback address only (no other machine can reach it)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False  # a host name: it may resolve to any address
+
+    @property
+    def unauthenticated_exposure(self) -> str | None:
+        """Why this server must not start (anyone on the network could act as root), or None."""
+        if self.auth == "none" and not self.loopback_only and not self.insecure:
+            return (
+                f"refusing to listen on {self.host} with --auth none: anyone reaching the port could deploy "
+                "and run code; use --auth sigv4, or --insecure if that is what you want"
+            )
+        return None
 
     @property
     def clustered(self) -> bool:

@@ -155,18 +155,22 @@ def _inline_operations(kind: str, noun: str) -> None:
 
     @table.operation(f"Attach{noun}Policy")
     def attach_policy(call: Call) -> dict[str, Any]:
-        identities(call).attach_policy(_account(call), kind, call.params[member], call.params["PolicyArn"])
+        identities(call).policies.attach_policy(
+            _account(call), kind, call.params[member], call.params["PolicyArn"]
+        )
         return {}
 
     @table.operation(f"Detach{noun}Policy")
     def detach_policy(call: Call) -> dict[str, Any]:
-        identities(call).detach_policy(_account(call), kind, call.params[member], call.params["PolicyArn"])
+        identities(call).policies.detach_policy(
+            _account(call), kind, call.params[member], call.params["PolicyArn"]
+        )
         return {}
 
     @table.operation(f"ListAttached{noun}Policies")
     def list_attached(call: Call) -> dict[str, Any]:
         params = call.params
-        found, marker = identities(call).list_attached_policies(
+        found, marker = identities(call).policies.list_attached_policies(
             _account(call),
             kind,
             params[member],
@@ -187,7 +191,7 @@ _inline_operations(ROLE, "Role")
 @table.operation("CreatePolicy")
 def create_policy(call: Call) -> dict[str, Any]:
     params = call.params
-    policy = identities(call).create_policy(
+    policy = identities(call).policies.create_policy(
         _account(call),
         params["PolicyName"],
         params["PolicyDocument"],
@@ -199,19 +203,19 @@ def create_policy(call: Call) -> dict[str, Any]:
 
 @table.operation("GetPolicy")
 def get_policy(call: Call) -> dict[str, Any]:
-    return {"Policy": identities(call).get_policy(_account(call), call.params["PolicyArn"])}
+    return {"Policy": identities(call).policies.get_policy(_account(call), call.params["PolicyArn"])}
 
 
 @table.operation("DeletePolicy")
 def delete_policy(call: Call) -> dict[str, Any]:
-    identities(call).delete_policy(_account(call), call.params["PolicyArn"])
+    identities(call).policies.delete_policy(_account(call), call.params["PolicyArn"])
     return {}
 
 
 @table.operation("ListPolicies")
 def list_policies(call: Call) -> dict[str, Any]:
     params = call.params
-    found, marker = identities(call).list_policies(
+    found, marker = identities(call).policies.list_policies(
         _account(call),
         params.get("Scope"),
         bool(params.get("OnlyAttached")),
@@ -224,16 +228,43 @@ def list_policies(call: Call) -> dict[str, Any]:
 
 @table.operation("GetPolicyVersion")
 def get_policy_version(call: Call) -> dict[str, Any]:
-    version = identities(call).get_policy_version(
+    version = identities(call).policies.get_policy_version(
         _account(call), call.params["PolicyArn"], call.params["VersionId"]
     )
     return {"PolicyVersion": version}
 
 
+@table.operation("CreatePolicyVersion")
+def create_policy_version(call: Call) -> dict[str, Any]:
+    params = call.params
+    version = identities(call).policies.create_policy_version(
+        _account(call), params["PolicyArn"], params["PolicyDocument"], bool(params.get("SetAsDefault"))
+    )
+    return {"PolicyVersion": version}
+
+
+@table.operation("SetDefaultPolicyVersion")
+def set_default_policy_version(call: Call) -> dict[str, Any]:
+    identities(call).policies.set_default_policy_version(
+        _account(call), call.params["PolicyArn"], call.params["VersionId"]
+    )
+    return {}
+
+
+@table.operation("DeletePolicyVersion")
+def delete_policy_version(call: Call) -> dict[str, Any]:
+    identities(call).policies.delete_policy_version(
+        _account(call), call.params["PolicyArn"], call.params["VersionId"]
+    )
+    return {}
+
+
 @table.operation("ListPolicyVersions")
 def list_policy_versions(call: Call) -> dict[str, Any]:
     return _page(
-        "Versions", identities(call).list_policy_versions(_account(call), call.params["PolicyArn"]), None
+        "Versions",
+        identities(call).policies.list_policy_versions(_account(call), call.params["PolicyArn"]),
+        None,
     )
 
 

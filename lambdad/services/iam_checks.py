@@ -1,5 +1,7 @@
-"""IAM's rules for names, paths and policy documents, worded as IAM answers them, and the identifiers it
-hands out (AIDA/AROA/ANPA ids, AKIA/ASIA access key ids, 40-character secrets).
+"""IAM's rules and forms shared by its services: names, paths and policy documents checked and worded as
+IAM answers them, the identifiers it hands out (AIDA/AROA/ANPA ids, AKIA/ASIA access key ids, 40-character
+secrets), Marker/MaxItems pages, URL-encoded documents, and the write that turns a name taken
+concurrently into EntityAlreadyExists.
 
 Policy documents are checked by the policy grammar (``lambdad.policy``), its failures worded as IAM's
 MalformedPolicyDocument.
@@ -11,11 +13,19 @@ import json
 import re
 import secrets
 import string
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote
 
-from lambdad.errors import MalformedPolicyDocument, ValidationError
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
+from lambdad.errors import EntityAlreadyExists, MalformedPolicyDocument, ValidationError
 from lambdad.policy import MalformedPolicy, Policy, PolicyKind
 from lambdad.policy import parse_policy as policy_grammar
+from lambdad.services.markers import decode_marker, encode_marker
+from lambdad.store import Database
 
 NAME_PATTERN = r"[\w+=,.@-]+"
 _NAME = re.compile(NAME_PATTERN)
@@ -31,6 +41,7 @@ MANAGED_POLICY_MAX = 6144
 TRUST_POLICY_MAX = 2048
 USER_INLINE_TOTAL_MAX = 2048
 ROLE_INLINE_TOTAL_MAX = 10240
+MAX_ITEMS_DEFAULT = 100
 
 
 def unique_id(prefix: str) -> str:
@@ -104,3 +115,38 @@ def parse_policy(document: str, *, trust: bool = False) -> Policy:
         return policy_grammar(decoded, PolicyKind.TRUST if trust else PolicyKind.IDENTITY)
     except MalformedPolicy as error:
         raise MalformedPolicyDocument(error.message) from None
+
+
+def encoded(document: str) -> str:
+    """A policy document as IAM answers it: URL-encoded (RFC 3986)."""
+    return quote(document, safe="")
+
+
+def page(items: list[Any], limit: int, key: Callable[[Any], str]) -> tuple[list[Any], str | None]:
+    """Cut one page from ``items`` (one more than a page was read): (page, marker of the next or None)."""
+    if len(items) <= limit:
+        return items, None
+    cut = items[:limit]
+    return cut, encode_marker(key(cut[-1]))
+
+
+def after(marker: str | None) -> str | None:
+    """The key a Marker says the next page starts after."""
+    return decode_marker(marker, 1)[0] if marker else None
+
+
+def max_items(value: int | None) -> int:
+    """MaxItems, 1..1000, default 100."""
+    if value is not None and not 1 <= value <= 1000:
+        raise _failure(value, "maxItems", "Member must have value less than or equal to 1000")
+    return value or MAX_ITEMS_DEFAULT
+
+
+@contextmanager
+def writing(database: Database, conflict: str) -> Iterator[Connection]:
+    """A write transaction in which a concurrent insert of the same name is EntityAlreadyExists."""
+    try:
+        with database.write() as connection:
+            yield connection
+    except IntegrityError as error:
+        raise EntityAlreadyExists(conflict) from error

@@ -5,24 +5,18 @@ and the two reads the authorizer and the SigV4 verifier need (``identity_policie
 Several accounts share one store; every operation acts in the caller's account. Secrets are sealed with
 the key ring (``access-key:<AKID>``) before they reach the store and are returned once, when made. Policy
 documents are kept as the caller sent them and answered URL-encoded, as IAM does (botocore decodes them).
-The AWS managed policies Lambda users attach are a data file (``aws_managed_policies.json``): the same in
-every account, attachable by ARN, not stored.
+Managed policies (customer and AWS managed) and their attachments are ``managed_policies.ManagedPolicies``
+(``IdentityService.policies``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import secrets
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
-from importlib import resources
 from typing import Any
-from urllib.parse import quote
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
@@ -30,14 +24,13 @@ from sqlalchemy.exc import IntegrityError
 from lambdad.errors import (
     DeleteConflict,
     EntityAlreadyExists,
-    InvalidInput,
     LimitExceeded,
     NoSuchEntity,
     ValidationError,
 )
 from lambdad.models import Principal, PrincipalKind, utcnow
 from lambdad.services import iam_checks as checks
-from lambdad.services.markers import decode_marker, encode_marker
+from lambdad.services.managed_policies import ManagedPolicies
 from lambdad.store import Database
 from lambdad.store import identity as records
 from lambdad.store.identity import (
@@ -45,19 +38,16 @@ from lambdad.store.identity import (
     USER,
     AccessKeyRecord,
     AccountRecord,
-    PolicyRecord,
     RoleRecord,
     UserRecord,
 )
 from lambdad.store.keyring import KeyRing
 
 ACCESS_KEYS_PER_USER = 2
+POLICY_VERSIONS_MAX = 5
 DEFAULT_MAX_SESSION = 3600
 MAX_ITEMS_DEFAULT = 100
 _ACCOUNT_ID = re.compile(r"\d{12}")
-_POLICY_ARN = re.compile(
-    r"arn:aws:iam::(?P<account>\d{12}|aws):policy(?P<path>/(?:[\x21-\x7e]*/)?)(?P<name>[\w+=,.@-]+)"
-)
 _ROLE_ARN = re.compile(
     r"arn:aws:iam::(?P<account>\d{12}):role(?P<path>/(?:[\x21-\x7e]*/)?)(?P<name>[\w+=,.@-]+)"
 )
@@ -75,11 +65,6 @@ class SigningKey:
     active: bool = True
 
 
-def encoded(document: str) -> str:
-    """A policy document as IAM answers it: URL-encoded (RFC 3986)."""
-    return quote(document, safe="")
-
-
 def user_arn(account: str, path: str, name: str) -> str:
     return f"arn:aws:iam::{account}:user{path}{name}"
 
@@ -88,57 +73,10 @@ def role_arn(account: str, path: str, name: str) -> str:
     return f"arn:aws:iam::{account}:role{path}{name}"
 
 
-def policy_arn(account: str, path: str, name: str) -> str:
-    return f"arn:aws:iam::{account}:policy{path}{name}"
-
-
 def parse_role_arn(arn: str) -> tuple[str, str] | None:
     """(account, name) of a role ARN; None if it is not one."""
     match = _ROLE_ARN.fullmatch(arn)
     return (match["account"], match["name"]) if match else None
-
-
-@cache
-def aws_managed_policies() -> dict[str, dict[str, Any]]:
-    """The AWS managed policies lambdad knows, by ARN."""
-    data = json.loads(resources.files("lambdad.services").joinpath("aws_managed_policies.json").read_text())
-    found = {}
-    for policy in data["Policies"]:
-        arn = policy_arn("aws", policy["Path"], policy["PolicyName"])
-        found[arn] = {**policy, "Arn": arn, "Document": json.dumps(policy["Document"], indent=4)}
-    return found
-
-
-def _aws_policy_id(name: str) -> str:
-    # Stable across servers: ANPA + 17 characters derived from the name.
-    digest = hashlib.sha256(name.encode()).digest()
-    return "ANPA" + "".join("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[byte % 32] for byte in digest[:17])
-
-
-def _timestamp(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _page(items: list[Any], max_items: int | None, key: Callable[[Any], str]) -> tuple[list[Any], str | None]:
-    """Cut one page from ``items`` (one more than a page was read): (page, marker of the next or None)."""
-    limit = max_items or MAX_ITEMS_DEFAULT
-    if len(items) <= limit:
-        return items, None
-    page = items[:limit]
-    return page, encode_marker(key(page[-1]))
-
-
-def _after(marker: str | None) -> str | None:
-    return decode_marker(marker, 1)[0] if marker else None
-
-
-def _max_items(value: int | None) -> int:
-    if value is not None and not 1 <= value <= 1000:
-        raise ValidationError(
-            f"1 validation error detected: Value '{value}' at 'maxItems' failed to satisfy constraint: "
-            "Member must have value less than or equal to 1000"
-        )
-    return value or MAX_ITEMS_DEFAULT
 
 
 class IdentityService:
@@ -154,6 +92,8 @@ class IdentityService:
         self._database = database
         self._keyring = keyring
         self._clock = clock
+        #: Managed policies and their attachments to this service's users and roles.
+        self.policies = ManagedPolicies(database, self._owner, self._check_identity_policy, clock)
 
     # --- accounts and root keys ---
 
@@ -275,23 +215,10 @@ class IdentityService:
     def _policies_of(self, connection: Connection, account: str, kind: str, owner: str) -> list[str]:
         documents = [document for _, document in records.list_inline(connection, account, kind, owner)]
         for arn in records.attached(connection, account, kind, owner):
-            document = self._default_document(connection, account, arn)
+            document = self.policies.default_document(connection, account, arn)
             if document is not None:
                 documents.append(document)
         return documents
-
-    def _default_document(self, connection: Connection, account: str, arn: str) -> str | None:
-        known = aws_managed_policies().get(arn)
-        if known is not None:
-            return str(known["Document"])
-        match = _POLICY_ARN.fullmatch(arn)
-        if match is None or match["account"] != account:
-            return None
-        policy = records.get_policy(connection, account, match["name"])
-        if policy is None:
-            return None
-        version = records.get_version(connection, account, policy.name, policy.default_version)
-        return version.document if version else None
 
     # --- users ---
 
@@ -300,7 +227,7 @@ class IdentityService:
         path = path or "/"
         checks.check_path(path)
         record = UserRecord(account, name, path, checks.unique_id("AIDA"), self._clock())
-        with self._writing(f"User with name {name} already exists.") as connection:
+        with checks.writing(self._database, f"User with name {name} already exists.") as connection:
             if records.get_user(connection, account, name) is not None:
                 raise EntityAlreadyExists(f"User with name {name} already exists.")
             records.insert_user(connection, record)
@@ -325,12 +252,12 @@ class IdentityService:
     def list_users(
         self, account: str, prefix: str | None, marker: str | None, max_items: int | None
     ) -> tuple[list[dict[str, Any]], str | None]:
-        limit = _max_items(max_items)
+        limit = checks.max_items(max_items)
         with self._database.read() as connection:
             found = records.list_users(
-                connection, account, prefix=prefix or "/", after=_after(marker), limit=limit + 1
+                connection, account, prefix=prefix or "/", after=checks.after(marker), limit=limit + 1
             )
-        page, next_marker = _page(found, limit, lambda user: records.key_of(user.name))
+        page, next_marker = checks.page(found, limit, lambda user: records.key_of(user.name))
         return [_user(user) for user in page], next_marker
 
     def delete_user(self, account: str, name: str) -> None:
@@ -432,7 +359,7 @@ class IdentityService:
         record = RoleRecord(
             account, name, path, checks.unique_id("AROA"), trust_policy, duration, description, self._clock()
         )
-        with self._writing(f"Role with name {name} already exists.") as connection:
+        with checks.writing(self._database, f"Role with name {name} already exists.") as connection:
             if records.get_role(connection, account, name) is not None:
                 raise EntityAlreadyExists(f"Role with name {name} already exists.")
             records.insert_role(connection, record)
@@ -448,12 +375,12 @@ class IdentityService:
     def list_roles(
         self, account: str, prefix: str | None, marker: str | None, max_items: int | None
     ) -> tuple[list[dict[str, Any]], str | None]:
-        limit = _max_items(max_items)
+        limit = checks.max_items(max_items)
         with self._database.read() as connection:
             found = records.list_roles(
-                connection, account, prefix=prefix or "/", after=_after(marker), limit=limit + 1
+                connection, account, prefix=prefix or "/", after=checks.after(marker), limit=limit + 1
             )
-        page, next_marker = _page(found, limit, lambda role: records.key_of(role.name))
+        page, next_marker = checks.page(found, limit, lambda role: records.key_of(role.name))
         return [_role(role) for role in page], next_marker
 
     def update_assume_role_policy(self, account: str, name: str, document: str) -> None:
@@ -515,7 +442,7 @@ class IdentityService:
         if document is None:
             raise NoSuchEntity(f"The {kind} policy with name {name} cannot be found.")
         member = "UserName" if kind == USER else "RoleName"
-        return {member: owner_name, "PolicyName": name, "PolicyDocument": encoded(document)}
+        return {member: owner_name, "PolicyName": name, "PolicyDocument": checks.encoded(document)}
 
     def delete_inline_policy(self, account: str, kind: str, owner: str, name: str) -> None:
         with self._database.write() as connection:
@@ -526,13 +453,13 @@ class IdentityService:
     def list_inline_policies(
         self, account: str, kind: str, owner: str, marker: str | None, max_items: int | None
     ) -> tuple[list[str], str | None]:
-        limit = _max_items(max_items)
+        limit = checks.max_items(max_items)
         with self._database.read() as connection:
             owner_key = records.key_of(self._owner(connection, account, kind, owner))
             found = records.list_inline(
-                connection, account, kind, owner_key, after=_after(marker), limit=limit + 1
+                connection, account, kind, owner_key, after=checks.after(marker), limit=limit + 1
             )
-        page, next_marker = _page([name for name, _ in found], limit, lambda name: name)
+        page, next_marker = checks.page([name for name, _ in found], limit, lambda name: name)
         return page, next_marker
 
     def _owner(self, connection: Connection, account: str, kind: str, name: str) -> str:
@@ -541,202 +468,6 @@ class IdentityService:
             self._user(connection, account, name) if kind == USER else self._role(connection, account, name)
         )
         return record.name
-
-    # --- managed policies ---
-
-    def create_policy(
-        self, account: str, name: str, document: str, path: str | None = None, description: str | None = None
-    ) -> dict[str, Any]:
-        checks.check_name(name, "policyName", 128)
-        path = path or "/"
-        checks.check_path(path)
-        if description is not None:
-            checks.check_length(description, "description", 1000)
-        if checks.compact_size(document) > checks.MANAGED_POLICY_MAX:
-            raise LimitExceeded(f"Cannot exceed quota for PolicySize: {checks.MANAGED_POLICY_MAX}")
-        self._check_identity_policy(document)
-        now = self._clock()
-        record = PolicyRecord(account, name, path, checks.unique_id("ANPA"), "v1", 2, description, now, now)
-        message = f"A policy called {name} already exists. Duplicate names are not allowed."
-        with self._writing(message) as connection:
-            if records.get_policy(connection, account, name) is not None:
-                raise EntityAlreadyExists(message)
-            records.insert_policy(connection, record, document)
-        return self._policy(record, 0)
-
-    def get_policy(self, account: str, arn: str) -> dict[str, Any]:
-        with self._database.read() as connection:
-            known = aws_managed_policies().get(arn)
-            if known is not None:
-                return _aws_policy(known, records.attachment_count(connection, account, arn))
-            record = self._customer_policy(connection, account, arn)
-            return self._policy(record, records.attachment_count(connection, account, arn))
-
-    def delete_policy(self, account: str, arn: str) -> None:
-        with self._database.write() as connection:
-            if arn in aws_managed_policies():
-                raise InvalidInput(f"Policy {arn} is an AWS managed policy: it cannot be deleted.")
-            record = self._customer_policy(connection, account, arn)
-            if records.attachment_count(connection, account, arn):
-                raise DeleteConflict("Cannot delete a policy attached to entities.")
-            records.delete_policy(connection, account, record.name)
-
-    def list_policies(
-        self,
-        account: str,
-        scope: str | None,
-        only_attached: bool,
-        prefix: str | None,
-        marker: str | None,
-        max_items: int | None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        """ListPolicies: AWS managed ones (Scope AWS), the account's (Local), or both (All, the default),
-        in that order, each in name order."""
-        limit = _max_items(max_items)
-        prefix = prefix or "/"
-        scope = scope or "All"
-        with self._database.read() as connection:
-            counts = records.attachment_counts(connection, account)
-            found: list[tuple[str, dict[str, Any]]] = []
-            if scope in ("All", "AWS"):
-                for arn, known in sorted(
-                    aws_managed_policies().items(), key=lambda item: item[1]["PolicyName"].lower()
-                ):
-                    if known["Path"].startswith(prefix):
-                        found.append(
-                            (f"0{known['PolicyName'].lower()}", _aws_policy(known, counts.get(arn, 0)))
-                        )
-            if scope in ("All", "Local"):
-                for record in records.list_policies(connection, account, prefix=prefix):
-                    arn = policy_arn(account, record.path, record.name)
-                    found.append(
-                        (f"1{records.key_of(record.name)}", self._policy(record, counts.get(arn, 0)))
-                    )
-        if only_attached:
-            found = [(key, policy) for key, policy in found if policy["AttachmentCount"]]
-        after = _after(marker)
-        if after is not None:
-            found = [(key, policy) for key, policy in found if key > after]
-        page, next_marker = _page(found[: limit + 1], limit, lambda item: item[0])
-        return [policy for _, policy in page], next_marker
-
-    def get_policy_version(self, account: str, arn: str, version_id: str) -> dict[str, Any]:
-        with self._database.read() as connection:
-            known = aws_managed_policies().get(arn)
-            if known is not None:
-                if version_id != known["DefaultVersionId"]:
-                    raise NoSuchEntity(
-                        f"Policy {arn} version {version_id} does not exist or is not attachable."
-                    )
-                return _version(known["Document"], version_id, True, _timestamp(known["UpdateDate"]))
-            record = self._customer_policy(connection, account, arn)
-            version = records.get_version(connection, account, record.name, version_id)
-        if version is None:
-            raise NoSuchEntity(f"Policy {arn} version {version_id} does not exist or is not attachable.")
-        return _version(
-            version.document,
-            version.version_id,
-            version.version_id == record.default_version,
-            version.created,
-        )
-
-    def list_policy_versions(self, account: str, arn: str) -> list[dict[str, Any]]:
-        with self._database.read() as connection:
-            known = aws_managed_policies().get(arn)
-            if known is not None:
-                return [
-                    _version(
-                        known["Document"], known["DefaultVersionId"], True, _timestamp(known["UpdateDate"])
-                    )
-                ]
-            record = self._customer_policy(connection, account, arn)
-            found = records.list_versions(connection, account, record.name)
-        return [
-            _version(v.document, v.version_id, v.version_id == record.default_version, v.created)
-            for v in found
-        ]
-
-    def attach_policy(self, account: str, kind: str, owner: str, arn: str) -> None:
-        with self._database.write() as connection:
-            owner_name = self._owner(connection, account, kind, owner)
-            if arn not in aws_managed_policies():
-                match = _POLICY_ARN.fullmatch(arn)
-                if match is None:
-                    raise InvalidInput(f"ARN {arn} is not valid.")
-                if (
-                    match["account"] != account
-                    or records.get_policy(connection, account, match["name"]) is None
-                ):
-                    raise NoSuchEntity(f"Policy {arn} does not exist or is not attachable.")
-            records.attach(connection, account, kind, records.key_of(owner_name), arn, self._clock())
-
-    def detach_policy(self, account: str, kind: str, owner: str, arn: str) -> None:
-        with self._database.write() as connection:
-            owner_name = self._owner(connection, account, kind, owner)
-            if _POLICY_ARN.fullmatch(arn) is None:
-                raise InvalidInput(f"ARN {arn} is not valid.")
-            if not records.detach(connection, account, kind, records.key_of(owner_name), arn):
-                raise NoSuchEntity(f"Policy {arn} was not found.")
-
-    def list_attached_policies(
-        self,
-        account: str,
-        kind: str,
-        owner: str,
-        prefix: str | None,
-        marker: str | None,
-        max_items: int | None,
-    ) -> tuple[list[dict[str, str]], str | None]:
-        limit = _max_items(max_items)
-        with self._database.read() as connection:
-            owner_key = records.key_of(self._owner(connection, account, kind, owner))
-            arns = records.attached(connection, account, kind, owner_key)
-        found = []
-        for arn in arns:
-            match = _POLICY_ARN.fullmatch(arn)
-            if match is not None and match["path"].startswith(prefix or "/"):
-                found.append({"PolicyName": match["name"], "PolicyArn": arn})
-        after = _after(marker)
-        if after is not None:
-            found = [item for item in found if item["PolicyArn"] > after]
-        return _page(found[: limit + 1], limit, lambda item: item["PolicyArn"])
-
-    def _customer_policy(self, connection: Connection, account: str, arn: str) -> PolicyRecord:
-        match = _POLICY_ARN.fullmatch(arn)
-        if match is None:
-            raise InvalidInput(f"ARN {arn} is not valid.")
-        record = (
-            records.get_policy(connection, account, match["name"]) if match["account"] == account else None
-        )
-        if record is None or policy_arn(account, record.path, record.name) != arn:
-            raise NoSuchEntity(f"Policy {arn} was not found.")
-        return record
-
-    def _policy(self, record: PolicyRecord, attachments: int) -> dict[str, Any]:
-        policy = {
-            "PolicyName": record.name,
-            "PolicyId": record.policy_id,
-            "Arn": policy_arn(record.account, record.path, record.name),
-            "Path": record.path,
-            "DefaultVersionId": record.default_version,
-            "AttachmentCount": attachments,
-            "PermissionsBoundaryUsageCount": 0,
-            "IsAttachable": True,
-            "CreateDate": record.created,
-            "UpdateDate": record.updated,
-        }
-        if record.description is not None:
-            policy["Description"] = record.description
-        return policy
-
-    @contextmanager
-    def _writing(self, conflict: str) -> Iterator[Connection]:
-        """A write transaction in which a concurrent insert of the same name is EntityAlreadyExists."""
-        try:
-            with self._database.write() as connection:
-                yield connection
-        except IntegrityError as error:
-            raise EntityAlreadyExists(conflict) from error
 
 
 def _check_max_session(duration: int) -> None:
@@ -780,34 +511,9 @@ def _role(record: RoleRecord) -> dict[str, Any]:
         "RoleId": record.role_id,
         "Arn": role_arn(record.account, record.path, record.name),
         "CreateDate": record.created,
-        "AssumeRolePolicyDocument": encoded(record.trust_policy),
+        "AssumeRolePolicyDocument": checks.encoded(record.trust_policy),
         "MaxSessionDuration": record.max_session_duration,
     }
     if record.description is not None:
         role["Description"] = record.description
     return role
-
-
-def _aws_policy(known: dict[str, Any], attachments: int) -> dict[str, Any]:
-    return {
-        "PolicyName": known["PolicyName"],
-        "PolicyId": _aws_policy_id(known["PolicyName"]),
-        "Arn": known["Arn"],
-        "Path": known["Path"],
-        "DefaultVersionId": known["DefaultVersionId"],
-        "AttachmentCount": attachments,
-        "PermissionsBoundaryUsageCount": 0,
-        "IsAttachable": True,
-        "Description": known["Description"],
-        "CreateDate": _timestamp(known["CreateDate"]),
-        "UpdateDate": _timestamp(known["UpdateDate"]),
-    }
-
-
-def _version(document: str, version_id: str, default: bool, created: datetime) -> dict[str, Any]:
-    return {
-        "Document": encoded(document),
-        "VersionId": version_id,
-        "IsDefaultVersion": default,
-        "CreateDate": created,
-    }

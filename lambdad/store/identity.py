@@ -430,6 +430,44 @@ def list_versions(connection: Connection, account: str, name: str) -> list[Polic
     return sorted(found, key=lambda version: int(version.version_id[1:]), reverse=True)
 
 
+def insert_version(connection: Connection, account: str, name: str, version: PolicyVersionRecord) -> None:
+    """A new version of a policy; takes the policy's next number (IAM never reuses one)."""
+    name_key = key_of(name)
+    connection.execute(
+        insert(versions).values(
+            account=account,
+            policy_key=name_key,
+            version_id=version.version_id,
+            document=version.document,
+            created_at=version.created,
+        )
+    )
+    connection.execute(
+        update(policies)
+        .where(policies.c.account == account, policies.c.name_key == name_key)
+        .values(next_version=policies.c.next_version + 1, updated_at=version.created)
+    )
+
+
+def set_default_version(
+    connection: Connection, account: str, name: str, version_id: str, when: datetime
+) -> None:
+    connection.execute(
+        update(policies)
+        .where(policies.c.account == account, policies.c.name_key == key_of(name))
+        .values(default_version=version_id, updated_at=when)
+    )
+
+
+def delete_version(connection: Connection, account: str, name: str, version_id: str) -> bool:
+    query = delete(versions).where(
+        versions.c.account == account,
+        versions.c.policy_key == key_of(name),
+        versions.c.version_id == version_id,
+    )
+    return bool(connection.execute(query).rowcount)
+
+
 # --- attachments (managed policies attached to users and roles) ---
 
 

@@ -45,7 +45,7 @@ def test_users_and_role_sessions_are_authorised_by_their_stored_policies(tmp_pat
             AccessDeniedException, match="because no identity-based policy allows the iam:CreateUser"
         ):
             authorizer.authorize(erin, "iam", "CreateUser", {"UserName": "mallory"}, SCOPE)
-        identities.attach_policy(ACCOUNT, USER, "erin", "arn:aws:iam::aws:policy/IAMFullAccess")
+        identities.policies.attach_policy(ACCOUNT, USER, "erin", "arn:aws:iam::aws:policy/IAMFullAccess")
         authorizer.authorize(erin, "iam", "CreateUser", {"UserName": "mallory"}, SCOPE)
 
         trust = {
@@ -59,7 +59,9 @@ def test_users_and_role_sessions_are_authorised_by_their_stored_policies(tmp_pat
             ],
         }
         role = identities.create_role(ACCOUNT, "fn", json.dumps(trust))
-        identities.attach_policy(ACCOUNT, ROLE, "fn", "arn:aws:iam::aws:policy/AWSLambda_ReadOnlyAccess")
+        identities.policies.attach_policy(
+            ACCOUNT, ROLE, "fn", "arn:aws:iam::aws:policy/AWSLambda_ReadOnlyAccess"
+        )
         issued = sts.issue_role_session(role["Arn"], "my-function", 900)
         key = sts.resolve(issued.access_key_id)
         assert key is not None

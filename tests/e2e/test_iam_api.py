@@ -172,6 +172,17 @@ def test_inline_and_managed_policies(served: Served) -> None:
     with pytest.raises(iam.exceptions.NoSuchEntityException) as unknown:
         iam.attach_user_policy(UserName="carol", PolicyArn=f"arn:aws:iam::{ACCOUNT}:policy/Nope")
     assert unknown.value.response["Error"]["Message"].endswith("does not exist or is not attachable.")
+    deny = {**S3_READ, "Statement": [{**S3_READ["Statement"][0], "Effect": "Deny"}]}
+    second = iam.create_policy_version(
+        PolicyArn=policy["Arn"], PolicyDocument=json.dumps(deny), SetAsDefault=True
+    )
+    assert (second["PolicyVersion"]["VersionId"], second["PolicyVersion"]["IsDefaultVersion"]) == ("v2", True)
+    versions = iam.list_policy_versions(PolicyArn=policy["Arn"])["Versions"]
+    assert [(v["VersionId"], v["IsDefaultVersion"]) for v in versions] == [("v2", True), ("v1", False)]
+    with pytest.raises(iam.exceptions.DeleteConflictException):
+        iam.delete_policy_version(PolicyArn=policy["Arn"], VersionId="v2")
+    iam.set_default_policy_version(PolicyArn=policy["Arn"], VersionId="v1")
+    iam.delete_policy_version(PolicyArn=policy["Arn"], VersionId="v2")
     iam.detach_user_policy(UserName="carol", PolicyArn=policy["Arn"])
     iam.delete_policy(PolicyArn=policy["Arn"])
     with pytest.raises(iam.exceptions.NoSuchEntityException):

@@ -25,7 +25,8 @@ from lambdad.errors import (
     ValidationError,
 )
 from lambdad.models import Principal, PrincipalKind
-from lambdad.services.identity import IdentityService, aws_managed_policies
+from lambdad.services.identity import IdentityService
+from lambdad.services.managed_policies import aws_managed_policies
 from lambdad.services.sts import StsService
 from lambdad.store import Database
 from lambdad.store.identity import ROLE, USER
@@ -184,10 +185,10 @@ def test_access_keys_two_per_user_and_delete_conflicts(parts) -> None:  # type: 
     with pytest.raises(DeleteConflict, match=r"^Cannot delete entity, must delete policies first\.$"):
         identities.delete_user(ACCOUNT, "bob")
     identities.delete_inline_policy(ACCOUNT, USER, "bob", "p")
-    identities.attach_policy(ACCOUNT, USER, "bob", "arn:aws:iam::aws:policy/AdministratorAccess")
+    identities.policies.attach_policy(ACCOUNT, USER, "bob", "arn:aws:iam::aws:policy/AdministratorAccess")
     with pytest.raises(DeleteConflict, match=r"^Cannot delete entity, must detach all policies first\.$"):
         identities.delete_user(ACCOUNT, "bob")
-    identities.detach_policy(ACCOUNT, USER, "bob", "arn:aws:iam::aws:policy/AdministratorAccess")
+    identities.policies.detach_policy(ACCOUNT, USER, "bob", "arn:aws:iam::aws:policy/AdministratorAccess")
     identities.delete_user(ACCOUNT, "bob")
 
 
@@ -250,7 +251,7 @@ def test_roles_and_their_limits(parts) -> None:  # type: ignore[no-untyped-def]
     assert identities.get_role(ACCOUNT, "exec")["RoleLastUsed"] == {}
     assert identities.trust_policy(role["Arn"]) == LAMBDA_TRUST
     assert identities.trust_policy(f"arn:aws:iam::{ACCOUNT}:role/exec") is None  # path must match
-    identities.attach_policy(
+    identities.policies.attach_policy(
         ACCOUNT, ROLE, "exec", "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
     )
     with pytest.raises(DeleteConflict, match="must detach all policies first"):
@@ -261,7 +262,7 @@ def test_roles_and_their_limits(parts) -> None:  # type: ignore[no-untyped-def]
 
 def test_managed_policies_attachments_and_the_policies_that_apply(parts) -> None:  # type: ignore[no-untyped-def]
     identities, *_ = parts
-    created = identities.create_policy(ACCOUNT, "Deploy", ALLOW_ALL, "/ops/", "deploys")
+    created = identities.policies.create_policy(ACCOUNT, "Deploy", ALLOW_ALL, "/ops/", "deploys")
     arn = f"arn:aws:iam::{ACCOUNT}:policy/ops/Deploy"
     assert created["Arn"] == arn and created["DefaultVersionId"] == "v1" and created["AttachmentCount"] == 0
     assert re.fullmatch(r"ANPA[A-Z2-7]{17}", created["PolicyId"])
@@ -269,23 +270,23 @@ def test_managed_policies_attachments_and_the_policies_that_apply(parts) -> None
         EntityAlreadyExists,
         match=re.escape("A policy called Deploy already exists. Duplicate names are not allowed."),
     ):
-        identities.create_policy(ACCOUNT, "Deploy", ALLOW_ALL)
+        identities.policies.create_policy(ACCOUNT, "Deploy", ALLOW_ALL)
     identities.create_user(ACCOUNT, "bob")
-    identities.attach_policy(ACCOUNT, USER, "bob", arn)
+    identities.policies.attach_policy(ACCOUNT, USER, "bob", arn)
     basic = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
-    identities.attach_policy(ACCOUNT, USER, "bob", basic)
+    identities.policies.attach_policy(ACCOUNT, USER, "bob", basic)
     inline = ALLOW_ALL.replace("Allow", "Deny")
     identities.put_inline_policy(ACCOUNT, USER, "bob", "no", inline)
-    assert identities.get_policy(ACCOUNT, arn)["AttachmentCount"] == 1
+    assert identities.policies.get_policy(ACCOUNT, arn)["AttachmentCount"] == 1
     with pytest.raises(DeleteConflict, match=re.escape("Cannot delete a policy attached to entities.")):
-        identities.delete_policy(ACCOUNT, arn)
+        identities.policies.delete_policy(ACCOUNT, arn)
     with pytest.raises(
         NoSuchEntity, match=f"Policy arn:aws:iam::{ACCOUNT}:policy/Nope does not exist or is not attachable."
     ):
-        identities.attach_policy(ACCOUNT, USER, "bob", f"arn:aws:iam::{ACCOUNT}:policy/Nope")
+        identities.policies.attach_policy(ACCOUNT, USER, "bob", f"arn:aws:iam::{ACCOUNT}:policy/Nope")
     with pytest.raises(InvalidInput, match=re.escape("ARN nonsense is not valid.")):
-        identities.attach_policy(ACCOUNT, USER, "bob", "nonsense")
-    attached, _ = identities.list_attached_policies(ACCOUNT, USER, "bob", None, None, None)
+        identities.policies.attach_policy(ACCOUNT, USER, "bob", "nonsense")
+    attached, _ = identities.policies.list_attached_policies(ACCOUNT, USER, "bob", None, None, None)
     assert attached == [
         {"PolicyName": "Deploy", "PolicyArn": arn},
         {"PolicyName": "AWSLambdaBasicExecutionRole", "PolicyArn": basic},
@@ -299,17 +300,17 @@ def test_managed_policies_attachments_and_the_policies_that_apply(parts) -> None
         "logs:PutLogEvents",
     ]
     assert identities.identity_policies(ROOT) == []
-    version = identities.get_policy_version(ACCOUNT, arn, "v1")
+    version = identities.policies.get_policy_version(ACCOUNT, arn, "v1")
     assert version["IsDefaultVersion"] and json.loads(unquote(version["Document"])) == json.loads(ALLOW_ALL)
     with pytest.raises(NoSuchEntity, match="version v2 does not exist"):
-        identities.get_policy_version(ACCOUNT, arn, "v2")
-    assert [v["VersionId"] for v in identities.list_policy_versions(ACCOUNT, arn)] == ["v1"]
-    identities.detach_policy(ACCOUNT, USER, "bob", arn)
+        identities.policies.get_policy_version(ACCOUNT, arn, "v2")
+    assert [v["VersionId"] for v in identities.policies.list_policy_versions(ACCOUNT, arn)] == ["v1"]
+    identities.policies.detach_policy(ACCOUNT, USER, "bob", arn)
     with pytest.raises(NoSuchEntity, match=f"Policy {arn} was not found."):
-        identities.detach_policy(ACCOUNT, USER, "bob", arn)
-    identities.delete_policy(ACCOUNT, arn)
+        identities.policies.detach_policy(ACCOUNT, USER, "bob", arn)
+    identities.policies.delete_policy(ACCOUNT, arn)
     with pytest.raises(NoSuchEntity, match=f"Policy {arn} was not found."):
-        identities.get_policy(ACCOUNT, arn)
+        identities.policies.get_policy(ACCOUNT, arn)
 
 
 def test_aws_managed_policies_are_listed_and_readable(parts) -> None:  # type: ignore[no-untyped-def]
@@ -328,16 +329,18 @@ def test_aws_managed_policies_are_listed_and_readable(parts) -> None:  # type: i
         "IAMFullAccess",
     ):
         assert f"arn:aws:iam::aws:policy/{name}" in known
-    listed, marker = identities.list_policies(ACCOUNT, "AWS", False, None, None, 3)
+    listed, marker = identities.policies.list_policies(ACCOUNT, "AWS", False, None, None, 3)
     assert len(listed) == 3 and marker is not None
-    full = identities.get_policy(ACCOUNT, "arn:aws:iam::aws:policy/AWSLambda_FullAccess")
+    full = identities.policies.get_policy(ACCOUNT, "arn:aws:iam::aws:policy/AWSLambda_FullAccess")
     assert full["DefaultVersionId"] == "v2" and full["PolicyId"].startswith("ANPA")
-    document = json.loads(unquote(identities.get_policy_version(ACCOUNT, full["Arn"], "v2")["Document"]))
+    document = json.loads(
+        unquote(identities.policies.get_policy_version(ACCOUNT, full["Arn"], "v2")["Document"])
+    )
     assert "lambda:*" in document["Statement"][0]["Action"]
-    identities.create_policy(ACCOUNT, "Mine", ALLOW_ALL)
-    local, _ = identities.list_policies(ACCOUNT, "Local", False, None, None, None)
+    identities.policies.create_policy(ACCOUNT, "Mine", ALLOW_ALL)
+    local, _ = identities.policies.list_policies(ACCOUNT, "Local", False, None, None, None)
     assert [p["PolicyName"] for p in local] == ["Mine"]
-    assert identities.list_policies(ACCOUNT, "All", True, None, None, None) == ([], None)
+    assert identities.policies.list_policies(ACCOUNT, "All", True, None, None, None) == ([], None)
 
 
 def test_assume_role_checks_trust_and_durations(parts) -> None:  # type: ignore[no-untyped-def]
@@ -438,3 +441,31 @@ def test_trust_is_the_policy_evaluators(parts) -> None:  # type: ignore[no-untyp
         sts.assume_role(bob, role + "conditional", "s1", context={"aws:PrincipalType": "AssumedRole"})
     with pytest.raises(MalformedPolicyDocument, match="Trust Policy statement actions can only be"):
         identities.create_role(ACCOUNT, "bad", LAMBDA_TRUST.replace("sts:AssumeRole", "s3:GetObject"))
+
+
+def test_policy_versions_up_to_five_and_the_default(parts) -> None:  # type: ignore[no-untyped-def]
+    identities, *_ = parts
+    policies = identities.policies
+    arn = policies.create_policy(ACCOUNT, "Versioned", ALLOW_ALL)["Arn"]
+    deny = ALLOW_ALL.replace("Allow", "Deny")
+    second = policies.create_policy_version(ACCOUNT, arn, deny, True)
+    assert (second["VersionId"], second["IsDefaultVersion"]) == ("v2", True)
+    assert policies.get_policy(ACCOUNT, arn)["DefaultVersionId"] == "v2"
+    for _ in range(3):
+        policies.create_policy_version(ACCOUNT, arn, ALLOW_ALL, False)
+    with pytest.raises(LimitExceeded, match="A managed policy can have up to 5 versions"):
+        policies.create_policy_version(ACCOUNT, arn, ALLOW_ALL, False)
+    with pytest.raises(DeleteConflict, match=re.escape("Cannot delete the default version of a policy.")):
+        policies.delete_policy_version(ACCOUNT, arn, "v2")
+    with pytest.raises(DeleteConflict, match=re.escape("This policy has more than one version.")):
+        policies.delete_policy(ACCOUNT, arn)
+    policies.set_default_policy_version(ACCOUNT, arn, "v1")
+    for version in ("v2", "v3", "v4", "v5"):
+        policies.delete_policy_version(ACCOUNT, arn, version)
+    six = policies.create_policy_version(ACCOUNT, arn, deny, False)
+    assert six["VersionId"] == "v6"  # numbers are never reused
+    assert [v["VersionId"] for v in policies.list_policy_versions(ACCOUNT, arn)] == ["v6", "v1"]
+    with pytest.raises(NoSuchEntity, match="version v2 does not exist"):
+        policies.set_default_policy_version(ACCOUNT, arn, "v2")
+    policies.delete_policy_version(ACCOUNT, arn, "v6")
+    policies.delete_policy(ACCOUNT, arn)

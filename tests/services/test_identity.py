@@ -7,6 +7,7 @@ import json
 import re
 import secrets
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote
@@ -32,6 +33,7 @@ from lambdad.store import Database
 from lambdad.store.identity import ROLE, USER
 from lambdad.store.keyring import KeyRing
 from lambdad.store.schema import iam_access_keys, sts_sessions
+from tests.store.conftest import fresh_postgres
 
 ACCOUNT = "000000000000"
 ROOT = Principal.root(ACCOUNT)
@@ -65,15 +67,22 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def parts(tmp_path: Path) -> Iterator[tuple[IdentityService, StsService, Database, Clock]]:
-    database = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    database.migrate()
-    ring = KeyRing([secrets.token_bytes(32)])
-    clock = Clock()
-    identities = IdentityService(database, ring, clock=clock)
-    yield identities, StsService(database, ring, identities, clock=clock), database, clock
-    database.dispose()
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def parts(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[IdentityService, StsService, Database, Clock]]:
+    """The services on each database lambdad supports."""
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            database = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+            database.migrate()
+            stack.callback(database.dispose)
+        else:
+            database = stack.enter_context(fresh_postgres())
+        ring = KeyRing([secrets.token_bytes(32)])
+        clock = Clock()
+        identities = IdentityService(database, ring, clock=clock)
+        yield identities, StsService(database, ring, identities, clock=clock), database, clock
 
 
 def test_bootstrap_makes_the_root_key_once_and_seals_its_secret(parts) -> None:  # type: ignore[no-untyped-def]

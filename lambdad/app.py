@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,17 +23,21 @@ from starlette.types import Scope as AsgiScope
 
 from lambdad import __version__
 from lambdad.api import AwsApi, CodeLinks, Services, lambda_api
+from lambdad.api.authorization import Authorizer, LambdaResourcePolicies
 from lambdad.api.code_links import PATH_PREFIX, download_endpoint
 from lambdad.api.dispatch import CALLER_KEY
+from lambdad.api.iam import iam_api
 from lambdad.api.scheduler import scheduler_api
 from lambdad.api.signer import signer_api
+from lambdad.api.sigv4 import Authenticator
+from lambdad.api.sts import sts_api
 from lambdad.api.throttle import RateLimiter
 from lambdad.api.url_serving import FunctionUrlRouter, FunctionUrlServer
 from lambdad.cluster.code import PostgresPackages
 from lambdad.cluster.node import ClusterNode
 from lambdad.cluster.ownership import ClusterOwnership
 from lambdad.cluster.preflight import check_database
-from lambdad.environment import NoRoleCredentials, RoleCredentials
+from lambdad.environment import SessionRoleCredentials
 from lambdad.events import schedule_expressions
 from lambdad.events.asynchronous import EventQueue, process_owner
 from lambdad.events.mappings import MappingCatalog, MappingSupervisor
@@ -54,10 +59,12 @@ from lambdad.services.code_signing import CodeSigningService
 from lambdad.services.concurrency import ConcurrencyService
 from lambdad.services.event_source_mappings import EventSourceMappingService
 from lambdad.services.functions import FunctionService
+from lambdad.services.identity import IdentityService
 from lambdad.services.lookup import FunctionLookup
 from lambdad.services.provisioned import ProvisionedConcurrencyService
 from lambdad.services.schedules import ScheduleService
 from lambdad.services.signing import SigningService
+from lambdad.services.sts import StsService
 from lambdad.services.tags import TagService
 from lambdad.services.urls import UrlService
 from lambdad.settings import Settings
@@ -153,10 +160,14 @@ class Platform:
             None if cluster is None else cluster.logs,
         )
         endpoint = f"http://{host}:{settings.port}"
-        # Each environment gets its execution role's credentials when it is made, and is retired before
-        # they expire (environment/credentials.py). Without identities: lambdad's placeholders. With the
-        # IAM store: SessionRoleCredentials(its STS issue_role_session, settings.role_session_seconds).
-        credentials: RoleCredentials = NoRoleCredentials()
+        # Users, roles, policies and access keys (IAM), and the sessions STS issues: per account, secrets
+        # sealed with the ring.
+        identities = IdentityService(database, ring)
+        sts = StsService(database, ring, identities)
+        _bootstrap_root(settings, identities)
+        # Each environment gets a session of its execution role when it is made, and is retired before
+        # it expires (environment/credentials.py); a role the store does not have gets placeholders.
+        credentials = SessionRoleCredentials(sts.issue_role_session, settings.role_session_seconds)
         lifetime: dict[str, Any] = {"credentials": credentials, "max_age_s": settings.environment_max_age}
         # Every environment holds its code on disk from its making until it stopped (see reclaim.py).
         maker = holding(environment_maker(sandboxes, logs, lambda_api, endpoint, **lifetime), images)
@@ -221,6 +232,8 @@ class Platform:
             schedules=ScheduleService(database, schedule_expressions.check),
             # Signing profiles' private keys are sealed with the server's key ring.
             signing=SigningService(database, ring),
+            identities=identities,
+            sts=sts,
         )
         provisioner = Provisioner(
             settings.account_id,
@@ -391,13 +404,24 @@ def create_app(settings: Settings) -> Starlette:
     throttle = RateLimiter(settings.api_rate_limit) if settings.api_rate_limit > 0 else None
     reserve = DiskReserve(settings.data_dir / "reserve")
     reserve.hold()
+    services = platform.services
+    # With auth "sigv4" every request is verified against the identity store, and decided by the
+    # policies of its signer and of the resource; a function's own requests always act as its role.
+    authorizer = Authorizer(
+        services.identities,
+        LambdaResourcePolicies(services.permissions, services.layers),
+        check_roles=settings.auth == "sigv4",
+    )
     aws_api = AwsApi(
-        [lambda_api(), scheduler_api(), signer_api()],  # signer after the scheduler: both have /tags/
-        platform.services,
+        # signer after the scheduler: both have /tags/ paths (a signed request names its service)
+        [lambda_api(), scheduler_api(), signer_api(), iam_api(), sts_api()],
+        services,
         settings.account_id,
         settings.region,
         throttle,
         reserve,
+        authenticator=Authenticator(services.sts) if settings.auth == "sigv4" else None,
+        authorizer=authorizer,
     )
     app = Starlette(
         routes=[
@@ -539,3 +563,25 @@ def _key_ring(settings: Settings) -> KeyRing:
 def _forget_plain_secret(data_dir: Path) -> None:
     """Remove the code links' signing key older servers kept in plain text (now derived from the ring)."""
     (data_dir / "secret").unlink(missing_ok=True)
+
+
+def _bootstrap_root(settings: Settings, identities: IdentityService) -> None:
+    """With auth "sigv4", make the default account and its root key at the first start and print the key
+    once (on the server's standard error, not in any log file lambdad writes): it is the only way in."""
+    if settings.auth != "sigv4":
+        return
+    made = identities.bootstrap(
+        settings.account_id, settings.root_access_key_id or None, settings.root_secret_access_key or None
+    )
+    if made is None:
+        return
+    access_key_id, secret = made
+    given = bool(settings.root_access_key_id)
+    print(
+        f"lambdad: account {settings.account_id}'s root access key"
+        + (" (from LAMBDAD_ROOT_ACCESS_KEY_ID)" if given else ", shown this once: keep it now")
+        + f"\n  AWS_ACCESS_KEY_ID={access_key_id}"
+        + ("" if given else f"\n  AWS_SECRET_ACCESS_KEY={secret}"),
+        file=sys.stderr,
+        flush=True,
+    )

@@ -181,6 +181,10 @@ class Settings:
     # Seconds the role session each environment is given lasts (AWS_ACCESS_KEY_ID/..._SESSION_TOKEN of its
     # execution role); well over environment_max_age, so credentials outlive the environment.
     role_session_seconds: int = 43200
+    # The root access key account_id gets at the first start with auth "sigv4" (LAMBDAD_ROOT_ACCESS_KEY_ID,
+    # LAMBDAD_ROOT_SECRET_ACCESS_KEY; both or neither): empty, lambdad makes one and prints it once.
+    root_access_key_id: str = field(default="", repr=False)
+    root_secret_access_key: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -23,6 +23,7 @@ import functools
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -90,6 +91,10 @@ class NoIdentities:
 
     def trust_policy(self, role_arn: str) -> str | None:
         return None
+
+
+#: IAM operations that act on the calling user when no UserName is given.
+_OWN_USER = frozenset({"GetUser", "ListAccessKeys", "CreateAccessKey", "UpdateAccessKey", "DeleteAccessKey"})
 
 
 class Authorizer:
@@ -168,6 +173,10 @@ class Authorizer:
         access = access_of(service, operation, params, scope)
         if access.action is None:
             return
+        if service == "iam" and operation in _OWN_USER and "UserName" not in params:
+            # Without a UserName these act on the calling user (IAM: "defaults to the caller"), whose
+            # ARN is the resource its policies must allow (e.g. ``user/${aws:username}``).
+            access = replace(access, resource=principal.arn)
         keys = {**_global_keys(scope), **principal_keys(principal), **(context or {})}
         identity = [_DEFAULT_ROLE] if default_policy else self._identity(principal)
         operation_keys = dict(access.context)
@@ -336,14 +345,3 @@ class LambdaResourcePolicies:
 def policy_of(statements: Sequence[Mapping[str, Any]]) -> Policy:
     """A resource policy from stored statements (AddPermission's, PutResourcePolicy's, a layer's)."""
     return from_statements(statements, PolicyKind.RESOURCE)
-
-
-# --- the caller check dispatch makes today ---------------------------------------------------------------
-
-_WITHOUT_IDENTITIES = Authorizer(NoIdentities(), check_roles=False)
-
-
-def authorize(caller: Caller, service: str, operation: str, params: Mapping[str, Any], scope: Scope) -> None:
-    """Authorise a request from a function's sandbox without an identity store (what ``api.dispatch``
-    calls until the composition root hands it an ``Authorizer``)."""
-    _WITHOUT_IDENTITIES.authorize_caller(caller, service, operation, params, scope)

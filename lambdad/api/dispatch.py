@@ -32,7 +32,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Send
 from starlette.types import Scope as AsgiScope
 
-from lambdad.api.authorization import authorize, caller_principal
+from lambdad.api.authorization import Authorizer, NoIdentities, caller_principal
 from lambdad.api.ec2_protocol import Ec2
 from lambdad.api.json_protocol import Json
 from lambdad.api.operations import Call, OperationTable, Services
@@ -123,10 +123,14 @@ class AwsApi:
         throttle: RateLimiter | None = None,
         reserve: DiskReserve | None = None,
         authenticator: Authenticator | None = None,
+        authorizer: Authorizer | None = None,
     ) -> None:
         self._apis = tuple(apis)
         # None: authentication off, every request acts as ``account``'s root.
         self._authenticator = authenticator
+        # Decides signed requests, and always requests functions send from their sandboxes (as their
+        # execution role). Without an identity store every role keeps the default role policy.
+        self._authorizer = authorizer or Authorizer(NoIdentities(), check_roles=False)
         self._by_signing_name = {api.signing_name: api for api in reversed(self._apis)}
         for api in self._apis:
             api.wire  # noqa: B018 - a protocol lambdad does not serve fails here, at start-up
@@ -249,11 +253,20 @@ class AwsApi:
         params = await api.wire.parse(api, found, incoming)
         headers = incoming.headers
         scope = Scope(principal.account, _signed_region(incoming) or self._default_region)
-        caller = incoming.request.scope.get(CALLER_KEY)
-        if isinstance(caller, Caller):
-            authorize(caller, api.model, operation.name, params, scope)
-        validate(operation.input_shape, params)
         request = incoming.request
+        caller = request.scope.get(CALLER_KEY)
+        # Authorised before validation, as AWS: a caller who may not act learns nothing of its input.
+        if isinstance(caller, Caller):
+            authorize_caller = partial(self._authorizer.authorize_caller, caller, api.model, operation.name)
+            await anyio.to_thread.run_sync(authorize_caller, params, scope)  # reads the store
+        elif self._authenticator is not None:
+            transport = {
+                "aws:SourceIp": request.client.host if request.client else "127.0.0.1",
+                "aws:SecureTransport": request.url.scheme == "https",
+            }
+            authorize = partial(self._authorizer.authorize, principal, api.model, operation.name)
+            await anyio.to_thread.run_sync(authorize, params, scope, transport)  # reads the store
+        validate(operation.input_shape, params)
         call = Call(
             operation=operation.name,
             params=params,

@@ -21,8 +21,6 @@ table = OperationTable()
 
 
 def identities(call: Call) -> IdentityService:
-    if call.services.identities is None:
-        raise ServiceFailure("IAM is not served by this lambdad.")
     return call.services.identities
 
 

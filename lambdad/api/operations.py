@@ -50,9 +50,9 @@ class Services:
     schedules: ScheduleService
     # AWS Signer's signing profiles and signatures (its private keys sealed with the key ring).
     signing: SigningService
-    # IAM and STS (None until the composition root builds them: their handlers then answer ServiceFailure).
-    identities: IdentityService | None = None
-    sts: StsService | None = None
+    # IAM's users, roles, policies and keys, and STS's sessions (every account's).
+    identities: IdentityService
+    sts: StsService
 
     # Built by FunctionService, like ``versions``: no argument of their own at construction.
     @property

@@ -20,8 +20,6 @@ table = OperationTable()
 
 
 def _sts(call: Call) -> StsService:
-    if call.services.sts is None:
-        raise InternalFailure("STS is not served by this lambdad.")
     return call.services.sts
 
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from lambdad.errors import NoSuchEntity
+
 #: Seconds credentials must outlive an environment's retirement beyond the function's timeout.
 EXPIRY_MARGIN_S = 60.0
 
@@ -86,7 +88,12 @@ class SessionRoleCredentials:
     async def for_environment(self, function_arn: str, role_arn: str) -> Credentials | None:
         session_name = function_arn.split(":")[6]  # arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
         # The store is a database write: off the event loop every environment shares.
-        access_key_id, secret, token, expiration = await asyncio.to_thread(
-            self._issue, role_arn, session_name, self._duration_s
-        )
+        try:
+            access_key_id, secret, token, expiration = await asyncio.to_thread(
+                self._issue, role_arn, session_name, self._duration_s
+            )
+        except NoSuchEntity:
+            # A role the identity store does not have is a name only (lambdad without identities, or a
+            # function made before them): the placeholders, as its calls keep the default role policy.
+            return None
         return Credentials(access_key_id, secret, token, _moment(expiration))

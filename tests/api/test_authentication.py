@@ -21,6 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from lambdad.api import AwsApi, OperationTable, ServiceApi, Services
+from lambdad.api.authorization import Authorizer
 from lambdad.api.operations import Call
 from lambdad.api.sigv4 import Authenticator, SigningIdentity
 from lambdad.errors import InternalFailure
@@ -85,7 +86,25 @@ def app(skew: timedelta = timedelta(0)) -> AwsApi:
         ServiceApi("logs", OperationTable(), internal_error=InternalFailure),
     ]
     authenticator = Authenticator(Keys(), clock=lambda: datetime.now(UTC) + skew)
-    return AwsApi(apis, cast(Services, None), "000000000000", "us-east-1", authenticator=authenticator)
+    # Authentication is the point here: every signer may do everything (tests/api/test_authorization.py
+    # has the policies).
+    authorizer = Authorizer(AllowEverything(), check_roles=False)
+    return AwsApi(
+        apis,
+        cast(Services, None),
+        "000000000000",
+        "us-east-1",
+        authenticator=authenticator,
+        authorizer=authorizer,
+    )
+
+
+class AllowEverything:
+    def identity_policies(self, principal: Principal) -> list[str]:
+        return ['{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}']
+
+    def trust_policy(self, role_arn: str) -> str | None:
+        return None
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 from lambdad.api.authorization import (
     Authorizer,
     LambdaResourcePolicies,
-    authorize,
+    NoIdentities,
     caller_principal,
     policy_of,
     principal_keys,
@@ -283,6 +283,10 @@ def test_a_trust_policy_naming_the_user_is_enough_within_the_account(store: Stor
 CALLER = Caller(f"arn:aws:lambda:eu-west-1:{A}:function:worker:live", f"arn:aws:iam::{A}:role/a/b/runner")
 
 
+#: What the API's dispatcher uses when lambdad runs with no identity store.
+WITHOUT_IDENTITIES = Authorizer(NoIdentities(), check_roles=False)
+
+
 def test_the_principal_is_the_role_session_named_after_the_function() -> None:
     principal = caller_principal(CALLER)
     assert principal.arn == f"arn:aws:sts::{A}:assumed-role/runner/worker"
@@ -293,13 +297,15 @@ def test_the_principal_is_the_role_session_named_after_the_function() -> None:
     "operation", ["Invoke", "InvokeWithResponseStream", "InvokeAsync", "GetAccountSettings"]
 )
 def test_a_role_the_store_does_not_know_keeps_the_default_policy(operation: str) -> None:
-    authorize(CALLER, "lambda", operation, {"FunctionName": "other"}, SCOPE)
+    WITHOUT_IDENTITIES.authorize_caller(CALLER, "lambda", operation, {"FunctionName": "other"}, SCOPE)
     Authorizer(Store()).authorize_caller(CALLER, "lambda", operation, {"FunctionName": "other"}, SCOPE)
 
 
 def test_a_default_refusal_names_the_role_session_the_action_and_the_resource() -> None:
     with pytest.raises(AccessDeniedException) as refused:
-        authorize(CALLER, "lambda", "GetFunction", {"FunctionName": "other", "Qualifier": "2"}, SCOPE)
+        WITHOUT_IDENTITIES.authorize_caller(
+            CALLER, "lambda", "GetFunction", {"FunctionName": "other", "Qualifier": "2"}, SCOPE
+        )
     assert refused.value.message == (
         f"User: arn:aws:sts::{A}:assumed-role/runner/worker is not authorized to perform: "
         f"lambda:GetFunction on resource: {FN}:other:2 because no identity-based policy allows the "

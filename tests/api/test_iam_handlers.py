@@ -19,7 +19,7 @@ from lambdad.api.iam import iam_api
 from lambdad.api.operations import Call, Services
 from lambdad.api.service_model import service_model
 from lambdad.api.sts import sts_api
-from lambdad.errors import InvalidInput, ServiceFailure, ValidationError
+from lambdad.errors import InvalidInput, ValidationError
 from lambdad.models import Principal, PrincipalKind, Scope
 from lambdad.services.identity import IdentityService
 from lambdad.services.sts import StsService
@@ -175,18 +175,3 @@ def test_roles_policies_and_assume_role(invoke: Any) -> None:
     invoke("DeletePolicy", PolicyArn=policy["Arn"])
     invoke("DeleteRole", RoleName="admin")
     assert invoke("ListRoles") == {"Roles": [], "IsTruncated": False}
-
-
-def test_without_the_identity_services_the_handlers_answer_service_failure() -> None:
-    handler = iam_api().table.handlers["ListUsers"]
-    call = Call(
-        "ListUsers",
-        {},
-        Scope(ACCOUNT, "us-east-1"),
-        services(None, None),
-        "http://x",
-        "rid",
-        Principal.root(ACCOUNT),
-    )
-    with pytest.raises(ServiceFailure):
-        handler(call)

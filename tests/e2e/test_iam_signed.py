@@ -18,6 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from lambdad.api import AwsApi, Services
+from lambdad.api.authorization import Authorizer
 from lambdad.api.iam import iam_api
 from lambdad.api.sigv4 import Authenticator
 from lambdad.api.sts import sts_api
@@ -64,11 +65,22 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Signed]:
         field.name: None for field in dataclasses.fields(Services) if field.name not in ("identities", "sts")
     }
     services = Services(**cast(dict[str, Any], others), identities=identities, sts=sts)
-    api = AwsApi([iam_api(), sts_api()], services, ACCOUNT, "us-east-1", authenticator=Authenticator(sts))
+    api = AwsApi(
+        [iam_api(), sts_api()],
+        services,
+        ACCOUNT,
+        "us-east-1",
+        authenticator=Authenticator(sts),
+        authorizer=Authorizer(identities),
+    )
     root = {"aws_access_key_id": made[0], "aws_secret_access_key": made[1]}
     with Served(api) as running:
         yield Signed(running, root, clock)
     database.dispose()
+
+
+def policy(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
 
 def keys_of(credentials: dict[str, Any]) -> dict[str, str]:
@@ -92,6 +104,13 @@ def test_a_users_key_signs_as_the_user_until_it_is_made_inactive(signed: Signed)
     iam = signed.client("iam")
     user = iam.create_user(UserName="dave")["User"]
     dave = keys_of(iam.create_access_key(UserName="dave")["AccessKey"])
+    # What AWS's documentation gives users to manage their own keys.
+    own_keys = {
+        "Effect": "Allow",
+        "Action": ["iam:GetUser", "iam:ListAccessKeys"],
+        "Resource": "arn:aws:iam::*:user/${aws:username}",
+    }
+    iam.put_user_policy(UserName="dave", PolicyName="self", PolicyDocument=policy(own_keys))
     identity = signed.client("sts", dave).get_caller_identity()
     assert (identity["Arn"], identity["UserId"]) == (user["Arn"], user["UserId"])
     as_dave = signed.client("iam", dave)
@@ -117,6 +136,8 @@ def test_a_role_session_signs_as_the_assumed_role(signed: Signed) -> None:
         "Statement": [{"Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "sts:AssumeRole"}],
     }
     role = iam.create_role(RoleName="ops", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    allowed = {"Effect": "Allow", "Action": ["iam:GetUser", "sts:AssumeRole"], "Resource": "*"}
+    iam.put_role_policy(RoleName="ops", PolicyName="ops", PolicyDocument=policy(allowed))
     session = signed.client("sts").assume_role(RoleArn=role["Arn"], RoleSessionName="night-shift")
     keys = keys_of(session["Credentials"])
     identity = signed.client("sts", keys).get_caller_identity()

@@ -23,7 +23,6 @@ import functools
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -173,17 +172,18 @@ class Authorizer:
         access = access_of(service, operation, params, scope)
         if access.action is None:
             return
+        resource = access.resource
         if service == "iam" and operation in _OWN_USER and "UserName" not in params:
             # Without a UserName these act on the calling user (IAM: "defaults to the caller"), whose
             # ARN is the resource its policies must allow (e.g. ``user/${aws:username}``).
-            access = replace(access, resource=principal.arn)
+            resource = principal.arn
         keys = {**_global_keys(scope), **principal_keys(principal), **(context or {})}
         identity = [_DEFAULT_ROLE] if default_policy else self._identity(principal)
         operation_keys = dict(access.context)
         subnets = operation_keys.get("lambda:SubnetIds")
         if subnets is not None and self._subnet_vpcs is not None:
             operation_keys["lambda:VpcIds"] = tuple(dict.fromkeys(self._subnet_vpcs(subnets)))
-        self._check(principal, access.action, access.resource, {**keys, **operation_keys}, identity, scope)
+        self._check(principal, access.action, resource, {**keys, **operation_keys}, identity, scope)
         for layer in layers_used(service, operation, params):
             self._check(principal, "lambda:GetLayerVersion", layer, keys, identity, scope)
         for role, to_service in passed_roles(service, operation, params):

@@ -298,8 +298,8 @@ class Platform:
         published versions too when it or one of them is deleted (published versions never change);
         look for code no longer used."""
 
-        def changed(region: str, name: str, what: str) -> None:
-            arn = Scope(self.settings.account_id, region).function_arn(name)
+        def changed(scope: Scope, name: str, what: str) -> None:
+            arn = scope.function_arn(name)
             if what == CODE_OR_CONFIGURATION:
                 loop.call_soon_threadsafe(self.pool.drain, arn)
             elif what == DELETED:
@@ -309,7 +309,7 @@ class Platform:
                 self.reclaimer.request()
             if what in (PROVISIONED, ALIASES, DELETED):
                 # Provisioned environments follow their configs, and the aliases and versions they name.
-                loop.call_soon_threadsafe(self.provisioner.schedule, region, name)
+                loop.call_soon_threadsafe(self.provisioner.schedule, scope, name)
 
         self.changes.subscribe(changed)
 

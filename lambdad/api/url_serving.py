@@ -38,7 +38,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lambdad.api.operations import Services
 from lambdad.errors import LambdaError, ResourceNotFoundException, TooManyRequestsException
 from lambdad.invocation.invoker import InvokeRequest, StreamedResult
-from lambdad.models import Scope as LambdaScope
 from lambdad.services.permissions import AccessRequest
 from lambdad.services.urls import UrlService
 from lambdad.store.outage import reason, unavailable
@@ -167,7 +166,7 @@ class FunctionUrlServer:
             return _error(403, "AccessDeniedException", _FORBIDDEN)
         event = self._event(scope, url, raw_path, headers, body, request_id)
         request = InvokeRequest(
-            scope=LambdaScope(self._account, url.region),
+            scope=url.scope,
             function_name=url.function_name,
             qualifier=url.qualifier,
             payload=json.dumps(event).encode(),
@@ -203,8 +202,7 @@ class FunctionUrlServer:
         request = AccessRequest(
             principal="*", action="lambda:InvokeFunctionUrl", function_url_auth_type="NONE"
         )
-        scope = LambdaScope(self._account, url.region)
-        return self._services.permissions.allows(scope, url.function_name, request, url.qualifier)
+        return self._services.permissions.allows(url.scope, url.function_name, request, url.qualifier)
 
     def _event(
         self,

@@ -90,7 +90,7 @@ MappingListener = Callable[[str], None]
 
 
 class EventSourceMappingService:
-    """Event source mappings of this server's account, in every region."""
+    """Event source mappings of every account, in every region (each in its own account's)."""
 
     def __init__(self, database: Database, catalog: SourceCatalog, account: str) -> None:
         self._database = database
@@ -105,7 +105,7 @@ class EventSourceMappingService:
 
     def arn(self, record: MappingRecord) -> str:
         """``arn:aws:lambda:REGION:ACCOUNT:event-source-mapping:UUID``."""
-        return f"arn:aws:lambda:{record.region}:{self._account}:event-source-mapping:{record.uuid}"
+        return f"arn:aws:lambda:{record.region}:{record.account}:event-source-mapping:{record.uuid}"
 
     # --- the API's operations --------------------------------------------------------------------
 
@@ -127,6 +127,7 @@ class EventSourceMappingService:
             config = _config(params, ordered, service)
             record = MappingRecord(
                 uuid=str(uuids.uuid4()),
+                account=scope.account,
                 region=scope.region,
                 function_arn=function_arn,
                 event_source_arn=source_arn,
@@ -213,7 +214,7 @@ class EventSourceMappingService:
             name, qualifier = resolve(scope, function_name)
             wanted_function = (name, qualifier)
         with self._database.read() as connection:
-            found = records.list_mappings(connection, scope.region)
+            found = records.list_mappings(connection, scope)
         if event_source_arn:
             found = [m for m in found if m.event_source_arn == event_source_arn]
         if wanted_function is not None:
@@ -246,13 +247,14 @@ class EventSourceMappingService:
         if len(parts) < 7:
             return None
         name, qualifier = parts[6], parts[7] if len(parts) > 7 else LATEST
+        owner = Scope(parts[4], parts[3])  # the function's account and region
         with self._database.read() as connection:
             if qualifier != LATEST and not is_version_number(qualifier):
-                alias = alias_records.get_alias(connection, record.region, name, qualifier)
+                alias = alias_records.get_alias(connection, owner, name, qualifier)
                 if alias is None:
                     return None
                 qualifier = alias.function_version
-            version = function_records.get_version(connection, record.region, name, qualifier)
+            version = function_records.get_version(connection, owner, name, qualifier)
         return version.role if version is not None and version.role else None
 
     def settle(self, uuid: str, move: MappingMove, expected: MappingRecord) -> None:
@@ -294,7 +296,7 @@ def _service(arn: str) -> str:
 
 def _existing(connection: Connection, scope: Scope, uuid: str) -> MappingRecord:
     record = records.get_mapping(connection, uuid)
-    if record is None or record.region != scope.region:
+    if record is None or record.scope != scope:
         raise ResourceNotFoundException(NOT_FOUND)
     return record
 
@@ -306,11 +308,11 @@ def _function_arn(connection: Connection, scope: Scope, function_name: str) -> s
     except (InvalidParameterValueException, ResourceNotFoundException) as error:
         raise InvalidParameterValueException("Function does not exist") from error
     if qualifier is None:
-        exists = function_records.function_exists(connection, scope.region, name)
+        exists = function_records.function_exists(connection, scope, name)
     elif qualifier == LATEST or is_version_number(qualifier):
-        exists = function_records.get_version(connection, scope.region, name, qualifier) is not None
+        exists = function_records.get_version(connection, scope, name, qualifier) is not None
     else:
-        exists = alias_records.get_alias(connection, scope.region, name, qualifier) is not None
+        exists = alias_records.get_alias(connection, scope, name, qualifier) is not None
     if not exists:
         raise InvalidParameterValueException("Function does not exist")
     return scope.function_arn(name, qualifier)
@@ -411,7 +413,7 @@ def _epoch(value: Any) -> float:
 def _refuse_duplicate(connection: Connection, record: MappingRecord) -> None:
     """AWS's ResourceConflictException for a second mapping of the same source to the same function."""
     same_queues = (record.config.get("Queues"), record.config.get("Topics"))
-    for other in records.list_mappings(connection, record.region):
+    for other in records.list_mappings(connection, record.scope):
         if (
             other.event_source_arn != record.event_source_arn
             or other.function_arn != record.function_arn

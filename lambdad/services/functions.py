@@ -97,7 +97,7 @@ class FunctionService:
         """A function's version: ``$LATEST`` unless qualified by a version or an alias (its version)."""
         name, qualifier = resolve(scope, function_name, qualifier)
         with self._database.read() as connection:
-            target = read_target(connection, scope.region, name, qualifier)
+            target = read_target(connection, scope, name, qualifier)
         if target is None:
             raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name, qualifier)}")
         return target.version
@@ -113,7 +113,7 @@ class FunctionService:
             after = (after_name, after_version)
         with self._database.read() as connection:
             versions = records.list_versions(
-                connection, scope.region, after=after, limit=limit + 1, all_versions=all_versions
+                connection, scope, after=after, limit=limit + 1, all_versions=all_versions
             )
         if len(versions) <= limit:
             return FunctionPage(versions, None)
@@ -163,7 +163,7 @@ class FunctionService:
         check_complete(version)
         check_combined_size(version.code, version.layers)
         with storing(self._code, zip_bytes, package), self._database.write() as connection:
-            if records.function_exists(connection, scope.region, name):
+            if records.function_exists(connection, scope, name):
                 raise ResourceConflictException(f"Function already exist: {name}")
             signing = self.code_signing.config_for_create(
                 connection, scope, params.get("CodeSigningConfigArn")
@@ -172,15 +172,15 @@ class FunctionService:
             self._verify_layers(connection, signing, name, version.layers)
             check_storage(connection, package, self._code_storage_limit)
             self.capacity_providers.check_function(connection, scope, version)
-            records.insert_function(connection, scope.region, version, version.last_modified)
+            records.insert_function(connection, scope, version, version.last_modified)
             if signing is not None:
                 self.code_signing.attach_in(connection, scope, name, signing.arn)
             tag_records.put_tags(connection, scope.function_arn(name), tags or {})
-            published = publish_in(connection, scope.region, version)[0] if params.get("Publish") else None
-        self._changes.notify(scope.region, name)
-        self._activator.submit(scope.region, name)
+            published = publish_in(connection, scope, version)[0] if params.get("Publish") else None
+        self._changes.notify(scope, name)
+        self._activator.submit(scope, name)
         if published is not None:
-            self._activator.submit(scope.region, name, published.version)
+            self._activator.submit(scope, name, published.version)
             return published
         return version
 
@@ -202,9 +202,9 @@ class FunctionService:
             updated = _in_progress(updated)
             if "CapacityProviderConfig" in params:
                 self.capacity_providers.check_function(connection, scope, updated)
-            records.save_version(connection, scope.region, updated)
-        self._changes.notify(scope.region, name)
-        self._activator.submit(scope.region, name)
+            records.save_version(connection, scope, updated)
+        self._changes.notify(scope, name)
+        self._activator.submit(scope, name)
         return updated
 
     def update_code(self, scope: Scope, params: dict[str, Any]) -> FunctionVersion:
@@ -228,12 +228,12 @@ class FunctionService:
             if params.get("DryRun"):
                 return current.evolve(**changes)
             check_storage(connection, package, self._code_storage_limit)
-            records.save_version(connection, scope.region, updated)
-            published = publish_in(connection, scope.region, updated)[0] if params.get("Publish") else None
-        self._changes.notify(scope.region, name)
-        self._activator.submit(scope.region, name)
+            records.save_version(connection, scope, updated)
+            published = publish_in(connection, scope, updated)[0] if params.get("Publish") else None
+        self._changes.notify(scope, name)
+        self._activator.submit(scope, name)
         if published is not None:
-            self._activator.submit(scope.region, name, published.version)
+            self._activator.submit(scope, name, published.version)
             return published
         return updated
 
@@ -251,11 +251,11 @@ class FunctionService:
             self.versions.delete(scope, name, qualifier)
             return
         with self._database.write() as connection:
-            if not records.function_exists(connection, scope.region, name):
+            if not records.function_exists(connection, scope, name):
                 raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name)}")
-            records.delete_function(connection, scope.region, name)
+            records.delete_function(connection, scope, name)
             tag_records.remove_tags(connection, scope.function_arn(name))
-        self._changes.notify(scope.region, name, DELETED)
+        self._changes.notify(scope, name, DELETED)
 
     # --- helpers ---------------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ metadata = MetaData(
 functions = Table(
     "functions",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("name", String(64), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -44,6 +45,7 @@ functions = Table(
 function_versions = Table(
     "function_versions",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("function_name", String(64), primary_key=True),
     Column("version", String(32), primary_key=True),
@@ -59,7 +61,9 @@ function_versions = Table(
     # The rest of the configuration, as FunctionVersion fields (see store.records).
     Column("config", JSON, nullable=False),
     ForeignKeyConstraint(
-        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+        ["account", "region", "function_name"],
+        ["functions.account", "functions.region", "functions.name"],
+        ondelete="CASCADE",
     ),
 )
 
@@ -67,6 +71,7 @@ function_versions = Table(
 aliases = Table(
     "aliases",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("function_name", String(64), primary_key=True),
     Column("name", String(128), primary_key=True),
@@ -76,7 +81,9 @@ aliases = Table(
     Column("routing", JSON, nullable=False),
     Column("revision_id", String(36), nullable=False),
     ForeignKeyConstraint(
-        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+        ["account", "region", "function_name"],
+        ["functions.account", "functions.region", "functions.name"],
+        ondelete="CASCADE",
     ),
 )
 
@@ -86,6 +93,7 @@ aliases = Table(
 function_urls = Table(
     "function_urls",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("function_name", String(64), primary_key=True),
     Column("qualifier", String(128), primary_key=True),
@@ -97,7 +105,9 @@ function_urls = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_modified", DateTime(timezone=True), nullable=False),
     ForeignKeyConstraint(
-        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+        ["account", "region", "function_name"],
+        ["functions.account", "functions.region", "functions.name"],
+        ondelete="CASCADE",
     ),
 )
 
@@ -115,13 +125,16 @@ tags = Table(
 function_policies = Table(
     "function_policies",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("function_name", String(64), primary_key=True),
     Column("qualifier", String(128), primary_key=True),
     Column("statements", JSON, nullable=False),
     Column("revision_id", String(36), nullable=False),
     ForeignKeyConstraint(
-        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+        ["account", "region", "function_name"],
+        ["functions.account", "functions.region", "functions.name"],
+        ondelete="CASCADE",
     ),
 )
 
@@ -129,6 +142,7 @@ function_policies = Table(
 event_invoke_configs = Table(
     "event_invoke_configs",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("function_name", String(64), primary_key=True),
     Column("qualifier", String(128), primary_key=True),
@@ -138,7 +152,9 @@ event_invoke_configs = Table(
     Column("destination_config", JSON, nullable=False),
     Column("last_modified", DateTime(timezone=True), nullable=False),
     ForeignKeyConstraint(
-        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+        ["account", "region", "function_name"],
+        ["functions.account", "functions.region", "functions.name"],
+        ondelete="CASCADE",
     ),
 )
 
@@ -147,24 +163,30 @@ event_invoke_configs = Table(
 recursion_configs = Table(
     "recursion_configs",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("function_name", String(64), primary_key=True),
     Column("recursive_loop", String(16), nullable=False),
     ForeignKeyConstraint(
-        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+        ["account", "region", "function_name"],
+        ["functions.account", "functions.region", "functions.name"],
+        ondelete="CASCADE",
     ),
 )
 
 runtime_management_configs = Table(
     "runtime_management_configs",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("function_name", String(64), primary_key=True),
     Column("qualifier", String(128), primary_key=True),
     Column("update_runtime_on", String(16), nullable=False),
     Column("runtime_version_arn", String(2048), nullable=True),
     ForeignKeyConstraint(
-        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+        ["account", "region", "function_name"],
+        ["functions.account", "functions.region", "functions.name"],
+        ondelete="CASCADE",
     ),
 )
 
@@ -173,6 +195,7 @@ runtime_management_configs = Table(
 layers = Table(
     "layers",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("name", String(140), primary_key=True),
     Column("last_version", Integer, nullable=False, server_default=text("0")),
@@ -184,6 +207,7 @@ layers = Table(
 layer_versions = Table(
     "layer_versions",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("layer_name", String(140), primary_key=True),
     Column("version", Integer, primary_key=True),
@@ -199,7 +223,11 @@ layer_versions = Table(
     # The policy's statements in the order added ([] = no policy) and its RevisionId.
     Column("policy", JSON, nullable=False),
     Column("policy_revision_id", String(36), nullable=True),
-    ForeignKeyConstraint(["region", "layer_name"], ["layers.region", "layers.name"], ondelete="CASCADE"),
+    ForeignKeyConstraint(
+        ["account", "region", "layer_name"],
+        ["layers.account", "layers.region", "layers.name"],
+        ondelete="CASCADE",
+    ),
 )
 
 # PutProvisionedConcurrencyConfig, per published version or alias (never $LATEST). Its status lives in
@@ -207,6 +235,7 @@ layer_versions = Table(
 provisioned_concurrency_configs = Table(
     "provisioned_concurrency_configs",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("function_name", String(64), primary_key=True),
     Column("qualifier", String(128), primary_key=True),
@@ -218,7 +247,9 @@ provisioned_concurrency_configs = Table(
     Column("allocated", Integer, nullable=False, server_default=text("0")),
     Column("status_reason", Text, nullable=True),
     ForeignKeyConstraint(
-        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+        ["account", "region", "function_name"],
+        ["functions.account", "functions.region", "functions.name"],
+        ondelete="CASCADE",
     ),
 )
 
@@ -227,6 +258,7 @@ provisioned_concurrency_configs = Table(
 capacity_providers = Table(
     "capacity_providers",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("name", String(140), primary_key=True),
     Column("state", String(16), nullable=False),
@@ -238,6 +270,7 @@ capacity_providers = Table(
 function_scaling_configs = Table(
     "function_scaling_configs",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("function_name", String(64), primary_key=True),
     Column("qualifier", String(128), primary_key=True),
@@ -245,7 +278,9 @@ function_scaling_configs = Table(
     Column("max_environments", Integer, nullable=True),
     Column("last_modified", DateTime(timezone=True), nullable=False),
     ForeignKeyConstraint(
-        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+        ["account", "region", "function_name"],
+        ["functions.account", "functions.region", "functions.name"],
+        ondelete="CASCADE",
     ),
 )
 
@@ -255,6 +290,7 @@ event_source_mappings = Table(
     "event_source_mappings",
     metadata,
     Column("uuid", String(36), primary_key=True),
+    Column("account", String(12), nullable=False),
     Column("region", String(32), nullable=False, index=True),
     Column("function_arn", String(256), nullable=False),
     Column("event_source_arn", String(1024), nullable=False),
@@ -323,6 +359,7 @@ work_leases = Table(
 schedule_groups = Table(
     "schedule_groups",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("name", String(64), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -332,6 +369,7 @@ schedule_groups = Table(
 schedules = Table(
     "schedules",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("group_name", String(64), primary_key=True),
     Column("name", String(64), primary_key=True),
@@ -348,7 +386,9 @@ schedules = Table(
     Column("last_fired_at", DateTime(timezone=True), nullable=True),
     Column("last_result", String(512), nullable=True),
     ForeignKeyConstraint(
-        ["region", "group_name"], ["schedule_groups.region", "schedule_groups.name"], ondelete="CASCADE"
+        ["account", "region", "group_name"],
+        ["schedule_groups.account", "schedule_groups.region", "schedule_groups.name"],
+        ondelete="CASCADE",
     ),
 )
 
@@ -431,6 +471,7 @@ code_signing_configs = Table(
     "code_signing_configs",
     metadata,
     Column("arn", String(200), primary_key=True),
+    Column("account", String(12), nullable=False),
     Column("region", String(32), nullable=False),
     Column("config_id", String(21), nullable=False),
     Column("description", String(256), nullable=False),
@@ -442,11 +483,14 @@ code_signing_configs = Table(
 function_code_signing = Table(
     "function_code_signing",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("function_name", String(64), primary_key=True),
     Column("config_arn", String(200), nullable=False, index=True),
     ForeignKeyConstraint(
-        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+        ["account", "region", "function_name"],
+        ["functions.account", "functions.region", "functions.name"],
+        ondelete="CASCADE",
     ),
     ForeignKeyConstraint(["config_arn"], ["code_signing_configs.arn"]),
 )

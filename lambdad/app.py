@@ -107,7 +107,7 @@ class Platform:
         database = Database(settings.resolved_database_url, ring)
         cluster = ClusterNode(settings, ring) if settings.clustered else None
         if cluster is None:
-            database.migrate()
+            database.migrate(settings.account_id)
         else:
             check_database(settings, database)  # nodes never migrate a shared schema behind others' backs
         # Refuse a ring that is not the data's; seal what an older lambdad stored in plain text.

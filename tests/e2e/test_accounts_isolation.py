@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 from lambdad.events.sources.sqs import make_client
 from tests.brokers import moto_server
 from tests.e2e.invoke_support import deploy_python, eventually, invoke, log_messages, unique
-from tests.support import LAMBDAD, Server
+from tests.support import LAMBDAD, Server, make_zip
 
 pytestmark = pytest.mark.e2e
 REGION = "us-east-1"
@@ -233,6 +233,45 @@ def test_another_account_invokes_only_with_the_resource_policy_and_its_own_ident
     _denied(lambda: caller.get_function(FunctionName=arn))
     # B's functions list is B's alone, whatever B may invoke.
     assert arn not in [f["FunctionArn"] for f in b.client().list_functions()["Functions"]]
+
+
+def test_another_accounts_layer_is_used_once_its_owner_grants_it(platform: Platform) -> None:
+    a, b = platform.a, platform.b
+    layer_name = unique("lib")
+    published = a.client().publish_layer_version(
+        LayerName=layer_name, Content={"ZipFile": make_zip({"python/owner_lib.py": f"OWNER = '{a.id}'\n"})}
+    )
+    layer_arn = published["LayerVersionArn"]
+    assert layer_arn.startswith(f"arn:aws:lambda:{REGION}:{a.id}:layer:{layer_name}:")
+    source = "import owner_lib\ndef handler(event, context):\n    return {'layerOwner': owner_lib.OWNER}\n"
+    name = unique("uses-layer")
+    params = {
+        "FunctionName": name,
+        "Runtime": "python3.12",
+        "Role": b.role,
+        "Handler": "handler.handler",
+        "Code": {"ZipFile": make_zip({"handler.py": source})},
+        "Layers": [layer_arn],
+    }
+    who = b.client("sts").get_caller_identity()["Arn"]
+    message = _denied(lambda: b.client().create_function(**params))
+    assert message == (
+        f"User: {who} is not authorized to perform: lambda:GetLayerVersion on resource: {layer_arn} "
+        "because no resource-based policy allows the lambda:GetLayerVersion action"
+    )
+    a.client().add_layer_version_permission(
+        LayerName=layer_name,
+        VersionNumber=published["Version"],
+        StatementId="b-uses",
+        Action="lambda:GetLayerVersion",
+        Principal=b.id,
+    )
+    assert b.client().get_layer_version_by_arn(Arn=layer_arn)["LayerVersionArn"] == layer_arn
+    deploy_python(b.client(), name, source, Role=b.role, Layers=[layer_arn])
+    _, answer = invoke(b.client(), name)
+    assert answer == {"layerOwner": a.id}
+    # B's own layers are B's: A's layer is not among them.
+    assert layer_name not in [layer["LayerName"] for layer in b.client().list_layers()["Layers"]]
 
 
 def test_an_event_invocation_a_schedule_and_a_mapping_of_an_account_run_in_that_account(

@@ -117,7 +117,7 @@ class Invoker:
         payload = request.payload or b"{}"
         check_json(payload)
         lease = await self._leases.acquire(
-            (request.scope.region, version.name), runnable.reserved_concurrency, runnable.total_reserved
+            (request.scope, version.name), runnable.reserved_concurrency, runnable.total_reserved
         )
         try:
             image = await self.image(request.scope, runnable)
@@ -161,7 +161,7 @@ class Invoker:
         payload = request.payload or b"{}"
         check_json(payload)
         lease = await self._leases.acquire(
-            (request.scope.region, version.name), runnable.reserved_concurrency, runnable.total_reserved
+            (request.scope, version.name), runnable.reserved_concurrency, runnable.total_reserved
         )
         handed_over = False
         try:

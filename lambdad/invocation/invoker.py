@@ -76,7 +76,7 @@ class Invoker:
         self._images = images
         self._pool = pool
         self._leases = leases
-        self._image_cache: dict[tuple[str, str, str, str, str], FunctionImage] = {}
+        self._image_cache: dict[tuple[Scope, str, str, str, str], FunctionImage] = {}
 
     async def find(
         self, scope: Scope, function_name: str, qualifier: str | None, *, here: bool = True
@@ -206,7 +206,7 @@ class Invoker:
         # Building an image may unpack code or install a runtime (after a restart): a worker thread's job,
         # once per revision.
         version = runnable.version
-        key = (scope.region, version.name, version.version, version.revision_id, runnable.network or "")
+        key = (scope, version.name, version.version, version.revision_id, runnable.network or "")
         image = self._image_cache.get(key)
         if image is None:
             image = await anyio.to_thread.run_sync(self._images.image_for, scope, version, runnable.network)

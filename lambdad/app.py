@@ -412,6 +412,7 @@ def create_app(settings: Settings) -> Starlette:
         LambdaResourcePolicies(services.permissions, services.layers),
         check_roles=settings.auth == "sigv4",
     )
+    authenticator = Authenticator(services.sts) if settings.auth == "sigv4" else None
     aws_api = AwsApi(
         # signer after the scheduler: both have /tags/ paths (a signed request names its service)
         [lambda_api(), scheduler_api(), signer_api(), iam_api(), sts_api()],
@@ -420,7 +421,7 @@ def create_app(settings: Settings) -> Starlette:
         settings.region,
         throttle,
         reserve,
-        authenticator=Authenticator(services.sts) if settings.auth == "sigv4" else None,
+        authenticator=authenticator,
         authorizer=authorizer,
     )
     app = Starlette(
@@ -437,7 +438,7 @@ def create_app(settings: Settings) -> Starlette:
             Mount("/", app=aws_api),
         ],
         lifespan=lifespan,
-        middleware=[*_invoke_router(platform), _function_urls(platform)],
+        middleware=[*_invoke_router(platform), _function_urls(platform, authenticator, authorizer)],
     )
     # Functions reach the AWS APIs only: not /health, /_lambdad/*, code downloads or function URLs.
     platform.lambda_api.serve(aws_api)
@@ -461,10 +462,18 @@ def _single_node(platform: Platform) -> dict[str, Any]:
     }
 
 
-def _function_urls(platform: Platform) -> Middleware:
+def _function_urls(
+    platform: Platform, authenticator: Authenticator | None, authorizer: Authorizer
+) -> Middleware:
     """Function URLs, by host name (``<url-id>.lambda-url.<region>.localhost``) or by path
-    (``/_lambdad/urls/<url-id>/...``), answered before the Lambda API sees the request."""
-    server = FunctionUrlServer(platform.services, platform.settings.account_id)
+    (``/_lambdad/urls/<url-id>/...``), answered before the Lambda API sees the request; AWS_IAM URLs
+    verify signatures and decide with the API's authenticator and authorizer (none: refused)."""
+    server = FunctionUrlServer(
+        platform.services,
+        platform.settings.account_id,
+        authenticator,
+        authorizer if authenticator is not None else None,
+    )
     return Middleware(FunctionUrlRouter, server=server)
 
 

@@ -57,7 +57,9 @@ def user_keys(iam: Any, name: str, *statements: dict[str, Any]) -> dict[str, str
 
 def lambda_role(iam: Any, name: str, *statements: dict[str, Any]) -> str:
     """A role that trusts Lambda, with an inline policy of ``statements`` (if any); its ARN."""
-    arn = str(iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))["Role"]["Arn"])
+    arn = str(
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))["Role"]["Arn"]
+    )
     if statements:
         document = {"Version": "2012-10-17", "Statement": list(statements)}
         iam.put_role_policy(RoleName=name, PolicyName="given", PolicyDocument=json.dumps(document))

@@ -23,7 +23,7 @@ from starlette.types import Scope as AsgiScope
 
 from lambdad import __version__
 from lambdad.api import AwsApi, CodeLinks, Services, lambda_api
-from lambdad.api.authorization import Authorizer, LambdaResourcePolicies
+from lambdad.api.authorization import Authorizer, LambdaResourcePolicies, RoleActions
 from lambdad.api.code_links import PATH_PREFIX, download_endpoint
 from lambdad.api.dispatch import CALLER_KEY
 from lambdad.api.iam import iam_api
@@ -245,6 +245,16 @@ class Platform:
             node_provider=settings.capacity_provider,
         )
         ownership.subscribe(provisioner.resume)
+        # With auth "sigv4", schedules, mappings and destinations act with their roles' permissions (roles
+        # the identity store has); with auth off nothing is checked, as before identities.
+        roles = (
+            RoleActions(
+                identities,
+                Authorizer(identities, LambdaResourcePolicies(services.permissions, services.layers)),
+            )
+            if settings.auth == "sigv4"
+            else None
+        )
         # Schedules hand their Lambda invocations to the durable Event queue inside the transaction that
         # claims the slot (``hand_over=``), then wake it.
         schedule_runner = ScheduleRunner(
@@ -256,6 +266,7 @@ class Platform:
             tick=settings.schedule_tick_seconds,
             minute_seconds=settings.schedule_minute_seconds,
             ownership=ownership,
+            roles=roles,
         )
         platform = cls(
             settings,

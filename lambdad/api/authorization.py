@@ -345,3 +345,46 @@ class LambdaResourcePolicies:
 def policy_of(statements: Sequence[Mapping[str, Any]]) -> Policy:
     """A resource policy from stored statements (AddPermission's, PutResourcePolicy's, a layer's)."""
     return from_statements(statements, PolicyKind.RESOURCE)
+
+
+# --- what a role lambdad acts with may do (schedules, mappings, destinations) ------------------------------
+
+
+class RoleActions:
+    """``lambdad.policy.roles.RolePermissions`` from the identity store: a role the store has must trust
+    the service that assumes it and allow the action (its identity policies, and the resource's policy
+    where the resource has one); a role the store does not know is not checked (lambdad's behaviour
+    before identities, and all of it with authentication off, where the composition root passes none)."""
+
+    def __init__(self, store: PolicyStore, authorizer: Authorizer) -> None:
+        self._store = store
+        self._authorizer = authorizer
+
+    def denial(
+        self,
+        role_arn: str,
+        action: str,
+        resource: str,
+        *,
+        service: str,
+        session: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> str | None:
+        trust = self._store.trust_policy(role_arn)
+        if trust is None:
+            return None  # unknown to the store: a name only, as before identities
+        if not _trusted(trust, role_arn, service):
+            return f"{service} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+        principal = role_session(role_arn, session)
+        account = _account_of(resource) or principal.account
+        scope = Scope(account, _region_of(resource) or "us-east-1")
+        try:
+            self._authorizer.authorize_action(principal, action, resource, scope, context)
+        except AccessDeniedException as denied:
+            return denied.message
+        return None
+
+
+def _region_of(arn: str) -> str | None:
+    parts = arn.split(":")
+    return parts[3] if len(parts) > 5 and parts[3] else None

@@ -1,0 +1,115 @@
+"""Roles acting (``--auth sigv4``): a schedule fires its target only when its ``Target.RoleArn`` trusts
+``scheduler.amazonaws.com`` and allows ``lambda:InvokeFunction`` on it; otherwise the attempt fails with
+AccessDeniedException (AWS's message for the role's session) and the function never sees the event. A
+role the identity store does not know keeps lambdad's earlier behaviour (not checked)."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.e2e.invoke_support import deploy_python, log_messages, unique
+from tests.e2e.signed_support import ACCOUNT, client, lambda_role, signed_server
+from tests.support import Server
+
+pytestmark = pytest.mark.e2e
+SCHEDULE_ENV = {"LAMBDAD_SCHEDULE_MINUTE_SECONDS": "2", "LAMBDAD_SCHEDULE_TICK_SECONDS": "0.2"}
+RECORDER = """
+import json
+def handler(event, context):
+    print("EVENT " + json.dumps(event))
+    return event
+"""
+
+
+def trusting(service: str) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+    }
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = signed_server(tmp_path_factory.mktemp("lambdad") / "data")
+    running.env.update(SCHEDULE_ENV)
+    running.start(timeout=60)
+    yield running
+    running.stop(timeout=60)
+
+
+def role(iam: Any, service: str, *statements: dict[str, Any]) -> str:
+    name = unique("sched-role")
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trusting(service)))["Role"][
+        "Arn"
+    ]
+    if statements:
+        document = {"Version": "2012-10-17", "Statement": list(statements)}
+        iam.put_role_policy(RoleName=name, PolicyName="given", PolicyDocument=json.dumps(document))
+    return str(arn)
+
+
+def schedule_results(server: Server) -> dict[str, str | None]:
+    with urllib.request.urlopen(f"{server.endpoint}/_lambdad/schedules", timeout=5) as answer:
+        return {s["Name"]: s["LastResult"] for s in json.load(answer)["Schedules"]}
+
+
+def test_a_schedule_invokes_only_with_a_role_that_may(server: Server) -> None:
+    iam = client(server, "iam")
+    name = unique("scheduled")
+    arn = deploy_python(client(server, "lambda"), name, RECORDER, Role=lambda_role(iam, unique("fn-role")))[
+        "FunctionArn"
+    ]
+    invoke = {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": arn}
+    roles = {
+        "allowed": role(iam, "scheduler.amazonaws.com", invoke),
+        "no-permission": role(iam, "scheduler.amazonaws.com"),
+        "not-trusted": role(iam, "lambda.amazonaws.com", invoke),
+        "unknown": f"arn:aws:iam::{ACCOUNT}:role/never-made",
+    }
+    scheduler = client(server, "scheduler")
+    names = {case: unique(case) for case in roles}
+    for case, role_arn in roles.items():
+        scheduler.create_schedule(
+            Name=names[case],
+            ScheduleExpression="rate(1 minute)",
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target={
+                "Arn": arn,
+                "RoleArn": role_arn,
+                "Input": json.dumps({"case": case}),
+                "RetryPolicy": {"MaximumRetryAttempts": 0},
+            },
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        results = schedule_results(server)
+        if all(results.get(names[case]) for case in roles):
+            break
+        time.sleep(0.2)
+    for case in roles:
+        scheduler.delete_schedule(Name=names[case])
+    assert results[names["allowed"]] == "Invoked (Event)"
+    assert results[names["unknown"]] == "Invoked (Event)"  # not the store's: not checked, as before
+    session = f"arn:aws:sts::{ACCOUNT}:assumed-role/{roles['no-permission'].rsplit('/', 1)[1]}/{names['no-permission']}"
+    assert results[names["no-permission"]] == (
+        f"AccessDeniedException: User: {session} is not authorized to perform: lambda:InvokeFunction on "
+        f"resource: {arn} because no identity-based policy allows the lambda:InvokeFunction action"
+    )
+    assert results[names["not-trusted"]] == (
+        "AccessDeniedException: scheduler.amazonaws.com is not authorized to perform: sts:AssumeRole on "
+        f"resource: {roles['not-trusted']}"
+    )
+    deadline = time.monotonic() + 30
+    seen: set[str] = set()
+    while time.monotonic() < deadline and seen != {"allowed", "unknown"}:
+        seen = {
+            json.loads(m.split("EVENT ", 1)[1])["case"] for m in log_messages(server, name) if "EVENT " in m
+        }
+        time.sleep(0.2)
+    assert seen == {"allowed", "unknown"}

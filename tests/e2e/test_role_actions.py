@@ -1,7 +1,9 @@
 """Roles acting (``--auth sigv4``): a schedule fires its target only when its ``Target.RoleArn`` trusts
 ``scheduler.amazonaws.com`` and allows ``lambda:InvokeFunction`` on it; otherwise the attempt fails with
-AccessDeniedException (AWS's message for the role's session) and the function never sees the event. A
-role the identity store does not know keeps lambdad's earlier behaviour (not checked)."""
+AccessDeniedException (AWS's message for the role's session) and the function never sees the event.
+CreateEventSourceMapping and PutFunctionEventInvokeConfig refuse, with AWS's message, a function whose
+execution role may not read the source or deliver to the destination. A role the identity store does not
+know keeps lambdad's earlier behaviour (not checked)."""
 
 from __future__ import annotations
 
@@ -96,7 +98,8 @@ def test_a_schedule_invokes_only_with_a_role_that_may(server: Server) -> None:
         scheduler.delete_schedule(Name=names[case])
     assert results[names["allowed"]] == "Invoked (Event)"
     assert results[names["unknown"]] == "Invoked (Event)"  # not the store's: not checked, as before
-    session = f"arn:aws:sts::{ACCOUNT}:assumed-role/{roles['no-permission'].rsplit('/', 1)[1]}/{names['no-permission']}"
+    role_name = roles["no-permission"].rsplit("/", 1)[1]
+    session = f"arn:aws:sts::{ACCOUNT}:assumed-role/{role_name}/{names['no-permission']}"
     assert results[names["no-permission"]] == (
         f"AccessDeniedException: User: {session} is not authorized to perform: lambda:InvokeFunction on "
         f"resource: {arn} because no identity-based policy allows the lambda:InvokeFunction action"
@@ -113,3 +116,54 @@ def test_a_schedule_invokes_only_with_a_role_that_may(server: Server) -> None:
         }
         time.sleep(0.2)
     assert seen == {"allowed", "unknown"}
+
+
+SQS_ARN = f"arn:aws:sqs:us-east-1:{ACCOUNT}:w2-queue"
+SNS_ARN = f"arn:aws:sns:us-east-1:{ACCOUNT}:w2-topic"
+
+
+def test_mappings_and_destinations_need_their_execution_roles_permissions(server: Server) -> None:
+    iam = client(server, "iam")
+    lam = client(server, "lambda")
+    receive = {
+        "Effect": "Allow",
+        "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+        "Resource": SQS_ARN,
+    }
+    send = {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": SQS_ARN}
+    cases = {
+        "bare": lambda_role(iam, unique("bare")),
+        "receive-only": lambda_role(iam, unique("receiver"), {**receive, "Action": "sqs:ReceiveMessage"}),
+        "able": lambda_role(iam, unique("able"), receive, send),
+    }
+    names = {}
+    for case, role_arn in cases.items():
+        names[case] = unique(f"esm-{case}")
+        deploy_python(lam, names[case], RECORDER, Role=role_arn)
+    refusals = {
+        "bare": "The provided execution role does not have permissions to call ReceiveMessage on SQS",
+        "receive-only": "The provided execution role does not have permissions to call DeleteMessage on SQS",
+    }
+    for case, message in refusals.items():
+        with pytest.raises(lam.exceptions.InvalidParameterValueException) as refused:
+            lam.create_event_source_mapping(FunctionName=names[case], EventSourceArn=SQS_ARN, Enabled=False)
+        assert refused.value.response["Error"]["Message"] == message
+        with pytest.raises(lam.exceptions.InvalidParameterValueException) as refused:
+            lam.put_function_event_invoke_config(
+                FunctionName=names[case], DestinationConfig={"OnFailure": {"Destination": SQS_ARN}}
+            )
+        assert refused.value.response["Error"]["Message"] == (
+            "The provided execution role does not have permissions to call SendMessage on SQS"
+        )
+    made = lam.create_event_source_mapping(FunctionName=names["able"], EventSourceArn=SQS_ARN, Enabled=False)
+    lam.put_function_event_invoke_config(
+        FunctionName=names["able"], DestinationConfig={"OnFailure": {"Destination": SQS_ARN}}
+    )
+    with pytest.raises(lam.exceptions.InvalidParameterValueException) as refused:
+        lam.update_function_event_invoke_config(
+            FunctionName=names["able"], DestinationConfig={"OnSuccess": {"Destination": SNS_ARN}}
+        )
+    assert refused.value.response["Error"]["Message"] == (
+        "The provided execution role does not have permissions to call Publish on SNS"
+    )
+    lam.delete_event_source_mapping(UUID=made["UUID"])

@@ -167,3 +167,26 @@ def test_mappings_and_destinations_need_their_execution_roles_permissions(server
         "The provided execution role does not have permissions to call Publish on SNS"
     )
     lam.delete_event_source_mapping(UUID=made["UUID"])
+
+
+def test_a_dead_letter_queue_needs_the_execution_roles_permission(server: Server) -> None:
+    iam = client(server, "iam")
+    lam = client(server, "lambda")
+    bare = lambda_role(iam, unique("dlq-bare"))
+    able = lambda_role(
+        iam, unique("dlq-able"), {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": SQS_ARN}
+    )
+    refusal = "The provided execution role does not have permissions to call SendMessage on SQS"
+    name = unique("dlq")
+    with pytest.raises(lam.exceptions.InvalidParameterValueException) as refused:
+        deploy_python(lam, name, RECORDER, Role=bare, DeadLetterConfig={"TargetArn": SQS_ARN})
+    assert refused.value.response["Error"]["Message"] == refusal
+    deploy_python(lam, name, RECORDER, Role=able, DeadLetterConfig={"TargetArn": SQS_ARN})
+    with pytest.raises(lam.exceptions.InvalidParameterValueException) as refused:
+        lam.update_function_configuration(FunctionName=name, Role=bare)
+    assert refused.value.response["Error"]["Message"] == refusal
+    with pytest.raises(lam.exceptions.InvalidParameterValueException) as refused:
+        lam.update_function_configuration(FunctionName=name, DeadLetterConfig={"TargetArn": SNS_ARN})
+    assert refused.value.response["Error"]["Message"] == (
+        "The provided execution role does not have permissions to call Publish on SNS"
+    )

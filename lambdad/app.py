@@ -258,6 +258,7 @@ class Platform:
         services.event_source_mappings.roles = roles
         services.event_invoke_configs.roles = roles
         services.functions.roles = roles
+        services.events.roles = roles
         # Schedules hand their Lambda invocations to the durable Event queue inside the transaction that
         # claims the slot (``hand_over=``), then wake it.
         schedule_runner = ScheduleRunner(

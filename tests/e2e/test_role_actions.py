@@ -190,3 +190,51 @@ def test_a_dead_letter_queue_needs_the_execution_roles_permission(server: Server
     assert refused.value.response["Error"]["Message"] == (
         "The provided execution role does not have permissions to call Publish on SNS"
     )
+
+
+DESTINATION_RECORDER = """
+import json
+def handler(event, context):
+    print("RECORD " + json.dumps(event.get("requestPayload")))
+    return None
+"""
+
+
+def test_a_destination_gets_records_only_while_the_role_may_deliver_them(server: Server) -> None:
+    iam = client(server, "iam")
+    lam = client(server, "lambda")
+    destination = unique("dest")
+    destination_arn = deploy_python(
+        lam, destination, DESTINATION_RECORDER, Role=lambda_role(iam, unique("d"))
+    )["FunctionArn"]
+    role_name = unique("sender")
+    role = lambda_role(
+        iam, role_name, {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": destination_arn}
+    )
+    source = unique("source")
+    deploy_python(lam, source, RECORDER, Role=role)
+    lam.put_function_event_invoke_config(
+        FunctionName=source, DestinationConfig={"OnSuccess": {"Destination": destination_arn}}
+    )
+
+    def recorded() -> list[Any]:
+        return [
+            json.loads(m.split("RECORD ", 1)[1]) for m in log_messages(server, destination) if "RECORD " in m
+        ]
+
+    lam.invoke(FunctionName=source, InvocationType="Event", Payload=json.dumps({"n": 1}))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and recorded() != [{"n": 1}]:
+        time.sleep(0.2)
+    assert recorded() == [{"n": 1}]
+    # The role loses the permission: the next record is not delivered (the function itself still runs).
+    iam.delete_role_policy(RoleName=role_name, PolicyName="given")
+    lam.invoke(FunctionName=source, InvocationType="Event", Payload=json.dumps({"n": 2}))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any('"n": 2' in m for m in log_messages(server, source)):
+        time.sleep(0.2)
+    assert any('"n": 2' in m for m in log_messages(server, source))
+    time.sleep(2)
+    assert recorded() == [{"n": 1}]
+    said = " ".join(server.log_path.read_text().split())  # the server's log wraps its lines
+    assert "not delivered to" in said and "the execution role may not" in said

@@ -138,17 +138,23 @@ class Authorizer:
         resource: str,
         scope: Scope,
         context: Mapping[str, Any] | None = None,
+        *,
+        foreign: bool = False,
     ) -> None:
         """Authorise one action that is not an API operation of its own: a function URL's
         ``lambda:InvokeFunctionUrl`` (with ``lambda:FunctionUrlAuthType`` in ``context``), or what a
         mapping, destination or schedule does with its role (``role_session``). ``principal`` may be a
-        service principal or ``ANONYMOUS``, which only resource policies admit."""
+        service principal or ``ANONYMOUS``, which only resource policies admit. ``foreign``: the resource
+        is a broker's (an SQS queue, an SNS topic), whose resource policy lambdad cannot see, so the
+        principal's identity policies decide alone, whichever account its ARN names."""
         keys = {
             **_global_keys(scope),
             **(principal_keys(principal) if isinstance(principal, Principal) else {}),
         }
         identity = self._identity(principal) if isinstance(principal, Principal) else []
-        self._check(principal, action, resource, {**keys, **(context or {})}, identity, scope)
+        owner = principal.account if foreign and isinstance(principal, Principal) else None
+        merged = {**keys, **(context or {})}
+        self._check(principal, action, resource, merged, identity, scope, owner=owner)
 
     def authorize_caller(
         self, caller: Caller, service: str, operation: str, params: Mapping[str, Any], scope: Scope
@@ -204,9 +210,11 @@ class Authorizer:
         scope: Scope,
         *,
         resource_policy: bool = True,
+        owner: str | None = None,
     ) -> None:
-        """Evaluate one action on one resource; raise AccessDeniedException unless allowed."""
-        owner = _account_of(resource) or scope.account
+        """Evaluate one action on one resource; raise AccessDeniedException unless allowed. ``owner``:
+        the account the resource counts as in (default: the one its ARN names, else the scope's)."""
+        owner = owner or _account_of(resource) or scope.account
         policy = self._resource_policy(resource, action) if resource_policy else None
         request = Request(principal, action, resource, owner, Context(keys))
         outcome = evaluate(request, identity, policy)
@@ -378,8 +386,11 @@ class RoleActions:
         principal = role_session(role_arn, session)
         account = _account_of(resource) or principal.account
         scope = Scope(account, _region_of(resource) or "us-east-1")
+        # Lambda's own resources (a function destination) have policies here; a broker's queue or topic
+        # has none lambdad can see: the role's identity policy decides alone.
+        foreign = resource.split(":")[2:3] != ["lambda"]
         try:
-            self._authorizer.authorize_action(principal, action, resource, scope, context)
+            self._authorizer.authorize_action(principal, action, resource, scope, context, foreign=foreign)
         except AccessDeniedException as denied:
             return denied.message
         return None

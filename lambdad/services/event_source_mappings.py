@@ -40,11 +40,11 @@ log = logging.getLogger(__name__)
 # What a mapping's poller does with its source, per ARN service, as AWS checks it at create time (the
 # permissions AWSLambdaSQSQueueExecutionRole grants; Amazon MQ's DescribeBroker), and what sending a
 # failure record to an on-failure destination needs.
-_SOURCE_ACTIONS = {
+SOURCE_ACTIONS = {
     "sqs": ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes"),
     "mq": ("DescribeBroker",),
 }
-_DESTINATION_ACTIONS = {"sqs": ("SendMessage",), "sns": ("Publish",)}
+DESTINATION_ACTIONS = {"sqs": ("SendMessage",), "sns": ("Publish",)}
 _SERVICE_LABELS = {"sqs": "SQS", "sns": "SNS", "mq": "MQ"}
 
 NOT_FOUND = "The resource you requested does not exist."
@@ -278,11 +278,9 @@ class EventSourceMappingService:
         role = self._role_of(region, function_arn)
         if role is None:
             return
-        needed = [(source_arn, action) for action in _SOURCE_ACTIONS.get(_service(source_arn), ())]
+        needed = [(source_arn, action) for action in SOURCE_ACTIONS.get(_service(source_arn), ())]
         if destination:
-            needed += [
-                (destination, action) for action in _DESTINATION_ACTIONS.get(_service(destination), ())
-            ]
+            needed += [(destination, action) for action in DESTINATION_ACTIONS.get(_service(destination), ())]
         session = function_arn.split(":")[6]
         for resource, action in needed:
             service = _service(resource)
@@ -290,10 +288,7 @@ class EventSourceMappingService:
                 role, f"{service}:{action}", resource, service="lambda.amazonaws.com", session=session
             )
             if denial is not None:
-                raise InvalidParameterValueException(
-                    f"The provided execution role does not have permissions to call {action} on "
-                    f"{_SERVICE_LABELS.get(service, service.upper())}"
-                )
+                raise InvalidParameterValueException(role_refusal(action, service))
 
     def _role_of(self, region: str, function_arn: str) -> str | None:
         parts = function_arn.split(":")
@@ -339,6 +334,12 @@ class EventSourceMappingService:
                 listener(uuid)
             except Exception:  # a listener's bug must not fail the API call that already committed
                 log.exception("event source mapping listener failed for %s", uuid)
+
+
+def role_refusal(action: str, service: str) -> str:
+    """AWS's words for an execution role that lacks a permission a mapping needs."""
+    label = _SERVICE_LABELS.get(service, service.upper())
+    return f"The provided execution role does not have permissions to call {action} on {label}"
 
 
 def _service(arn: str) -> str:

@@ -286,6 +286,16 @@ class MappingSupervisor:
         async def report(result: str) -> None:
             await asyncio.to_thread(self._service.report, record.uuid, result)
 
+        roles = self._service.roles
+        role_check = None
+        if roles is not None and role is not None:
+            # The function's execution role, as Lambda assumes it, decides what the poller may do.
+            session = record.function_arn.split(":")[6]
+
+            def role_check(action: str, resource: str) -> str | None:
+                assert roles is not None and role is not None
+                return roles.denial(role, action, resource, service="lambda.amazonaws.com", session=session)
+
         poller = Poller(
             record,
             source,
@@ -294,6 +304,7 @@ class MappingSupervisor:
             self._endpoints,
             report,
             batch_info_key=str(getattr(source, "batch_info_key", "BatchInfo")),
+            role_check=role_check,
         )
         task = asyncio.create_task(poller.run(), name=f"mapping-{record.uuid}")
         task.add_done_callback(lambda done: _log_end(record.uuid, done))

@@ -1,11 +1,13 @@
 """Function URLs with AuthType AWS_IAM on a server with ``--auth sigv4``: requests signed by botocore
 (``SigV4Auth``, service ``lambda``) with keys made through the server's IAM API, by host name and by
-path; allowed by the caller's identity policy or by the function's resource policy only; refused with
-AWS's 403 when unsigned, tampered with, signed by an unknown key or by a user no policy allows."""
+path; allowed by the caller's identity policy or by the function's resource policy only, and from another
+account by both; refused with AWS's 403 when unsigned, tampered with, signed by an unknown key or by a
+user no policy allows."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +19,7 @@ import pytest
 
 from tests.e2e.invoke_support import deploy_python, log_messages, unique
 from tests.e2e.signed_support import ACCOUNT, client, lambda_role, signed_server, user_keys
-from tests.support import Server
+from tests.support import LAMBDAD, Server
 
 pytestmark = pytest.mark.e2e
 
@@ -193,3 +195,46 @@ def test_refusals_answer_aws_403s_and_never_run_the_function(server: Server, iam
     # The same function, a signature that checks out and a policy that allows: it runs.
     assert signed(server, allowed, url_id).status_code == 200
     assert json.loads(signed(server, allowed, url_id, by_host=False).text)["rawPath"] == "/echo"
+
+
+def other_account(server: Server) -> dict[str, str]:
+    """A second account made with ``lambdad accounts create`` on the server's data: its root key."""
+    made = subprocess.run(
+        [str(LAMBDAD), "accounts", "create", "--json", "--data-dir", str(server.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    answer = json.loads(made.stdout)
+    return {
+        "account": answer["AccountId"],
+        "aws_access_key_id": answer["AccessKeyId"],
+        "aws_secret_access_key": answer["SecretAccessKey"],
+    }
+
+
+def test_a_caller_from_another_account_needs_both_its_identity_policy_and_the_resource_policy(
+    server: Server, function: dict[str, Any]
+) -> None:
+    other = other_account(server)
+    account = other.pop("account")
+    their_iam = client(server, "iam", other)
+    allowed_name, bare_name = unique("foreign"), unique("foreign-bare")
+    allowed = user_keys(their_iam, allowed_name, allow("lambda:InvokeFunctionUrl", resource=function["arn"]))
+    bare = user_keys(their_iam, bare_name)
+    # Identity policy only: the function's account has not let them in.
+    assert signed(server, allowed, function["url_id"]).status_code == 403
+    client(server, "lambda").add_permission(
+        FunctionName=function["name"],
+        StatementId=f"account-{account}",
+        Action="lambda:InvokeFunctionUrl",
+        Principal=account,
+        FunctionUrlAuthType="AWS_IAM",
+    )
+    answer = signed(server, allowed, function["url_id"])
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["requestContext"]["authorizer"]["iam"]["accountId"] == account
+    # The resource policy only: their own account has not let them.
+    refused = signed(server, bare, function["url_id"])
+    assert refused.status_code == 403 and refused.json() == FORBIDDEN

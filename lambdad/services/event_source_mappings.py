@@ -207,6 +207,17 @@ class EventSourceMappingService:
                 last_modified=utcnow(),
             )
             self._catalog.check(record)
+            if self.roles is not None and (
+                function_arn != current.function_arn
+                or config.get("DestinationConfig") != current.config.get("DestinationConfig")
+            ):
+                # A new function (its role) or a new destination: AWS checks the role again. The
+                # function's role is read on a connection of its own (the store is SQLite's WAL or
+                # PostgreSQL: a reader never waits on this writer).
+                destination = ((config.get("DestinationConfig") or {}).get("OnFailure") or {}).get(
+                    "Destination"
+                )
+                self._check_role(record.region, function_arn, current.event_source_arn, destination)
             records.save_mapping(connection, record)
         self._announce(uuid)
         return record

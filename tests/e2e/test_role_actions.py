@@ -166,6 +166,11 @@ def test_mappings_and_destinations_need_their_execution_roles_permissions(server
     assert refused.value.response["Error"]["Message"] == (
         "The provided execution role does not have permissions to call Publish on SNS"
     )
+    # Moved to a function whose role may not: refused again, and the mapping stays as it was.
+    with pytest.raises(lam.exceptions.InvalidParameterValueException) as refused:
+        lam.update_event_source_mapping(UUID=made["UUID"], FunctionName=names["bare"])
+    assert refused.value.response["Error"]["Message"] == refusals["bare"]
+    assert lam.get_event_source_mapping(UUID=made["UUID"])["FunctionArn"].endswith(f":{names['able']}")
     lam.delete_event_source_mapping(UUID=made["UUID"])
 
 

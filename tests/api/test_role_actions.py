@@ -45,7 +45,8 @@ def test_the_service_must_be_trusted_and_the_session_allowed() -> None:
         ROLE, "lambda:InvokeFunction", f"{FN}:f", service="scheduler.amazonaws.com", session="s"
     ) == (
         f"User: arn:aws:sts::{A}:assumed-role/worker/s is not authorized to perform: "
-        f"lambda:InvokeFunction on resource: {FN}:f because no identity-based policy allows the lambda:InvokeFunction action"
+        f"lambda:InvokeFunction on resource: {FN}:f because no identity-based policy allows the "
+        "lambda:InvokeFunction action"
     )
     store.policies[ROLE] = [document({"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": "*"})]
     assert (

@@ -1,7 +1,8 @@
 """An SQS event source mapping polls with its function's execution role (``--auth sigv4``, moto's SQS
 server): while the role may receive from the queue its messages reach the function; once the role loses
 the permission the messages stay in the queue and the poller's last result says why (AWS's words for the
-missing permission); given back, the poller resumes and the messages arrive."""
+missing permission); given back, the poller resumes and the messages arrive. A schedule's dead-letter
+message, likewise, is sent only where its role may send."""
 
 from __future__ import annotations
 
@@ -94,3 +95,51 @@ def test_the_poller_acts_with_the_execution_role(server: Server, sqs_endpoint: s
         eventually(lambda: bodies(server, name) == ["one", "two"], timeout=60)
     finally:
         delete_mapping(lam, mapping)
+
+
+def test_a_schedule_dead_letters_only_where_its_role_may_send(server: Server, sqs_endpoint: str) -> None:
+    """A schedule whose target is missing sends its event to its dead-letter queue when its role may
+    ``sqs:SendMessage`` there; a role that may not gets nothing sent (the server log says why)."""
+    sqs = make_client(sqs_endpoint, "us-east-1")
+    iam = client(server, "iam")
+    scheduler = client(server, "scheduler")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "scheduler.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    queues = {}
+    for case in ("may-send", "may-not"):
+        url = sqs.create_queue(QueueName=f"dlq-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        role_name = unique(f"sched-{case}")
+        role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        if case == "may-send":
+            policy = {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": arn}],
+            }
+            iam.put_role_policy(RoleName=role_name, PolicyName="dlq", PolicyDocument=json.dumps(policy))
+        queues[case] = url
+        scheduler.create_schedule(
+            Name=unique(case),
+            ScheduleExpression="rate(1 minute)",
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target={
+                "Arn": f"arn:aws:lambda:us-east-1:000000000000:function:missing-{uuid.uuid4().hex[:8]}",
+                "RoleArn": role,
+                "Input": json.dumps({"case": case}),
+                "RetryPolicy": {"MaximumRetryAttempts": 0},
+                "DeadLetterConfig": {"Arn": arn},
+            },
+        )
+    sent = sqs.receive_message(QueueUrl=queues["may-send"], WaitTimeSeconds=20)["Messages"]
+    assert json.loads(sent[0]["Body"]) == {"case": "may-send"}
+    assert "Messages" not in sqs.receive_message(QueueUrl=queues["may-not"], WaitTimeSeconds=3)
+    said = " ".join(server.log_path.read_text().split())
+    assert "its role may not send to" in said

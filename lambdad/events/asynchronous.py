@@ -49,7 +49,7 @@ from lambdad.events.ownership import LocalOwnership, WorkOwnership
 from lambdad.events.sources import NumberAttribute, SourceKind, SourceUnavailable, arn_service, kind_for
 from lambdad.invocation.invoker import Invoker, InvokeRequest
 from lambdad.models import LATEST, Scope, parse_function_ref
-from lambdad.policy.roles import RolePermissions
+from lambdad.policy.roles import RolePermissions, function_source
 from lambdad.services.lookup import RunnableFunction
 from lambdad.services.resolution import resolve
 from lambdad.store import Database
@@ -482,6 +482,7 @@ class EventQueue:
                     target,
                     service="lambda.amazonaws.com",
                     session=runnable.version.name,
+                    context=function_source(_arn(runnable, _scope(event))),
                 )
             if denial is None:
                 allowed.append(delivery)

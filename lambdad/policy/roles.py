@@ -30,5 +30,14 @@ class RolePermissions(Protocol):
         """None if ``service`` (``scheduler.amazonaws.com``, ``lambda.amazonaws.com``) may assume the role
         and a session of it (named ``session``) may perform ``action`` on ``resource``, or if the identity
         store does not know the role; else why not, in AWS's words (the AccessDeniedException message,
-        or that the role cannot be assumed). Blocking: reads the identity store."""
+        or that the role cannot be assumed). ``context``: the keys the role's trust policy may test when
+        the service assumes it (``aws:SourceAccount``, ``aws:SourceArn``: the schedule's or function's).
+        Blocking: reads the identity store."""
         ...
+
+
+def function_source(function_arn: str) -> dict[str, str]:
+    """The trust-policy keys Lambda gives when it assumes a function's execution role: the function's
+    account and (unqualified) ARN."""
+    parts = function_arn.split(":")
+    return {"aws:SourceAccount": parts[4], "aws:SourceArn": ":".join(parts[:7])}

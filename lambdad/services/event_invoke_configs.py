@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 
 from lambdad.errors import InvalidParameterValueException, ResourceNotFoundException
 from lambdad.models import LATEST, Scope, is_version_number, parse_function_ref, utcnow
-from lambdad.policy.roles import RolePermissions
+from lambdad.policy.roles import RolePermissions, function_source
 from lambdad.services.resolution import resolve
 from lambdad.store import Database
 from lambdad.store import aliases as alias_records
@@ -159,6 +159,7 @@ class EventInvokeConfigService:
                 destination,
                 service="lambda.amazonaws.com",
                 session=name,
+                context=function_source(scope.function_arn(name)),
             )
             if denial is not None:
                 raise InvalidParameterValueException(

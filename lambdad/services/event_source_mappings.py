@@ -24,7 +24,7 @@ from lambdad.errors import (
     ResourceNotFoundException,
 )
 from lambdad.models import LATEST, Scope, is_version_number, utcnow
-from lambdad.policy.roles import RolePermissions
+from lambdad.policy.roles import RolePermissions, function_source
 from lambdad.services.mapping_states import MappingMove, MappingState, next_state
 from lambdad.services.markers import decode_marker, encode_marker
 from lambdad.services.resolution import resolve
@@ -296,7 +296,12 @@ class EventSourceMappingService:
         for resource, action in needed:
             service = _service(resource)
             denial = self.roles.denial(
-                role, f"{service}:{action}", resource, service="lambda.amazonaws.com", session=session
+                role,
+                f"{service}:{action}",
+                resource,
+                service="lambda.amazonaws.com",
+                session=session,
+                context=function_source(function_arn),
             )
             if denial is not None:
                 raise InvalidParameterValueException(role_refusal(action, service))

@@ -23,7 +23,7 @@ from lambdad.models import (
     is_version_number,
     utcnow,
 )
-from lambdad.policy.roles import RolePermissions
+from lambdad.policy.roles import RolePermissions, function_source
 from lambdad.services import limits
 from lambdad.services.activation import Activator
 from lambdad.services.capacity_providers import (
@@ -169,7 +169,7 @@ class FunctionService:
         )
         version = configure(blank, params, self._layers(scope, params))
         check_complete(version)
-        self._check_dead_letter_role(version)
+        self._check_dead_letter_role(scope, version)
         check_combined_size(version.code, version.layers)
         with storing(self._code, zip_bytes, package), self._database.write() as connection:
             if records.function_exists(connection, scope.region, name):
@@ -204,7 +204,7 @@ class FunctionService:
                 raise InvalidParameterValueException(NOT_MANAGED)
             updated = configure(current, params, layers)
             if "DeadLetterConfig" in params or "Role" in params:
-                self._check_dead_letter_role(updated)
+                self._check_dead_letter_role(scope, updated)
             if layers:
                 signing = self.code_signing.config_of(connection, scope, name)
                 self._verify_layers(connection, signing, name, layers)
@@ -218,7 +218,7 @@ class FunctionService:
         self._activator.submit(scope.region, name)
         return updated
 
-    def _check_dead_letter_role(self, version: FunctionVersion) -> None:
+    def _check_dead_letter_role(self, scope: Scope, version: FunctionVersion) -> None:
         """AWS's check of DeadLetterConfig: the execution role must be allowed to send there (SQS
         SendMessage, SNS Publish). A role the identity store does not know is not checked."""
         target = (version.extra.get("DeadLetterConfig") or {}).get("TargetArn")
@@ -229,7 +229,12 @@ class FunctionService:
         if action is None:
             return
         denial = self.roles.denial(
-            version.role, f"{service}:{action}", target, service="lambda.amazonaws.com", session=version.name
+            version.role,
+            f"{service}:{action}",
+            target,
+            service="lambda.amazonaws.com",
+            session=version.name,
+            context=function_source(scope.function_arn(version.name)),
         )
         if denial is not None:
             raise InvalidParameterValueException(

@@ -92,3 +92,20 @@ def test_a_brokers_queue_is_decided_by_the_identity_policy_alone_whatever_its_ac
     assert roles.denial(
         ROLE, "sqs:ReceiveMessage", QUEUE_ELSEWHERE, service="lambda.amazonaws.com", session="f"
     )
+
+
+def test_a_trust_policy_may_test_the_source_the_service_acts_for() -> None:
+    """AWS's confused-deputy guard: the scheduler assumes the role for schedules of one account only."""
+    roles, store, _ = actions()
+    guarded = json.loads(trust("scheduler.amazonaws.com"))
+    guarded["Statement"][0]["Condition"] = {"StringEquals": {"aws:SourceAccount": A}}
+    store.trust[ROLE] = json.dumps(guarded)
+    store.policies[ROLE] = [document({"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": "*"})]
+    ask = {"service": "scheduler.amazonaws.com", "session": "s"}
+    schedule = f"arn:aws:scheduler:eu-west-1:{A}:schedule/default/s"
+    mine = {"aws:SourceAccount": A, "aws:SourceArn": schedule}
+    assert roles.denial(ROLE, "lambda:InvokeFunction", f"{FN}:f", context=mine, **ask) is None
+    theirs = {"aws:SourceAccount": B, "aws:SourceArn": schedule.replace(A, B)}
+    assert roles.denial(ROLE, "lambda:InvokeFunction", f"{FN}:f", context=theirs, **ask) == (
+        f"scheduler.amazonaws.com is not authorized to perform: sts:AssumeRole on resource: {ROLE}"
+    )

@@ -30,10 +30,10 @@ def handler(event, context):
 
 
 def trusting(service: str) -> dict[str, Any]:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
-    }
+    """A trust policy for ``service``, with the confused-deputy guard AWS recommends (the source account)."""
+    statement = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    statement["Condition"] = {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+    return {"Version": "2012-10-17", "Statement": [statement]}
 
 
 @pytest.fixture(scope="module")

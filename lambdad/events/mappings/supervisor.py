@@ -14,6 +14,7 @@ from lambdad.events.mappings.poller import Poller
 from lambdad.events.ownership import LocalOwnership, WorkKind, WorkOwnership
 from lambdad.events.sources import SOURCE_KINDS, SourceSpec, arn_service, kind_for
 from lambdad.invocation import Invoker
+from lambdad.policy.roles import function_source
 from lambdad.services.event_source_mappings import EventSourceMappingService
 from lambdad.services.mapping_states import TRANSITIONAL, MappingState, settled
 from lambdad.store.event_source_mappings import MappingRecord
@@ -294,7 +295,14 @@ class MappingSupervisor:
 
             def role_check(action: str, resource: str) -> str | None:
                 assert roles is not None and role is not None
-                return roles.denial(role, action, resource, service="lambda.amazonaws.com", session=session)
+                return roles.denial(
+                    role,
+                    action,
+                    resource,
+                    service="lambda.amazonaws.com",
+                    session=session,
+                    context=function_source(record.function_arn),
+                )
 
         poller = Poller(
             record,

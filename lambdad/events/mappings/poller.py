@@ -170,13 +170,12 @@ class Poller:
                     denied = isinstance(error, RoleDenied)
                     unreachable = denied or isinstance(error, (SourceUnavailable, OSError, ConnectionError))
                     self.status.connected = False
-                    self.status.last_error = (
-                        str(error)
-                        if denied
-                        else f"broker unreachable: {error}"
-                        if unreachable
-                        else f"unexpected error: {error!r}"
-                    )
+                    if denied:
+                        self.status.last_error = str(error)
+                    elif unreachable:
+                        self.status.last_error = f"broker unreachable: {error}"
+                    else:
+                        self.status.last_error = f"unexpected error: {error!r}"
                     self.opened.set()
                     if denied:
                         await self._set_result(f"PROBLEM: {error}")
@@ -449,11 +448,7 @@ class Poller:
                 len(batch),
                 condition,
                 reason,
-                f" ({denial})"
-                if denial
-                else f" (no event source serves {self._destination})"
-                if self._destination
-                else "",
+                _why_undelivered(self._destination, denial),
                 body.decode(),
                 json.dumps([message.record for message in batch]),
             )
@@ -475,6 +470,13 @@ class Poller:
         if result != self.status.last_result:
             self.status.last_result = result
             await self._report(result)
+
+
+def _why_undelivered(destination: str | None, denial: str | None) -> str:
+    """Why a failure record went to the log: the role may not send it, or nothing serves the ARN."""
+    if denial:
+        return f" ({denial})"
+    return f" (no event source serves {destination})" if destination else ""
 
 
 def _arrived_before(messages: list[SourceMessage], moment: float) -> list[SourceMessage]:

@@ -23,7 +23,7 @@ from starlette.types import Scope as AsgiScope
 
 from lambdad import __version__
 from lambdad.api import AwsApi, CodeLinks, Services, lambda_api
-from lambdad.api.authorization import Authorizer, LambdaResourcePolicies
+from lambdad.api.authorization import Authorizer, LambdaResourcePolicies, RoleActions
 from lambdad.api.code_links import PATH_PREFIX, download_endpoint
 from lambdad.api.dispatch import CALLER_KEY
 from lambdad.api.iam import iam_api
@@ -245,6 +245,20 @@ class Platform:
             node_provider=settings.capacity_provider,
         )
         ownership.subscribe(provisioner.resume)
+        # With auth "sigv4", schedules, mappings and destinations act with their roles' permissions (roles
+        # the identity store has); with auth off nothing is checked, as before identities.
+        roles = (
+            RoleActions(
+                identities,
+                Authorizer(identities, LambdaResourcePolicies(services.permissions, services.layers)),
+            )
+            if settings.auth == "sigv4"
+            else None
+        )
+        services.event_source_mappings.roles = roles
+        services.event_invoke_configs.roles = roles
+        services.functions.roles = roles
+        services.events.roles = roles
         # Schedules hand their Lambda invocations to the durable Event queue inside the transaction that
         # claims the slot (``hand_over=``), then wake it.
         schedule_runner = ScheduleRunner(
@@ -256,6 +270,7 @@ class Platform:
             tick=settings.schedule_tick_seconds,
             minute_seconds=settings.schedule_minute_seconds,
             ownership=ownership,
+            roles=roles,
         )
         platform = cls(
             settings,
@@ -412,6 +427,7 @@ def create_app(settings: Settings) -> Starlette:
         LambdaResourcePolicies(services.permissions, services.layers),
         check_roles=settings.auth == "sigv4",
     )
+    authenticator = Authenticator(services.sts) if settings.auth == "sigv4" else None
     aws_api = AwsApi(
         # signer after the scheduler: both have /tags/ paths (a signed request names its service)
         [lambda_api(), scheduler_api(), signer_api(), iam_api(), sts_api()],
@@ -420,7 +436,7 @@ def create_app(settings: Settings) -> Starlette:
         settings.region,
         throttle,
         reserve,
-        authenticator=Authenticator(services.sts) if settings.auth == "sigv4" else None,
+        authenticator=authenticator,
         authorizer=authorizer,
     )
     app = Starlette(
@@ -437,7 +453,7 @@ def create_app(settings: Settings) -> Starlette:
             Mount("/", app=aws_api),
         ],
         lifespan=lifespan,
-        middleware=[*_invoke_router(platform), _function_urls(platform)],
+        middleware=[*_invoke_router(platform), _function_urls(platform, authenticator, authorizer)],
     )
     # Functions reach the AWS APIs only: not /health, /_lambdad/*, code downloads or function URLs.
     platform.lambda_api.serve(aws_api)
@@ -461,10 +477,18 @@ def _single_node(platform: Platform) -> dict[str, Any]:
     }
 
 
-def _function_urls(platform: Platform) -> Middleware:
+def _function_urls(
+    platform: Platform, authenticator: Authenticator | None, authorizer: Authorizer
+) -> Middleware:
     """Function URLs, by host name (``<url-id>.lambda-url.<region>.localhost``) or by path
-    (``/_lambdad/urls/<url-id>/...``), answered before the Lambda API sees the request."""
-    server = FunctionUrlServer(platform.services, platform.settings.account_id)
+    (``/_lambdad/urls/<url-id>/...``), answered before the Lambda API sees the request; AWS_IAM URLs
+    verify signatures and decide with the API's authenticator and authorizer (none: refused)."""
+    server = FunctionUrlServer(
+        platform.services,
+        platform.settings.account_id,
+        authenticator,
+        authorizer if authenticator is not None else None,
+    )
     return Middleware(FunctionUrlRouter, server=server)
 
 

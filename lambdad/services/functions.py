@@ -23,6 +23,7 @@ from lambdad.models import (
     is_version_number,
     utcnow,
 )
+from lambdad.policy.roles import RolePermissions, function_source
 from lambdad.services import limits
 from lambdad.services.activation import Activator
 from lambdad.services.capacity_providers import (
@@ -61,6 +62,10 @@ class FunctionPage:
     next_marker: str | None
 
 
+# What sending a dead-letter message takes of the execution role, per ARN service, and how AWS names it.
+_DEAD_LETTER_ACTIONS = {"sqs": ("SendMessage", "SQS"), "sns": ("Publish", "SNS")}
+
+
 class FunctionService:
     """The function-management operations of the Lambda API."""
 
@@ -90,6 +95,9 @@ class FunctionService:
         self.capacity_providers = CapacityProviderService(database, changes)
         # Code signing configs, and the one check of a package's signature on deployment.
         self.code_signing = code_signing or CodeSigningService(database)
+        # What execution roles may do, set by the composition root with authentication on (None: not
+        # checked); the dead-letter queue of a function needs its role's permission to send there.
+        self.roles: RolePermissions | None = None
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -161,6 +169,7 @@ class FunctionService:
         )
         version = configure(blank, params, self._layers(scope, params))
         check_complete(version)
+        self._check_dead_letter_role(scope, version)
         check_combined_size(version.code, version.layers)
         with storing(self._code, zip_bytes, package), self._database.write() as connection:
             if records.function_exists(connection, scope, name):
@@ -194,6 +203,8 @@ class FunctionService:
                 # The compute type is chosen when a function is created, as on AWS.
                 raise InvalidParameterValueException(NOT_MANAGED)
             updated = configure(current, params, layers)
+            if "DeadLetterConfig" in params or "Role" in params:
+                self._check_dead_letter_role(scope, updated)
             if layers:
                 signing = self.code_signing.config_of(connection, scope, name)
                 self._verify_layers(connection, signing, name, layers)
@@ -206,6 +217,29 @@ class FunctionService:
         self._changes.notify(scope, name)
         self._activator.submit(scope, name)
         return updated
+
+    def _check_dead_letter_role(self, scope: Scope, version: FunctionVersion) -> None:
+        """AWS's check of DeadLetterConfig: the execution role must be allowed to send there (SQS
+        SendMessage, SNS Publish). A role the identity store does not know is not checked."""
+        target = (version.extra.get("DeadLetterConfig") or {}).get("TargetArn")
+        if self.roles is None or not target or not version.role:
+            return
+        service = target.split(":")[2] if target.count(":") >= 5 else ""
+        action, label = _DEAD_LETTER_ACTIONS.get(service, (None, None))
+        if action is None:
+            return
+        denial = self.roles.denial(
+            version.role,
+            f"{service}:{action}",
+            target,
+            service="lambda.amazonaws.com",
+            session=version.name,
+            context=function_source(scope.function_arn(version.name)),
+        )
+        if denial is not None:
+            raise InvalidParameterValueException(
+                f"The provided execution role does not have permissions to call {action} on {label}"
+            )
 
     def update_code(self, scope: Scope, params: dict[str, Any]) -> FunctionVersion:
         """UpdateFunctionCode (``DryRun`` checks and answers without changing anything; ``Publish``

@@ -401,7 +401,7 @@ class ScheduleRunner:
         role = schedule.config["Target"].get("RoleArn")
         if self._roles is None or not role:
             return None
-        context = {"aws:SourceArn": self._arn(schedule), "aws:SourceAccount": self._account}
+        context = {"aws:SourceArn": self._arn(schedule), "aws:SourceAccount": schedule.scope.account}
         return self._roles.denial(
             role, action, resource, service=SCHEDULER, session=schedule.name[:64], context=context
         )

@@ -304,6 +304,10 @@ def test_an_event_invocation_a_schedule_and_a_mapping_of_an_account_run_in_that_
     url = sqs.create_queue(QueueName=f"q-{uuid.uuid4().hex[:12]}")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     client = b.client()
+    # The poller acts with the function's execution role (B's), which must be allowed to read the queue.
+    b.client("iam").attach_role_policy(
+        RoleName="exec", PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
+    )
     mapping = client.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName=name, BatchSize=1)
     try:
         assert mapping["EventSourceMappingArn"].startswith(f"arn:aws:lambda:{REGION}:{b.id}:")

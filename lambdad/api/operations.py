@@ -19,6 +19,7 @@ from lambdad.services.event_source_mappings import EventSourceMappingService
 from lambdad.services.function_settings import FunctionSettingsService
 from lambdad.services.functions import FunctionService
 from lambdad.services.layers import LayerService
+from lambdad.services.networks import NetworkService
 from lambdad.services.permissions import PermissionService
 from lambdad.services.provisioned import ProvisionedConcurrencyService
 from lambdad.services.schedules import ScheduleService
@@ -65,6 +66,11 @@ class Services:
     def capacity_providers(self) -> CapacityProviderService:
         """Capacity providers (Lambda Managed Instances) and function scaling configs."""
         return self.functions.capacity_providers
+
+    @property
+    def networks(self) -> NetworkService:
+        """EC2's VPCs, subnets and security groups (the ``ec2`` API)."""
+        return self.functions.networks
 
     @property
     def function_settings(self) -> FunctionSettingsService:

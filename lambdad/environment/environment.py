@@ -289,6 +289,7 @@ class ExecutionEnvironment:
             memory_mb=image.memory_mb,
             tmp_mb=image.ephemeral_mb,
             network=image.network,
+            egress=image.egress,
             label=f"fn-{image.function_name}"[:48],
             cpu_boost=True,  # init runs at full speed; invocations get CPU in proportion to memory
         )

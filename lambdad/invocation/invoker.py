@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anyio.to_thread
 
@@ -76,7 +76,7 @@ class Invoker:
         self._images = images
         self._pool = pool
         self._leases = leases
-        self._image_cache: dict[tuple[str, str, str, str, str], FunctionImage] = {}
+        self._image_cache: dict[tuple[object, ...], FunctionImage] = {}
 
     async def find(
         self, scope: Scope, function_name: str, qualifier: str | None, *, here: bool = True
@@ -206,10 +206,20 @@ class Invoker:
         # Building an image may unpack code or install a runtime (after a restart): a worker thread's job,
         # once per revision.
         version = runnable.version
-        key = (scope.region, version.name, version.version, version.revision_id, runnable.network or "")
+        # The egress policy is in the key: a security group's rules change without a new revision.
+        key = (
+            scope.region,
+            version.name,
+            version.version,
+            version.revision_id,
+            runnable.network or "",
+            runnable.egress,
+        )
         image = self._image_cache.get(key)
         if image is None:
             image = await anyio.to_thread.run_sync(self._images.image_for, scope, version, runnable.network)
+            if runnable.egress is not None:
+                image = replace(image, egress=runnable.egress)
             self._image_cache = {k: v for k, v in self._image_cache.items() if k[:3] != key[:3]}
             self._image_cache[key] = image
         return image

@@ -11,6 +11,7 @@ from typing import Any
 from lambdad.sandbox.api import (
     MB,
     VCPU_MEMORY_MB,
+    EgressRule,
     Mount,
     NetworkMode,
     Sandbox,
@@ -27,6 +28,7 @@ __all__ = [
     "FACTORIES",
     "MB",
     "VCPU_MEMORY_MB",
+    "EgressRule",
     "Mount",
     "NetworkMode",
     "Sandbox",

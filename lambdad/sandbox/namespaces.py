@@ -637,11 +637,13 @@ class NamespaceSandboxFactory:
         """Worker thread: network wiring, the Runtime API socket."""
         spec = sandbox.spec
         if spec.network == NetworkMode.HOST:
+            if spec.egress is not None:  # nothing to enforce it with: never run as if it were
+                raise SandboxError("an egress policy cannot be enforced on the host's network")
             return
         if spec.network == NetworkMode.DEFAULT:
             bridge = self._ensure_bridge()
             if bridge is not None:
-                sandbox._lease = bridge.attach(sandbox.id, sandbox._pid)
+                sandbox._lease = bridge.attach(sandbox.id, sandbox._pid, spec.egress)
             else:
                 sandbox.network = NetworkMode.NONE
         lease = sandbox._lease

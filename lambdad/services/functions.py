@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Connection
+
 from lambdad.errors import (
     InvalidParameterValueException,
     ResourceConflictException,
@@ -36,6 +38,7 @@ from lambdad.services.event_invoke_configs import EventInvokeConfigService
 from lambdad.services.function_settings import FunctionSettingsService
 from lambdad.services.layers import LayerService, check_combined_size
 from lambdad.services.markers import decode_marker, encode_marker
+from lambdad.services.networks import NetworkService, check_vpc_config
 from lambdad.services.permissions import PermissionService
 from lambdad.services.resolution import latest_for_update, read_target, resolve, unqualified
 from lambdad.services.tags import check_lambdad_tags
@@ -83,6 +86,8 @@ class FunctionService:
         self.settings = FunctionSettingsService(database)
         self.layers = LayerService(database, code_store, code_storage_limit)
         self.capacity_providers = CapacityProviderService(database, changes)
+        # EC2's VPCs, subnets and security groups: a VpcConfig is checked against them.
+        self.networks = NetworkService(database, changes)
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -160,6 +165,7 @@ class FunctionService:
                 raise ResourceConflictException(f"Function already exist: {name}")
             check_storage(connection, package, self._code_storage_limit)
             self.capacity_providers.check_function(connection, scope, version)
+            version = _with_vpc(connection, scope, version)
             records.insert_function(connection, scope.region, version, version.last_modified)
             tag_records.put_tags(connection, scope.function_arn(name), tags or {})
             published = publish_in(connection, scope.region, version)[0] if params.get("Publish") else None
@@ -185,6 +191,8 @@ class FunctionService:
             updated = _in_progress(updated)
             if "CapacityProviderConfig" in params:
                 self.capacity_providers.check_function(connection, scope, updated)
+            if "VpcConfig" in params:
+                updated = _with_vpc(connection, scope, updated)
             records.save_version(connection, scope.region, updated)
         self._changes.notify(scope.region, name)
         self._activator.submit(scope.region, name)
@@ -269,3 +277,11 @@ def _zip_from(code: dict[str, Any]) -> bytes:
     if code.get("ImageUri"):
         raise InvalidParameterValueException("lambdad does not run container images yet; upload a ZipFile.")
     raise InvalidParameterValueException("Please provide a source for function code.")
+
+
+def _with_vpc(connection: Connection, scope: Scope, version: FunctionVersion) -> FunctionVersion:
+    """``version`` with its VpcConfig checked against the region's networks and its VpcId filled in."""
+    if "VpcConfig" not in version.extra:
+        return version
+    config = check_vpc_config(connection, scope.region, version.extra["VpcConfig"])
+    return version.evolve(extra={**version.extra, "VpcConfig": config})

@@ -222,3 +222,9 @@ class Ec2RequestLimitExceeded(LambdaError):
     @property
     def code(self) -> str:
         return "RequestLimitExceeded"
+
+
+class Ec2DryRun(Ec2Error):
+    """EC2: a DryRun request that would have succeeded (``DryRunOperation``, HTTP 412)."""
+
+    status = 412

@@ -101,13 +101,13 @@ class NetworkService:
     def delete_vpc(self, region: str, vpc_id: str) -> None:
         with self._database.write() as connection:
             _vpc(connection, region, vpc_id)
-            dependent = [s for s in records.list_subnets(connection, region) if s.vpc_id == vpc_id]
-            dependent += [
+            subnets = [s for s in records.list_subnets(connection, region) if s.vpc_id == vpc_id]
+            groups = [
                 g
                 for g in records.list_groups(connection, region)
                 if g.vpc_id == vpc_id and g.group_name != "default"
             ]
-            if dependent:
+            if subnets or groups:
                 raise Ec2Error(
                     "DependencyViolation", f"The vpc '{vpc_id}' has dependencies and cannot be deleted."
                 )

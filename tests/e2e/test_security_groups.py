@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -24,7 +23,8 @@ from tests.support import CREDENTIALS, Server
 pytestmark = pytest.mark.timeout(240)
 
 HANDLER = PROBE + (
-    "\ndef handler(event, context):\n    return {f'{h}:{p}': probe([(h, p)])[h] for h, p in event['targets']}\n"
+    "\ndef handler(event, context):\n"
+    "    return {f'{h}:{p}': probe([(h, p)])[h] for h, p in event['targets']}\n"
 )
 EVERYTHING = {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
 
@@ -150,8 +150,8 @@ def test_vpc_config_is_checked_against_the_networks(server: Server) -> None:
         )
     assert _error(excinfo) == (
         "InvalidParameterValueException",
-        "Error occurred while DescribeSecurityGroups. EC2 Error Code: InvalidGroup.NotFound. EC2 Error Message: "
-        "The security group 'sg-0123456789abcdef0' does not exist",
+        "Error occurred while DescribeSecurityGroups. EC2 Error Code: InvalidGroup.NotFound. "
+        "EC2 Error Message: The security group 'sg-0123456789abcdef0' does not exist",
     )
     deploy_python(client, name, HANDLER, VpcConfig={"SubnetIds": [subnet], "SecurityGroupIds": [group]})
     config = client.get_function_configuration(FunctionName=name)["VpcConfig"]

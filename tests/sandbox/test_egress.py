@@ -98,7 +98,8 @@ def test_a_policy_opens_exactly_what_its_rules_allow(
         }, held
         # A port range, and no rules at all.
         low, high = sorted((listeners.port, other_port))
-        ranged = _probe(factory, code_dir, targets[:2], (EgressRule(public.rsplit(".", 1)[0] + ".0/24", "tcp", low, high),))
+        subnet = public.rsplit(".", 1)[0] + ".0/24"
+        ranged = _probe(factory, code_dir, targets[:2], (EgressRule(subnet, "tcp", low, high),))
         assert set(ranged.values()) == {"ok priv"}, ranged
         udp_only = _probe(factory, code_dir, targets[:2], (EgressRule("0.0.0.0/0", "udp", 0, 65535),))
         assert set(udp_only.values()) == {"ECONNREFUSED"}, udp_only

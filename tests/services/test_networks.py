@@ -166,8 +166,8 @@ def test_vpc_config_is_checked_and_answered_with_its_vpc(parts: Parts) -> None:
             ),
         )
     assert excinfo.value.message == (
-        "Error occurred while DescribeSecurityGroups. EC2 Error Code: InvalidGroup.NotFound. EC2 Error Message: "
-        "The security group 'sg-0123456789abcdef0' does not exist"
+        "Error occurred while DescribeSecurityGroups. EC2 Error Code: InvalidGroup.NotFound. "
+        "EC2 Error Message: The security group 'sg-0123456789abcdef0' does not exist"
     )
     config = {"SubnetIds": [subnet_id], "SecurityGroupIds": [group_id]}
     created = parts.service.create(SCOPE, create_params("f", VpcConfig=config))

@@ -306,6 +306,8 @@ def check_vpc_config(connection: Connection, region: str, config: dict[str, Any]
     subnet_ids, group_ids = config.get("SubnetIds") or [], config.get("SecurityGroupIds") or []
     if not subnet_ids and not group_ids:
         return {**config, "SubnetIds": [], "SecurityGroupIds": [], "VpcId": ""}
+    if not subnet_ids or not group_ids:
+        raise InvalidParameterValueException("SubnetIds and SecurityIds must coexist or be both empty list.")
     subnets = {s.subnet_id: s for s in records.list_subnets(connection, region)}
     groups = {g.group_id: g for g in records.list_groups(connection, region)}
     for subnet_id in subnet_ids:
@@ -320,13 +322,9 @@ def check_vpc_config(connection: Connection, region: str, config: dict[str, Any]
                 "Error occurred while DescribeSecurityGroups. EC2 Error Code: InvalidGroup.NotFound. "
                 f"EC2 Error Message: The security group '{group_id}' does not exist"
             )
-    if not subnet_ids or not group_ids:
-        raise InvalidParameterValueException(
-            "A function in a VPC needs both SubnetIds and SecurityGroupIds: give both, or neither."
-        )
     vpc_ids = {subnets[s].vpc_id for s in subnet_ids} | {groups[g].vpc_id for g in group_ids}
     if len(vpc_ids) > 1:
-        raise InvalidParameterValueException("Security groups and subnets must all belong to the same VPC.")
+        raise InvalidParameterValueException("Security Groups are required to be in the same VPC.")
     return {**config, "VpcId": vpc_ids.pop()}
 
 

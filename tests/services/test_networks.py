@@ -169,6 +169,20 @@ def test_vpc_config_is_checked_and_answered_with_its_vpc(parts: Parts) -> None:
         "Error occurred while DescribeSecurityGroups. EC2 Error Code: InvalidGroup.NotFound. "
         "EC2 Error Message: The security group 'sg-0123456789abcdef0' does not exist"
     )
+    other_vpc = parts.service.networks.create_vpc(REGION, {"CidrBlock": "10.9.0.0/16"})
+    elsewhere = parts.service.networks.create_group(
+        REGION, {"GroupName": "x", "Description": "d", "VpcId": other_vpc.vpc_id}
+    )
+    for wrong, message in (
+        ({"SubnetIds": [subnet_id]}, "SubnetIds and SecurityIds must coexist or be both empty list."),
+        (
+            {"SubnetIds": [subnet_id], "SecurityGroupIds": [elsewhere.group_id]},
+            "Security Groups are required to be in the same VPC.",
+        ),
+    ):
+        with pytest.raises(InvalidParameterValueException) as excinfo:
+            parts.service.create(SCOPE, create_params("f", VpcConfig=wrong))
+        assert excinfo.value.message == message
     config = {"SubnetIds": [subnet_id], "SecurityGroupIds": [group_id]}
     created = parts.service.create(SCOPE, create_params("f", VpcConfig=config))
     assert created.extra["VpcConfig"] == {**config, "VpcId": vpc_id, "Ipv6AllowedForDualStack": False}

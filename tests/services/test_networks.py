@@ -185,6 +185,7 @@ def test_vpc_config_is_checked_and_answered_with_its_vpc(parts: Parts) -> None:
         assert excinfo.value.message == message
     config = {"SubnetIds": [subnet_id], "SecurityGroupIds": [group_id]}
     created = parts.service.create(SCOPE, create_params("f", VpcConfig=config))
+    parts.activator.submit(REGION, "f").result(timeout=5)  # Active: updates are allowed
     assert created.extra["VpcConfig"] == {**config, "VpcId": vpc_id, "Ipv6AllowedForDualStack": False}
     # A group or subnet in use cannot go.
     with pytest.raises(Ec2Error) as excinfo:

@@ -209,6 +209,8 @@ def test_egress_policy_follows_the_rules_and_changes_are_announced(parts: Parts)
     config = {"SubnetIds": [subnet_id], "SecurityGroupIds": [group_id]}
     parts.service.create(SCOPE, create_params("in-vpc", VpcConfig=config))
     parts.service.create(SCOPE, create_params("outside"))
+    for name in ("in-vpc", "outside"):  # settled: the activator's own notices are over
+        parts.activator.submit(REGION, name).result(timeout=5)
     assert lookup.load(SCOPE, "outside", None).egress is None
     assert lookup.load(SCOPE, "in-vpc", None).egress == (EgressRule("0.0.0.0/0", "-1", -1, -1),)
     net = parts.service.networks

@@ -48,6 +48,7 @@ def invoker(pool: Pool) -> Invoker:
         network=None,
         qualifier=None,
         max_environments=None,
+        egress=None,
     )
     lookup = SimpleNamespace(cached=lambda *_: runnable)
     images = SimpleNamespace(image_for=lambda *_: "image")

@@ -9,11 +9,9 @@ drained at once and busy ones as soon as their invocation ends; new invocations 
 
 from __future__ import annotations
 
-import fnmatch
 import ipaddress
-import secrets
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
@@ -22,29 +20,26 @@ from lambdad.errors import Ec2Error, InvalidParameterValueException
 from lambdad.models import utcnow
 from lambdad.sandbox import EgressRule
 from lambdad.services.changes import CODE_OR_CONFIGURATION, FunctionChanges
+from lambdad.services.ec2_requests import (
+    by_ids,
+    cidr_block,
+    describe_rule,
+    filtered,
+    group_filters,
+    has_permissions,
+    new_id,
+    rule_filters,
+    rules_from,
+    subnet_filters,
+    tags_of,
+    vpc_filters,
+)
 from lambdad.store import networks as records
 from lambdad.store.database import Database
 from lambdad.store.networks import GroupRecord, RuleRecord, SubnetRecord, VpcRecord
 
 #: EC2's quota of rules per security group and direction.
 RULES_PER_GROUP = 60
-#: Protocols by the names and numbers EC2 accepts; it answers with the name where there is one.
-_PROTOCOLS = {
-    "tcp": "tcp",
-    "6": "tcp",
-    "udp": "udp",
-    "17": "udp",
-    "icmp": "icmp",
-    "1": "icmp",
-    "-1": "-1",
-    "all": "-1",
-}
-_WITH_PORTS = ("tcp", "udp")
-
-
-def new_id(prefix: str) -> str:
-    """An id as EC2 forms them: a prefix and 17 hex digits."""
-    return f"{prefix}-{secrets.token_hex(9)[:17]}"
 
 
 def availability_zones(region: str) -> list[str]:
@@ -73,10 +68,10 @@ class NetworkService:
         cidr = params.get("CidrBlock")
         if not cidr:
             raise Ec2Error("MissingParameter", "Either 'cidrBlock' or 'ipv4IpamPoolId' should be provided.")
-        network = _cidr(cidr, "cidrBlock")
+        network = cidr_block(cidr, "cidrBlock")
         if not 16 <= network.prefixlen <= 28:
             raise Ec2Error("InvalidVpc.Range", f"The CIDR '{cidr}' is invalid.")
-        vpc = VpcRecord(new_id("vpc"), str(network), _tags(params, "vpc"), utcnow())
+        vpc = VpcRecord(new_id("vpc"), str(network), tags_of(params, "vpc"), utcnow())
         # Every VPC comes with its default security group: all traffic in from its own members, all out.
         group = GroupRecord(new_id("sg"), vpc.vpc_id, "default", "default VPC security group", {}, utcnow())
         with self._database.write() as connection:
@@ -95,8 +90,8 @@ class NetworkService:
     def describe_vpcs(self, region: str, params: dict[str, Any]) -> list[VpcRecord]:
         with self._database.read() as connection:
             found = records.list_vpcs(connection, region)
-        found = _by_ids(found, params.get("VpcIds"), lambda v: v.vpc_id, _vpc_missing)
-        return _filtered(found, params.get("Filters"), _vpc_filters)
+        found = by_ids(found, params.get("VpcIds"), lambda v: v.vpc_id, _vpc_missing)
+        return filtered(found, params.get("Filters"), vpc_filters)
 
     def delete_vpc(self, region: str, vpc_id: str) -> None:
         with self._database.write() as connection:
@@ -119,7 +114,7 @@ class NetworkService:
         cidr = params.get("CidrBlock")
         if not cidr:
             raise Ec2Error("MissingParameter", "Either 'cidrBlock' or 'ipv4IpamPoolId' should be provided.")
-        network = _cidr(cidr, "cidrBlock")
+        network = cidr_block(cidr, "cidrBlock")
         zones = availability_zones(region)
         zone = params.get("AvailabilityZone") or zones[0]
         if zone not in zones:
@@ -140,7 +135,7 @@ class NetworkService:
                         "InvalidSubnet.Conflict", f"The CIDR '{cidr}' conflicts with another subnet"
                     )
             subnet = SubnetRecord(
-                new_id("subnet"), vpc.vpc_id, str(network), zone, _tags(params, "subnet"), utcnow()
+                new_id("subnet"), vpc.vpc_id, str(network), zone, tags_of(params, "subnet"), utcnow()
             )
             records.insert_subnet(connection, region, subnet)
         return subnet
@@ -148,8 +143,8 @@ class NetworkService:
     def describe_subnets(self, region: str, params: dict[str, Any]) -> list[SubnetRecord]:
         with self._database.read() as connection:
             found = records.list_subnets(connection, region)
-        found = _by_ids(found, params.get("SubnetIds"), lambda s: s.subnet_id, _subnet_missing)
-        return _filtered(found, params.get("Filters"), _subnet_filters)
+        found = by_ids(found, params.get("SubnetIds"), lambda s: s.subnet_id, _subnet_missing)
+        return filtered(found, params.get("Filters"), subnet_filters)
 
     def delete_subnet(self, region: str, subnet_id: str) -> None:
         with self._database.write() as connection:
@@ -179,7 +174,7 @@ class NetworkService:
                     "InvalidGroup.Duplicate", f"The security group '{name}' already exists for VPC '{vpc_id}'"
                 )
             group = GroupRecord(
-                new_id("sg"), vpc_id, name, params["Description"], _tags(params, "security-group"), utcnow()
+                new_id("sg"), vpc_id, name, params["Description"], tags_of(params, "security-group"), utcnow()
             )
             records.insert_group(connection, region, group)
             # A new group may open every connection out, as on AWS; nothing in.
@@ -191,7 +186,7 @@ class NetworkService:
         with self._database.read() as connection:
             groups = records.list_groups(connection, region)
             rules = records.list_rules(connection, region)
-        groups = _by_ids(groups, params.get("GroupIds"), lambda g: g.group_id, _group_missing)
+        groups = by_ids(groups, params.get("GroupIds"), lambda g: g.group_id, _group_missing)
         names = params.get("GroupNames")
         if names:
             known = {g.group_name for g in groups}
@@ -199,7 +194,7 @@ class NetworkService:
                 if name not in known:
                     raise Ec2Error("InvalidGroup.NotFound", f"The security group '{name}' does not exist")
             groups = [g for g in groups if g.group_name in names]
-        groups = _filtered(groups, params.get("Filters"), _group_filters)
+        groups = filtered(groups, params.get("Filters"), group_filters)
         return [Group(g, tuple(r for r in rules if r.group_id == g.group_id)) for g in groups]
 
     def delete_group(self, region: str, params: dict[str, Any]) -> GroupRecord:
@@ -226,7 +221,7 @@ class NetworkService:
         """Authorize{Egress,Ingress}: the rules added. A rule that exists already fails the whole call."""
         with self._database.write() as connection:
             group = _group(connection, region, params.get("GroupId"), params.get("GroupName"))
-            wanted = _rules_from(params, group.group_id, egress)
+            wanted = rules_from(params, group.group_id, egress)
             known = {g.group_id for g in records.list_groups(connection, region)}
             for rule in wanted:
                 if rule.referenced_group_id and rule.referenced_group_id not in known:
@@ -239,7 +234,7 @@ class NetworkService:
                 if rule.permission in seen:
                     raise Ec2Error(
                         "InvalidPermission.Duplicate",
-                        f'the specified rule "{_describe(rule)}" already exists',
+                        f'the specified rule "{describe_rule(rule)}" already exists',
                     )
                 seen.add(rule.permission)
             if len(existing) + len(wanted) > RULES_PER_GROUP:
@@ -272,7 +267,7 @@ class NetworkService:
                     )
                 removed += match
             unknown = []
-            for asked in _rules_from(params, group.group_id, egress) if _has_permissions(params) else []:
+            for asked in rules_from(params, group.group_id, egress) if has_permissions(params) else []:
                 match = [r for r in existing if r.permission == asked.permission]
                 removed += match
                 if not match:
@@ -289,8 +284,8 @@ class NetworkService:
     def describe_rules(self, region: str, params: dict[str, Any]) -> list[RuleRecord]:
         with self._database.read() as connection:
             rules = records.list_rules(connection, region)
-        rules = _by_ids(rules, params.get("SecurityGroupRuleIds"), lambda r: r.rule_id, _rule_missing)
-        return _filtered(rules, params.get("Filters"), _rule_filters)
+        rules = by_ids(rules, params.get("SecurityGroupRuleIds"), lambda r: r.rule_id, _rule_missing)
+        return filtered(rules, params.get("Filters"), rule_filters)
 
     def _notify(self, region: str, function_names: Iterable[str]) -> None:
         for name in sorted(function_names):
@@ -352,24 +347,6 @@ def _users(connection: Connection, region: str, group_id: str) -> set[str]:
     return {a.function_name for a in records.vpc_attachments(connection, region) if group_id in a.group_ids}
 
 
-def _cidr(text: str, parameter: str) -> ipaddress.IPv4Network:
-    try:
-        return ipaddress.IPv4Network(text)
-    except ValueError:
-        raise Ec2Error(
-            "InvalidParameterValue",
-            f"Value ({text}) for parameter {parameter} is invalid. This is not a valid CIDR block.",
-        ) from None
-
-
-def _tags(params: dict[str, Any], resource_type: str) -> dict[str, str]:
-    tags: dict[str, str] = {}
-    for spec in params.get("TagSpecifications") or []:
-        if spec.get("ResourceType", resource_type) == resource_type:
-            tags.update({t["Key"]: t.get("Value", "") for t in spec.get("Tags") or []})
-    return tags
-
-
 def _vpc(connection: Connection, region: str, vpc_id: str) -> VpcRecord:
     for vpc in records.list_vpcs(connection, region):
         if vpc.vpc_id == vpc_id:
@@ -408,183 +385,3 @@ def _rule_missing(rule_id: str) -> Ec2Error:
     return Ec2Error(
         "InvalidSecurityGroupRuleId.NotFound", f"The security group rule ID '{rule_id}' does not exist"
     )
-
-
-def _by_ids(
-    items: list[Any], ids: list[str] | None, key: Callable[[Any], str], missing: Callable[[str], Ec2Error]
-) -> list[Any]:
-    """``items`` restricted to ``ids`` (all if none given); an unknown id is EC2's NotFound error."""
-    if not ids:
-        return items
-    known = {key(item): item for item in items}
-    for wanted in ids:
-        if wanted not in known:
-            raise missing(wanted)
-    return [item for item in items if key(item) in ids]
-
-
-def _filtered(
-    items: list[Any], filters: list[dict[str, Any]] | None, values: Callable[[Any], dict[str, list[str]]]
-) -> list[Any]:
-    """EC2's Describe filters: every filter must match (any of its values; ``*`` and ``?`` are wildcards),
-    ``tag:KEY`` and ``tag-key`` included. An unknown filter name is refused, as EC2 does."""
-    if not filters:
-        return items
-    kept = []
-    for item in items:
-        known = values(item)
-        tags: dict[str, str] = getattr(item, "tags", {})
-        matched = True
-        for spec in filters:
-            name, patterns = spec.get("Name", ""), spec.get("Values") or []
-            if name.startswith("tag:"):
-                candidates = [tags[name[4:]]] if name[4:] in tags else []
-            elif name == "tag-key":
-                candidates = list(tags)
-            elif name in known:
-                candidates = known[name]
-            else:
-                raise Ec2Error("InvalidParameterValue", f"The filter '{name}' is invalid")
-            if not any(fnmatch.fnmatchcase(c, p) for c in candidates for p in patterns):
-                matched = False
-                break
-        if matched:
-            kept.append(item)
-    return kept
-
-
-def _vpc_filters(vpc: VpcRecord) -> dict[str, list[str]]:
-    return {
-        "vpc-id": [vpc.vpc_id],
-        "cidr": [vpc.cidr_block],
-        "cidr-block-association.cidr-block": [vpc.cidr_block],
-        "state": ["available"],
-        "is-default": ["false"],
-    }
-
-
-def _subnet_filters(subnet: SubnetRecord) -> dict[str, list[str]]:
-    return {
-        "subnet-id": [subnet.subnet_id],
-        "vpc-id": [subnet.vpc_id],
-        "cidr-block": [subnet.cidr_block],
-        "cidr": [subnet.cidr_block],
-        "availability-zone": [subnet.availability_zone],
-        "state": ["available"],
-        "default-for-az": ["false"],
-    }
-
-
-def _group_filters(group: GroupRecord) -> dict[str, list[str]]:
-    return {
-        "group-id": [group.group_id],
-        "group-name": [group.group_name],
-        "vpc-id": [group.vpc_id],
-        "description": [group.description],
-    }
-
-
-def _rule_filters(rule: RuleRecord) -> dict[str, list[str]]:
-    return {"group-id": [rule.group_id], "security-group-rule-id": [rule.rule_id]}
-
-
-def _has_permissions(params: dict[str, Any]) -> bool:
-    return bool(params.get("IpPermissions") or params.get("IpProtocol") or params.get("CidrIp"))
-
-
-def _rules_from(params: dict[str, Any], group_id: str, egress: bool) -> list[RuleRecord]:
-    """The rules an Authorize/Revoke call names: its IpPermissions, or the older top-level members
-    (IpProtocol, FromPort, ToPort, CidrIp) that ingress calls may use."""
-    permissions = list(params.get("IpPermissions") or [])
-    if not permissions and (params.get("IpProtocol") or params.get("CidrIp")):
-        permissions = [
-            {
-                "IpProtocol": params.get("IpProtocol", "-1"),
-                "FromPort": params.get("FromPort"),
-                "ToPort": params.get("ToPort"),
-                "IpRanges": [{"CidrIp": params["CidrIp"]}] if params.get("CidrIp") else [],
-            }
-        ]
-    if not permissions:
-        raise Ec2Error("MissingParameter", "The request must contain the parameter ipPermissions")
-    rules = []
-    for permission in permissions:
-        protocol, from_port, to_port = _protocol_and_ports(permission)
-        if permission.get("Ipv6Ranges") or permission.get("PrefixListIds"):
-            raise Ec2Error(
-                "InvalidParameterValue",
-                "lambdad's security groups take IPv4 ranges and groups only (no IPv6, no prefix lists)",
-            )
-        base = RuleRecord(new_id("sgr"), group_id, egress, protocol, from_port, to_port, None, None)
-        targets = [
-            replace(
-                base,
-                rule_id=new_id("sgr"),
-                cidr_ipv4=_rule_cidr(r.get("CidrIp", "")),
-                description=r.get("Description", ""),
-            )
-            for r in permission.get("IpRanges") or []
-        ]
-        targets += [
-            replace(
-                base,
-                rule_id=new_id("sgr"),
-                referenced_group_id=p.get("GroupId", ""),
-                description=p.get("Description", ""),
-            )
-            for p in permission.get("UserIdGroupPairs") or []
-        ]
-        if not targets:
-            raise Ec2Error(
-                "InvalidParameterValue", "The request must contain a CIDR range or a security group."
-            )
-        rules += targets
-    return rules
-
-
-def _rule_cidr(text: str) -> str:
-    try:
-        return str(ipaddress.IPv4Network(text))
-    except ValueError:
-        raise Ec2Error("InvalidParameterValue", f"CIDR block {text} is malformed") from None
-
-
-def _protocol_and_ports(permission: dict[str, Any]) -> tuple[str, int, int]:
-    given = str(permission.get("IpProtocol", "")).lower()
-    protocol = _PROTOCOLS.get(given)
-    if protocol is None:
-        if not given.isdigit() or not 0 <= int(given) <= 255:
-            raise Ec2Error(
-                "InvalidParameterValue", f"Invalid value '{given}' for IP protocol. Unknown protocol."
-            )
-        protocol = given
-    from_port, to_port = permission.get("FromPort"), permission.get("ToPort")
-    if protocol in _WITH_PORTS:
-        if from_port is None or to_port is None:
-            raise Ec2Error(
-                "InvalidParameterValue",
-                "Invalid value 'Must specify both from and to ports with TCP/UDP.' for portRange.",
-            )
-        if not 0 <= from_port <= to_port <= 65535:
-            raise Ec2Error("InvalidParameterValue", f"Invalid TCP/UDP port range: {from_port}-{to_port}")
-        return protocol, from_port, to_port
-    if protocol == "icmp":
-        icmp_type = -1 if from_port is None else from_port
-        icmp_code = -1 if to_port is None else to_port
-        if not (-1 <= icmp_type <= 255 and -1 <= icmp_code <= 255) or (icmp_type == -1 and icmp_code != -1):
-            raise Ec2Error("InvalidParameterValue", f"Invalid ICMP type and code: {icmp_type}, {icmp_code}")
-        return protocol, icmp_type, icmp_code
-    return protocol, -1, -1
-
-
-def _describe(rule: RuleRecord) -> str:
-    """A rule as EC2's InvalidPermission.Duplicate message words it."""
-    peer = rule.cidr_ipv4 or rule.referenced_group_id
-    if rule.ip_protocol == "-1":
-        return f"peer: {peer}, ALL, ALLOW"
-    if rule.ip_protocol == "icmp":
-        return f"peer: {peer}, ICMP, type: {rule.from_port}, code: {rule.to_port}, ALLOW"
-    if rule.ip_protocol in _WITH_PORTS:
-        ports = f"from port: {rule.from_port}, to port: {rule.to_port}"
-        return f"peer: {peer}, {rule.ip_protocol.upper()}, {ports}, ALLOW"
-    return f"peer: {peer}, {rule.ip_protocol}, ALLOW"

@@ -183,6 +183,36 @@ class InternalServerException(LambdaError):
     fault = "Service"
 
 
+# --- protocols (query, ec2) ---
+# The query services' own common errors (https://docs.aws.amazon.com/IAM/latest/APIReference/CommonErrors.html);
+# query_protocol.py and ec2_protocol.py write them as XML.
+
+
+class InvalidAction(LambdaError):
+    """A query or ec2 request whose Action the service does not have."""
+
+
+class MissingAction(LambdaError):
+    """A query or ec2 request without an Action."""
+
+
+class InternalFailure(LambdaError):
+    """A query service's answer to an unexpected failure."""
+
+    status = 500
+    fault = "Service"
+
+
+class Throttling(LambdaError):
+    """A query service's (IAM, STS) answer past its rate limit."""
+
+
+class RequestLimitExceeded(LambdaError):
+    """EC2's answer past its rate limit."""
+
+    status = 503
+
+
 # --- EC2 / networks ---
 
 
@@ -211,17 +241,6 @@ class Ec2InternalError(LambdaError):
     @property
     def code(self) -> str:
         return "InternalError"
-
-
-class Ec2RequestLimitExceeded(LambdaError):
-    """EC2: too many requests (EC2 answers ``RequestLimitExceeded`` with HTTP 503)."""
-
-    status = 503
-    fault = None
-
-    @property
-    def code(self) -> str:
-        return "RequestLimitExceeded"
 
 
 class Ec2DryRun(Ec2Error):

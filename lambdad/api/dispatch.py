@@ -1,67 +1,69 @@
-"""The AWS REST APIs lambdad serves (Lambda, EventBridge Scheduler) as one ASGI app: route by the models,
-parse, validate, call a handler, render.
+"""The AWS APIs lambdad serves (Lambda, EventBridge Scheduler, and any service of botocore's rest-json,
+query or ec2 protocols) as one ASGI app on one port: choose the service, find the operation, parse,
+validate, call a handler, render.
 
-Each service is a ``ServiceApi``: a botocore model, a table of handlers and the service's error
-conventions. A request goes to the first service with a route for its method and path (the services'
-paths do not overlap). Every answer, including every failure, is AWS-shaped: errors carry
-``x-amzn-ErrorType`` and a JSON body botocore maps to its exception classes; an unexpected failure is
-logged with the request id and answered as the service's internal error (Lambda's ServiceException,
-the scheduler's InternalServerException), never as a traceback; a database outage is answered the same
-way, with words that say so and one log line rather than a traceback.
+Each service is a ``ServiceApi``: a botocore model (which names its protocol), a table of handlers and
+the service's error conventions. The service is the one the request was signed for (the SigV4
+credential scope of the Authorization header or of a presigned URL's ``X-Amz-Credential``); a request
+signed for no service lambdad serves goes to the first rest-json service with a route for its method and
+path (their paths do not overlap, a test keeps it so), else to the query service naming its form's
+``Action``. The protocols themselves live in their own modules (``wire.WireProtocol``). Every answer,
+including every failure, is AWS-shaped in the service's protocol: an unexpected failure is logged with
+the request id and answered as the service's internal error (Lambda's ServiceException, the scheduler's
+InternalServerException), never as a traceback; a database outage is answered the same way, with words
+that say so and one log line rather than a traceback.
 """
 
 from __future__ import annotations
 
 import errno
 import inspect
-import json
 import logging
 import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import cached_property
 
 import anyio.to_thread
+from botocore.model import ServiceModel
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Send
 from starlette.types import Scope as AsgiScope
 
 from lambdad.api.authorization import authorize
+from lambdad.api.ec2_protocol import Ec2
 from lambdad.api.operations import Call, OperationTable, Services
-from lambdad.api.protocol import parse_request, serialize_response
-from lambdad.api.service_model import Route, find_route, success_status
+from lambdad.api.protocol import RestJson
+from lambdad.api.query_protocol import Query
+from lambdad.api.service_model import service_model
 from lambdad.api.throttle import RateLimiter
 from lambdad.api.validation import validate
+from lambdad.api.wire import Answer, Found, Incoming, WireProtocol
 from lambdad.errors import (
     LambdaError,
     NotImplementedException,
-    RequestTooLargeException,
     ServiceException,
     TooManyRequestsException,
-    UnknownOperationException,
 )
-from lambdad.models import Caller, Scope
+from lambdad.models import Caller, Principal, Scope
 from lambdad.store import outage
 from lambdad.store.reserve import DiskReserve
 
 log = logging.getLogger(__name__)
 
-# A 50 MB zip arrives base64-encoded inside JSON: 4/3 of it plus room for the rest of the request.
-DEFAULT_BODY_LIMIT = 52_428_800 * 4 // 3 + 1_048_576
-# Operations with their own limits, and the name AWS's message gives them.
-BODY_LIMITS = {
-    "Invoke": ("InvokeFunction", 6_291_456),
-    "InvokeWithResponseStream": ("InvokeWithResponseStream", 6_291_456),
-    "InvokeAsync": ("InvokeAsync", 262_144),
-}
-_DRAIN_CEILING = 256 * 1024 * 1024
-_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
+# The credential scope of a signed request: Credential=AKID/DATE/REGION/SERVICE/aws4_request (in the
+# Authorization header, or a presigned URL's X-Amz-Credential).
+_CREDENTIAL_SCOPE = re.compile(r"^[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request$")
+_AUTHORIZATION_CREDENTIAL = re.compile(r"Credential=([^,\s]+)")
 #: The ASGI scope key holding the ``Caller`` of a request a function sent from its sandbox. Only the
 #: composition root's in-sandbox client sets it; requests from the network never carry it (uvicorn
 #: builds their scope).
 CALLER_KEY = "lambdad.caller"
+
+#: The wire protocols by the name botocore's models give them (``metadata.protocol``).
+PROTOCOLS: dict[str, WireProtocol] = {"rest-json": RestJson(), "query": Query(), "ec2": Ec2()}
 
 
 def _lambda_throttled() -> LambdaError:
@@ -72,21 +74,43 @@ def _lambda_throttled() -> LambdaError:
 class ServiceApi:
     """One AWS service on the server: its botocore model, its handlers and how its errors look."""
 
-    model: str  # botocore's service name: "lambda", "scheduler"
+    model: str  # botocore's service name: "lambda", "scheduler", "iam", "sts", "ec2", "signer"
     table: OperationTable
     # The error an unexpected failure is answered with.
     internal_error: type[LambdaError] = ServiceException
     # The error answered when the control plane's rate limit is reached.
     throttled: Callable[[], LambdaError] = _lambda_throttled
-    # The body's message member for every error of this service (None: each error's own spelling), and
-    # whether bodies carry Lambda's "Type": "User" | "Service".
+    # rest-json: the body's message member for every error of this service (None: each error's own
+    # spelling), and whether bodies carry Lambda's "Type": "User" | "Service".
     message_key: str | None = None
     fault_in_body: bool = True
+
+    @property
+    def service_model(self) -> ServiceModel:
+        """botocore's model of the service."""
+        return service_model(self.model)
+
+    @property
+    def protocol(self) -> str:
+        """The model's wire protocol: ``rest-json``, ``query``, ``ec2`` (``json`` next)."""
+        return str(self.service_model.metadata["protocol"])
+
+    @property
+    def signing_name(self) -> str:
+        """The service name of the SigV4 credential scope its clients sign with."""
+        return str(self.service_model.signing_name)
+
+    @cached_property
+    def wire(self) -> WireProtocol:
+        """The protocol's reader and writer."""
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"lambdad serves no {self.protocol} protocol (the {self.model} service)")
+        return PROTOCOLS[self.protocol]
 
 
 class AwsApi:
     """An ASGI app serving every operation of ``apis``; operations without a handler answer
-    NotImplemented, requests no service routes answer UnknownOperation."""
+    NotImplemented, requests no service serves answer the protocol's unknown operation."""
 
     def __init__(
         self,
@@ -98,6 +122,9 @@ class AwsApi:
         reserve: DiskReserve | None = None,
     ) -> None:
         self._apis = tuple(apis)
+        self._by_signing_name = {api.signing_name: api for api in reversed(self._apis)}
+        for api in self._apis:
+            api.wire  # noqa: B018 - a protocol lambdad does not serve fails here, at start-up
         # Room on the data directory's disk, given up when a request finds the disk full.
         self._reserve = reserve
         self._services = services
@@ -108,15 +135,13 @@ class AwsApi:
     async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         request_id = str(uuid.uuid4())
-        raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?")[0]
-        query: dict[str, list[str]] = {}
-        for key, value in request.query_params.multi_items():
-            query.setdefault(key, []).append(value)
-        api, found = self._route(request.method, raw_path, query)
+        incoming = Incoming(request)
+        api = self._apis[0]
         try:
+            api, found = await self._select(incoming)
             if found is None:
-                raise UnknownOperationException(f"No operation serves {request.method} {raw_path}")
-            response = await self._handle(api, found, query, request, request_id)
+                raise api.wire.unknown(api, incoming)
+            response = await self._handle(api, found, incoming, request_id)
             if self._reserve is not None and request.method != "GET":
                 self._reserve.hold()  # after a write that worked: take the reserve back if there is room
         except LambdaError as error:
@@ -145,40 +170,50 @@ class AwsApi:
             response = error_response(api.internal_error(message), request_id, api)
         await response(scope, receive, send)
 
-    def _route(
-        self, method: str, raw_path: str, query: dict[str, list[str]]
-    ) -> tuple[ServiceApi, tuple[Route, dict[str, str]] | None]:
+    async def _select(self, incoming: Incoming) -> tuple[ServiceApi, Found | None]:
+        """The service a request is for, and its operation (None: the service has no such operation).
+
+        The credential scope decides; without one naming a service served here, the rest-json services'
+        paths, then the query services' ``Action`` (of the service whose ``Version`` it names, if any).
+        """
+        signed_for = _signed_service(incoming)
+        api = self._by_signing_name.get(signed_for) if signed_for else None
+        if api is not None:
+            return api, await api.wire.find(api, incoming)
         for api in self._apis:
-            found = find_route(method, raw_path, query, api.model)
-            if found is not None:
-                return api, found
+            if api.protocol == "rest-json":
+                found = await api.wire.find(api, incoming)
+                if found is not None:
+                    return api, found
+        queries = [api for api in self._apis if api.protocol in ("query", "ec2")]
+        if queries and (incoming.method == "POST" or "Action" in incoming.query):
+            form = await incoming.form()
+            if "Action" in form:
+                version = form.get("Version")
+                queries.sort(key=lambda api: api.service_model.api_version != version)
+                for api in queries:
+                    found = await api.wire.find(api, incoming)
+                    if found is not None:
+                        return api, found
+                return queries[0], None
         return self._apis[0], None
 
-    async def _handle(
-        self,
-        api: ServiceApi,
-        found: tuple[Route, dict[str, str]],
-        query: dict[str, list[str]],
-        request: Request,
-        request_id: str,
-    ) -> Response:
-        route, uri_params = found
-        operation = route.operation
+    async def _handle(self, api: ServiceApi, found: Found, incoming: Incoming, request_id: str) -> Response:
+        operation = found.operation
         handler = api.table.handlers.get(operation.name)
         if handler is None:
             raise NotImplementedException(f"lambdad does not implement the {operation.name} operation yet")
         if self._throttle is not None and not self._throttle.try_acquire():
             raise api.throttled()
-        body = await _read_body(
-            request, *BODY_LIMITS.get(operation.name, (operation.name, DEFAULT_BODY_LIMIT))
-        )
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        params = parse_request(operation, uri_params, query, headers, body)
-        scope = Scope(self._account, self._region(headers))
-        caller = request.scope.get(CALLER_KEY)
+        params = await api.wire.parse(api, found, incoming)
+        headers = incoming.headers
+        principal = Principal.root(self._account)
+        scope = Scope(principal.account, _signed_region(incoming) or self._default_region)
+        caller = incoming.request.scope.get(CALLER_KEY)
         if isinstance(caller, Caller):
             authorize(caller, api.model, operation.name, params, scope)
         validate(operation.input_shape, params)
+        request = incoming.request
         call = Call(
             operation=operation.name,
             params=params,
@@ -186,57 +221,45 @@ class AwsApi:
             services=self._services,
             base_url=f"{request.url.scheme}://{headers.get('host', request.url.netloc)}",
             request_id=request_id,
+            principal=principal,
         )
         if inspect.iscoroutinefunction(handler):
             output = await handler(call)
         else:
             output = await anyio.to_thread.run_sync(handler, call)
-        serialized = serialize_response(operation, output, success_status(operation))
-        serialized.headers["x-amzn-RequestId"] = request_id
-        if serialized.stream is not None:
-            return StreamingResponse(serialized.stream, serialized.status, serialized.headers)
-        return Response(serialized.body, serialized.status, serialized.headers)
-
-    def _region(self, headers: dict[str, str]) -> str:
-        match = _CREDENTIAL_SCOPE.search(headers.get("authorization", ""))
-        return match.group(1) if match else self._default_region
+        return _response(api.wire.serialize(api, found, output, request_id))
 
 
-async def _read_body(request: Request, operation: str, limit: int) -> bytes:
-    """The whole body, or RequestTooLargeException once it passes ``limit``.
+def _credential_scope(incoming: Incoming) -> tuple[str, str] | None:
+    """(region, service) of the request's SigV4 credential scope, if it has one."""
+    credential = incoming.query.get("X-Amz-Credential", [""])[-1]
+    if not credential:
+        match = _AUTHORIZATION_CREDENTIAL.search(incoming.headers.get("authorization", ""))
+        credential = match.group(1) if match else ""
+    scoped = _CREDENTIAL_SCOPE.match(credential)
+    return (scoped.group(1), scoped.group(2)) if scoped else None
 
-    An oversized body is still read (and dropped) up to a ceiling: a server that answers before the
-    client finished sending makes most clients see a reset connection instead of the 413.
-    """
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size <= limit:
-            chunks.append(chunk)
-        elif size > _DRAIN_CEILING:
-            break
-    if size > limit:
-        raise RequestTooLargeException(
-            f"Request must be smaller than {limit} bytes for the {operation} operation"
-        )
-    return b"".join(chunks)
+
+def _signed_service(incoming: Incoming) -> str | None:
+    scope = _credential_scope(incoming)
+    return scope[1] if scope else None
+
+
+def _signed_region(incoming: Incoming) -> str | None:
+    scope = _credential_scope(incoming)
+    return scope[0] if scope else None
+
+
+def _response(answer: Answer) -> Response:
+    if answer.stream is not None:
+        return StreamingResponse(answer.stream, answer.status, answer.headers)
+    return Response(answer.body, answer.status, answer.headers)
 
 
 def error_response(error: LambdaError, request_id: str, api: ServiceApi | None = None) -> Response:
-    """An AWS error answer, in ``api``'s conventions: status, ``x-amzn-ErrorType`` and a JSON body."""
-    body: dict[str, Any] = {}
-    if error.fault and (api is None or api.fault_in_body):
-        body["Type"] = error.fault
-    body[(api.message_key if api else None) or error.message_key] = error.message
-    body.update(error.fields)
-    headers = {
-        **error.headers,
-        "x-amzn-ErrorType": error.code,
-        "x-amzn-RequestId": request_id,
-        "content-type": "application/json",
-    }
-    return Response(json.dumps(body).encode(), error.status, headers)
+    """An AWS error answer in ``api``'s protocol and conventions (Lambda's without one)."""
+    wire = api.wire if api is not None else PROTOCOLS["rest-json"]
+    return _response(wire.error(api, error, request_id))
 
 
 def disk_full(error: BaseException) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 
 from lambdad.api.dispatch import ServiceApi
 from lambdad.api.operations import Call, OperationTable
-from lambdad.errors import Ec2DryRun, Ec2Error, Ec2InternalError, Ec2RequestLimitExceeded, LambdaError
+from lambdad.errors import Ec2DryRun, Ec2Error, Ec2InternalError, LambdaError, RequestLimitExceeded
 from lambdad.services.networks import Group
 from lambdad.store.networks import GroupRecord, RuleRecord, SubnetRecord, VpcRecord
 
@@ -29,7 +29,7 @@ def ec2_api() -> ServiceApi:
 
 
 def _throttled() -> LambdaError:
-    return Ec2RequestLimitExceeded("Request limit exceeded.")
+    return RequestLimitExceeded("Request limit exceeded.")
 
 
 def _dry_run(call: Call) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from lambdad.api.code_links import CodeLinks
 from lambdad.events.asynchronous import EventQueue
 from lambdad.invocation import Invoker
-from lambdad.models import Scope
+from lambdad.models import Principal, Scope
 from lambdad.services.account import AccountService
 from lambdad.services.aliases import AliasService
 from lambdad.services.capacity_providers import CapacityProviderService
@@ -80,7 +80,8 @@ class Services:
 
 @dataclass(frozen=True)
 class Call:
-    """One API call: the parsed, validated parameters and where they act."""
+    """One API call: the parsed, validated parameters, where they act and who asks (with authentication
+    off, the default account's root)."""
 
     operation: str
     params: dict[str, Any]
@@ -88,6 +89,7 @@ class Call:
     services: Services
     base_url: str
     request_id: str
+    principal: Principal
 
 
 # Synchronous handlers run in a worker thread (the store is synchronous); async ones on the loop.

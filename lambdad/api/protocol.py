@@ -1,7 +1,9 @@
 """The rest-json protocol, server side: requests into parameters, results into responses.
 
 botocore serialises requests and parses responses on the client; this module is its mirror image,
-driven by the same shapes, so that a new operation needs a handler and no parsing code.
+driven by the same shapes, so that a new operation needs a handler and no parsing code. ``RestJson``
+is this protocol as the dispatcher sees it (``wire.WireProtocol``): routes by method and path, errors
+as ``x-amzn-ErrorType`` and a JSON body.
 """
 
 from __future__ import annotations
@@ -11,11 +13,65 @@ import binascii
 import json
 from collections.abc import AsyncIterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.model import OperationModel, Shape, StructureShape
 
-from lambdad.errors import InvalidRequestContentException, SerializationException
+from lambdad.api.service_model import find_route, success_status
+from lambdad.api.wire import DEFAULT_BODY_LIMIT, Answer, Found, Incoming
+from lambdad.errors import (
+    InvalidRequestContentException,
+    LambdaError,
+    SerializationException,
+    UnknownOperationException,
+)
+
+if TYPE_CHECKING:
+    from lambdad.api.dispatch import ServiceApi
+
+# Operations with their own body limits, and the name AWS's message gives them.
+BODY_LIMITS = {
+    "Invoke": ("InvokeFunction", 6_291_456),
+    "InvokeWithResponseStream": ("InvokeWithResponseStream", 6_291_456),
+    "InvokeAsync": ("InvokeAsync", 262_144),
+}
+
+
+class RestJson:
+    """rest-json (Lambda, EventBridge Scheduler, Signer) for the dispatcher."""
+
+    async def find(self, api: ServiceApi, incoming: Incoming) -> Found | None:
+        found = find_route(incoming.method, incoming.raw_path, incoming.query, api.model)
+        return None if found is None else Found(found[0].operation, found[1])
+
+    def unknown(self, api: ServiceApi, incoming: Incoming) -> LambdaError:
+        return UnknownOperationException(f"No operation serves {incoming.method} {incoming.raw_path}")
+
+    async def parse(self, api: ServiceApi, found: Found, incoming: Incoming) -> dict[str, Any]:
+        name = found.operation.name
+        body = await incoming.body(*BODY_LIMITS.get(name, (name, DEFAULT_BODY_LIMIT)))
+        return parse_request(found.operation, found.uri_params, incoming.query, incoming.headers, body)
+
+    def serialize(self, api: ServiceApi, found: Found, output: Mapping[str, Any], request_id: str) -> Answer:
+        serialized = serialize_response(found.operation, output, success_status(found.operation))
+        serialized.headers["x-amzn-RequestId"] = request_id
+        return Answer(serialized.status, serialized.headers, serialized.body, serialized.stream)
+
+    def error(self, api: ServiceApi | None, error: LambdaError, request_id: str) -> Answer:
+        """Status, ``x-amzn-ErrorType`` and a JSON body in ``api``'s conventions (Lambda's by default)."""
+        body: dict[str, Any] = {}
+        if error.fault and (api is None or api.fault_in_body):
+            body["Type"] = error.fault
+        body[(api.message_key if api else None) or error.message_key] = error.message
+        body.update(error.fields)
+        headers = {
+            **error.headers,
+            "x-amzn-ErrorType": error.code,
+            "x-amzn-RequestId": request_id,
+            "content-type": "application/json",
+        }
+        return Answer(error.status, headers, json.dumps(body).encode())
+
 
 # --- requests ---------------------------------------------------------------------------------------
 

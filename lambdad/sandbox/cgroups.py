@@ -11,6 +11,7 @@ import contextlib
 import errno
 import logging
 import os
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +19,14 @@ from pathlib import Path
 
 from lambdad.sandbox.api import MB, SandboxSpec, SandboxUnavailable, cpu_quota_us
 
-__all__ = ["CONTROLLERS", "CgroupStats", "SandboxCgroups", "check_cgroups_v1", "remove_stale_cgroups"]
+__all__ = [
+    "CONTROLLERS",
+    "CgroupStats",
+    "SandboxCgroups",
+    "check_cgroups_v1",
+    "kill_orphaned_sandboxes",
+    "remove_stale_cgroups",
+]
 
 log = logging.getLogger(__name__)
 
@@ -269,3 +277,34 @@ def remove_stale_cgroups(root: Path, parent: str, older_than_s: float = 60.0) ->
             except OSError:
                 continue  # gone meanwhile, or busy: not ours to judge
     return removed
+
+
+def kill_orphaned_sandboxes(root: Path, parent: str) -> int:
+    """SIGKILL what SIGKILLed servers left running in sandbox cgroups; returns how many processes.
+
+    A sandbox's inner bubblewrap (pid 1 of its PID namespace, root in its user namespace, so not caught
+    by the sweep of dead servers' uids) can outlive its server, reparented to init and holding its
+    cgroups. In a live sandbox that process's parent is the outer bubblewrap, a child of its server; every
+    other sandbox process has a parent inside the sandbox. So a process of a sandbox cgroup whose parent is
+    init belongs to no server, whichever server on this machine made it. Killing pid 1 of a PID namespace
+    kills the rest of it; the emptied cgroups go with the next sweep of stale ones.
+    """
+    killed = 0
+    base = root / "pids" / parent
+    if not base.is_dir():
+        return 0
+    for procs in base.glob("*/cgroup.procs"):
+        try:
+            pids = procs.read_text().split()
+        except OSError:
+            continue  # removed meanwhile
+        for pid in pids:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue  # exited meanwhile
+            if "\nPPid:\t1\n" in status:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+                    killed += 1
+    return killed

@@ -56,7 +56,13 @@ from lambdad.sandbox.bwrap import (
     mount_args,
     system_view,
 )
-from lambdad.sandbox.cgroups import CgroupStats, SandboxCgroups, check_cgroups_v1, remove_stale_cgroups
+from lambdad.sandbox.cgroups import (
+    CgroupStats,
+    SandboxCgroups,
+    check_cgroups_v1,
+    kill_orphaned_sandboxes,
+    remove_stale_cgroups,
+)
 from lambdad.sandbox.leases import Lease as IdLease
 from lambdad.sandbox.mounts import attach_read_only, detach, make_shared_dir, remove_stale_slots
 from lambdad.sandbox.network import Bridge, Lease, NetnsThread, listen_tcp
@@ -390,6 +396,8 @@ class NamespaceSandboxFactory:
                 "on Ubuntu kernel.apparmor_restrict_unprivileged_userns=0), or use the unisolated "
                 "'process' sandbox implementation"
             ) from exc
+        if orphans := kill_orphaned_sandboxes(cgroup_root, cgroup_parent):
+            log.warning("killed %d sandbox(es) left running by a server that died", orphans)
         if stale := remove_stale_cgroups(cgroup_root, cgroup_parent):
             log.info("removed %d cgroup(s) left by sandboxes of a server that died", stale)
         self._bwrap = found

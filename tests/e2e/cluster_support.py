@@ -4,9 +4,7 @@ ports, sharing a PostgreSQL database and NATS names of the test's own, all remov
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import signal
 import time
 import urllib.request
@@ -20,6 +18,7 @@ from typing import Any
 import nats
 import psycopg
 
+from lambdad.sandbox.cgroups import kill_orphaned_sandboxes
 from tests.brokers import POSTGRES
 from tests.e2e.invoke_support import RUNTIMES_DIR  # noqa: F401  (shares the runtimes cache)
 from tests.support import Server
@@ -117,25 +116,8 @@ class Cluster:
                     server.stop(timeout=20)
                 except Exception:
                     server.stop(signal.SIGKILL)
-        kill_orphaned_sandboxes()
-
-
-def kill_orphaned_sandboxes(root: Path = Path("/sys/fs/cgroup/pids/lambdad")) -> int:
-    """Kill what SIGKILLed nodes left in sandbox cgroups: a sandbox's inner bwrap (pid 1 of its PID
-    namespace, running as root) outlives its server, reparented to init; a live sandbox's has its outer
-    bwrap as parent, so a parent of 1 singles out the orphans. Returns how many were killed."""
-    killed = 0
-    for procs in root.glob("fn-*/cgroup.procs"):
-        for pid in procs.read_text().split():
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-            except OSError:
-                continue
-            if "\nPPid:\t1\n" in status:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)
-                    killed += 1
-    return killed
+        # What SIGKILLed nodes left running: the next server's start would, but a test's end has none.
+        kill_orphaned_sandboxes(Path("/sys/fs/cgroup"), "lambdad")
 
 
 def remove_nats_names(prefix: str, url: str = NATS_URL) -> None:

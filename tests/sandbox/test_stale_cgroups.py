@@ -1,14 +1,16 @@
-"""Cgroups a dead server left behind are removed; a live sandbox's are not."""
+"""Cgroups and processes a dead server left behind are removed; a live sandbox's are not."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from lambdad.sandbox.cgroups import CONTROLLERS, remove_stale_cgroups
+from lambdad.sandbox.cgroups import CONTROLLERS, kill_orphaned_sandboxes, remove_stale_cgroups
 
 ROOT = Path("/sys/fs/cgroup")
 pytestmark = pytest.mark.skipif(not (ROOT / "memory").is_dir(), reason="needs cgroup v1 controllers")
@@ -37,3 +39,41 @@ def test_only_empty_cgroups_older_than_the_threshold_are_removed() -> None:
                 if leftover.exists():
                     leftover.rmdir()
             (ROOT / controller / parent).rmdir()
+
+
+def test_processes_whose_server_died_are_killed_and_live_ones_kept() -> None:
+    parent = f"lambdad-test-{uuid.uuid4().hex[:8]}"
+    pids = ROOT / "pids" / parent
+    (pids / "orphaned").mkdir(parents=True)
+    (pids / "alive").mkdir()
+    # A process whose parent exited (reparented to init, as a dead server's sandbox), in "orphaned"...
+    join = f"echo $$ > {pids / 'orphaned' / 'cgroup.procs'}"
+    started = subprocess.run(
+        ["sh", "-c", f"sh -c '{join}; exec sleep 30' </dev/null >/dev/null 2>&1 & echo $!"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    orphan = int(started.stdout)
+    # ... and one whose parent (this test, as a live server) is alive, in "alive".
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        (pids / "alive" / "cgroup.procs").write_text(str(child.pid))
+        deadline = time.monotonic() + 5
+        while str(orphan) not in (pids / "orphaned" / "cgroup.procs").read_text():
+            assert time.monotonic() < deadline, "the orphan never joined its cgroup"
+            time.sleep(0.01)
+        assert kill_orphaned_sandboxes(ROOT, parent) == 1
+        while (pids / "orphaned" / "cgroup.procs").read_text().strip():
+            assert time.monotonic() < deadline, "the orphan outlived SIGKILL"
+            time.sleep(0.01)
+        assert child.poll() is None, "a process with a live parent is kept"
+    finally:
+        child.kill()
+        child.wait()
+        if os.path.exists(f"/proc/{orphan}"):
+            os.kill(orphan, 9)
+        time.sleep(0.05)
+        for name in ("orphaned", "alive"):
+            (pids / name).rmdir()
+        pids.rmdir()

@@ -26,6 +26,7 @@ from lambdad import __version__
 from lambdad.api import AwsApi, CodeLinks, Services, lambda_api
 from lambdad.api.code_links import PATH_PREFIX, download_endpoint
 from lambdad.api.dispatch import CALLER_KEY
+from lambdad.api.ec2 import ec2_api
 from lambdad.api.scheduler import scheduler_api
 from lambdad.api.throttle import RateLimiter
 from lambdad.api.url_serving import FunctionUrlRouter, FunctionUrlServer
@@ -370,7 +371,7 @@ def create_app(settings: Settings) -> Starlette:
     reserve = DiskReserve(settings.data_dir / "reserve")
     reserve.hold()
     aws_api = AwsApi(
-        [lambda_api(), scheduler_api()],
+        [lambda_api(), scheduler_api(), ec2_api()],
         platform.services,
         settings.account_id,
         settings.region,

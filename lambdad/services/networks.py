@@ -5,6 +5,8 @@ sandboxes' egress policy.
 A rule change reaches running functions by their change notice: every function version attached to the
 group gets a new image (its egress rules are part of it), so idle environments of the old rules are
 drained at once and busy ones as soon as their invocation ends; new invocations run under the new rules.
+Provisioned environments are made again too (the notice is also a PROVISIONED one, which makes the
+provisioner reconcile the function: its images now differ).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sqlalchemy import Connection
 from lambdad.errors import Ec2Error, InvalidParameterValueException
 from lambdad.models import utcnow
 from lambdad.sandbox import EgressRule
-from lambdad.services.changes import CODE_OR_CONFIGURATION, FunctionChanges
+from lambdad.services.changes import CODE_OR_CONFIGURATION, PROVISIONED, FunctionChanges
 from lambdad.services.ec2_requests import (
     by_ids,
     cidr_block,
@@ -290,6 +292,7 @@ class NetworkService:
     def _notify(self, region: str, function_names: Iterable[str]) -> None:
         for name in sorted(function_names):
             self._changes.notify(region, name, CODE_OR_CONFIGURATION)
+            self._changes.notify(region, name, PROVISIONED)
 
 
 # --- what Lambda asks of the networks -----------------------------------------------------------------

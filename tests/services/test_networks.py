@@ -229,5 +229,6 @@ def test_egress_policy_follows_the_rules_and_changes_are_announced(parts: Parts)
     )
     # Ingress rules are recorded, and change nothing a function does.
     net.authorize(REGION, {"GroupId": group_id, "IpPermissions": [everything]}, egress=False)
-    assert heard == [(REGION, "in-vpc", "function")] * 2
+    # Its environments drain, provisioned ones included (the provisioner reconciles on "provisioned").
+    assert heard == [(REGION, "in-vpc", "function"), (REGION, "in-vpc", "provisioned")] * 2
     assert lookup.load(SCOPE, "in-vpc", None).egress == (EgressRule("1.1.1.1/32", "udp", 53, 53),)

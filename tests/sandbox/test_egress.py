@@ -17,11 +17,15 @@ from pathlib import Path
 import pytest
 
 from lambdad.sandbox import EgressRule, NetworkMode, SandboxUnavailable
+from lambdad.sandbox.egress import EgressTable
 from lambdad.sandbox.namespaces import NamespaceSandboxFactory
+from lambdad.sandbox.network import Bridge
 from tests.private_network import PROBE, PrivateListeners
 from tests.sandbox.support import py_spec, run
 
 pytestmark = pytest.mark.timeout(90)
+#: An owner no process is: pids stay below pid_max, at most 2**22.
+DEAD_OWNER = "4194304.1"
 
 
 def _number(worker_id: str) -> int:
@@ -131,3 +135,37 @@ def test_a_policy_on_the_hosts_network_is_refused(code_dir: Path, worker_id: str
             await factory.close()
 
     asyncio.run(scenario())
+
+
+def test_a_dead_servers_policies_are_reclaimed_with_its_leases(worker_id: str):
+    # What a SIGKILLed server leaves: a lease naming a dead owner and "egress", and the policy's chain.
+    number = _number(worker_id)
+    bridge = Bridge(f"lbdegr{number}", f"10.216.{number}.0/24")
+    try:
+        bridge.ensure()
+    except SandboxUnavailable as exc:
+        pytest.skip(str(exc))
+    address = f"10.216.{number}.9"
+    try:
+        bridge._ensure_egress_table()
+        subprocess.run(
+            ["nft", "-f", "-"],
+            input=EgressTable(bridge.name).policy(address, (EgressRule("198.18.0.0/15", "tcp", 443, 443),)),
+            text=True,
+            check=True,
+        )
+        lease = Path("/run/lambdad") / f"{bridge.name}.leases" / address
+        lease.write_text(f"{DEAD_OWNER} sandbox-x - egress\n")
+        assert bridge.reclaim_stale() == 1
+        listed = subprocess.run(
+            ["nft", "list", "table", "inet", f"{bridge.name}_egress"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert EgressTable.chain(address) not in listed and address not in listed, listed
+        assert not lease.exists()
+    finally:
+        bridge.teardown()
+        bridge.close()
+    assert bridge.name not in _tables()

@@ -8,7 +8,7 @@ import logging
 import os
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -88,6 +88,8 @@ class Platform:
     cluster: ClusterNode | None = None
     # Which node runs each mapping, schedule, provisioned config and Event queue partition (None: this one).
     ownership: ClusterOwnership | None = None
+    # Security group rule changes being applied to running environments.
+    _egress_refreshes: set[asyncio.Task[int]] = field(default_factory=set)
 
     @classmethod
     def open(cls, settings: Settings) -> Platform:
@@ -268,6 +270,8 @@ class Platform:
             arn = Scope(self.settings.account_id, region).function_arn(name)
             if what == CODE_OR_CONFIGURATION:
                 loop.call_soon_threadsafe(self.pool.drain, arn)
+                # A security group's rules may have changed: running environments follow at once.
+                loop.call_soon_threadsafe(self._refresh_egress, region, name)
             elif what == DELETED:
                 loop.call_soon_threadsafe(self.pool.drain_function, arn)
             if what in (CODE_OR_CONFIGURATION, DELETED):
@@ -278,6 +282,13 @@ class Platform:
                 loop.call_soon_threadsafe(self.provisioner.schedule, region, name)
 
         self.changes.subscribe(changed)
+
+    def _refresh_egress(self, region: str, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self.services.invoker.refresh_egress(Scope(self.settings.account_id, region), name)
+        )
+        self._egress_refreshes.add(task)
+        task.add_done_callback(self._egress_refreshes.discard)
 
     async def stop(self) -> None:
         """Stop every environment and sandbox, then background work, then the database."""

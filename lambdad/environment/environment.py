@@ -45,6 +45,8 @@ from lambdad.runtimes import (
     standard_environment,
 )
 from lambdad.sandbox import (
+    EgressControlled,
+    EgressRule,
     Mount,
     NetworkMode,
     Sandbox,
@@ -183,6 +185,15 @@ class ExecutionEnvironment:
     def reusable(self) -> bool:
         """Whether the environment can take another invocation."""
         return self.lifecycle.state is EnvironmentState.READY
+
+    async def set_egress(self, rules: tuple[EgressRule, ...]) -> bool:
+        """Apply a changed egress policy to the running sandbox (one made with a policy); whether it
+        was applied (False: no sandbox, or one without a policy: nothing to narrow)."""
+        sandbox = self._sandbox
+        if self.image.egress is None or not isinstance(sandbox, EgressControlled):
+            return False
+        await sandbox.set_egress(rules)
+        return True
 
     # --- init -------------------------------------------------------------------------------------
 

@@ -4,22 +4,32 @@ environment) -> run -> release. Each stage is a small collaborator passed in."""
 from __future__ import annotations
 
 import json
+import logging
 import secrets
+import subprocess
 import time
 from dataclasses import dataclass, replace
 
 import anyio.to_thread
 
 from lambdad.environment import ExecutionEnvironment, FunctionImage, InvokeOutcome, InvokeStream, RuntimeGone
-from lambdad.errors import InvalidRequestContentException, ResourceConflictException, TooManyRequestsException
+from lambdad.errors import (
+    InvalidRequestContentException,
+    LambdaError,
+    ResourceConflictException,
+    TooManyRequestsException,
+)
 from lambdad.invocation.concurrency import ConcurrencyLeases
 from lambdad.invocation.images import ImageBuilder
 from lambdad.invocation.pool import EnvironmentPool, PoolFull
 from lambdad.models import FunctionState, FunctionVersion, Scope
 from lambdad.runtime_api import Invocation
+from lambdad.sandbox import EgressRule, SandboxError
 from lambdad.services.capacity_providers import may_run_on, provider_of
 from lambdad.services.lookup import FunctionLookup, RunnableFunction
 from lambdad.services.tags import NETWORK_TAG
+
+log = logging.getLogger(__name__)
 
 # How often an invocation whose environment's runtime had died before it got there is given to a new
 # environment (it never ran, so it cannot run twice); after that, it answers Runtime.ExitError.
@@ -200,6 +210,37 @@ class Invoker:
             raise TooManyRequestsException.rate_exceeded(
                 "ReservedFunctionConcurrentInvocationLimitExceeded"
             ) from full
+
+    async def refresh_egress(self, scope: Scope, function_name: str) -> int:
+        """Apply the function's egress policies as they are now to its running environments, of every
+        version, idle or busy (a security group's rules changed: AWS applies that to running functions
+        at once); how many environments changed. Environments outside a VPC are left alone."""
+        policies: dict[str, tuple[EgressRule, ...] | None] = {}
+        changed = 0
+        for environment in self._pool.environments_of(scope.function_arn(function_name)):
+            image = environment.image
+            if image.egress is None:
+                continue
+            if image.version not in policies:
+                try:
+                    runnable = await anyio.to_thread.run_sync(
+                        self._lookup.load, scope, function_name, image.version
+                    )
+                except LambdaError:  # the function or version is gone: its environments go with it
+                    policies[image.version] = None
+                else:
+                    policies[image.version] = runnable.egress
+            rules = policies[image.version]
+            if rules is None or rules == image.egress:
+                continue
+            try:
+                changed += await environment.set_egress(rules)
+            except (SandboxError, OSError, subprocess.CalledProcessError) as error:
+                # Its sandbox stopped meanwhile, and its chain went with it.
+                log.warning(
+                    "egress policy of an environment of %s not changed: %s", image.function_arn, error
+                )
+        return changed
 
     async def image(self, scope: Scope, runnable: RunnableFunction) -> FunctionImage:
         """The image environments of ``runnable`` are made from (built once per revision)."""

@@ -11,6 +11,7 @@ from typing import Any
 from lambdad.sandbox.api import (
     MB,
     VCPU_MEMORY_MB,
+    EgressControlled,
     EgressRule,
     Mount,
     NetworkMode,
@@ -28,6 +29,7 @@ __all__ = [
     "FACTORIES",
     "MB",
     "VCPU_MEMORY_MB",
+    "EgressControlled",
     "EgressRule",
     "Mount",
     "NetworkMode",

@@ -22,6 +22,7 @@ from typing import Protocol, runtime_checkable
 __all__ = [
     "MB",
     "VCPU_MEMORY_MB",
+    "EgressControlled",
     "EgressRule",
     "Mount",
     "NetworkMode",
@@ -254,6 +255,16 @@ class SpecializableSandbox(Sandbox, Protocol):
         """Attach ``code`` read-only at the spec's ``code_slot`` and apply the limits of ``memory_mb``
         (memory, and the CPU share that ``end_cpu_boost`` applies); with ``label``, the sandbox's id
         (and cgroups) are renamed as if it had been created with that label. Once only."""
+        ...
+
+
+@runtime_checkable
+class EgressControlled(Sandbox, Protocol):
+    """A sandbox whose egress policy can change while it runs (a security group's rules changed)."""
+
+    async def set_egress(self, rules: tuple[EgressRule, ...]) -> None:
+        """Replace the sandbox's egress policy (it must have been created with one): new connections
+        follow ``rules`` from now on; connections already open stay open."""
         ...
 
 

@@ -8,7 +8,7 @@ allow and refuses the rest at once (TCP with a reset, the rest with ICMP admin-p
 must pass both tables, so a policy only ever narrows the default network: private ranges stay refused
 unless the operator allowed them. DNS to the host's resolvers stays open, as AWS's security groups never
 filter DNS to a VPC's resolver. Connections already allowed stay open while a sandbox lives (AWS tracks
-them too); a rule change reaches functions as new environments (see ``lambdad.services.networks``).
+them too); a rule change replaces a running sandbox's chain in one transaction.
 
 The bridge's table is replaced whole when its ruleset changes between lambdad versions; keeping policies
 out of it means no such replacement can ever drop them.
@@ -48,6 +48,12 @@ table inet {self.name} {{
 
     def policy(self, address: str, rules: Sequence[EgressRule], resolvers: Sequence[str] = ()) -> str:
         """The sandbox at ``address`` may open only what ``rules`` allow (and DNS to ``resolvers``)."""
+        element = f"add element inet {self.name} egress {{ {address} : jump {self.chain(address)} }}"
+        return self.rules(address, rules, resolvers) + element + "\n"
+
+    def rules(self, address: str, rules: Sequence[EgressRule], resolvers: Sequence[str] = ()) -> str:
+        """The rules of the chain of the sandbox at ``address``, made or replaced in one transaction
+        (a live policy change: no packet ever meets a half-made chain)."""
         chain = f"inet {self.name} {self.chain(address)}"
         lines = [f"add chain {chain}", f"flush chain {chain}"]
         lines.append(f"add rule {chain} ct state established,related accept")
@@ -60,7 +66,6 @@ table inet {self.name} {{
         lines += [
             f"add rule {chain} meta l4proto tcp reject with tcp reset",
             f"add rule {chain} reject with icmp type admin-prohibited",
-            f"add element inet {self.name} egress {{ {address} : jump {self.chain(address)} }}",
         ]
         return "\n".join(lines) + "\n"
 

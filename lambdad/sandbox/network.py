@@ -422,6 +422,14 @@ table inet {b} {{
             rtnl.delete_link(lease.veth)
         lease.lease_file.unlink(missing_ok=True)
 
+    def replace_egress(self, lease: Lease, rules: tuple[EgressRule, ...]) -> None:
+        """Give the sandbox of ``lease`` (made with a policy) the policy ``rules``. Callable from any
+        thread; raises CalledProcessError if the sandbox is gone (its chain with it)."""
+        if lease.egress is None:
+            raise ValueError(f"the sandbox at {lease.address} has no egress policy to replace")
+        _nft(self._egress.rules(lease.address, rules, [str(a) for a in host_resolvers()]))
+        lease.egress = rules
+
     def _ensure_egress_table(self) -> None:
         """Make the egress table unless it exists. Under the bridge's shared lock (so no teardown runs),
         and its own exclusive one (so no other process makes it at the same time)."""

@@ -6,8 +6,10 @@ the old rules are drained)."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +29,20 @@ HANDLER = PROBE + (
     "    return {f'{h}:{p}': probe([(h, p)])[h] for h, p in event['targets']}\n"
 )
 EVERYTHING = {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+#: Connects to one target every 0.1 s for a while: (seconds since the start, outcome) of each attempt.
+PROBING = (
+    PROBE
+    + """
+import time
+def handler(event, context):
+    host, port = event['target']
+    seen, start = [], time.monotonic()
+    while time.monotonic() - start < event['seconds']:
+        seen.append((time.monotonic() - start, probe([(host, port)])[host]))
+        time.sleep(0.1)
+    return seen
+"""
+)
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +238,34 @@ def test_egress_rules_decide_what_a_function_reaches(server: Server, listeners: 
     outcomes = reached(attached)
     assert outcomes[f"{public}:{port}"] == outcomes[f"{public}:{other_port}"] == "ok priv", outcomes
     assert outcomes[f"{private}:{port}"] == "ECONNREFUSED", outcomes
+
+
+def test_a_revoked_rule_applies_to_a_running_invocation(server: Server, listeners: PrivateListeners) -> None:
+    ec2, client = _ec2(server), server.client(read_timeout=60)
+    _, subnet, group = _network(ec2)
+    ec2.revoke_security_group_egress(GroupId=group, IpPermissions=[EVERYTHING])
+    public, port = listeners.public, listeners.port
+    one_port = {
+        "IpProtocol": "tcp",
+        "FromPort": port,
+        "ToPort": port,
+        "IpRanges": [{"CidrIp": f"{public}/32"}],
+    }
+    ec2.authorize_security_group_egress(GroupId=group, IpPermissions=[one_port])
+    name = unique("probing")
+    deploy_python(
+        client, name, PROBING, Timeout=30, VpcConfig={"SubnetIds": [subnet], "SecurityGroupIds": [group]}
+    )
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        running = pool.submit(invoke, client, name, {"target": [public, port], "seconds": 8})
+        time.sleep(4)  # well into the invocation (a cold start included)
+        ec2.revoke_security_group_egress(GroupId=group, IpPermissions=[one_port])
+        response, seen = running.result(timeout=60)
+    assert "FunctionError" not in response, seen
+    # The same invocation, in the same sandbox: reached, then refused from the revoke on (AWS applies a
+    # security group's changes to running functions). Outcomes in the order they changed:
+    changes = [outcome for i, (_, outcome) in enumerate(seen) if i == 0 or seen[i - 1][1] != outcome]
+    assert changes == ["ok priv", "ECONNREFUSED"], seen
 
 
 def _name(resource_type: str, name: str) -> dict[str, Any]:

@@ -3,10 +3,10 @@ checks and errors; a function's VpcConfig checked against them; its security gro
 sandboxes' egress policy.
 
 A rule change reaches running functions by their change notice: every function version attached to the
-group gets a new image (its egress rules are part of it), so idle environments of the old rules are
-drained at once and busy ones as soon as their invocation ends; new invocations run under the new rules.
-Provisioned environments are made again too (the notice is also a PROVISIONED one, which makes the
-provisioner reconcile the function: its images now differ).
+group gets a new image (its egress rules are part of it) and the running environments of the old rules
+get the new ones at once (``Invoker.refresh_egress``); idle ones of $LATEST are drained too, and
+provisioned ones made again (the notice is also a PROVISIONED one, which makes the provisioner reconcile
+the function).
 """
 
 from __future__ import annotations

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +26,14 @@ from lambdad.api.code_links import PATH_PREFIX, download_endpoint
 from lambdad.api.dispatch import CALLER_KEY
 from lambdad.api.ec2 import ec2_api
 from lambdad.api.scheduler import scheduler_api
+from lambdad.api.signer import signer_api
 from lambdad.api.throttle import RateLimiter
 from lambdad.api.url_serving import FunctionUrlRouter, FunctionUrlServer
-from lambdad.cluster.code import PostgresPackages, shared_secret
+from lambdad.cluster.code import PostgresPackages
 from lambdad.cluster.node import ClusterNode
 from lambdad.cluster.ownership import ClusterOwnership
 from lambdad.cluster.preflight import check_database
+from lambdad.environment import NoRoleCredentials, RoleCredentials
 from lambdad.events import schedule_expressions
 from lambdad.events.asynchronous import EventQueue, process_owner
 from lambdad.events.mappings import MappingCatalog, MappingSupervisor
@@ -51,17 +51,21 @@ from lambdad.services.activation import Activator
 from lambdad.services.aliases import AliasService
 from lambdad.services.capacity_providers import may_run_on
 from lambdad.services.changes import ALIASES, CODE_OR_CONFIGURATION, DELETED, PROVISIONED, FunctionChanges
+from lambdad.services.code_signing import CodeSigningService
 from lambdad.services.concurrency import ConcurrencyService
 from lambdad.services.event_source_mappings import EventSourceMappingService
 from lambdad.services.functions import FunctionService
 from lambdad.services.lookup import FunctionLookup
 from lambdad.services.provisioned import ProvisionedConcurrencyService
 from lambdad.services.schedules import ScheduleService
+from lambdad.services.signing import SigningService
 from lambdad.services.tags import TagService
 from lambdad.services.urls import UrlService
 from lambdad.settings import Settings
 from lambdad.store import CodeStore, Database
+from lambdad.store.keyring import KeyRing, KeyRingError
 from lambdad.store.reserve import DiskReserve
+from lambdad.store.sealing import RingRefused, open_store
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +99,16 @@ class Platform:
     def open(cls, settings: Settings) -> Platform:
         """Open the data directory: migrate the database, tidy code packages, resume pending work."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        database = Database(settings.resolved_database_url)
-        cluster = ClusterNode(settings) if settings.clustered else None
+        ring = _key_ring(settings)
+        database = Database(settings.resolved_database_url, ring)
+        cluster = ClusterNode(settings, ring) if settings.clustered else None
         if cluster is None:
             database.migrate()
         else:
             check_database(settings, database)  # nodes never migrate a shared schema behind others' backs
+        # Refuse a ring that is not the data's; seal what an older lambdad stored in plain text.
+        open_store(database, ring, settings.resolved_key_file)
+        _forget_plain_secret(settings.data_dir)
         code_store = CodeStore(settings.code_dir, None if cluster is None else PostgresPackages(database))
         # The process sandbox runs functions as lambdad's own user: dropping to an unprivileged uid
         # would lose access to interpreters installed under the server user's home (pyenv).
@@ -148,11 +156,21 @@ class Platform:
             None if cluster is None else cluster.logs,
         )
         endpoint = f"http://{host}:{settings.port}"
+        # Each environment gets its execution role's credentials when it is made, and is retired before
+        # they expire (environment/credentials.py). Without identities: lambdad's placeholders. With the
+        # IAM store: SessionRoleCredentials(its STS issue_role_session, settings.role_session_seconds).
+        credentials: RoleCredentials = NoRoleCredentials()
+        lifetime: dict[str, Any] = {"credentials": credentials, "max_age_s": settings.environment_max_age}
         # Every environment holds its code on disk from its making until it stopped (see reclaim.py).
-        maker = holding(environment_maker(sandboxes, logs, lambda_api, endpoint), images)
+        maker = holding(environment_maker(sandboxes, logs, lambda_api, endpoint, **lifetime), images)
         provisioned_maker = holding(
             environment_maker(
-                sandboxes, logs, lambda_api, endpoint, initialization_type="provisioned-concurrency"
+                sandboxes,
+                logs,
+                lambda_api,
+                endpoint,
+                initialization_type="provisioned-concurrency",
+                **lifetime,
             ),
             images,
         )
@@ -174,6 +192,8 @@ class Platform:
             changes,
             settings.code_storage_limit,
             host_network_allowed=settings.host_network_allowed,
+            # Code signing configs and the signature check on every deployment (H4).
+            code_signing=CodeSigningService(database),
         )
         services = Services(
             functions=functions,
@@ -182,9 +202,9 @@ class Platform:
             tags=TagService(database, changes, host_network_allowed=settings.host_network_allowed),
             account=AccountService(database, settings.code_storage_limit, settings.concurrency_limit),
             concurrency=ConcurrencyService(database, changes, settings.concurrency_limit),
-            code_links=CodeLinks(
-                _server_secret(settings.data_dir) if cluster is None else shared_secret(database)
-            ),
+            # Derived from the ring: every node of a cluster reads the same ring, so a link signed by one
+            # node is valid on all of them, and no signing key is stored anywhere.
+            code_links=CodeLinks(ring.derive("code-links")),
             invoker=invoker,
             events=EventQueue(
                 database,
@@ -202,6 +222,8 @@ class Platform:
                 database, MappingCatalog(settings.event_sources, settings.account_id), settings.account_id
             ),
             schedules=ScheduleService(database, schedule_expressions.check),
+            # Signing profiles' private keys are sealed with the server's key ring.
+            signing=SigningService(database, ring),
         )
         provisioner = Provisioner(
             settings.account_id,
@@ -382,7 +404,12 @@ def create_app(settings: Settings) -> Starlette:
     reserve = DiskReserve(settings.data_dir / "reserve")
     reserve.hold()
     aws_api = AwsApi(
-        [lambda_api(), scheduler_api(), ec2_api()],
+        [
+            lambda_api(),
+            scheduler_api(),
+            signer_api(),
+            ec2_api(),
+        ],  # signer after the scheduler: both have /tags/
         platform.services,
         settings.account_id,
         settings.region,
@@ -516,11 +543,16 @@ class InSandboxLambdaApi:
         """Nothing to release: requests in flight belong to their environments' servers."""
 
 
-def _server_secret(data_dir: Path) -> bytes:
-    """The key that signs download links, made once per data directory."""
-    path = data_dir / "secret"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(secrets.token_bytes(32))
-    return path.read_bytes()
+def _key_ring(settings: Settings) -> KeyRing:
+    """The server's key ring, opened once (made at first start); an unreadable one refuses the start."""
+    try:
+        return KeyRing.open(settings.resolved_key_file)
+    except KeyRingError as error:
+        raise RingRefused(
+            f"{error}: fix the file or point --key-file (LAMBDAD_KEY_FILE) at the right one"
+        ) from None
+
+
+def _forget_plain_secret(data_dir: Path) -> None:
+    """Remove the code links' signing key older servers kept in plain text (now derived from the ring)."""
+    (data_dir / "secret").unlink(missing_ok=True)

@@ -103,6 +103,26 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="open API connections; more are answered 503 (default 4096, at most half the open-file limit)",
     )
+    serve.add_argument(
+        "--key-file",
+        type=Path,
+        help="the key ring sealing secrets at rest, outside the data directory (default "
+        "~/.config/lambdad/keyring, made at first start; env LAMBDAD_KEY_FILE)",
+    )
+    security = serve.add_argument_group("security")
+    security.add_argument(
+        "--auth",
+        choices=["none", "sigv4"],
+        help="verify AWS SigV4 signatures, or not (default none: loopback only; env LAMBDAD_AUTH)",
+    )
+    security.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help="allow --auth none on a non-loopback address (anyone reaching the port can deploy code)",
+    )
+    security.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (chain)")
+    security.add_argument("--tls-key", metavar="PEM", help="the TLS certificate's private key")
     cluster = serve.add_argument_group("cluster (docs/cluster.md)")
     cluster.add_argument(
         "--nats-url", help="NATS JetStream server: this server becomes a cluster node (env LAMBDAD_NATS_URL)"
@@ -125,11 +145,37 @@ def main(argv: list[str] | None = None) -> int:
         "--endpoint",
         help="read through a running server, not its data directory (a cluster node: every node's logs)",
     )
+    sign = commands.add_parser(
+        "sign", help="sign a Lambda zip with an AWS Signer signing profile (the server holds the key)"
+    )
+    sign.add_argument("input", metavar="IN.zip", type=Path)
+    sign.add_argument("--profile", required=True, help="the signing profile: its name or ARN")
+    sign.add_argument(
+        "--output", "-o", type=Path, help="where to write the signed zip (default IN.signed.zip)"
+    )
+    sign.add_argument(
+        "--endpoint", help="the server (default http://127.0.0.1:PORT, PORT from LAMBDAD_PORT or 3001)"
+    )
+    sign.add_argument(
+        "--region", help="the profile's region (default: the ARN's, AWS_REGION, or the server's)"
+    )
     # Views of a running server's state, read from its /_lambdad/... endpoints.
     migrate = commands.add_parser("migrate", help="bring a cluster's PostgreSQL schema to this lambdad's")
     migrate.add_argument(
         "--database-url", help="SQLAlchemy URL of the shared database (env LAMBDAD_DATABASE_URL)"
     )
+    accounts = commands.add_parser("accounts", help="create and list accounts (their root keys, once)")
+    account_commands = accounts.add_subparsers(dest="accounts_command", required=True)
+    create = account_commands.add_parser("create", help="a new account; prints its root access key once")
+    create.add_argument("--account-id", help="the 12-digit id (default: random)")
+    create.add_argument("--name", help="what the account is for (default: its id)")
+    create.add_argument("--json", action="store_true", help="print {AccountId, AccessKeyId, SecretAccessKey}")
+    listing = account_commands.add_parser("list", help="the accounts")
+    listing.add_argument("--json", action="store_true", help="print a JSON list")
+    for command in (create, listing):
+        command.add_argument("--data-dir", type=Path, help="the server's data directory (default ./.lambdad)")
+        command.add_argument("--database-url", help="the server's database (env LAMBDAD_DATABASE_URL)")
+        command.add_argument("--key-file", type=Path, help="the server's key ring (env LAMBDAD_KEY_FILE)")
     for name, shows, as_json in (
         ("nodes", "cluster nodes: state, last heartbeat, environments, what each owns", "the server's JSON"),
         ("mappings", "event source mappings: state, last result, last error, lag", "the server's JSON"),
@@ -153,7 +199,85 @@ def main(argv: list[str] | None = None) -> int:
         return _migrate(args)
     if args.command == "schedules":
         return _schedules(args)
+    if args.command == "accounts":
+        return _accounts(args)
+    if args.command == "sign":
+        return _sign(args)
     return 2
+
+
+def _sign(args: argparse.Namespace) -> int:
+    """Sign a zip: its digest goes to the server's SignPayload (signed in with the caller's AWS
+    credentials), the signature envelope that comes back goes into the zip's comment
+    (``lambdad.signatures``). The profile's private key never leaves the server."""
+    import os
+
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from lambdad import signatures
+
+    try:
+        package = args.input.read_bytes()
+        if signatures.is_signed(package):
+            raise signatures.SignatureFormatError("it already has a signature")
+        digest = signatures.digest(package)
+    except OSError as error:
+        console.print(f"[red]cannot read {args.input}: {error.strerror}[/red]")
+        return 1
+    except signatures.SignatureFormatError as error:
+        console.print(f"[red]cannot sign {args.input}: {error}[/red]")
+        return 1
+    settings = Settings.from_env()
+    name, owner, region = args.profile, None, args.region
+    if args.profile.startswith("arn:"):
+        # arn:aws:signer:REGION:ACCOUNT:/signing-profiles/NAME[/VERSION]
+        parts = args.profile.split(":", 5)
+        path = parts[5].split("/") if len(parts) == 6 else []
+        if len(path) < 3 or path[1] != "signing-profiles" or parts[2] != "signer":
+            console.print(f"[red]{args.profile} is not a signing profile ARN[/red]")
+            return 1
+        name, owner, region = path[2], parts[4], region or parts[3]
+    session = boto3.Session()
+    region = region or session.region_name or os.environ.get("AWS_REGION") or settings.region
+    credentials: dict[str, str] = {}
+    if session.get_credentials() is None:
+        # A server without authentication takes any signature; one with it needs real credentials.
+        credentials = {"aws_access_key_id": "lambdad", "aws_secret_access_key": "lambdad"}
+    client = session.client(
+        "signer",
+        region_name=region,
+        endpoint_url=(args.endpoint or f"http://127.0.0.1:{settings.port}").rstrip("/"),
+        config=Config(retries={"max_attempts": 2}),
+        **credentials,  # type: ignore[arg-type]
+    )
+    request: dict[str, Any] = {
+        "profileName": name,
+        "payload": json.dumps({"digest": {"SHA-384": digest}}).encode(),
+        "payloadFormat": signatures.PAYLOAD_FORMAT,
+    }
+    if owner:
+        request["profileOwner"] = owner
+    try:
+        answer = client.sign_payload(**request)
+        envelope = signatures.Envelope.from_bytes(answer["signature"])
+        manifest = envelope.manifest
+        if manifest.digest != digest:
+            raise signatures.SignatureFormatError("the server signed another digest")
+        signed = signatures.embed(package, envelope)
+    except ClientError as error:
+        console.print(f"[red]{error.response['Error']['Code']}: {error.response['Error']['Message']}[/red]")
+        return 1
+    except (BotoCoreError, signatures.SignatureFormatError) as error:
+        console.print(f"[red]cannot sign {args.input}: {error}[/red]")
+        return 1
+    output = args.output or args.input.with_name(args.input.stem + ".signed.zip")
+    output.write_bytes(signed)
+    console.print(
+        f"signed {args.input} with {manifest.profile_version_arn} (signing job {manifest.job_id}): {output}"
+    )
+    return 0
 
 
 def _server_json(endpoint: str | None, path: str) -> Any:
@@ -217,6 +341,62 @@ def _migrate(args: argparse.Namespace) -> int:
     finally:
         database.dispose()
     console.print(f"schema at {', '.join(sorted(newest))} (was {', '.join(sorted(before)) or 'empty'})")
+    return 0
+
+
+def _accounts(args: argparse.Namespace) -> int:
+    """``lambdad accounts create|list``: on the server's database directly (as ``migrate``), sealing the
+    new root key's secret with the server's key ring; a running server sees the account at once."""
+    from lambdad.services.identity import IdentityService
+    from lambdad.store import Database
+    from lambdad.store.keyring import KeyRing, KeyRingError
+    from lambdad.store.sealing import RingRefused, open_store
+
+    settings = Settings.from_env(
+        data_dir=args.data_dir, database_url=args.database_url, key_file=args.key_file
+    )
+    out = Console(highlight=False, soft_wrap=True)
+    try:
+        ring = KeyRing.open(settings.resolved_key_file)
+    except KeyRingError as error:
+        console.print(f"[red]lambdad accounts: {error}[/red]")
+        return 1
+    if not settings.database_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.resolved_database_url, ring)
+    try:
+        database.migrate()
+        try:
+            open_store(database, ring, settings.resolved_key_file)  # the server's ring, or refuse
+        except RingRefused as error:
+            console.print(f"[red]lambdad accounts: {error}[/red]")
+            return 1
+        identities = IdentityService(database, ring)
+        if args.accounts_command == "list":
+            found = identities.list_accounts()
+            if args.json:
+                listed = [
+                    {"AccountId": a.id, "Name": a.name, "Created": a.created.isoformat()} for a in found
+                ]
+                sys.stdout.write(json.dumps(listed, indent=2) + "\n")
+            for account in [] if args.json else found:
+                out.print(f"{account.id}  {account.name}  {account.created:%Y-%m-%dT%H:%M:%SZ}")
+            return 0
+        try:
+            account_id, key_id, secret = identities.create_account(args.account_id, args.name)
+        except ValueError as error:
+            console.print(f"[red]lambdad accounts create: {error}[/red]")
+            return 1
+    finally:
+        database.dispose()
+    if args.json:
+        made = {"AccountId": account_id, "AccessKeyId": key_id, "SecretAccessKey": secret}
+        sys.stdout.write(json.dumps(made, indent=2) + "\n")
+    else:
+        out.print(f"account {account_id}")
+        out.print(f"  root access key id:     {key_id}")
+        out.print(f"  root secret access key: {secret}")
+        console.print("The secret is shown this once: keep it now.")
     return 0
 
 
@@ -356,6 +536,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     from lambdad.app import create_app
     from lambdad.cluster.preflight import CannotJoin
+    from lambdad.store.sealing import RingRefused
 
     try:
         settings = Settings.from_env(
@@ -388,10 +569,19 @@ def _serve(args: argparse.Namespace) -> int:
             advertise_url=args.advertise_url,
             cluster_name=args.cluster_name,
             capacity_provider=args.capacity_provider,
+            auth=args.auth,
+            insecure=args.insecure,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            key_file=args.key_file,
         )
     except ValueError as error:
         console.print(f"[red]lambdad: {error}[/red]")
         return 2
+    refusal = settings.unauthenticated_exposure
+    if refusal is not None:
+        console.print(f"[red]lambdad: {refusal}[/red]", soft_wrap=True)
+        return 1
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(message)s",
@@ -413,14 +603,14 @@ def _serve(args: argparse.Namespace) -> int:
             return 1
     try:
         app = create_app(settings)
-    except CannotJoin as error:
-        console.print(f"[red]lambdad: {error}[/red]")
+    except (CannotJoin, RingRefused) as error:
+        console.print(f"[red]lambdad: {error}[/red]", soft_wrap=True, markup=True)
         return 1
     except Exception as error:
         console.print(f"[red]lambdad could not open {settings.data_dir}: {error}[/red]")
         console.print("Check that the directory is writable and the database URL is right, then try again.")
         return 1
-    endpoint = f"http://{settings.host}:{settings.port}"
+    endpoint = f"{'https' if settings.tls_cert else 'http'}://{settings.host}:{settings.port}"
     console.print(f"[bold green]lambdad {__version__}[/bold green] on [bold]{endpoint}[/bold]")
     console.print(
         f"  data:  {settings.data_dir.resolve()}   region: {settings.region}   account: {settings.account_id}"
@@ -445,6 +635,8 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,
         log_config=None,
         http=protocol_class(limits),
+        ssl_certfile=settings.tls_cert or None,
+        ssl_keyfile=settings.tls_key or None,
     )
     server = uvicorn.Server(config)
     try:

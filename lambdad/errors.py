@@ -25,7 +25,25 @@ place (``lambdad.api.dispatch``).
      ├── ConflictException                        409
      ├── ServiceQuotaExceededException            402
      ├── ThrottlingException                      429
-     └── InternalServerException                  500
+     ├── InternalServerException                  500
+     │   Code signing (Lambda's code signing configs and AWS Signer's own):
+     ├── CodeSigningConfigNotFoundException       404
+     ├── CodeVerificationFailedException          400  (untrusted package under Enforce)
+     ├── InvalidCodeSignatureException            400  (a signature that fails its integrity check)
+     ├── BadRequestException                      400  (Signer's tag operations)
+     ├── NotFoundException                        404  (Signer's tag operations)
+     ├── InternalServiceErrorException            500  (Signer's internal error)
+     │   IAM's and STS's (query protocol; they share MalformedPolicyDocument):
+     ├── NoSuchEntity                             404
+     ├── EntityAlreadyExists                      409
+     ├── DeleteConflict                           409
+     ├── LimitExceeded                            409
+     ├── MalformedPolicyDocument                  400
+     ├── ValidationError                          400
+     ├── InvalidInput                             400
+     ├── AccessDenied                             403  (STS AssumeRole refused by the trust policy)
+     └── ServiceFailure                           500
+     (and the query protocols' own: InvalidAction, MissingAction, InternalFailure, Throttling, ...)
 
 Anything else raised while serving a request is a bug: it is logged with the request id and answered
 as ``ServiceException``, never as a traceback.
@@ -211,6 +229,160 @@ class RequestLimitExceeded(LambdaError):
     """EC2's answer past its rate limit."""
 
     status = 503
+
+
+# --- Code signing (Lambda's code signing configs, AWS Signer) ---
+
+
+class CodeSigningConfigNotFoundException(LambdaError):
+    """Lambda: a code signing configuration ARN that names none (PutFunctionCodeSigningConfig,
+    CreateFunction)."""
+
+    status = 404
+
+
+class CodeVerificationFailedException(LambdaError):
+    """Lambda: the package is unsigned, expired, revoked or signed by a profile the function's code
+    signing config does not allow, and its policy is Enforce."""
+
+
+class InvalidCodeSignatureException(LambdaError):
+    """Lambda: the package's signature fails the integrity check (refused even under Warn)."""
+
+
+class BadRequestException(LambdaError):
+    """Signer (tag operations): a request that is not acceptable."""
+
+
+class NotFoundException(LambdaError):
+    """Signer (tag operations): the resource ARN names nothing."""
+
+    status = 404
+
+
+class InternalServiceErrorException(LambdaError):
+    """Signer: an unexpected failure on the server's side."""
+
+    status = 500
+    fault = "Service"
+
+
+# --- SigV4 authentication --- (api/sigv4.py: which of these answers which failure, per protocol)
+# rest-json services (Lambda, Scheduler, Signer), answered by AWS's front door: no "Type" in the body.
+
+
+class MissingAuthenticationTokenException(LambdaError):
+    status = 403
+    fault = None
+
+
+class IncompleteSignatureException(LambdaError):
+    status = 403
+    fault = None
+
+
+class UnrecognizedClientException(LambdaError):
+    status = 403
+    fault = None
+
+
+class InvalidSignatureException(LambdaError):
+    status = 403
+    fault = None
+
+
+class ExpiredTokenException(LambdaError):
+    status = 403
+    fault = None
+
+
+# query services (IAM, STS) and EC2.
+
+
+class MissingAuthenticationToken(LambdaError):
+    status = 403
+
+
+class IncompleteSignature(LambdaError):
+    status = 400
+
+
+class InvalidClientTokenId(LambdaError):
+    status = 403
+
+
+class SignatureDoesNotMatch(LambdaError):
+    status = 403
+
+
+class ExpiredToken(LambdaError):
+    status = 403
+
+
+class AuthFailure(LambdaError):
+    """EC2: an unknown access key, or a signature that does not match."""
+
+    status = 401
+
+
+class RequestExpired(LambdaError):
+    """EC2: a request dated too far from now, or signed with expired session credentials."""
+
+    status = 400
+
+
+# --- IAM / STS ---
+# The query-protocol services answer these codes (botocore maps ``NoSuchEntity`` to
+# ``IAM.Client.exceptions.NoSuchEntityException`` and so on). Throttling is the protocols' (above).
+
+
+class NoSuchEntity(LambdaError):
+    """IAM: the user, role, policy or key named does not exist."""
+
+    status = 404
+
+
+class EntityAlreadyExists(LambdaError):
+    """IAM: a user, role or policy of that name exists already (names are case-insensitive)."""
+
+    status = 409
+
+
+class DeleteConflict(LambdaError):
+    """IAM: the entity still has what must go first (keys, policies, attachments)."""
+
+    status = 409
+
+
+class LimitExceeded(LambdaError):
+    """IAM: a quota (two access keys per user, five versions per policy...) is reached."""
+
+    status = 409
+
+
+class MalformedPolicyDocument(LambdaError):
+    """IAM/STS: a policy document that is not a policy."""
+
+
+class ValidationError(LambdaError):
+    """IAM/STS: a parameter outside its constraints (names, lengths, durations)."""
+
+
+class InvalidInput(LambdaError):
+    """IAM: a parameter that is well-formed but not acceptable (an unknown policy version...)."""
+
+
+class AccessDenied(LambdaError):
+    """STS/IAM: the caller may not do this (AssumeRole with a trust policy that does not allow it)."""
+
+    status = 403
+
+
+class ServiceFailure(LambdaError):
+    """IAM: an unexpected failure on the server's side (IAM's model names it; STS answers InternalFailure)."""
+
+    status = 500
+    fault = "Service"
 
 
 # --- EC2 / networks ---

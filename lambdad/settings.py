@@ -163,6 +163,24 @@ class Settings:
     cluster_name: str = "lambdad"
     # The capacity provider (Lambda Managed Instances) whose group this node belongs to; empty: none.
     capacity_provider: str = ""
+    # Authentication of API requests: "none" (every request acts as account_id's root; loopback only,
+    # unless ``insecure``) or "sigv4" (AWS Signature Version 4, verified against the identity store).
+    auth: str = "none"
+    # Listen on a non-loopback address with auth "none" anyway (anyone reaching the port deploys code).
+    insecure: bool = False
+    # PEM certificate (chain) and private key: the API is served over HTTPS. Both or neither.
+    tls_cert: str = ""
+    tls_key: str = ""
+    # The key ring that seals secrets at rest (environment variables, signing keys): a file outside the
+    # data directory, made at first start (lambdad.store.keyring). Every node of a cluster reads a copy.
+    key_file: Path = field(default_factory=lambda: Path("~/.config/lambdad/keyring"))
+    # Seconds an execution environment lives at most (AWS recycles its environments after a few hours,
+    # busy or not, so their role credentials never run out): past it, an idle one is stopped and a busy
+    # one when its invocation ends. Also kept below its role session's expiry (role_session_seconds).
+    environment_max_age: float = 7200.0
+    # Seconds the role session each environment is given lasts (AWS_ACCESS_KEY_ID/..._SESSION_TOKEN of its
+    # execution role); well over environment_max_age, so credentials outlive the environment.
+    role_session_seconds: int = 43200
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -171,7 +189,11 @@ class Settings:
         parsers: dict[str, Callable[[str], Any]] = {
             "port": int,
             "allow_host_network": _boolean,
+            "insecure": _boolean,
             "data_dir": Path,
+            "key_file": Path,
+            "environment_max_age": float,
+            "role_session_seconds": int,
             "api_rate_limit": float,
             "code_storage_limit": int,
             "log_rate_limit": int,
@@ -200,8 +222,9 @@ class Settings:
             if variable in env:
                 values[spec.name] = parsers.get(spec.name, str)(env[variable])
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if "data_dir" in values:
-            values["data_dir"] = Path(values["data_dir"])
+        for name in ("data_dir", "key_file"):
+            if name in values:
+                values[name] = Path(values[name])
         if isinstance(values.get("allow_private_network"), str):  # the CLI flag, as typed
             values["allow_private_network"] = _networks(values["allow_private_network"])
         settings = cls(**values)
@@ -224,8 +247,21 @@ class Settings:
             raise ValueError(f"the HTTP header timeout must be over 0, got {settings.http_header_timeout}")
         if settings.clustered:
             _check_cluster(settings)
+        if settings.environment_max_age <= 0:
+            raise ValueError(
+                f"environment max age must be over 0 seconds, got {settings.environment_max_age}"
+            )
+        if not 900 <= settings.role_session_seconds <= 43200:
+            # STS's bounds on a role session (15 minutes to 12 hours).
+            raise ValueError(
+                f"role session seconds must be 900-43200 (STS's bounds), got {settings.role_session_seconds}"
+            )
         if settings.network not in ("default", "none", "host"):
             raise ValueError(f"network must be 'default', 'none' or 'host', got {settings.network!r}")
+        if settings.auth not in ("none", "sigv4"):
+            raise ValueError(f"auth must be 'none' or 'sigv4', got {settings.auth!r}")
+        if bool(settings.tls_cert) != bool(settings.tls_key):
+            raise ValueError("TLS needs both a certificate (--tls-cert) and its private key (--tls-key)")
         return settings
 
     def with_(self, **changes: Any) -> Settings:
@@ -236,6 +272,26 @@ class Settings:
     def host_network_allowed(self) -> bool:
         """Whether functions may run on the host's network (allowed, or every function already does)."""
         return self.allow_host_network or self.network == "host"
+
+    @property
+    def loopback_only(self) -> bool:
+        """Whether the API listens on a loopback address only (no other machine can reach it)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False  # a host name: it may resolve to any address
+
+    @property
+    def unauthenticated_exposure(self) -> str | None:
+        """Why this server must not start (anyone on the network could act as root), or None."""
+        if self.auth == "none" and not self.loopback_only and not self.insecure:
+            return (
+                f"refusing to listen on {self.host} with --auth none: anyone reaching the port could deploy "
+                "and run code; use --auth sigv4, or --insecure if that is what you want"
+            )
+        return None
 
     @property
     def clustered(self) -> bool:
@@ -261,6 +317,11 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'lambdad.db').resolve()}"
+
+    @property
+    def resolved_key_file(self) -> Path:
+        """The key ring's path, ``~`` expanded."""
+        return self.key_file.expanduser()
 
     @property
     def code_dir(self) -> Path:

@@ -72,3 +72,36 @@ def test_http_limits_must_be_positive() -> None:
             Settings.from_env({variable: bad})
     with pytest.raises(ValueError, match="header timeout"):
         Settings.from_env({"LAMBDAD_HTTP_HEADER_TIMEOUT": "0"})
+
+
+def test_the_key_ring_lives_outside_the_data_directory_and_environments_age() -> None:
+    defaults = Settings.from_env({"HOME": "/home/x"})
+    assert defaults.key_file == Path("~/.config/lambdad/keyring")
+    assert (defaults.environment_max_age, defaults.role_session_seconds) == (7200.0, 43200)
+    settings = Settings.from_env(
+        {"LAMBDAD_KEY_FILE": "/etc/lambdad/ring", "LAMBDAD_ENVIRONMENT_MAX_AGE": "3"}, key_file="/k"
+    )
+    assert (settings.key_file, settings.environment_max_age) == (Path("/k"), 3.0)
+    with pytest.raises(ValueError, match="over 0"):
+        Settings.from_env({"LAMBDAD_ENVIRONMENT_MAX_AGE": "0"})
+    with pytest.raises(ValueError, match="900-43200"):
+        Settings.from_env({"LAMBDAD_ROLE_SESSION_SECONDS": "60"})
+
+
+def test_auth_none_is_for_loopback_only() -> None:
+    for host in ("127.0.0.1", "127.0.0.2", "::1", "localhost"):
+        assert Settings.from_env({}, host=host).unauthenticated_exposure is None
+    for host in ("0.0.0.0", "::", "192.168.1.5", "lambdad.example.com"):
+        refusal = Settings.from_env({}, host=host).unauthenticated_exposure
+        assert refusal is not None and refusal.startswith(f"refusing to listen on {host} with --auth none")
+        assert Settings.from_env({"LAMBDAD_INSECURE": "1"}, host=host).unauthenticated_exposure is None
+        assert Settings.from_env({"LAMBDAD_AUTH": "sigv4"}, host=host).unauthenticated_exposure is None
+
+
+def test_auth_and_tls_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="auth must be 'none' or 'sigv4'"):
+        Settings.from_env({"LAMBDAD_AUTH": "basic"})
+    with pytest.raises(ValueError, match="TLS needs both"):
+        Settings.from_env({"LAMBDAD_TLS_KEY": "key.pem"})
+    settings = Settings.from_env({"LAMBDAD_TLS_CERT": "c.pem", "LAMBDAD_TLS_KEY": "k.pem"})
+    assert (settings.tls_cert, settings.tls_key) == ("c.pem", "k.pem")

@@ -4,6 +4,7 @@ from lambdad.api import (
     account,
     aliases,
     capacity_providers,
+    code_signing,
     concurrency,
     event_invoke_configs,
     event_source_mappings,
@@ -39,6 +40,7 @@ def operation_table() -> OperationTable:
         provisioned.table,
         capacity_providers.table,
         event_source_mappings.table,
+        code_signing.table,
     )
 
 

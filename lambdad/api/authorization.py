@@ -1,81 +1,349 @@
-"""Who may call what: the one place a request's caller is checked before its operation runs.
+"""Who may call what: every request's principal is checked, after parsing and before validation, the way
+AWS checks it, against the caller's identity-based policies and the resource's own policy.
 
-Requests from lambdad's own port come from the operator's clients and are not checked (lambdad does not
-verify signatures yet). Requests a function sends to ``AWS_ENDPOINT_URL_LAMBDA`` carry a ``Caller``
-bound to the execution environment they arrived on, and act with the function's execution role.
-Until lambdad evaluates IAM policies (issue 12 replaces ``DEFAULT_ROLE_POLICY`` with the role's own),
-every role has the same documented policy: the function may invoke functions, as most Lambda
-execution roles allow, and read the account's limits; nothing else. Every other read names or
-describes other functions (their environment variables, code, policies, tags, URLs), and every write
-could take them over or widen a sandbox, so they are refused as AWS refuses an action no policy allows.
+``Authorizer.authorize`` takes the request's action, resource and condition keys from the operation
+table (``lambdad.policy.actions``), the caller's identity policies from the ``PolicyStore`` (the IAM
+store implements it), the resource policy of a function (AddPermission statements or a
+PutResourcePolicy document) or layer version from ``ResourcePolicies``, and lets
+``lambdad.policy.evaluate`` decide. A denial is AWS's 403 AccessDeniedException ("User: ARN is not
+authorized to perform: ACTION on resource: RES because no identity-based policy allows the ACTION
+action"). Handing a role to a service (CreateFunction's ``Role``, a schedule's ``Target.RoleArn``) needs
+``iam:PassRole`` on it, and Lambda refuses a role that does not exist or does not trust
+``lambda.amazonaws.com``.
+
+Requests a function sends to ``AWS_ENDPOINT_URL_LAMBDA`` carry a ``Caller`` bound to their execution
+environment and act as a session of the function's execution role (``authorize_caller``). A role the
+identity store does not know keeps lambdad's earlier default (``DEFAULT_ROLE_POLICY``: invoke
+functions, read the account's limits), so functions created before identities existed keep working.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import functools
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
-from lambdad.errors import AccessDeniedException
-from lambdad.models import Caller, Scope, layer_arn, parse_function_ref
+from lambdad.errors import AccessDeniedException, InvalidParameterValueException, ResourceNotFoundException
+from lambdad.models import Caller, Principal, PrincipalKind, Scope, parse_function_ref, parse_layer_arn
+from lambdad.policy import (
+    Context,
+    MalformedPolicy,
+    Outcome,
+    Policy,
+    PolicyKind,
+    Request,
+    evaluate,
+    parse_policy,
+)
+from lambdad.policy.actions import access_of, layers_used, passed_roles
+from lambdad.policy.document import from_statements
+from lambdad.policy.evaluation import trusts
 
-#: The IAM actions of the default execution role policy (Invoke and InvokeWithResponseStream are both
-#: ``lambda:InvokeFunction`` in IAM).
-DEFAULT_ROLE_POLICY = frozenset({"lambda:InvokeFunction", "lambda:InvokeAsync", "lambda:GetAccountSettings"})
+log = logging.getLogger(__name__)
 
-# Operations whose IAM action has another name than the operation (the rest share it).
-_ACTIONS = {
-    "Invoke": "InvokeFunction",
-    "InvokeWithResponseStream": "InvokeFunction",
-    "GetLayerVersionByArn": "GetLayerVersion",
-}
+#: What a function's execution role may do when the identity store does not know the role (Invoke and
+#: InvokeWithResponseStream are both ``lambda:InvokeFunction`` in IAM).
+DEFAULT_ROLE_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["lambda:InvokeFunction", "lambda:InvokeAsync", "lambda:GetAccountSettings"],
+                "Resource": "*",
+            }
+        ],
+    }
+)
+_DEFAULT_ROLE = parse_policy(DEFAULT_ROLE_POLICY)
+ROLE_CANNOT_BE_ASSUMED = "The role defined for the function cannot be assumed by Lambda."
 
 
-def action_of(service: str, operation: str) -> str:
-    """The IAM action an operation is authorised as: ``lambda:InvokeFunction`` for Invoke."""
-    return f"{service}:{_ACTIONS.get(operation, operation)}"
+class PolicyStore(Protocol):
+    """The identity store's side of authorisation (the IAM store implements it)."""
+
+    def identity_policies(self, principal: Principal) -> list[str]:
+        """The JSON documents of the policies that apply to ``principal`` (a user's inline, attached
+        and group policies; a role session's role's)."""
+        ...
+
+    def trust_policy(self, role_arn: str) -> str | None:
+        """A role's trust policy document; None: no such role."""
+        ...
 
 
-def authorize(caller: Caller, service: str, operation: str, params: Mapping[str, Any], scope: Scope) -> None:
-    """Refuse (403 AccessDeniedException, AWS's wording) what ``caller``'s role may not do."""
-    action = action_of(service, operation)
-    if action in DEFAULT_ROLE_POLICY:
-        return
-    resource = resource_of(service, operation, params, scope)
-    raise AccessDeniedException(
-        f"User: {caller.principal} is not authorized to perform: {action} on resource: {resource} "
-        f"because no identity-based policy allows the {action} action"
+class ResourcePolicies(Protocol):
+    """The resource-based policy of a resource, by ARN."""
+
+    def resource_policy(self, arn: str) -> Policy | None: ...
+
+
+class NoIdentities:
+    """A ``PolicyStore`` with no users or roles: only root users act, and execution roles keep the
+    default policy (lambdad without an identity store)."""
+
+    def identity_policies(self, principal: Principal) -> list[str]:
+        return []
+
+    def trust_policy(self, role_arn: str) -> str | None:
+        return None
+
+
+class Authorizer:
+    """Decides each request as AWS does; raises AWS's errors for a request it refuses.
+
+    ``check_roles``: refuse CreateFunction/UpdateFunctionConfiguration with a role the identity store
+    does not have or that does not trust Lambda (off while lambdad runs without identities, where every
+    role is a name only).
+    """
+
+    def __init__(
+        self,
+        store: PolicyStore,
+        resources: ResourcePolicies | None = None,
+        *,
+        check_roles: bool = True,
+        subnet_vpcs: Callable[[Sequence[str]], Sequence[str]] | None = None,
+    ) -> None:
+        self._store = store
+        self._resources = resources
+        self._check_roles = check_roles
+        # The VPCs of subnets (the EC2 store's), for the lambda:VpcIds condition key.
+        self._subnet_vpcs = subnet_vpcs
+
+    def authorize(
+        self,
+        principal: Principal,
+        service: str,
+        operation: str,
+        params: Mapping[str, Any],
+        scope: Scope,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Refuse (403 AccessDeniedException, AWS's wording) what ``principal`` may not do; ``context``
+        holds what the transport knows (aws:SourceIp, aws:SecureTransport, aws:CurrentTime...)."""
+        self._authorize(principal, service, operation, params, scope, context, default_policy=False)
+
+    def authorize_action(
+        self,
+        principal: Principal | str,
+        action: str,
+        resource: str,
+        scope: Scope,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Authorise one action that is not an API operation of its own: a function URL's
+        ``lambda:InvokeFunctionUrl`` (with ``lambda:FunctionUrlAuthType`` in ``context``), or what a
+        mapping, destination or schedule does with its role (``role_session``). ``principal`` may be a
+        service principal or ``ANONYMOUS``, which only resource policies admit."""
+        keys = {
+            **_global_keys(scope),
+            **(principal_keys(principal) if isinstance(principal, Principal) else {}),
+        }
+        identity = self._identity(principal) if isinstance(principal, Principal) else []
+        self._check(principal, action, resource, {**keys, **(context or {})}, identity, scope)
+
+    def authorize_caller(
+        self, caller: Caller, service: str, operation: str, params: Mapping[str, Any], scope: Scope
+    ) -> None:
+        """Authorise a request a function sent from its sandbox, as a session of its execution role."""
+        principal = caller_principal(caller)
+        unknown_role = self._store.trust_policy(caller.role) is None
+        self._authorize(principal, service, operation, params, scope, None, default_policy=unknown_role)
+
+    def _authorize(
+        self,
+        principal: Principal,
+        service: str,
+        operation: str,
+        params: Mapping[str, Any],
+        scope: Scope,
+        context: Mapping[str, Any] | None,
+        *,
+        default_policy: bool,
+    ) -> None:
+        access = access_of(service, operation, params, scope)
+        if access.action is None:
+            return
+        keys = {**_global_keys(scope), **principal_keys(principal), **(context or {})}
+        identity = [_DEFAULT_ROLE] if default_policy else self._identity(principal)
+        operation_keys = dict(access.context)
+        subnets = operation_keys.get("lambda:SubnetIds")
+        if subnets is not None and self._subnet_vpcs is not None:
+            operation_keys["lambda:VpcIds"] = tuple(dict.fromkeys(self._subnet_vpcs(subnets)))
+        self._check(principal, access.action, access.resource, {**keys, **operation_keys}, identity, scope)
+        for layer in layers_used(service, operation, params):
+            self._check(principal, "lambda:GetLayerVersion", layer, keys, identity, scope)
+        for role, to_service in passed_roles(service, operation, params):
+            passing = {**keys, "iam:PassedToService": to_service}
+            self._check(principal, "iam:PassRole", role, passing, identity, scope, resource_policy=False)
+            if self._check_roles and to_service == "lambda.amazonaws.com":
+                trust = self._store.trust_policy(role)
+                if trust is None or not _trusted(trust, role, to_service):
+                    raise InvalidParameterValueException(ROLE_CANNOT_BE_ASSUMED)
+
+    def _check(
+        self,
+        principal: Principal | str,
+        action: str,
+        resource: str,
+        keys: Mapping[str, Any],
+        identity: Sequence[Policy],
+        scope: Scope,
+        *,
+        resource_policy: bool = True,
+    ) -> None:
+        """Evaluate one action on one resource; raise AccessDeniedException unless allowed."""
+        owner = _account_of(resource) or scope.account
+        policy = self._resource_policy(resource, action) if resource_policy else None
+        request = Request(principal, action, resource, owner, Context(keys))
+        outcome = evaluate(request, identity, policy)
+        if outcome is not Outcome.ALLOWED:
+            who = principal.arn if isinstance(principal, Principal) else principal
+            raise AccessDeniedException(denial_message(who, action, resource, outcome))
+
+    def _identity(self, principal: Principal) -> list[Policy]:
+        if principal.kind is PrincipalKind.ROOT:
+            return []
+        return [
+            policy for document in self._store.identity_policies(principal) if (policy := _parse(document))
+        ]
+
+    def _resource_policy(self, resource: str, action: str) -> Policy | None:
+        if action == "sts:AssumeRole":  # a role's trust policy is its resource policy
+            trust = self._store.trust_policy(resource)
+            return _parse(trust, PolicyKind.TRUST) if trust else None
+        if self._resources is None or resource == "*":
+            return None
+        return self._resources.resource_policy(resource)
+
+
+def denial_message(principal: str, action: str, resource: str, outcome: Outcome) -> str:
+    """AWS's AccessDeniedException message for a refused request."""
+    return (
+        f"User: {principal} is not authorized to perform: {action} on resource: {resource} "
+        + outcome.reason(action)
     )
 
 
-def resource_of(service: str, operation: str, params: Mapping[str, Any], scope: Scope) -> str:
-    """The ARN AWS names as the resource of a request (``*`` for listings and account-wide calls)."""
-    for member in ("Resource", "ResourceArn", "Arn"):
-        if isinstance(params.get(member), str):
-            return str(params[member])
-    if service == "scheduler":
-        return _schedule_arn(operation, params, scope)
-    name = params.get("FunctionName")
-    if isinstance(name, str):
-        ref = parse_function_ref(name)
-        if ref is None:
-            return "*"
-        where = Scope(ref.account or scope.account, ref.region or scope.region)
-        return where.function_arn(ref.name, params.get("Qualifier") or ref.qualifier)
-    layer = params.get("LayerName")
-    if isinstance(layer, str):
-        if layer.startswith("arn:"):
-            return layer
-        return layer_arn(scope.region, scope.account, layer, params.get("VersionNumber"))
-    if isinstance(params.get("UUID"), str):
-        return f"arn:aws:lambda:{scope.region}:{scope.account}:event-source-mapping:{params['UUID']}"
-    return "*"
+def caller_principal(caller: Caller) -> Principal:
+    """The role session a function's requests act as (``arn:aws:sts::ACCOUNT:assumed-role/ROLE/FN``)."""
+    return role_session(caller.role, caller.principal.rsplit("/", 1)[-1])
 
 
-def _schedule_arn(operation: str, params: Mapping[str, Any], scope: Scope) -> str:
-    name = params.get("Name")
-    if not isinstance(name, str):
-        return "*"
-    prefix = f"arn:aws:scheduler:{scope.region}:{scope.account}"
-    if operation.endswith("ScheduleGroup"):
-        return f"{prefix}:schedule-group/{name}"
-    return f"{prefix}:schedule/{params.get('GroupName') or 'default'}/{name}"
+def role_session(role_arn: str, session: str) -> Principal:
+    """A session of ``role_arn`` named ``session``, as a Principal (what a function, a mapping or a
+    schedule acts as). Its ``user_id`` stands in for AWS's ``AROA...:SESSION`` until the identity store
+    hands out role ids."""
+    account = role_arn.split(":")[4]
+    role_name = role_arn.rsplit("/", 1)[-1]
+    arn = f"arn:aws:sts::{account}:assumed-role/{role_name}/{session}"
+    return Principal(account, PrincipalKind.ASSUMED_ROLE, arn, f"{role_name}:{session}", role_arn=role_arn)
+
+
+def _global_keys(scope: Scope) -> dict[str, Any]:
+    """The global condition keys every request carries (the transport's context may override them)."""
+    now = datetime.now(UTC)
+    return {
+        "aws:RequestedRegion": scope.region,
+        "aws:CurrentTime": now,
+        "aws:EpochTime": int(now.timestamp()),
+    }
+
+
+def principal_keys(principal: Principal) -> dict[str, Any]:
+    """The global condition keys a principal brings: aws:PrincipalArn, aws:PrincipalAccount,
+    aws:PrincipalType, aws:userid and (for IAM users) aws:username."""
+    keys: dict[str, Any] = {
+        "aws:PrincipalArn": principal.role_arn or principal.arn,
+        "aws:PrincipalAccount": principal.account,
+        "aws:PrincipalType": {
+            PrincipalKind.ROOT: "Account",
+            PrincipalKind.USER: "User",
+            PrincipalKind.ASSUMED_ROLE: "AssumedRole",
+        }[principal.kind],
+        "aws:userid": principal.user_id,
+    }
+    if principal.kind is PrincipalKind.USER:
+        keys["aws:username"] = principal.arn.rsplit("/", 1)[-1]
+    return keys
+
+
+def _account_of(arn: str) -> str | None:
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 5 and parts[4].isdigit() else None
+
+
+def _trusted(trust: str, role: str, service: str) -> bool:
+    try:
+        return trusts(trust, service, role)
+    except MalformedPolicy:
+        return False
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(document: str, kind: PolicyKind = PolicyKind.IDENTITY) -> Policy | None:
+    """A stored policy, parsed once; one that no longer parses (stored by an older lambdad) is
+    skipped with a warning rather than failing every request."""
+    try:
+        return parse_policy(document, kind)
+    except MalformedPolicy as error:
+        log.warning("a stored %s policy does not parse (%s); it is ignored", kind, error.message)
+        return None
+
+
+# --- the resource policies of Lambda's resources --------------------------------------------------------
+
+
+class LambdaResourcePolicies:
+    """Functions' policies (AddPermission statements, PutResourcePolicy documents) and layer versions'
+    (AddLayerVersionPermission statements), read through the services that own them."""
+
+    def __init__(self, permissions: Any, layers: Any) -> None:
+        self._permissions = permissions  # services.permissions.PermissionService
+        self._layers = layers  # services.layers.LayerService
+
+    def resource_policy(self, arn: str) -> Policy | None:
+        statements = self._statements(arn)
+        return policy_of(statements) if statements else None
+
+    def _statements(self, arn: str) -> list[dict[str, Any]]:
+        parts = arn.split(":")
+        if len(parts) < 7 or parts[2] != "lambda":
+            return []
+        scope = Scope(parts[4], parts[3])
+        try:
+            if parts[5] == "function":
+                ref = parse_function_ref(arn)
+                if ref is None:
+                    return []
+                statements: list[dict[str, Any]] = self._permissions.statements(
+                    scope, ref.name, ref.qualifier
+                )
+                return statements
+            layer = parse_layer_arn(arn)
+            if parts[5] == "layer" and layer is not None and layer.version is not None:
+                found: list[dict[str, Any]] = self._layers.get(scope, layer.name, layer.version).statements
+                return found
+        except ResourceNotFoundException:
+            return []
+        return []
+
+
+def policy_of(statements: Sequence[Mapping[str, Any]]) -> Policy:
+    """A resource policy from stored statements (AddPermission's, PutResourcePolicy's, a layer's)."""
+    return from_statements(statements, PolicyKind.RESOURCE)
+
+
+# --- the caller check dispatch makes today ---------------------------------------------------------------
+
+_WITHOUT_IDENTITIES = Authorizer(NoIdentities(), check_roles=False)
+
+
+def authorize(caller: Caller, service: str, operation: str, params: Mapping[str, Any], scope: Scope) -> None:
+    """Authorise a request from a function's sandbox without an identity store (what ``api.dispatch``
+    calls until the composition root hands it an ``Authorizer``)."""
+    _WITHOUT_IDENTITIES.authorize_caller(caller, service, operation, params, scope)

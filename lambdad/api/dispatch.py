@@ -23,7 +23,7 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 
 import anyio.to_thread
 from botocore.model import ServiceModel
@@ -32,12 +32,14 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Send
 from starlette.types import Scope as AsgiScope
 
-from lambdad.api.authorization import authorize
+from lambdad.api.authorization import authorize, caller_principal
 from lambdad.api.ec2_protocol import Ec2
+from lambdad.api.json_protocol import Json
 from lambdad.api.operations import Call, OperationTable, Services
 from lambdad.api.protocol import RestJson
 from lambdad.api.query_protocol import Query
 from lambdad.api.service_model import service_model
+from lambdad.api.sigv4 import Authenticator, SignatureFailure, SignedRequest, aws_error
 from lambdad.api.throttle import RateLimiter
 from lambdad.api.validation import validate
 from lambdad.api.wire import Answer, Found, Incoming, WireProtocol
@@ -63,7 +65,7 @@ _AUTHORIZATION_CREDENTIAL = re.compile(r"Credential=([^,\s]+)")
 CALLER_KEY = "lambdad.caller"
 
 #: The wire protocols by the name botocore's models give them (``metadata.protocol``).
-PROTOCOLS: dict[str, WireProtocol] = {"rest-json": RestJson(), "query": Query(), "ec2": Ec2()}
+PROTOCOLS: dict[str, WireProtocol] = {"rest-json": RestJson(), "query": Query(), "ec2": Ec2(), "json": Json()}
 
 
 def _lambda_throttled() -> LambdaError:
@@ -92,7 +94,7 @@ class ServiceApi:
 
     @property
     def protocol(self) -> str:
-        """The model's wire protocol: ``rest-json``, ``query``, ``ec2`` (``json`` next)."""
+        """The model's wire protocol: ``rest-json``, ``query``, ``ec2`` or ``json``."""
         return str(self.service_model.metadata["protocol"])
 
     @property
@@ -120,8 +122,11 @@ class AwsApi:
         default_region: str,
         throttle: RateLimiter | None = None,
         reserve: DiskReserve | None = None,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self._apis = tuple(apis)
+        # None: authentication off, every request acts as ``account``'s root.
+        self._authenticator = authenticator
         self._by_signing_name = {api.signing_name: api for api in reversed(self._apis)}
         for api in self._apis:
             api.wire  # noqa: B018 - a protocol lambdad does not serve fails here, at start-up
@@ -138,10 +143,12 @@ class AwsApi:
         incoming = Incoming(request)
         api = self._apis[0]
         try:
-            api, found = await self._select(incoming)
+            api = await self._service(incoming)
+            principal = await self._principal(api, incoming)
+            found = await api.wire.find(api, incoming)
             if found is None:
                 raise api.wire.unknown(api, incoming)
-            response = await self._handle(api, found, incoming, request_id)
+            response = await self._handle(api, found, incoming, request_id, principal)
             if self._reserve is not None and request.method != "GET":
                 self._reserve.hold()  # after a write that worked: take the reserve back if there is room
         except LambdaError as error:
@@ -170,21 +177,26 @@ class AwsApi:
             response = error_response(api.internal_error(message), request_id, api)
         await response(scope, receive, send)
 
-    async def _select(self, incoming: Incoming) -> tuple[ServiceApi, Found | None]:
-        """The service a request is for, and its operation (None: the service has no such operation).
+    async def _service(self, incoming: Incoming) -> ServiceApi:
+        """The service a request is for.
 
-        The credential scope decides; without one naming a service served here, the rest-json services'
-        paths, then the query services' ``Action`` (of the service whose ``Version`` it names, if any).
+        The credential scope decides; without one naming a service served here, the first rest-json
+        service with a route for the method and path, then the json service its ``X-Amz-Target`` names,
+        then the query service whose operations include the
+        form's ``Action`` (of the API version its ``Version`` names, first), then the first service (whose
+        protocol answers that it has no such operation).
         """
         signed_for = _signed_service(incoming)
         api = self._by_signing_name.get(signed_for) if signed_for else None
         if api is not None:
-            return api, await api.wire.find(api, incoming)
+            return api
         for api in self._apis:
-            if api.protocol == "rest-json":
-                found = await api.wire.find(api, incoming)
-                if found is not None:
-                    return api, found
+            if api.protocol == "rest-json" and await api.wire.find(api, incoming) is not None:
+                return api
+        target_prefix = incoming.headers.get("x-amz-target", "").rpartition(".")[0]
+        for api in self._apis:
+            if api.protocol == "json" and api.service_model.metadata.get("targetPrefix") == target_prefix:
+                return api
         queries = [api for api in self._apis if api.protocol in ("query", "ec2")]
         if queries and (incoming.method == "POST" or "Action" in incoming.query):
             form = await incoming.form()
@@ -192,13 +204,42 @@ class AwsApi:
                 version = form.get("Version")
                 queries.sort(key=lambda api: api.service_model.api_version != version)
                 for api in queries:
-                    found = await api.wire.find(api, incoming)
-                    if found is not None:
-                        return api, found
-                return queries[0], None
-        return self._apis[0], None
+                    if await api.wire.find(api, incoming) is not None:
+                        return api
+                return queries[0]
+        return self._apis[0]
 
-    async def _handle(self, api: ServiceApi, found: Found, incoming: Incoming, request_id: str) -> Response:
+    async def _principal(self, api: ServiceApi, incoming: Incoming) -> Principal:
+        """Who sent the request: a function's role session (from its sandbox), the signer SigV4 proves,
+        or with authentication off the default account's root. Refused with the service's own error."""
+        caller = incoming.request.scope.get(CALLER_KEY)
+        if isinstance(caller, Caller):
+            return caller_principal(caller)
+        if self._authenticator is None:
+            return Principal.root(self._account)
+        request = incoming.request
+        headers: dict[str, str] = {}
+        for key, value in request.headers.items():  # a repeated header is signed as its values joined
+            key = key.lower()
+            headers[key] = f"{headers[key]},{value}" if key in headers else value
+        signed = SignedRequest(
+            request.method,
+            incoming.raw_path,
+            bytes(request.scope.get("query_string", b"")).decode("latin-1"),
+            headers,
+            secure=request.url.scheme == "https",
+        )
+        try:
+            # The body is read only for a key that exists: strangers cannot make the server buffer it.
+            return await self._authenticator.authenticate(
+                signed, api.signing_name, partial(api.wire.body, api, incoming)
+            )
+        except SignatureFailure as failure:
+            raise aws_error(failure, api.protocol) from None
+
+    async def _handle(
+        self, api: ServiceApi, found: Found, incoming: Incoming, request_id: str, principal: Principal
+    ) -> Response:
         operation = found.operation
         handler = api.table.handlers.get(operation.name)
         if handler is None:
@@ -207,7 +248,6 @@ class AwsApi:
             raise api.throttled()
         params = await api.wire.parse(api, found, incoming)
         headers = incoming.headers
-        principal = Principal.root(self._account)
         scope = Scope(principal.account, _signed_region(incoming) or self._default_region)
         caller = incoming.request.scope.get(CALLER_KEY)
         if isinstance(caller, Caller):

@@ -14,7 +14,7 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 
 from botocore.model import ListShape, OperationModel, Shape
 
-from lambdad.api.query_protocol import CONTENT_TYPE, Query
+from lambdad.api.query_protocol import CONTENT_TYPE, Query, xml_text
 from lambdad.api.wire import Answer, Incoming
 from lambdad.errors import InvalidAction, LambdaError, MissingAction
 
@@ -59,7 +59,7 @@ class Ec2(Query):
         root = Element("Response")
         detail = SubElement(SubElement(root, "Errors"), "Error")
         SubElement(detail, "Code").text = self.renamed_codes.get(error.code, error.code)
-        SubElement(detail, "Message").text = error.message
+        SubElement(detail, "Message").text = xml_text(error.message)
         SubElement(root, "RequestID").text = request_id
         headers = {**error.headers, "content-type": CONTENT_TYPE, "x-amzn-RequestId": request_id}
         return Answer(error.status, headers, tostring(root))

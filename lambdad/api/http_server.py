@@ -116,6 +116,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._arm_header_timer()
 
+    def shutdown(self) -> None:
+        """At server shutdown, an idle TLS connection is dropped at once: closing it politely waits for the
+        client's close_notify, which a keep-alive client that sends nothing never sends (uvicorn would wait
+        30 s for each such connection before exiting)."""
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and self.transport.get_extra_info("sslcontext") is not None:
+            self.transport.abort()
+        else:
+            super().shutdown()
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self._refused:
             self.refusals.lingering.discard(self.transport)

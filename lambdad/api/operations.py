@@ -13,16 +13,20 @@ from lambdad.models import Principal, Scope
 from lambdad.services.account import AccountService
 from lambdad.services.aliases import AliasService
 from lambdad.services.capacity_providers import CapacityProviderService
+from lambdad.services.code_signing import CodeSigningService
 from lambdad.services.concurrency import ConcurrencyService
 from lambdad.services.event_invoke_configs import EventInvokeConfigService
 from lambdad.services.event_source_mappings import EventSourceMappingService
 from lambdad.services.function_settings import FunctionSettingsService
 from lambdad.services.functions import FunctionService
+from lambdad.services.identity import IdentityService
 from lambdad.services.layers import LayerService
 from lambdad.services.networks import NetworkService
 from lambdad.services.permissions import PermissionService
 from lambdad.services.provisioned import ProvisionedConcurrencyService
 from lambdad.services.schedules import ScheduleService
+from lambdad.services.signing import SigningService
+from lambdad.services.sts import StsService
 from lambdad.services.tags import TagService
 from lambdad.services.urls import UrlService
 from lambdad.services.versions import VersionService
@@ -45,6 +49,11 @@ class Services:
     provisioned: ProvisionedConcurrencyService
     event_source_mappings: EventSourceMappingService
     schedules: ScheduleService
+    # AWS Signer's signing profiles and signatures (its private keys sealed with the key ring).
+    signing: SigningService
+    # IAM and STS (None until the composition root builds them: their handlers then answer ServiceFailure).
+    identities: IdentityService | None = None
+    sts: StsService | None = None
 
     # Built by FunctionService, like ``versions``: no argument of their own at construction.
     @property
@@ -66,6 +75,11 @@ class Services:
     def capacity_providers(self) -> CapacityProviderService:
         """Capacity providers (Lambda Managed Instances) and function scaling configs."""
         return self.functions.capacity_providers
+
+    @property
+    def code_signing(self) -> CodeSigningService:
+        """Code signing configs, and the check of a package's signature on deployment."""
+        return self.functions.code_signing
 
     @property
     def networks(self) -> NetworkService:

@@ -1,4 +1,5 @@
-"""Resource-based policy operations: AddPermission, RemovePermission, GetPolicy."""
+"""Resource-based policy operations: AddPermission, RemovePermission, GetPolicy, and the whole-document
+PutResourcePolicy, GetResourcePolicy, DeleteResourcePolicy (on a function, version or alias ARN)."""
 
 from __future__ import annotations
 
@@ -54,3 +55,25 @@ def get_policy(call: Call) -> dict[str, Any]:
         call.scope, call.params["FunctionName"], call.params.get("Qualifier")
     )
     return {"Policy": policy, "RevisionId": revision_id}
+
+
+@table.operation("PutResourcePolicy")
+def put_resource_policy(call: Call) -> dict[str, Any]:
+    policy, revision_id = call.services.permissions.put_document(
+        call.scope, call.params["ResourceArn"], call.params["Policy"], call.params.get("RevisionId")
+    )
+    return {"Policy": policy, "RevisionId": revision_id}
+
+
+@table.operation("GetResourcePolicy")
+def get_resource_policy(call: Call) -> dict[str, Any]:
+    policy, revision_id = call.services.permissions.get(call.scope, call.params["ResourceArn"])
+    return {"Policy": policy, "RevisionId": revision_id}
+
+
+@table.operation("DeleteResourcePolicy")
+def delete_resource_policy(call: Call) -> dict[str, Any]:
+    call.services.permissions.delete_document(
+        call.scope, call.params["ResourceArn"], call.params.get("RevisionId")
+    )
+    return {}

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.model import OperationModel, Shape, StructureShape
 
 from lambdad.api.service_model import find_route, success_status
-from lambdad.api.wire import DEFAULT_BODY_LIMIT, Answer, Found, Incoming
+from lambdad.api.wire import DEFAULT_BODY_LIMIT, FORM_BODY_LIMIT, Answer, Found, Incoming
 from lambdad.errors import (
     InvalidRequestContentException,
     LambdaError,
@@ -47,9 +47,15 @@ class RestJson:
     def unknown(self, api: ServiceApi, incoming: Incoming) -> LambdaError:
         return UnknownOperationException(f"No operation serves {incoming.method} {incoming.raw_path}")
 
-    async def parse(self, api: ServiceApi, found: Found, incoming: Incoming) -> dict[str, Any]:
+    async def body(self, api: ServiceApi, incoming: Incoming) -> bytes:
+        found = await self.find(api, incoming)
+        if found is None:  # answered UnknownOperation (after authentication): no room for a large body
+            return await incoming.body("", FORM_BODY_LIMIT)
         name = found.operation.name
-        body = await incoming.body(*BODY_LIMITS.get(name, (name, DEFAULT_BODY_LIMIT)))
+        return await incoming.body(*BODY_LIMITS.get(name, (name, DEFAULT_BODY_LIMIT)))
+
+    async def parse(self, api: ServiceApi, found: Found, incoming: Incoming) -> dict[str, Any]:
+        body = await self.body(api, incoming)
         return parse_request(found.operation, found.uri_params, incoming.query, incoming.headers, body)
 
     def serialize(self, api: ServiceApi, found: Found, output: Mapping[str, Any], request_id: str) -> Answer:

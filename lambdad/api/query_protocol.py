@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 from botocore.model import ListShape, MapShape, OperationModel, Shape, StructureShape
 from botocore.utils import parse_timestamp
 
-from lambdad.api.wire import Answer, Found, Incoming
+from lambdad.api.wire import FORM_BODY_LIMIT, Answer, Found, Incoming
 from lambdad.errors import InvalidAction, LambdaError, MissingAction, ValidationException
 
 if TYPE_CHECKING:
@@ -48,6 +49,9 @@ class Query:
         if not action or action not in api.service_model.operation_names:
             return None
         return Found(api.service_model.operation_model(action))
+
+    async def body(self, api: ServiceApi, incoming: Incoming) -> bytes:
+        return await incoming.body("", FORM_BODY_LIMIT)
 
     def unknown(self, api: ServiceApi, incoming: Incoming) -> LambdaError:
         form = incoming.peek_form()
@@ -164,7 +168,7 @@ class Query:
             for key, entry in value.items():
                 self._write_entry(SubElement(element, "entry"), shape, key, entry)
         else:
-            element.text = _text(shape, value)
+            element.text = xml_text(_text(shape, value))
 
     def _write_entry(self, element: Element, shape: MapShape, key: Any, value: Any) -> None:
         self._write(SubElement(element, shape.key.serialization.get("name", "key")), shape.key, key)
@@ -177,7 +181,7 @@ class Query:
         detail = SubElement(root, "Error")
         SubElement(detail, "Type").text = "Receiver" if error.status >= 500 else "Sender"
         SubElement(detail, "Code").text = self.renamed_codes.get(error.code, error.code)
-        SubElement(detail, "Message").text = error.message
+        SubElement(detail, "Message").text = xml_text(error.message)
         SubElement(root, "RequestId").text = request_id
         return Answer(error.status, {**error.headers, **_headers(request_id)}, tostring(root))
 
@@ -213,6 +217,16 @@ def _scalar(shape: Shape, text: str, where: str) -> Any:
     if kind == "boolean":
         return text.lower() == "true"
     return text
+
+
+# Characters XML 1.0 cannot carry at all (not even escaped): a parser refuses the whole answer.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    """``text`` as an XML element can hold it: characters XML forbids (control characters, which a
+    message may quote from a request) become U+FFFD."""
+    return _NOT_XML.sub("\ufffd", text)
 
 
 def _text(shape: Shape, value: Any) -> str:

@@ -1,10 +1,11 @@
 """What every wire protocol shares: the request as the dispatcher hands it over, and the contract each
-protocol module fulfils (``protocol.py`` rest-json, ``query_protocol.py`` query, ``ec2_protocol.py``).
+protocol module fulfils (``protocol.py`` rest-json, ``query_protocol.py`` query, ``ec2_protocol.py``,
+``json_protocol.py``).
 
 A protocol answers four questions about one service: which operation a request names (None: not one of
 this service's), its parameters, how a result is written, and how an error is written. The dispatcher
-(``dispatch.py``) knows nothing of paths, forms or XML; adding a protocol (``json`` with
-``X-Amz-Target``, say) is one module implementing ``WireProtocol`` and one line in its registry.
+(``dispatch.py``) knows nothing of paths, forms or XML; adding a protocol is one module implementing
+``WireProtocol`` and one line in its registry (``dispatch.PROTOCOLS``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 
 # A 50 MB zip arrives base64-encoded inside JSON: 4/3 of it plus room for the rest of the request.
 DEFAULT_BODY_LIMIT = 52_428_800 * 4 // 3 + 1_048_576
+# A query or ec2 form: IAM's largest member (a certificate chain) is 2 MB.
+FORM_BODY_LIMIT = 4 * 1_048_576
 _DRAIN_CEILING = 256 * 1024 * 1024
 
 
@@ -63,14 +66,10 @@ class Incoming:
                     break
             if size > limit:
                 self._body = b""
-                raise RequestTooLargeException(
-                    f"Request must be smaller than {limit} bytes for the {operation} operation"
-                )
+                raise _too_large(operation, limit)
             self._body = b"".join(chunks)
         if len(self._body) > limit:
-            raise RequestTooLargeException(
-                f"Request must be smaller than {limit} bytes for the {operation} operation"
-            )
+            raise _too_large(operation, limit)
         return self._body
 
     async def form(self) -> dict[str, str]:
@@ -79,7 +78,7 @@ class Incoming:
         if self._form is None:
             form = {key: values[-1] for key, values in self.query.items()}
             if self.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-                body = await self.body()
+                body = await self.body("", FORM_BODY_LIMIT)
                 form.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
             self._form = form
         return self._form
@@ -87,6 +86,11 @@ class Incoming:
     def peek_form(self) -> dict[str, str]:
         """The form as ``form()`` read it (empty before)."""
         return self._form or {}
+
+
+def _too_large(operation: str, limit: int) -> RequestTooLargeException:
+    where = f" for the {operation} operation" if operation else ""
+    return RequestTooLargeException(f"Request must be smaller than {limit} bytes{where}")
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,10 @@ class WireProtocol(Protocol):
 
     def unknown(self, api: ServiceApi, incoming: Incoming) -> LambdaError:
         """The error AWS answers a request this service has no operation for."""
+
+    async def body(self, api: ServiceApi, incoming: Incoming) -> bytes:
+        """The request's body, read within the limit this protocol sets for the request (authentication
+        reads it to check the payload's hash, before ``find``)."""
 
     async def parse(self, api: ServiceApi, found: Found, incoming: Incoming) -> dict[str, Any]:
         """The operation's input parameters."""

@@ -14,7 +14,6 @@ zip as one value; it is inserted in one transaction, so a reader sees all of it 
 from __future__ import annotations
 
 import logging
-import secrets
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
@@ -22,7 +21,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from lambdad.store import Database
-from lambdad.store.schema import cluster_secrets, code_package_chunks, code_packages
+from lambdad.store.schema import code_package_chunks, code_packages
 
 log = logging.getLogger(__name__)
 
@@ -30,22 +29,6 @@ CHUNK = 1024 * 1024
 # An unreferenced package stays this long after its last store: longer than any create or update takes
 # between storing its package and committing the record that names it.
 GRACE = timedelta(minutes=15)
-
-
-def shared_secret(database: Database, name: str = "code-links") -> bytes:
-    """A secret every node of the cluster shares (made by whichever node asks first): a code download
-    link signed by one node is valid on every node."""
-    with database.write() as connection:
-        connection.execute(
-            pg_insert(cluster_secrets)
-            .values(name=name, value=secrets.token_bytes(32))
-            .on_conflict_do_nothing()
-        )
-        return bytes(
-            connection.execute(
-                select(cluster_secrets.c.value).where(cluster_secrets.c.name == name)
-            ).scalar_one()
-        )
 
 
 class PostgresPackages:

@@ -20,11 +20,12 @@ shared, and any node's dispatcher runs them), DryRun, requests no function could
 app gives the error), CORS preflights and IAM-only URLs (answered without running anything).
 
 A forwarded request carries ``x-lambdad-forwarded``: the client's address, the port and scheme it came in
-on, and an HMAC of those and the request line under a key every node shares (``shared_secret``). The target
-runs such a request itself (never forwards it again) and restores the client's address, so a URL event's
-``sourceIp`` and ``X-Forwarded-*`` are the client's. A client cannot forge the header; a wrong one is
-removed and the request placed as any other. (It covers the request line and the origin, not the body:
-a header replayed by someone who saw it between nodes only skips placement, which grants nothing.)
+on, and an HMAC of those and the request line under a key every node derives from the key ring they all
+read (``KeyRing.derive``). The target runs such a request itself (never forwards it again) and restores
+the client's address, so a URL event's ``sourceIp`` and ``X-Forwarded-*`` are the client's. A client
+cannot forge the header; a wrong one is removed and the request placed as any other. (It covers the
+request line and the origin, not the body: a header replayed by someone who saw it between nodes only
+skips placement, which grants nothing.)
 
 The request body is read before choosing (AWS caps it at 6 MB; a larger one runs here, whose answer is the
 413): a target that cannot be connected to is then simply the next candidate, and the last resort is

@@ -12,7 +12,6 @@ from starlette.middleware import Middleware
 
 from lambdad.api.operations import Services
 from lambdad.cluster.changes import ClusterChanges
-from lambdad.cluster.code import shared_secret
 from lambdad.cluster.concurrency import ClusterConcurrencyLeases
 from lambdad.cluster.connection import ClusterConnection
 from lambdad.cluster.forwarding import Forwarder, ForwardingRouter
@@ -23,6 +22,7 @@ from lambdad.environment import ExecutionEnvironment
 from lambdad.invocation import EnvironmentPool
 from lambdad.settings import Settings
 from lambdad.store import Database
+from lambdad.store.keyring import KeyRing
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,10 @@ log = logging.getLogger(__name__)
 class ClusterNode:
     """The cluster parts one node runs."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, ring: KeyRing) -> None:
         self.settings = settings
+        # The key that signs forwarded requests' origins: derived from the ring every node reads.
+        self._forwarding_key = ring.derive("forwarding")
         self.node_id = settings.resolved_node_id
         self.connection = ClusterConnection(settings.nats_url, settings.cluster_name, self.node_id)
         self.changes = ClusterChanges(self.connection)
@@ -72,7 +74,7 @@ class ClusterNode:
             services.urls,
             settings.account_id,
             settings.region,
-            shared_secret(database, "forwarding"),
+            self._forwarding_key,
             eligible,
         )
         return Middleware(ForwardingRouter, forwarder=self._forwarder)

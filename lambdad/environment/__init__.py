@@ -1,5 +1,11 @@
 """One execution environment = a sandbox + the Runtime API + a lifecycle state machine + a log stream."""
 
+from lambdad.environment.credentials import (
+    Credentials,
+    NoRoleCredentials,
+    RoleCredentials,
+    SessionRoleCredentials,
+)
 from lambdad.environment.environment import (
     ExecutionEnvironment,
     InvokeOutcome,
@@ -13,6 +19,7 @@ from lambdad.environment.shared import SharedExecutionEnvironment
 from lambdad.environment.spare import Spare, SpareKey, spare_key
 
 __all__ = [
+    "Credentials",
     "EnvironmentState",
     "ExecutionEnvironment",
     "FunctionImage",
@@ -22,7 +29,10 @@ __all__ = [
     "LambdaApi",
     "Lifecycle",
     "Move",
+    "NoRoleCredentials",
+    "RoleCredentials",
     "RuntimeGone",
+    "SessionRoleCredentials",
     "SharedExecutionEnvironment",
     "Spare",
     "SpareKey",

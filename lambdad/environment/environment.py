@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from lambdad.environment import reports
+from lambdad.environment.credentials import EXPIRY_MARGIN_S, Credentials, NoRoleCredentials, RoleCredentials
 from lambdad.environment.image import FunctionImage
 from lambdad.environment.lifecycle import EnvironmentState, Lifecycle, Move
 from lambdad.environment.output import TAIL_BYTES, LineSplitter, Tail
@@ -134,6 +135,7 @@ class RuntimeGone(Exception):
 
 
 PROVISIONED = "provisioned-concurrency"  # AWS_LAMBDA_INITIALIZATION_TYPE of provisioned environments
+MAX_AGE_S = 7200.0  # how long an environment lives at most, busy or not (Settings.environment_max_age)
 
 
 class ExecutionEnvironment:
@@ -148,6 +150,8 @@ class ExecutionEnvironment:
         initialization_type: str = "on-demand",
         lambda_api: LambdaApi | None = None,
         lambda_endpoint: str | None = None,
+        credentials: RoleCredentials | None = None,
+        max_age_s: float = MAX_AGE_S,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.image = image
@@ -176,15 +180,26 @@ class ExecutionEnvironment:
         self._init_duration_ms: float | None = None
         self._exit_status: int | None = None
         self._note: str | None = None
+        # The execution role's credentials, issued at start; the environment retires before they expire.
+        self._role_credentials = credentials or NoRoleCredentials()
+        self._credentials: Credentials | None = None
+        self._max_age_s = max_age_s
+        self.retire_at = float("inf")  # time.monotonic() past which it takes no more invocations
 
     @property
     def state(self) -> EnvironmentState:
         return self.lifecycle.state
 
     @property
+    def retired(self) -> bool:
+        """Past its lifetime (its maximum age, or its credentials' expiry less a timeout and a margin):
+        it takes no more invocations, and the pool replaces it."""
+        return time.monotonic() >= self.retire_at
+
+    @property
     def reusable(self) -> bool:
         """Whether the environment can take another invocation."""
-        return self.lifecycle.state is EnvironmentState.READY
+        return self.lifecycle.state is EnvironmentState.READY and not self.retired
 
     async def set_egress(self, rules: tuple[EgressRule, ...]) -> bool:
         """Apply a changed egress policy to the running sandbox (one made with a policy); whether it
@@ -207,7 +222,9 @@ class ExecutionEnvironment:
         self.lifecycle.move(Move.START)
         self._capture = Tail()
         started = time.monotonic()
+        self.retire_at = started + self._max_age_s
         try:
+            await self._obtain_credentials()
             if spare is None:
                 await self._create_sandbox()
             else:
@@ -253,9 +270,21 @@ class ExecutionEnvironment:
             self._init_duration_ms = None
             self._init_lines = Tail()
 
+    async def _obtain_credentials(self) -> None:
+        """The execution role's credentials for this environment (before its runtime starts, or before a
+        spare is specialised: a spare never holds any)."""
+        image = self.image
+        credentials = await self._role_credentials.for_environment(image.function_arn, image.role)
+        if credentials is None:
+            return
+        self._credentials = credentials
+        lifetime = credentials.seconds_left() - image.timeout_s - EXPIRY_MARGIN_S
+        self.retire_at = min(self.retire_at, time.monotonic() + lifetime)
+
     def function_environment(self) -> dict[str, str]:
         """The runtime's environment variables (``AWS_LAMBDA_RUNTIME_API`` is the sandbox's to set)."""
         image = self.image
+        role = self._credentials
         env = standard_environment(
             runtime=image.runtime,
             handler=image.handler,
@@ -266,6 +295,9 @@ class ExecutionEnvironment:
             region=image.region,
             log_stream=self._stream_name,
             initialization_type=self._initialization_type,
+            credentials=None
+            if role is None
+            else (role.access_key_id, role.secret_access_key, role.session_token),
             user_environment=image.environment,
             interpreter_dir=str(image.interpreter.path.parent) if image.interpreter.path else None,
         )

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import re
 
-from lambdad.environment.environment import ExecutionEnvironment, LambdaApi
+from lambdad.environment.credentials import RoleCredentials
+from lambdad.environment.environment import MAX_AGE_S, ExecutionEnvironment, LambdaApi
 from lambdad.environment.image import FunctionImage
 from lambdad.environment.lifecycle import EnvironmentState, Move
 from lambdad.environment.output import Tail
@@ -49,6 +50,8 @@ class SharedExecutionEnvironment(ExecutionEnvironment):
         initialization_type: str = "on-demand",
         lambda_api: LambdaApi | None = None,
         lambda_endpoint: str | None = None,
+        credentials: RoleCredentials | None = None,
+        max_age_s: float = MAX_AGE_S,
     ) -> None:
         super().__init__(
             image,
@@ -57,6 +60,8 @@ class SharedExecutionEnvironment(ExecutionEnvironment):
             initialization_type=initialization_type,
             lambda_api=lambda_api,
             lambda_endpoint=lambda_endpoint,
+            credentials=credentials,
+            max_age_s=max_age_s,
         )
         self.max_concurrency = self.image.max_concurrency
         self.in_flight = 0  # invocations entered and not yet settled
@@ -67,7 +72,8 @@ class SharedExecutionEnvironment(ExecutionEnvironment):
     @property
     def reusable(self) -> bool:
         """Whether it can take another invocation (room for one is the pool's count to keep)."""
-        return self.lifecycle.state in (EnvironmentState.READY, EnvironmentState.BUSY)
+        busy_or_not = self.lifecycle.state in (EnvironmentState.READY, EnvironmentState.BUSY)
+        return busy_or_not and not self.retired
 
     def function_environment(self) -> dict[str, str]:
         env = super().function_environment()

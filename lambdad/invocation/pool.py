@@ -16,11 +16,13 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 from lambdad.environment import (
     ExecutionEnvironment,
     FunctionImage,
     LambdaApi,
+    RoleCredentials,
     SharedExecutionEnvironment,
     Spare,
     SpareKey,
@@ -41,10 +43,14 @@ def environment_maker(
     lambda_api: LambdaApi | None = None,
     lambda_endpoint: str | None = None,
     initialization_type: str = "on-demand",
+    credentials: RoleCredentials | None = None,
+    max_age_s: float | None = None,
 ) -> EnvironmentMaker:
     """Environments in sandboxes from ``factory``, logging to ``logs``, reaching the Lambda API through
-    ``lambda_api`` (in their sandbox) or at ``lambda_endpoint``. An image that serves several
-    invocations at once (Managed Instances) gets a ``SharedExecutionEnvironment``."""
+    ``lambda_api`` (in their sandbox) or at ``lambda_endpoint``, given their execution role's
+    ``credentials`` and retired after ``max_age_s``. An image that serves several invocations at once
+    (Managed Instances) gets a ``SharedExecutionEnvironment``."""
+    lifetime: dict[str, Any] = {} if max_age_s is None else {"max_age_s": max_age_s}
 
     def make(image: FunctionImage) -> ExecutionEnvironment:
         kind = SharedExecutionEnvironment if image.max_concurrency > 1 else ExecutionEnvironment
@@ -55,6 +61,8 @@ def environment_maker(
             initialization_type=initialization_type,
             lambda_api=lambda_api,
             lambda_endpoint=lambda_endpoint,
+            credentials=credentials,
+            **lifetime,
         )
 
     return make

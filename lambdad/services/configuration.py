@@ -4,6 +4,7 @@ FunctionVersion, with the checks AWS makes beyond the service model's."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from lambdad.errors import InvalidParameterValueException
@@ -66,7 +67,13 @@ DEPRECATED_RUNTIMES = frozenset(
     }
 )
 # Configuration lambdad stores and reports as given, but does not act on yet.
-STORED_AS_GIVEN = ("DeadLetterConfig", "KMSKeyArn", "FileSystemConfigs", "ImageConfig")
+STORED_AS_GIVEN = ("DeadLetterConfig", "FileSystemConfigs", "ImageConfig")
+# What AWS answers when Lambda's CreateGrant on the named KMS key fails (the KMS error follows).
+_KMS_GRANT_FAILED = (
+    "Lambda was unable to configure access to your environment variables because the KMS key is invalid "
+    "for CreateGrant. Please check your KMS key settings. KMS Exception: InvalidArnException KMS Message: "
+)
+_KMS_KEY_ARN = re.compile(r"arn:aws[a-zA-Z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+")
 
 
 def check_runtime(runtime: str) -> None:
@@ -95,6 +102,19 @@ def check_environment(variables: dict[str, str]) -> None:
             "Lambda was unable to configure your environment variables because the environment variables "
             f"you have provided exceeded the 4KB limit. String measured: {measured}"
         )
+
+
+def check_kms_key_arn(arn: str) -> None:
+    """KMSKeyArn names a KMS key by its ARN, as Lambda's CreateGrant on it needs (the model's pattern
+    admits any ARN). lambdad has no KMS: the key is not looked up, and the function's variables are sealed
+    with the server's key ring whatever it names (``store/sealing.py``); it is kept and answered back.
+    AWS refuses an alias ARN with these words; other ARNs that name no key get the same refusal."""
+    if ":alias/" in arn:
+        raise InvalidParameterValueException(
+            _KMS_GRANT_FAILED + "Key Aliases are not supported for this operation."
+        )
+    if not _KMS_KEY_ARN.fullmatch(arn):
+        raise InvalidParameterValueException(_KMS_GRANT_FAILED + "ARN does not refer to a KMS key.")
 
 
 def configure(
@@ -146,6 +166,13 @@ def configure(
         # Lambda Managed Instances: checked against the providers by FunctionService, acted on by
         # the data plane (services.capacity_providers.may_run_on, max_concurrency).
         extra["CapacityProviderConfig"] = params["CapacityProviderConfig"]
+    if "KMSKeyArn" in params:
+        # An empty KMSKeyArn means Lambda's own key (the default): nothing is named or answered back.
+        if params["KMSKeyArn"]:
+            check_kms_key_arn(params["KMSKeyArn"])
+            extra["KMSKeyArn"] = params["KMSKeyArn"]
+        else:
+            extra.pop("KMSKeyArn", None)
     for member in STORED_AS_GIVEN:
         if member in params:
             extra[member] = params[member]

@@ -33,6 +33,7 @@ from lambdad.services.capacity_providers import (
 )
 from lambdad.services.changes import DELETED, FunctionChanges
 from lambdad.services.code import check_package, check_storage, storing
+from lambdad.services.code_signing import CodeSigningService
 from lambdad.services.configuration import check_complete, configure
 from lambdad.services.event_invoke_configs import EventInvokeConfigService
 from lambdad.services.function_settings import FunctionSettingsService
@@ -46,6 +47,7 @@ from lambdad.services.versions import VersionService, publish_in
 from lambdad.store import CodeStore, Database
 from lambdad.store import functions as records
 from lambdad.store import tags as tag_records
+from lambdad.store.signing import ConfigRecord
 
 __all__ = ["FunctionPage", "FunctionService", "resolve"]  # resolve: re-exported for older callers
 
@@ -72,6 +74,7 @@ class FunctionService:
         code_storage_limit: int,
         *,
         host_network_allowed: bool = False,
+        code_signing: CodeSigningService | None = None,
     ) -> None:
         self._database = database
         self._host_network_allowed = host_network_allowed
@@ -86,6 +89,8 @@ class FunctionService:
         self.settings = FunctionSettingsService(database)
         self.layers = LayerService(database, code_store, code_storage_limit)
         self.capacity_providers = CapacityProviderService(database, changes)
+        # Code signing configs, and the one check of a package's signature on deployment.
+        self.code_signing = code_signing or CodeSigningService(database)
         # EC2's VPCs, subnets and security groups: a VpcConfig is checked against them.
         self.networks = NetworkService(database, changes)
 
@@ -163,10 +168,17 @@ class FunctionService:
         with storing(self._code, zip_bytes, package), self._database.write() as connection:
             if records.function_exists(connection, scope.region, name):
                 raise ResourceConflictException(f"Function already exist: {name}")
+            signing = self.code_signing.config_for_create(
+                connection, scope, params.get("CodeSigningConfigArn")
+            )
+            self.code_signing.verify(connection, signing, name, zip_bytes)
+            self._verify_layers(connection, signing, name, version.layers)
             check_storage(connection, package, self._code_storage_limit)
             self.capacity_providers.check_function(connection, scope, version)
             version = _with_vpc(connection, scope, version)
             records.insert_function(connection, scope.region, version, version.last_modified)
+            if signing is not None:
+                self.code_signing.attach_in(connection, scope, name, signing.arn)
             tag_records.put_tags(connection, scope.function_arn(name), tags or {})
             published = publish_in(connection, scope.region, version)[0] if params.get("Publish") else None
         self._changes.notify(scope.region, name)
@@ -186,6 +198,9 @@ class FunctionService:
                 # The compute type is chosen when a function is created, as on AWS.
                 raise InvalidParameterValueException(NOT_MANAGED)
             updated = configure(current, params, layers)
+            if layers:
+                signing = self.code_signing.config_of(connection, scope, name)
+                self._verify_layers(connection, signing, name, layers)
             check_complete(updated)
             check_combined_size(updated.code, updated.layers)
             updated = _in_progress(updated)
@@ -209,6 +224,8 @@ class FunctionService:
                 stack.enter_context(storing(self._code, zip_bytes, package))
             connection = stack.enter_context(self._database.write())
             current = latest_for_update(connection, scope, name, params.get("RevisionId"))
+            signing = self.code_signing.config_of(connection, scope, name)
+            self.code_signing.verify(connection, signing, name, zip_bytes)
             changes: dict[str, Any] = {"code": package}
             if params.get("Architectures"):
                 changes["architectures"] = tuple(params["Architectures"])
@@ -247,6 +264,19 @@ class FunctionService:
         self._changes.notify(scope.region, name, DELETED)
 
     # --- helpers ---------------------------------------------------------------------------------
+
+    def _verify_layers(
+        self,
+        connection: Connection,
+        signing: ConfigRecord | None,
+        name: str,
+        layers: tuple[FunctionLayer, ...],
+    ) -> None:
+        """A function with a code signing config takes only layers its config trusts (as on AWS)."""
+        if signing is None:
+            return
+        for layer in layers:
+            self.code_signing.verify(connection, signing, name, self._code.read(layer.code.sha256_hex))
 
     def _layers(self, scope: Scope, params: dict[str, Any]) -> tuple[FunctionLayer, ...] | None:
         """The request's ``Layers`` resolved to their packages; None when it names none."""

@@ -9,7 +9,6 @@ may name as a precondition is the version's or the alias's.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
 import threading
@@ -26,7 +25,10 @@ from lambdad.errors import (
     ResourceConflictException,
     ResourceNotFoundException,
 )
-from lambdad.models import LATEST, Scope, is_version_number
+from lambdad.models import LATEST, Principal, PrincipalKind, Scope, is_version_number
+from lambdad.policy import ANONYMOUS, Context, MalformedPolicy, PolicyKind, parse_policy
+from lambdad.policy.document import from_statements
+from lambdad.policy.evaluation import admits
 from lambdad.services.changes import EVERYTHING, POLICY, FunctionChanges
 from lambdad.services.resolution import REVISION_MISMATCH, resolve
 from lambdad.store import Database
@@ -71,7 +73,7 @@ class AccessRequest:
 
     ``principal`` is ``"*"`` for an anonymous caller (only statements whose Principal is ``"*"`` admit
     one), a 12-digit account id, an IAM user/role ARN, or a service principal (``s3.amazonaws.com``).
-    Context members left None fail any condition that tests them, as in IAM.
+    Context members left None are missing keys: positive condition tests fail, negated ones hold, as in IAM.
     """
 
     principal: str
@@ -82,20 +84,6 @@ class AccessRequest:
     principal_org_id: str | None = None
     event_source_token: str | None = None
     invoked_via_function_url: bool | None = None
-
-    def context_value(self, key: str) -> str | None:
-        """The request's value for a condition key (case-insensitive, as in IAM), or None."""
-        value: str | bool | None = {
-            "aws:sourcearn": self.source_arn,
-            "aws:sourceaccount": self.source_account,
-            "aws:principalorgid": self.principal_org_id,
-            "lambda:eventsourcetoken": self.event_source_token,
-            "lambda:functionurlauthtype": self.function_url_auth_type,
-            "lambda:invokedviafunctionurl": self.invoked_via_function_url,
-        }.get(key.lower())
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return value
 
 
 class PermissionService:
@@ -180,6 +168,43 @@ class PermissionService:
         if policy is None:  # no function, no such version or alias, or nothing granted
             raise ResourceNotFoundException(NO_SUCH_POLICY)
         return policy_document(policy.statements), policy.revision_id
+
+    def put_document(
+        self, scope: Scope, resource_arn: str, document: str, revision_id: str | None = None
+    ) -> tuple[str, str]:
+        """PutResourcePolicy: ``document`` replaces the whole policy of the function, version or alias
+        (AddPermission's statements included); (the policy as stored, its new RevisionId)."""
+        try:
+            parse_policy(document, PolicyKind.RESOURCE)
+        except MalformedPolicy as malformed:
+            raise InvalidParameterValueException(malformed.message) from None
+        raw = json.loads(document)["Statement"]
+        statements = [raw] if isinstance(raw, dict) else list(raw)
+        name, qualifier = _target(scope, resource_arn, None)
+        with self._database.write() as connection:
+            target_revision = _target_revision(connection, scope, name, qualifier, missing_function=None)
+            policy = config_records.get_policy(
+                connection, scope.region, name, qualifier or "", for_update=True
+            )
+            _check_revision(revision_id, policy.revision_id if policy else target_revision, qualifier)
+            updated = Policy(statements, str(uuid.uuid4()))
+            config_records.save_policy(connection, scope.region, name, qualifier or "", updated)
+        self._changes.notify(scope.region, name, POLICY)
+        return policy_document(statements), updated.revision_id
+
+    def delete_document(self, scope: Scope, resource_arn: str, revision_id: str | None = None) -> None:
+        """DeleteResourcePolicy: the whole policy goes (404 when there is none)."""
+        name, qualifier = _target(scope, resource_arn, None)
+        with self._database.write() as connection:
+            _target_revision(connection, scope, name, qualifier, missing_function=None)
+            policy = config_records.get_policy(
+                connection, scope.region, name, qualifier or "", for_update=True
+            )
+            if policy is None:
+                raise ResourceNotFoundException(NO_POLICY_TO_REMOVE)
+            _check_revision(revision_id, policy.revision_id, qualifier)
+            config_records.save_policy(connection, scope.region, name, qualifier or "", Policy([], ""))
+        self._changes.notify(scope.region, name, POLICY)
 
     def statements(
         self, scope: Scope, function_name: str, qualifier: str | None = None
@@ -280,73 +305,41 @@ def policy_document(statements: list[dict[str, Any]]) -> str:
 
 
 def policy_allows(statements: Iterable[dict[str, Any]], request: AccessRequest) -> bool:
-    """Whether ``statements`` allow ``request`` (an explicit Deny wins over any Allow)."""
-    allowed = False
-    for statement in statements:
-        if not _matches(statement, request):
-            continue
-        if statement.get("Effect") == "Deny":
-            return False
-        if statement.get("Effect") == "Allow":
-            allowed = True
-    return allowed
+    """Whether ``statements`` allow ``request`` (an explicit Deny wins over any Allow), evaluated with
+    AWS's policy language (``lambdad.policy``); a statement naming the caller's account admits it."""
+    policy = from_statements(list(statements), PolicyKind.RESOURCE)
+    context = Context(
+        {
+            "aws:SourceArn": request.source_arn,
+            "aws:SourceAccount": request.source_account,
+            "aws:PrincipalOrgID": request.principal_org_id,
+            "lambda:EventSourceToken": request.event_source_token,
+            "lambda:FunctionUrlAuthType": request.function_url_auth_type,
+            "lambda:InvokedViaFunctionUrl": request.invoked_via_function_url,
+        }
+    )
+    return admits(policy, principal_of(request.principal), request.action, context)
 
 
-def _matches(statement: dict[str, Any], request: AccessRequest) -> bool:
-    actions = _as_list(statement.get("Action"))
-    if not any(fnmatch.fnmatchcase(request.action.lower(), action.lower()) for action in actions):
-        return False
-    if not _principal_matches(statement.get("Principal"), request.principal):
-        return False
-    return _conditions_hold(statement.get("Condition") or {}, request)
-
-
-def _principal_matches(element: Any, principal: str) -> bool:
-    if element == "*":
-        return True
-    if not isinstance(element, dict):
-        return False
-    if "*" in _as_list(element.get("AWS")):
-        return True
+def principal_of(principal: str) -> Principal | str:
+    """An AccessRequest's principal for the evaluator: ``*`` anonymous, an account id or ARN its root,
+    an IAM user, a role (or a session of one), else a service principal."""
     if principal == "*":
-        return False
-    for arn in _as_list(element.get("AWS")):
-        if arn == principal:
-            return True
-        root = re.fullmatch(r"arn:aws[a-zA-Z-]*:iam::(\d{12}):root", arn)
-        if root and (
-            principal == root[1] or re.match(rf"arn:aws[a-zA-Z-]*:(iam|sts)::{root[1]}:", principal)
-        ):
-            return True
-    return principal in _as_list(element.get("Service"))
-
-
-def _conditions_hold(conditions: dict[str, Any], request: AccessRequest) -> bool:
-    for operator, tests in conditions.items():
-        for key, expected in (tests or {}).items():
-            actual = request.context_value(key)
-            if actual is None:
-                return False
-            wanted = [str(value) for value in _as_list(expected)]
-            if operator in ("StringEquals", "ArnEquals"):
-                ok = actual in wanted
-            elif operator == "StringEqualsIgnoreCase":
-                ok = actual.lower() in [value.lower() for value in wanted]
-            elif operator in ("StringLike", "ArnLike"):
-                ok = any(fnmatch.fnmatchcase(actual, value) for value in wanted)
-            elif operator == "Bool":
-                ok = actual.lower() in [value.lower() for value in wanted]
-            else:  # an operator lambdad does not evaluate: fail closed
-                ok = False
-            if not ok:
-                return False
-    return True
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list) else [value]
+        return ANONYMOUS
+    if _ACCOUNT.match(principal):
+        return Principal.root(principal)
+    match = _IAM_ARN.match(principal)
+    if match is None:
+        return principal
+    account, resource = principal.split(":")[4], principal.split(":", 5)[5]
+    if resource == "root":
+        return Principal.root(account)
+    if resource.startswith("user/"):
+        return Principal(account, PrincipalKind.USER, principal, principal)
+    if resource.startswith("assumed-role/"):
+        role = f"arn:aws:iam::{account}:role/{resource.split('/')[1]}"
+        return Principal(account, PrincipalKind.ASSUMED_ROLE, principal, principal, role_arn=role)
+    return Principal(account, PrincipalKind.ASSUMED_ROLE, principal, principal, role_arn=principal)
 
 
 # --- targets ---------------------------------------------------------------------------------------------

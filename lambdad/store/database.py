@@ -18,8 +18,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 
+from lambdad.store.keyring import KeyRing
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _WRITE = "lambdad_write"
+#: The execution option that carries the key ring to the queries that seal and open (``sealing.ring_of``).
+KEY_RING_OPTION = "lambdad_key_ring"
 _SCHEMA_LOCK = 0x6C616D62  # PostgreSQL advisory lock key held while migrating ("lamb")
 # Bounds on every wait for a server database, so that an outage answers errors instead of hanging
 # (``outage.py``): seconds to connect, to wait for a pooled connection, for a dead peer's TCP to give
@@ -31,10 +35,16 @@ STATEMENT_TIMEOUT_MS = 30_000
 
 
 class Database:
-    """An engine plus the two kinds of transaction lambdad uses."""
+    """An engine plus the two kinds of transaction lambdad uses.
 
-    def __init__(self, url: str) -> None:
+    With a ``key_ring`` (the server always passes one) every connection carries it, so the queries that
+    store secrets (a function's environment variables) seal them and open them when read; without one
+    (tests of other parts) they are kept as given.
+    """
+
+    def __init__(self, url: str, key_ring: KeyRing | None = None) -> None:
         self.url = url
+        self.key_ring = key_ring
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             self.engine: Engine = create_engine(
@@ -45,6 +55,8 @@ class Database:
             self.engine = create_engine(
                 url, pool_size=8, pool_pre_ping=True, pool_timeout=POOL_TIMEOUT, connect_args=_bounded(url)
             )
+        if key_ring is not None:
+            self.engine = self.engine.execution_options(**{KEY_RING_OPTION: key_ring})
         self._writer = self.engine.execution_options(**{_WRITE: True})
 
     def migrate(self) -> None:

@@ -12,6 +12,7 @@ from lambdad.store import layers as layer_records
 from lambdad.store.function_configs import remove_attached
 from lambdad.store.records import version_from_row, version_number, version_to_row
 from lambdad.store.schema import aliases, function_versions, functions
+from lambdad.store.sealing import ring_of
 
 
 def get_version(
@@ -26,13 +27,15 @@ def get_version(
     if for_update:
         query = query.with_for_update()
     row = connection.execute(query).first()
-    return version_from_row(row) if row else None
+    return version_from_row(row, ring_of(connection)) if row else None
 
 
 def insert_function(connection: Connection, region: str, latest: FunctionVersion, created: datetime) -> None:
     """A new function with its ``$LATEST`` version. The caller has checked the name is free."""
     connection.execute(insert(functions).values(region=region, name=latest.name, created_at=created))
-    connection.execute(insert(function_versions).values(**version_to_row(region, latest)))
+    connection.execute(
+        insert(function_versions).values(**version_to_row(region, latest, ring_of(connection)))
+    )
 
 
 def function_exists(connection: Connection, region: str, name: str) -> bool:
@@ -43,7 +46,7 @@ def function_exists(connection: Connection, region: str, name: str) -> bool:
 
 def save_version(connection: Connection, region: str, version: FunctionVersion) -> None:
     """Replace a stored version with ``version``."""
-    row = version_to_row(region, version)
+    row = version_to_row(region, version, ring_of(connection))
     connection.execute(
         update(function_versions)
         .where(
@@ -57,7 +60,9 @@ def save_version(connection: Connection, region: str, version: FunctionVersion) 
 
 def insert_version(connection: Connection, region: str, version: FunctionVersion) -> None:
     """Store a newly published version."""
-    connection.execute(insert(function_versions).values(**version_to_row(region, version)))
+    connection.execute(
+        insert(function_versions).values(**version_to_row(region, version, ring_of(connection)))
+    )
 
 
 def next_version_number(connection: Connection, region: str, name: str) -> int:
@@ -84,7 +89,7 @@ def newest_published(connection: Connection, region: str, name: str) -> Function
         .limit(1)
     )
     row = connection.execute(query).first()
-    return version_from_row(row) if row else None
+    return version_from_row(row, ring_of(connection)) if row else None
 
 
 def delete_version(connection: Connection, region: str, name: str, version: str) -> bool:
@@ -110,7 +115,7 @@ def function_versions_page(
     if after is not None:
         query = query.where(function_versions.c.version_number > version_number(after))
     query = query.order_by(function_versions.c.version_number).limit(limit)
-    return [version_from_row(row) for row in connection.execute(query)]
+    return [version_from_row(row, ring_of(connection)) for row in connection.execute(query)]
 
 
 def delete_function(connection: Connection, region: str, name: str) -> None:
@@ -146,7 +151,7 @@ def list_versions(
             | ((function_versions.c.function_name == name) & (function_versions.c.version_number > number))
         )
     query = query.order_by(function_versions.c.function_name, function_versions.c.version_number).limit(limit)
-    return [version_from_row(row) for row in connection.execute(query)]
+    return [version_from_row(row, ring_of(connection)) for row in connection.execute(query)]
 
 
 def pending_versions(connection: Connection) -> list[tuple[str, FunctionVersion]]:
@@ -154,7 +159,7 @@ def pending_versions(connection: Connection) -> list[tuple[str, FunctionVersion]
     rows = connection.execute(select(function_versions))
     result = []
     for row in rows:
-        version = version_from_row(row)
+        version = version_from_row(row, ring_of(connection))
         if not version.is_settled:
             result.append((row.region, version))
     return result
@@ -187,7 +192,7 @@ def code_in_use(connection: Connection) -> CodeInUse:
     packages: dict[str, int] = {}
     layer_sets: set[tuple[str, ...]] = set()
     for row in connection.execute(select(function_versions)):
-        version = version_from_row(row)
+        version = version_from_row(row, ring_of(connection))
         packages[version.code.sha256_hex] = version.code.stored_size
         for layer in version.layers:
             packages[layer.code.sha256_hex] = layer.code.stored_size

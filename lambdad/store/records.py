@@ -14,6 +14,8 @@ from lambdad.models import (
     FunctionVersion,
     UpdateStatus,
 )
+from lambdad.store.keyring import KeyRing
+from lambdad.store.sealing import open_environment, seal_environment
 
 # FunctionVersion fields kept in the JSON ``config`` column (the rest have columns of their own).
 _CONFIG_FIELDS = (
@@ -39,9 +41,10 @@ _CONFIG_FIELDS = (
 )
 
 
-def version_to_row(region: str, version: FunctionVersion) -> dict[str, Any]:
-    """The function_versions row for one version."""
+def version_to_row(region: str, version: FunctionVersion, ring: KeyRing | None = None) -> dict[str, Any]:
+    """The function_versions row for one version; its environment variables sealed with ``ring``."""
     config = {name: getattr(version, name) for name in _CONFIG_FIELDS}
+    config["environment"] = seal_environment(ring, region, version.name, version.environment)
     config["architectures"] = list(version.architectures)
     config["layers"] = [layer_to_json(layer) for layer in version.layers]
     return {
@@ -59,9 +62,10 @@ def version_to_row(region: str, version: FunctionVersion) -> dict[str, Any]:
     }
 
 
-def version_from_row(row: Any) -> FunctionVersion:
-    """A FunctionVersion from a function_versions row."""
+def version_from_row(row: Any, ring: KeyRing | None = None) -> FunctionVersion:
+    """A FunctionVersion from a function_versions row; its environment variables opened with ``ring``."""
     config = dict(row.config)
+    config["environment"] = open_environment(ring, row.region, row.function_name, config["environment"])
     status = config.pop("last_update_status")
     return FunctionVersion(
         name=row.function_name,

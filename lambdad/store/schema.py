@@ -365,13 +365,6 @@ code_packages = Table(
     # so a create on one node is never robbed by another node's reclaimer between storing and committing.
     Column("stored_at", DateTime(timezone=True), nullable=False),
 )
-# Secrets every node of a cluster shares (the key that signs code download links), made by the first.
-cluster_secrets = Table(
-    "cluster_secrets",
-    metadata,
-    Column("name", String(64), primary_key=True),
-    Column("value", LargeBinary, nullable=False),
-)
 code_package_chunks = Table(
     "code_package_chunks",
     metadata,
@@ -379,6 +372,207 @@ code_package_chunks = Table(
     Column("seq", Integer, primary_key=True),
     Column("data", LargeBinary, nullable=False),
     ForeignKeyConstraint(["sha256"], ["code_packages.sha256"], ondelete="CASCADE"),
+)
+
+# --- secrets at rest ---
+# Which key ring sealed this data (one row): the id of the key that sealed last, and a value sealed with
+# it that only that ring opens. A server started with another ring refuses to start (store/sealing.py).
+key_ring = Table(
+    "key_ring",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key_id", String(16), nullable=False),
+    Column("proof", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+# --- Code signing: AWS Signer's profiles and signing jobs, Lambda's code signing configs ---
+# A signing profile version: its key pair (the private key sealed with the key ring, purpose
+# "signing-profile:<version ARN>"; the public key in PEM, not secret), validity and status.
+signing_profiles = Table(
+    "signing_profiles",
+    metadata,
+    Column("account", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("version", String(10), nullable=False),
+    Column("version_arn", String(2048), nullable=False, unique=True),
+    Column("platform_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # Active | Canceled | Revoked
+    Column("validity_value", Integer, nullable=False),
+    Column("validity_type", String(8), nullable=False),  # DAYS | MONTHS | YEARS
+    Column("private_key", Text, nullable=False),
+    Column("public_key", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # RevokeSigningProfile: signatures made at or after effective_time are no longer trusted.
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_by", String(2048), nullable=True),
+    Column("revocation_reason", String(500), nullable=True),
+    Column("revocation_effective", DateTime(timezone=True), nullable=True),
+    Column("tags", JSON, nullable=False),
+)
+# One signature made (SignPayload, through ``lambdad sign``): what RevokeSignature revokes.
+signing_jobs = Table(
+    "signing_jobs",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("account", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("profile_name", String(64), nullable=False),
+    Column("profile_version", String(10), nullable=False),
+    Column("platform_id", String(64), nullable=False),
+    Column("digest", String(96), nullable=False),
+    Column("requested_by", String(2048), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_by", String(2048), nullable=True),
+    Column("revocation_reason", String(500), nullable=True),
+)
+code_signing_configs = Table(
+    "code_signing_configs",
+    metadata,
+    Column("arn", String(200), primary_key=True),
+    Column("region", String(32), nullable=False),
+    Column("config_id", String(21), nullable=False),
+    Column("description", String(256), nullable=False),
+    Column("allowed_publishers", JSON, nullable=False),  # SigningProfileVersionArns
+    Column("untrusted_artifact", String(8), nullable=False),  # Warn | Enforce
+    Column("last_modified", DateTime(timezone=True), nullable=False),
+)
+# Which config a function uses (PutFunctionCodeSigningConfig, CreateFunction's CodeSigningConfigArn).
+function_code_signing = Table(
+    "function_code_signing",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("function_name", String(64), primary_key=True),
+    Column("config_arn", String(200), nullable=False, index=True),
+    ForeignKeyConstraint(
+        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+    ),
+    ForeignKeyConstraint(["config_arn"], ["code_signing_configs.arn"]),
+)
+
+# --- IAM / STS (lambdad.store.identity) ---
+# Identities, keyed by account everywhere: several accounts share one store. IAM names are unique per
+# account without regard to case ("Bob" and "bob" are one user), so each named entity is keyed by
+# ``name_key`` (the name lowercased) and keeps ``name`` as given.
+iam_accounts = Table(
+    "iam_accounts",
+    metadata,
+    Column("id", String(12), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+iam_users = Table(
+    "iam_users",
+    metadata,
+    Column("account", String(12), primary_key=True),
+    Column("name_key", String(64), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("user_id", String(32), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Access keys of users, and each account's root key (``user_name_key`` NULL). The secret is sealed with
+# the key ring (purpose ``access-key:<AKID>``): the database alone reveals no secret.
+iam_access_keys = Table(
+    "iam_access_keys",
+    metadata,
+    Column("access_key_id", String(32), primary_key=True),
+    Column("account", String(12), nullable=False),
+    Column("user_name_key", String(64), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Index("ix_iam_access_keys_owner", "account", "user_name_key"),
+)
+
+iam_roles = Table(
+    "iam_roles",
+    metadata,
+    Column("account", String(12), primary_key=True),
+    Column("name_key", String(64), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("role_id", String(32), nullable=False, unique=True),
+    Column("trust_policy", Text, nullable=False),
+    Column("max_session_duration", Integer, nullable=False),
+    Column("description", String(1000), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Inline policies of users and roles (``owner_kind`` "user" or "role").
+iam_inline_policies = Table(
+    "iam_inline_policies",
+    metadata,
+    Column("account", String(12), primary_key=True),
+    Column("owner_kind", String(8), primary_key=True),
+    Column("owner_key", String(64), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("document", Text, nullable=False),
+)
+
+# Customer managed policies and their versions (AWS managed ones are a data file in the package).
+iam_policies = Table(
+    "iam_policies",
+    metadata,
+    Column("account", String(12), primary_key=True),
+    Column("name_key", String(128), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("policy_id", String(32), nullable=False, unique=True),
+    Column("default_version", String(16), nullable=False),
+    # The number the next version gets: IAM never reuses one (v1, v2, ... even after deletes).
+    Column("next_version", Integer, nullable=False),
+    Column("description", String(1000), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+iam_policy_versions = Table(
+    "iam_policy_versions",
+    metadata,
+    Column("account", String(12), primary_key=True),
+    Column("policy_key", String(128), primary_key=True),
+    Column("version_id", String(16), primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(
+        ["account", "policy_key"], ["iam_policies.account", "iam_policies.name_key"], ondelete="CASCADE"
+    ),
+)
+
+# Managed policies (customer or AWS) attached to users and roles, by policy ARN.
+iam_attachments = Table(
+    "iam_attachments",
+    metadata,
+    Column("account", String(12), primary_key=True),
+    Column("owner_kind", String(8), primary_key=True),
+    Column("owner_key", String(64), primary_key=True),
+    Column("policy_arn", String(2048), primary_key=True),
+    Column("attached_at", DateTime(timezone=True), nullable=False),
+    Index("ix_iam_attachments_policy", "account", "policy_arn"),
+)
+
+# STS role sessions (AssumeRole's, and the ones lambdad issues for execution roles). The secret is sealed
+# (purpose ``access-key:<ASIA...>``); of the session token only its SHA-256 is kept.
+sts_sessions = Table(
+    "sts_sessions",
+    metadata,
+    Column("access_key_id", String(32), primary_key=True),
+    Column("account", String(12), nullable=False),
+    Column("role_arn", String(2048), nullable=False),
+    Column("role_id", String(32), nullable=False),
+    Column("session_name", String(64), nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("token_sha256", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_sts_sessions_expires_at", "expires_at"),
 )
 
 # --- EC2 / networks ---

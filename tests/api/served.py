@@ -3,16 +3,24 @@ real boto3 clients talk HTTP to an ``AwsApi`` the test composed (its own tables,
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import boto3
 import uvicorn
 from botocore.config import Config
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from starlette.types import ASGIApp
 
+from lambdad.api.http_server import HttpLimits, protocol_class
 from tests.support import free_port
 
 KEYS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
@@ -25,7 +33,13 @@ class Served:
         self.port = free_port()
         self._server = uvicorn.Server(
             uvicorn.Config(
-                app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", **config
+                app,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                lifespan="off",
+                http=protocol_class(HttpLimits()),  # the API port's own protocol, as `lambdad serve` runs it
+                **config,
             )
         )
         self._thread = threading.Thread(target=self._server.run, daemon=True)
@@ -50,6 +64,8 @@ class Served:
     ) -> None:
         self._server.should_exit = True
         self._thread.join(10)
+        if self._thread.is_alive() and kind is None:
+            raise RuntimeError("uvicorn did not stop within 10 s")
 
     def client(
         self, service: str, region: str = "us-east-1", keys: dict[str, str] | None = None, **config: Any
@@ -63,3 +79,33 @@ class Served:
             verify=self.verify,
             **(KEYS if keys is None else keys),
         )
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (valid a day) and its key, as PEM files in ``directory``; clients trust
+    it with ``verify=<certificate path>``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    key_path.write_bytes(private)
+    key_path.chmod(0o600)
+    return cert_path, key_path

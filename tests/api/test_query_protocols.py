@@ -4,6 +4,7 @@ the right ``ClientError`` codes is the check that the wire format is AWS's."""
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ sns = OperationTable()
 ec2 = OperationTable()
 lambda_table = OperationTable()
 signer = OperationTable()
+logs = OperationTable()
 scheduler = OperationTable()
 seen: dict[str, Any] = {}
 
@@ -123,11 +125,29 @@ def scheduler_tags(call: Call) -> dict[str, Any]:
     return {"Tags": [{"Key": "service", "Value": "scheduler"}]}
 
 
+@logs.operation("CreateLogGroup")
+def create_log_group(call: Call) -> dict[str, Any]:
+    seen["CreateLogGroup"] = call.params
+    return {}
+
+
+@logs.operation("DescribeLogGroups")
+def describe_log_groups(call: Call) -> dict[str, Any]:
+    group = {"logGroupName": call.params.get("logGroupNamePrefix", "g"), "creationTime": 1765000000000}
+    return {"logGroups": [group]}
+
+
+@logs.operation("DeleteLogGroup")
+def delete_log_group(call: Call) -> dict[str, Any]:
+    raise ResourceNotFoundException("The specified log group does not exist.")
+
+
 def _apis() -> list[ServiceApi]:
     return [
         ServiceApi("lambda", lambda_table),
         ServiceApi("scheduler", scheduler),
         ServiceApi("signer", signer),
+        ServiceApi("logs", logs, internal_error=InternalFailure),
         ServiceApi("iam", iam, internal_error=InternalFailure),
         ServiceApi("sts", sts, internal_error=InternalFailure),
         ServiceApi("sns", sns, internal_error=InternalFailure),
@@ -309,3 +329,35 @@ def test_overlapping_paths_go_to_the_service_signed_for(served: Served) -> None:
     arn = "arn:aws:scheduler:us-east-1:000000000000:schedule-group/g"
     tags = served.client("scheduler").list_tags_for_resource(ResourceArn=arn)["Tags"]
     assert tags == [{"Key": "service", "Value": "scheduler"}]
+
+
+def test_control_characters_in_a_message_still_make_xml(served: Served) -> None:
+    # The validation message quotes the value; XML cannot carry \x01 even escaped.
+    with pytest.raises(ClientError) as raised:
+        served.client("iam", parameter_validation=False).get_user(UserName="bad\x01name")
+    assert raised.value.response["Error"]["Code"] == "ValidationError"
+    assert "Value 'bad\ufffdname' at 'userName'" in raised.value.response["Error"]["Message"]
+
+
+def test_json_protocol_both_ways(served: Served) -> None:
+    client = served.client("logs")
+    client.create_log_group(logGroupName="/aws/lambda/f", tags={"team": "a"})
+    assert seen["CreateLogGroup"] == {"logGroupName": "/aws/lambda/f", "tags": {"team": "a"}}
+    groups = client.describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]
+    assert groups == [{"logGroupName": "/aws/lambda/", "creationTime": 1765000000000}]
+    with pytest.raises(client.exceptions.ResourceNotFoundException) as raised:
+        client.delete_log_group(logGroupName="nope")
+    assert raised.value.response["Error"]["Message"] == "The specified log group does not exist."
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_json_protocol_unknown_target(served: Served) -> None:
+    request = urllib.request.Request(
+        served.endpoint + "/",
+        data=b"{}",
+        headers={"x-amz-target": "Logs_20140328.MakeCoffee", "content-type": "application/x-amz-json-1.1"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(request)
+    assert raised.value.code == 400
+    assert json.loads(raised.value.read())["__type"] == "UnknownOperationException"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from lambdad.cluster.code import CHUNK, PostgresPackages, shared_secret
+from lambdad.cluster.code import CHUNK, PostgresPackages
 from lambdad.store import CodeStore, Database
 from lambdad.store.schema import code_package_chunks, code_packages
 
@@ -64,7 +64,3 @@ def test_only_unnamed_packages_stored_before_the_grace_period_are_collected(
     store.put(b"named")
     assert mirror.collect(set()) == 0
     assert io.BytesIO(store.read(old_named)).read() == b"named"
-
-
-def test_every_node_gets_the_same_secret(postgres: Database) -> None:
-    assert shared_secret(postgres) == shared_secret(postgres) != shared_secret(postgres, "other")

@@ -76,10 +76,10 @@ def test_request_body_past_the_limit_is_refused_before_it_is_read(server: Any) -
 
 def test_unimplemented_operation_names_itself(client: Any) -> None:
     with pytest.raises(Exception) as excinfo:
-        client.list_code_signing_configs()
+        client.list_durable_executions_by_function(FunctionName="f")
     response = excinfo.value.response  # type: ignore[attr-defined]
     assert response["Error"]["Code"] == "NotImplementedException"
-    assert "ListCodeSigningConfigs" in response["Error"]["Message"]
+    assert "ListDurableExecutionsByFunction" in response["Error"]["Message"]
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 501
 
 

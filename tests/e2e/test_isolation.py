@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,6 +114,9 @@ def test_a_function_cannot_read_the_servers_data(server: Server, client: Any, pr
 
     assert probe(client, probe_function, "read", f"{data_dir}/lambdad.db")["ok"] is False
     assert probe(client, probe_function, "read", f"{data_dir}/secret")["ok"] is False
+    key_ring = Path("~/.config/lambdad/keyring").expanduser()  # the server's (default) key ring
+    assert key_ring.exists()  # the host does see it
+    assert probe(client, probe_function, "read", str(key_ring))["ok"] is False
     assert probe(client, probe_function, "listdir", data_dir)["ok"] is False
     assert probe(client, probe_function, "listdir", f"{data_dir}/code")["ok"] is False
 

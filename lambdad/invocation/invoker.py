@@ -141,7 +141,7 @@ class Invoker:
                 client_context=request.client_context,
             )
             for attempt in range(1, REDELIVERIES + 2):
-                environment = await self._acquire(image, runnable)
+                environment = await self._acquire(request.scope, image, runnable)
                 try:
                     outcome = await environment.invoke(
                         invocation, version.timeout, redeliverable=attempt <= REDELIVERIES
@@ -176,7 +176,7 @@ class Invoker:
         handed_over = False
         try:
             image = await self.image(request.scope, runnable)
-            environment = await self._acquire(image, runnable)
+            environment = await self._acquire(request.scope, image, runnable)
             invocation = Invocation(
                 request_id=request.request_id,
                 payload=payload,
@@ -201,15 +201,36 @@ class Invoker:
                 self._leases.release(lease)
         return StreamedResult(stream, version.version)
 
-    async def _acquire(self, image: FunctionImage, runnable: RunnableFunction) -> ExecutionEnvironment:
+    async def _acquire(
+        self, scope: Scope, image: FunctionImage, runnable: RunnableFunction
+    ) -> ExecutionEnvironment:
         """An environment from the pool, within the version's MaxExecutionEnvironments: past it the
         invocation is throttled, as Managed Instances throttle while their environments are saturated."""
         try:
-            return await self._pool.acquire(image, runnable.max_environments)
+            environment = await self._pool.acquire(image, runnable.max_environments)
         except PoolFull as full:
             raise TooManyRequestsException.rate_exceeded(
                 "ReservedFunctionConcurrentInvocationLimitExceeded"
             ) from full
+        if environment.egress is not None:
+            try:
+                await self._egress_as_stored(scope, environment)
+            except BaseException:
+                self._pool.release(environment)
+                raise
+        return environment
+
+    async def _egress_as_stored(self, scope: Scope, environment: ExecutionEnvironment) -> None:
+        """A security group may have changed between this invocation's lookup and its environment joining
+        the pool (where ``refresh_egress`` finds it): give the environment the policy as it is now."""
+        image = environment.image
+        current = self._lookup.cached(scope, image.function_name, image.version)
+        if current is None:  # forgotten since: changed
+            current = await anyio.to_thread.run_sync(
+                self._lookup.load, scope, image.function_name, image.version
+            )
+        if current.egress is not None and current.egress != environment.egress:
+            await environment.set_egress(current.egress)
 
     async def refresh_egress(self, scope: Scope, function_name: str) -> int:
         """Apply the function's egress policies as they are now to its running environments, of every
@@ -231,7 +252,7 @@ class Invoker:
                 else:
                     policies[image.version] = runnable.egress
             rules = policies[image.version]
-            if rules is None or rules == image.egress:
+            if rules is None or rules == environment.egress:
                 continue
             try:
                 changed += await environment.set_egress(rules)

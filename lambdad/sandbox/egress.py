@@ -56,7 +56,10 @@ table inet {self.name} {{
         (a live policy change: no packet ever meets a half-made chain)."""
         chain = f"inet {self.name} {self.chain(address)}"
         lines = [f"add chain {chain}", f"flush chain {chain}"]
-        lines.append(f"add rule {chain} ct state established,related accept")
+        # Connections already allowed go on, but never a SYN: a new connection reusing the ports of one
+        # conntrack still remembers would otherwise pass as "established" after its rule was revoked.
+        lines.append(f"add rule {chain} meta l4proto != tcp ct state established,related accept")
+        lines.append(f"add rule {chain} tcp flags & (syn | ack) != syn ct state established,related accept")
         if resolvers:
             dns = ", ".join(str(ipaddress.IPv4Address(r)) for r in resolvers)
             lines.append(

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, delete, insert, select
 
-from lambdad.store.records import as_utc, version_from_row
+from lambdad.store.records import as_utc
 from lambdad.store.schema import function_versions, security_group_rules, security_groups, subnets, vpcs
 
 
@@ -160,8 +160,11 @@ def delete_row(connection: Connection, region: str, kind: str, resource_id: str)
 def vpc_attachments(connection: Connection, region: str) -> list[VpcAttachment]:
     """Every function version of the region whose VpcConfig names subnets or security groups."""
     found = []
-    for row in connection.execute(select(function_versions).where(function_versions.c.region == region)):
-        config: dict[str, Any] = version_from_row(row).extra.get("VpcConfig") or {}
+    table = function_versions
+    query = select(table.c.function_name, table.c.version, table.c.config).where(table.c.region == region)
+    for row in connection.execute(query):
+        # Read from the row's JSON as it is: the rest of the version (its sealed environment) is not needed.
+        config: dict[str, Any] = (row.config.get("extra") or {}).get("VpcConfig") or {}
         subnet_ids, group_ids = config.get("SubnetIds") or [], config.get("SecurityGroupIds") or []
         if subnet_ids or group_ids:
             found.append(VpcAttachment(row.function_name, row.version, tuple(subnet_ids), tuple(group_ids)))

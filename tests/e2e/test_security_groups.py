@@ -29,20 +29,23 @@ HANDLER = PROBE + (
     "    return {f'{h}:{p}': probe([(h, p)])[h] for h, p in event['targets']}\n"
 )
 EVERYTHING = {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
-#: Connects to one target every 0.1 s for a while: (seconds since the start, outcome) of each attempt.
-PROBING = (
-    PROBE
-    + """
-import time
+#: Connects to one target every 0.3 s for a while: (wall-clock time it began, outcome) of each attempt.
+PROBING = """
+import errno, socket, time
+def attempt(host, port):
+    try:
+        with socket.create_connection((host, port), timeout=3) as conn:
+            return 'ok ' + conn.recv(16).decode()
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, 'timeout') if exc.errno else 'timeout'
 def handler(event, context):
     host, port = event['target']
     seen, start = [], time.monotonic()
     while time.monotonic() - start < event['seconds']:
-        seen.append((time.monotonic() - start, probe([(host, port)])[host]))
-        time.sleep(0.1)
+        seen.append((time.time(), attempt(host, port)))
+        time.sleep(0.3)
     return seen
 """
-)
 
 
 @pytest.fixture(scope="module")
@@ -257,15 +260,20 @@ def test_a_revoked_rule_applies_to_a_running_invocation(server: Server, listener
         client, name, PROBING, Timeout=30, VpcConfig={"SubnetIds": [subnet], "SecurityGroupIds": [group]}
     )
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        running = pool.submit(invoke, client, name, {"target": [public, port], "seconds": 8})
+        running = pool.submit(invoke, client, name, {"target": [public, port], "seconds": 10})
         time.sleep(4)  # well into the invocation (a cold start included)
         ec2.revoke_security_group_egress(GroupId=group, IpPermissions=[one_port])
+        revoked = time.time()  # the sandbox shares the host's clock
         response, seen = running.result(timeout=60)
     assert "FunctionError" not in response, seen
-    # The same invocation, in the same sandbox: reached, then refused from the revoke on (AWS applies a
-    # security group's changes to running functions). Outcomes in the order they changed:
-    changes = [outcome for i, (_, outcome) in enumerate(seen) if i == 0 or seen[i - 1][1] != outcome]
-    assert changes == ["ok priv", "ECONNREFUSED"], seen
+    # The same invocation, in the same sandbox: reached before the revoke, never after it (AWS applies a
+    # security group's changes to running functions): refused at once. (An attempt may time out now and
+    # then, with or without a group, when many connections from one sandbox go to one listener.)
+    before = [outcome for began, outcome in seen if began < revoked - 0.5]
+    after = [outcome for began, outcome in seen if began > revoked + 0.2]
+    assert "ok priv" in before and set(before) <= {"ok priv", "timeout"}, seen
+    assert after and set(after) <= {"ECONNREFUSED", "timeout"}, seen
+    assert set(outcomes for _, outcomes in seen) <= {"ok priv", "ECONNREFUSED", "timeout"}, seen
 
 
 def _name(resource_type: str, name: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -26,6 +26,7 @@ from lambdad.api import AwsApi, CodeLinks, Services, lambda_api
 from lambdad.api.authorization import Authorizer, LambdaResourcePolicies, RoleActions
 from lambdad.api.code_links import PATH_PREFIX, download_endpoint
 from lambdad.api.dispatch import CALLER_KEY
+from lambdad.api.ec2 import ec2_api
 from lambdad.api.iam import iam_api
 from lambdad.api.scheduler import scheduler_api
 from lambdad.api.signer import signer_api
@@ -98,6 +99,8 @@ class Platform:
     cluster: ClusterNode | None = None
     # Which node runs each mapping, schedule, provisioned config and Event queue partition (None: this one).
     ownership: ClusterOwnership | None = None
+    # Security group rule changes being applied to running environments.
+    _egress_refreshes: set[asyncio.Task[int]] = field(default_factory=set)
 
     @classmethod
     def open(cls, settings: Settings) -> Platform:
@@ -317,6 +320,8 @@ class Platform:
             arn = scope.function_arn(name)
             if what == CODE_OR_CONFIGURATION:
                 loop.call_soon_threadsafe(self.pool.drain, arn)
+                # A security group's rules may have changed: running environments follow at once.
+                loop.call_soon_threadsafe(self._refresh_egress, scope, name)
             elif what == DELETED:
                 loop.call_soon_threadsafe(self.pool.drain_function, arn)
             if what in (CODE_OR_CONFIGURATION, DELETED):
@@ -327,6 +332,11 @@ class Platform:
                 loop.call_soon_threadsafe(self.provisioner.schedule, scope, name)
 
         self.changes.subscribe(changed)
+
+    def _refresh_egress(self, scope: Scope, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(self.services.invoker.refresh_egress(scope, name))
+        self._egress_refreshes.add(task)
+        task.add_done_callback(self._egress_refreshes.discard)
 
     async def stop(self) -> None:
         """Stop every environment and sandbox, then background work, then the database."""
@@ -430,7 +440,7 @@ def create_app(settings: Settings) -> Starlette:
     authenticator = Authenticator(services.sts) if settings.auth == "sigv4" else None
     aws_api = AwsApi(
         # signer after the scheduler: both have /tags/ paths (a signed request names its service)
-        [lambda_api(), scheduler_api(), signer_api(), iam_api(), sts_api()],
+        [lambda_api(), scheduler_api(), signer_api(), iam_api(), sts_api(), ec2_api()],
         services,
         settings.account_id,
         settings.region,

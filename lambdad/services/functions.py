@@ -40,6 +40,7 @@ from lambdad.services.event_invoke_configs import EventInvokeConfigService
 from lambdad.services.function_settings import FunctionSettingsService
 from lambdad.services.layers import LayerService, check_combined_size
 from lambdad.services.markers import decode_marker, encode_marker
+from lambdad.services.networks import NetworkService, check_vpc_config
 from lambdad.services.permissions import PermissionService
 from lambdad.services.resolution import latest_for_update, read_target, resolve, unqualified
 from lambdad.services.tags import check_lambdad_tags
@@ -98,6 +99,8 @@ class FunctionService:
         # What execution roles may do, set by the composition root with authentication on (None: not
         # checked); the dead-letter queue of a function needs its role's permission to send there.
         self.roles: RolePermissions | None = None
+        # EC2's VPCs, subnets and security groups: a VpcConfig is checked against them.
+        self.networks = NetworkService(database, changes)
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -181,6 +184,7 @@ class FunctionService:
             self._verify_layers(connection, signing, name, version.layers)
             check_storage(connection, package, self._code_storage_limit)
             self.capacity_providers.check_function(connection, scope, version)
+            version = _with_vpc(connection, scope, version)
             records.insert_function(connection, scope, version, version.last_modified)
             if signing is not None:
                 self.code_signing.attach_in(connection, scope, name, signing.arn)
@@ -213,6 +217,8 @@ class FunctionService:
             updated = _in_progress(updated)
             if "CapacityProviderConfig" in params:
                 self.capacity_providers.check_function(connection, scope, updated)
+            if "VpcConfig" in params:
+                updated = _with_vpc(connection, scope, updated)
             records.save_version(connection, scope, updated)
         self._changes.notify(scope, name)
         self._activator.submit(scope, name)
@@ -335,3 +341,11 @@ def _zip_from(code: dict[str, Any]) -> bytes:
     if code.get("ImageUri"):
         raise InvalidParameterValueException("lambdad does not run container images yet; upload a ZipFile.")
     raise InvalidParameterValueException("Please provide a source for function code.")
+
+
+def _with_vpc(connection: Connection, scope: Scope, version: FunctionVersion) -> FunctionVersion:
+    """``version`` with its VpcConfig checked against the region's networks and its VpcId filled in."""
+    if "VpcConfig" not in version.extra:
+        return version
+    config = check_vpc_config(connection, scope, version.extra["VpcConfig"])
+    return version.evolve(extra={**version.extra, "VpcConfig": config})

@@ -29,6 +29,7 @@ down_revision = (
     "0010_code_signing",
     "0010_identity",
     "0010_key_ring",
+    "0010_networks",
 )
 branch_labels = None
 depends_on = None
@@ -51,6 +52,10 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "capacity_providers": ("region", "name"),
     "schedule_groups": ("region", "name"),
     "schedules": ("region", "group_name", "name"),
+    "vpcs": ("region", "vpc_id"),
+    "subnets": ("region", "subnet_id"),
+    "security_groups": ("region", "group_id"),
+    "security_group_rules": ("region", "rule_id"),
 }
 # child -> (its columns naming the parent, the parent, the parent's columns), without "account".
 _PARENTS: dict[str, tuple[tuple[str, ...], str, tuple[str, ...]]] = {
@@ -71,7 +76,12 @@ _PARENTS: dict[str, tuple[tuple[str, ...], str, tuple[str, ...]]] = {
     },
     "layer_versions": (("region", "layer_name"), "layers", ("region", "name")),
     "schedules": (("region", "group_name"), "schedule_groups", ("region", "name")),
+    "subnets": (("region", "vpc_id"), "vpcs", ("region", "vpc_id")),
+    "security_groups": (("region", "vpc_id"), "vpcs", ("region", "vpc_id")),
+    "security_group_rules": (("region", "group_id"), "security_groups", ("region", "group_id")),
 }
+# Unique constraints that hold within an account: (name, columns without "account").
+_UNIQUE = {"security_groups": ("uq_security_groups_name", ("region", "vpc_id", "group_name"))}
 # Tables whose key stays (a uuid, an ARN) that get an account column all the same, for listing.
 _ALSO = ("event_source_mappings", "code_signing_configs")
 
@@ -90,6 +100,10 @@ def upgrade() -> None:
             batch.add_column(sa.Column("account", sa.String(12), nullable=False, server_default=account))
             batch.drop_constraint(f"pk_{table}", type_="primary")
             batch.create_primary_key(f"pk_{table}", ["account", *key])
+            if table in _UNIQUE:
+                unique, unique_columns = _UNIQUE[table]
+                batch.drop_constraint(unique, type_="unique")
+                batch.create_unique_constraint(unique, ["account", *unique_columns])
     for table in _ALSO:
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("account", sa.String(12), nullable=False, server_default=account))
@@ -119,6 +133,10 @@ def downgrade() -> None:
         with op.batch_alter_table(table) as batch:
             batch.drop_constraint(f"pk_{table}", type_="primary")
             batch.create_primary_key(f"pk_{table}", list(key))
+            if table in _UNIQUE:
+                unique, unique_columns = _UNIQUE[table]
+                batch.drop_constraint(unique, type_="unique")
+                batch.create_unique_constraint(unique, list(unique_columns))
             batch.drop_column("account")
     for child, (columns, parent, parent_columns) in _PARENTS.items():
         with op.batch_alter_table(child) as batch:

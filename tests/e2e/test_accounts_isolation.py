@@ -235,6 +235,33 @@ def test_another_account_invokes_only_with_the_resource_policy_and_its_own_ident
     assert arn not in [f["FunctionArn"] for f in b.client().list_functions()["Functions"]]
 
 
+def test_networks_are_each_accounts_own(platform: Platform) -> None:
+    a, b = platform.a, platform.b
+    ec2_a, ec2_b = a.client("ec2"), b.client("ec2")
+    vpc = ec2_a.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2_a.create_subnet(VpcId=vpc, CidrBlock="10.40.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2_a.create_security_group(GroupName="web", Description="d", VpcId=vpc)["GroupId"]
+    assert vpc not in [v["VpcId"] for v in ec2_b.describe_vpcs()["Vpcs"]]
+    assert subnet not in [s["SubnetId"] for s in ec2_b.describe_subnets()["Subnets"]]
+    # B may name its own group "web" in its own VPC, and cannot attach a function to A's network.
+    own_vpc = ec2_b.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+    ec2_b.create_security_group(GroupName="web", Description="d", VpcId=own_vpc)
+    with pytest.raises(ClientError) as refused:
+        b.client().create_function(
+            FunctionName=unique("in-a-vpc"),
+            Runtime="python3.12",
+            Role=b.role,
+            Handler="handler.handler",
+            Code={"ZipFile": make_zip({"handler.py": SOURCE % b.id})},
+            VpcConfig={"SubnetIds": [subnet], "SecurityGroupIds": [group]},
+        )
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterValueException"
+    with pytest.raises(ClientError) as missing:
+        ec2_b.delete_vpc(VpcId=vpc)
+    assert missing.value.response["Error"]["Code"] == "InvalidVpcID.NotFound"
+    assert vpc in [v["VpcId"] for v in ec2_a.describe_vpcs()["Vpcs"]]
+
+
 def test_another_accounts_layer_is_used_once_its_owner_grants_it(platform: Platform) -> None:
     a, b = platform.a, platform.b
     layer_name = unique("lib")

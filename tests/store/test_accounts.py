@@ -23,6 +23,7 @@ from lambdad.store import aliases as alias_records
 from lambdad.store import event_source_mappings as mapping_records
 from lambdad.store import functions as records
 from lambdad.store import layers as layer_records
+from lambdad.store import networks as network_records
 from lambdad.store import schedules as schedule_records
 from lambdad.store.database import _MIGRATIONS
 from lambdad.store.function_configs import Policy, get_policy, save_policy
@@ -172,6 +173,26 @@ def test_the_migration_gives_existing_rows_to_the_configured_account(empty_datab
             last_modified=NOW,
             config={},
         )
+        old_region = {"region": "us-east-1", "created_at": NOW, "tags": {}}
+        _insert_old(connection, "vpcs", vpc_id="vpc-1", cidr_block="10.0.0.0/16", **old_region)
+        subnet = {"subnet_id": "subnet-1", "vpc_id": "vpc-1", "cidr_block": "10.0.1.0/24"}
+        _insert_old(connection, "subnets", availability_zone="us-east-1a", **subnet, **old_region)
+        group = {"group_id": "sg-1", "vpc_id": "vpc-1", "group_name": "web", "description": ""}
+        _insert_old(connection, "security_groups", **group, **old_region)
+        _insert_old(
+            connection,
+            "security_group_rules",
+            region="us-east-1",
+            rule_id="sgr-1",
+            group_id="sg-1",
+            is_egress=True,
+            ip_protocol="-1",
+            from_port=-1,
+            to_port=-1,
+            cidr_ipv4="0.0.0.0/0",
+            description="",
+            created_at=NOW,
+        )
     database.migrate("123456789012")  # the server's configured account (--account-id)
 
     configured = Scope("123456789012", "us-east-1")
@@ -183,7 +204,17 @@ def test_the_migration_gives_existing_rows_to_the_configured_account(empty_datab
         assert layer_records.get_version(connection, configured, "lib", 1) is not None
         assert schedule_records.get_schedule(connection, configured, "g", "s") is not None
         assert [m.scope for m in mapping_records.list_mappings(connection)] == [configured]
-        for name in ("functions", "function_versions", "aliases", "layers", "layer_versions", "schedules"):
+        assert [v.vpc_id for v in network_records.list_vpcs(connection, configured)] == ["vpc-1"]
+        assert [r.rule_id for r in network_records.list_rules(connection, configured, ["sg-1"])] == ["sgr-1"]
+        carried_tables = (
+            "functions",
+            "function_versions",
+            "aliases",
+            "layers",
+            "layer_versions",
+            "schedules",
+        )
+        for name in (*carried_tables, "vpcs", "subnets", "security_groups", "security_group_rules"):
             accounts = connection.execute(select(metadata.tables[name].c.account).distinct()).scalars()
             assert list(accounts) == ["123456789012"], name
     with database.write() as connection:  # the carried rows still cascade from their function

@@ -92,7 +92,9 @@ def _account() -> str:
 
 def upgrade() -> None:
     account = _account()
-    for child, (columns, parent, _) in _PARENTS.items():
+    # Deepest children first (a rule before its security group): SQLite copies a table by dropping it,
+    # which would cascade to children still holding their foreign keys.
+    for child, (columns, parent, _) in reversed(_PARENTS.items()):
         with op.batch_alter_table(child) as batch:
             batch.drop_constraint(f"fk_{child}_{columns[0]}_{parent}", type_="foreignkey")
     for table, key in _KEYS.items():
@@ -111,6 +113,7 @@ def upgrade() -> None:
     for table in (*_KEYS, *_ALSO):
         with op.batch_alter_table(table) as batch:
             batch.alter_column("account", existing_type=sa.String(12), server_default=None)
+    # Parents first (a security group before its rules), for the same reason.
     for child, (columns, parent, parent_columns) in _PARENTS.items():
         with op.batch_alter_table(child) as batch:
             batch.create_foreign_key(
@@ -123,7 +126,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for child, (_, parent, _) in _PARENTS.items():
+    for child, (_, parent, _) in reversed(_PARENTS.items()):
         with op.batch_alter_table(child) as batch:
             batch.drop_constraint(f"fk_{child}_account_{parent}", type_="foreignkey")
     for table in _ALSO:

@@ -229,9 +229,7 @@ class Platform:
             ),
             urls=UrlService(database, changes, settings.port),
             provisioned=ProvisionedConcurrencyService(database, changes, settings.concurrency_limit),
-            event_source_mappings=EventSourceMappingService(
-                database, MappingCatalog(settings.event_sources, settings.account_id), settings.account_id
-            ),
+            event_source_mappings=EventSourceMappingService(database, MappingCatalog(settings.event_sources)),
             schedules=ScheduleService(database, schedule_expressions.check),
             # Signing profiles' private keys are sealed with the server's key ring.
             signing=SigningService(database, ring),
@@ -239,7 +237,6 @@ class Platform:
             sts=sts,
         )
         provisioner = Provisioner(
-            settings.account_id,
             services.provisioned,
             invoker,
             pool,
@@ -266,7 +263,6 @@ class Platform:
         # claims the slot (``hand_over=``), then wake it.
         schedule_runner = ScheduleRunner(
             database,
-            settings.account_id,
             settings.event_sources,
             hand_over=services.events.enqueue_in,
             wake=services.events.wake,
@@ -290,7 +286,6 @@ class Platform:
                 services.event_source_mappings,
                 invoker,
                 settings.event_sources,
-                settings.account_id,
                 ownership,
             ),
             schedule_runner,

@@ -107,7 +107,6 @@ class ScheduleRunner:
     def __init__(
         self,
         database: Database,
-        account: str,
         event_sources: dict[str, str],
         hand_over: HandOver,
         wake: Callable[[], None] = lambda: None,
@@ -121,7 +120,6 @@ class ScheduleRunner:
         self._database = database
         # What each schedule's role may do (None: authentication off, roles are not checked).
         self._roles = roles
-        self._account = account
         self._event_sources = event_sources
         self._hand_over = hand_over
         # Tells the Event queue an invocation was handed over (it would otherwise find it within a poll).

@@ -55,7 +55,6 @@ class Provisioner:
 
     def __init__(
         self,
-        account: str,
         service: ProvisionedConcurrencyService,
         invoker: Invoker,
         pool: EnvironmentPool,
@@ -64,7 +63,6 @@ class Provisioner:
         scaling: CapacityProviderService | None = None,
         node_provider: str = "",
     ) -> None:
-        self._account = account
         self._ownership = ownership or OwnsEveryFunction()
         self._scaling = scaling
         self._node_provider = node_provider

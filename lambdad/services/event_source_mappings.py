@@ -107,12 +107,10 @@ class EventSourceMappingService:
         self,
         database: Database,
         catalog: SourceCatalog,
-        account: str,
         roles: RolePermissions | None = None,
     ) -> None:
         self._database = database
         self._catalog = catalog
-        self._account = account
         # What execution roles may do (None: authentication off, roles are not checked); the composition
         # root sets it once the identity store and resource policies are built.
         self.roles: RolePermissions | None = roles

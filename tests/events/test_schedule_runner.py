@@ -66,7 +66,6 @@ def runner(
 ) -> ScheduleRunner:
     return ScheduleRunner(
         database,
-        SCOPE.account,
         {"sqs": "http://queue.test"},
         hand_over=lambda _connection, request: submitted.append(request),
         clock=clock,
@@ -222,16 +221,14 @@ def test_the_hand_over_runs_inside_the_claiming_transaction(database: Database, 
         seen.append((connection, request))
         raise RuntimeError("the durable queue is down")
 
-    broken = ScheduleRunner(database, SCOPE.account, {}, hand_over=failing, clock=clock)
+    broken = ScheduleRunner(database, {}, hand_over=failing, clock=clock)
     asyncio.run(broken.tick())  # logged; the next tick tries again
     with database.read() as connection:
         stored = records.get_schedule(connection, SCOPE, "default", "seam")
     assert stored is not None and stored.last_slot is None, "a failed hand-over leaves the slot unclaimed"
 
     handed: list[InvokeRequest] = []
-    working = ScheduleRunner(
-        database, SCOPE.account, {}, hand_over=lambda _c, request: handed.append(request), clock=clock
-    )
+    working = ScheduleRunner(database, {}, hand_over=lambda _c, request: handed.append(request), clock=clock)
     asyncio.run(working.tick())
     assert len(handed) == 1 and len(seen) == 1
 
@@ -417,7 +414,6 @@ def test_a_fired_slot_is_an_event_in_the_durable_queue(database: Database, clock
     woken: list[bool] = []
     ticking = ScheduleRunner(
         database,
-        SCOPE.account,
         {},
         hand_over=EventQueue.enqueue_in,
         wake=lambda: woken.append(True),

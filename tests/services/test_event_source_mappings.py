@@ -47,7 +47,7 @@ class Catalog:
 def service(tmp_path: Path) -> Iterator[EventSourceMappingService]:
     parts = Parts(tmp_path)
     parts.service.create(SCOPE, create_params("target"))
-    yield EventSourceMappingService(parts.database, Catalog(), SCOPE.account)
+    yield EventSourceMappingService(parts.database, Catalog())
     parts.close()
 
 
@@ -224,7 +224,7 @@ def test_amazon_mq_defaults_to_batches_of_100(tmp_path: Path) -> None:
     parts = Parts(tmp_path)
     try:
         parts.service.create(SCOPE, create_params("target"))
-        service = EventSourceMappingService(parts.database, WithMq(), SCOPE.account)
+        service = EventSourceMappingService(parts.database, WithMq())
         broker = "arn:aws:mq:us-east-1:000000000000:broker:b:b-1"
         record = service.create(SCOPE, {"EventSourceArn": broker, "FunctionName": "target", "Queues": ["q"]})
         assert record.config["BatchSize"] == 100
@@ -246,7 +246,7 @@ def test_function_role_is_the_invoked_versions_role(tmp_path: Path) -> None:
         parts.service.versions.publish(SCOPE, "target")
         AliasService(parts.database, parts.changes).create(SCOPE, "target", "live", "1")
         parts.service.update_configuration(SCOPE, {"FunctionName": "target", "Role": second})
-        service = EventSourceMappingService(parts.database, Catalog(), SCOPE.account)
+        service = EventSourceMappingService(parts.database, Catalog())
         latest = service.create(SCOPE, {"EventSourceArn": QUEUE, "FunctionName": "target"})
         aliased = service.create(
             SCOPE, {"EventSourceArn": STREAM, "FunctionName": "target:live", "StartingPosition": "LATEST"}

@@ -90,7 +90,6 @@ class Poller:
         mapping: MappingRecord,
         source: Source,
         invoker: Invoker,
-        account: str,
         endpoints: dict[str, str],
         report: Reporter,
         *,
@@ -103,7 +102,6 @@ class Poller:
         self.source = source
         self.status = PollerStatus(last_result=mapping.last_processing_result)
         self._invoker = invoker
-        self._account = account
         self._endpoints = endpoints
         self._report = report
         self._batch_info_key = batch_info_key
@@ -127,7 +125,7 @@ class Poller:
         concurrency = (config.get("ScalingConfig") or {}).get("MaximumConcurrency")
         self._concurrency = 1 if source.ordered else int(concurrency or DEFAULT_QUEUE_CONCURRENCY)
         parts = mapping.function_arn.split(":")
-        self._scope = Scope(account, mapping.region)
+        self._scope = Scope(mapping.account, mapping.region)
         self._function_name = ":".join(parts[:7])
         self._qualifier = parts[7] if len(parts) > 7 else None
         self.opened = asyncio.Event()

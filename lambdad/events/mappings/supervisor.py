@@ -33,9 +33,8 @@ class MappingCatalog:
     """The ``SourceCatalog`` the control plane asks: which sources exist and whether a mapping suits its
     source (the kind's own checks, the filter patterns, the on-failure destination)."""
 
-    def __init__(self, endpoints: dict[str, str], account: str) -> None:
+    def __init__(self, endpoints: dict[str, str]) -> None:
         self._endpoints = endpoints
-        self._account = account
 
     def services(self) -> list[str]:
         return sorted(SOURCE_KINDS)
@@ -92,13 +91,11 @@ class MappingSupervisor:
         service: EventSourceMappingService,
         invoker: Invoker,
         endpoints: dict[str, str],
-        account: str,
         ownership: WorkOwnership | None = None,
     ) -> None:
         self._service = service
         self._invoker = invoker
         self._endpoints = endpoints
-        self._account = account
         self._pollers: dict[str, tuple[Poller, asyncio.Task[None]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -308,7 +305,6 @@ class MappingSupervisor:
             record,
             source,
             self._invoker,
-            record.account,  # the mapping acts in its own account
             self._endpoints,
             report,
             batch_info_key=str(getattr(source, "batch_info_key", "BatchInfo")),

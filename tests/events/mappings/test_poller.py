@@ -140,7 +140,7 @@ def make_poller(source: MemoryQueue, function: Function, record: MappingRecord) 
     async def report(result: str) -> None:
         reported.append(result)
 
-    poller = Poller(record, source, function, "000000000000", {"redis": "redis://127.0.0.1:6379/0"}, report)  # type: ignore[arg-type]
+    poller = Poller(record, source, function, {"redis": "redis://127.0.0.1:6379/0"}, report)  # type: ignore[arg-type]
     return poller, reported
 
 

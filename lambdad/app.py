@@ -27,6 +27,7 @@ from lambdad.api.authorization import Authorizer, LambdaResourcePolicies
 from lambdad.api.code_links import PATH_PREFIX, download_endpoint
 from lambdad.api.dispatch import CALLER_KEY
 from lambdad.api.iam import iam_api
+from lambdad.api.own_endpoints import guarded
 from lambdad.api.scheduler import scheduler_api
 from lambdad.api.signer import signer_api
 from lambdad.api.sigv4 import Authenticator
@@ -423,13 +424,17 @@ def create_app(settings: Settings) -> Starlette:
         authenticator=Authenticator(services.sts) if settings.auth == "sigv4" else None,
         authorizer=authorizer,
     )
+    own_endpoints = {
+        "/_lambdad/event-source-mappings": event_source_mappings,
+        "/_lambdad/schedules": schedules,
+        "/_lambdad/nodes": nodes,
+        "/_lambdad/logs": function_logs,
+    }
     app = Starlette(
         routes=[
             Route("/health", health),
-            Route("/_lambdad/event-source-mappings", event_source_mappings),
-            Route("/_lambdad/schedules", schedules),
-            Route("/_lambdad/nodes", nodes),
-            Route("/_lambdad/logs", function_logs),
+            # Signed and allowed as the AWS API giving the same information would be (own_endpoints.py).
+            *(Route(path, guarded(aws_api, path, endpoint)) for path, endpoint in own_endpoints.items()),
             Route(
                 PATH_PREFIX + "{digest}.zip",
                 download_endpoint(platform.services.code_links, platform.code_store.local),

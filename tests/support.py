@@ -214,6 +214,11 @@ class Server:
         command = [str(Path(sys.executable).parent / "aws"), "--endpoint-url", self.endpoint, service, *args]
         return subprocess.run(command, env=variables, capture_output=True, text=True, check=check, timeout=60)
 
+    def cli_env(self, **extra: str) -> dict[str, str]:
+        """The environment of a command (``lambdad logs --endpoint``, ``lambdad sign``...) run as root
+        against this server: the test process's, with the root key in the AWS variables."""
+        return {**os.environ, **cli_credentials(CREDENTIALS), "AWS_DEFAULT_REGION": "us-east-1", **extra}
+
     def own(self, path: str, keys: dict[str, Any] | None = None, timeout: float = 10) -> Any:
         """``GET path`` of lambdad's own endpoints (``/_lambdad/...``) as JSON, signed as the ``lambdad``
         CLI signs it (SigV4, service ``lambda``; unsigned with auth off)."""

@@ -57,6 +57,7 @@ def test_every_node_sees_the_same_nodes_and_a_dead_one_goes_from_suspect_to_dead
         c.wait_states({"n2": "gone"}, timeout=5)
         listed = subprocess.run(
             [str(LAMBDAD), "nodes", "--endpoint", c["n1"].endpoint],
+            env=c["n1"].cli_env(),
             capture_output=True,
             text=True,
             timeout=30,

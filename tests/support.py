@@ -229,6 +229,15 @@ class Server:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             return json.load(answer)
 
+    def raw_head(self, method: str, path: str, body: bytes = b"", **headers: str) -> bytes:
+        """The head of a raw HTTP/1.1 request (request line, headers, blank line) signed as root for
+        ``body`` (the caller sends the body, or not); ``headers`` are added unsigned."""
+        fields = {"Host": f"127.0.0.1:{self.port}", **self.signed_headers(method, path, body=body), **headers}
+        if body:
+            fields["Content-Length"] = str(len(body))
+        lines = [f"{method} {path} HTTP/1.1", *(f"{name}: {value}" for name, value in fields.items())]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
     def signed_headers(
         self,
         method: str,

@@ -430,7 +430,10 @@ def test_a_function_with_a_config_takes_only_trusted_layers(
 
 
 def test_signer_errors_are_in_signers_shape(server: Server) -> None:
-    request = urllib.request.Request(f"{server.endpoint}/signing-profiles/nosuchprofile")
+    path = "/signing-profiles/nosuchprofile"
+    request = urllib.request.Request(
+        server.endpoint + path, headers=server.signed_headers("GET", path, service="signer")
+    )
     with pytest.raises(urllib.error.HTTPError) as answer:
         urllib.request.urlopen(request, timeout=10)
     assert answer.value.code == 404

@@ -27,7 +27,7 @@ from lambdad.api.authorization import Authorizer, LambdaResourcePolicies
 from lambdad.api.code_links import PATH_PREFIX, download_endpoint
 from lambdad.api.dispatch import CALLER_KEY
 from lambdad.api.iam import iam_api
-from lambdad.api.own_endpoints import guarded
+from lambdad.api.own_endpoints import guarded, of_callers_account
 from lambdad.api.scheduler import scheduler_api
 from lambdad.api.signer import signer_api
 from lambdad.api.sigv4 import Authenticator
@@ -372,11 +372,12 @@ def create_app(settings: Settings) -> Starlette:
         )
 
     async def event_source_mappings(request: Request) -> JSONResponse:
-        return JSONResponse({"EventSourceMappings": await platform.mappings.overview()})
+        rows = of_callers_account(request, await platform.mappings.overview(), "FunctionArn")
+        return JSONResponse({"EventSourceMappings": rows})
 
     async def schedules(request: Request) -> JSONResponse:
         status = await anyio.to_thread.run_sync(platform.schedules.status)
-        return JSONResponse({"Schedules": status})
+        return JSONResponse({"Schedules": of_callers_account(request, status, "Arn")})
 
     async def function_logs(request: Request) -> JSONResponse:
         group = request.query_params.get("group", "")

@@ -183,12 +183,12 @@ class AwsApi:
 
     async def authorize_own(
         self, request: Request, action: str, resource: Callable[[Scope], str]
-    ) -> Response | None:
+    ) -> Principal | Response | None:
         """lambdad's own endpoints (``/_lambdad/...``) with authentication on: the request must be signed
         for Lambda (service ``lambda``, as ``lambdad logs``/``nodes``/... sign it) and its signer allowed
-        ``action`` on ``resource(scope)``, the IAM action AWS asks for the same information. None when
-        it may; else the AWS error to answer (Lambda's words: 403 MissingAuthenticationToken,
-        AccessDenied...). With authentication off anyone on the loopback may read them, as before."""
+        ``action`` on ``resource(scope)``, the IAM action AWS asks for the same information. The signer
+        when it may; else the AWS error to answer (Lambda's words: 403 MissingAuthenticationToken,
+        AccessDenied...). None with authentication off: anyone on the loopback may read them, as before."""
         if self._authenticator is None:
             return None
         request_id = str(uuid.uuid4())
@@ -207,7 +207,7 @@ class AwsApi:
             await anyio.to_thread.run_sync(check)  # reads the store
         except LambdaError as error:
             return error_response(error, request_id, api)
-        return None
+        return principal
 
     async def _service(self, incoming: Incoming) -> ServiceApi:
         """The service a request is for.

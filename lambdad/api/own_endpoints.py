@@ -7,6 +7,7 @@ probe carries no credentials and it tells counts only.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -44,7 +45,24 @@ def guarded(api: AwsApi, path: str, endpoint: Endpoint) -> Endpoint:
     action, resource = OWN_ENDPOINTS[path]
 
     async def checked(request: Request) -> Response:
-        refused = await api.authorize_own(request, action, resource(request))
-        return refused if refused is not None else await endpoint(request)
+        decided = await api.authorize_own(request, action, resource(request))
+        if isinstance(decided, Response):
+            return decided
+        request.state.account = decided.account if decided is not None else None
+        return await endpoint(request)
 
     return checked
+
+
+def of_callers_account(request: Request, rows: list[dict[str, Any]], arn_key: str) -> list[dict[str, Any]]:
+    """The ``rows`` whose ``arn_key`` ARN is in the signer's account: a team sees its own mappings or
+    schedules, not another account's (all of them with authentication off)."""
+    account = getattr(request.state, "account", None)
+    if account is None:
+        return rows
+    return [row for row in rows if _account_of(row.get(arn_key)) == account]
+
+
+def _account_of(arn: Any) -> str | None:
+    parts = arn.split(":") if isinstance(arn, str) else []
+    return parts[4] if len(parts) > 5 and parts[0] == "arn" else None

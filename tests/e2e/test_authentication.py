@@ -549,3 +549,41 @@ def test_assume_role_then_call_as_the_role(server: Server, function: str) -> Non
     assert message.startswith(
         f"User: {stranger_arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
     )
+
+
+def test_another_accounts_root_sees_none_of_this_accounts_schedules(server: Server, function: str) -> None:
+    """``/_lambdad/schedules`` and ``event-source-mappings`` list the signer's account's only."""
+    from tests.support import LAMBDAD
+
+    made = subprocess.run(
+        [
+            str(LAMBDAD),
+            "accounts",
+            "create",
+            "--name",
+            unique("team"),
+            "--json",
+            "--data-dir",
+            str(server.data_dir),
+        ],
+        env=server.cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    team = json.loads(made.stdout)
+    team_root = {"aws_access_key_id": team["AccessKeyId"], "aws_secret_access_key": team["SecretAccessKey"]}
+    name = unique("nightly")
+    server.boto("scheduler").create_schedule(
+        Name=name,
+        ScheduleExpression="rate(1 day)",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": arn(function), "RoleArn": ROLE},
+    )
+    try:
+        assert name in {s["Name"] for s in server.own("/_lambdad/schedules")["Schedules"]}
+        assert server.own("/_lambdad/schedules", keys=team_root)["Schedules"] == []
+        assert server.own("/_lambdad/event-source-mappings", keys=team_root)["EventSourceMappings"] == []
+    finally:
+        server.boto("scheduler").delete_schedule(Name=name)

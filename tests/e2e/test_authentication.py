@@ -40,14 +40,31 @@ MISMATCH = (
     "The request signature we calculated does not match the signature you provided. Check your AWS Secret "
     "Access Key and signing method. Consult the service documentation for details."
 )
-# Moves the AWS CLI's clock by CLOCK_SHIFT_S seconds: the CLI carries its own botocore, imported as
-# ``botocore`` once ``awscli`` is (its import alias), which is the module its signer reads the time from.
+# Run inside the AWS CLI (through ``sitecustomize``): moves its clock by CLOCK_SHIFT_S seconds, or
+# replaces the body of every request after it is signed by TAMPERED_BODY. The CLI carries its own
+# botocore, imported as ``botocore`` once ``awscli`` is (its import alias).
 SITECUSTOMIZE = """
 import datetime, os
 import awscli
 import botocore.auth as auth
-_now, _shift = auth.get_current_datetime, datetime.timedelta(seconds=int(os.environ["CLOCK_SHIFT_S"]))
-auth.get_current_datetime = lambda *args, **kwargs: _now(*args, **kwargs) + _shift
+import botocore.session
+
+if "CLOCK_SHIFT_S" in os.environ:
+    _now, _shift = auth.get_current_datetime, datetime.timedelta(seconds=int(os.environ["CLOCK_SHIFT_S"]))
+    auth.get_current_datetime = lambda *args, **kwargs: _now(*args, **kwargs) + _shift
+
+if "TAMPERED_BODY" in os.environ:
+    def _tamper(request, **_):
+        request.body = os.environ["TAMPERED_BODY"].encode()
+        request.headers["Content-Length"] = str(len(request.body))
+
+    _init = botocore.session.Session.__init__
+
+    def _init_tampering(self, *args, **kwargs):
+        _init(self, *args, **kwargs)
+        self.register("before-send", _tamper)
+
+    botocore.session.Session.__init__ = _init_tampering
 """
 
 
@@ -133,6 +150,18 @@ def cli_clock(tmp_path: Path, shift: timedelta) -> dict[str, str]:
     return {"PYTHONPATH": str(tmp_path), "CLOCK_SHIFT_S": str(int(shift.total_seconds()))}
 
 
+def cli_tampering(tmp_path: Path, body: str) -> dict[str, str]:
+    """The environment making the AWS CLI send ``body`` in place of the body it signed."""
+    (tmp_path / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    return {"PYTHONPATH": str(tmp_path), "TAMPERED_BODY": body}
+
+
+def starts(server: Server, function: str) -> int:
+    """How many invocations of ``function`` began (START lines in its log group)."""
+    events = server.own(f"/_lambdad/logs?group=/aws/lambda/{function}")["Events"]
+    return sum(event["message"].startswith("START RequestId") for event in events)
+
+
 # --- every authentication failure, boto3 and the AWS CLI ---------------------------------------------------
 
 
@@ -162,23 +191,37 @@ def test_a_wrong_secret_does_not_match(server: Server) -> None:
     )
 
 
-def test_a_request_altered_after_signing_does_not_match(server: Server, function: str) -> None:
-    """The body changed on the way (after botocore signed it): refused, and the function never runs."""
+def test_a_request_altered_after_signing_does_not_match(
+    server: Server, function: str, tmp_path: Path
+) -> None:
+    """The body changed on the way (after the client signed it): refused, and the function never runs."""
     client = server.client()
 
     def tamper(request: Any, **_: Any) -> None:
         request.body = b'{"amount": 1000000}'
         request.headers["Content-Length"] = str(len(request.body))
 
+    before = starts(server, function)
     client.meta.events.register("before-send.lambda.Invoke", tamper)
-    status, code, message = refusal(client.invoke, FunctionName=function, Payload=b'{"amount": 1}')
-    # x-amz-content-sha256 is the signed body's hash: the server sees the body is not the one signed.
-    assert (status, code) == (403, "InvalidSignatureException")
-    assert message in (
+    assert refusal(client.invoke, FunctionName=function, Payload=b'{"amount": 1}') == (
+        403,
+        "InvalidSignatureException",
         MISMATCH,
-        "The provided 'x-amz-content-sha256' header does not match what was computed.",
     )
-    assert server.client().get_function(FunctionName=function)["Configuration"]["State"] == "Active"
+    printed = cli_refusal(
+        server,
+        "invoke",
+        "--function-name",
+        function,
+        "--payload",
+        '{"amount": 1}',
+        str(tmp_path / "out.json"),
+        env=cli_tampering(tmp_path, '{"amount": 1000000}'),
+    )
+    assert printed == said("InvalidSignatureException", "Invoke", MISMATCH)
+    assert not (tmp_path / "out.json").exists() or "1000000" not in (tmp_path / "out.json").read_text()
+    invoke(server.client(), function, {"amount": 1})  # the log has caught up with every invocation
+    assert starts(server, function) == before + 1
 
 
 @pytest.mark.parametrize(

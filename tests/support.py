@@ -130,8 +130,8 @@ class Server:
         return self
 
     def make_role(self, name: str) -> str:
-        """An execution role ``name`` Lambda may assume, with ROLE's permissions (three IAM calls, about
-        10 ms); its ARN. With auth off a role is a name only: nothing to make. A role that exists (a
+        """An execution role ``name`` Lambda may assume, with ROLE's permissions (three IAM calls, 20-40 ms
+        measured); its ARN. With auth off a role is a name only: nothing to make. A role that exists (a
         cluster's nodes share one store) is left as it is."""
         arn = f"arn:aws:iam::{ACCOUNT}:role/{name}"
         if not self.auth:

@@ -70,7 +70,7 @@ if "TAMPERED_BODY" in os.environ:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = Server(tmp_path_factory.mktemp("lambdad") / "data").start(timeout=60)
+    running = Server(tmp_path_factory.mktemp("lambdad") / "data", auth=True).start(timeout=60)
     yield running
     running.stop(timeout=60)
 

@@ -24,7 +24,9 @@ def handler(event, context):
 
 
 def test_an_environment_past_its_lifetime_is_replaced(tmp_path: Any) -> None:
-    server = Server(tmp_path / "data", extra_args=["--spares", "1"], env={"LAMBDAD_ENVIRONMENT_MAX_AGE": "3"})
+    server = Server(
+        tmp_path / "data", extra_args=["--spares", "1"], env={"LAMBDAD_ENVIRONMENT_MAX_AGE": "3"}, auth=True
+    )
     server.start(timeout=60)
     try:
         client = server.client()

@@ -25,6 +25,7 @@ from lambdad import __version__
 from lambdad.api import AwsApi, CodeLinks, Services, lambda_api
 from lambdad.api.authorization import Authorizer, LambdaResourcePolicies
 from lambdad.api.code_links import PATH_PREFIX, download_endpoint
+from lambdad.api.credential_cache import OutageTolerantResolver
 from lambdad.api.dispatch import CALLER_KEY
 from lambdad.api.iam import iam_api
 from lambdad.api.own_endpoints import guarded, of_callers_account
@@ -422,7 +423,10 @@ def create_app(settings: Settings) -> Starlette:
         settings.region,
         throttle,
         reserve,
-        authenticator=Authenticator(services.sts) if settings.auth == "sigv4" else None,
+        # The store's answers stand in for it while the database is away (warm invokes go on).
+        authenticator=Authenticator(OutageTolerantResolver(services.sts))
+        if settings.auth == "sigv4"
+        else None,
         authorizer=authorizer,
     )
     own_endpoints = {

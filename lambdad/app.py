@@ -7,7 +7,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -23,10 +23,11 @@ from starlette.types import Scope as AsgiScope
 
 from lambdad import __version__
 from lambdad.api import AwsApi, CodeLinks, Services, lambda_api
-from lambdad.api.authorization import Authorizer, LambdaResourcePolicies
+from lambdad.api.authorization import Authorizer, LambdaResourcePolicies, RoleActions
 from lambdad.api.code_links import PATH_PREFIX, download_endpoint
 from lambdad.api.credential_cache import OutageTolerantResolver
 from lambdad.api.dispatch import CALLER_KEY
+from lambdad.api.ec2 import ec2_api
 from lambdad.api.iam import iam_api
 from lambdad.api.own_endpoints import guarded, of_callers_account
 from lambdad.api.scheduler import scheduler_api
@@ -100,6 +101,8 @@ class Platform:
     cluster: ClusterNode | None = None
     # Which node runs each mapping, schedule, provisioned config and Event queue partition (None: this one).
     ownership: ClusterOwnership | None = None
+    # Security group rule changes being applied to running environments.
+    _egress_refreshes: set[asyncio.Task[int]] = field(default_factory=set)
 
     @classmethod
     def open(cls, settings: Settings) -> Platform:
@@ -247,6 +250,20 @@ class Platform:
             node_provider=settings.capacity_provider,
         )
         ownership.subscribe(provisioner.resume)
+        # With auth "sigv4", schedules, mappings and destinations act with their roles' permissions (roles
+        # the identity store has); with auth off nothing is checked, as before identities.
+        roles = (
+            RoleActions(
+                identities,
+                Authorizer(identities, LambdaResourcePolicies(services.permissions, services.layers)),
+            )
+            if settings.auth == "sigv4"
+            else None
+        )
+        services.event_source_mappings.roles = roles
+        services.event_invoke_configs.roles = roles
+        services.functions.roles = roles
+        services.events.roles = roles
         # Schedules hand their Lambda invocations to the durable Event queue inside the transaction that
         # claims the slot (``hand_over=``), then wake it.
         schedule_runner = ScheduleRunner(
@@ -258,6 +275,7 @@ class Platform:
             tick=settings.schedule_tick_seconds,
             minute_seconds=settings.schedule_minute_seconds,
             ownership=ownership,
+            roles=roles,
         )
         platform = cls(
             settings,
@@ -304,6 +322,8 @@ class Platform:
             arn = Scope(self.settings.account_id, region).function_arn(name)
             if what == CODE_OR_CONFIGURATION:
                 loop.call_soon_threadsafe(self.pool.drain, arn)
+                # A security group's rules may have changed: running environments follow at once.
+                loop.call_soon_threadsafe(self._refresh_egress, region, name)
             elif what == DELETED:
                 loop.call_soon_threadsafe(self.pool.drain_function, arn)
             if what in (CODE_OR_CONFIGURATION, DELETED):
@@ -314,6 +334,13 @@ class Platform:
                 loop.call_soon_threadsafe(self.provisioner.schedule, region, name)
 
         self.changes.subscribe(changed)
+
+    def _refresh_egress(self, region: str, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self.services.invoker.refresh_egress(Scope(self.settings.account_id, region), name)
+        )
+        self._egress_refreshes.add(task)
+        task.add_done_callback(self._egress_refreshes.discard)
 
     async def stop(self) -> None:
         """Stop every environment and sandbox, then background work, then the database."""
@@ -415,18 +442,17 @@ def create_app(settings: Settings) -> Starlette:
         LambdaResourcePolicies(services.permissions, services.layers),
         check_roles=settings.auth == "sigv4",
     )
+    # The store's answers stand in for it while the database is away (warm invokes go on).
+    authenticator = Authenticator(OutageTolerantResolver(services.sts)) if settings.auth == "sigv4" else None
     aws_api = AwsApi(
         # signer after the scheduler: both have /tags/ paths (a signed request names its service)
-        [lambda_api(), scheduler_api(), signer_api(), iam_api(), sts_api()],
+        [lambda_api(), scheduler_api(), signer_api(), iam_api(), sts_api(), ec2_api()],
         services,
         settings.account_id,
         settings.region,
         throttle,
         reserve,
-        # The store's answers stand in for it while the database is away (warm invokes go on).
-        authenticator=Authenticator(OutageTolerantResolver(services.sts))
-        if settings.auth == "sigv4"
-        else None,
+        authenticator=authenticator,
         authorizer=authorizer,
     )
     own_endpoints = {
@@ -447,7 +473,7 @@ def create_app(settings: Settings) -> Starlette:
             Mount("/", app=aws_api),
         ],
         lifespan=lifespan,
-        middleware=[*_invoke_router(platform), _function_urls(platform)],
+        middleware=[*_invoke_router(platform), _function_urls(platform, authenticator, authorizer)],
     )
     # Functions reach the AWS APIs only: not /health, /_lambdad/*, code downloads or function URLs.
     platform.lambda_api.serve(aws_api)
@@ -471,10 +497,18 @@ def _single_node(platform: Platform) -> dict[str, Any]:
     }
 
 
-def _function_urls(platform: Platform) -> Middleware:
+def _function_urls(
+    platform: Platform, authenticator: Authenticator | None, authorizer: Authorizer
+) -> Middleware:
     """Function URLs, by host name (``<url-id>.lambda-url.<region>.localhost``) or by path
-    (``/_lambdad/urls/<url-id>/...``), answered before the Lambda API sees the request."""
-    server = FunctionUrlServer(platform.services, platform.settings.account_id)
+    (``/_lambdad/urls/<url-id>/...``), answered before the Lambda API sees the request; AWS_IAM URLs
+    verify signatures and decide with the API's authenticator and authorizer (none: refused)."""
+    server = FunctionUrlServer(
+        platform.services,
+        platform.settings.account_id,
+        authenticator,
+        authorizer if authenticator is not None else None,
+    )
     return Middleware(FunctionUrlRouter, server=server)
 
 

@@ -383,3 +383,39 @@ class ServiceFailure(LambdaError):
 
     status = 500
     fault = "Service"
+
+
+# --- EC2 / networks ---
+
+
+class Ec2Error(LambdaError):
+    """EC2: an error named by its code, which may hold a dot (``InvalidVpcID.NotFound``), so the code is
+    given with each error rather than taken from the class name. EC2 answers every client error with 400.
+    """
+
+    fault = None
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self._code = code
+
+    @property
+    def code(self) -> str:
+        return self._code
+
+
+class Ec2InternalError(LambdaError):
+    """EC2: an unexpected failure on the server's side (EC2's ``InternalError``)."""
+
+    status = 500
+    fault = None
+
+    @property
+    def code(self) -> str:
+        return "InternalError"
+
+
+class Ec2DryRun(Ec2Error):
+    """EC2: a DryRun request that would have succeeded (``DryRunOperation``, HTTP 412)."""
+
+    status = 412

@@ -50,6 +50,7 @@ class PrivateListeners:
     subnet: int = field(default_factory=lambda: random.randrange(1, 255))
     port: int = 0
     _server: subprocess.Popen[str] | None = None
+    _others: list[subprocess.Popen[str]] = field(default_factory=list)
 
     @property
     def private(self) -> list[str]:
@@ -86,10 +87,23 @@ class PrivateListeners:
             raise
         return self
 
+    def listen_again(self) -> int:
+        """Another listener like the first, on another port (e.g. to tell a port a policy refuses from
+        one nobody listens on); its port."""
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", self.name, sys.executable, "-c", LISTENER],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._others.append(server)
+        assert server.stdout is not None
+        return int(server.stdout.readline())
+
     def close(self) -> None:
-        if self._server is not None:
-            self._server.kill()
-            self._server.wait()
+        for server in [self._server, *self._others]:
+            if server is not None:
+                server.kill()
+                server.wait()
         # Deleting the namespace deletes the veth pair with it.
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True, check=False)
 

@@ -141,17 +141,23 @@ class Authorizer:
         resource: str,
         scope: Scope,
         context: Mapping[str, Any] | None = None,
+        *,
+        foreign: bool = False,
     ) -> None:
         """Authorise one action that is not an API operation of its own: a function URL's
         ``lambda:InvokeFunctionUrl`` (with ``lambda:FunctionUrlAuthType`` in ``context``), or what a
         mapping, destination or schedule does with its role (``role_session``). ``principal`` may be a
-        service principal or ``ANONYMOUS``, which only resource policies admit."""
+        service principal or ``ANONYMOUS``, which only resource policies admit. ``foreign``: the resource
+        is a broker's (an SQS queue, an SNS topic), whose resource policy lambdad cannot see, so the
+        principal's identity policies decide alone, whichever account its ARN names."""
         keys = {
             **_global_keys(scope),
             **(principal_keys(principal) if isinstance(principal, Principal) else {}),
         }
         identity = self._identity(principal) if isinstance(principal, Principal) else []
-        self._check(principal, action, resource, {**keys, **(context or {})}, identity, scope)
+        owner = principal.account if foreign and isinstance(principal, Principal) else None
+        merged = {**keys, **(context or {})}
+        self._check(principal, action, resource, merged, identity, scope, owner=owner)
 
     def authorize_caller(
         self, caller: Caller, service: str, operation: str, params: Mapping[str, Any], scope: Scope
@@ -209,9 +215,11 @@ class Authorizer:
         scope: Scope,
         *,
         resource_policy: bool = True,
+        owner: str | None = None,
     ) -> None:
-        """Evaluate one action on one resource; raise AccessDeniedException unless allowed."""
-        owner = _account_of(resource) or scope.account
+        """Evaluate one action on one resource; raise AccessDeniedException unless allowed. ``owner``:
+        the account the resource counts as in (default: the one its ARN names, else the scope's)."""
+        owner = owner or _account_of(resource) or scope.account
         policy = self._resource_policy(resource, action) if resource_policy else None
         request = Request(principal, action, resource, owner, Context(keys))
         outcome = evaluate(request, identity, policy)
@@ -350,3 +358,55 @@ class LambdaResourcePolicies:
 def policy_of(statements: Sequence[Mapping[str, Any]]) -> Policy:
     """A resource policy from stored statements (AddPermission's, PutResourcePolicy's, a layer's)."""
     return from_statements(statements, PolicyKind.RESOURCE)
+
+
+# --- what a role lambdad acts with may do (schedules, mappings, destinations) ------------------------------
+
+
+class RoleActions:
+    """``lambdad.policy.roles.RolePermissions`` from the identity store: a role the store has must trust
+    the service that assumes it and allow the action (its identity policies, and the resource's policy
+    where the resource has one); a role the store does not know is not checked (lambdad's behaviour
+    before identities, and all of it with authentication off, where the composition root passes none)."""
+
+    def __init__(self, store: PolicyStore, authorizer: Authorizer) -> None:
+        self._store = store
+        self._authorizer = authorizer
+
+    def denial(
+        self,
+        role_arn: str,
+        action: str,
+        resource: str,
+        *,
+        service: str,
+        session: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> str | None:
+        trust = self._store.trust_policy(role_arn)
+        if trust is None:
+            return None  # unknown to the store: a name only, as before identities
+        # The keys AWS gives a service's AssumeRole (aws:SourceAccount, aws:SourceArn), which confused
+        # deputy guards in trust policies test; the action itself is the role session's own request.
+        try:
+            trusted = trusts(trust, service, role_arn, context=Context(dict(context or {})))
+        except MalformedPolicy:
+            trusted = False
+        if not trusted:
+            return f"{service} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+        principal = role_session(role_arn, session)
+        account = _account_of(resource) or principal.account
+        scope = Scope(account, _region_of(resource) or "us-east-1")
+        # Lambda's own resources (a function destination) have policies here; a broker's queue or topic
+        # has none lambdad can see: the role's identity policy decides alone.
+        foreign = resource.split(":")[2:3] != ["lambda"]
+        try:
+            self._authorizer.authorize_action(principal, action, resource, scope, foreign=foreign)
+        except AccessDeniedException as denied:
+            return denied.message
+        return None
+
+
+def _region_of(arn: str) -> str | None:
+    parts = arn.split(":")
+    return parts[3] if len(parts) > 5 and parts[3] else None

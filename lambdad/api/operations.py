@@ -21,6 +21,7 @@ from lambdad.services.function_settings import FunctionSettingsService
 from lambdad.services.functions import FunctionService
 from lambdad.services.identity import IdentityService
 from lambdad.services.layers import LayerService
+from lambdad.services.networks import NetworkService
 from lambdad.services.permissions import PermissionService
 from lambdad.services.provisioned import ProvisionedConcurrencyService
 from lambdad.services.schedules import ScheduleService
@@ -79,6 +80,11 @@ class Services:
     def code_signing(self) -> CodeSigningService:
         """Code signing configs, and the check of a package's signature on deployment."""
         return self.functions.code_signing
+
+    @property
+    def networks(self) -> NetworkService:
+        """EC2's VPCs, subnets and security groups (the ``ec2`` API)."""
+        return self.functions.networks
 
     @property
     def function_settings(self) -> FunctionSettingsService:

@@ -14,8 +14,15 @@ response that begins with the HTTP integration prelude (``awslambda.HttpResponse
 ``{statusCode, headers, cookies}`` then 8 NUL bytes) takes its status and headers from it; without one it
 is a 200 ``application/octet-stream``. A function that does not stream is answered as in BUFFERED mode.
 
-AuthType AWS_IAM URLs refuse every request (AWS's 403 ``Forbidden``) until lambdad verifies SigV4
-signatures: a request that merely looks signed must not run the function.
+AuthType AWS_IAM URLs need a request signed with SigV4 for service ``lambda`` (the URL's host and path as
+the client sent them: by host name or by path form, whichever it called) by a key the identity store
+knows, whose principal may ``lambda:InvokeFunctionUrl`` on the function (its qualified ARN for an alias's
+URL) with ``lambda:FunctionUrlAuthType`` = ``AWS_IAM``: in the function's account its identity policy or
+the function's resource policy, from another account both. A missing signature and a denial answer AWS's
+403 ``Forbidden`` (``AccessDeniedException``); a signature that does not verify, 403 with the
+verifier's error (``InvalidSignatureException``, ``UnrecognizedClientException``, ...). With
+authentication off (``--auth none``: no identity store to check a signature against) every request to such
+a URL is refused, since a request that merely looks signed must not run the function.
 """
 
 from __future__ import annotations
@@ -29,15 +36,24 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
 import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from lambdad.api.authorization import Authorizer
 from lambdad.api.operations import Services
-from lambdad.errors import LambdaError, ResourceNotFoundException, TooManyRequestsException
+from lambdad.api.sigv4 import Authenticator, Failure, SignatureFailure, SignedRequest, aws_error
+from lambdad.errors import (
+    AccessDeniedException,
+    LambdaError,
+    ResourceNotFoundException,
+    TooManyRequestsException,
+)
 from lambdad.invocation.invoker import InvokeRequest, StreamedResult
+from lambdad.models import Principal
 from lambdad.models import Scope as LambdaScope
 from lambdad.services.permissions import AccessRequest
 from lambdad.services.urls import UrlService
@@ -105,11 +121,20 @@ def url_target(scope: Scope) -> tuple[str, str] | None:
 class FunctionUrlServer:
     """Answers the requests of every function URL of this server."""
 
-    def __init__(self, services: Services, account: str) -> None:
+    def __init__(
+        self,
+        services: Services,
+        account: str,
+        authenticator: Authenticator | None = None,
+        authorizer: Authorizer | None = None,
+    ) -> None:
         self._services = services
         self._urls = services.urls
         self._invoker = services.invoker
         self._account = account
+        # Both or neither (authentication off): what AWS_IAM URLs verify signatures and decide with.
+        self._authenticator = authenticator
+        self._authorizer = authorizer
 
     async def serve(self, scope: Scope, receive: Receive, send: Send, url_id: str, raw_path: str) -> None:
         request_id = str(uuid.uuid4())
@@ -159,13 +184,15 @@ class FunctionUrlServer:
             and "access-control-request-method" in request_headers
         ):
             return 200, _preflight_headers(cors, origin), b""
+        caller: Principal | None = None
         if url.auth_type == "AWS_IAM":
-            # lambdad does not verify SigV4 signatures yet (issue 12), so it cannot tell a signed request
-            # from one that only looks signed: every request is refused, as AWS refuses a bad signature.
+            verdict = await self._signed_caller(scope, url, request_headers, body)
+            if not isinstance(verdict, Principal):
+                return verdict
+            caller = verdict
+        elif url.auth_type == "NONE" and not await anyio.to_thread.run_sync(self._public, url):
             return _error(403, "AccessDeniedException", _FORBIDDEN)
-        if url.auth_type == "NONE" and not await anyio.to_thread.run_sync(self._public, url):
-            return _error(403, "AccessDeniedException", _FORBIDDEN)
-        event = self._event(scope, url, raw_path, headers, body, request_id)
+        event = self._event(scope, url, raw_path, headers, body, request_id, caller)
         request = InvokeRequest(
             scope=LambdaScope(self._account, url.region),
             function_name=url.function_name,
@@ -196,6 +223,51 @@ class FunctionUrlServer:
             response_headers += _cors_headers(cors, origin)
         return status, response_headers, response_body
 
+    async def _signed_caller(
+        self, scope: Scope, url: FunctionUrl, headers: dict[str, str], body: bytes
+    ) -> Principal | tuple[int, Headers, bytes]:
+        """Who signed a request to an AWS_IAM URL, if they may invoke it; else the refusal to answer."""
+        if self._authenticator is None or self._authorizer is None:
+            # Authentication off: nothing to verify a signature against, so nothing may pass as signed.
+            return _error(403, "AccessDeniedException", _FORBIDDEN)
+        signed = SignedRequest(
+            scope["method"],
+            # Signed as sent: the host form's path, or the whole path form (/_lambdad/urls/ID/...).
+            bytes(scope.get("raw_path") or scope["path"].encode()).decode("latin-1").split("?")[0],
+            bytes(scope.get("query_string", b"")).decode("latin-1"),
+            headers,
+            body,
+            secure=scope.get("scheme") == "https",
+        )
+        try:
+            principal = await self._authenticator.authenticate(signed, "lambda")
+        except SignatureFailure as failure:
+            if failure.kind is Failure.MISSING:
+                return _error(403, "AccessDeniedException", _FORBIDDEN)
+            error = aws_error(failure, "rest-json")
+            return _error(403, error.code, error.message)
+        region_scope = LambdaScope(self._account, url.region)
+        resource = region_scope.function_arn(url.function_name, url.qualifier)
+        context = {
+            "lambda:FunctionUrlAuthType": "AWS_IAM",
+            "aws:SourceIp": scope["client"][0] if scope.get("client") else "127.0.0.1",
+            "aws:SecureTransport": scope.get("scheme") == "https",
+        }
+        decide = partial(
+            self._authorizer.authorize_action,
+            principal,
+            "lambda:InvokeFunctionUrl",
+            resource,
+            region_scope,
+            context,
+        )
+        try:
+            await anyio.to_thread.run_sync(decide)  # reads the identity store and the function's policy
+        except AccessDeniedException as denied:
+            log.info("function URL %s: %s", url.url_id, denied.message)
+            return _error(403, "AccessDeniedException", _FORBIDDEN)
+        return principal
+
     def _public(self, url: FunctionUrl) -> bool:
         """Whether the resource-based policy of the URL's function (or alias) lets anyone call it: AWS
         requires a statement allowing lambda:InvokeFunctionUrl to Principal "*" with the condition
@@ -214,8 +286,9 @@ class FunctionUrlServer:
         headers: list[tuple[str, str]],
         body: bytes,
         request_id: str,
+        caller: Principal | None = None,
     ) -> dict[str, Any]:
-        """The payload format 2.0 event of one request."""
+        """The payload format 2.0 event of one request (``caller``: who signed it, for AWS_IAM)."""
         client_ip = scope["client"][0] if scope.get("client") else "127.0.0.1"
         server_port = scope["server"][1] if scope.get("server") else self._urls.port
         joined = _joined((name, value) for name, value in headers if name != "cookie")
@@ -252,6 +325,7 @@ class FunctionUrlServer:
             "apiId": url.url_id,
             "domainName": UrlService.host_of(url),
             "domainPrefix": url.url_id,
+            **({"authorizer": {"iam": _iam_authorizer(caller)}} if caller is not None else {}),
             "http": {
                 "method": scope["method"],
                 "path": raw_path,
@@ -280,6 +354,20 @@ class FunctionUrlServer:
         else:
             event["isBase64Encoded"] = False
         return event
+
+
+def _iam_authorizer(caller: Principal) -> dict[str, Any]:
+    """``requestContext.authorizer.iam`` of an AWS_IAM URL's event: who signed the request, as AWS
+    describes them (callerId and userId: AIDA... for a user, AROA...:SESSION for a role session)."""
+    return {
+        "accessKey": caller.access_key_id,
+        "accountId": caller.account,
+        "callerId": caller.user_id,
+        "cognitoIdentity": None,
+        "principalOrgId": None,
+        "userArn": caller.arn,
+        "userId": caller.user_id,
+    }
 
 
 _PRELUDE_END = b"\0" * 8

@@ -17,7 +17,10 @@ answers exactly what it would answer the client: payload limits, ``LogType: Tail
 streamed bodies (relayed chunk by chunk as they arrive) pass through unchanged, and no invoke feature
 needs a second implementation. What stays where it arrives: Event invocations (the queue is PostgreSQL,
 shared, and any node's dispatcher runs them), DryRun, requests no function could be resolved for (the local
-app gives the error), CORS preflights and IAM-only URLs (answered without running anything).
+app gives the error) and CORS preflights (answered without running anything). An AWS_IAM URL's request
+and a signed Invoke are forwarded as they are, signature and all: the target verifies the signature and
+decides the request (once, where it runs; this node neither authenticates nor authorises what it
+forwards), against the identity store every node shares.
 
 A forwarded request carries ``x-lambdad-forwarded``: the client's address, the port and scheme it came in
 on, and an HMAC of those and the request line under a key every node derives from the key ring they all
@@ -191,7 +194,7 @@ class Forwarder:
                 url = await anyio.to_thread.run_sync(self._urls.find, target[0])
             except Exception:  # the database is away: the local app answers as a URL does (502)
                 return None
-        if url is None or url.auth_type != "NONE":
+        if url is None:
             return None
         return await self._find(Kind.URL, url.region, url.function_name, url.qualifier)
 

@@ -46,6 +46,8 @@ from lambdad.runtimes import (
     standard_environment,
 )
 from lambdad.sandbox import (
+    EgressControlled,
+    EgressRule,
     Mount,
     NetworkMode,
     Sandbox,
@@ -164,6 +166,8 @@ class ExecutionEnvironment:
         self._stream_name = log_stream_name(image.version, instance_id=self.id)
         self._log: LogStream = logs.open_stream(log_group_name(image.function_name), self._stream_name)
         self._sandbox: Sandbox | None = None
+        #: The egress policy its sandbox has (or gets when made): the image's, until a change replaced it.
+        self.egress = image.egress
         self._channel: RuntimeChannel | None = None
         self._server: RuntimeApiServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -198,6 +202,20 @@ class ExecutionEnvironment:
     def reusable(self) -> bool:
         """Whether the environment can take another invocation."""
         return self.lifecycle.state is EnvironmentState.READY and not self.retired
+
+    async def set_egress(self, rules: tuple[EgressRule, ...]) -> bool:
+        """Apply a changed egress policy (to an environment made with one); whether it applies. A sandbox
+        not made yet gets it when it is made; a running one at once."""
+        if self.egress is None:
+            return False
+        self.egress = rules
+        sandbox = self._sandbox
+        if sandbox is None:
+            return True
+        if not isinstance(sandbox, EgressControlled):
+            return False
+        await sandbox.set_egress(rules)
+        return True
 
     # --- init -------------------------------------------------------------------------------------
 
@@ -321,12 +339,15 @@ class ExecutionEnvironment:
             memory_mb=image.memory_mb,
             tmp_mb=image.ephemeral_mb,
             network=image.network,
+            egress=self.egress,
             label=f"fn-{image.function_name}"[:48],
             cpu_boost=True,  # init runs at full speed; invocations get CPU in proportion to memory
         )
         loop = asyncio.get_running_loop()
         self._channel = self._new_channel()
         self._sandbox = await self._factory.create(spec)
+        if self.egress != spec.egress and isinstance(self._sandbox, EgressControlled):
+            await self._sandbox.set_egress(self.egress or ())  # changed while the sandbox was being made
         self._output_fd = self._sandbox.output
         os.set_blocking(self._output_fd, False)
         loop.add_reader(self._output_fd, self._drain_output)

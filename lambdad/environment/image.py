@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lambdad.environment.spare import SpareKey, spare_key
 from lambdad.runtimes import Interpreter
-from lambdad.sandbox import NetworkMode
+from lambdad.sandbox import EgressRule, NetworkMode
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ class FunctionImage:
     # Invocations one environment serves at once: PerExecutionEnvironmentMaxConcurrency of a Lambda
     # Managed Instances function, 1 for every other.
     max_concurrency: int = 1
+    # The function's security groups' egress rules (None: not in a VPC): its sandboxes may open only these.
+    egress: tuple[EgressRule, ...] | None = None
 
     @cached_property
     def fingerprint(self) -> str:
@@ -62,12 +64,15 @@ class FunctionImage:
         }
         if self.max_concurrency > 1:  # only then: every other image keeps the fingerprint it had
             parts["concurrency"] = self.max_concurrency
+        if self.egress is not None:  # likewise; a rule change makes a new image, and drains the old one's
+            parts["egress"] = [vars(rule) for rule in self.egress]
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
     @cached_property
     def spare_key(self) -> SpareKey | None:
         """The key of the spare environments that can start this image; None if none can (a spare has
-        no /opt, so a function with layers always starts cold)."""
-        if self.layers_dir is not None:
+        no /opt, so a function with layers always starts cold; nor one with an egress policy)."""
+        if self.layers_dir is not None or self.egress is not None:
+            # (A spare's sandbox joined the network before anyone knew its egress policy.)
             return None
         return spare_key(self.runtime, self.interpreter, self.runtime_dir, self.network, self.ephemeral_mb)

@@ -13,7 +13,10 @@ finished as AWS does, their records sent to destinations and dead-letter queues.
   to the queue with exponential backoff until ``MaximumEventAgeInSeconds``.
 - Records go to a Lambda function (a new durable event, in the same commit that removes this one) or to
   a queue an event source kind serves (``kind.publish``); a target that cannot be reached now keeps the
-  event stored and is tried again with backoff.
+  event stored and is tried again with backoff. A record is sent with the function's execution role: with
+  authentication on (``roles``), a role the identity store has must allow sending there (sqs:SendMessage,
+  sns:Publish, lambda:InvokeFunction, ...) when the event finishes, else the record is dropped with a
+  logged reason, as AWS drops what the role cannot deliver.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from lambdad.events.ownership import LocalOwnership, WorkOwnership
 from lambdad.events.sources import NumberAttribute, SourceKind, SourceUnavailable, arn_service, kind_for
 from lambdad.invocation.invoker import Invoker, InvokeRequest
 from lambdad.models import LATEST, Scope, parse_function_ref
+from lambdad.policy.roles import RolePermissions, function_source
 from lambdad.services.lookup import RunnableFunction
 from lambdad.services.resolution import resolve
 from lambdad.store import Database
@@ -58,6 +62,14 @@ from lambdad.store.outage import Outage
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# What the execution role needs to deliver a record or dead-letter message, per ARN service.
+DELIVERY_ACTIONS = {
+    "sqs": "SendMessage",
+    "sns": "Publish",
+    "lambda": "InvokeFunction",
+    "events": "PutEvents",
+    "s3": "PutObject",
+}
 # How long a record that cannot reach its destination is kept trying after the event finished.
 DELIVERY_MAX_AGE = 6 * 3600.0
 _CLAIM_MAX = 500
@@ -105,6 +117,9 @@ class EventQueue:
         self._tasks: list[asyncio.Task[None]] = []
         # Shared by the workers: an outage is logged once, not once per worker.
         self._recording_outage = Outage(log, "Event invocations (recording results)")
+        # What execution roles may do, set by the composition root with authentication on: a destination
+        # or dead-letter queue the function's role may no longer send to gets nothing (None: not checked).
+        self.roles: RolePermissions | None = None
 
     # --- the interface ---------------------------------------------------------------------------
 
@@ -430,6 +445,8 @@ class EventQueue:
                     "numbers": [k for k, v in attributes.items() if isinstance(v, NumberAttribute)],
                 }
             )
+        if runnable is not None and deliveries and self.roles is not None:
+            deliveries = await anyio.to_thread.run_sync(self._permitted, event, runnable, deliveries)
         if condition != policy.SUCCESS:
             where = ", ".join(d["target"] for d in deliveries) or "no destination or dead-letter queue"
             log.warning(
@@ -441,6 +458,42 @@ class EventQueue:
                 where,
             )
         await self._deliver(event, condition, deliveries, attempts, response)
+
+    def _permitted(
+        self, event: StoredEvent, runnable: RunnableFunction, deliveries: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The deliveries the function's execution role may make (sqs:SendMessage, sns:Publish,
+        lambda:InvokeFunction, events:PutEvents...); the others are dropped, as AWS drops a record its
+        role cannot deliver (a role the identity store does not know is not checked)."""
+        assert self.roles is not None
+        role = runnable.version.role
+        if not role:
+            return deliveries
+        allowed = []
+        for delivery in deliveries:
+            target = str(delivery["target"])
+            service = arn_service(target)
+            action = DELIVERY_ACTIONS.get(service)
+            denial = None
+            if action is not None:
+                denial = self.roles.denial(
+                    role,
+                    f"{service}:{action}",
+                    target,
+                    service="lambda.amazonaws.com",
+                    session=runnable.version.name,
+                    context=function_source(_arn(runnable, _scope(event))),
+                )
+            if denial is None:
+                allowed.append(delivery)
+            else:
+                log.warning(
+                    "Event invocation %s: not delivered to %s: the execution role may not (%s)",
+                    event.request_id,
+                    target,
+                    denial,
+                )
+        return allowed
 
     async def _deliver(
         self,

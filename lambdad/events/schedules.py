@@ -23,6 +23,12 @@ AWS's behaviour, as documented:
   runner retries with exponential backoff while the attempts stay within RetryPolicy's
   MaximumRetryAttempts and the event is younger than MaximumEventAgeInSeconds, then sends the event to
   DeadLetterConfig's queue with AWS's message attributes (or drops it, saying so, without one).
+- The schedule acts with its ``Target.RoleArn``, assumed by ``scheduler.amazonaws.com``: when the role
+  is one the identity store has (``roles``, given with ``--auth sigv4``), it must trust the scheduler and
+  allow ``lambda:InvokeFunction`` on the target, else the attempt fails with AccessDeniedException and
+  is retried and dead-lettered like any failed attempt (the role may be fixed meanwhile); the dead-letter
+  message needs ``sqs:SendMessage`` on the queue too (else it is dropped, saying so). A role the store
+  does not know, and every role with authentication off, is not checked.
 - Slots missed while lambdad was down: AWS documents no downtime of its own; its rule for events it
   could not deliver is the retry policy's MaximumEventAgeInSeconds. lambdad fires only the most recent
   missed slot of each schedule (when it is younger than MaximumEventAgeInSeconds) and logs how many
@@ -52,6 +58,7 @@ from lambdad.events.schedule_expressions import At, Rate, next_fire, parse, time
 from lambdad.invocation import InvokeRequest
 from lambdad.invocation.invoker import check_json
 from lambdad.models import FunctionState, Scope, parse_function_ref
+from lambdad.policy.roles import RolePermissions
 from lambdad.services.resolution import read_target
 from lambdad.store import Database
 from lambdad.store import schedules as records
@@ -63,6 +70,7 @@ log = logging.getLogger(__name__)
 # Called inside the transaction that claims the slot, with that transaction's connection.
 HandOver = Callable[[Connection, InvokeRequest], None]
 
+SCHEDULER = "scheduler.amazonaws.com"
 _MICROSECOND = timedelta(microseconds=1)
 _MAX_RETRY_DELAY = 60.0
 _MISSED_SCAN_LIMIT = 100_000
@@ -108,8 +116,11 @@ class ScheduleRunner:
         retry_base_delay: float = 1.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         ownership: WorkOwnership | None = None,
+        roles: RolePermissions | None = None,
     ) -> None:
         self._database = database
+        # What each schedule's role may do (None: authentication off, roles are not checked).
+        self._roles = roles
         self._account = account
         self._event_sources = event_sources
         self._hand_over = hand_over
@@ -378,8 +389,22 @@ class ScheduleRunner:
                 "The operation cannot be performed at this time. The function is currently in the "
                 f"following state: {found.version.state.value}",
             )
+        denial = self._denial(schedule, "lambda:InvokeFunction", schedule.config["Target"]["Arn"])
+        if denial is not None:
+            return Failure("AccessDeniedException", denial)
         self._hand_over(connection, request)
         return None
+
+    def _denial(self, schedule: ScheduleRecord, action: str, resource: str) -> str | None:
+        """Why the schedule's role may not perform ``action`` on ``resource`` (None: it may, or roles are
+        not checked). Reads the identity store on connections of its own."""
+        role = schedule.config["Target"].get("RoleArn")
+        if self._roles is None or not role:
+            return None
+        context = {"aws:SourceArn": self._arn(schedule), "aws:SourceAccount": self._account}
+        return self._roles.denial(
+            role, action, resource, service=SCHEDULER, session=schedule.name[:64], context=context
+        )
 
     async def _retry(self, schedule: ScheduleRecord, slot: Slot, execution_id: str, failure: Failure) -> None:
         policy = schedule.config["Target"]["RetryPolicy"]
@@ -460,6 +485,17 @@ class ScheduleRunner:
         attributes = dead_letter_attributes(
             self._arn(schedule), target["Arn"], slot.scheduled, execution_id, failure, retries, condition
         )
+        denial = await anyio.to_thread.run_sync(self._denial, schedule, "sqs:SendMessage", queue)
+        if denial is not None:
+            log.warning(
+                "schedule %s: event for %s dropped (%s): its role may not send to %s: %s",
+                self._arn(schedule),
+                _iso(slot.scheduled),
+                summary,
+                queue,
+                denial,
+            )
+            return
         body = (target.get("Input") or "{}").encode()
         endpoint = self._event_sources.get(sources.arn_service(queue), "")
         try:

@@ -4,22 +4,32 @@ environment) -> run -> release. Each stage is a small collaborator passed in."""
 from __future__ import annotations
 
 import json
+import logging
 import secrets
+import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anyio.to_thread
 
 from lambdad.environment import ExecutionEnvironment, FunctionImage, InvokeOutcome, InvokeStream, RuntimeGone
-from lambdad.errors import InvalidRequestContentException, ResourceConflictException, TooManyRequestsException
+from lambdad.errors import (
+    InvalidRequestContentException,
+    LambdaError,
+    ResourceConflictException,
+    TooManyRequestsException,
+)
 from lambdad.invocation.concurrency import ConcurrencyLeases
 from lambdad.invocation.images import ImageBuilder
 from lambdad.invocation.pool import EnvironmentPool, PoolFull
 from lambdad.models import FunctionState, FunctionVersion, Scope
 from lambdad.runtime_api import Invocation
+from lambdad.sandbox import EgressRule, SandboxError
 from lambdad.services.capacity_providers import may_run_on, provider_of
 from lambdad.services.lookup import FunctionLookup, RunnableFunction
 from lambdad.services.tags import NETWORK_TAG
+
+log = logging.getLogger(__name__)
 
 # How often an invocation whose environment's runtime had died before it got there is given to a new
 # environment (it never ran, so it cannot run twice); after that, it answers Runtime.ExitError.
@@ -76,7 +86,7 @@ class Invoker:
         self._images = images
         self._pool = pool
         self._leases = leases
-        self._image_cache: dict[tuple[str, str, str, str, str], FunctionImage] = {}
+        self._image_cache: dict[tuple[object, ...], FunctionImage] = {}
 
     async def find(
         self, scope: Scope, function_name: str, qualifier: str | None, *, here: bool = True
@@ -131,7 +141,7 @@ class Invoker:
                 client_context=request.client_context,
             )
             for attempt in range(1, REDELIVERIES + 2):
-                environment = await self._acquire(image, runnable)
+                environment = await self._acquire(request.scope, image, runnable)
                 try:
                     outcome = await environment.invoke(
                         invocation, version.timeout, redeliverable=attempt <= REDELIVERIES
@@ -166,7 +176,7 @@ class Invoker:
         handed_over = False
         try:
             image = await self.image(request.scope, runnable)
-            environment = await self._acquire(image, runnable)
+            environment = await self._acquire(request.scope, image, runnable)
             invocation = Invocation(
                 request_id=request.request_id,
                 payload=payload,
@@ -191,25 +201,87 @@ class Invoker:
                 self._leases.release(lease)
         return StreamedResult(stream, version.version)
 
-    async def _acquire(self, image: FunctionImage, runnable: RunnableFunction) -> ExecutionEnvironment:
+    async def _acquire(
+        self, scope: Scope, image: FunctionImage, runnable: RunnableFunction
+    ) -> ExecutionEnvironment:
         """An environment from the pool, within the version's MaxExecutionEnvironments: past it the
         invocation is throttled, as Managed Instances throttle while their environments are saturated."""
         try:
-            return await self._pool.acquire(image, runnable.max_environments)
+            environment = await self._pool.acquire(image, runnable.max_environments)
         except PoolFull as full:
             raise TooManyRequestsException.rate_exceeded(
                 "ReservedFunctionConcurrentInvocationLimitExceeded"
             ) from full
+        if environment.egress is not None:
+            try:
+                await self._egress_as_stored(scope, environment)
+            except BaseException:
+                self._pool.release(environment)
+                raise
+        return environment
+
+    async def _egress_as_stored(self, scope: Scope, environment: ExecutionEnvironment) -> None:
+        """A security group may have changed between this invocation's lookup and its environment joining
+        the pool (where ``refresh_egress`` finds it): give the environment the policy as it is now."""
+        image = environment.image
+        current = self._lookup.cached(scope, image.function_name, image.version)
+        if current is None:  # forgotten since: changed
+            current = await anyio.to_thread.run_sync(
+                self._lookup.load, scope, image.function_name, image.version
+            )
+        if current.egress is not None and current.egress != environment.egress:
+            await environment.set_egress(current.egress)
+
+    async def refresh_egress(self, scope: Scope, function_name: str) -> int:
+        """Apply the function's egress policies as they are now to its running environments, of every
+        version, idle or busy (a security group's rules changed: AWS applies that to running functions
+        at once); how many environments changed. Environments outside a VPC are left alone."""
+        policies: dict[str, tuple[EgressRule, ...] | None] = {}
+        changed = 0
+        for environment in self._pool.environments_of(scope.function_arn(function_name)):
+            image = environment.image
+            if image.egress is None:
+                continue
+            if image.version not in policies:
+                try:
+                    runnable = await anyio.to_thread.run_sync(
+                        self._lookup.load, scope, function_name, image.version
+                    )
+                except LambdaError:  # the function or version is gone: its environments go with it
+                    policies[image.version] = None
+                else:
+                    policies[image.version] = runnable.egress
+            rules = policies[image.version]
+            if rules is None or rules == environment.egress:
+                continue
+            try:
+                changed += await environment.set_egress(rules)
+            except (SandboxError, OSError, subprocess.CalledProcessError) as error:
+                # Its sandbox stopped meanwhile, and its chain went with it.
+                log.warning(
+                    "egress policy of an environment of %s not changed: %s", image.function_arn, error
+                )
+        return changed
 
     async def image(self, scope: Scope, runnable: RunnableFunction) -> FunctionImage:
         """The image environments of ``runnable`` are made from (built once per revision)."""
         # Building an image may unpack code or install a runtime (after a restart): a worker thread's job,
         # once per revision.
         version = runnable.version
-        key = (scope.region, version.name, version.version, version.revision_id, runnable.network or "")
+        # The egress policy is in the key: a security group's rules change without a new revision.
+        key = (
+            scope.region,
+            version.name,
+            version.version,
+            version.revision_id,
+            runnable.network or "",
+            runnable.egress,
+        )
         image = self._image_cache.get(key)
         if image is None:
             image = await anyio.to_thread.run_sync(self._images.image_for, scope, version, runnable.network)
+            if runnable.egress is not None:
+                image = replace(image, egress=runnable.egress)
             self._image_cache = {k: v for k, v in self._image_cache.items() if k[:3] != key[:3]}
             self._image_cache[key] = image
         return image

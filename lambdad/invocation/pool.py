@@ -175,6 +175,17 @@ class EnvironmentPool:
         """How many provisioned environments of the version exist (idle and busy)."""
         return sum(1 for environment in self._provisioned if environment.image.function_arn == function_arn)
 
+    def environments_of(self, function_arn: str) -> list[ExecutionEnvironment]:
+        """Every live environment (idle, busy, shared or provisioned) of the function, of any version."""
+        every = {
+            *self._busy,
+            *self._provisioned,
+            *self._claims,
+            *(e for idle in self._idle.values() for e in idle),
+            *(e for idle in self._provisioned_idle.values() for e in idle),
+        }
+        return [e for e in every if e.image.function_arn.split(":")[:7] == function_arn.split(":")[:7]]
+
     def provisioned_arns(self, prefix: str) -> list[str]:
         """The version ARNs starting with ``prefix`` that have provisioned environments wanted."""
         return [arn for arn in self._targets if arn.startswith(prefix)]

@@ -11,6 +11,8 @@ from typing import Any
 from lambdad.sandbox.api import (
     MB,
     VCPU_MEMORY_MB,
+    EgressControlled,
+    EgressRule,
     Mount,
     NetworkMode,
     Sandbox,
@@ -27,6 +29,8 @@ __all__ = [
     "FACTORIES",
     "MB",
     "VCPU_MEMORY_MB",
+    "EgressControlled",
+    "EgressRule",
     "Mount",
     "NetworkMode",
     "Sandbox",

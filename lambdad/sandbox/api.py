@@ -22,6 +22,8 @@ from typing import Protocol, runtime_checkable
 __all__ = [
     "MB",
     "VCPU_MEMORY_MB",
+    "EgressControlled",
+    "EgressRule",
     "Mount",
     "NetworkMode",
     "Sandbox",
@@ -84,6 +86,21 @@ class NetworkMode(StrEnum):
 
 
 @dataclass(frozen=True)
+class EgressRule:
+    """One kind of connection a sandbox with an egress policy may open (a security group's egress rule).
+
+    ``protocol`` is "tcp", "udp", "icmp", "-1" (every protocol) or another IP protocol's number; for tcp and
+    udp ``from_port``..``to_port`` is the destination port range, for icmp they are the ICMP type and code
+    (-1: any); other protocols have no ports.
+    """
+
+    cidr: str
+    protocol: str = "-1"
+    from_port: int = -1
+    to_port: int = -1
+
+
+@dataclass(frozen=True)
 class SandboxSpec:
     """Everything needed to start one sandboxed process.
 
@@ -103,6 +120,9 @@ class SandboxSpec:
     #: Size cap of the writable /tmp (a tmpfs: its pages count towards ``memory_mb`` too).
     tmp_mb: int = 512
     network: NetworkMode = NetworkMode.DEFAULT
+    #: The DEFAULT network's outbound connections narrowed to these (a function's security groups'
+    #: egress rules); ``None``: no narrowing. Narrowing only: what the default network refuses stays refused.
+    egress: tuple[EgressRule, ...] | None = None
     #: AWS runs functions as sbx_user1051, uid 993 / gid 990.
     uid: int = 993
     gid: int = 990
@@ -235,6 +255,16 @@ class SpecializableSandbox(Sandbox, Protocol):
         """Attach ``code`` read-only at the spec's ``code_slot`` and apply the limits of ``memory_mb``
         (memory, and the CPU share that ``end_cpu_boost`` applies); with ``label``, the sandbox's id
         (and cgroups) are renamed as if it had been created with that label. Once only."""
+        ...
+
+
+@runtime_checkable
+class EgressControlled(Sandbox, Protocol):
+    """A sandbox whose egress policy can change while it runs (a security group's rules changed)."""
+
+    async def set_egress(self, rules: tuple[EgressRule, ...]) -> None:
+        """Replace the sandbox's egress policy (it must have been created with one): new connections
+        follow ``rules`` from now on; connections already open stay open."""
         ...
 
 

@@ -46,7 +46,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from lambdad.sandbox import owners
-from lambdad.sandbox.api import Mount, NetworkMode, Sandbox, SandboxError, SandboxSpec, SandboxUnavailable
+from lambdad.sandbox.api import (
+    EgressRule,
+    Mount,
+    NetworkMode,
+    Sandbox,
+    SandboxError,
+    SandboxSpec,
+    SandboxUnavailable,
+)
 from lambdad.sandbox.bwrap import (
     ETC_ENTRIES,
     HOST_PATH,
@@ -201,6 +209,12 @@ class NamespaceSandbox:
 
     def memory_peak_bytes(self) -> int:
         return self._cgroups.memory_peak_bytes()
+
+    async def set_egress(self, rules: tuple[EgressRule, ...]) -> None:
+        bridge = self._factory._bridge
+        if self._lease is None or self._lease.egress is None or bridge is None:
+            raise SandboxError(f"sandbox {self._id} has no egress policy to change")
+        await asyncio.to_thread(bridge.replace_egress, self._lease, rules)
 
     def end_cpu_boost(self) -> None:
         if self.spec.cpu_boost:
@@ -645,11 +659,13 @@ class NamespaceSandboxFactory:
         """Worker thread: network wiring, the Runtime API socket."""
         spec = sandbox.spec
         if spec.network == NetworkMode.HOST:
+            if spec.egress is not None:  # nothing to enforce it with: never run as if it were
+                raise SandboxError("an egress policy cannot be enforced on the host's network")
             return
         if spec.network == NetworkMode.DEFAULT:
             bridge = self._ensure_bridge()
             if bridge is not None:
-                sandbox._lease = bridge.attach(sandbox.id, sandbox._pid)
+                sandbox._lease = bridge.attach(sandbox.id, sandbox._pid, spec.egress)
             else:
                 sandbox.network = NetworkMode.NONE
         lease = sandbox._lease

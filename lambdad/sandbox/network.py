@@ -14,6 +14,9 @@ what the operator allowed. The bridge and the table are shared by every lambdad 
 the machine: set-up and tear-down are serialised with a lock file and the last one out
 removes them.
 
+A sandbox with an egress policy (a function's security groups' egress rules) is narrowed further by
+a table of its own kind (:mod:`lambdad.sandbox.egress`).
+
 Each sandbox's address is a lease file naming its owner (pid and start time, see
 :mod:`lambdad.sandbox.owners`); leases of owners that died (a SIGKILLed server) are reclaimed
 with their veths and allowances when a factory starts, or when the subnet runs out.
@@ -40,7 +43,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from lambdad.sandbox import owners
-from lambdad.sandbox.api import SandboxUnavailable
+from lambdad.sandbox.api import EgressRule, SandboxUnavailable
+from lambdad.sandbox.egress import EgressTable
 from lambdad.sandbox.netlink import Rtnl
 
 __all__ = ["PRIVATE_RANGES", "Bridge", "Lease", "NetnsThread", "listen_tcp"]
@@ -129,10 +133,14 @@ class NetnsThread:
 class Lease:
     """One sandbox's place on the bridge: its veth and IPv4 address."""
 
-    def __init__(self, veth: str, address: str, lease_file: Path) -> None:
+    def __init__(
+        self, veth: str, address: str, lease_file: Path, egress: tuple[EgressRule, ...] | None = None
+    ) -> None:
         self.veth = veth
         self.address = address
         self.lease_file = lease_file
+        #: The sandbox's egress policy (its chain in the table), None if it has none.
+        self.egress = egress
 
 
 class Bridge:
@@ -165,6 +173,7 @@ class Bridge:
         self._forward_lock = self.state_dir / "ip_forward.lock"
         self._rtnl: Rtnl | None = None
         self._checked = False
+        self._egress = EgressTable(name)
         self.mtu = _uplink_mtu()
         # The ready file names the ruleset it was made with: a table left by another version of
         # lambdad is replaced rather than trusted to have this version's rules.
@@ -294,7 +303,8 @@ table inet {b} {{
             self._host_rtnl().delete_link(self.name)
             nft = shutil.which("nft")
             if nft is not None:
-                subprocess.run([nft, "delete", "table", "inet", self.name], capture_output=True, check=False)
+                for table in (self.name, self._egress.name):
+                    subprocess.run([nft, "delete", "table", "inet", table], capture_output=True, check=False)
             with self._locked(fcntl.LOCK_EX, self._forward_lock):
                 others = list(self.state_dir.glob("*.ready"))
                 if not others and self._forward_orig.exists():
@@ -311,8 +321,9 @@ table inet {b} {{
 
     # -- per sandbox -----------------------------------------------------------------------
 
-    def attach(self, sandbox_id: str, pid: int) -> Lease:
+    def attach(self, sandbox_id: str, pid: int, egress: tuple[EgressRule, ...] | None = None) -> Lease:
         """Give process ``pid``'s (fresh) netns an ``eth0`` on the bridge; returns its lease.
+        With ``egress``, the sandbox may open only the connections those rules allow.
 
         The caller then configures the inside with :meth:`configure_inside`, from within the
         sandbox's namespace.
@@ -322,7 +333,7 @@ table inet {b} {{
             try:
                 with self._locked(fcntl.LOCK_SH):
                     if self._is_ready():
-                        return self._attach(sandbox_id, pid)
+                        return self._attach(sandbox_id, pid, egress)
             except OSError as exc:
                 # Out of addresses: dead servers' leases may be what fills the subnet.
                 if exc.errno != errno.EADDRNOTAVAIL or reclaimed or not self.reclaim_stale():
@@ -362,12 +373,17 @@ table inet {b} {{
             except OSError as exc:
                 raise SandboxUnavailable(f"cannot set up bridge {self.name}: {exc}") from exc
 
-    def _attach(self, sandbox_id: str, pid: int) -> Lease:
-        lease = self._allocate(sandbox_id)
+    def _attach(self, sandbox_id: str, pid: int, egress: tuple[EgressRule, ...] | None) -> Lease:
+        lease = self._allocate(sandbox_id, egress)
         try:
             if self.allow_private:
                 # Before the sandbox has an interface: it never runs without its allowance.
                 self._allowance("add", lease.address, self.allow_private)
+            if egress is not None:
+                # Likewise: never a moment on the bridge without its policy.
+                self._ensure_egress_table()
+                resolvers = [str(a) for a in host_resolvers()]
+                _nft(self._egress.policy(lease.address, egress, resolvers))
             rtnl = self._host_rtnl()
             master = int(Path(f"/sys/class/net/{self.name}/ifindex").read_text())
             rtnl.add_veth_into(lease.veth, self.mtu, master, "eth0", pid)
@@ -398,9 +414,33 @@ table inet {b} {{
             # nothing to delete: detached before, or the add failed.
             with suppress(subprocess.CalledProcessError):
                 self._allowance("delete", lease.address, self.allow_private)
+        if lease.egress is not None:
+            # Likewise before the lease goes: the address's next holder must not inherit the policy.
+            with suppress(subprocess.CalledProcessError):
+                _nft(self._egress.removal(lease.address))
         with Rtnl() as rtnl:
             rtnl.delete_link(lease.veth)
         lease.lease_file.unlink(missing_ok=True)
+
+    def replace_egress(self, lease: Lease, rules: tuple[EgressRule, ...]) -> None:
+        """Give the sandbox of ``lease`` (made with a policy) the policy ``rules``. Callable from any
+        thread; raises CalledProcessError if the sandbox is gone (its chain with it)."""
+        if lease.egress is None:
+            raise ValueError(f"the sandbox at {lease.address} has no egress policy to replace")
+        _nft(self._egress.rules(lease.address, rules, [str(a) for a in host_resolvers()]))
+        lease.egress = rules
+
+    def _ensure_egress_table(self) -> None:
+        """Make the egress table unless it exists. Under the bridge's shared lock (so no teardown runs),
+        and its own exclusive one (so no other process makes it at the same time)."""
+        with self._locked(fcntl.LOCK_EX, self.state_dir / f"{self.name}.egress.lock"):
+            listed = subprocess.run(
+                ["nft", "list", "chain", "inet", self._egress.name, "forward"],
+                capture_output=True,
+                check=False,
+            )
+            if listed.returncode != 0:
+                _nft(self._egress.creation())
 
     def _allowance(self, verb: str, address: str, ranges: Sequence[str]) -> None:
         # One nft process per sandbox start and end (a few ms), paid only by servers that allow
@@ -418,7 +458,7 @@ table inet {b} {{
         tag = zlib.crc32(self.name.encode()) & 0xFF
         return f"lbd{tag:02x}{offset:06x}"
 
-    def _allocate(self, sandbox_id: str) -> Lease:
+    def _allocate(self, sandbox_id: str, egress: tuple[EgressRule, ...] | None = None) -> Lease:
         hosts = self.network.num_addresses - 3  # network, gateway, broadcast
         for _ in range(64):
             offset = random.randrange(hosts) + 2
@@ -430,9 +470,12 @@ table inet {b} {{
             except FileExistsError:
                 continue
             # The owner and its allowance, for whoever reclaims the lease if this process dies.
-            os.write(fd, f"{owners.me()} {sandbox_id} {','.join(self.allow_private) or '-'}\n".encode())
+            # ("egress" if it has a chain of its own, for the same reason.)
+            allowance = ",".join(self.allow_private) or "-"
+            policy = " egress" if egress is not None else ""
+            os.write(fd, f"{owners.me()} {sandbox_id} {allowance}{policy}\n".encode())
             os.close(fd)
-            return Lease(self.veth_name(address), address, path)
+            return Lease(self.veth_name(address), address, path, egress)
         raise OSError(errno.EADDRNOTAVAIL, f"no free address in {self.network}")
 
     def reclaim_stale(self) -> int:
@@ -461,6 +504,9 @@ table inet {b} {{
                 if len(fields) > 2 and fields[2] != "-":
                     with suppress(subprocess.CalledProcessError, SandboxUnavailable):  # table gone since
                         self._allowance("delete", path.name, fields[2].split(","))
+                if len(fields) > 3 and fields[3] == "egress":
+                    with suppress(subprocess.CalledProcessError, SandboxUnavailable):
+                        _nft(self._egress.removal(path.name))
                 path.unlink(missing_ok=True)
                 reclaimed += 1
         if reclaimed:

@@ -192,6 +192,7 @@ class ProcessSandboxFactory:
         self.drop_privileges = drop_privileges
         self._live: set[ProcessSandbox] = set()
         self._closed = False
+        self._warned_egress = False
         log.warning(
             "using the 'process' sandbox implementation: functions run UNISOLATED, with the "
             "host's files and network and no memory, CPU or process limits"
@@ -202,6 +203,10 @@ class ProcessSandboxFactory:
             raise SandboxError("sandbox factory is closed")
         if spec.code_slot is not None:
             raise SandboxUnavailable("the process sandbox cannot attach code after start (code_slot)")
+        if spec.egress is not None and not self._warned_egress:
+            # The operator chose a sandbox that isolates nothing: said once, not refused.
+            log.warning("the process sandbox cannot enforce egress policies (security groups): not enforced")
+            self._warned_egress = True
         sandbox = ProcessSandbox(self, spec)
         try:
             sandbox._start()

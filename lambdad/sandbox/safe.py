@@ -19,6 +19,8 @@ from pathlib import Path
 from types import TracebackType
 
 from lambdad.sandbox.api import (
+    EgressControlled,
+    EgressRule,
     Sandbox,
     SandboxError,
     SandboxFactory,
@@ -81,6 +83,11 @@ class SafeSandbox:
         if not isinstance(self.inner, SpecializableSandbox):
             raise SandboxError(f"sandbox {self.id} ({type(self.inner).__name__}) cannot be specialized")
         await self.inner.specialize(code, memory_mb, label)
+
+    async def set_egress(self, rules: tuple[EgressRule, ...]) -> None:
+        if not isinstance(self.inner, EgressControlled):
+            raise SandboxError(f"sandbox {self.id} ({type(self.inner).__name__}) cannot change its egress")
+        await self.inner.set_egress(rules)
 
     async def destroy(self) -> None:
         # One teardown task shared by all callers; shielded so a cancelled caller cannot

@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 
 from lambdad.errors import InvalidParameterValueException, ResourceNotFoundException
 from lambdad.models import LATEST, Scope, is_version_number, parse_function_ref, utcnow
+from lambdad.policy.roles import RolePermissions, function_source
 from lambdad.services.resolution import resolve
 from lambdad.store import Database
 from lambdad.store import aliases as alias_records
@@ -26,6 +27,16 @@ LIST_PAGE_MAX = 50
 # for: a RabbitMQ queue (``mq``: the broker ARN + ``/QUEUE``), a NATS, Redis or PostgreSQL stream or table,
 # an MQTT topic. (services cannot ask events.sources, a layer above, which services it serves.)
 EVENT_SOURCE_SERVICES = frozenset({"mq", "nats", "redis", "mqtt", "postgresql"})
+# What delivering to a destination takes of the function's execution role, per ARN service (AWS checks it
+# when the config is put; lambdad's own broker kinds have no IAM action and are not checked).
+_DELIVERY_ACTIONS = {
+    "sqs": "SendMessage",
+    "sns": "Publish",
+    "lambda": "InvokeFunction",
+    "events": "PutEvents",
+    "s3": "PutObject",
+}
+_SERVICE_LABELS = {"sqs": "SQS", "sns": "SNS", "lambda": "Lambda", "events": "EventBridge", "s3": "S3"}
 _DESTINATION_SERVICES = {
     "OnSuccess": {"sqs", "sns", "events", "lambda"} | EVENT_SOURCE_SERVICES,
     "OnFailure": {"sqs", "sns", "events", "lambda", "s3"} | EVENT_SOURCE_SERVICES,
@@ -63,6 +74,9 @@ class EventInvokeConfigService:
 
     def __init__(self, database: Database) -> None:
         self._database = database
+        # What execution roles may do, set by the composition root with authentication on (None: roles
+        # are not checked, as before identities).
+        self.roles: RolePermissions | None = None
 
     def put(
         self, scope: Scope, function_name: str, settings: EventInvokeSettings, qualifier: str | None = None
@@ -75,6 +89,7 @@ class EventInvokeConfigService:
             if settings.empty:
                 raise InvalidParameterValueException(NOTHING_TO_SET)
             destinations = _destinations(connection, scope, name, settings.destination_config)
+            self._check_role(connection, scope, name, qualifier, destinations)
             config = EventInvokeConfig(
                 qualifier,
                 utcnow(),
@@ -98,6 +113,14 @@ class EventInvokeConfigService:
                 raise ResourceNotFoundException(_no_config(scope, name, qualifier))
             if settings.empty:
                 raise InvalidParameterValueException(NOTHING_TO_SET)
+            if settings.destination_config is not None:
+                self._check_role(
+                    connection,
+                    scope,
+                    name,
+                    qualifier,
+                    _destinations(connection, scope, name, settings.destination_config),
+                )
             config = EventInvokeConfig(
                 qualifier,
                 utcnow(),
@@ -109,6 +132,40 @@ class EventInvokeConfigService:
             )
             config_records.save_event_invoke_config(connection, scope.region, name, config)
         return name, config
+
+    def _check_role(
+        self, connection: Connection, scope: Scope, name: str, qualifier: str, destinations: dict[str, Any]
+    ) -> None:
+        """AWS's check when destinations are configured: the execution role of the version the config
+        is for must be allowed to deliver to each (SQS SendMessage, SNS Publish, Lambda InvokeFunction,
+        EventBridge PutEvents, S3 PutObject). A role the identity store does not know is not checked."""
+        if self.roles is None:
+            return
+        if qualifier != LATEST and not is_version_number(qualifier):
+            alias = alias_records.get_alias(connection, scope.region, name, qualifier)
+            qualifier = alias.function_version if alias is not None else LATEST
+        version = records.get_version(connection, scope.region, name, qualifier)
+        if version is None or not version.role:
+            return
+        for kind in ("OnSuccess", "OnFailure"):
+            destination = destinations.get(kind, {}).get("Destination")
+            service = destination.split(":")[2] if destination else ""
+            action = _DELIVERY_ACTIONS.get(service)
+            if destination is None or action is None:
+                continue
+            denial = self.roles.denial(
+                version.role,
+                f"{service}:{action}",
+                destination,
+                service="lambda.amazonaws.com",
+                session=name,
+                context=function_source(scope.function_arn(name)),
+            )
+            if denial is not None:
+                raise InvalidParameterValueException(
+                    f"The provided execution role does not have permissions to call {action} on "
+                    f"{_SERVICE_LABELS[service]}"
+                )
 
     def get(
         self, scope: Scope, function_name: str, qualifier: str | None = None

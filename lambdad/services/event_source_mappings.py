@@ -24,6 +24,7 @@ from lambdad.errors import (
     ResourceNotFoundException,
 )
 from lambdad.models import LATEST, Scope, is_version_number, utcnow
+from lambdad.policy.roles import RolePermissions, function_source
 from lambdad.services.mapping_states import MappingMove, MappingState, next_state
 from lambdad.services.markers import decode_marker, encode_marker
 from lambdad.services.resolution import resolve
@@ -35,6 +36,16 @@ from lambdad.store import tags as tag_records
 from lambdad.store.event_source_mappings import MappingRecord
 
 log = logging.getLogger(__name__)
+
+# What a mapping's poller does with its source, per ARN service, as AWS checks it at create time (the
+# permissions AWSLambdaSQSQueueExecutionRole grants; Amazon MQ's DescribeBroker), and what sending a
+# failure record to an on-failure destination needs.
+SOURCE_ACTIONS = {
+    "sqs": ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes"),
+    "mq": ("DescribeBroker",),
+}
+DESTINATION_ACTIONS = {"sqs": ("SendMessage",), "sns": ("Publish",)}
+_SERVICE_LABELS = {"sqs": "SQS", "sns": "SNS", "mq": "MQ"}
 
 NOT_FOUND = "The resource you requested does not exist."
 LIST_PAGE_MAX = 100
@@ -92,10 +103,19 @@ MappingListener = Callable[[str], None]
 class EventSourceMappingService:
     """Event source mappings of this server's account, in every region."""
 
-    def __init__(self, database: Database, catalog: SourceCatalog, account: str) -> None:
+    def __init__(
+        self,
+        database: Database,
+        catalog: SourceCatalog,
+        account: str,
+        roles: RolePermissions | None = None,
+    ) -> None:
         self._database = database
         self._catalog = catalog
         self._account = account
+        # What execution roles may do (None: authentication off, roles are not checked); the composition
+        # root sets it once the identity store and resource policies are built.
+        self.roles: RolePermissions | None = roles
         self._listeners: list[MappingListener] = []
         self._lock = threading.Lock()
 
@@ -122,6 +142,11 @@ class EventSourceMappingService:
                 f"{supported or 'no service'}."
             )
         ordered = self._catalog.ordered(source_arn)
+        if self.roles is not None:
+            with self._database.read() as connection:
+                function_arn = _function_arn(connection, scope, params["FunctionName"])
+            destination = ((params.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+            self._check_role(scope.region, function_arn, source_arn, destination)
         with self._database.write() as connection:
             function_arn = _function_arn(connection, scope, params["FunctionName"])
             config = _config(params, ordered, service)
@@ -182,6 +207,17 @@ class EventSourceMappingService:
                 last_modified=utcnow(),
             )
             self._catalog.check(record)
+            if self.roles is not None and (
+                function_arn != current.function_arn
+                or config.get("DestinationConfig") != current.config.get("DestinationConfig")
+            ):
+                # A new function (its role) or a new destination: AWS checks the role again. The
+                # function's role is read on a connection of its own (the store is SQLite's WAL or
+                # PostgreSQL: a reader never waits on this writer).
+                destination = ((config.get("DestinationConfig") or {}).get("OnFailure") or {}).get(
+                    "Destination"
+                )
+                self._check_role(record.region, function_arn, current.event_source_arn, destination)
             records.save_mapping(connection, record)
         self._announce(uuid)
         return record
@@ -242,17 +278,46 @@ class EventSourceMappingService:
     def function_role(self, record: MappingRecord) -> str | None:
         """The execution role (``Role``) of the version a mapping invokes (an alias's main version), or
         None when the function or alias is gone: a record's ``invokeIdentityArn``, as on AWS."""
-        parts = record.function_arn.split(":")
+        return self._role_of(record.region, record.function_arn)
+
+    def _check_role(self, region: str, function_arn: str, source_arn: str, destination: str | None) -> None:
+        """AWS's check at CreateEventSourceMapping: the function's execution role must be allowed what
+        the poller does with the source (SQS: receive, delete, read the queue's attributes; MQ: describe
+        the broker) and what a failure record needs (SQS SendMessage, SNS Publish). Roles the identity
+        store does not know, and lambdad's own kinds (NATS, PostgreSQL, Redis, MQTT), are not checked."""
+        assert self.roles is not None
+        role = self._role_of(region, function_arn)
+        if role is None:
+            return
+        needed = [(source_arn, action) for action in SOURCE_ACTIONS.get(_service(source_arn), ())]
+        if destination:
+            needed += [(destination, action) for action in DESTINATION_ACTIONS.get(_service(destination), ())]
+        session = function_arn.split(":")[6]
+        for resource, action in needed:
+            service = _service(resource)
+            denial = self.roles.denial(
+                role,
+                f"{service}:{action}",
+                resource,
+                service="lambda.amazonaws.com",
+                session=session,
+                context=function_source(function_arn),
+            )
+            if denial is not None:
+                raise InvalidParameterValueException(role_refusal(action, service))
+
+    def _role_of(self, region: str, function_arn: str) -> str | None:
+        parts = function_arn.split(":")
         if len(parts) < 7:
             return None
         name, qualifier = parts[6], parts[7] if len(parts) > 7 else LATEST
         with self._database.read() as connection:
             if qualifier != LATEST and not is_version_number(qualifier):
-                alias = alias_records.get_alias(connection, record.region, name, qualifier)
+                alias = alias_records.get_alias(connection, region, name, qualifier)
                 if alias is None:
                     return None
                 qualifier = alias.function_version
-            version = function_records.get_version(connection, record.region, name, qualifier)
+            version = function_records.get_version(connection, region, name, qualifier)
         return version.role if version is not None and version.role else None
 
     def settle(self, uuid: str, move: MappingMove, expected: MappingRecord) -> None:
@@ -285,6 +350,12 @@ class EventSourceMappingService:
                 listener(uuid)
             except Exception:  # a listener's bug must not fail the API call that already committed
                 log.exception("event source mapping listener failed for %s", uuid)
+
+
+def role_refusal(action: str, service: str) -> str:
+    """AWS's words for an execution role that lacks a permission a mapping needs."""
+    label = _SERVICE_LABELS.get(service, service.upper())
+    return f"The provided execution role does not have permissions to call {action} on {label}"
 
 
 def _service(arn: str) -> str:

@@ -23,6 +23,7 @@ from lambdad.models import (
     is_version_number,
     utcnow,
 )
+from lambdad.policy.roles import RolePermissions, function_source
 from lambdad.services import limits
 from lambdad.services.activation import Activator
 from lambdad.services.capacity_providers import (
@@ -39,6 +40,7 @@ from lambdad.services.event_invoke_configs import EventInvokeConfigService
 from lambdad.services.function_settings import FunctionSettingsService
 from lambdad.services.layers import LayerService, check_combined_size
 from lambdad.services.markers import decode_marker, encode_marker
+from lambdad.services.networks import NetworkService, check_vpc_config
 from lambdad.services.permissions import PermissionService
 from lambdad.services.resolution import latest_for_update, read_target, resolve, unqualified
 from lambdad.services.tags import check_lambdad_tags
@@ -59,6 +61,10 @@ class FunctionPage:
 
     versions: list[FunctionVersion]
     next_marker: str | None
+
+
+# What sending a dead-letter message takes of the execution role, per ARN service, and how AWS names it.
+_DEAD_LETTER_ACTIONS = {"sqs": ("SendMessage", "SQS"), "sns": ("Publish", "SNS")}
 
 
 class FunctionService:
@@ -90,6 +96,11 @@ class FunctionService:
         self.capacity_providers = CapacityProviderService(database, changes)
         # Code signing configs, and the one check of a package's signature on deployment.
         self.code_signing = code_signing or CodeSigningService(database)
+        # What execution roles may do, set by the composition root with authentication on (None: not
+        # checked); the dead-letter queue of a function needs its role's permission to send there.
+        self.roles: RolePermissions | None = None
+        # EC2's VPCs, subnets and security groups: a VpcConfig is checked against them.
+        self.networks = NetworkService(database, changes)
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -161,6 +172,7 @@ class FunctionService:
         )
         version = configure(blank, params, self._layers(scope, params))
         check_complete(version)
+        self._check_dead_letter_role(scope, version)
         check_combined_size(version.code, version.layers)
         with storing(self._code, zip_bytes, package), self._database.write() as connection:
             if records.function_exists(connection, scope.region, name):
@@ -172,6 +184,7 @@ class FunctionService:
             self._verify_layers(connection, signing, name, version.layers)
             check_storage(connection, package, self._code_storage_limit)
             self.capacity_providers.check_function(connection, scope, version)
+            version = _with_vpc(connection, scope, version)
             records.insert_function(connection, scope.region, version, version.last_modified)
             if signing is not None:
                 self.code_signing.attach_in(connection, scope, name, signing.arn)
@@ -194,6 +207,8 @@ class FunctionService:
                 # The compute type is chosen when a function is created, as on AWS.
                 raise InvalidParameterValueException(NOT_MANAGED)
             updated = configure(current, params, layers)
+            if "DeadLetterConfig" in params or "Role" in params:
+                self._check_dead_letter_role(scope, updated)
             if layers:
                 signing = self.code_signing.config_of(connection, scope, name)
                 self._verify_layers(connection, signing, name, layers)
@@ -202,10 +217,35 @@ class FunctionService:
             updated = _in_progress(updated)
             if "CapacityProviderConfig" in params:
                 self.capacity_providers.check_function(connection, scope, updated)
+            if "VpcConfig" in params:
+                updated = _with_vpc(connection, scope, updated)
             records.save_version(connection, scope.region, updated)
         self._changes.notify(scope.region, name)
         self._activator.submit(scope.region, name)
         return updated
+
+    def _check_dead_letter_role(self, scope: Scope, version: FunctionVersion) -> None:
+        """AWS's check of DeadLetterConfig: the execution role must be allowed to send there (SQS
+        SendMessage, SNS Publish). A role the identity store does not know is not checked."""
+        target = (version.extra.get("DeadLetterConfig") or {}).get("TargetArn")
+        if self.roles is None or not target or not version.role:
+            return
+        service = target.split(":")[2] if target.count(":") >= 5 else ""
+        action, label = _DEAD_LETTER_ACTIONS.get(service, (None, None))
+        if action is None:
+            return
+        denial = self.roles.denial(
+            version.role,
+            f"{service}:{action}",
+            target,
+            service="lambda.amazonaws.com",
+            session=version.name,
+            context=function_source(scope.function_arn(version.name)),
+        )
+        if denial is not None:
+            raise InvalidParameterValueException(
+                f"The provided execution role does not have permissions to call {action} on {label}"
+            )
 
     def update_code(self, scope: Scope, params: dict[str, Any]) -> FunctionVersion:
         """UpdateFunctionCode (``DryRun`` checks and answers without changing anything; ``Publish``
@@ -301,3 +341,11 @@ def _zip_from(code: dict[str, Any]) -> bytes:
     if code.get("ImageUri"):
         raise InvalidParameterValueException("lambdad does not run container images yet; upload a ZipFile.")
     raise InvalidParameterValueException("Please provide a source for function code.")
+
+
+def _with_vpc(connection: Connection, scope: Scope, version: FunctionVersion) -> FunctionVersion:
+    """``version`` with its VpcConfig checked against the region's networks and its VpcId filled in."""
+    if "VpcConfig" not in version.extra:
+        return version
+    config = check_vpc_config(connection, scope.region, version.extra["VpcConfig"])
+    return version.evolve(extra={**version.extra, "VpcConfig": config})

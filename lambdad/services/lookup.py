@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 
 from lambdad.errors import NoPublishedVersionException, ResourceNotFoundException
 from lambdad.models import LATEST, FunctionVersion, Scope
+from lambdad.sandbox import EgressRule
 from lambdad.services.capacity_providers import provider_of
 from lambdad.services.changes import (
     ALIASES,
@@ -34,6 +35,7 @@ from lambdad.services.changes import (
     VERSIONS,
     FunctionChanges,
 )
+from lambdad.services.networks import egress_policy
 from lambdad.services.resolution import Target, read_target, resolve
 from lambdad.services.tags import NETWORK_TAG
 from lambdad.store import Database
@@ -59,6 +61,8 @@ class RunnableFunction:
     qualifier: str | None = None  # as invoked (None, $LATEST, a version or an alias): the invoked ARN's
     # FunctionScalingConfig's MaxExecutionEnvironments of a Managed Instances version (None: no cap).
     max_environments: int | None = None
+    # The version's security groups' egress rules (None: not in a VPC, the default network's policy).
+    egress: tuple[EgressRule, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class _Entry:
     total_reserved: int
     network: str | None
     max_environments: dict[str, int] = field(default_factory=dict)  # by version
+    egress: dict[str, tuple[EgressRule, ...] | None] = field(default_factory=dict)  # by version
 
     def pick(self, chance: float, qualifier: str | None) -> RunnableFunction:
         """The version one invocation runs: the additional version with probability ``weight``.
@@ -82,6 +87,7 @@ class _Entry:
             self.network,
             qualifier,
             self.max_environments.get(version.version),
+            self.egress.get(version.version),
         )
 
 
@@ -129,6 +135,7 @@ class FunctionLookup:
                 records.total_reserved_concurrency(connection, scope.region),
                 tag_records.get_tags(connection, scope.function_arn(name)).get(NETWORK_TAG),
                 _max_environments(connection, scope.region, target),
+                _egress(connection, scope.region, target),
             )
         with self._lock:
             if (self._everything, self._generations.get((scope.region, name), 0)) == generation:
@@ -150,6 +157,16 @@ class FunctionLookup:
                 gone = [k for k in self._entries if k[0] == region]
             for key in gone:
                 del self._entries[key]
+
+
+def _egress(connection: Connection, region: str, target: Target) -> dict[str, tuple[EgressRule, ...] | None]:
+    """The egress policy of each version the target reaches, from its VpcConfig's security groups."""
+    policies = {}
+    for version in (target.version, target.additional):
+        if version is not None:
+            groups = (version.extra.get("VpcConfig") or {}).get("SecurityGroupIds") or []
+            policies[version.version] = egress_policy(connection, region, groups)
+    return policies
 
 
 def _newest_published(connection: Connection, scope: Scope, name: str) -> Target:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKeyConstraint,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 
@@ -571,4 +573,66 @@ sts_sessions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Index("ix_sts_sessions_expires_at", "expires_at"),
+)
+
+# --- EC2 / networks ---
+# VPCs, subnets and security groups made with EC2's API (boto3's ``ec2`` client), per region. A function's
+# VpcConfig names subnets and security groups; the groups' egress rules become its sandboxes' egress
+# policy. Tags are EC2's, kept with each resource (its TagSpecifications) as a JSON object.
+vpcs = Table(
+    "vpcs",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("vpc_id", String(32), primary_key=True),
+    Column("cidr_block", String(43), nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+subnets = Table(
+    "subnets",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("subnet_id", String(32), primary_key=True),
+    Column("vpc_id", String(32), nullable=False),
+    Column("cidr_block", String(43), nullable=False),
+    Column("availability_zone", String(40), nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(["region", "vpc_id"], ["vpcs.region", "vpcs.vpc_id"], ondelete="CASCADE"),
+)
+
+security_groups = Table(
+    "security_groups",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("group_id", String(32), primary_key=True),
+    Column("vpc_id", String(32), nullable=False),
+    Column("group_name", String(255), nullable=False),
+    Column("description", String(255), nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(["region", "vpc_id"], ["vpcs.region", "vpcs.vpc_id"], ondelete="CASCADE"),
+    UniqueConstraint("region", "vpc_id", "group_name", name="uq_security_groups_name"),
+)
+
+# One row per rule (EC2's SecurityGroupRule): a CIDR or a referenced group, a protocol and a port range
+# (ICMP: type and code; -1 = all).
+security_group_rules = Table(
+    "security_group_rules",
+    metadata,
+    Column("region", String(32), primary_key=True),
+    Column("rule_id", String(32), primary_key=True),
+    Column("group_id", String(32), nullable=False),
+    Column("is_egress", Boolean, nullable=False),
+    Column("ip_protocol", String(16), nullable=False),
+    Column("from_port", Integer, nullable=False),
+    Column("to_port", Integer, nullable=False),
+    Column("cidr_ipv4", String(43), nullable=True),
+    Column("referenced_group_id", String(32), nullable=True),
+    Column("description", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(
+        ["region", "group_id"], ["security_groups.region", "security_groups.group_id"], ondelete="CASCADE"
+    ),
 )

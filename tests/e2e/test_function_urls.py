@@ -541,8 +541,9 @@ def test_cors_preflight_and_response_headers(server: Server, echo: str) -> None:
 
 
 def test_aws_iam_refuses_every_request_until_signatures_are_verified(server: Server) -> None:
-    """Unsigned, looking signed (a bare scheme, a presigned query with any signature) or signed with
-    credentials lambdad cannot check: all answer AWS's 403 Forbidden, and the function never runs."""
+    """With authentication off (no identity store to verify against): unsigned, looking signed (a bare
+    scheme, a presigned query with any signature) or signed with any credentials, all answer AWS's 403
+    Forbidden, and the function never runs (``test_function_url_iam.py``: with ``--auth sigv4``)."""
     client = server.client()
     name = unique("iam-url")
     deploy_python(client, name, HANDLER)

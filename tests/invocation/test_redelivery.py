@@ -17,6 +17,7 @@ class Environment:
     def __init__(self, gone: bool) -> None:
         self.gone = gone
         self.redeliverable: bool | None = None
+        self.egress = None  # outside a VPC
 
     async def invoke(self, invocation: Any, timeout: float, *, redeliverable: bool) -> Any:
         self.redeliverable = redeliverable
@@ -48,6 +49,7 @@ def invoker(pool: Pool) -> Invoker:
         network=None,
         qualifier=None,
         max_environments=None,
+        egress=None,
     )
     lookup = SimpleNamespace(cached=lambda *_: runnable)
     images = SimpleNamespace(image_for=lambda *_: "image")

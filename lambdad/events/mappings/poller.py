@@ -38,6 +38,7 @@ from lambdad.events.mappings.records import (
 from lambdad.events.sources import Source, SourceMessage, SourceUnavailable, arn_service, kind_for
 from lambdad.invocation import Invoker, InvokeRequest
 from lambdad.models import Scope
+from lambdad.services.event_source_mappings import DESTINATION_ACTIONS, SOURCE_ACTIONS, role_refusal
 from lambdad.store.event_source_mappings import MappingRecord
 from lambdad.store.outage import reason, unavailable
 
@@ -52,6 +53,17 @@ POLL_WAIT = 1.0
 BACKOFF_FIRST, BACKOFF_MAX = 0.2, 10.0
 OK, FUNCTION_FAILED, NO_RECORDS = "OK", "PROBLEM: Function call failed", "No records processed"
 CONNECTION_PROBLEM = "PROBLEM: Connection error."
+
+# Whether the mapped function's execution role may perform an action (e.g. ``sqs:ReceiveMessage``) on a
+# resource: None if it may (or roles are not checked), else the denial.
+RoleCheck = Callable[[str, str], str | None]
+
+
+class RoleDenied(Exception):
+    """The execution role may no longer read the source: the batch goes back to the broker, and the
+    poller backs off as from a broker error until the role is given the permission again."""
+
+
 # Called with a LastProcessingResult to record.
 Reporter = Callable[[str], Awaitable[None]]
 
@@ -83,8 +95,11 @@ class Poller:
         report: Reporter,
         *,
         batch_info_key: str = "BatchInfo",
+        role_check: RoleCheck | None = None,
     ) -> None:
         self.mapping = mapping
+        # With authentication on, what the function's execution role may do (None: not checked).
+        self._role_check = role_check
         self.source = source
         self.status = PollerStatus(last_result=mapping.last_processing_result)
         self._invoker = invoker
@@ -152,13 +167,19 @@ class Poller:
                 except Exception as error:
                     # Anything else (a client library's own error) must not end the poller for good:
                     # the supervisor would never start it again. It reconnects the same way.
-                    unreachable = isinstance(error, (SourceUnavailable, OSError, ConnectionError))
+                    denied = isinstance(error, RoleDenied)
+                    unreachable = denied or isinstance(error, (SourceUnavailable, OSError, ConnectionError))
                     self.status.connected = False
-                    self.status.last_error = (
-                        f"broker unreachable: {error}" if unreachable else f"unexpected error: {error!r}"
-                    )
+                    if denied:
+                        self.status.last_error = str(error)
+                    elif unreachable:
+                        self.status.last_error = f"broker unreachable: {error}"
+                    else:
+                        self.status.last_error = f"unexpected error: {error!r}"
                     self.opened.set()
-                    if unreachable:
+                    if denied:
+                        await self._set_result(f"PROBLEM: {error}")
+                    elif unreachable:
                         await self._set_result(CONNECTION_PROBLEM)
                     log.warning(
                         "event source mapping %s: %s; reconnecting in %.1f s",
@@ -206,6 +227,9 @@ class Poller:
     async def _process_released(self, batch: list[SourceMessage], slots: asyncio.Semaphore) -> None:
         try:
             await self.process(batch)
+        except RoleDenied as error:
+            log.warning("event source mapping %s: %s", self.mapping.uuid, error)
+            self._abandoned = self._abandoned or error
         except (SourceUnavailable, OSError, ConnectionError) as error:
             # Unacknowledged messages go back to the broker with the connection; the loop reconnects.
             self.status.last_error = f"broker unreachable: {error}"
@@ -229,6 +253,14 @@ class Poller:
 
     async def process(self, batch: list[SourceMessage]) -> None:
         """Filter, invoke and settle one received batch."""
+        service = arn_service(self.mapping.event_source_arn)
+        if self._role_check is not None:
+            for action in SOURCE_ACTIONS.get(service, ()):
+                denial = await asyncio.to_thread(
+                    self._role_check, f"{service}:{action}", self.mapping.event_source_arn
+                )
+                if denial is not None:
+                    raise RoleDenied(role_refusal(action, service))
         verdicts = [self._filters.matches(m.filter_view) for m in batch]
         kept = [m for m, keep in zip(batch, verdicts, strict=True) if keep]
         dropped = [m for m, keep in zip(batch, verdicts, strict=True) if not keep]
@@ -390,7 +422,8 @@ class Poller:
         # A destination no event source serves (an SNS topic, an S3 bucket) will never be reachable:
         # waiting for it would hold the records (and a stream behind them) forever, so they are logged.
         kind = kind_for(self._destination) if self._destination else None
-        if self._destination and kind is not None:
+        denial = await self._destination_denial()
+        if self._destination and kind is not None and denial is None:
             endpoint = self._endpoints.get(arn_service(self._destination), "")
             attributes = {
                 "RequestID": result.request_id,
@@ -415,17 +448,35 @@ class Poller:
                 len(batch),
                 condition,
                 reason,
-                f" (no event source serves {self._destination})" if self._destination else "",
+                _why_undelivered(self._destination, denial),
                 body.decode(),
                 json.dumps([message.record for message in batch]),
             )
         self.status.failed_to_destination += len(batch)
         await self.source.ack(batch)
 
+    async def _destination_denial(self) -> str | None:
+        """Why the execution role may not send to the on-failure destination (None: it may, or roles
+        are not checked); the failure record then goes to the log, as to no destination."""
+        if self._role_check is None or not self._destination:
+            return None
+        service = arn_service(self._destination)
+        for action in DESTINATION_ACTIONS.get(service, ()):
+            if await asyncio.to_thread(self._role_check, f"{service}:{action}", self._destination):
+                return role_refusal(action, service)
+        return None
+
     async def _set_result(self, result: str) -> None:
         if result != self.status.last_result:
             self.status.last_result = result
             await self._report(result)
+
+
+def _why_undelivered(destination: str | None, denial: str | None) -> str:
+    """Why a failure record went to the log: the role may not send it, or nothing serves the ARN."""
+    if denial:
+        return f" ({denial})"
+    return f" (no event source serves {destination})" if destination else ""
 
 
 def _arrived_before(messages: list[SourceMessage], moment: float) -> list[SourceMessage]:

@@ -14,6 +14,7 @@ from lambdad.events.mappings.poller import Poller
 from lambdad.events.ownership import LocalOwnership, WorkKind, WorkOwnership
 from lambdad.events.sources import SOURCE_KINDS, SourceSpec, arn_service, kind_for
 from lambdad.invocation import Invoker
+from lambdad.policy.roles import function_source
 from lambdad.services.event_source_mappings import EventSourceMappingService
 from lambdad.services.mapping_states import TRANSITIONAL, MappingState, settled
 from lambdad.store.event_source_mappings import MappingRecord
@@ -286,6 +287,23 @@ class MappingSupervisor:
         async def report(result: str) -> None:
             await asyncio.to_thread(self._service.report, record.uuid, result)
 
+        roles = self._service.roles
+        role_check = None
+        if roles is not None and role is not None:
+            # The function's execution role, as Lambda assumes it, decides what the poller may do.
+            session = record.function_arn.split(":")[6]
+
+            def role_check(action: str, resource: str) -> str | None:
+                assert roles is not None and role is not None
+                return roles.denial(
+                    role,
+                    action,
+                    resource,
+                    service="lambda.amazonaws.com",
+                    session=session,
+                    context=function_source(record.function_arn),
+                )
+
         poller = Poller(
             record,
             source,
@@ -294,6 +312,7 @@ class MappingSupervisor:
             self._endpoints,
             report,
             batch_info_key=str(getattr(source, "batch_info_key", "BatchInfo")),
+            role_check=role_check,
         )
         task = asyncio.create_task(poller.run(), name=f"mapping-{record.uuid}")
         task.add_done_callback(lambda done: _log_end(record.uuid, done))

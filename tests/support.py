@@ -150,6 +150,17 @@ class Server:
         return arn
 
     @property
+    def root_keys(self) -> dict[str, Any]:
+        """The root key the server starts with: CREDENTIALS, unless ``env`` gives another."""
+        env = self.server_env
+        if "LAMBDAD_ROOT_ACCESS_KEY_ID" not in env:
+            return CREDENTIALS
+        return {
+            "aws_access_key_id": env["LAMBDAD_ROOT_ACCESS_KEY_ID"],
+            "aws_secret_access_key": env["LAMBDAD_ROOT_SECRET_ACCESS_KEY"],
+        }
+
+    @property
     def server_env(self) -> dict[str, str]:
         """What the server process's environment adds to the test process's."""
         auth = {
@@ -199,7 +210,7 @@ class Server:
             endpoint_url=self.endpoint,
             region_name=region,
             config=Config(retries={"max_attempts": 1}, **config),
-            **(keys or CREDENTIALS),
+            **(keys or self.root_keys),
         )
 
     def aws_cli(
@@ -208,7 +219,7 @@ class Server:
         """Run the AWS CLI against this server (as root, unless ``env`` says otherwise)."""
         variables = {
             **os.environ,
-            **cli_credentials(CREDENTIALS),
+            **cli_credentials(self.root_keys),
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_PAGER": "",
             **(env or {}),
@@ -219,7 +230,7 @@ class Server:
     def cli_env(self, **extra: str) -> dict[str, str]:
         """The environment of a command (``lambdad logs --endpoint``, ``lambdad sign``...) run as root
         against this server: the test process's, with the root key in the AWS variables."""
-        return {**os.environ, **cli_credentials(CREDENTIALS), "AWS_DEFAULT_REGION": "us-east-1", **extra}
+        return {**os.environ, **cli_credentials(self.root_keys), "AWS_DEFAULT_REGION": "us-east-1", **extra}
 
     def own(self, path: str, keys: dict[str, Any] | None = None, timeout: float = 10) -> Any:
         """``GET path`` of lambdad's own endpoints (``/_lambdad/...``) as JSON, signed as the ``lambdad``
@@ -251,7 +262,7 @@ class Server:
         """The headers that sign a raw request (botocore's SigV4Auth) to this server; none with auth off."""
         if not self.auth:
             return {}
-        keys = keys or CREDENTIALS
+        keys = keys or self.root_keys
         credentials = Credentials(
             keys["aws_access_key_id"], keys["aws_secret_access_key"], keys.get("aws_session_token")
         )

@@ -154,7 +154,8 @@ class Server:
         arn = f"arn:aws:iam::{ACCOUNT}:role/{name}"
         if not self.auth:
             return arn
-        iam = self.boto("iam")
+        # Retried when throttled: a server with a low --api-rate-limit answers the fourth call at once.
+        iam = self.boto("iam", retries={"max_attempts": 10, "mode": "standard"})
         try:
             iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))
         except iam.exceptions.EntityAlreadyExistsException:
@@ -226,7 +227,7 @@ class Server:
             service,  # type: ignore[call-overload]
             endpoint_url=self.endpoint,
             region_name=region,
-            config=Config(retries={"max_attempts": 1}, **config),
+            config=Config(**{"retries": {"max_attempts": 1}, **config}),
             **(keys or self.root_keys),
         )
 

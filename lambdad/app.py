@@ -112,7 +112,7 @@ class Platform:
         database = Database(settings.resolved_database_url, ring)
         cluster = ClusterNode(settings, ring) if settings.clustered else None
         if cluster is None:
-            database.migrate()
+            database.migrate(settings.account_id)
         else:
             check_database(settings, database)  # nodes never migrate a shared schema behind others' backs
         # Refuse a ring that is not the data's; seal what an older lambdad stored in plain text.
@@ -318,12 +318,12 @@ class Platform:
         published versions too when it or one of them is deleted (published versions never change);
         look for code no longer used."""
 
-        def changed(region: str, name: str, what: str) -> None:
-            arn = Scope(self.settings.account_id, region).function_arn(name)
+        def changed(scope: Scope, name: str, what: str) -> None:
+            arn = scope.function_arn(name)
             if what == CODE_OR_CONFIGURATION:
                 loop.call_soon_threadsafe(self.pool.drain, arn)
                 # A security group's rules may have changed: running environments follow at once.
-                loop.call_soon_threadsafe(self._refresh_egress, region, name)
+                loop.call_soon_threadsafe(self._refresh_egress, scope, name)
             elif what == DELETED:
                 loop.call_soon_threadsafe(self.pool.drain_function, arn)
             if what in (CODE_OR_CONFIGURATION, DELETED):
@@ -331,14 +331,12 @@ class Platform:
                 self.reclaimer.request()
             if what in (PROVISIONED, ALIASES, DELETED):
                 # Provisioned environments follow their configs, and the aliases and versions they name.
-                loop.call_soon_threadsafe(self.provisioner.schedule, region, name)
+                loop.call_soon_threadsafe(self.provisioner.schedule, scope, name)
 
         self.changes.subscribe(changed)
 
-    def _refresh_egress(self, region: str, name: str) -> None:
-        task = asyncio.get_running_loop().create_task(
-            self.services.invoker.refresh_egress(Scope(self.settings.account_id, region), name)
-        )
+    def _refresh_egress(self, scope: Scope, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(self.services.invoker.refresh_egress(scope, name))
         self._egress_refreshes.add(task)
         task.add_done_callback(self._egress_refreshes.discard)
 

@@ -368,7 +368,7 @@ def _migrate(args: argparse.Namespace) -> int:
         if database.unknown_revisions(before):
             console.print("[red]the database's schema is newer than this lambdad's: upgrade lambdad[/red]")
             return 1
-        database.migrate()
+        database.migrate(settings.account_id)
     except Exception as error:
         console.print(f"[red]lambdad migrate: {error}[/red]")
         return 1
@@ -399,7 +399,7 @@ def _accounts(args: argparse.Namespace) -> int:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.resolved_database_url, ring)
     try:
-        database.migrate()
+        database.migrate(settings.account_id)
         try:
             open_store(database, ring, settings.resolved_key_file)  # the server's ring, or refuse
         except RingRefused as error:

@@ -184,7 +184,7 @@ def parse_function_ref(value: str) -> FunctionRef | None:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Scope:
     """Where a request acts: the account and the region of its credential scope."""
 

@@ -50,6 +50,7 @@ from lambdad.errors import (
     TooManyRequestsException,
 )
 from lambdad.models import Caller, Principal, Scope
+from lambdad.policy.actions import owner_scope
 from lambdad.store import outage
 from lambdad.store.reserve import DiskReserve
 
@@ -295,6 +296,8 @@ class AwsApi:
             authorize = partial(self._authorizer.authorize, principal, api.model, operation.name)
             await anyio.to_thread.run_sync(authorize, params, scope, transport)  # reads the store
         validate(operation.input_shape, params)
+        # Another account's function or layer, by its ARN: the records of its owner (allowed above).
+        scope = owner_scope(api.model, operation.name, params, scope)
         call = Call(
             operation=operation.name,
             params=params,

@@ -44,12 +44,12 @@ def _dry_run(call: Call) -> None:
 @table.operation("CreateVpc")
 def create_vpc(call: Call) -> dict[str, Any]:
     _dry_run(call)
-    return {"Vpc": vpc(call, call.services.networks.create_vpc(call.scope.region, call.params))}
+    return {"Vpc": vpc(call, call.services.networks.create_vpc(call.scope, call.params))}
 
 
 @table.operation("DescribeVpcs")
 def describe_vpcs(call: Call) -> dict[str, Any]:
-    found = call.services.networks.describe_vpcs(call.scope.region, call.params)
+    found = call.services.networks.describe_vpcs(call.scope, call.params)
     items, token = _page(found, call.params)
     return {"Vpcs": [vpc(call, v) for v in items], "NextToken": token}
 
@@ -57,7 +57,7 @@ def describe_vpcs(call: Call) -> dict[str, Any]:
 @table.operation("DeleteVpc")
 def delete_vpc(call: Call) -> dict[str, Any]:
     _dry_run(call)
-    call.services.networks.delete_vpc(call.scope.region, call.params["VpcId"])
+    call.services.networks.delete_vpc(call.scope, call.params["VpcId"])
     return {}
 
 
@@ -67,12 +67,12 @@ def delete_vpc(call: Call) -> dict[str, Any]:
 @table.operation("CreateSubnet")
 def create_subnet(call: Call) -> dict[str, Any]:
     _dry_run(call)
-    return {"Subnet": subnet(call, call.services.networks.create_subnet(call.scope.region, call.params))}
+    return {"Subnet": subnet(call, call.services.networks.create_subnet(call.scope, call.params))}
 
 
 @table.operation("DescribeSubnets")
 def describe_subnets(call: Call) -> dict[str, Any]:
-    found = call.services.networks.describe_subnets(call.scope.region, call.params)
+    found = call.services.networks.describe_subnets(call.scope, call.params)
     items, token = _page(found, call.params)
     return {"Subnets": [subnet(call, s) for s in items], "NextToken": token}
 
@@ -80,7 +80,7 @@ def describe_subnets(call: Call) -> dict[str, Any]:
 @table.operation("DeleteSubnet")
 def delete_subnet(call: Call) -> dict[str, Any]:
     _dry_run(call)
-    call.services.networks.delete_subnet(call.scope.region, call.params["SubnetId"])
+    call.services.networks.delete_subnet(call.scope, call.params["SubnetId"])
     return {}
 
 
@@ -90,7 +90,7 @@ def delete_subnet(call: Call) -> dict[str, Any]:
 @table.operation("CreateSecurityGroup")
 def create_security_group(call: Call) -> dict[str, Any]:
     _dry_run(call)
-    group = call.services.networks.create_group(call.scope.region, call.params)
+    group = call.services.networks.create_group(call.scope, call.params)
     answer: dict[str, Any] = {"GroupId": group.group_id, "SecurityGroupArn": _group_arn(call, group)}
     if group.tags:
         answer["Tags"] = _tags(group.tags)
@@ -99,7 +99,7 @@ def create_security_group(call: Call) -> dict[str, Any]:
 
 @table.operation("DescribeSecurityGroups")
 def describe_security_groups(call: Call) -> dict[str, Any]:
-    found = call.services.networks.describe_groups(call.scope.region, call.params)
+    found = call.services.networks.describe_groups(call.scope, call.params)
     items, token = _page(found, call.params)
     return {"SecurityGroups": [security_group(call, g) for g in items], "NextToken": token}
 
@@ -107,7 +107,7 @@ def describe_security_groups(call: Call) -> dict[str, Any]:
 @table.operation("DeleteSecurityGroup")
 def delete_security_group(call: Call) -> dict[str, Any]:
     _dry_run(call)
-    group = call.services.networks.delete_group(call.scope.region, call.params)
+    group = call.services.networks.delete_group(call.scope, call.params)
     return {"Return": True, "GroupId": group.group_id}
 
 
@@ -117,32 +117,32 @@ def delete_security_group(call: Call) -> dict[str, Any]:
 @table.operation("AuthorizeSecurityGroupEgress")
 def authorize_egress(call: Call) -> dict[str, Any]:
     _dry_run(call)
-    added = call.services.networks.authorize(call.scope.region, call.params, egress=True)
+    added = call.services.networks.authorize(call.scope, call.params, egress=True)
     return {"Return": True, "SecurityGroupRules": [rule(call, r) for r in added]}
 
 
 @table.operation("AuthorizeSecurityGroupIngress")
 def authorize_ingress(call: Call) -> dict[str, Any]:
     _dry_run(call)
-    added = call.services.networks.authorize(call.scope.region, call.params, egress=False)
+    added = call.services.networks.authorize(call.scope, call.params, egress=False)
     return {"Return": True, "SecurityGroupRules": [rule(call, r) for r in added]}
 
 
 @table.operation("RevokeSecurityGroupEgress")
 def revoke_egress(call: Call) -> dict[str, Any]:
     _dry_run(call)
-    return _revoked(call, *call.services.networks.revoke(call.scope.region, call.params, egress=True))
+    return _revoked(call, *call.services.networks.revoke(call.scope, call.params, egress=True))
 
 
 @table.operation("RevokeSecurityGroupIngress")
 def revoke_ingress(call: Call) -> dict[str, Any]:
     _dry_run(call)
-    return _revoked(call, *call.services.networks.revoke(call.scope.region, call.params, egress=False))
+    return _revoked(call, *call.services.networks.revoke(call.scope, call.params, egress=False))
 
 
 @table.operation("DescribeSecurityGroupRules")
 def describe_security_group_rules(call: Call) -> dict[str, Any]:
-    found = call.services.networks.describe_rules(call.scope.region, call.params)
+    found = call.services.networks.describe_rules(call.scope, call.params)
     items, token = _page(found, call.params)
     return {"SecurityGroupRules": [rule(call, r) for r in items], "NextToken": token}
 

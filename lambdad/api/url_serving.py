@@ -54,7 +54,6 @@ from lambdad.errors import (
 )
 from lambdad.invocation.invoker import InvokeRequest, StreamedResult
 from lambdad.models import Principal
-from lambdad.models import Scope as LambdaScope
 from lambdad.services.permissions import AccessRequest
 from lambdad.services.urls import UrlService
 from lambdad.store.outage import reason, unavailable
@@ -194,7 +193,7 @@ class FunctionUrlServer:
             return _error(403, "AccessDeniedException", _FORBIDDEN)
         event = self._event(scope, url, raw_path, headers, body, request_id, caller)
         request = InvokeRequest(
-            scope=LambdaScope(self._account, url.region),
+            scope=url.scope,
             function_name=url.function_name,
             qualifier=url.qualifier,
             payload=json.dumps(event).encode(),
@@ -246,7 +245,7 @@ class FunctionUrlServer:
                 return _error(403, "AccessDeniedException", _FORBIDDEN)
             error = aws_error(failure, "rest-json")
             return _error(403, error.code, error.message)
-        region_scope = LambdaScope(self._account, url.region)
+        region_scope = url.scope  # the function's account and region
         resource = region_scope.function_arn(url.function_name, url.qualifier)
         context = {
             "lambda:FunctionUrlAuthType": "AWS_IAM",
@@ -275,8 +274,7 @@ class FunctionUrlServer:
         request = AccessRequest(
             principal="*", action="lambda:InvokeFunctionUrl", function_url_auth_type="NONE"
         )
-        scope = LambdaScope(self._account, url.region)
-        return self._services.permissions.allows(scope, url.function_name, request, url.qualifier)
+        return self._services.permissions.allows(url.scope, url.function_name, request, url.qualifier)
 
     def _event(
         self,

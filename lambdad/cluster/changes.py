@@ -14,7 +14,8 @@ import logging
 from nats.aio.msg import Msg
 
 from lambdad.cluster.connection import ClusterConnection
-from lambdad.services.changes import CODE_OR_CONFIGURATION, EVERYTHING, FunctionChanges
+from lambdad.models import Scope
+from lambdad.services.changes import ANYWHERE, CODE_OR_CONFIGURATION, EVERYTHING, FunctionChanges
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,17 @@ class ClusterChanges(FunctionChanges):
         await self._connection.client.subscribe(self._subject, cb=self._heard)
         self._connection.on_connection(self._connection_changed)
 
-    def notify(self, region: str, name: str, what: str = CODE_OR_CONFIGURATION) -> None:
-        self.deliver(region, name, what)
-        message = json.dumps({"node": self._connection.node_id, "region": region, "name": name, "what": what})
+    def notify(self, scope: Scope, name: str, what: str = CODE_OR_CONFIGURATION) -> None:
+        self.deliver(scope, name, what)
+        message = json.dumps(
+            {
+                "node": self._connection.node_id,
+                "account": scope.account,
+                "region": scope.region,
+                "name": name,
+                "what": what,
+            }
+        )
         if self._loop is None:
             return  # before start: nothing else runs yet
         # Writers commit in worker threads; the NATS client belongs to the event loop.
@@ -59,13 +68,14 @@ class ClusterChanges(FunctionChanges):
             notice = json.loads(message.data)
             if notice["node"] == self._connection.node_id:
                 return
-            region, name, what = notice["region"], notice["name"], notice["what"]
+            scope = Scope(notice["account"], notice["region"])
+            name, what = notice["name"], notice["what"]
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring a malformed change notice")
             return
         # Listeners may block briefly (locks); they are the same ones a local commit calls.
-        self.deliver(region, name, what)
+        self.deliver(scope, name, what)
 
     async def _connection_changed(self, up: bool) -> None:
         if up:
-            self.deliver("", "", EVERYTHING)
+            self.deliver(ANYWHERE, "", EVERYTHING)

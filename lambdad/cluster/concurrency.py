@@ -1,8 +1,9 @@
 """Concurrency leases for the whole cluster, counted in a NATS JetStream key-value bucket.
 
-Layout. The bucket ``<cluster>_leases`` holds one key per counter: ``<region>.fn.<name>`` for a function
-with reserved concurrency, ``<region>.pool`` for the region's unreserved pool. Its value is a JSON object
-of node id -> invocations that node runs under the counter now (``{"n1": 2, "n3": 1}``); the counter's
+Layout. The bucket ``<cluster>_leases`` holds one key per counter: ``<account>.<region>.fn.<name>`` for a
+function with reserved concurrency, ``<account>.<region>.pool`` for the account's unreserved pool. Its
+value is a JSON object of node id -> invocations that node runs under the counter now (``{"n1": 2,
+"n3": 1}``); the counter's
 total is the sum of the shares that count (see "Dead nodes"). Every write is a compare-and-set on the
 entry's revision (``kv.update(key, value, last=revision)``), so two nodes never both take the last slot,
 and every write replaces only the writer's own share.
@@ -121,8 +122,9 @@ class _Counter:
 
 
 def _key(function: FunctionKey, reserved: bool) -> str:
-    region, name = function
-    return f"{region}.fn.{name}" if reserved else f"{region}.pool"
+    scope, name = function
+    where = f"{scope.account}.{scope.region}"
+    return f"{where}.fn.{name}" if reserved else f"{where}.pool"
 
 
 class ClusterConcurrencyLeases:

@@ -62,7 +62,7 @@ from lambdad.cluster.node_http import Broken, NodeClient, Response, Unreachable,
 from lambdad.cluster.placement import Candidate, Eligibility, Forwarded, choose, every_node
 from lambdad.errors import ServiceException
 from lambdad.invocation import Invoker
-from lambdad.models import LATEST
+from lambdad.models import LATEST, parse_function_ref
 from lambdad.models import Scope as LambdaScope
 from lambdad.services.lookup import RunnableFunction
 from lambdad.services.urls import UrlService
@@ -184,7 +184,12 @@ class Forwarder:
                 qualifier = query.get("Qualifier", [None])[0]
                 credential = _CREDENTIAL_SCOPE.search(headers.get(b"authorization", b"").decode("latin-1"))
                 region = credential.group(1) if credential else self._region
-                return await self._find(Kind.INVOKE, region, unquote(match.group(1)), qualifier)
+                name = unquote(match.group(1))
+                # The caller's account is known once the request is authenticated, on the node that runs
+                # it; a full ARN names its account, else the default account is the placement's guess.
+                ref = parse_function_ref(name)
+                account = (ref.account if ref is not None else None) or self._account
+                return await self._find(Kind.INVOKE, LambdaScope(account, region), name, qualifier)
         target = url_target(scope)
         if target is None or scope["method"] == "OPTIONS":
             return None
@@ -196,22 +201,18 @@ class Forwarder:
                 return None
         if url is None:
             return None
-        return await self._find(Kind.URL, url.region, url.function_name, url.qualifier)
+        return await self._find(Kind.URL, url.scope, url.function_name, url.qualifier)
 
-    async def _find(self, kind: Kind, region: str, name: str, qualifier: str | None) -> Placed | None:
+    async def _find(self, kind: Kind, where: LambdaScope, name: str, qualifier: str | None) -> Placed | None:
         try:
-            runnable = await self._invoker.find(
-                LambdaScope(self._account, region), name, qualifier, here=False
-            )
+            runnable = await self._invoker.find(where, name, qualifier, here=False)
         except Exception:
             # Missing, not ready, malformed (LambdaError), or the database is away: the local app answers
             # AWS's error for it.
             return None
         version = runnable.version
         # The ARN the pools key environments by (``idle_by_function``, heartbeats).
-        arn = LambdaScope(self._account, region).function_arn(
-            version.name, None if version.version == LATEST else version.version
-        )
+        arn = where.function_arn(version.name, None if version.version == LATEST else version.version)
         return Placed(kind, runnable, arn)
 
     # Where it runs -------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ def check_database(settings: Settings, database: Database) -> None:
         reason = (str(getattr(error, "orig", None) or error).strip().splitlines() or ["no answer"])[0]
         raise CannotJoin(f"PostgreSQL is unreachable at {_safe(settings.database_url)}: {reason}") from None
     if not current:
-        database.migrate()  # the first node of a new cluster creates the schema
+        database.migrate(settings.account_id)  # the first node of a new cluster creates the schema
         return
     if current == newest:
         return

@@ -231,7 +231,7 @@ class EventQueue:
 
     def _read_configs(self, events: list[StoredEvent]) -> dict[str, EventInvokeConfig | None]:
         """The event invoke config of each event's qualifier (alias, version or $LATEST)."""
-        found: dict[tuple[str, str, str], EventInvokeConfig | None] = {}
+        found: dict[tuple[Scope, str, str], EventInvokeConfig | None] = {}
         answer: dict[str, EventInvokeConfig | None] = {}
         with self._database.read() as connection:
             for event in events:
@@ -239,7 +239,7 @@ class EventQueue:
                     name, qualifier = resolve(_scope(event), event.function_name, event.qualifier)
                 except LambdaError:
                     continue
-                key = (event.region, name, qualifier or LATEST)
+                key = (_scope(event), name, qualifier or LATEST)
                 if key not in found:
                     found[key] = config_records.get_event_invoke_config(connection, *key)
                 answer[event.request_id] = found[key]

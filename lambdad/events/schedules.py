@@ -133,8 +133,8 @@ class ScheduleRunner:
         # In a cluster each schedule fires from the node that owns it (claim_slot keeps a slot from firing
         # twice even if two nodes ever believed they owned it).
         self._ownership = ownership or LocalOwnership()
-        self._next: dict[tuple[str, str, str], datetime | None] = {}
-        self._planned: dict[tuple[str, str, str], tuple[tuple[datetime, datetime | None], Slot | None]] = {}
+        self._next: dict[tuple[Scope, str, str], datetime | None] = {}
+        self._planned: dict[tuple[Scope, str, str], tuple[tuple[datetime, datetime | None], Slot | None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._retries: set[asyncio.Task[None]] = set()
 
@@ -168,7 +168,7 @@ class ScheduleRunner:
         self._ownership.track(WorkKind.SCHEDULE, {work_key(schedule) for schedule in schedules})
         seen = set()
         for schedule in schedules:
-            key = (schedule.region, schedule.group_name, schedule.name)
+            key = _key(schedule)
             seen.add(key)
             if not self._ownership.owns(WorkKind.SCHEDULE, work_key(schedule)):
                 continue  # another node fires it
@@ -197,7 +197,7 @@ class ScheduleRunner:
                 "TargetArn": s.config["Target"]["Arn"],
                 "LastScheduledTime": _iso(s.last_slot),
                 "LastFireTime": _iso(s.last_fired_at),
-                "NextFireTime": _iso(self._next.get((s.region, s.group_name, s.name))),
+                "NextFireTime": _iso(self._next.get(_key(s))),
                 "LastResult": s.last_result,
             }
             for s in schedules
@@ -269,7 +269,7 @@ class ScheduleRunner:
         return slot, skipped
 
     async def _consider(self, schedule: ScheduleRecord, now: datetime) -> None:
-        key = (schedule.region, schedule.group_name, schedule.name)
+        key = _key(schedule)
         if schedule.state != "ENABLED":
             self._next[key] = None  # neither fires nor completes while disabled
             return
@@ -303,7 +303,7 @@ class ScheduleRunner:
 
     def _delete_completed(self, schedule: ScheduleRecord) -> None:
         with self._database.write() as connection:
-            if records.delete_schedule(connection, schedule.region, schedule.group_name, schedule.name):
+            if records.delete_schedule(connection, schedule.scope, schedule.group_name, schedule.name):
                 log.info("schedule %s completed; deleted (ActionAfterCompletion DELETE)", self._arn(schedule))
 
     # --- firing ------------------------------------------------------------------------------------
@@ -348,7 +348,7 @@ class ScheduleRunner:
         with self._database.write() as connection:
             claimed = records.claim_slot(
                 connection,
-                schedule.region,
+                schedule.scope,
                 schedule.group_name,
                 schedule.name,
                 schedule.last_slot,
@@ -377,7 +377,7 @@ class ScheduleRunner:
             check_json(request.payload)
         except InvalidRequestContentException as error:
             return Failure(error.code, error.message, retryable=False)
-        found = read_target(connection, request.scope.region, request.function_name, request.qualifier)
+        found = read_target(connection, request.scope, request.function_name, request.qualifier)
         if found is None:
             return Failure(
                 "ResourceNotFoundException",
@@ -401,7 +401,7 @@ class ScheduleRunner:
         role = schedule.config["Target"].get("RoleArn")
         if self._roles is None or not role:
             return None
-        context = {"aws:SourceArn": self._arn(schedule), "aws:SourceAccount": self._account}
+        context = {"aws:SourceArn": self._arn(schedule), "aws:SourceAccount": schedule.scope.account}
         return self._roles.denial(
             role, action, resource, service=SCHEDULER, session=schedule.name[:64], context=context
         )
@@ -530,7 +530,8 @@ class ScheduleRunner:
             target.get("Input"), self._arn(schedule), slot.scheduled, execution_id, attempt
         )
         return InvokeRequest(
-            scope=Scope(self._account, ref.region or schedule.region),
+            # In the schedule's own account: a schedule invokes its account's functions.
+            scope=Scope(schedule.scope.account, ref.region or schedule.region),
             function_name=ref.name,
             qualifier=ref.qualifier,
             payload=payload.encode(),
@@ -538,8 +539,8 @@ class ScheduleRunner:
         )
 
     def _arn(self, schedule: ScheduleRecord) -> str:
-        region, group, name = _key(schedule)
-        return f"arn:aws:scheduler:{region}:{self._account}:schedule/{group}/{name}"
+        scope, group, name = _key(schedule)
+        return f"arn:aws:scheduler:{scope.region}:{scope.account}:schedule/{group}/{name}"
 
 
 def render_input(
@@ -584,12 +585,12 @@ def dead_letter_attributes(
 
 
 def work_key(schedule: ScheduleRecord) -> str:
-    """The schedule's key among the work with one owner: ``group/name``."""
-    return f"{schedule.group_name}/{schedule.name}"
+    """The schedule's key among the work with one owner: ``account/region/group/name``."""
+    return f"{schedule.scope.account}/{schedule.region}/{schedule.group_name}/{schedule.name}"
 
 
-def _key(schedule: ScheduleRecord) -> tuple[str, str, str]:
-    return schedule.region, schedule.group_name, schedule.name
+def _key(schedule: ScheduleRecord) -> tuple[Scope, str, str]:
+    return schedule.scope, schedule.group_name, schedule.name
 
 
 def _result(failure: Failure | None) -> str:

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from lambdad.errors import TooManyRequestsException
+from lambdad.models import Scope
 
 RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
 ACCOUNT_LIMIT = "ConcurrentInvocationLimitExceeded"
 
-FunctionKey = tuple[str, str]  # (region, name)
+FunctionKey = tuple[Scope, str]  # (account and region, name): each account has its own limit
 
 
 @dataclass
@@ -30,7 +31,7 @@ class Lease:
     """One running invocation's place; give it back with ``ConcurrencyLeases.release``."""
 
     function: FunctionKey
-    reserved: bool  # counted in the function's reservation (else in the region's unreserved pool)
+    reserved: bool  # counted in the function's reservation (else in its account's unreserved pool)
     released: bool = False
 
 
@@ -59,7 +60,8 @@ class LocalConcurrencyLeases:
     def __init__(self, account_limit: int) -> None:
         self.account_limit = account_limit
         self._in_flight: dict[FunctionKey, int] = defaultdict(int)
-        self._unreserved_in_flight = 0
+        # Per account and region: every account has its own limit, as on AWS.
+        self._unreserved_in_flight: dict[Scope, int] = defaultdict(int)
 
     async def acquire(self, function: FunctionKey, reserved: int | None, total_reserved: int) -> Lease:
         if reserved is not None:
@@ -67,9 +69,10 @@ class LocalConcurrencyLeases:
                 raise TooManyRequestsException.rate_exceeded(RESERVED_LIMIT)
             self._in_flight[function] += 1
             return Lease(function, reserved=True)
-        if self._unreserved_in_flight >= self.account_limit - total_reserved:
+        pool = function[0]
+        if self._unreserved_in_flight[pool] >= self.account_limit - total_reserved:
             raise TooManyRequestsException.rate_exceeded(ACCOUNT_LIMIT)
-        self._unreserved_in_flight += 1
+        self._unreserved_in_flight[pool] += 1
         self._in_flight[function] += 1
         return Lease(function, reserved=False)
 
@@ -79,7 +82,7 @@ class LocalConcurrencyLeases:
         lease.released = True
         self._in_flight[lease.function] -= 1
         if not lease.reserved:
-            self._unreserved_in_flight -= 1
+            self._unreserved_in_flight[lease.function[0]] -= 1
 
     def in_flight(self, function: FunctionKey) -> int:
         return self._in_flight[function]

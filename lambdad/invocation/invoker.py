@@ -127,7 +127,7 @@ class Invoker:
         payload = request.payload or b"{}"
         check_json(payload)
         lease = await self._leases.acquire(
-            (request.scope.region, version.name), runnable.reserved_concurrency, runnable.total_reserved
+            (request.scope, version.name), runnable.reserved_concurrency, runnable.total_reserved
         )
         try:
             image = await self.image(request.scope, runnable)
@@ -171,7 +171,7 @@ class Invoker:
         payload = request.payload or b"{}"
         check_json(payload)
         lease = await self._leases.acquire(
-            (request.scope.region, version.name), runnable.reserved_concurrency, runnable.total_reserved
+            (request.scope, version.name), runnable.reserved_concurrency, runnable.total_reserved
         )
         handed_over = False
         try:
@@ -270,7 +270,7 @@ class Invoker:
         version = runnable.version
         # The egress policy is in the key: a security group's rules change without a new revision.
         key = (
-            scope.region,
+            scope,
             version.name,
             version.version,
             version.revision_id,

@@ -3,7 +3,7 @@ the stored configs and reports each config's status (READY, or FAILED with a rea
 A Managed Instances version's MinExecutionEnvironments (FunctionScalingConfig) is kept the same way, on
 the nodes of its capacity provider.
 
-Runs on the event loop; ``schedule(region, name)`` (from a change listener, through
+Runs on the event loop; ``schedule(scope, name)`` (from a change listener, through
 ``call_soon_threadsafe``) reconciles one function in the background, one pass at a time per function.
 
 In a cluster one node at a time provisions a function's configs (``FunctionOwnership``, keyed by the
@@ -71,16 +71,16 @@ class Provisioner:
         self._service = service
         self._invoker = invoker
         self._pool = pool
-        self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self._dirty: set[tuple[str, str]] = set()
-        # (region, name) of every function with provisioned concurrency configs.
-        self._functions: set[tuple[str, str]] = set()
+        self._tasks: dict[tuple[Scope, str], asyncio.Task[None]] = {}
+        self._dirty: set[tuple[Scope, str]] = set()
+        # (scope, name) of every function with provisioned concurrency configs.
+        self._functions: set[tuple[Scope, str]] = set()
         # Those this server has provisioned since it started or took them over.
-        self._provisioning: set[tuple[str, str]] = set()
+        self._provisioning: set[tuple[Scope, str]] = set()
 
-    def schedule(self, region: str, name: str) -> None:
+    def schedule(self, scope: Scope, name: str) -> None:
         """Reconcile the function soon (again after the pass under way, if any)."""
-        key = (region, name)
+        key = (scope, name)
         self._dirty.add(key)
         if key not in self._tasks:
             task = asyncio.get_running_loop().create_task(self._run(key))
@@ -92,18 +92,18 @@ class Provisioner:
         functions = await anyio.to_thread.run_sync(self._service.provisioned_functions)
         self._functions = set(functions)
         self._ownership.track(self._arns())
-        for region, name in functions:
-            self.schedule(region, name)
+        for scope, name in functions:
+            self.schedule(scope, name)
         if self._scaling is not None:
-            for region, name in await anyio.to_thread.run_sync(self._scaling.scaled_functions):
-                self.schedule(region, name)
+            for scope, name in await anyio.to_thread.run_sync(self._scaling.scaled_functions):
+                self.schedule(scope, name)
         for arn in self._pool.provisioned_arns(""):
-            region, name = _region_and_name(arn)
-            if (region, name) not in functions:
-                self.schedule(region, name)
+            scope, name = _scope_and_name(arn)
+            if (scope, name) not in functions:
+                self.schedule(scope, name)
 
     def _arns(self) -> list[str]:
-        return [Scope(self._account, region).function_arn(name) for region, name in self._functions]
+        return [scope.function_arn(name) for scope, name in self._functions]
 
     async def close(self) -> None:
         for task in list(self._tasks.values()):
@@ -111,7 +111,7 @@ class Provisioner:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _run(self, key: tuple[str, str]) -> None:
+    async def _run(self, key: tuple[Scope, str]) -> None:
         try:
             while key in self._dirty:
                 self._dirty.discard(key)
@@ -122,16 +122,15 @@ class Provisioner:
         finally:
             self._tasks.pop(key, None)
 
-    async def reconcile(self, region: str, name: str) -> None:
+    async def reconcile(self, scope: Scope, name: str) -> None:
         """One pass: start what the configs want, stop what they no longer want, report statuses."""
-        scope = Scope(self._account, region)
-        plans = await anyio.to_thread.run_sync(self._service.plans, region, name)
+        plans = await anyio.to_thread.run_sync(self._service.plans, scope, name)
         # Every node hears every provisioned-concurrency change, so each keeps the full set of functions.
-        if plans and (region, name) not in self._functions:
-            self._functions.add((region, name))
+        if plans and (scope, name) not in self._functions:
+            self._functions.add((scope, name))
             self._ownership.track(self._arns())
-        elif not plans and (region, name) in self._functions:
-            self._functions.discard((region, name))
+        elif not plans and (scope, name) in self._functions:
+            self._functions.discard((scope, name))
             self._ownership.track(self._arns())
         owned = self._ownership.owns(scope.function_arn(name))
         wanted: dict[str, int] = defaultdict(int)
@@ -142,19 +141,19 @@ class Provisioner:
             # Managed Instances minimums: kept by every node of the provider (not by the owner, which
             # may be outside the provider's group).
             minimums = await anyio.to_thread.run_sync(
-                self._scaling.minimums, region, name, self._node_provider
+                self._scaling.minimums, scope, name, self._node_provider
             )
             for version, minimum in minimums.items():
                 wanted[version] = max(wanted[version], minimum)
         if not owned:
-            self._provisioning.discard((region, name))
-        elif (region, name) not in self._provisioning:
+            self._provisioning.discard((scope, name))
+        elif (scope, name) not in self._provisioning:
             # First pass here (server start, or this node just took the function over): the stored
             # statuses speak of environments elsewhere or gone, so they are IN_PROGRESS until reported.
-            self._provisioning.add((region, name))
+            self._provisioning.add((scope, name))
             for plan in plans:
                 await anyio.to_thread.run_sync(
-                    self._service.report, region, name, plan.qualifier, ProvisionedStatus()
+                    self._service.report, scope, name, plan.qualifier, ProvisionedStatus()
                 )
         prefix = scope.function_arn(name) + ":"
         for arn in self._pool.provisioned_arns(prefix):
@@ -181,10 +180,10 @@ class Provisioner:
             else:
                 reason = reasons[0] if reasons else "FUNCTION_ERROR_INIT_FAILURE"
                 status = ProvisionedStatus(FAILED, allocated, reason)
-            await anyio.to_thread.run_sync(self._service.report, region, name, plan.qualifier, status)
+            await anyio.to_thread.run_sync(self._service.report, scope, name, plan.qualifier, status)
 
 
-def _region_and_name(arn: str) -> tuple[str, str]:
-    """(region, name) of ``arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]``."""
+def _scope_and_name(arn: str) -> tuple[Scope, str]:
+    """(scope, name) of ``arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]``."""
     parts = arn.split(":")
-    return parts[3], parts[6]
+    return Scope(parts[4], parts[3]), parts[6]

@@ -71,6 +71,31 @@ def access_of(service: str, operation: str, params: Mapping[str, Any], scope: Sc
     return Access(action, resource, _keys(service, operation, params, scope))
 
 
+# Lambda operations on an existing function another account may be granted (AWS: "any API action that
+# operates on an existing function"), save those AWS keeps to the owner whatever the policy says.
+_OWNER_ONLY = {"CreateFunction", "AddPermission", "RemovePermission", "UpdateFunctionConfiguration"}
+# Layer operations another account may be granted (AddLayerVersionPermission's lambda:GetLayerVersion).
+_SHARED_LAYER_OPERATIONS = {"GetLayerVersion", "GetLayerVersionByArn"}
+
+
+def owner_scope(service: str, operation: str, params: Mapping[str, Any], scope: Scope) -> Scope:
+    """The account whose records a request acts on: the caller's (``scope``), or the account a full ARN
+    names when the operation is one another account may be granted (invoking, reading a function; a
+    layer version). Whether the caller may is the authorizer's to decide (both sides' policies)."""
+    if service != "lambda":
+        return scope
+    named: str | None = None
+    if operation in _SHARED_LAYER_OPERATIONS:
+        arn = params.get("Arn") if operation == "GetLayerVersionByArn" else params.get("LayerName")
+        layer = parse_layer_arn(arn) if isinstance(arn, str) else None
+        named = layer.account if layer is not None and layer.region == scope.region else None
+    elif operation not in _OWNER_ONLY and operation not in _LAMBDA_ON_ANY:
+        name = params.get("FunctionName")
+        ref = parse_function_ref(name) if isinstance(name, str) else None
+        named = ref.account if ref is not None and ref.region in (None, scope.region) else None
+    return Scope(named, scope.region) if named and named != scope.account else scope
+
+
 def passed_roles(service: str, operation: str, params: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The roles a request hands to a service, as (role ARN, the service it is passed to): the caller
     needs ``iam:PassRole`` on each (with ``iam:PassedToService``)."""

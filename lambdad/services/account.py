@@ -39,11 +39,11 @@ class AccountService:
     def settings(self, scope: Scope) -> AccountSettings:
         """Limits and current usage in the scope's region."""
         with self._database.read() as connection:
-            count, _zipped = function_records.usage(connection, scope.region)
+            count, _zipped = function_records.usage(connection, scope)
             # What the code-storage limit counts (services.code.check_storage), so that usage and limit
             # compare: the server's packages, zipped plus unzipped.
             size = sum(function_records.code_in_use(connection).packages.values())
-            reserved = function_records.total_reserved_concurrency(connection, scope.region)
+            reserved = function_records.total_reserved_concurrency(connection, scope)
         return AccountSettings(
             total_code_size_limit=self._code_storage_limit,
             code_size_unzipped=limits.UNZIPPED_CODE_MAX,

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from lambdad.models import LATEST, FunctionState, FunctionVersion, UpdateStatus
+from lambdad.models import LATEST, FunctionState, FunctionVersion, Scope, UpdateStatus
 from lambdad.services.changes import FunctionChanges
 from lambdad.store import Database
 from lambdad.store import functions as function_records
@@ -67,9 +67,9 @@ class Activator:
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lambdad-activate")
         self._closed = threading.Event()
 
-    def submit(self, region: str, name: str, version: str = LATEST) -> Future[None]:
+    def submit(self, scope: Scope, name: str, version: str = LATEST) -> Future[None]:
         """Settle a function's version (``$LATEST`` unless told) soon."""
-        return self._executor.submit(self._settle, region, name, version)
+        return self._executor.submit(self._settle, scope, name, version)
 
     def recover(self) -> int:
         """Settle every function a previous run (or a node that died) left unsettled; returns how many
@@ -86,8 +86,8 @@ class Activator:
                 if delay is None or self._closed.is_set():
                     raise
                 self._closed.wait(delay)
-        for region, version in pending:
-            self.submit(region, version.name, version.version)
+        for scope, version in pending:
+            self.submit(scope, version.name, version.version)
         return len(pending)
 
     def close(self) -> None:
@@ -96,24 +96,24 @@ class Activator:
         self._closed.set()
         self._executor.shutdown(wait=True)
 
-    def _settle(self, region: str, name: str, qualifier: str) -> None:
+    def _settle(self, scope: Scope, name: str, qualifier: str) -> None:
         # A function left Pending by a database outage would stay so until the next start: wait it out.
         outage = Outage(log, f"settling function {name}")
         while not self._closed.is_set():
             try:
-                self._settle_once(region, name, qualifier)
+                self._settle_once(scope, name, qualifier)
                 outage.succeeded()
                 return
             except Exception as error:
                 delay = outage.failed(error)
                 if delay is None:
-                    log.exception("settling function %s in %s failed", name, region)
+                    log.exception("settling function %s in %s failed", name, scope)
                     return
                 self._closed.wait(delay)
 
-    def _settle_once(self, region: str, name: str, qualifier: str) -> None:
+    def _settle_once(self, scope: Scope, name: str, qualifier: str) -> None:
         with self._database.read() as connection:
-            version = function_records.get_version(connection, region, name, qualifier)
+            version = function_records.get_version(connection, scope, name, qualifier)
         if version is None or version.is_settled:
             return
         failure = None
@@ -125,12 +125,12 @@ class Activator:
             log.exception("preparing function %s (%s) failed", name, qualifier)
             failure = str(error) if isinstance(error, PreparationError) else PREPARATION_FAILED
         with self._database.write() as connection:
-            current = function_records.get_version(connection, region, name, qualifier, for_update=True)
+            current = function_records.get_version(connection, scope, name, qualifier, for_update=True)
             # Only settle what was prepared: a newer update queued its own settle.
             if current is None or current.revision_id != version.revision_id:
                 return
             done = settled(current, failure).evolve(last_modified=current.last_modified)
             if qualifier != LATEST:  # a published version keeps its RevisionId as it turns Active
                 done = done.evolve(revision_id=current.revision_id)
-            function_records.save_version(connection, region, done)
-        self._changes.notify(region, name)
+            function_records.save_version(connection, scope, done)
+        self._changes.notify(scope, name)

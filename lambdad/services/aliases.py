@@ -55,10 +55,10 @@ class AliasService:
         alias = Alias(function, name, function_version, str(uuid.uuid4()), description, weights)
         with self._database.write() as connection:
             self._check_targets(connection, scope, alias)
-            if alias_records.get_alias(connection, scope.region, function, name) is not None:
+            if alias_records.get_alias(connection, scope, function, name) is not None:
                 raise ResourceConflictException(f"Alias already exists: {scope.function_arn(function, name)}")
-            alias_records.insert_alias(connection, scope.region, alias)
-        self._changes.notify(scope.region, function, ALIASES)
+            alias_records.insert_alias(connection, scope, alias)
+        self._changes.notify(scope, function, ALIASES)
         return alias
 
     def get(self, scope: Scope, function_name: str, name: str) -> Alias:
@@ -66,7 +66,7 @@ class AliasService:
         function = _function(scope, function_name)
         with self._database.read() as connection:
             _check_function(connection, scope, function)
-            alias = alias_records.get_alias(connection, scope.region, function, name)
+            alias = alias_records.get_alias(connection, scope, function, name)
         if alias is None:
             raise ResourceNotFoundException(f"Cannot find alias arn: {scope.function_arn(function, name)}")
         return alias
@@ -85,7 +85,7 @@ class AliasService:
         limit = max_items or limits.LIST_PAGE_DEFAULT
         with self._database.read() as connection:
             _check_function(connection, scope, function)
-            found = alias_records.list_aliases(connection, scope.region, function, after=marker)
+            found = alias_records.list_aliases(connection, scope, function, after=marker)
         if function_version is not None:
             found = [alias for alias in found if alias.function_version == function_version]
         if len(found) <= limit:
@@ -107,7 +107,7 @@ class AliasService:
         function = _function(scope, function_name)
         with self._database.write() as connection:
             _check_function(connection, scope, function)
-            current = alias_records.get_alias(connection, scope.region, function, name, for_update=True)
+            current = alias_records.get_alias(connection, scope, function, name, for_update=True)
             if current is None:
                 raise ResourceNotFoundException(f"Alias not found: {scope.function_arn(function, name)}")
             if revision_id is not None and revision_id != current.revision_id:
@@ -121,8 +121,8 @@ class AliasService:
                 changes["additional_weights"] = _weights(routing)
             updated = current.evolve(**changes)
             self._check_targets(connection, scope, updated)
-            alias_records.save_alias(connection, scope.region, updated)
-        self._changes.notify(scope.region, function, ALIASES)
+            alias_records.save_alias(connection, scope, updated)
+        self._changes.notify(scope, function, ALIASES)
         return updated
 
     def delete(self, scope: Scope, function_name: str, name: str) -> None:
@@ -130,10 +130,10 @@ class AliasService:
         function = _function(scope, function_name)
         with self._database.write() as connection:
             _check_function(connection, scope, function)
-            deleted = alias_records.delete_alias(connection, scope.region, function, name)
-            provisioned_records.delete_config(connection, scope.region, function, name)
+            deleted = alias_records.delete_alias(connection, scope, function, name)
+            provisioned_records.delete_config(connection, scope, function, name)
         if deleted:
-            self._changes.notify(scope.region, function, ALIASES)
+            self._changes.notify(scope, function, ALIASES)
 
     def _check_targets(self, connection: Connection, scope: Scope, alias: Alias) -> None:
         # AWS's order of checks, as its recorded answers show.
@@ -148,7 +148,7 @@ class AliasService:
                 f"{alias.function_version} is already included in routing configuration."
             )
         for version in (alias.function_version, *weights):
-            if records.get_version(connection, scope.region, alias.function_name, version) is None:
+            if records.get_version(connection, scope, alias.function_name, version) is None:
                 raise ResourceNotFoundException(
                     f"Function not found: {scope.function_arn(alias.function_name, version)}"
                 )
@@ -161,7 +161,7 @@ def _function(scope: Scope, function_name: str) -> str:
 
 
 def _check_function(connection: Connection, scope: Scope, name: str) -> None:
-    if not records.function_exists(connection, scope.region, name):
+    if not records.function_exists(connection, scope, name):
         raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name)}")
 
 

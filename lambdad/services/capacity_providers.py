@@ -172,17 +172,17 @@ class CapacityProviderService:
         config.setdefault("CapacityProviderScalingConfig", {"ScalingMode": "Auto"})
         record = CapacityProviderRecord(name, CapacityProviderState.PENDING, config, utcnow())
         with self._database.write() as connection:
-            if records.get_provider(connection, scope.region, name) is not None:
+            if records.get_provider(connection, scope, name) is not None:
                 raise ResourceConflictException(
                     f"Capacity provider already exists: {capacity_provider_arn(scope, name)}"
                 )
-            if records.count_providers(connection, scope.region) >= PROVIDERS_MAX:
+            if records.count_providers(connection, scope) >= PROVIDERS_MAX:
                 raise CapacityProviderLimitExceededException(
                     f"You have exceeded the maximum number of capacity providers ({PROVIDERS_MAX})."
                 )
-            records.insert_provider(connection, scope.region, record)
+            records.insert_provider(connection, scope, record)
             tag_records.put_tags(connection, capacity_provider_arn(scope, name), params.get("Tags") or {})
-        self._settle_soon(scope.region, name, CapacityProviderState.PENDING)
+        self._settle_soon(scope, name, CapacityProviderState.PENDING)
         return CapacityProvider(capacity_provider_arn(scope, name), record)
 
     def get(self, scope: Scope, name_or_arn: str) -> CapacityProvider:
@@ -204,7 +204,7 @@ class CapacityProviderService:
                 if member in params:
                     config[member] = params[member]
             updated = CapacityProviderRecord(name, current.state, config, utcnow())
-            records.save_provider(connection, scope.region, updated)
+            records.save_provider(connection, scope, updated)
         return CapacityProvider(capacity_provider_arn(scope, name), updated)
 
     def delete(self, scope: Scope, name_or_arn: str) -> CapacityProvider:
@@ -214,21 +214,19 @@ class CapacityProviderService:
             current = self._existing(connection, scope, name)
             if current.state == CapacityProviderState.PENDING:
                 raise ResourceConflictException(_busy(scope, name, current.state))
-            users = _versions_of(connection, scope.region, name)
+            users = _versions_of(connection, scope, name)
             if users:
                 raise ResourceConflictException(
                     f"Capacity provider {capacity_provider_arn(scope, name)} is in use by "
                     f"{len(users)} function version(s) and cannot be deleted."
                 )
             records.set_state(
-                connection, scope.region, name, CapacityProviderState.DELETING, only_from=current.state
+                connection, scope, name, CapacityProviderState.DELETING, only_from=current.state
             )
             deleting = CapacityProviderRecord(
                 name, CapacityProviderState.DELETING, current.config, current.last_modified
             )
-        self._settle_soon(
-            scope.region, name, CapacityProviderState.DELETING, capacity_provider_arn(scope, name)
-        )
+        self._settle_soon(scope, name, CapacityProviderState.DELETING, capacity_provider_arn(scope, name))
         return CapacityProvider(capacity_provider_arn(scope, name), deleting)
 
     def list_providers(
@@ -238,9 +236,7 @@ class CapacityProviderService:
         limit = max_items or LIST_PAGE_MAX
         after = decode_marker(marker, 1)[0] if marker else None
         with self._database.read() as connection:
-            found = records.list_providers(
-                connection, scope.region, after=after, state=state, limit=limit + 1
-            )
+            found = records.list_providers(connection, scope, after=after, state=state, limit=limit + 1)
         page = [CapacityProvider(capacity_provider_arn(scope, r.name), r) for r in found[:limit]]
         return ProviderPage(page, encode_marker(found[limit - 1].name) if len(found) > limit else None)
 
@@ -253,7 +249,7 @@ class CapacityProviderService:
         start = int(decode_marker(marker, 1)[0]) if marker else 0
         with self._database.read() as connection:
             self._existing(connection, scope, name)
-            versions = _versions_of(connection, scope.region, name)
+            versions = _versions_of(connection, scope, name)
         page = [
             (scope.function_arn(v.name, v.version), v.state.value) for v in versions[start : start + limit]
         ]
@@ -272,12 +268,12 @@ class CapacityProviderService:
             return
         arn = str(config[_MANAGED]["CapacityProviderArn"])
         name = arn.rsplit(":", 1)[-1]
-        record = records.get_provider(connection, scope.region, name)
+        record = records.get_provider(connection, scope, name)
         if arn != capacity_provider_arn(scope, name) or record is None:
             raise InvalidParameterValueException(f"Capacity provider not found: {arn}")
         if record.state != CapacityProviderState.ACTIVE:
             raise InvalidParameterValueException(_busy(scope, name, record.state))
-        users = [v for v in _versions_of(connection, scope.region, name) if v.name != version.name]
+        users = [v for v in _versions_of(connection, scope, name) if v.name != version.name]
         if len(users) >= VERSIONS_PER_PROVIDER_MAX:
             raise FunctionVersionsPerCapacityProviderLimitExceededException(
                 f"Capacity provider {arn} already has {VERSIONS_PER_PROVIDER_MAX} function versions."
@@ -296,41 +292,42 @@ class CapacityProviderService:
         with self._database.write() as connection:
             name, version = self._managed_version(connection, scope, function_name, qualifier)
             records.save_scaling(
-                connection, scope.region, ScalingRecord(name, version.version, minimum, maximum, utcnow())
+                connection, scope, ScalingRecord(name, version.version, minimum, maximum, utcnow())
             )
         # The minimum is kept warm by the provisioner, which follows PROVISIONED notices.
-        self._changes.notify(scope.region, name, PROVISIONED)
+        self._changes.notify(scope, name, PROVISIONED)
         return version
 
     def get_scaling(self, scope: Scope, function_name: str, qualifier: str) -> ScalingConfig:
         """GetFunctionScalingConfig."""
         with self._database.read() as connection:
             name, version = self._managed_version(connection, scope, function_name, qualifier)
-            stored = records.get_scaling(connection, scope.region, name, version.version)
+            stored = records.get_scaling(connection, scope, name, version.version)
         return ScalingConfig(scope.function_arn(name, version.version), stored)
 
-    def scaling_of(self, region: str, name: str, version: str) -> ScalingRecord | None:
+    def scaling_of(self, scope: Scope, name: str, version: str) -> ScalingRecord | None:
         """A version's scaling config, for the data plane (blocking: a worker thread's call)."""
         with self._database.read() as connection:
-            return records.get_scaling(connection, region, name, version)
+            return records.get_scaling(connection, scope, name, version)
 
-    def minimums(self, region: str, name: str, node_provider: str) -> dict[str, int]:
+    def minimums(self, scope: Scope, name: str, node_provider: str) -> dict[str, int]:
         """MinExecutionEnvironments by version of one function, for the versions a node of
         ``node_provider`` may run (blocking: a worker thread's call). The provisioner keeps them warm."""
         wanted = {}
         with self._database.read() as connection:
-            for _, config in records.list_scaling(connection, region, name):
+            for _, config in records.list_scaling(connection, scope, name):
                 if not config.minimum:
                     continue
-                version = function_records.get_version(connection, region, name, config.qualifier)
+                version = function_records.get_version(connection, scope, name, config.qualifier)
                 if version is not None and may_run_on(version, node_provider):
                     wanted[config.qualifier] = config.minimum
         return wanted
 
-    def scaled_functions(self) -> list[tuple[str, str]]:
-        """(region, name) of every function with a scaling config (to keep minimums warm at start)."""
+    def scaled_functions(self) -> list[tuple[Scope, str]]:
+        """(scope, name) of every function with a scaling config (to keep minimums warm at start)."""
         with self._database.read() as connection:
-            return sorted({(region, c.function_name) for region, c in records.list_scaling(connection)})
+            found = {(scope, c.function_name) for scope, c in records.list_scaling(connection)}
+        return sorted(found)
 
     # --- settling -----------------------------------------------------------------------------------
 
@@ -338,26 +335,26 @@ class CapacityProviderService:
         """Settle what a previous run left Pending or Deleting; the number found."""
         with self._database.read() as connection:
             found = records.unsettled(connection)
-        for region, name, state in found:
-            self._settle_soon(region, name, CapacityProviderState(state))
+        for scope, name, state in found:
+            self._settle_soon(scope, name, CapacityProviderState(state))
         return len(found)
 
-    def settle(self, region: str, name: str, state: CapacityProviderState, arn: str | None = None) -> None:
+    def settle(self, scope: Scope, name: str, state: CapacityProviderState, arn: str | None = None) -> None:
         """Pending -> Active; Deleting -> gone (with its tags, ``arn``'s). Compare-and-set, so two nodes
         settling agree."""
         with self._database.write() as connection:
             if state == CapacityProviderState.PENDING:
                 records.set_state(
                     connection,
-                    region,
+                    scope,
                     name,
                     CapacityProviderState.ACTIVE,
                     only_from=CapacityProviderState.PENDING,
                 )
             elif state == CapacityProviderState.DELETING:
-                record = records.get_provider(connection, region, name)
+                record = records.get_provider(connection, scope, name)
                 if record is not None and record.state == CapacityProviderState.DELETING:
-                    records.delete_provider(connection, region, name)
+                    records.delete_provider(connection, scope, name)
                     if arn is not None:
                         tag_records.remove_tags(connection, arn)
 
@@ -368,13 +365,13 @@ class CapacityProviderService:
             settler.shutdown(wait=True)
 
     def _settle_soon(
-        self, region: str, name: str, state: CapacityProviderState, arn: str | None = None
+        self, scope: Scope, name: str, state: CapacityProviderState, arn: str | None = None
     ) -> None:
         with self._lock:
             if self._settler is None:
                 self._settler = ThreadPoolExecutor(1, thread_name_prefix="capacity-providers")
             settler = self._settler
-        future = settler.submit(self.settle, region, name, state, arn)
+        future = settler.submit(self.settle, scope, name, state, arn)
         future.add_done_callback(_log_failure)
 
     # --- helpers ------------------------------------------------------------------------------------
@@ -390,7 +387,7 @@ class CapacityProviderService:
         return name
 
     def _existing(self, connection: Connection, scope: Scope, name: str) -> CapacityProviderRecord:
-        record = records.get_provider(connection, scope.region, name)
+        record = records.get_provider(connection, scope, name)
         if record is None:
             raise ResourceNotFoundException(
                 f"Capacity provider not found: {capacity_provider_arn(scope, name)}"
@@ -401,7 +398,7 @@ class CapacityProviderService:
         self, connection: Connection, scope: Scope, function_name: str, qualifier: str
     ) -> tuple[str, FunctionVersion]:
         name, _ = resolve(scope, function_name)
-        version = function_records.get_version(connection, scope.region, name, qualifier)
+        version = function_records.get_version(connection, scope, name, qualifier)
         if version is None:
             raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name, qualifier)}")
         if provider_of(version) is None:
@@ -411,10 +408,10 @@ class CapacityProviderService:
         return name, version
 
 
-def _versions_of(connection: Connection, region: str, provider: str) -> list[FunctionVersion]:
+def _versions_of(connection: Connection, scope: Scope, provider: str) -> list[FunctionVersion]:
     """Every version (``$LATEST`` and published) whose configuration names ``provider``."""
     versions = function_records.list_versions(
-        connection, region, after=None, limit=1_000_000, all_versions=True
+        connection, scope, after=None, limit=1_000_000, all_versions=True
     )
     return [v for v in versions if provider_of(v) == provider]
 

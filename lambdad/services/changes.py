@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from lambdad.models import Scope
+
 log = logging.getLogger(__name__)
 
-ChangeListener = Callable[[str, str, str], None]  # (region, function name, what changed)
+ChangeListener = Callable[[Scope, str, str], None]  # (account and region, function name, what changed)
 
 CODE_OR_CONFIGURATION = "function"  # $LATEST's code or configuration (or its tags)
 CONCURRENCY = "concurrency"
@@ -17,8 +19,10 @@ PROVISIONED = "provisioned"  # a provisioned concurrency config was put or delet
 URLS = "urls"  # a function URL config was created, updated or deleted
 POLICY = "policy"  # a statement was added to or removed from a resource-based policy
 DELETED = "deleted"  # the function, or one of its published versions, is gone
-# Anything may have changed (region and name are empty): a cluster node heard nothing for a while.
+# Anything may have changed (scope ANYWHERE, name ""): a cluster node heard nothing for a while.
 EVERYTHING = "everything"
+#: The scope an EVERYTHING notice names.
+ANYWHERE = Scope("", "")
 
 
 class FunctionChanges:
@@ -28,19 +32,19 @@ class FunctionChanges:
         self._listeners: list[ChangeListener] = []
 
     def subscribe(self, listener: ChangeListener) -> None:
-        """Call ``listener(region, name, what)`` after each change (``what``: CODE_OR_CONFIGURATION,
+        """Call ``listener(scope, name, what)`` after each change (``what``: CODE_OR_CONFIGURATION,
         CONCURRENCY, VERSIONS, ALIASES, PROVISIONED, URLS, POLICY, DELETED, or EVERYTHING)."""
         self._listeners.append(listener)
 
-    def notify(self, region: str, name: str, what: str = CODE_OR_CONFIGURATION) -> None:
+    def notify(self, scope: Scope, name: str, what: str = CODE_OR_CONFIGURATION) -> None:
         """Tell every listener; one failing listener does not stop the others. (In a cluster, every node's
         listeners: ``lambdad.cluster.changes``.)"""
-        self.deliver(region, name, what)
+        self.deliver(scope, name, what)
 
-    def deliver(self, region: str, name: str, what: str) -> None:
+    def deliver(self, scope: Scope, name: str, what: str) -> None:
         """Tell this process's listeners."""
         for listener in self._listeners:
             try:
-                listener(region, name, what)
+                listener(scope, name, what)
             except Exception:
                 log.exception("a function-change listener failed for %s", name)

@@ -130,9 +130,7 @@ class CodeSigningService:
         limit = max_items or limits.LIST_PAGE_DEFAULT
         after = decode_marker(marker, 1)[0] if marker else None
         with self._database.read() as connection:
-            found = records.list_configs(
-                connection, scope.region, scope.account, after=after, limit=limit + 1
-            )
+            found = records.list_configs(connection, scope, after=after, limit=limit + 1)
         if len(found) <= limit:
             return ConfigPage(found, None)
         return ConfigPage(found[:limit], encode_marker(found[limit - 1].arn))
@@ -156,24 +154,24 @@ class CodeSigningService:
             self._require_function(connection, scope, name)
             if records.get_config(connection, arn) is None or not _in_scope(arn, scope):
                 raise _config_not_found(arn)
-            records.set_config_of(connection, scope.region, name, arn)
+            records.set_config_of(connection, scope, name, arn)
         return name
 
     def get_for_function(self, scope: Scope, function_name: str) -> tuple[str, str | None]:
         name = self._function(scope, function_name)
         with self._database.read() as connection:
             self._require_function(connection, scope, name)
-            return name, records.config_of(connection, scope.region, name)
+            return name, records.config_of(connection, scope, name)
 
     def delete_for_function(self, scope: Scope, function_name: str) -> None:
         name = self._function(scope, function_name)
         with self._database.write() as connection:
             self._require_function(connection, scope, name)
-            records.remove_config_of(connection, scope.region, name)
+            records.remove_config_of(connection, scope, name)
 
     def attach_in(self, connection: Connection, scope: Scope, name: str, arn: str) -> None:
         """CreateFunction's CodeSigningConfigArn, in the create's transaction (the function exists)."""
-        records.set_config_of(connection, scope.region, name, arn)
+        records.set_config_of(connection, scope, name, arn)
 
     def config_for_create(self, connection: Connection, scope: Scope, arn: str | None) -> ConfigRecord | None:
         """The config CreateFunction names (CodeSigningConfigNotFoundException if it names none)."""
@@ -185,7 +183,7 @@ class CodeSigningService:
         return record
 
     def config_of(self, connection: Connection, scope: Scope, name: str) -> ConfigRecord | None:
-        arn = records.config_of(connection, scope.region, name)
+        arn = records.config_of(connection, scope, name)
         return records.get_config(connection, arn) if arn else None
 
     # --- the deployment check --------------------------------------------------------------------
@@ -252,7 +250,7 @@ class CodeSigningService:
 
     @staticmethod
     def _require_function(connection: Connection, scope: Scope, name: str) -> None:
-        if not function_records.function_exists(connection, scope.region, name):
+        if not function_records.function_exists(connection, scope, name):
             raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name)}")
 
 

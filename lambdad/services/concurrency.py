@@ -35,22 +35,22 @@ class ConcurrencyService:
         name = self._function(scope, function_name)
         with self._database.read() as connection:
             self._check_exists(connection, scope, name)
-            return records.get_reserved_concurrency(connection, scope.region, name)
+            return records.get_reserved_concurrency(connection, scope, name)
 
     def put(self, scope: Scope, function_name: str, reserved: int) -> int:
         """Reserve ``reserved`` executions for the function (0 throttles every invocation)."""
         name = self._function(scope, function_name)
         with self._database.write() as connection:
             self._check_exists(connection, scope, name)
-            others = records.total_reserved_concurrency(connection, scope.region, excluding=name)
+            others = records.total_reserved_concurrency(connection, scope, excluding=name)
             minimum = minimum_unreserved(self.account_limit)
             if self.account_limit - others - reserved < minimum:
                 raise InvalidParameterValueException(
                     "Specified ReservedConcurrentExecutions for function decreases account's "
                     f"UnreservedConcurrentExecution below its minimum value of [{minimum}]."
                 )
-            records.set_reserved_concurrency(connection, scope.region, name, reserved)
-        self._changes.notify(scope.region, name, CONCURRENCY)
+            records.set_reserved_concurrency(connection, scope, name, reserved)
+        self._changes.notify(scope, name, CONCURRENCY)
         return reserved
 
     def delete(self, scope: Scope, function_name: str) -> None:
@@ -58,13 +58,13 @@ class ConcurrencyService:
         name = self._function(scope, function_name)
         with self._database.write() as connection:
             self._check_exists(connection, scope, name)
-            records.set_reserved_concurrency(connection, scope.region, name, None)
-        self._changes.notify(scope.region, name, CONCURRENCY)
+            records.set_reserved_concurrency(connection, scope, name, None)
+        self._changes.notify(scope, name, CONCURRENCY)
 
     def unreserved(self, scope: Scope) -> int:
         """What the functions without a reservation share."""
         with self._database.read() as connection:
-            return self.account_limit - records.total_reserved_concurrency(connection, scope.region)
+            return self.account_limit - records.total_reserved_concurrency(connection, scope)
 
     def _function(self, scope: Scope, function_name: str) -> str:
         name, qualifier = resolve(scope, function_name)
@@ -73,5 +73,5 @@ class ConcurrencyService:
         return name
 
     def _check_exists(self, connection: Connection, scope: Scope, name: str) -> None:
-        if not records.function_exists(connection, scope.region, name):
+        if not records.function_exists(connection, scope, name):
             raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name, LATEST)}")

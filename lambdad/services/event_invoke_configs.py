@@ -97,7 +97,7 @@ class EventInvokeConfigService:
                 settings.maximum_event_age,
                 destinations,
             )
-            config_records.save_event_invoke_config(connection, scope.region, name, config)
+            config_records.save_event_invoke_config(connection, scope, name, config)
         return name, config
 
     def update(
@@ -106,9 +106,9 @@ class EventInvokeConfigService:
         """UpdateFunctionEventInvokeConfig: members left out keep their values."""
         name, qualifier = _target(scope, function_name, qualifier)
         with self._database.write() as connection:
-            if not records.function_exists(connection, scope.region, name):
+            if not records.function_exists(connection, scope, name):
                 raise ResourceNotFoundException(NO_FUNCTION)
-            current = config_records.get_event_invoke_config(connection, scope.region, name, qualifier)
+            current = config_records.get_event_invoke_config(connection, scope, name, qualifier)
             if current is None:
                 raise ResourceNotFoundException(_no_config(scope, name, qualifier))
             if settings.empty:
@@ -130,7 +130,7 @@ class EventInvokeConfigService:
                 if settings.destination_config is None
                 else _destinations(connection, scope, name, settings.destination_config),
             )
-            config_records.save_event_invoke_config(connection, scope.region, name, config)
+            config_records.save_event_invoke_config(connection, scope, name, config)
         return name, config
 
     def _check_role(
@@ -142,9 +142,9 @@ class EventInvokeConfigService:
         if self.roles is None:
             return
         if qualifier != LATEST and not is_version_number(qualifier):
-            alias = alias_records.get_alias(connection, scope.region, name, qualifier)
+            alias = alias_records.get_alias(connection, scope, name, qualifier)
             qualifier = alias.function_version if alias is not None else LATEST
-        version = records.get_version(connection, scope.region, name, qualifier)
+        version = records.get_version(connection, scope, name, qualifier)
         if version is None or not version.role:
             return
         for kind in ("OnSuccess", "OnFailure"):
@@ -173,7 +173,7 @@ class EventInvokeConfigService:
         """GetFunctionEventInvokeConfig."""
         name, qualifier = _target(scope, function_name, qualifier)
         with self._database.read() as connection:
-            config = config_records.get_event_invoke_config(connection, scope.region, name, qualifier)
+            config = config_records.get_event_invoke_config(connection, scope, name, qualifier)
         if config is None:
             raise ResourceNotFoundException(_no_config(scope, name, qualifier))
         return name, config
@@ -182,7 +182,7 @@ class EventInvokeConfigService:
         """DeleteFunctionEventInvokeConfig."""
         name, qualifier = _target(scope, function_name, qualifier)
         with self._database.write() as connection:
-            if not config_records.delete_event_invoke_config(connection, scope.region, name, qualifier):
+            if not config_records.delete_event_invoke_config(connection, scope, name, qualifier):
                 raise ResourceNotFoundException(_no_config(scope, name, qualifier))
 
     def list(
@@ -192,10 +192,10 @@ class EventInvokeConfigService:
         name, _ = resolve(scope, function_name)
         limit = max_items or LIST_PAGE_MAX
         with self._database.read() as connection:
-            if not records.function_exists(connection, scope.region, name):
+            if not records.function_exists(connection, scope, name):
                 raise ResourceNotFoundException(NO_FUNCTION)
             found = sorted(
-                config_records.list_event_invoke_configs(connection, scope.region, name),
+                config_records.list_event_invoke_configs(connection, scope, name),
                 key=lambda config: _sort_key(config.qualifier),
             )
         if marker is not None:
@@ -212,8 +212,8 @@ def _target(scope: Scope, function_name: str, qualifier: str | None) -> tuple[st
 
 def _exists(connection: Connection, scope: Scope, name: str, qualifier: str) -> bool:
     if qualifier == LATEST or is_version_number(qualifier):
-        return records.get_version(connection, scope.region, name, qualifier) is not None
-    return alias_records.get_alias(connection, scope.region, name, qualifier) is not None
+        return records.get_version(connection, scope, name, qualifier) is not None
+    return alias_records.get_alias(connection, scope, name, qualifier) is not None
 
 
 def _no_config(scope: Scope, name: str, qualifier: str) -> str:
@@ -267,7 +267,7 @@ def _check_function_destination(connection: Connection, scope: Scope, name: str,
         ref is not None
         and ref.is_arn
         and ref.account == scope.account
-        and records.function_exists(connection, ref.region or scope.region, ref.name)
+        and records.function_exists(connection, Scope(scope.account, ref.region or scope.region), ref.name)
     )
     if not reachable:
         raise InvalidParameterValueException(f"The destination ARN {arn} is invalid.")

@@ -101,7 +101,7 @@ MappingListener = Callable[[str], None]
 
 
 class EventSourceMappingService:
-    """Event source mappings of this server's account, in every region."""
+    """Event source mappings of every account, in every region (each in its own account's)."""
 
     def __init__(
         self,
@@ -125,7 +125,7 @@ class EventSourceMappingService:
 
     def arn(self, record: MappingRecord) -> str:
         """``arn:aws:lambda:REGION:ACCOUNT:event-source-mapping:UUID``."""
-        return f"arn:aws:lambda:{record.region}:{self._account}:event-source-mapping:{record.uuid}"
+        return f"arn:aws:lambda:{record.region}:{record.account}:event-source-mapping:{record.uuid}"
 
     # --- the API's operations --------------------------------------------------------------------
 
@@ -146,12 +146,13 @@ class EventSourceMappingService:
             with self._database.read() as connection:
                 function_arn = _function_arn(connection, scope, params["FunctionName"])
             destination = ((params.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
-            self._check_role(scope.region, function_arn, source_arn, destination)
+            self._check_role(function_arn, source_arn, destination)
         with self._database.write() as connection:
             function_arn = _function_arn(connection, scope, params["FunctionName"])
             config = _config(params, ordered, service)
             record = MappingRecord(
                 uuid=str(uuids.uuid4()),
+                account=scope.account,
                 region=scope.region,
                 function_arn=function_arn,
                 event_source_arn=source_arn,
@@ -217,7 +218,7 @@ class EventSourceMappingService:
                 destination = ((config.get("DestinationConfig") or {}).get("OnFailure") or {}).get(
                     "Destination"
                 )
-                self._check_role(record.region, function_arn, current.event_source_arn, destination)
+                self._check_role(function_arn, current.event_source_arn, destination)
             records.save_mapping(connection, record)
         self._announce(uuid)
         return record
@@ -249,7 +250,7 @@ class EventSourceMappingService:
             name, qualifier = resolve(scope, function_name)
             wanted_function = (name, qualifier)
         with self._database.read() as connection:
-            found = records.list_mappings(connection, scope.region)
+            found = records.list_mappings(connection, scope)
         if event_source_arn:
             found = [m for m in found if m.event_source_arn == event_source_arn]
         if wanted_function is not None:
@@ -278,15 +279,15 @@ class EventSourceMappingService:
     def function_role(self, record: MappingRecord) -> str | None:
         """The execution role (``Role``) of the version a mapping invokes (an alias's main version), or
         None when the function or alias is gone: a record's ``invokeIdentityArn``, as on AWS."""
-        return self._role_of(record.region, record.function_arn)
+        return self._role_of(record.function_arn)
 
-    def _check_role(self, region: str, function_arn: str, source_arn: str, destination: str | None) -> None:
+    def _check_role(self, function_arn: str, source_arn: str, destination: str | None) -> None:
         """AWS's check at CreateEventSourceMapping: the function's execution role must be allowed what
         the poller does with the source (SQS: receive, delete, read the queue's attributes; MQ: describe
         the broker) and what a failure record needs (SQS SendMessage, SNS Publish). Roles the identity
         store does not know, and lambdad's own kinds (NATS, PostgreSQL, Redis, MQTT), are not checked."""
         assert self.roles is not None
-        role = self._role_of(region, function_arn)
+        role = self._role_of(function_arn)
         if role is None:
             return
         needed = [(source_arn, action) for action in SOURCE_ACTIONS.get(_service(source_arn), ())]
@@ -306,18 +307,19 @@ class EventSourceMappingService:
             if denial is not None:
                 raise InvalidParameterValueException(role_refusal(action, service))
 
-    def _role_of(self, region: str, function_arn: str) -> str | None:
+    def _role_of(self, function_arn: str) -> str | None:
         parts = function_arn.split(":")
         if len(parts) < 7:
             return None
         name, qualifier = parts[6], parts[7] if len(parts) > 7 else LATEST
+        owner = Scope(parts[4], parts[3])  # the function's account and region
         with self._database.read() as connection:
             if qualifier != LATEST and not is_version_number(qualifier):
-                alias = alias_records.get_alias(connection, region, name, qualifier)
+                alias = alias_records.get_alias(connection, owner, name, qualifier)
                 if alias is None:
                     return None
                 qualifier = alias.function_version
-            version = function_records.get_version(connection, region, name, qualifier)
+            version = function_records.get_version(connection, owner, name, qualifier)
         return version.role if version is not None and version.role else None
 
     def settle(self, uuid: str, move: MappingMove, expected: MappingRecord) -> None:
@@ -365,7 +367,7 @@ def _service(arn: str) -> str:
 
 def _existing(connection: Connection, scope: Scope, uuid: str) -> MappingRecord:
     record = records.get_mapping(connection, uuid)
-    if record is None or record.region != scope.region:
+    if record is None or record.scope != scope:
         raise ResourceNotFoundException(NOT_FOUND)
     return record
 
@@ -377,11 +379,11 @@ def _function_arn(connection: Connection, scope: Scope, function_name: str) -> s
     except (InvalidParameterValueException, ResourceNotFoundException) as error:
         raise InvalidParameterValueException("Function does not exist") from error
     if qualifier is None:
-        exists = function_records.function_exists(connection, scope.region, name)
+        exists = function_records.function_exists(connection, scope, name)
     elif qualifier == LATEST or is_version_number(qualifier):
-        exists = function_records.get_version(connection, scope.region, name, qualifier) is not None
+        exists = function_records.get_version(connection, scope, name, qualifier) is not None
     else:
-        exists = alias_records.get_alias(connection, scope.region, name, qualifier) is not None
+        exists = alias_records.get_alias(connection, scope, name, qualifier) is not None
     if not exists:
         raise InvalidParameterValueException("Function does not exist")
     return scope.function_arn(name, qualifier)
@@ -482,7 +484,7 @@ def _epoch(value: Any) -> float:
 def _refuse_duplicate(connection: Connection, record: MappingRecord) -> None:
     """AWS's ResourceConflictException for a second mapping of the same source to the same function."""
     same_queues = (record.config.get("Queues"), record.config.get("Topics"))
-    for other in records.list_mappings(connection, record.region):
+    for other in records.list_mappings(connection, record.scope):
         if (
             other.event_source_arn != record.event_source_arn
             or other.function_arn != record.function_arn

@@ -42,7 +42,7 @@ class FunctionSettingsService:
         name, _ = resolve(scope, function_name)
         with self._database.read() as connection:
             _check_function(connection, scope, name)
-            value = config_records.get_recursive_loop(connection, scope.region, name)
+            value = config_records.get_recursive_loop(connection, scope, name)
         return value or DEFAULT_RECURSIVE_LOOP
 
     def put_recursion(self, scope: Scope, function_name: str, recursive_loop: str) -> str:
@@ -50,7 +50,7 @@ class FunctionSettingsService:
         name, _ = resolve(scope, function_name)
         with self._database.write() as connection:
             _check_function(connection, scope, name)
-            config_records.set_recursive_loop(connection, scope.region, name, recursive_loop)
+            config_records.set_recursive_loop(connection, scope, name, recursive_loop)
         return recursive_loop
 
     def get_runtime_management(
@@ -60,9 +60,7 @@ class FunctionSettingsService:
         name, qualifier = _version(scope, function_name, qualifier)
         with self._database.read() as connection:
             _check_version(connection, scope, name, qualifier)
-            stored = config_records.get_runtime_management(
-                connection, scope.region, name, qualifier or LATEST
-            )
+            stored = config_records.get_runtime_management(connection, scope, name, qualifier or LATEST)
         update_on, arn = stored or (DEFAULT_UPDATE_RUNTIME_ON, None)
         return RuntimeManagement(
             scope.function_arn(name, qualifier), update_on, arn if update_on == MANUAL else None
@@ -96,7 +94,7 @@ class FunctionSettingsService:
         with self._database.write() as connection:
             _check_version(connection, scope, name, qualifier)
             config_records.set_runtime_management(
-                connection, scope.region, name, qualifier or LATEST, update_runtime_on, runtime_version_arn
+                connection, scope, name, qualifier or LATEST, update_runtime_on, runtime_version_arn
             )
         return RuntimeManagement(scope.function_arn(name, qualifier), update_runtime_on, runtime_version_arn)
 
@@ -111,13 +109,13 @@ def _version(scope: Scope, function_name: str, qualifier: str | None) -> tuple[s
 
 
 def _check_function(connection: Connection, scope: Scope, name: str) -> None:
-    if not records.function_exists(connection, scope.region, name):
+    if not records.function_exists(connection, scope, name):
         raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name)}")
 
 
 def _check_version(connection: Connection, scope: Scope, name: str, qualifier: str | None) -> None:
-    if records.get_version(connection, scope.region, name, qualifier or LATEST) is None:
-        exists = records.function_exists(connection, scope.region, name)
+    if records.get_version(connection, scope, name, qualifier or LATEST) is None:
+        exists = records.function_exists(connection, scope, name)
         raise ResourceNotFoundException(
             f"Function not found: {scope.function_arn(name, qualifier if exists else None)}"
         )

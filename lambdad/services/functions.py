@@ -108,7 +108,7 @@ class FunctionService:
         """A function's version: ``$LATEST`` unless qualified by a version or an alias (its version)."""
         name, qualifier = resolve(scope, function_name, qualifier)
         with self._database.read() as connection:
-            target = read_target(connection, scope.region, name, qualifier)
+            target = read_target(connection, scope, name, qualifier)
         if target is None:
             raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name, qualifier)}")
         return target.version
@@ -124,7 +124,7 @@ class FunctionService:
             after = (after_name, after_version)
         with self._database.read() as connection:
             versions = records.list_versions(
-                connection, scope.region, after=after, limit=limit + 1, all_versions=all_versions
+                connection, scope, after=after, limit=limit + 1, all_versions=all_versions
             )
         if len(versions) <= limit:
             return FunctionPage(versions, None)
@@ -175,7 +175,7 @@ class FunctionService:
         self._check_dead_letter_role(scope, version)
         check_combined_size(version.code, version.layers)
         with storing(self._code, zip_bytes, package), self._database.write() as connection:
-            if records.function_exists(connection, scope.region, name):
+            if records.function_exists(connection, scope, name):
                 raise ResourceConflictException(f"Function already exist: {name}")
             signing = self.code_signing.config_for_create(
                 connection, scope, params.get("CodeSigningConfigArn")
@@ -185,15 +185,15 @@ class FunctionService:
             check_storage(connection, package, self._code_storage_limit)
             self.capacity_providers.check_function(connection, scope, version)
             version = _with_vpc(connection, scope, version)
-            records.insert_function(connection, scope.region, version, version.last_modified)
+            records.insert_function(connection, scope, version, version.last_modified)
             if signing is not None:
                 self.code_signing.attach_in(connection, scope, name, signing.arn)
             tag_records.put_tags(connection, scope.function_arn(name), tags or {})
-            published = publish_in(connection, scope.region, version)[0] if params.get("Publish") else None
-        self._changes.notify(scope.region, name)
-        self._activator.submit(scope.region, name)
+            published = publish_in(connection, scope, version)[0] if params.get("Publish") else None
+        self._changes.notify(scope, name)
+        self._activator.submit(scope, name)
         if published is not None:
-            self._activator.submit(scope.region, name, published.version)
+            self._activator.submit(scope, name, published.version)
             return published
         return version
 
@@ -219,9 +219,9 @@ class FunctionService:
                 self.capacity_providers.check_function(connection, scope, updated)
             if "VpcConfig" in params:
                 updated = _with_vpc(connection, scope, updated)
-            records.save_version(connection, scope.region, updated)
-        self._changes.notify(scope.region, name)
-        self._activator.submit(scope.region, name)
+            records.save_version(connection, scope, updated)
+        self._changes.notify(scope, name)
+        self._activator.submit(scope, name)
         return updated
 
     def _check_dead_letter_role(self, scope: Scope, version: FunctionVersion) -> None:
@@ -268,12 +268,12 @@ class FunctionService:
             if params.get("DryRun"):
                 return current.evolve(**changes)
             check_storage(connection, package, self._code_storage_limit)
-            records.save_version(connection, scope.region, updated)
-            published = publish_in(connection, scope.region, updated)[0] if params.get("Publish") else None
-        self._changes.notify(scope.region, name)
-        self._activator.submit(scope.region, name)
+            records.save_version(connection, scope, updated)
+            published = publish_in(connection, scope, updated)[0] if params.get("Publish") else None
+        self._changes.notify(scope, name)
+        self._activator.submit(scope, name)
         if published is not None:
-            self._activator.submit(scope.region, name, published.version)
+            self._activator.submit(scope, name, published.version)
             return published
         return updated
 
@@ -291,11 +291,11 @@ class FunctionService:
             self.versions.delete(scope, name, qualifier)
             return
         with self._database.write() as connection:
-            if not records.function_exists(connection, scope.region, name):
+            if not records.function_exists(connection, scope, name):
                 raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name)}")
-            records.delete_function(connection, scope.region, name)
+            records.delete_function(connection, scope, name)
             tag_records.remove_tags(connection, scope.function_arn(name))
-        self._changes.notify(scope.region, name, DELETED)
+        self._changes.notify(scope, name, DELETED)
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -347,5 +347,5 @@ def _with_vpc(connection: Connection, scope: Scope, version: FunctionVersion) ->
     """``version`` with its VpcConfig checked against the region's networks and its VpcId filled in."""
     if "VpcConfig" not in version.extra:
         return version
-    config = check_vpc_config(connection, scope.region, version.extra["VpcConfig"])
+    config = check_vpc_config(connection, scope, version.extra["VpcConfig"])
     return version.evolve(extra={**version.extra, "VpcConfig": config})

@@ -77,7 +77,7 @@ class LayerService:
         package = check_package(zip_bytes)
         with storing(self._code, zip_bytes, package), self._database.write() as connection:
             check_storage(connection, package, self._code_storage_limit)
-            number = records.next_version_number(connection, scope.region, name)
+            number = records.next_version_number(connection, scope, name)
             layer = LayerVersion(
                 name=name,
                 version=number,
@@ -88,7 +88,7 @@ class LayerService:
                 compatible_runtimes=_given(params.get("CompatibleRuntimes")),
                 compatible_architectures=_given(params.get("CompatibleArchitectures")),
             )
-            records.insert_version(connection, scope.region, layer)
+            records.insert_version(connection, scope, layer)
         return layer
 
     def get(self, scope: Scope, layer_name: str, version: int) -> LayerVersion:
@@ -96,7 +96,7 @@ class LayerService:
         name = self._name(scope, layer_name)
         _check_number(version)
         with self._database.read() as connection:
-            layer = records.get_version(connection, scope.region, name, version)
+            layer = records.get_version(connection, scope, name, version)
         if layer is None:
             raise ResourceNotFoundException(NOT_FOUND)
         return layer
@@ -113,7 +113,7 @@ class LayerService:
         name = self._name(scope, layer_name)
         _check_number(version)
         with self._database.write() as connection:
-            records.delete_version(connection, scope.region, name, version)
+            records.delete_version(connection, scope, name, version)
         self._code.holds.dereferenced()  # its package may now be unused: the reclaimer looks
 
     def list_versions(
@@ -129,7 +129,7 @@ class LayerService:
         """ListLayerVersions: newest first, those compatible with the filters only."""
         name = self._name(scope, layer_name)
         with self._database.read() as connection:
-            versions = records.list_versions(connection, scope.region, name)
+            versions = records.list_versions(connection, scope, name)
         matching = [v for v in versions if _matches(v, runtime, architecture)]
         if marker:
             (after,) = decode_marker(marker, 1)
@@ -152,7 +152,7 @@ class LayerService:
     ) -> LayerPage:
         """ListLayers: every layer with a version matching the filters, with its newest such version."""
         with self._database.read() as connection:
-            versions = records.list_versions(connection, scope.region)
+            versions = records.list_versions(connection, scope)
         latest: dict[str, LayerVersion] = {}
         for version in versions:  # by name, newest first
             if version.name not in latest and _matches(version, runtime, architecture):
@@ -202,7 +202,7 @@ class LayerService:
                 statement["Condition"] = {"StringEquals": {"aws:PrincipalOrgID": organization_id}}
             revision = str(uuid.uuid4())
             statements = [*layer.statements, statement]
-            records.save_policy(connection, scope.region, name, version, statements, revision)
+            records.save_policy(connection, scope, name, version, statements, revision)
         return statement, revision
 
     def remove_permission(
@@ -217,7 +217,7 @@ class LayerService:
             kept = [statement for statement in layer.statements if statement.get("Sid") != statement_id]
             if len(kept) == len(layer.statements):
                 raise ResourceNotFoundException(f"Statement {statement_id} is not found in resource policy.")
-            records.save_policy(connection, scope.region, name, version, kept, str(uuid.uuid4()))
+            records.save_policy(connection, scope, name, version, kept, str(uuid.uuid4()))
 
     def get_policy(self, scope: Scope, layer_name: str, version: int) -> tuple[str, str]:
         """GetLayerVersionPolicy: (the policy document as a JSON string, its RevisionId)."""
@@ -225,7 +225,7 @@ class LayerService:
         _check_number(version)
         arn = layer_arn(scope.region, scope.account, name, version)
         with self._database.read() as connection:
-            layer = records.get_version(connection, scope.region, name, version)
+            layer = records.get_version(connection, scope, name, version)
         if layer is None:
             raise ResourceNotFoundException(f"Layer version {arn} does not exist.")
         if not layer.statements or layer.policy_revision_id is None:
@@ -262,9 +262,10 @@ class LayerService:
         with self._database.read() as connection:
             for arn, ref in refs:
                 assert ref.version is not None
-                layer = None
-                if ref.account == scope.account:
-                    layer = records.get_version(connection, scope.region, ref.name, ref.version)
+                # Another account's layer is read in its owner's records (the authorizer has checked the
+                # caller may: lambda:GetLayerVersion, granted by the layer version's policy).
+                owner = Scope(ref.account, scope.region)
+                layer = records.get_version(connection, owner, ref.name, ref.version)
                 if layer is None:
                     raise InvalidParameterValueException(f"Layer version {arn} does not exist.")
                 resolved.append(FunctionLayer(arn, layer.code))
@@ -331,7 +332,7 @@ def _policy_target(
 ) -> LayerVersion:
     """The layer version whose policy is about to change, locked, after AWS's existence and RevisionId
     checks."""
-    layer = records.get_version(connection, scope.region, name, version, for_update=True)
+    layer = records.get_version(connection, scope, name, version, for_update=True)
     if layer is None:
         raise ResourceNotFoundException(f"Layer version {arn} does not exist.")
     if revision_id is not None and revision_id != layer.policy_revision_id:

@@ -4,7 +4,7 @@ The invoke path must not pay a database round trip per request; the control plan
 stale configuration. Entries are dropped on every change (``FunctionChanges``); a per-function
 generation stops a read that raced a change from caching what it read.
 
-An entry is keyed by (region, name, qualifier) and remembers what the qualifier reaches: one version,
+An entry is keyed by (scope, name, qualifier) and remembers what the qualifier reaches: one version,
 or for a weighted alias two, between which each invocation is chosen afresh by weight.
 
 A Managed Instances function (one with a capacity provider) invoked without a qualifier runs its newest
@@ -98,8 +98,8 @@ class FunctionLookup:
         self, database: Database, changes: FunctionChanges, chooser: random.Random | None = None
     ) -> None:
         self._database = database
-        self._entries: dict[tuple[str, str, str], _Entry] = {}
-        self._generations: dict[tuple[str, str], int] = {}
+        self._entries: dict[tuple[Scope, str, str], _Entry] = {}
+        self._generations: dict[tuple[Scope, str], int] = {}
         self._everything = 0  # bumped when every entry is forgotten at once
         self._lock = threading.Lock()
         self._chooser = chooser or random.Random()
@@ -112,17 +112,17 @@ class FunctionLookup:
         except Exception:
             return None
         # Unqualified apart from $LATEST: a Managed Instances function's differ (see above).
-        entry = self._entries.get((scope.region, name, resolved or ""))
+        entry = self._entries.get((scope, name, resolved or ""))
         return entry.pick(self._chooser.random(), resolved) if entry else None
 
     def load(self, scope: Scope, function_name: str, qualifier: str | None) -> RunnableFunction:
         """Read from the store (blocking: call from a worker thread) and remember it."""
         name, resolved = resolve(scope, function_name, qualifier)
-        key = (scope.region, name, resolved or "")
+        key = (scope, name, resolved or "")
         with self._lock:
-            generation = (self._everything, self._generations.get((scope.region, name), 0))
+            generation = (self._everything, self._generations.get((scope, name), 0))
         with self._database.read() as connection:
-            target = read_target(connection, scope.region, name, resolved)
+            target = read_target(connection, scope, name, resolved)
             if target is None:
                 raise ResourceNotFoundException(
                     f"Function not found: {scope.function_arn(name, resolved or LATEST)}"
@@ -131,18 +131,18 @@ class FunctionLookup:
                 target = _newest_published(connection, scope, name)
             entry = _Entry(
                 target,
-                records.get_reserved_concurrency(connection, scope.region, name),
-                records.total_reserved_concurrency(connection, scope.region),
+                records.get_reserved_concurrency(connection, scope, name),
+                records.total_reserved_concurrency(connection, scope),
                 tag_records.get_tags(connection, scope.function_arn(name)).get(NETWORK_TAG),
-                _max_environments(connection, scope.region, target),
-                _egress(connection, scope.region, target),
+                _max_environments(connection, scope, target),
+                _egress(connection, scope, target),
             )
         with self._lock:
-            if (self._everything, self._generations.get((scope.region, name), 0)) == generation:
+            if (self._everything, self._generations.get((scope, name), 0)) == generation:
                 self._entries[key] = entry
         return entry.pick(self._chooser.random(), resolved)
 
-    def invalidate(self, region: str, name: str, what: str = "") -> None:
+    def invalidate(self, scope: Scope, name: str, what: str = "") -> None:
         """Forget a function (and every reservation total, which it may have changed)."""
         if what == EVERYTHING:
             with self._lock:
@@ -150,28 +150,28 @@ class FunctionLookup:
                 self._everything += 1
             return
         with self._lock:
-            self._generations[(region, name)] = self._generations.get((region, name), 0) + 1
+            self._generations[(scope, name)] = self._generations.get((scope, name), 0) + 1
             if what in _ONE_FUNCTION:
-                gone = [k for k in self._entries if k[0] == region and k[1] == name]
+                gone = [k for k in self._entries if k[0] == scope and k[1] == name]
             else:  # another function's reservation changes every total in the region: drop the region
-                gone = [k for k in self._entries if k[0] == region]
+                gone = [k for k in self._entries if k[0] == scope]
             for key in gone:
                 del self._entries[key]
 
 
-def _egress(connection: Connection, region: str, target: Target) -> dict[str, tuple[EgressRule, ...] | None]:
+def _egress(connection: Connection, scope: Scope, target: Target) -> dict[str, tuple[EgressRule, ...] | None]:
     """The egress policy of each version the target reaches, from its VpcConfig's security groups."""
     policies = {}
     for version in (target.version, target.additional):
         if version is not None:
             groups = (version.extra.get("VpcConfig") or {}).get("SecurityGroupIds") or []
-            policies[version.version] = egress_policy(connection, region, groups)
+            policies[version.version] = egress_policy(connection, scope, groups)
     return policies
 
 
 def _newest_published(connection: Connection, scope: Scope, name: str) -> Target:
-    newest = records.newest_published(connection, scope.region, name)
-    target = read_target(connection, scope.region, name, newest.version) if newest else None
+    newest = records.newest_published(connection, scope, name)
+    target = read_target(connection, scope, name, newest.version) if newest else None
     if target is None:
         raise NoPublishedVersionException(
             f"The function {scope.function_arn(name)} has no published versions available."
@@ -179,12 +179,12 @@ def _newest_published(connection: Connection, scope: Scope, name: str) -> Target
     return target
 
 
-def _max_environments(connection: Connection, region: str, target: Target) -> dict[str, int]:
+def _max_environments(connection: Connection, scope: Scope, target: Target) -> dict[str, int]:
     limits = {}
     for version in (target.version, target.additional):
         if version is None or provider_of(version) is None:
             continue
-        scaling = capacity_records.get_scaling(connection, region, version.name, version.version)
+        scaling = capacity_records.get_scaling(connection, scope, version.name, version.version)
         if scaling is not None and scaling.maximum is not None:
             limits[version.version] = scaling.maximum
     return limits

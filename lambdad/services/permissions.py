@@ -92,10 +92,10 @@ class PermissionService:
     def __init__(self, database: Database, changes: FunctionChanges) -> None:
         self._database = database
         self._changes = changes
-        # Statements by (region, name, qualifier), for ``allows``: a function URL asks on every request.
+        # Statements by (scope, name, qualifier), for ``allows``: a function URL asks on every request.
         # Any change to the function drops its entries; the generation keeps a read that overlapped a
         # change from storing what it read before the change.
-        self._statements: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        self._statements: dict[tuple[Scope, str, str], list[dict[str, Any]]] = {}
         self._generation = 0
         self._lock = threading.Lock()
         changes.subscribe(self._forget)
@@ -112,9 +112,7 @@ class PermissionService:
         name, qualifier = _target(scope, function_name, qualifier)
         with self._database.write() as connection:
             target_revision = _target_revision(connection, scope, name, qualifier, missing_function=None)
-            policy = config_records.get_policy(
-                connection, scope.region, name, qualifier or "", for_update=True
-            )
+            policy = config_records.get_policy(connection, scope, name, qualifier or "", for_update=True)
             _check_revision(revision_id, policy.revision_id if policy else target_revision, qualifier)
             statements = policy.statements if policy else []
             if any(statement.get("Sid") == grant.statement_id for statement in statements):
@@ -124,8 +122,8 @@ class PermissionService:
                 )
             statement = build_statement(grant, scope.function_arn(name, qualifier))
             updated = Policy([*statements, statement], str(uuid.uuid4()))
-            config_records.save_policy(connection, scope.region, name, qualifier or "", updated)
-        self._changes.notify(scope.region, name, POLICY)
+            config_records.save_policy(connection, scope, name, qualifier or "", updated)
+        self._changes.notify(scope, name, POLICY)
         return statement
 
     def remove(
@@ -146,9 +144,7 @@ class PermissionService:
                 qualifier,
                 missing_function=f"No policy found for: {scope.function_arn(name)}",
             )
-            policy = config_records.get_policy(
-                connection, scope.region, name, qualifier or "", for_update=True
-            )
+            policy = config_records.get_policy(connection, scope, name, qualifier or "", for_update=True)
             if policy is None:
                 raise ResourceNotFoundException(NO_POLICY_TO_REMOVE)
             _check_revision(revision_id, policy.revision_id, qualifier)
@@ -156,15 +152,15 @@ class PermissionService:
             if len(kept) == len(policy.statements):
                 raise ResourceNotFoundException(f"Statement {statement_id} is not found in resource policy.")
             config_records.save_policy(
-                connection, scope.region, name, qualifier or "", Policy(kept, str(uuid.uuid4()))
+                connection, scope, name, qualifier or "", Policy(kept, str(uuid.uuid4()))
             )
-        self._changes.notify(scope.region, name, POLICY)
+        self._changes.notify(scope, name, POLICY)
 
     def get(self, scope: Scope, function_name: str, qualifier: str | None = None) -> tuple[str, str]:
         """GetPolicy: (the policy document as a JSON string, its RevisionId)."""
         name, qualifier = _target(scope, function_name, qualifier)
         with self._database.read() as connection:
-            policy = config_records.get_policy(connection, scope.region, name, qualifier or "")
+            policy = config_records.get_policy(connection, scope, name, qualifier or "")
         if policy is None:  # no function, no such version or alias, or nothing granted
             raise ResourceNotFoundException(NO_SUCH_POLICY)
         return policy_document(policy.statements), policy.revision_id
@@ -183,13 +179,11 @@ class PermissionService:
         name, qualifier = _target(scope, resource_arn, None)
         with self._database.write() as connection:
             target_revision = _target_revision(connection, scope, name, qualifier, missing_function=None)
-            policy = config_records.get_policy(
-                connection, scope.region, name, qualifier or "", for_update=True
-            )
+            policy = config_records.get_policy(connection, scope, name, qualifier or "", for_update=True)
             _check_revision(revision_id, policy.revision_id if policy else target_revision, qualifier)
             updated = Policy(statements, str(uuid.uuid4()))
-            config_records.save_policy(connection, scope.region, name, qualifier or "", updated)
-        self._changes.notify(scope.region, name, POLICY)
+            config_records.save_policy(connection, scope, name, qualifier or "", updated)
+        self._changes.notify(scope, name, POLICY)
         return policy_document(statements), updated.revision_id
 
     def delete_document(self, scope: Scope, resource_arn: str, revision_id: str | None = None) -> None:
@@ -197,21 +191,19 @@ class PermissionService:
         name, qualifier = _target(scope, resource_arn, None)
         with self._database.write() as connection:
             _target_revision(connection, scope, name, qualifier, missing_function=None)
-            policy = config_records.get_policy(
-                connection, scope.region, name, qualifier or "", for_update=True
-            )
+            policy = config_records.get_policy(connection, scope, name, qualifier or "", for_update=True)
             if policy is None:
                 raise ResourceNotFoundException(NO_POLICY_TO_REMOVE)
             _check_revision(revision_id, policy.revision_id, qualifier)
-            config_records.save_policy(connection, scope.region, name, qualifier or "", Policy([], ""))
-        self._changes.notify(scope.region, name, POLICY)
+            config_records.save_policy(connection, scope, name, qualifier or "", Policy([], ""))
+        self._changes.notify(scope, name, POLICY)
 
     def statements(
         self, scope: Scope, function_name: str, qualifier: str | None = None
     ) -> list[dict[str, Any]]:
         """The statements of a function's (or version's, or alias's) policy; [] when it has none."""
         name, qualifier = resolve(scope, function_name, qualifier)
-        key = (scope.region, name, "" if qualifier in (None, LATEST) else str(qualifier))
+        key = (scope, name, "" if qualifier in (None, LATEST) else str(qualifier))
         with self._lock:
             cached = self._statements.get(key)
             generation = self._generation
@@ -225,10 +217,10 @@ class PermissionService:
                 self._statements[key] = statements
         return statements
 
-    def _forget(self, region: str, name: str, what: str) -> None:
+    def _forget(self, scope: Scope, name: str, what: str) -> None:
         with self._lock:
             self._generation += 1
-            for key in [key for key in self._statements if what == EVERYTHING or key[:2] == (region, name)]:
+            for key in [key for key in self._statements if what == EVERYTHING or key[:2] == (scope, name)]:
                 del self._statements[key]
 
     def allows(
@@ -358,18 +350,18 @@ def _target_revision(
     """The RevisionId of the function's ``$LATEST``, version or alias the policy attaches to, after
     checking it exists (AWS's messages for each kind of absence)."""
     if qualifier is None or is_version_number(qualifier) or not _ALIAS_NAME.match(qualifier):
-        version = records.get_version(connection, scope.region, name, qualifier or LATEST, for_update=True)
+        version = records.get_version(connection, scope, name, qualifier or LATEST, for_update=True)
         if version is None:
-            exists = records.function_exists(connection, scope.region, name)
+            exists = records.function_exists(connection, scope, name)
             if not exists and missing_function is not None:
                 raise ResourceNotFoundException(missing_function)
             raise ResourceNotFoundException(
                 f"Function not found: {scope.function_arn(name, qualifier if exists else None)}"
             )
         return version.revision_id
-    if not records.function_exists(connection, scope.region, name):
+    if not records.function_exists(connection, scope, name):
         raise ResourceNotFoundException(missing_function or f"Function not found: {scope.function_arn(name)}")
-    alias = alias_records.get_alias(connection, scope.region, name, qualifier, for_update=True)
+    alias = alias_records.get_alias(connection, scope, name, qualifier, for_update=True)
     if alias is None:
         raise ResourceNotFoundException(f"Cannot find alias arn: {scope.function_arn(name, qualifier)}")
     return alias.revision_id

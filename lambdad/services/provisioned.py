@@ -84,11 +84,11 @@ class ProvisionedConcurrencyService:
             raise InvalidParameterValueException(NOT_PUBLISHED)
         with self._database.write() as connection:
             self._check_target(connection, scope, name, qualifier)
-            self._check_conflicts(connection, scope.region, name, qualifier)
-            self._check_limits(connection, scope.region, name, qualifier, requested)
+            self._check_conflicts(connection, scope, name, qualifier)
+            self._check_limits(connection, scope, name, qualifier, requested)
             config = ProvisionedConfig(name, qualifier, requested, utcnow())
-            provisioned_records.save_config(connection, scope.region, config)
-        self._changes.notify(scope.region, name, PROVISIONED)
+            provisioned_records.save_config(connection, scope, config)
+        self._changes.notify(scope, name, PROVISIONED)
         return config, ProvisionedStatus()
 
     def get(
@@ -98,8 +98,8 @@ class ProvisionedConcurrencyService:
         name, qualifier = self._qualified(scope, function_name, qualifier)
         with self._database.read() as connection:
             self._check_target(connection, scope, name, qualifier)
-            config = provisioned_records.get_config(connection, scope.region, name, qualifier)
-            status = _status(connection, scope.region, name, qualifier)
+            config = provisioned_records.get_config(connection, scope, name, qualifier)
+            status = _status(connection, scope, name, qualifier)
         if config is None:
             raise ProvisionedConcurrencyConfigNotFoundException(NO_CONFIG)
         return config, status
@@ -109,9 +109,9 @@ class ProvisionedConcurrencyService:
         name, qualifier = self._qualified(scope, function_name, qualifier)
         with self._database.write() as connection:
             self._check_target(connection, scope, name, qualifier)
-            deleted = provisioned_records.delete_config(connection, scope.region, name, qualifier)
+            deleted = provisioned_records.delete_config(connection, scope, name, qualifier)
         if deleted:
-            self._changes.notify(scope.region, name, PROVISIONED)
+            self._changes.notify(scope, name, PROVISIONED)
 
     def list_configs(
         self, scope: Scope, function_name: str, *, marker: str | None = None, max_items: int | None = None
@@ -120,40 +120,37 @@ class ProvisionedConcurrencyService:
         name, _ = resolve(scope, function_name)
         limit = max_items or LIST_PAGE_MAX
         with self._database.read() as connection:
-            if not records.function_exists(connection, scope.region, name):
+            if not records.function_exists(connection, scope, name):
                 raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name)}")
             found = sorted(
-                provisioned_records.list_configs(connection, scope.region, name),
+                provisioned_records.list_configs(connection, scope, name),
                 key=lambda config: _sort_key(config.qualifier),
             )
             if marker is not None:
                 found = [config for config in found if _sort_key(config.qualifier) > _sort_key(marker)]
-            page = [
-                (config, _status(connection, scope.region, name, config.qualifier))
-                for config in found[:limit]
-            ]
+            page = [(config, _status(connection, scope, name, config.qualifier)) for config in found[:limit]]
         return name, ProvisionedPage(page, found[limit - 1].qualifier if len(found) > limit else None)
 
     # --- for the provisioner ------------------------------------------------------------------------
 
-    def status(self, region: str, name: str, qualifier: str) -> ProvisionedStatus:
+    def status(self, scope: Scope, name: str, qualifier: str) -> ProvisionedStatus:
         """The config's status as last reported (IN_PROGRESS until then)."""
         with self._database.read() as connection:
-            return _status(connection, region, name, qualifier)
+            return _status(connection, scope, name, qualifier)
 
-    def report(self, region: str, name: str, qualifier: str, status: ProvisionedStatus) -> None:
+    def report(self, scope: Scope, name: str, qualifier: str, status: ProvisionedStatus) -> None:
         """Record how provisioning a config went, in the store (every node of a cluster answers it)."""
         with self._database.write() as connection:
             provisioned_records.save_status(
-                connection, region, name, qualifier, status.status, status.allocated, status.reason
+                connection, scope, name, qualifier, status.status, status.allocated, status.reason
             )
 
-    def plans(self, region: str, name: str) -> list[Provisioning]:
+    def plans(self, scope: Scope, name: str) -> list[Provisioning]:
         """What every config of the function asks for, by version (blocking: a worker thread's call)."""
         plans = []
         with self._database.read() as connection:
-            for config in provisioned_records.list_configs(connection, region, name):
-                target = read_target(connection, region, name, config.qualifier)
+            for config in provisioned_records.list_configs(connection, scope, name):
+                target = read_target(connection, scope, name, config.qualifier)
                 if target is None:
                     continue
                 shares: dict[str, int] = {}
@@ -165,16 +162,15 @@ class ProvisionedConcurrencyService:
                 plans.append(Provisioning(config.qualifier, config.requested, shares))
         return plans
 
-    def provisioned_functions(self) -> list[tuple[str, str]]:
-        """(region, name) of every function with a config (to provision at server start)."""
+    def provisioned_functions(self) -> list[tuple[Scope, str]]:
+        """(scope, name) of every function with a config (to provision at server start)."""
         with self._database.read() as connection:
-            return sorted(
-                {
-                    (region, config.function_name)
-                    for region in provisioned_records.all_regions(connection)
-                    for config in provisioned_records.list_configs(connection, region)
-                }
-            )
+            found = {
+                (scope, config.function_name)
+                for scope in provisioned_records.all_scopes(connection)
+                for config in provisioned_records.list_configs(connection, scope)
+            }
+        return sorted(found)
 
     # --- checks -------------------------------------------------------------------------------------
 
@@ -186,14 +182,14 @@ class ProvisionedConcurrencyService:
 
     def _check_target(self, connection: Connection, scope: Scope, name: str, qualifier: str) -> None:
         if is_version_number(qualifier):
-            if records.get_version(connection, scope.region, name, qualifier) is None:
+            if records.get_version(connection, scope, name, qualifier) is None:
                 raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name, qualifier)}")
-        elif alias_records.get_alias(connection, scope.region, name, qualifier) is None:
+        elif alias_records.get_alias(connection, scope, name, qualifier) is None:
             raise ResourceNotFoundException(f"Cannot find alias arn: {scope.function_arn(name, qualifier)}")
 
-    def _check_conflicts(self, connection: Connection, region: str, name: str, qualifier: str) -> None:
-        configured = {c.qualifier for c in provisioned_records.list_configs(connection, region, name)}
-        aliases = alias_records.list_aliases(connection, region, name)
+    def _check_conflicts(self, connection: Connection, scope: Scope, name: str, qualifier: str) -> None:
+        configured = {c.qualifier for c in provisioned_records.list_configs(connection, scope, name)}
+        aliases = alias_records.list_aliases(connection, scope, name)
         if is_version_number(qualifier):
             for alias in aliases:
                 reaches = alias.function_version == qualifier or qualifier in alias.additional_weights
@@ -208,13 +204,13 @@ class ProvisionedConcurrencyService:
             )
 
     def _check_limits(
-        self, connection: Connection, region: str, name: str, qualifier: str, requested: int
+        self, connection: Connection, scope: Scope, name: str, qualifier: str, requested: int
     ) -> None:
-        configs = provisioned_records.list_configs(connection, region)
+        configs = provisioned_records.list_configs(connection, scope)
         own = requested + sum(
             c.requested for c in configs if c.function_name == name and c.qualifier != qualifier
         )
-        reserved = records.get_reserved_concurrency(connection, region, name)
+        reserved = records.get_reserved_concurrency(connection, scope, name)
         if reserved is not None:
             if own > reserved:
                 raise InvalidParameterValueException(
@@ -222,7 +218,7 @@ class ProvisionedConcurrencyService:
                     f"concurrency [{reserved}]."
                 )
             return
-        unreserved = self.account_limit - records.total_reserved_concurrency(connection, region)
+        unreserved = self.account_limit - records.total_reserved_concurrency(connection, scope)
         if own > unreserved:
             raise InvalidParameterValueException(
                 "Specified ConcurrentExecutions for function is greater than account's unreserved "
@@ -232,7 +228,7 @@ class ProvisionedConcurrencyService:
             c.requested
             for c in configs
             if c.function_name != name
-            and records.get_reserved_concurrency(connection, region, c.function_name) is None
+            and records.get_reserved_concurrency(connection, scope, c.function_name) is None
         )
         minimum = minimum_unreserved(self.account_limit)
         if unreserved - others - own < minimum:
@@ -248,6 +244,6 @@ def _sort_key(qualifier: str) -> tuple[int, int, str]:
     return (1, 0, qualifier)
 
 
-def _status(connection: Connection, region: str, name: str, qualifier: str) -> ProvisionedStatus:
-    status, allocated, reason = provisioned_records.get_status(connection, region, name, qualifier)
+def _status(connection: Connection, scope: Scope, name: str, qualifier: str) -> ProvisionedStatus:
+    status, allocated, reason = provisioned_records.get_status(connection, scope, name, qualifier)
     return ProvisionedStatus() if status is None else ProvisionedStatus(status, allocated, reason)

@@ -77,20 +77,20 @@ class Target:
     weight: float = 0.0
 
 
-def read_target(connection: Connection, region: str, name: str, qualifier: str | None) -> Target | None:
+def read_target(connection: Connection, scope: Scope, name: str, qualifier: str | None) -> Target | None:
     """What ``qualifier`` (None meaning ``$LATEST``) of function ``name`` reaches, or None if nothing."""
     qualifier = qualifier or LATEST
     if qualifier == LATEST or is_version_number(qualifier):
-        version = records.get_version(connection, region, name, qualifier)
+        version = records.get_version(connection, scope, name, qualifier)
         return Target(version) if version else None
-    alias = alias_records.get_alias(connection, region, name, qualifier)
+    alias = alias_records.get_alias(connection, scope, name, qualifier)
     if alias is None:
         return None
-    version = records.get_version(connection, region, name, alias.function_version)
+    version = records.get_version(connection, scope, name, alias.function_version)
     if version is None:  # the store never lets an alias outlive its version; be safe regardless
         return None
     for other, weight in alias.additional_weights.items():
-        additional = records.get_version(connection, region, name, other)
+        additional = records.get_version(connection, scope, name, other)
         if additional is not None:
             return Target(version, alias, additional, weight)
     return Target(version, alias)
@@ -100,7 +100,7 @@ def latest_for_update(
     connection: Connection, scope: Scope, name: str, revision_id: str | None
 ) -> FunctionVersion:
     """``$LATEST``, locked, after checking the RevisionId precondition and that no change is pending."""
-    current = records.get_version(connection, scope.region, name, for_update=True)
+    current = records.get_version(connection, scope, name, for_update=True)
     if current is None:
         raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name)}")
     if revision_id is not None and revision_id != current.revision_id:

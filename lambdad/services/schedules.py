@@ -80,12 +80,12 @@ class ScheduleService:
         """CreateScheduleGroup; the new group's ARN."""
         now = self._clock()
         with self._database.write() as connection:
-            records.ensure_default_group(connection, scope.region, now)
-            if records.get_group(connection, scope.region, name) is not None:
+            records.ensure_default_group(connection, scope, now)
+            if records.get_group(connection, scope, name) is not None:
                 raise ConflictException(f"Schedule group {name} already exists.")
-            if len(records.list_groups(connection, scope.region)) >= MAX_GROUPS:
+            if len(records.list_groups(connection, scope)) >= MAX_GROUPS:
                 raise ServiceQuotaExceededException("Maximum number of schedule groups reached.")
-            records.insert_group(connection, GroupRecord(scope.region, name, now, now))
+            records.insert_group(connection, GroupRecord(scope, name, now, now))
             arn = group_arn(scope, scope.region, name)
             tag_records.put_tags(connection, arn, {tag["Key"]: tag["Value"] for tag in tags or []})
         return arn
@@ -93,8 +93,8 @@ class ScheduleService:
     def get_group(self, scope: Scope, name: str) -> dict[str, Any]:
         """GetScheduleGroup's members."""
         with self._database.write() as connection:
-            records.ensure_default_group(connection, scope.region, self._clock())
-            group = records.get_group(connection, scope.region, name)
+            records.ensure_default_group(connection, scope, self._clock())
+            group = records.get_group(connection, scope, name)
         if group is None:
             raise ResourceNotFoundException(f"Schedule group {name} does not exist.")
         return self._group_view(scope, group)
@@ -104,8 +104,8 @@ class ScheduleService:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """ListScheduleGroups: one page and the next page's token."""
         with self._database.write() as connection:
-            records.ensure_default_group(connection, scope.region, self._clock())
-            groups = records.list_groups(connection, scope.region, prefix)
+            records.ensure_default_group(connection, scope, self._clock())
+            groups = records.list_groups(connection, scope, prefix)
         page, next_token = _page([(g.name,) for g in groups], groups, token, limit)
         return [self._group_view(scope, g) for g in page], next_token
 
@@ -114,14 +114,14 @@ class ScheduleService:
         if name == DEFAULT_GROUP:
             raise ValidationException("Cannot delete the default schedule group.")
         with self._database.write() as connection:
-            if records.get_group(connection, scope.region, name) is None:
+            if records.get_group(connection, scope, name) is None:
                 raise ResourceNotFoundException(f"Schedule group {name} does not exist.")
-            records.delete_group(connection, scope.region, name)
+            records.delete_group(connection, scope, name)
             tag_records.remove_tags(connection, group_arn(scope, scope.region, name))
 
     def _group_view(self, scope: Scope, group: GroupRecord) -> dict[str, Any]:
         return {
-            "Arn": group_arn(scope, group.region, group.name),
+            "Arn": group_arn(group.scope, group.scope.region, group.name),
             "Name": group.name,
             "State": "ACTIVE",
             "CreationDate": group.created_at,
@@ -152,9 +152,11 @@ class ScheduleService:
         parts = arn.split(":", 5)
         region, account, resource = parts[3], parts[4], parts[5]
         name = resource.partition("/")[2]
+        if account != scope.account:
+            raise ResourceNotFoundException(f"Schedule group {name} does not exist.")
         if name == DEFAULT_GROUP:
-            records.ensure_default_group(connection, region, self._clock())
-        if account != scope.account or records.get_group(connection, region, name) is None:
+            records.ensure_default_group(connection, Scope(account, region), self._clock())
+        if records.get_group(connection, Scope(account, region), name) is None:
             raise ResourceNotFoundException(f"Schedule group {name} does not exist.")
 
     # --- schedules -------------------------------------------------------------------------------------
@@ -166,20 +168,20 @@ class ScheduleService:
         token = params.get("ClientToken")
         now = self._clock()
         with self._database.write() as connection:
-            records.ensure_default_group(connection, scope.region, now)
-            if records.get_group(connection, scope.region, group) is None:
+            records.ensure_default_group(connection, scope, now)
+            if records.get_group(connection, scope, group) is None:
                 raise ResourceNotFoundException(f"Schedule group {group} does not exist.")
-            existing = records.get_schedule(connection, scope.region, group, name)
+            existing = records.get_schedule(connection, scope, group, name)
             if existing is not None:
                 if token is not None and existing.client_token == token:
                     return schedule_arn(scope, scope.region, group, name)
                 raise ConflictException(f"Schedule {name} already exists.")
-            if records.count_schedules(connection, scope.region) >= MAX_SCHEDULES:
+            if records.count_schedules(connection, scope) >= MAX_SCHEDULES:
                 raise ServiceQuotaExceededException("Maximum number of schedules reached.")
             records.insert_schedule(
                 connection,
                 ScheduleRecord(
-                    region=scope.region,
+                    scope=scope,
                     group_name=group,
                     name=name,
                     state=params.get("State") or "ENABLED",
@@ -219,11 +221,11 @@ class ScheduleService:
         """ListSchedules: one page of summaries and the next page's token."""
         group = params.get("GroupName")
         with self._database.write() as connection:
-            records.ensure_default_group(connection, scope.region, self._clock())
-            if group is not None and records.get_group(connection, scope.region, group) is None:
+            records.ensure_default_group(connection, scope, self._clock())
+            if group is not None and records.get_group(connection, scope, group) is None:
                 raise ResourceNotFoundException(f"Schedule group {group} does not exist.")
             found = records.list_schedules(
-                connection, scope.region, group, params.get("NamePrefix"), params.get("State")
+                connection, scope, group, params.get("NamePrefix"), params.get("State")
             )
         page, next_token = _page(
             [(r.group_name, r.name) for r in found], found, params.get("NextToken"), params.get("MaxResults")
@@ -247,13 +249,13 @@ class ScheduleService:
         group = group or DEFAULT_GROUP
         with self._database.write() as connection:
             self._existing(connection, scope, group, name)
-            records.delete_schedule(connection, scope.region, group, name)
+            records.delete_schedule(connection, scope, group, name)
 
     def _existing(self, connection: Any, scope: Scope, group: str, name: str) -> ScheduleRecord:
-        records.ensure_default_group(connection, scope.region, self._clock())
-        if records.get_group(connection, scope.region, group) is None:
+        records.ensure_default_group(connection, scope, self._clock())
+        if records.get_group(connection, scope, group) is None:
             raise ResourceNotFoundException(f"Schedule group {group} does not exist.")
-        record = records.get_schedule(connection, scope.region, group, name)
+        record = records.get_schedule(connection, scope, group, name)
         if record is None:
             raise ResourceNotFoundException(f"Schedule {name} does not exist.")
         return record

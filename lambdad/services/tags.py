@@ -80,9 +80,9 @@ class TagService:
         self._notify(arn)
 
     def _notify(self, arn: str) -> None:
-        _, _, _, region, _, kind, name = arn.split(":", 6)
+        _, _, _, region, account, kind, name = arn.split(":", 6)
         if kind == "function":
-            self._changes.notify(region, name)
+            self._changes.notify(Scope(account, region), name)
 
     def _existing_arn(self, connection: Connection, scope: Scope, resource: str) -> str:
         parts = resource.split(":")
@@ -101,6 +101,8 @@ class TagService:
             raise InvalidParameterValueException(_QUALIFIED)
         region = ref.region or scope.region
         arn = f"arn:aws:lambda:{region}:{ref.account}:function:{ref.name}"
-        if ref.account != scope.account or not function_records.function_exists(connection, region, ref.name):
+        if ref.account != scope.account or not function_records.function_exists(
+            connection, Scope(scope.account, region), ref.name
+        ):
             raise ResourceNotFoundException(f"Function not found: {arn}")
         return arn

@@ -84,27 +84,27 @@ class UrlService:
         """CreateFunctionUrlConfig."""
         name, qualifier = _target(scope, function_name, qualifier)
         now = utcnow()
-        url = FunctionUrl(scope.region, name, qualifier, new_url_id(), auth_type, invoke_mode, cors, now, now)
+        url = FunctionUrl(scope, name, qualifier, new_url_id(), auth_type, invoke_mode, cors, now, now)
         with self._database.write() as connection:
-            if not records.function_exists(connection, scope.region, name):
+            if not records.function_exists(connection, scope, name):
                 raise ResourceNotFoundException(FUNCTION_MISSING)
-            if qualifier and alias_records.get_alias(connection, scope.region, name, qualifier) is None:
+            if qualifier and alias_records.get_alias(connection, scope, name, qualifier) is None:
                 raise ResourceNotFoundException(FUNCTION_MISSING)
-            if url_records.get_url(connection, scope.region, name, qualifier) is not None:
+            if url_records.get_url(connection, scope, name, qualifier) is not None:
                 raise ResourceConflictException(
                     f"Failed to create function url config for [functionArn = "
                     f"{scope.function_arn(name, qualifier)}]. Error message:  FunctionUrlConfig exists for "
                     f"this Lambda function"
                 )
             url_records.insert_url(connection, url)
-        self._changes.notify(scope.region, name, URLS)
+        self._changes.notify(scope, name, URLS)
         return url
 
     def get(self, scope: Scope, function_name: str, qualifier: str | None) -> FunctionUrl:
         """GetFunctionUrlConfig."""
         name, qualifier = _target(scope, function_name, qualifier)
         with self._database.read() as connection:
-            url = url_records.get_url(connection, scope.region, name, qualifier)
+            url = url_records.get_url(connection, scope, name, qualifier)
         if url is None:
             raise ResourceNotFoundException(RESOURCE_MISSING)
         return url
@@ -122,11 +122,11 @@ class UrlService:
         """UpdateFunctionUrlConfig: members left out keep their values."""
         name, qualifier = _target(scope, function_name, qualifier)
         with self._database.write() as connection:
-            if not records.function_exists(connection, scope.region, name):
+            if not records.function_exists(connection, scope, name):
                 raise ResourceNotFoundException(FUNCTION_MISSING)
-            if qualifier and alias_records.get_alias(connection, scope.region, name, qualifier) is None:
+            if qualifier and alias_records.get_alias(connection, scope, name, qualifier) is None:
                 raise ResourceNotFoundException(FUNCTION_MISSING)
-            current = url_records.get_url(connection, scope.region, name, qualifier)
+            current = url_records.get_url(connection, scope, name, qualifier)
             if current is None:
                 raise ResourceNotFoundException(RESOURCE_MISSING)
             changes: dict[str, Any] = {"last_modified": utcnow()}
@@ -138,17 +138,17 @@ class UrlService:
                 changes["invoke_mode"] = invoke_mode
             updated = current.evolve(**changes)
             url_records.save_url(connection, updated)
-        self._changes.notify(scope.region, name, URLS)
+        self._changes.notify(scope, name, URLS)
         return updated
 
     def delete(self, scope: Scope, function_name: str, qualifier: str | None) -> None:
         """DeleteFunctionUrlConfig."""
         name, qualifier = _target(scope, function_name, qualifier)
         with self._database.write() as connection:
-            deleted = url_records.delete_url(connection, scope.region, name, qualifier)
+            deleted = url_records.delete_url(connection, scope, name, qualifier)
         if not deleted:
             raise ResourceNotFoundException(RESOURCE_MISSING)
-        self._changes.notify(scope.region, name, URLS)
+        self._changes.notify(scope, name, URLS)
 
     def list(
         self, scope: Scope, function_name: str, *, marker: str | None = None, max_items: int | None = None
@@ -157,11 +157,11 @@ class UrlService:
         name, _ = resolve(scope, function_name)
         limit = max_items or limits.LIST_PAGE_DEFAULT
         with self._database.read() as connection:
-            if not records.function_exists(connection, scope.region, name):
+            if not records.function_exists(connection, scope, name):
                 raise ResourceNotFoundException(FUNCTION_MISSING)
             # The marker is the qualifier of the last URL listed ("$", which sorts before every alias name,
             # for the function's own, stored as "").
-            found = url_records.list_urls(connection, scope.region, name, after=marker)
+            found = url_records.list_urls(connection, scope, name, after=marker)
         if len(found) <= limit:
             return UrlPage(found, None)
         return UrlPage(found[:limit], found[limit - 1].qualifier or "$")
@@ -192,14 +192,14 @@ class UrlService:
             self._by_id.clear()
             self._generation += 1
 
-    def _changed(self, region: str, name: str, what: str) -> None:
+    def _changed(self, scope: Scope, name: str, what: str) -> None:
         if what == EVERYTHING:
             self._forget()
         elif what in (URLS, DELETED):  # that function's URLs only: the others keep serving from memory
             with self._lock:
                 self._generation += 1
                 for url_id in [
-                    i for i, url in self._by_id.items() if (url.region, url.function_name) == (region, name)
+                    i for i, url in self._by_id.items() if (url.scope, url.function_name) == (scope, name)
                 ]:
                     del self._by_id[url_id]
 

@@ -40,7 +40,7 @@ class VersionPage:
 
 
 def publish_in(
-    connection: Connection, region: str, latest: FunctionVersion, description: str | None = None
+    connection: Connection, scope: Scope, latest: FunctionVersion, description: str | None = None
 ) -> tuple[FunctionVersion, bool]:
     """Publish ``latest`` inside the caller's transaction: (the version, whether it is new).
 
@@ -48,10 +48,10 @@ def publish_in(
     submits it to the activator); otherwise it is Active at once. Publishing changes ``$LATEST``'s
     RevisionId, as on AWS.
     """
-    newest = records.newest_published(connection, region, latest.name)
+    newest = records.newest_published(connection, scope, latest.name)
     if newest is not None and newest.config_revision == latest.config_revision:
         return newest, False
-    number = records.next_version_number(connection, region, latest.name)
+    number = records.next_version_number(connection, scope, latest.name)
     if latest.is_settled:
         state = {
             "state": latest.state,
@@ -75,8 +75,8 @@ def publish_in(
         last_update_status_reason_code=None,
         **state,
     )
-    records.insert_version(connection, region, version)
-    records.save_version(connection, region, latest.evolve(revision_id=str(uuid.uuid4())))
+    records.insert_version(connection, scope, version)
+    records.save_version(connection, scope, latest.evolve(revision_id=str(uuid.uuid4())))
     return version, True
 
 
@@ -100,7 +100,7 @@ class VersionService:
         """PublishVersion, with its CodeSha256 and RevisionId preconditions."""
         name = unqualified(scope, function_name)
         with self._database.write() as connection:
-            latest = records.get_version(connection, scope.region, name)
+            latest = records.get_version(connection, scope, name)
             if latest is None:
                 raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name)}")
             if code_sha256 is not None and code_sha256 != latest.code.code_sha256:
@@ -109,11 +109,11 @@ class VersionService:
                     f"({latest.code.code_sha256}). Please try again with the CodeSHA256 in $LATEST."
                 )
             latest = latest_for_update(connection, scope, name, revision_id)
-            version, created = publish_in(connection, scope.region, latest, description)
+            version, created = publish_in(connection, scope, latest, description)
         if created:
-            self._changes.notify(scope.region, name, VERSIONS)
+            self._changes.notify(scope, name, VERSIONS)
             if version.state is FunctionState.PENDING:
-                self._activator.submit(scope.region, name, version.version)
+                self._activator.submit(scope, name, version.version)
         return version
 
     def list(
@@ -125,11 +125,9 @@ class VersionService:
         if marker is not None and marker != LATEST and not marker.isdigit():
             raise InvalidParameterValueException("Invalid Marker value.")
         with self._database.read() as connection:
-            if not records.function_exists(connection, scope.region, name):
+            if not records.function_exists(connection, scope, name):
                 raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name)}")
-            versions = records.function_versions_page(
-                connection, scope.region, name, after=marker, limit=limit + 1
-            )
+            versions = records.function_versions_page(connection, scope, name, after=marker, limit=limit + 1)
         if len(versions) <= limit:
             return VersionPage(versions, None)
         return VersionPage(versions[:limit], versions[limit - 1].version)
@@ -138,11 +136,11 @@ class VersionService:
         """Delete one published version: a version no longer there is fine (AWS answers 204 too), one an
         alias still reaches is not."""
         with self._database.write() as connection:
-            if not records.function_exists(connection, scope.region, name):
+            if not records.function_exists(connection, scope, name):
                 raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name)}")
             referencing = [
                 alias.name
-                for alias in alias_records.list_aliases(connection, scope.region, name)
+                for alias in alias_records.list_aliases(connection, scope, name)
                 if alias.function_version == version or version in alias.additional_weights
             ]
             if referencing:
@@ -150,7 +148,7 @@ class VersionService:
                     "Unable to delete version because the following aliases reference it: "
                     f"[{', '.join(referencing)}]"
                 )
-            deleted = records.delete_version(connection, scope.region, name, version)
-            provisioned_records.delete_config(connection, scope.region, name, version)
+            deleted = records.delete_version(connection, scope, name, version)
+            provisioned_records.delete_config(connection, scope, name, version)
         if deleted:
-            self._changes.notify(scope.region, name, DELETED)
+            self._changes.notify(scope, name, DELETED)

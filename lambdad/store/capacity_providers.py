@@ -8,9 +8,11 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from lambdad.models import Scope
 from lambdad.store.records import as_utc
 from lambdad.store.schema import capacity_providers as providers
 from lambdad.store.schema import function_scaling_configs as scaling
+from lambdad.store.scoping import in_scope, scope_of, scoped
 
 
 @dataclass(frozen=True)
@@ -34,10 +36,10 @@ class ScalingRecord:
     last_modified: datetime
 
 
-def insert_provider(connection: Connection, region: str, record: CapacityProviderRecord) -> None:
+def insert_provider(connection: Connection, scope: Scope, record: CapacityProviderRecord) -> None:
     connection.execute(
         insert(providers).values(
-            region=region,
+            **scoped(scope),
             name=record.name,
             state=record.state,
             config=record.config,
@@ -46,42 +48,40 @@ def insert_provider(connection: Connection, region: str, record: CapacityProvide
     )
 
 
-def get_provider(connection: Connection, region: str, name: str) -> CapacityProviderRecord | None:
-    query = select(providers).where(providers.c.region == region, providers.c.name == name)
+def get_provider(connection: Connection, scope: Scope, name: str) -> CapacityProviderRecord | None:
+    query = select(providers).where(in_scope(providers, scope), providers.c.name == name)
     row = connection.execute(query).first()
     return _provider(row) if row else None
 
 
-def save_provider(connection: Connection, region: str, record: CapacityProviderRecord) -> None:
+def save_provider(connection: Connection, scope: Scope, record: CapacityProviderRecord) -> None:
     connection.execute(
         update(providers)
-        .where(providers.c.region == region, providers.c.name == record.name)
+        .where(in_scope(providers, scope), providers.c.name == record.name)
         .values(state=record.state, config=record.config, last_modified=record.last_modified)
     )
 
 
-def set_state(connection: Connection, region: str, name: str, state: str, *, only_from: str) -> bool:
+def set_state(connection: Connection, scope: Scope, name: str, state: str, *, only_from: str) -> bool:
     """Move a provider from ``only_from`` to ``state`` (compare-and-set: another node may have)."""
     result = connection.execute(
         update(providers)
-        .where(providers.c.region == region, providers.c.name == name, providers.c.state == only_from)
+        .where(in_scope(providers, scope), providers.c.name == name, providers.c.state == only_from)
         .values(state=state)
     )
     return bool(result.rowcount)
 
 
-def delete_provider(connection: Connection, region: str, name: str) -> bool:
-    result = connection.execute(
-        delete(providers).where(providers.c.region == region, providers.c.name == name)
-    )
+def delete_provider(connection: Connection, scope: Scope, name: str) -> bool:
+    result = connection.execute(delete(providers).where(in_scope(providers, scope), providers.c.name == name))
     return bool(result.rowcount)
 
 
 def list_providers(
-    connection: Connection, region: str, *, after: str | None = None, state: str | None = None, limit: int
+    connection: Connection, scope: Scope, *, after: str | None = None, state: str | None = None, limit: int
 ) -> list[CapacityProviderRecord]:
     """Providers in name order, after ``after``, optionally in one state only."""
-    query = select(providers).where(providers.c.region == region)
+    query = select(providers).where(in_scope(providers, scope))
     if after is not None:
         query = query.where(providers.c.name > after)
     if state is not None:
@@ -90,22 +90,22 @@ def list_providers(
     return [_provider(row) for row in connection.execute(query)]
 
 
-def count_providers(connection: Connection, region: str) -> int:
-    return len(connection.execute(select(providers.c.name).where(providers.c.region == region)).all())
+def count_providers(connection: Connection, scope: Scope) -> int:
+    return len(connection.execute(select(providers.c.name).where(in_scope(providers, scope))).all())
 
 
-def unsettled(connection: Connection) -> list[tuple[str, str, str]]:
-    """(region, name, state) of every provider still Pending or Deleting."""
-    query = select(providers.c.region, providers.c.name, providers.c.state).where(
+def unsettled(connection: Connection) -> list[tuple[Scope, str, str]]:
+    """(scope, name, state) of every provider still Pending or Deleting."""
+    query = select(providers.c.account, providers.c.region, providers.c.name, providers.c.state).where(
         providers.c.state.in_(("Pending", "Deleting"))
     )
-    return [(row.region, row.name, row.state) for row in connection.execute(query)]
+    return [(scope_of(row), row.name, row.state) for row in connection.execute(query)]
 
 
-def save_scaling(connection: Connection, region: str, record: ScalingRecord) -> None:
+def save_scaling(connection: Connection, scope: Scope, record: ScalingRecord) -> None:
     """Store ``record``, replacing the version's previous one."""
     key = (
-        scaling.c.region == region,
+        in_scope(scaling, scope),
         scaling.c.function_name == record.function_name,
         scaling.c.qualifier == record.qualifier,
     )
@@ -118,14 +118,14 @@ def save_scaling(connection: Connection, region: str, record: ScalingRecord) -> 
         return
     connection.execute(
         insert(scaling).values(
-            region=region, function_name=record.function_name, qualifier=record.qualifier, **values
+            **scoped(scope), function_name=record.function_name, qualifier=record.qualifier, **values
         )
     )
 
 
-def get_scaling(connection: Connection, region: str, name: str, qualifier: str) -> ScalingRecord | None:
+def get_scaling(connection: Connection, scope: Scope, name: str, qualifier: str) -> ScalingRecord | None:
     query = select(scaling).where(
-        scaling.c.region == region, scaling.c.function_name == name, scaling.c.qualifier == qualifier
+        in_scope(scaling, scope), scaling.c.function_name == name, scaling.c.qualifier == qualifier
     )
     row = connection.execute(query).first()
     if row is None:
@@ -137,15 +137,15 @@ def get_scaling(connection: Connection, region: str, name: str, qualifier: str) 
 
 
 def list_scaling(
-    connection: Connection, region: str | None = None, name: str | None = None
-) -> list[tuple[str, ScalingRecord]]:
-    """(region, config) of one function's scaling configs, or of every function's."""
+    connection: Connection, scope: Scope | None = None, name: str | None = None
+) -> list[tuple[Scope, ScalingRecord]]:
+    """(scope, config) of one function's scaling configs, or of every function's."""
     query = select(scaling)
-    if region is not None:
-        query = query.where(scaling.c.region == region)
+    if scope is not None:
+        query = query.where(in_scope(scaling, scope))
     if name is not None:
         query = query.where(scaling.c.function_name == name)
-    return [(row.region, _scaling(row)) for row in connection.execute(query)]
+    return [(scope_of(row), _scaling(row)) for row in connection.execute(query)]
 
 
 def _scaling(row: Any) -> ScalingRecord:

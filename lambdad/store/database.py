@@ -18,6 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 
+from lambdad.settings import DEFAULT_ACCOUNT_ID
 from lambdad.store.keyring import KeyRing
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -59,9 +60,11 @@ class Database:
             self.engine = self.engine.execution_options(**{KEY_RING_OPTION: key_ring})
         self._writer = self.engine.execution_options(**{_WRITE: True})
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest migration (idempotent)."""
+    def migrate(self, default_account: str = DEFAULT_ACCOUNT_ID) -> None:
+        """Bring the schema to the newest migration (idempotent). Rows stored before resources were kept
+        per account go to ``default_account`` (the server's configured account)."""
         config = Config()
+        config.attributes["default_account"] = default_account
         config.set_main_option("script_location", str(_MIGRATIONS))
         with self._writer.begin() as connection:
             if not self.is_sqlite:

@@ -8,8 +8,10 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from lambdad.models import Scope
 from lambdad.store.records import as_utc
 from lambdad.store.schema import event_source_mappings as mappings
+from lambdad.store.scoping import in_scope
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,7 @@ class MappingRecord:
     """One event source mapping as stored."""
 
     uuid: str
+    account: str
     region: str
     # The function as the mapping names it (qualified or not): ``FunctionArn`` in AWS's answers.
     function_arn: str
@@ -28,6 +31,11 @@ class MappingRecord:
     last_processing_result: str | None = None
     # BatchSize, MaximumBatchingWindowInSeconds, FilterCriteria, ... as AWS names them.
     config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def scope(self) -> Scope:
+        """The account and region the mapping belongs to (and acts in)."""
+        return Scope(self.account, self.region)
 
     def with_(self, **changes: Any) -> MappingRecord:
         """A copy with ``changes``."""
@@ -62,11 +70,11 @@ def get_mapping(connection: Connection, uuid: str) -> MappingRecord | None:
     return _from_row(row) if row else None
 
 
-def list_mappings(connection: Connection, region: str | None = None) -> list[MappingRecord]:
-    """The mappings of one region (every region when None), oldest first, then by UUID."""
+def list_mappings(connection: Connection, scope: Scope | None = None) -> list[MappingRecord]:
+    """The mappings of one account's region (every one when None), oldest first, then by UUID."""
     query = select(mappings).order_by(mappings.c.last_modified, mappings.c.uuid)
-    if region is not None:
-        query = query.where(mappings.c.region == region)
+    if scope is not None:
+        query = query.where(in_scope(mappings, scope))
     return [_from_row(row) for row in connection.execute(query)]
 
 
@@ -78,6 +86,7 @@ def delete_mapping(connection: Connection, uuid: str) -> bool:
 def _values(record: MappingRecord) -> dict[str, Any]:
     return {
         "uuid": record.uuid,
+        "account": record.account,
         "region": record.region,
         "function_arn": record.function_arn,
         "event_source_arn": record.event_source_arn,
@@ -93,6 +102,7 @@ def _values(record: MappingRecord) -> dict[str, Any]:
 def _from_row(row: Any) -> MappingRecord:
     return MappingRecord(
         uuid=row.uuid,
+        account=row.account,
         region=row.region,
         function_arn=row.function_arn,
         event_source_arn=row.event_source_arn,

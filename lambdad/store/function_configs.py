@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from lambdad.models import Scope
 from lambdad.store.records import as_utc
 from lambdad.store.schema import (
     event_invoke_configs,
@@ -20,6 +21,7 @@ from lambdad.store.schema import (
     recursion_configs,
     runtime_management_configs,
 )
+from lambdad.store.scoping import in_scope, scoped
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,11 @@ class EventInvokeConfig:
 
 
 def get_policy(
-    connection: Connection, region: str, name: str, qualifier: str, *, for_update: bool = False
+    connection: Connection, scope: Scope, name: str, qualifier: str, *, for_update: bool = False
 ) -> Policy | None:
     """The policy of a function (qualifier ``""``), version or alias, or None."""
     query = select(function_policies).where(
-        function_policies.c.region == region,
+        in_scope(function_policies, scope),
         function_policies.c.function_name == name,
         function_policies.c.qualifier == qualifier,
     )
@@ -60,10 +62,10 @@ def get_policy(
     return Policy(list(row.statements), row.revision_id) if row else None
 
 
-def save_policy(connection: Connection, region: str, name: str, qualifier: str, policy: Policy) -> None:
+def save_policy(connection: Connection, scope: Scope, name: str, qualifier: str, policy: Policy) -> None:
     """Store ``policy`` (replacing any before it); a policy without statements is removed."""
     key = (
-        function_policies.c.region == region,
+        in_scope(function_policies, scope),
         function_policies.c.function_name == name,
         function_policies.c.qualifier == qualifier,
     )
@@ -74,7 +76,7 @@ def save_policy(connection: Connection, region: str, name: str, qualifier: str, 
     if connection.execute(update(function_policies).where(*key).values(**values)).rowcount:
         return
     connection.execute(
-        insert(function_policies).values(region=region, function_name=name, qualifier=qualifier, **values)
+        insert(function_policies).values(**scoped(scope), function_name=name, qualifier=qualifier, **values)
     )
 
 
@@ -92,11 +94,11 @@ def _invoke_config_from_row(row: Any) -> EventInvokeConfig:
 
 
 def get_event_invoke_config(
-    connection: Connection, region: str, name: str, qualifier: str
+    connection: Connection, scope: Scope, name: str, qualifier: str
 ) -> EventInvokeConfig | None:
     """The event invoke config of ``$LATEST``, a version or an alias, or None."""
     query = select(event_invoke_configs).where(
-        event_invoke_configs.c.region == region,
+        in_scope(event_invoke_configs, scope),
         event_invoke_configs.c.function_name == name,
         event_invoke_configs.c.qualifier == qualifier,
     )
@@ -105,11 +107,11 @@ def get_event_invoke_config(
 
 
 def save_event_invoke_config(
-    connection: Connection, region: str, name: str, config: EventInvokeConfig
+    connection: Connection, scope: Scope, name: str, config: EventInvokeConfig
 ) -> None:
     """Store ``config``, replacing the qualifier's previous one."""
     key = (
-        event_invoke_configs.c.region == region,
+        in_scope(event_invoke_configs, scope),
         event_invoke_configs.c.function_name == name,
         event_invoke_configs.c.qualifier == config.qualifier,
     )
@@ -123,16 +125,16 @@ def save_event_invoke_config(
         return
     connection.execute(
         insert(event_invoke_configs).values(
-            region=region, function_name=name, qualifier=config.qualifier, **values
+            **scoped(scope), function_name=name, qualifier=config.qualifier, **values
         )
     )
 
 
-def delete_event_invoke_config(connection: Connection, region: str, name: str, qualifier: str) -> bool:
+def delete_event_invoke_config(connection: Connection, scope: Scope, name: str, qualifier: str) -> bool:
     """Remove one event invoke config; False if there was none."""
     result = connection.execute(
         delete(event_invoke_configs).where(
-            event_invoke_configs.c.region == region,
+            in_scope(event_invoke_configs, scope),
             event_invoke_configs.c.function_name == name,
             event_invoke_configs.c.qualifier == qualifier,
         )
@@ -140,10 +142,10 @@ def delete_event_invoke_config(connection: Connection, region: str, name: str, q
     return bool(result.rowcount)
 
 
-def list_event_invoke_configs(connection: Connection, region: str, name: str) -> list[EventInvokeConfig]:
+def list_event_invoke_configs(connection: Connection, scope: Scope, name: str) -> list[EventInvokeConfig]:
     """Every event invoke config of a function (in no particular order)."""
     query = select(event_invoke_configs).where(
-        event_invoke_configs.c.region == region, event_invoke_configs.c.function_name == name
+        in_scope(event_invoke_configs, scope), event_invoke_configs.c.function_name == name
     )
     return [_invoke_config_from_row(row) for row in connection.execute(query)]
 
@@ -151,33 +153,33 @@ def list_event_invoke_configs(connection: Connection, region: str, name: str) ->
 # --- recursion and runtime management -------------------------------------------------------------------
 
 
-def get_recursive_loop(connection: Connection, region: str, name: str) -> str | None:
+def get_recursive_loop(connection: Connection, scope: Scope, name: str) -> str | None:
     """A function's RecursiveLoop setting, or None if never set."""
     query = select(recursion_configs.c.recursive_loop).where(
-        recursion_configs.c.region == region, recursion_configs.c.function_name == name
+        in_scope(recursion_configs, scope), recursion_configs.c.function_name == name
     )
     value = connection.execute(query).scalar_one_or_none()
     return None if value is None else str(value)
 
 
-def set_recursive_loop(connection: Connection, region: str, name: str, value: str) -> None:
+def set_recursive_loop(connection: Connection, scope: Scope, name: str, value: str) -> None:
     """Set a function's RecursiveLoop."""
-    key = (recursion_configs.c.region == region, recursion_configs.c.function_name == name)
+    key = (in_scope(recursion_configs, scope), recursion_configs.c.function_name == name)
     if connection.execute(update(recursion_configs).where(*key).values(recursive_loop=value)).rowcount:
         return
     connection.execute(
-        insert(recursion_configs).values(region=region, function_name=name, recursive_loop=value)
+        insert(recursion_configs).values(**scoped(scope), function_name=name, recursive_loop=value)
     )
 
 
 def get_runtime_management(
-    connection: Connection, region: str, name: str, qualifier: str
+    connection: Connection, scope: Scope, name: str, qualifier: str
 ) -> tuple[str, str | None] | None:
     """(UpdateRuntimeOn, RuntimeVersionArn) of ``$LATEST`` or a version, or None if never set."""
     query = select(
         runtime_management_configs.c.update_runtime_on, runtime_management_configs.c.runtime_version_arn
     ).where(
-        runtime_management_configs.c.region == region,
+        in_scope(runtime_management_configs, scope),
         runtime_management_configs.c.function_name == name,
         runtime_management_configs.c.qualifier == qualifier,
     )
@@ -186,11 +188,11 @@ def get_runtime_management(
 
 
 def set_runtime_management(
-    connection: Connection, region: str, name: str, qualifier: str, update_on: str, arn: str | None
+    connection: Connection, scope: Scope, name: str, qualifier: str, update_on: str, arn: str | None
 ) -> None:
     """Set the runtime management config of ``$LATEST`` or a version."""
     key = (
-        runtime_management_configs.c.region == region,
+        in_scope(runtime_management_configs, scope),
         runtime_management_configs.c.function_name == name,
         runtime_management_configs.c.qualifier == qualifier,
     )
@@ -199,7 +201,7 @@ def set_runtime_management(
         return
     connection.execute(
         insert(runtime_management_configs).values(
-            region=region, function_name=name, qualifier=qualifier, **values
+            **scoped(scope), function_name=name, qualifier=qualifier, **values
         )
     )
 
@@ -207,7 +209,7 @@ def set_runtime_management(
 # --- removal --------------------------------------------------------------------------------------------
 
 
-def remove_attached(connection: Connection, region: str, name: str, qualifier: str | None = None) -> None:
+def remove_attached(connection: Connection, scope: Scope, name: str, qualifier: str | None = None) -> None:
     """Remove what is attached to one version or alias (``qualifier``), or with None to the whole
     function: its policies, event invoke, runtime management, scaling and recursion configs."""
     for table in (
@@ -216,13 +218,13 @@ def remove_attached(connection: Connection, region: str, name: str, qualifier: s
         runtime_management_configs,
         function_scaling_configs,
     ):
-        query = delete(table).where(table.c.region == region, table.c.function_name == name)
+        query = delete(table).where(in_scope(table, scope), table.c.function_name == name)
         if qualifier is not None:
             query = query.where(table.c.qualifier == qualifier)
         connection.execute(query)
     if qualifier is None:
         connection.execute(
             delete(recursion_configs).where(
-                recursion_configs.c.region == region, recursion_configs.c.function_name == name
+                in_scope(recursion_configs, scope), recursion_configs.c.function_name == name
             )
         )

@@ -7,20 +7,21 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from lambdad.models import LATEST, FunctionVersion
+from lambdad.models import LATEST, FunctionVersion, Scope
 from lambdad.store import layers as layer_records
 from lambdad.store.function_configs import remove_attached
 from lambdad.store.records import version_from_row, version_number, version_to_row
 from lambdad.store.schema import aliases, function_versions, functions
+from lambdad.store.scoping import in_scope, scope_of, scoped
 from lambdad.store.sealing import ring_of
 
 
 def get_version(
-    connection: Connection, region: str, name: str, version: str = LATEST, *, for_update: bool = False
+    connection: Connection, scope: Scope, name: str, version: str = LATEST, *, for_update: bool = False
 ) -> FunctionVersion | None:
     """One version of a function, or None. ``for_update`` locks the row until the transaction ends."""
     query = select(function_versions).where(
-        function_versions.c.region == region,
+        in_scope(function_versions, scope),
         function_versions.c.function_name == name,
         function_versions.c.version == version,
     )
@@ -30,27 +31,25 @@ def get_version(
     return version_from_row(row, ring_of(connection)) if row else None
 
 
-def insert_function(connection: Connection, region: str, latest: FunctionVersion, created: datetime) -> None:
+def insert_function(connection: Connection, scope: Scope, latest: FunctionVersion, created: datetime) -> None:
     """A new function with its ``$LATEST`` version. The caller has checked the name is free."""
-    connection.execute(insert(functions).values(region=region, name=latest.name, created_at=created))
-    connection.execute(
-        insert(function_versions).values(**version_to_row(region, latest, ring_of(connection)))
-    )
+    connection.execute(insert(functions).values(**scoped(scope), name=latest.name, created_at=created))
+    connection.execute(insert(function_versions).values(**version_to_row(scope, latest, ring_of(connection))))
 
 
-def function_exists(connection: Connection, region: str, name: str) -> bool:
+def function_exists(connection: Connection, scope: Scope, name: str) -> bool:
     """Whether a function of this name exists in the region."""
-    query = select(functions.c.name).where(functions.c.region == region, functions.c.name == name)
+    query = select(functions.c.name).where(in_scope(functions, scope), functions.c.name == name)
     return connection.execute(query).first() is not None
 
 
-def save_version(connection: Connection, region: str, version: FunctionVersion) -> None:
+def save_version(connection: Connection, scope: Scope, version: FunctionVersion) -> None:
     """Replace a stored version with ``version``."""
-    row = version_to_row(region, version, ring_of(connection))
+    row = version_to_row(scope, version, ring_of(connection))
     connection.execute(
         update(function_versions)
         .where(
-            function_versions.c.region == region,
+            in_scope(function_versions, scope),
             function_versions.c.function_name == version.name,
             function_versions.c.version == version.version,
         )
@@ -58,30 +57,30 @@ def save_version(connection: Connection, region: str, version: FunctionVersion) 
     )
 
 
-def insert_version(connection: Connection, region: str, version: FunctionVersion) -> None:
+def insert_version(connection: Connection, scope: Scope, version: FunctionVersion) -> None:
     """Store a newly published version."""
     connection.execute(
-        insert(function_versions).values(**version_to_row(region, version, ring_of(connection)))
+        insert(function_versions).values(**version_to_row(scope, version, ring_of(connection)))
     )
 
 
-def next_version_number(connection: Connection, region: str, name: str) -> int:
+def next_version_number(connection: Connection, scope: Scope, name: str) -> int:
     """Take the function's next version number (never one used before, even if since deleted)."""
     connection.execute(
         update(functions)
-        .where(functions.c.region == region, functions.c.name == name)
+        .where(in_scope(functions, scope), functions.c.name == name)
         .values(last_version=functions.c.last_version + 1)
     )
-    query = select(functions.c.last_version).where(functions.c.region == region, functions.c.name == name)
+    query = select(functions.c.last_version).where(in_scope(functions, scope), functions.c.name == name)
     return int(connection.execute(query).scalar_one())
 
 
-def newest_published(connection: Connection, region: str, name: str) -> FunctionVersion | None:
+def newest_published(connection: Connection, scope: Scope, name: str) -> FunctionVersion | None:
     """The function's highest-numbered published version, or None."""
     query = (
         select(function_versions)
         .where(
-            function_versions.c.region == region,
+            in_scope(function_versions, scope),
             function_versions.c.function_name == name,
             function_versions.c.version_number > 0,
         )
@@ -92,12 +91,12 @@ def newest_published(connection: Connection, region: str, name: str) -> Function
     return version_from_row(row, ring_of(connection)) if row else None
 
 
-def delete_version(connection: Connection, region: str, name: str, version: str) -> bool:
+def delete_version(connection: Connection, scope: Scope, name: str, version: str) -> bool:
     """Remove one published version (and what is attached to it); False if there was none."""
-    remove_attached(connection, region, name, version)
+    remove_attached(connection, scope, name, version)
     result = connection.execute(
         delete(function_versions).where(
-            function_versions.c.region == region,
+            in_scope(function_versions, scope),
             function_versions.c.function_name == name,
             function_versions.c.version == version,
         )
@@ -106,11 +105,11 @@ def delete_version(connection: Connection, region: str, name: str, version: str)
 
 
 def function_versions_page(
-    connection: Connection, region: str, name: str, *, after: str | None, limit: int
+    connection: Connection, scope: Scope, name: str, *, after: str | None, limit: int
 ) -> list[FunctionVersion]:
     """One function's versions, ``$LATEST`` first then by number, starting after version ``after``."""
     query = select(function_versions).where(
-        function_versions.c.region == region, function_versions.c.function_name == name
+        in_scope(function_versions, scope), function_versions.c.function_name == name
     )
     if after is not None:
         query = query.where(function_versions.c.version_number > version_number(after))
@@ -118,21 +117,21 @@ def function_versions_page(
     return [version_from_row(row, ring_of(connection)) for row in connection.execute(query)]
 
 
-def delete_function(connection: Connection, region: str, name: str) -> None:
+def delete_function(connection: Connection, scope: Scope, name: str) -> None:
     """Remove a function with all its versions and aliases (and what is attached to them)."""
-    remove_attached(connection, region, name)
-    connection.execute(delete(aliases).where(aliases.c.region == region, aliases.c.function_name == name))
+    remove_attached(connection, scope, name)
+    connection.execute(delete(aliases).where(in_scope(aliases, scope), aliases.c.function_name == name))
     connection.execute(
         delete(function_versions).where(
-            function_versions.c.region == region, function_versions.c.function_name == name
+            in_scope(function_versions, scope), function_versions.c.function_name == name
         )
     )
-    connection.execute(delete(functions).where(functions.c.region == region, functions.c.name == name))
+    connection.execute(delete(functions).where(in_scope(functions, scope), functions.c.name == name))
 
 
 def list_versions(
     connection: Connection,
-    region: str,
+    scope: Scope,
     *,
     after: tuple[str, str] | None,
     limit: int,
@@ -140,7 +139,7 @@ def list_versions(
 ) -> list[FunctionVersion]:
     """Versions ordered by function name, then ``$LATEST`` and published versions by number, starting
     after ``after`` (name, version); ``$LATEST`` only unless ``all_versions``."""
-    query = select(function_versions).where(function_versions.c.region == region)
+    query = select(function_versions).where(in_scope(function_versions, scope))
     if not all_versions:
         query = query.where(function_versions.c.version == LATEST)
     if after is not None:
@@ -154,25 +153,25 @@ def list_versions(
     return [version_from_row(row, ring_of(connection)) for row in connection.execute(query)]
 
 
-def pending_versions(connection: Connection) -> list[tuple[str, FunctionVersion]]:
-    """(region, version) of every version whose state or last update has not settled."""
+def pending_versions(connection: Connection) -> list[tuple[Scope, FunctionVersion]]:
+    """(scope, version) of every version whose state or last update has not settled."""
     rows = connection.execute(select(function_versions))
     result = []
     for row in rows:
         version = version_from_row(row, ring_of(connection))
         if not version.is_settled:
-            result.append((row.region, version))
+            result.append((scope_of(row), version))
     return result
 
 
-def usage(connection: Connection, region: str) -> tuple[int, int]:
+def usage(connection: Connection, scope: Scope) -> tuple[int, int]:
     """(function count, total code size in bytes) in a region, as GetAccountSettings reports them."""
     count = connection.execute(
-        select(func.count()).select_from(functions).where(functions.c.region == region)
+        select(func.count()).select_from(functions).where(in_scope(functions, scope))
     ).scalar_one()
     size = connection.execute(
         select(func.coalesce(func.sum(function_versions.c.code_size), 0)).where(
-            function_versions.c.region == region
+            in_scope(function_versions, scope)
         )
     ).scalar_one()
     return int(count), int(size)
@@ -202,28 +201,28 @@ def code_in_use(connection: Connection) -> CodeInUse:
     return CodeInUse(packages, layer_sets)
 
 
-def get_reserved_concurrency(connection: Connection, region: str, name: str) -> int | None:
+def get_reserved_concurrency(connection: Connection, scope: Scope, name: str) -> int | None:
     """A function's reserved concurrency, or None."""
     query = select(functions.c.reserved_concurrency).where(
-        functions.c.region == region, functions.c.name == name
+        in_scope(functions, scope), functions.c.name == name
     )
     value = connection.execute(query).scalar_one_or_none()
     return None if value is None else int(value)
 
 
-def set_reserved_concurrency(connection: Connection, region: str, name: str, value: int | None) -> None:
+def set_reserved_concurrency(connection: Connection, scope: Scope, name: str, value: int | None) -> None:
     """Set (or, with None, remove) a function's reserved concurrency."""
     connection.execute(
         update(functions)
-        .where(functions.c.region == region, functions.c.name == name)
+        .where(in_scope(functions, scope), functions.c.name == name)
         .values(reserved_concurrency=value)
     )
 
 
-def total_reserved_concurrency(connection: Connection, region: str, excluding: str | None = None) -> int:
+def total_reserved_concurrency(connection: Connection, scope: Scope, excluding: str | None = None) -> int:
     """The sum of every reservation in a region (optionally leaving one function out)."""
     query = select(func.coalesce(func.sum(functions.c.reserved_concurrency), 0)).where(
-        functions.c.region == region
+        in_scope(functions, scope)
     )
     if excluding is not None:
         query = query.where(functions.c.name != excluding)

@@ -8,9 +8,10 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from lambdad.models import CodePackage
+from lambdad.models import CodePackage, Scope
 from lambdad.store.records import as_utc
 from lambdad.store.schema import layer_versions, layers
+from lambdad.store.scoping import in_scope, scoped
 
 
 @dataclass(frozen=True)
@@ -31,20 +32,20 @@ class LayerVersion:
     policy_revision_id: str | None = None
 
 
-def next_version_number(connection: Connection, region: str, name: str) -> int:
+def next_version_number(connection: Connection, scope: Scope, name: str) -> int:
     """Take the layer's next version number (creating the layer if new; numbers are never reused)."""
-    key = (layers.c.region == region, layers.c.name == name)
+    key = (in_scope(layers, scope), layers.c.name == name)
     bumped = connection.execute(update(layers).where(*key).values(last_version=layers.c.last_version + 1))
     if not bumped.rowcount:
-        connection.execute(insert(layers).values(region=region, name=name, last_version=1))
+        connection.execute(insert(layers).values(**scoped(scope), name=name, last_version=1))
     return int(connection.execute(select(layers.c.last_version).where(*key)).scalar_one())
 
 
-def insert_version(connection: Connection, region: str, layer: LayerVersion) -> None:
+def insert_version(connection: Connection, scope: Scope, layer: LayerVersion) -> None:
     """Store a newly published layer version."""
     connection.execute(
         insert(layer_versions).values(
-            region=region,
+            **scoped(scope),
             layer_name=layer.name,
             version=layer.version,
             description=layer.description,
@@ -63,11 +64,11 @@ def insert_version(connection: Connection, region: str, layer: LayerVersion) -> 
 
 
 def get_version(
-    connection: Connection, region: str, name: str, version: int, *, for_update: bool = False
+    connection: Connection, scope: Scope, name: str, version: int, *, for_update: bool = False
 ) -> LayerVersion | None:
     """One layer version, or None."""
     query = select(layer_versions).where(
-        layer_versions.c.region == region,
+        in_scope(layer_versions, scope),
         layer_versions.c.layer_name == name,
         layer_versions.c.version == version,
     )
@@ -77,20 +78,20 @@ def get_version(
     return _from_row(row) if row else None
 
 
-def list_versions(connection: Connection, region: str, name: str | None = None) -> list[LayerVersion]:
+def list_versions(connection: Connection, scope: Scope, name: str | None = None) -> list[LayerVersion]:
     """The versions of one layer (or of every layer in the region), by layer name, newest first."""
-    query = select(layer_versions).where(layer_versions.c.region == region)
+    query = select(layer_versions).where(in_scope(layer_versions, scope))
     if name is not None:
         query = query.where(layer_versions.c.layer_name == name)
     query = query.order_by(layer_versions.c.layer_name, layer_versions.c.version.desc())
     return [_from_row(row) for row in connection.execute(query)]
 
 
-def delete_version(connection: Connection, region: str, name: str, version: int) -> None:
+def delete_version(connection: Connection, scope: Scope, name: str, version: int) -> None:
     """Remove one layer version (nothing if there is none)."""
     connection.execute(
         delete(layer_versions).where(
-            layer_versions.c.region == region,
+            in_scope(layer_versions, scope),
             layer_versions.c.layer_name == name,
             layer_versions.c.version == version,
         )
@@ -99,7 +100,7 @@ def delete_version(connection: Connection, region: str, name: str, version: int)
 
 def save_policy(
     connection: Connection,
-    region: str,
+    scope: Scope,
     name: str,
     version: int,
     statements: list[dict[str, Any]],
@@ -109,7 +110,7 @@ def save_policy(
     connection.execute(
         update(layer_versions)
         .where(
-            layer_versions.c.region == region,
+            in_scope(layer_versions, scope),
             layer_versions.c.layer_name == name,
             layer_versions.c.version == version,
         )

@@ -1,6 +1,6 @@
 """Queries on EC2's networks: VPCs, subnets, security groups and their rules. Each takes the
-transaction's connection. Lists are per region and small (a team's networks), so the service filters
-them in memory as EC2's Describe filters ask."""
+transaction's connection. Lists are per account and region and small (a team's networks), so the
+service filters them in memory as EC2's Describe filters ask."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, delete, insert, select
 
+from lambdad.models import Scope
 from lambdad.store.records import as_utc
 from lambdad.store.schema import function_versions, security_group_rules, security_groups, subnets, vpcs
+from lambdad.store.scoping import in_scope, scoped
 
 
 @dataclass(frozen=True)
@@ -75,31 +77,31 @@ class VpcAttachment:
     group_ids: tuple[str, ...]
 
 
-def insert_vpc(connection: Connection, region: str, vpc: VpcRecord) -> None:
-    connection.execute(insert(vpcs).values(region=region, **vars(vpc)))
+def insert_vpc(connection: Connection, scope: Scope, vpc: VpcRecord) -> None:
+    connection.execute(insert(vpcs).values(**scoped(scope), **vars(vpc)))
 
 
-def insert_subnet(connection: Connection, region: str, subnet: SubnetRecord) -> None:
-    connection.execute(insert(subnets).values(region=region, **vars(subnet)))
+def insert_subnet(connection: Connection, scope: Scope, subnet: SubnetRecord) -> None:
+    connection.execute(insert(subnets).values(**scoped(scope), **vars(subnet)))
 
 
-def insert_group(connection: Connection, region: str, group: GroupRecord) -> None:
-    connection.execute(insert(security_groups).values(region=region, **vars(group)))
+def insert_group(connection: Connection, scope: Scope, group: GroupRecord) -> None:
+    connection.execute(insert(security_groups).values(**scoped(scope), **vars(group)))
 
 
-def insert_rules(connection: Connection, region: str, rules: Iterable[RuleRecord]) -> None:
-    rows = [{"region": region, **vars(rule)} for rule in rules]
+def insert_rules(connection: Connection, scope: Scope, rules: Iterable[RuleRecord]) -> None:
+    rows = [{**scoped(scope), **vars(rule)} for rule in rules]
     if rows:
         connection.execute(insert(security_group_rules), rows)
 
 
-def list_vpcs(connection: Connection, region: str) -> list[VpcRecord]:
-    rows = connection.execute(select(vpcs).where(vpcs.c.region == region).order_by(vpcs.c.created_at))
+def list_vpcs(connection: Connection, scope: Scope) -> list[VpcRecord]:
+    rows = connection.execute(select(vpcs).where(in_scope(vpcs, scope)).order_by(vpcs.c.created_at))
     return [VpcRecord(r.vpc_id, r.cidr_block, dict(r.tags), as_utc(r.created_at)) for r in rows]
 
 
-def list_subnets(connection: Connection, region: str) -> list[SubnetRecord]:
-    query = select(subnets).where(subnets.c.region == region).order_by(subnets.c.created_at)
+def list_subnets(connection: Connection, scope: Scope) -> list[SubnetRecord]:
+    query = select(subnets).where(in_scope(subnets, scope)).order_by(subnets.c.created_at)
     return [
         SubnetRecord(
             r.subnet_id, r.vpc_id, r.cidr_block, r.availability_zone, dict(r.tags), as_utc(r.created_at)
@@ -108,11 +110,9 @@ def list_subnets(connection: Connection, region: str) -> list[SubnetRecord]:
     ]
 
 
-def list_groups(connection: Connection, region: str) -> list[GroupRecord]:
+def list_groups(connection: Connection, scope: Scope) -> list[GroupRecord]:
     query = (
-        select(security_groups)
-        .where(security_groups.c.region == region)
-        .order_by(security_groups.c.created_at)
+        select(security_groups).where(in_scope(security_groups, scope)).order_by(security_groups.c.created_at)
     )
     return [
         GroupRecord(r.group_id, r.vpc_id, r.group_name, r.description, dict(r.tags), as_utc(r.created_at))
@@ -121,11 +121,11 @@ def list_groups(connection: Connection, region: str) -> list[GroupRecord]:
 
 
 def list_rules(
-    connection: Connection, region: str, group_ids: Iterable[str] | None = None
+    connection: Connection, scope: Scope, group_ids: Iterable[str] | None = None
 ) -> list[RuleRecord]:
     """Rules in the order they were made (all of the region's, or those of ``group_ids``)."""
     table = security_group_rules
-    query = select(table).where(table.c.region == region)
+    query = select(table).where(in_scope(table, scope))
     if group_ids is not None:
         query = query.where(table.c.group_id.in_(list(group_ids)))
     query = query.order_by(table.c.created_at, table.c.rule_id)
@@ -146,22 +146,22 @@ def list_rules(
     ]
 
 
-def delete_rules(connection: Connection, region: str, rule_ids: Iterable[str]) -> None:
+def delete_rules(connection: Connection, scope: Scope, rule_ids: Iterable[str]) -> None:
     table = security_group_rules
-    connection.execute(delete(table).where(table.c.region == region, table.c.rule_id.in_(list(rule_ids))))
+    connection.execute(delete(table).where(in_scope(table, scope), table.c.rule_id.in_(list(rule_ids))))
 
 
-def delete_row(connection: Connection, region: str, kind: str, resource_id: str) -> None:
+def delete_row(connection: Connection, scope: Scope, kind: str, resource_id: str) -> None:
     """Delete one VPC, subnet or security group (``kind``: vpc, subnet, group); what hangs off it goes too."""
     table, column = _TABLES[kind]
-    connection.execute(delete(table).where(table.c.region == region, table.c[column] == resource_id))
+    connection.execute(delete(table).where(in_scope(table, scope), table.c[column] == resource_id))
 
 
-def vpc_attachments(connection: Connection, region: str) -> list[VpcAttachment]:
-    """Every function version of the region whose VpcConfig names subnets or security groups."""
+def vpc_attachments(connection: Connection, scope: Scope) -> list[VpcAttachment]:
+    """Every function version of the account's region whose VpcConfig names subnets or security groups."""
     found = []
     table = function_versions
-    query = select(table.c.function_name, table.c.version, table.c.config).where(table.c.region == region)
+    query = select(table.c.function_name, table.c.version, table.c.config).where(in_scope(table, scope))
     for row in connection.execute(query):
         # Read from the row's JSON as it is: the rest of the version (its sealed environment) is not needed.
         config: dict[str, Any] = (row.config.get("extra") or {}).get("VpcConfig") or {}

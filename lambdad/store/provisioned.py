@@ -8,8 +8,10 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from lambdad.models import Scope
 from lambdad.store.records import as_utc
 from lambdad.store.schema import provisioned_concurrency_configs as configs
+from lambdad.store.scoping import in_scope, scope_of, scoped
 
 
 @dataclass(frozen=True)
@@ -22,10 +24,10 @@ class ProvisionedConfig:
     last_modified: datetime
 
 
-def save_config(connection: Connection, region: str, config: ProvisionedConfig) -> None:
+def save_config(connection: Connection, scope: Scope, config: ProvisionedConfig) -> None:
     """Store ``config``, replacing the qualifier's previous one."""
     key = (
-        configs.c.region == region,
+        in_scope(configs, scope),
         configs.c.function_name == config.function_name,
         configs.c.qualifier == config.qualifier,
     )
@@ -41,45 +43,45 @@ def save_config(connection: Connection, region: str, config: ProvisionedConfig) 
         return
     connection.execute(
         insert(configs).values(
-            region=region, function_name=config.function_name, qualifier=config.qualifier, **values
+            **scoped(scope), function_name=config.function_name, qualifier=config.qualifier, **values
         )
     )
 
 
-def get_config(connection: Connection, region: str, name: str, qualifier: str) -> ProvisionedConfig | None:
+def get_config(connection: Connection, scope: Scope, name: str, qualifier: str) -> ProvisionedConfig | None:
     """The config of one version or alias, or None."""
     query = select(configs).where(
-        configs.c.region == region, configs.c.function_name == name, configs.c.qualifier == qualifier
+        in_scope(configs, scope), configs.c.function_name == name, configs.c.qualifier == qualifier
     )
     row = connection.execute(query).first()
     return _from_row(row) if row else None
 
 
-def delete_config(connection: Connection, region: str, name: str, qualifier: str) -> bool:
+def delete_config(connection: Connection, scope: Scope, name: str, qualifier: str) -> bool:
     """Remove one config; False if there was none."""
     result = connection.execute(
         delete(configs).where(
-            configs.c.region == region, configs.c.function_name == name, configs.c.qualifier == qualifier
+            in_scope(configs, scope), configs.c.function_name == name, configs.c.qualifier == qualifier
         )
     )
     return bool(result.rowcount)
 
 
-def list_configs(connection: Connection, region: str, name: str | None = None) -> list[ProvisionedConfig]:
+def list_configs(connection: Connection, scope: Scope, name: str | None = None) -> list[ProvisionedConfig]:
     """The configs of one function, or of every function in the region (in no particular order)."""
-    query = select(configs).where(configs.c.region == region)
+    query = select(configs).where(in_scope(configs, scope))
     if name is not None:
         query = query.where(configs.c.function_name == name)
     return [_from_row(row) for row in connection.execute(query)]
 
 
 def get_status(
-    connection: Connection, region: str, name: str, qualifier: str
+    connection: Connection, scope: Scope, name: str, qualifier: str
 ) -> tuple[str | None, int, str | None]:
     """(status, allocated, reason) as last reported; status None while IN_PROGRESS or without a config."""
     row = connection.execute(
         select(configs.c.status, configs.c.allocated, configs.c.status_reason).where(
-            configs.c.region == region, configs.c.function_name == name, configs.c.qualifier == qualifier
+            in_scope(configs, scope), configs.c.function_name == name, configs.c.qualifier == qualifier
         )
     ).first()
     return (row.status, int(row.allocated), row.status_reason) if row else (None, 0, None)
@@ -87,7 +89,7 @@ def get_status(
 
 def save_status(
     connection: Connection,
-    region: str,
+    scope: Scope,
     name: str,
     qualifier: str,
     status: str,
@@ -97,14 +99,15 @@ def save_status(
     """Record how provisioning a config went (nothing if the config is gone)."""
     connection.execute(
         update(configs)
-        .where(configs.c.region == region, configs.c.function_name == name, configs.c.qualifier == qualifier)
+        .where(in_scope(configs, scope), configs.c.function_name == name, configs.c.qualifier == qualifier)
         .values(status=status, allocated=allocated, status_reason=reason)
     )
 
 
-def all_regions(connection: Connection) -> list[str]:
-    """Regions holding at least one config."""
-    return sorted({row.region for row in connection.execute(select(configs.c.region).distinct())})
+def all_scopes(connection: Connection) -> list[Scope]:
+    """The accounts' regions holding at least one config."""
+    query = select(configs.c.account, configs.c.region).distinct()
+    return sorted({scope_of(row) for row in connection.execute(query)})
 
 
 def _from_row(row: object) -> ProvisionedConfig:

@@ -12,9 +12,11 @@ from lambdad.models import (
     FunctionLayer,
     FunctionState,
     FunctionVersion,
+    Scope,
     UpdateStatus,
 )
 from lambdad.store.keyring import KeyRing
+from lambdad.store.scoping import scoped
 from lambdad.store.sealing import open_environment, seal_environment
 
 # FunctionVersion fields kept in the JSON ``config`` column (the rest have columns of their own).
@@ -41,14 +43,14 @@ _CONFIG_FIELDS = (
 )
 
 
-def version_to_row(region: str, version: FunctionVersion, ring: KeyRing | None = None) -> dict[str, Any]:
+def version_to_row(scope: Scope, version: FunctionVersion, ring: KeyRing | None = None) -> dict[str, Any]:
     """The function_versions row for one version; its environment variables sealed with ``ring``."""
     config = {name: getattr(version, name) for name in _CONFIG_FIELDS}
-    config["environment"] = seal_environment(ring, region, version.name, version.environment)
+    config["environment"] = seal_environment(ring, scope.region, version.name, version.environment)
     config["architectures"] = list(version.architectures)
     config["layers"] = [layer_to_json(layer) for layer in version.layers]
     return {
-        "region": region,
+        **scoped(scope),
         "function_name": version.name,
         "version": version.version,
         "version_number": version_number(version.version),
@@ -104,10 +106,10 @@ def version_number(version: str) -> int:
     return 0 if version == LATEST else int(version)
 
 
-def alias_to_row(region: str, alias: Alias) -> dict[str, Any]:
+def alias_to_row(scope: Scope, alias: Alias) -> dict[str, Any]:
     """The aliases row for one alias."""
     return {
-        "region": region,
+        **scoped(scope),
         "function_name": alias.function_name,
         "name": alias.name,
         "function_version": alias.function_version,

@@ -9,9 +9,11 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from lambdad.models import Scope
 from lambdad.store.records import as_utc
 from lambdad.store.schema import schedule_groups as groups
 from lambdad.store.schema import schedules
+from lambdad.store.scoping import in_scope, scope_of, scoped
 
 DEFAULT_GROUP = "default"
 
@@ -20,7 +22,7 @@ DEFAULT_GROUP = "default"
 class GroupRecord:
     """A schedule group as stored."""
 
-    region: str
+    scope: Scope
     name: str
     created_at: datetime
     last_modified: datetime
@@ -30,7 +32,7 @@ class GroupRecord:
 class ScheduleRecord:
     """A schedule as stored: AWS's members in ``config``, plus lambdad's firing bookkeeping."""
 
-    region: str
+    scope: Scope
     group_name: str
     name: str
     state: str
@@ -42,21 +44,25 @@ class ScheduleRecord:
     last_fired_at: datetime | None = None
     last_result: str | None = field(default=None)
 
+    @property
+    def region(self) -> str:
+        return self.scope.region
+
 
 # --- groups ------------------------------------------------------------------------------------------
 
 
-def ensure_default_group(connection: Connection, region: str, now: datetime) -> None:
+def ensure_default_group(connection: Connection, scope: Scope, now: datetime) -> None:
     """Make the region's ``default`` group if it is not there yet (it always exists on AWS)."""
-    if get_group(connection, region, DEFAULT_GROUP) is None:
-        insert_group(connection, GroupRecord(region, DEFAULT_GROUP, now, now))
+    if get_group(connection, scope, DEFAULT_GROUP) is None:
+        insert_group(connection, GroupRecord(scope, DEFAULT_GROUP, now, now))
 
 
 def insert_group(connection: Connection, group: GroupRecord) -> None:
     """Store a new group."""
     connection.execute(
         insert(groups).values(
-            region=group.region,
+            **scoped(group.scope),
             name=group.name,
             created_at=group.created_at,
             last_modified=group.last_modified,
@@ -64,34 +70,34 @@ def insert_group(connection: Connection, group: GroupRecord) -> None:
     )
 
 
-def get_group(connection: Connection, region: str, name: str) -> GroupRecord | None:
+def get_group(connection: Connection, scope: Scope, name: str) -> GroupRecord | None:
     """One group, or None."""
-    row = connection.execute(select(groups).where(groups.c.region == region, groups.c.name == name)).first()
+    row = connection.execute(select(groups).where(in_scope(groups, scope), groups.c.name == name)).first()
     if row is None:
         return None
-    return GroupRecord(row.region, row.name, as_utc(row.created_at), as_utc(row.last_modified))
+    return GroupRecord(scope_of(row), row.name, as_utc(row.created_at), as_utc(row.last_modified))
 
 
-def list_groups(connection: Connection, region: str, prefix: str | None = None) -> list[GroupRecord]:
+def list_groups(connection: Connection, scope: Scope, prefix: str | None = None) -> list[GroupRecord]:
     """The region's groups by name."""
-    query = select(groups).where(groups.c.region == region).order_by(groups.c.name)
+    query = select(groups).where(in_scope(groups, scope)).order_by(groups.c.name)
     if prefix:
         query = query.where(groups.c.name.startswith(prefix, autoescape=True))
     return [
-        GroupRecord(row.region, row.name, as_utc(row.created_at), as_utc(row.last_modified))
+        GroupRecord(scope_of(row), row.name, as_utc(row.created_at), as_utc(row.last_modified))
         for row in connection.execute(query)
     ]
 
 
-def delete_group(connection: Connection, region: str, name: str) -> None:
+def delete_group(connection: Connection, scope: Scope, name: str) -> None:
     """Remove a group and its schedules."""
-    connection.execute(delete(schedules).where(schedules.c.region == region, schedules.c.group_name == name))
-    connection.execute(delete(groups).where(groups.c.region == region, groups.c.name == name))
+    connection.execute(delete(schedules).where(in_scope(schedules, scope), schedules.c.group_name == name))
+    connection.execute(delete(groups).where(in_scope(groups, scope), groups.c.name == name))
 
 
-def count_schedules(connection: Connection, region: str) -> int:
+def count_schedules(connection: Connection, scope: Scope) -> int:
     """How many schedules the region holds (AWS's quota counts them per account and region)."""
-    query = select(func.count()).select_from(schedules).where(schedules.c.region == region)
+    query = select(func.count()).select_from(schedules).where(in_scope(schedules, scope))
     return int(connection.execute(query).scalar_one())
 
 
@@ -106,31 +112,38 @@ def insert_schedule(connection: Connection, record: ScheduleRecord) -> None:
 def replace_schedule(connection: Connection, record: ScheduleRecord) -> None:
     """Overwrite a schedule's members (UpdateSchedule); its firing bookkeeping stays."""
     values = _values(record)
-    for kept in ("region", "group_name", "name", "created_at", "last_slot", "last_fired_at", "last_result"):
+    for kept in (
+        "account",
+        "region",
+        "group_name",
+        "name",
+        "created_at",
+        "last_slot",
+        "last_fired_at",
+        "last_result",
+    ):
         values.pop(kept)
     connection.execute(
-        update(schedules).where(*_key(record.region, record.group_name, record.name)).values(**values)
+        update(schedules).where(*_key(record.scope, record.group_name, record.name)).values(**values)
     )
 
 
-def get_schedule(connection: Connection, region: str, group: str, name: str) -> ScheduleRecord | None:
+def get_schedule(connection: Connection, scope: Scope, group: str, name: str) -> ScheduleRecord | None:
     """One schedule, or None."""
-    row = connection.execute(select(schedules).where(*_key(region, group, name))).first()
+    row = connection.execute(select(schedules).where(*_key(scope, group, name))).first()
     return _from_row(row) if row else None
 
 
 def list_schedules(
     connection: Connection,
-    region: str,
+    scope: Scope,
     group: str | None = None,
     prefix: str | None = None,
     state: str | None = None,
 ) -> list[ScheduleRecord]:
     """The region's schedules by group and name, filtered."""
     query = (
-        select(schedules)
-        .where(schedules.c.region == region)
-        .order_by(schedules.c.group_name, schedules.c.name)
+        select(schedules).where(in_scope(schedules, scope)).order_by(schedules.c.group_name, schedules.c.name)
     )
     if group is not None:
         query = query.where(schedules.c.group_name == group)
@@ -143,18 +156,20 @@ def list_schedules(
 
 def all_schedules(connection: Connection) -> list[ScheduleRecord]:
     """Every schedule of every region (what the firing loop watches)."""
-    query = select(schedules).order_by(schedules.c.region, schedules.c.group_name, schedules.c.name)
+    query = select(schedules).order_by(
+        schedules.c.account, schedules.c.region, schedules.c.group_name, schedules.c.name
+    )
     return [_from_row(row) for row in connection.execute(query)]
 
 
-def delete_schedule(connection: Connection, region: str, group: str, name: str) -> bool:
+def delete_schedule(connection: Connection, scope: Scope, group: str, name: str) -> bool:
     """Remove one schedule; False if there was none."""
-    return bool(connection.execute(delete(schedules).where(*_key(region, group, name))).rowcount)
+    return bool(connection.execute(delete(schedules).where(*_key(scope, group, name))).rowcount)
 
 
 def claim_slot(
     connection: Connection,
-    region: str,
+    scope: Scope,
     group: str,
     name: str,
     expected: datetime | None,
@@ -166,24 +181,24 @@ def claim_slot(
     current = schedules.c.last_slot.is_(None) if expected is None else schedules.c.last_slot == expected
     result = connection.execute(
         update(schedules)
-        .where(*_key(region, group, name), current)
+        .where(*_key(scope, group, name), current)
         .values(last_slot=slot, last_fired_at=fired_at)
     )
     return bool(result.rowcount)
 
 
-def record_result(connection: Connection, region: str, group: str, name: str, result: str) -> None:
+def record_result(connection: Connection, scope: Scope, group: str, name: str, result: str) -> None:
     """Note how the last firing went."""
-    connection.execute(update(schedules).where(*_key(region, group, name)).values(last_result=result[:512]))
+    connection.execute(update(schedules).where(*_key(scope, group, name)).values(last_result=result[:512]))
 
 
-def _key(region: str, group: str, name: str) -> tuple[Any, ...]:
-    return (schedules.c.region == region, schedules.c.group_name == group, schedules.c.name == name)
+def _key(scope: Scope, group: str, name: str) -> tuple[Any, ...]:
+    return (in_scope(schedules, scope), schedules.c.group_name == group, schedules.c.name == name)
 
 
 def _values(record: ScheduleRecord) -> dict[str, Any]:
     return {
-        "region": record.region,
+        **scoped(record.scope),
         "group_name": record.group_name,
         "name": record.name,
         "state": record.state,
@@ -203,7 +218,7 @@ def _maybe_utc(moment: datetime | None) -> datetime | None:
 
 def _from_row(row: Any) -> ScheduleRecord:
     return ScheduleRecord(
-        region=row.region,
+        scope=scope_of(row),
         group_name=row.group_name,
         name=row.name,
         state=row.state,

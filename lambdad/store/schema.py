@@ -34,6 +34,7 @@ metadata = MetaData(
 functions = Table(
     "functions",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("name", String(64), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -46,6 +47,7 @@ functions = Table(
 function_versions = Table(
     "function_versions",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("function_name", String(64), primary_key=True),
     Column("version", String(32), primary_key=True),
@@ -61,7 +63,9 @@ function_versions = Table(
     # The rest of the configuration, as FunctionVersion fields (see store.records).
     Column("config", JSON, nullable=False),
     ForeignKeyConstraint(
-        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+        ["account", "region", "function_name"],
+        ["functions.account", "functions.region", "functions.name"],
+        ondelete="CASCADE",
     ),
 )
 
@@ -69,6 +73,7 @@ function_versions = Table(
 aliases = Table(
     "aliases",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("function_name", String(64), primary_key=True),
     Column("name", String(128), primary_key=True),
@@ -78,7 +83,9 @@ aliases = Table(
     Column("routing", JSON, nullable=False),
     Column("revision_id", String(36), nullable=False),
     ForeignKeyConstraint(
-        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+        ["account", "region", "function_name"],
+        ["functions.account", "functions.region", "functions.name"],
+        ondelete="CASCADE",
     ),
 )
 
@@ -88,6 +95,7 @@ aliases = Table(
 function_urls = Table(
     "function_urls",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("function_name", String(64), primary_key=True),
     Column("qualifier", String(128), primary_key=True),
@@ -99,7 +107,9 @@ function_urls = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_modified", DateTime(timezone=True), nullable=False),
     ForeignKeyConstraint(
-        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+        ["account", "region", "function_name"],
+        ["functions.account", "functions.region", "functions.name"],
+        ondelete="CASCADE",
     ),
 )
 
@@ -117,13 +127,16 @@ tags = Table(
 function_policies = Table(
     "function_policies",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("function_name", String(64), primary_key=True),
     Column("qualifier", String(128), primary_key=True),
     Column("statements", JSON, nullable=False),
     Column("revision_id", String(36), nullable=False),
     ForeignKeyConstraint(
-        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+        ["account", "region", "function_name"],
+        ["functions.account", "functions.region", "functions.name"],
+        ondelete="CASCADE",
     ),
 )
 
@@ -131,6 +144,7 @@ function_policies = Table(
 event_invoke_configs = Table(
     "event_invoke_configs",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("function_name", String(64), primary_key=True),
     Column("qualifier", String(128), primary_key=True),
@@ -140,7 +154,9 @@ event_invoke_configs = Table(
     Column("destination_config", JSON, nullable=False),
     Column("last_modified", DateTime(timezone=True), nullable=False),
     ForeignKeyConstraint(
-        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+        ["account", "region", "function_name"],
+        ["functions.account", "functions.region", "functions.name"],
+        ondelete="CASCADE",
     ),
 )
 
@@ -149,24 +165,30 @@ event_invoke_configs = Table(
 recursion_configs = Table(
     "recursion_configs",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("function_name", String(64), primary_key=True),
     Column("recursive_loop", String(16), nullable=False),
     ForeignKeyConstraint(
-        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+        ["account", "region", "function_name"],
+        ["functions.account", "functions.region", "functions.name"],
+        ondelete="CASCADE",
     ),
 )
 
 runtime_management_configs = Table(
     "runtime_management_configs",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("function_name", String(64), primary_key=True),
     Column("qualifier", String(128), primary_key=True),
     Column("update_runtime_on", String(16), nullable=False),
     Column("runtime_version_arn", String(2048), nullable=True),
     ForeignKeyConstraint(
-        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+        ["account", "region", "function_name"],
+        ["functions.account", "functions.region", "functions.name"],
+        ondelete="CASCADE",
     ),
 )
 
@@ -175,6 +197,7 @@ runtime_management_configs = Table(
 layers = Table(
     "layers",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("name", String(140), primary_key=True),
     Column("last_version", Integer, nullable=False, server_default=text("0")),
@@ -186,6 +209,7 @@ layers = Table(
 layer_versions = Table(
     "layer_versions",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("layer_name", String(140), primary_key=True),
     Column("version", Integer, primary_key=True),
@@ -201,7 +225,11 @@ layer_versions = Table(
     # The policy's statements in the order added ([] = no policy) and its RevisionId.
     Column("policy", JSON, nullable=False),
     Column("policy_revision_id", String(36), nullable=True),
-    ForeignKeyConstraint(["region", "layer_name"], ["layers.region", "layers.name"], ondelete="CASCADE"),
+    ForeignKeyConstraint(
+        ["account", "region", "layer_name"],
+        ["layers.account", "layers.region", "layers.name"],
+        ondelete="CASCADE",
+    ),
 )
 
 # PutProvisionedConcurrencyConfig, per published version or alias (never $LATEST). Its status lives in
@@ -209,6 +237,7 @@ layer_versions = Table(
 provisioned_concurrency_configs = Table(
     "provisioned_concurrency_configs",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("function_name", String(64), primary_key=True),
     Column("qualifier", String(128), primary_key=True),
@@ -220,7 +249,9 @@ provisioned_concurrency_configs = Table(
     Column("allocated", Integer, nullable=False, server_default=text("0")),
     Column("status_reason", Text, nullable=True),
     ForeignKeyConstraint(
-        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+        ["account", "region", "function_name"],
+        ["functions.account", "functions.region", "functions.name"],
+        ondelete="CASCADE",
     ),
 )
 
@@ -229,6 +260,7 @@ provisioned_concurrency_configs = Table(
 capacity_providers = Table(
     "capacity_providers",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("name", String(140), primary_key=True),
     Column("state", String(16), nullable=False),
@@ -240,6 +272,7 @@ capacity_providers = Table(
 function_scaling_configs = Table(
     "function_scaling_configs",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("function_name", String(64), primary_key=True),
     Column("qualifier", String(128), primary_key=True),
@@ -247,7 +280,9 @@ function_scaling_configs = Table(
     Column("max_environments", Integer, nullable=True),
     Column("last_modified", DateTime(timezone=True), nullable=False),
     ForeignKeyConstraint(
-        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+        ["account", "region", "function_name"],
+        ["functions.account", "functions.region", "functions.name"],
+        ondelete="CASCADE",
     ),
 )
 
@@ -257,6 +292,7 @@ event_source_mappings = Table(
     "event_source_mappings",
     metadata,
     Column("uuid", String(36), primary_key=True),
+    Column("account", String(12), nullable=False),
     Column("region", String(32), nullable=False, index=True),
     Column("function_arn", String(256), nullable=False),
     Column("event_source_arn", String(1024), nullable=False),
@@ -325,6 +361,7 @@ work_leases = Table(
 schedule_groups = Table(
     "schedule_groups",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("name", String(64), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -334,6 +371,7 @@ schedule_groups = Table(
 schedules = Table(
     "schedules",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("group_name", String(64), primary_key=True),
     Column("name", String(64), primary_key=True),
@@ -350,7 +388,9 @@ schedules = Table(
     Column("last_fired_at", DateTime(timezone=True), nullable=True),
     Column("last_result", String(512), nullable=True),
     ForeignKeyConstraint(
-        ["region", "group_name"], ["schedule_groups.region", "schedule_groups.name"], ondelete="CASCADE"
+        ["account", "region", "group_name"],
+        ["schedule_groups.account", "schedule_groups.region", "schedule_groups.name"],
+        ondelete="CASCADE",
     ),
 )
 
@@ -433,6 +473,7 @@ code_signing_configs = Table(
     "code_signing_configs",
     metadata,
     Column("arn", String(200), primary_key=True),
+    Column("account", String(12), nullable=False),
     Column("region", String(32), nullable=False),
     Column("config_id", String(21), nullable=False),
     Column("description", String(256), nullable=False),
@@ -444,11 +485,14 @@ code_signing_configs = Table(
 function_code_signing = Table(
     "function_code_signing",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("function_name", String(64), primary_key=True),
     Column("config_arn", String(200), nullable=False, index=True),
     ForeignKeyConstraint(
-        ["region", "function_name"], ["functions.region", "functions.name"], ondelete="CASCADE"
+        ["account", "region", "function_name"],
+        ["functions.account", "functions.region", "functions.name"],
+        ondelete="CASCADE",
     ),
     ForeignKeyConstraint(["config_arn"], ["code_signing_configs.arn"]),
 )
@@ -576,12 +620,13 @@ sts_sessions = Table(
 )
 
 # --- EC2 / networks ---
-# VPCs, subnets and security groups made with EC2's API (boto3's ``ec2`` client), per region. A function's
-# VpcConfig names subnets and security groups; the groups' egress rules become its sandboxes' egress
-# policy. Tags are EC2's, kept with each resource (its TagSpecifications) as a JSON object.
+# VPCs, subnets and security groups made with EC2's API (boto3's ``ec2`` client), per account and
+# region. A function's VpcConfig names subnets and security groups; the groups' egress rules become its
+# sandboxes' egress policy. Tags are EC2's, kept with each resource (its TagSpecifications) as a JSON object.
 vpcs = Table(
     "vpcs",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("vpc_id", String(32), primary_key=True),
     Column("cidr_block", String(43), nullable=False),
@@ -592,6 +637,7 @@ vpcs = Table(
 subnets = Table(
     "subnets",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("subnet_id", String(32), primary_key=True),
     Column("vpc_id", String(32), nullable=False),
@@ -599,12 +645,15 @@ subnets = Table(
     Column("availability_zone", String(40), nullable=False),
     Column("tags", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    ForeignKeyConstraint(["region", "vpc_id"], ["vpcs.region", "vpcs.vpc_id"], ondelete="CASCADE"),
+    ForeignKeyConstraint(
+        ["account", "region", "vpc_id"], ["vpcs.account", "vpcs.region", "vpcs.vpc_id"], ondelete="CASCADE"
+    ),
 )
 
 security_groups = Table(
     "security_groups",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("group_id", String(32), primary_key=True),
     Column("vpc_id", String(32), nullable=False),
@@ -612,8 +661,10 @@ security_groups = Table(
     Column("description", String(255), nullable=False),
     Column("tags", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    ForeignKeyConstraint(["region", "vpc_id"], ["vpcs.region", "vpcs.vpc_id"], ondelete="CASCADE"),
-    UniqueConstraint("region", "vpc_id", "group_name", name="uq_security_groups_name"),
+    ForeignKeyConstraint(
+        ["account", "region", "vpc_id"], ["vpcs.account", "vpcs.region", "vpcs.vpc_id"], ondelete="CASCADE"
+    ),
+    UniqueConstraint("account", "region", "vpc_id", "group_name", name="uq_security_groups_name"),
 )
 
 # One row per rule (EC2's SecurityGroupRule): a CIDR or a referenced group, a protocol and a port range
@@ -621,6 +672,7 @@ security_groups = Table(
 security_group_rules = Table(
     "security_group_rules",
     metadata,
+    Column("account", String(12), primary_key=True),
     Column("region", String(32), primary_key=True),
     Column("rule_id", String(32), primary_key=True),
     Column("group_id", String(32), nullable=False),
@@ -633,6 +685,8 @@ security_group_rules = Table(
     Column("description", String(255), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     ForeignKeyConstraint(
-        ["region", "group_id"], ["security_groups.region", "security_groups.group_id"], ondelete="CASCADE"
+        ["account", "region", "group_id"],
+        ["security_groups.account", "security_groups.region", "security_groups.group_id"],
+        ondelete="CASCADE",
     ),
 )

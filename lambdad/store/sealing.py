@@ -116,6 +116,7 @@ def _reseal(database: Database, ring: KeyRing) -> tuple[int, bool]:
     with database.read() as connection:
         rows = connection.execute(
             select(
+                function_versions.c.account,
                 function_versions.c.region,
                 function_versions.c.function_name,
                 function_versions.c.version,
@@ -126,6 +127,7 @@ def _reseal(database: Database, ring: KeyRing) -> tuple[int, bool]:
     had_plain = False
     for row in stale:
         key = (
+            function_versions.c.account == row.account,
             function_versions.c.region == row.region,
             function_versions.c.function_name == row.function_name,
             function_versions.c.version == row.version,

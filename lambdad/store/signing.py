@@ -9,11 +9,13 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from lambdad.models import Scope
 from lambdad.store.records import as_utc
 from lambdad.store.schema import code_signing_configs as configs
 from lambdad.store.schema import function_code_signing as uses
 from lambdad.store.schema import signing_jobs as jobs
 from lambdad.store.schema import signing_profiles as profiles
+from lambdad.store.scoping import in_scope, scope_of, scoped
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,11 @@ class ConfigRecord:
     allowed_publishers: list[str]
     untrusted_artifact: str  # Warn | Enforce
     last_modified: datetime
+
+    @property
+    def account(self) -> str:
+        """The account that owns the config (its ARN's)."""
+        return self.arn.split(":")[4]
 
 
 # --- profiles --------------------------------------------------------------------------------------
@@ -244,10 +251,10 @@ def delete_config(connection: Connection, arn: str) -> bool:
 
 
 def list_configs(
-    connection: Connection, region: str, account: str, *, after: str | None, limit: int
+    connection: Connection, scope: Scope, *, after: str | None, limit: int
 ) -> list[ConfigRecord]:
-    prefix = f"arn:aws:lambda:{region}:{account}:code-signing-config:"
-    query = select(configs).where(configs.c.region == region, configs.c.arn.startswith(prefix))
+    prefix = f"arn:aws:lambda:{scope.region}:{scope.account}:code-signing-config:"
+    query = select(configs).where(in_scope(configs, scope), configs.c.arn.startswith(prefix))
     if after is not None:
         query = query.where(configs.c.arn > after)
     return [_config(row) for row in connection.execute(query.order_by(configs.c.arn).limit(limit))]
@@ -256,6 +263,7 @@ def list_configs(
 def _config_values(record: ConfigRecord) -> dict[str, Any]:
     return {
         "arn": record.arn,
+        "account": record.account,
         "region": record.region,
         "config_id": record.config_id,
         "description": record.description,
@@ -280,33 +288,33 @@ def _config(row: Any) -> ConfigRecord:
 # --- which function uses which config --------------------------------------------------------------
 
 
-def config_of(connection: Connection, region: str, function_name: str) -> str | None:
-    query = select(uses.c.config_arn).where(uses.c.region == region, uses.c.function_name == function_name)
+def config_of(connection: Connection, scope: Scope, function_name: str) -> str | None:
+    query = select(uses.c.config_arn).where(in_scope(uses, scope), uses.c.function_name == function_name)
     return connection.execute(query).scalar()
 
 
-def set_config_of(connection: Connection, region: str, function_name: str, arn: str) -> None:
-    key = (uses.c.region == region, uses.c.function_name == function_name)
+def set_config_of(connection: Connection, scope: Scope, function_name: str, arn: str) -> None:
+    key = (in_scope(uses, scope), uses.c.function_name == function_name)
     if connection.execute(update(uses).where(*key).values(config_arn=arn)).rowcount:
         return
-    connection.execute(insert(uses).values(region=region, function_name=function_name, config_arn=arn))
+    connection.execute(insert(uses).values(**scoped(scope), function_name=function_name, config_arn=arn))
 
 
-def remove_config_of(connection: Connection, region: str, function_name: str) -> None:
-    connection.execute(delete(uses).where(uses.c.region == region, uses.c.function_name == function_name))
+def remove_config_of(connection: Connection, scope: Scope, function_name: str) -> None:
+    connection.execute(delete(uses).where(in_scope(uses, scope), uses.c.function_name == function_name))
 
 
 def functions_using(
     connection: Connection, arn: str, *, after: str | None = None, limit: int | None = None
-) -> list[tuple[str, str]]:
-    """(region, function name) of the functions that use config ``arn``, in name order."""
-    query = select(uses.c.region, uses.c.function_name).where(uses.c.config_arn == arn)
+) -> list[tuple[Scope, str]]:
+    """(scope, function name) of the functions that use config ``arn``, in name order."""
+    query = select(uses.c.account, uses.c.region, uses.c.function_name).where(uses.c.config_arn == arn)
     if after is not None:
         query = query.where(uses.c.function_name > after)
     query = query.order_by(uses.c.function_name)
     if limit is not None:
         query = query.limit(limit)
-    return [(row.region, row.function_name) for row in connection.execute(query)]
+    return [(scope_of(row), row.function_name) for row in connection.execute(query)]
 
 
 def count_using(connection: Connection, arn: str) -> int:

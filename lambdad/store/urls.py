@@ -8,14 +8,16 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, insert, select, update
 
+from lambdad.models import Scope
 from lambdad.store.schema import function_urls
+from lambdad.store.scoping import in_scope, scope_of, scoped
 
 
 @dataclass(frozen=True)
 class FunctionUrl:
     """One function URL configuration; ``qualifier`` is None for the function's own URL, else an alias."""
 
-    region: str
+    scope: Scope
     function_name: str
     qualifier: str | None
     url_id: str
@@ -25,6 +27,10 @@ class FunctionUrl:
     created_at: datetime
     last_modified: datetime
 
+    @property
+    def region(self) -> str:
+        return self.scope.region
+
     def evolve(self, **changes: Any) -> FunctionUrl:
         """A copy with some fields changed."""
         return replace(self, **changes)
@@ -32,7 +38,7 @@ class FunctionUrl:
 
 def _from_row(row: Row[Any]) -> FunctionUrl:
     return FunctionUrl(
-        region=row.region,
+        scope=scope_of(row),
         function_name=row.function_name,
         qualifier=row.qualifier or None,
         url_id=row.url_id,
@@ -46,7 +52,7 @@ def _from_row(row: Row[Any]) -> FunctionUrl:
 
 def _to_row(url: FunctionUrl) -> dict[str, Any]:
     return {
-        "region": url.region,
+        **scoped(url.scope),
         "function_name": url.function_name,
         "qualifier": url.qualifier or "",
         "url_id": url.url_id,
@@ -59,12 +65,12 @@ def _to_row(url: FunctionUrl) -> dict[str, Any]:
 
 
 def get_url(
-    connection: Connection, region: str, function_name: str, qualifier: str | None
+    connection: Connection, scope: Scope, function_name: str, qualifier: str | None
 ) -> FunctionUrl | None:
     """The URL of a function (qualifier None) or of one of its aliases, or None."""
     row = connection.execute(
         select(function_urls).where(
-            function_urls.c.region == region,
+            in_scope(function_urls, scope),
             function_urls.c.function_name == function_name,
             function_urls.c.qualifier == (qualifier or ""),
         )
@@ -88,7 +94,7 @@ def save_url(connection: Connection, url: FunctionUrl) -> None:
     connection.execute(
         update(function_urls)
         .where(
-            function_urls.c.region == url.region,
+            in_scope(function_urls, url.scope),
             function_urls.c.function_name == url.function_name,
             function_urls.c.qualifier == (url.qualifier or ""),
         )
@@ -96,11 +102,11 @@ def save_url(connection: Connection, url: FunctionUrl) -> None:
     )
 
 
-def delete_url(connection: Connection, region: str, function_name: str, qualifier: str | None) -> bool:
+def delete_url(connection: Connection, scope: Scope, function_name: str, qualifier: str | None) -> bool:
     """Remove a URL; False if there was none."""
     result = connection.execute(
         delete(function_urls).where(
-            function_urls.c.region == region,
+            in_scope(function_urls, scope),
             function_urls.c.function_name == function_name,
             function_urls.c.qualifier == (qualifier or ""),
         )
@@ -109,12 +115,12 @@ def delete_url(connection: Connection, region: str, function_name: str, qualifie
 
 
 def list_urls(
-    connection: Connection, region: str, function_name: str, *, after: str | None = None
+    connection: Connection, scope: Scope, function_name: str, *, after: str | None = None
 ) -> list[FunctionUrl]:
     """A function's URLs: its own first, then its aliases' in name order, starting after ``after``
     (a qualifier, "" for the function's own)."""
     query = select(function_urls).where(
-        function_urls.c.region == region, function_urls.c.function_name == function_name
+        in_scope(function_urls, scope), function_urls.c.function_name == function_name
     )
     if after is not None:
         query = query.where(function_urls.c.qualifier > after)

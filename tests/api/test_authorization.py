@@ -440,7 +440,7 @@ def test_functions_and_layers_policies_from_the_store(tmp_path: Path) -> None:
     try:
         scope = SERVICES_SCOPE
         parts.service.create(scope, create_params("f"))
-        parts.activator.submit(scope.region, "f").result(timeout=5)
+        parts.activator.submit(scope, "f").result(timeout=5)
         layer = parts.service.layers.publish(scope, "shared", {"Content": {"ZipFile": make_zip()}})
         policies = LambdaResourcePolicies(parts.service.permissions, parts.service.layers)
         authorizer = Authorizer(Store(), policies, check_roles=False)

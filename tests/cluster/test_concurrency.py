@@ -23,13 +23,17 @@ from lambdad.cluster.connection import ClusterConnection
 from lambdad.cluster.membership import NodeState
 from lambdad.errors import TooManyRequestsException
 from lambdad.invocation.concurrency import ACCOUNT_LIMIT, RESERVED_LIMIT, Lease
+from lambdad.models import Scope
 from tests.e2e.cluster_support import NATS_URL, remove_nats_names
 from tests.support import free_port
 
 pytestmark = pytest.mark.timeout(60)
 
-FUNCTION = ("us-east-1", "sleeper")
-OTHER = ("us-east-1", "other")
+FUNCTION = (Scope("000000000000", "us-east-1"), "sleeper")
+OTHER = (Scope("000000000000", "us-east-1"), "other")
+# The counters' keys: <account>.<region>.fn.<name> and <account>.<region>.pool.
+SLEEPER_KEY = "000000000000.us-east-1.fn.sleeper"
+POOL_KEY = "000000000000.us-east-1.pool"
 
 
 class NodeTable:
@@ -130,16 +134,16 @@ async def test_reserved_concurrency_counts_every_nodes_leases(nodes: Nodes) -> N
     first = await a.acquire(FUNCTION, 2, 2)
     second = await b.acquire(FUNCTION, 2, 2)
 
-    assert await nodes.entry("us-east-1.fn.sleeper") == {"a": 1, "b": 1}
+    assert await nodes.entry(SLEEPER_KEY) == {"a": 1, "b": 1}
     for leases in (a, b, c):
         assert await refused(leases, 2, 2) == RESERVED_LIMIT
     b.release(second)
-    await eventually(lambda: _equals(nodes.entry("us-east-1.fn.sleeper"), {"a": 1}))
+    await eventually(lambda: _equals(nodes.entry(SLEEPER_KEY), {"a": 1}))
     third = await c.acquire(FUNCTION, 2, 2)
-    assert await nodes.entry("us-east-1.fn.sleeper") == {"a": 1, "c": 1}
+    assert await nodes.entry(SLEEPER_KEY) == {"a": 1, "c": 1}
     a.release(first)
     c.release(third)
-    await eventually(lambda: _equals(nodes.entry("us-east-1.fn.sleeper"), {}))
+    await eventually(lambda: _equals(nodes.entry(SLEEPER_KEY), {}))
 
 
 @with_nodes
@@ -153,7 +157,7 @@ async def test_the_unreserved_pool_is_the_account_limit_less_every_reservation(n
     ]
 
     assert await refused(a, None, 2) == ACCOUNT_LIMIT
-    assert await nodes.entry("us-east-1.pool") == {"a": 1, "b": 2}
+    assert await nodes.entry(POOL_KEY) == {"a": 1, "b": 2}
     reserved = await a.acquire(FUNCTION, 1, 2)  # a reservation is not taken from the pool
     assert (a.in_flight(FUNCTION), b.in_flight(OTHER)) == (2, 2)
     for lease in held:
@@ -175,12 +179,12 @@ async def test_simultaneous_acquires_on_three_nodes_never_pass_the_limit(nodes: 
         answers = await asyncio.gather(*(one(leases) for leases in everyone for _ in range(6)))
         admitted = [(leases, lease) for leases, lease in zip(everyone * 6, answers, strict=True) if lease]
         assert len(admitted) == 5
-        assert sum((await nodes.entry("us-east-1.fn.sleeper")).values()) == 5
+        assert sum((await nodes.entry(SLEEPER_KEY)).values()) == 5
         for index, leases in enumerate(everyone):
             for lease in answers[index * 6 : index * 6 + 6]:
                 if lease is not None:
                     leases.release(lease)
-        await eventually(lambda: _equals(nodes.entry("us-east-1.fn.sleeper"), {}))
+        await eventually(lambda: _equals(nodes.entry(SLEEPER_KEY), {}))
 
 
 @with_nodes
@@ -190,12 +194,12 @@ async def test_a_full_counter_waits_briefly_for_another_nodes_slot_to_come_back(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(concurrency, "REFUSAL_WAIT", 5.0)  # generous: this machine may be busy
         waiting = asyncio.create_task(b.acquire(FUNCTION, 1, 1))
-        await eventually(lambda: _true(_waiters(b, "us-east-1.fn.sleeper") == 1))
+        await eventually(lambda: _true(_waiters(b, SLEEPER_KEY) == 1))
         a.release(held)  # written back after TIGHT_LINGER
         lease = await waiting
 
     assert lease.function == FUNCTION
-    assert await nodes.entry("us-east-1.fn.sleeper") == {"b": 1}
+    assert await nodes.entry(SLEEPER_KEY) == {"b": 1}
     started = time.monotonic()
     assert await refused(a, 1, 1) == RESERVED_LIMIT  # nobody gives one back: refused after REFUSAL_WAIT
     assert time.monotonic() - started >= concurrency.REFUSAL_WAIT
@@ -211,27 +215,27 @@ async def test_a_dead_nodes_leases_stop_counting_and_leave_the_entry(nodes: Node
     nodes.table.set("a", NodeState.DEAD)  # as Membership says DEAD_AFTER after a's last heartbeat
 
     await b.acquire(FUNCTION, 2, 2)
-    assert await nodes.entry("us-east-1.fn.sleeper") == {"b": 1}
+    assert await nodes.entry(SLEEPER_KEY) == {"b": 1}
 
 
 @with_nodes
 async def test_the_sweep_removes_a_dead_nodes_shares_that_nobody_writes(nodes: Nodes) -> None:
     await nodes.start("a")
-    await nodes.put("us-east-1.fn.sleeper", {"ghost": 2})
-    await nodes.put("us-east-1.pool", {"ghost": 3})
+    await nodes.put(SLEEPER_KEY, {"ghost": 2})
+    await nodes.put(POOL_KEY, {"ghost": 3})
 
     nodes.table.set("ghost", NodeState.DEAD)
 
-    await eventually(lambda: _equals(nodes.entry("us-east-1.fn.sleeper"), {}))
-    await eventually(lambda: _equals(nodes.entry("us-east-1.pool"), {}))
+    await eventually(lambda: _equals(nodes.entry(SLEEPER_KEY), {}))
+    await eventually(lambda: _equals(nodes.entry(POOL_KEY), {}))
 
 
 @with_nodes
 async def test_an_unknown_nodes_share_counts_until_it_was_unknown_for_dead_after(nodes: Nodes) -> None:
     a = await nodes.start("a")
-    await nodes.put("us-east-1.fn.sleeper", {"newcomer": 1})
+    await nodes.put(SLEEPER_KEY, {"newcomer": 1})
     nodes.table.states["newcomer"] = None  # its heartbeat has not arrived here (yet)
-    await eventually(lambda: _known(a, "us-east-1.fn.sleeper", {"newcomer": 1}))
+    await eventually(lambda: _known(a, SLEEPER_KEY, {"newcomer": 1}))
 
     assert await refused(a, 1, 1) == RESERVED_LIMIT
     started = time.monotonic()
@@ -249,22 +253,22 @@ async def test_an_unknown_nodes_share_counts_until_it_was_unknown_for_dead_after
 @with_nodes
 async def test_a_restarted_node_clears_the_shares_its_predecessor_left(nodes: Nodes) -> None:
     await nodes.start("b")
-    await nodes.put("us-east-1.fn.sleeper", {"a": 2, "b": 1})
+    await nodes.put(SLEEPER_KEY, {"a": 2, "b": 1})
 
     await nodes.start("a")  # the same node id, a new process: nothing of the old one runs
 
-    assert await nodes.entry("us-east-1.fn.sleeper") == {"b": 1}
+    assert await nodes.entry(SLEEPER_KEY) == {"b": 1}
 
 
 @with_nodes
 async def test_a_node_thought_dead_writes_its_shares_back(nodes: Nodes) -> None:
     a, b = await nodes.start("a"), await nodes.start("b")
     await a.acquire(FUNCTION, 2, 2)
-    await nodes.put("us-east-1.fn.sleeper", {})  # b's sweep removed a while a was cut off
+    await nodes.put(SLEEPER_KEY, {})  # b's sweep removed a while a was cut off
 
     nodes.table.set("b", NodeState.LIVE)  # any membership change (or SWEEP_EVERY) sweeps
 
-    await eventually(lambda: _equals(nodes.entry("us-east-1.fn.sleeper"), {"a": 1}))
+    await eventually(lambda: _equals(nodes.entry(SLEEPER_KEY), {"a": 1}))
     await b.acquire(FUNCTION, 2, 2)
     assert await refused(b, 2, 2) == RESERVED_LIMIT
 
@@ -278,42 +282,44 @@ async def test_a_clean_stop_gives_every_share_back(nodes: Nodes) -> None:
 
     await nodes.stop("a")
 
-    assert await nodes.entry("us-east-1.fn.sleeper") == {}
-    assert await nodes.entry("us-east-1.pool") == {}
+    assert await nodes.entry(SLEEPER_KEY) == {}
+    assert await nodes.entry(POOL_KEY) == {}
 
 
 @with_nodes
 async def test_back_to_back_invocations_on_one_node_reuse_a_slot_not_yet_given_back(nodes: Nodes) -> None:
     a = await nodes.start("a")
     lease = await a.acquire(FUNCTION, 1, 1)
-    revision = a._counters["us-east-1.fn.sleeper"].revision
+    revision = a._counters[SLEEPER_KEY].revision
 
     for _ in range(20):  # release and acquire in one step of the event loop: no write between
         a.release(lease)
         lease = await a.acquire(FUNCTION, 1, 1)
 
-    assert a._counters["us-east-1.fn.sleeper"].revision == revision
+    assert a._counters[SLEEPER_KEY].revision == revision
     a.release(lease)
-    await eventually(lambda: _equals(nodes.entry("us-east-1.fn.sleeper"), {}))
+    await eventually(lambda: _equals(nodes.entry(SLEEPER_KEY), {}))
 
 
 @with_nodes
 async def test_under_a_loose_limit_slots_linger_and_under_a_tight_one_go_back_at_once(nodes: Nodes) -> None:
     a = await nodes.start("a", account_limit=1000)
-    revision = a._counters["us-east-1.pool"].revision if "us-east-1.pool" in a._counters else 0
+    revision = a._counters[POOL_KEY].revision if POOL_KEY in a._counters else 0
     leases = [await a.acquire(FUNCTION, None, 0) for _ in range(3)]
     for lease in leases:
         a.release(lease)
     tight = await a.acquire(OTHER, 1, 1)
     a.release(tight)
 
-    await eventually(lambda: _equals(nodes.entry("us-east-1.fn.other"), {}), timeout=concurrency.LINGER / 2)
-    assert await nodes.entry("us-east-1.pool") == {"a": 3}  # lingering: the next ones need no write
-    pool = a._counters["us-east-1.pool"].revision
+    await eventually(
+        lambda: _equals(nodes.entry("000000000000.us-east-1.fn.other"), {}), timeout=concurrency.LINGER / 2
+    )
+    assert await nodes.entry(POOL_KEY) == {"a": 3}  # lingering: the next ones need no write
+    pool = a._counters[POOL_KEY].revision
     for _ in range(50):
         a.release(await a.acquire(FUNCTION, None, 0))
-    assert a._counters["us-east-1.pool"].revision == pool > revision
-    await eventually(lambda: _equals(nodes.entry("us-east-1.pool"), {}), timeout=concurrency.LINGER * 5)
+    assert a._counters[POOL_KEY].revision == pool > revision
+    await eventually(lambda: _equals(nodes.entry(POOL_KEY), {}), timeout=concurrency.LINGER * 5)
 
 
 def test_without_nats_a_node_admits_its_fair_share_at_once_and_releases_are_written_when_it_is_back(
@@ -345,7 +351,7 @@ def test_without_nats_a_node_admits_its_fair_share_at_once_and_releases_are_writ
         held = await a.acquire(FUNCTION, 3, 3)
         spare = await a.acquire(FUNCTION, 3, 3)
         a.release(spare)
-        await eventually(lambda: _equals(nodes.entry("us-east-1.fn.sleeper"), {"a": 1}))
+        await eventually(lambda: _equals(nodes.entry(SLEEPER_KEY), {"a": 1}))
         nats_process.terminate()
         nats_process.wait(10)
         await eventually(lambda: _true(nodes.connections["a"].lost_at is not None))
@@ -361,7 +367,7 @@ def test_without_nats_a_node_admits_its_fair_share_at_once_and_releases_are_writ
 
         nats_process = start()
         await eventually(lambda: _true(nodes.connections["a"].lost_at is None), timeout=20)
-        await eventually(lambda: _equals(nodes.entry("us-east-1.fn.sleeper"), {}), timeout=20)
+        await eventually(lambda: _equals(nodes.entry(SLEEPER_KEY), {}), timeout=20)
         await a.acquire(FUNCTION, 3, 3)
 
     async def run() -> None:

@@ -117,8 +117,8 @@ def test_a_provider_a_dead_node_left_pending_is_settled_by_a_survivor(fleet_clus
     config = json.dumps({"VpcConfig": VPC, "PermissionsConfig": PERMISSIONS})
     with psycopg.connect(c.database_url.replace("postgresql+psycopg://", "postgresql://")) as db:
         db.execute(
-            "INSERT INTO capacity_providers (region, name, state, config, last_modified) "
-            "VALUES ('us-east-1', %s, 'Pending', %s, now())",
+            "INSERT INTO capacity_providers (account, region, name, state, config, last_modified) "
+            "VALUES ('000000000000', 'us-east-1', %s, 'Pending', %s, now())",
             (name, config),
         )
     n1 = c["n1"].client()

@@ -170,8 +170,8 @@ def test_a_streamed_invocation_holds_its_lease_until_the_function_ends(region: C
         thread = threading.Thread(target=stream)
         thread.start()
         deadline = time.monotonic() + 60
-        while leases_of(c, f"us-east-1.fn.{name}") != {"n2": 1}:
-            assert time.monotonic() < deadline, leases_of(c, f"us-east-1.fn.{name}")
+        while leases_of(c, f"000000000000.us-east-1.fn.{name}") != {"n2": 1}:
+            assert time.monotonic() < deadline, leases_of(c, f"000000000000.us-east-1.fn.{name}")
             time.sleep(0.1)
         assert refused_on(c, "n1", name)
         thread.join(60)
@@ -230,7 +230,7 @@ def test_warm_invocations_write_nothing_to_postgresql(region: Cluster) -> None:
 def test_a_killed_nodes_leases_are_usable_again_within_the_bound(region: Cluster) -> None:
     c = region
     name = sleeper(c, reserved=2)
-    key = f"us-east-1.fn.{name}"
+    key = f"000000000000.us-east-1.fn.{name}"
 
     def hold() -> None:  # runs until its node dies
         client = c["n3"].client(read_timeout=120, connect_timeout=5)

@@ -347,7 +347,7 @@ def test_throttled_events_return_to_the_queue_until_their_maximum_age(platform: 
     with platform.database.write() as connection:
         config_records.save_event_invoke_config(
             connection,
-            SCOPE.region,
+            SCOPE,
             name,
             EventInvokeConfig(
                 "$LATEST", utcnow(), maximum_event_age=2, destinations={"OnFailure": {"Destination": QUEUE}}
@@ -384,7 +384,7 @@ def test_a_system_error_reaches_the_dead_letter_queue_without_host_paths(platfor
     name = deploy(platform, DeadLetterConfig={"TargetArn": DEAD_LETTERS})
     with platform.database.write() as connection:
         config_records.save_event_invoke_config(
-            connection, SCOPE.region, name, EventInvokeConfig("$LATEST", utcnow(), maximum_event_age=1)
+            connection, SCOPE, name, EventInvokeConfig("$LATEST", utcnow(), maximum_event_age=1)
         )
     # Unpacking the code for the first cold start now fails with an OSError naming the data directory.
     tasks = platform.settings.tasks_dir

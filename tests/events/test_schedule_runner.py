@@ -51,7 +51,7 @@ def database(tmp_path: Path) -> Iterator[Database]:
     db = Database(f"sqlite:///{tmp_path / 'test.db'}")
     db.migrate()
     with db.write() as connection:
-        function_records.insert_function(connection, SCOPE.region, active("fn"), datetime.now(UTC))
+        function_records.insert_function(connection, SCOPE, active("fn"), datetime.now(UTC))
     yield db
     db.dispose()
 
@@ -87,7 +87,7 @@ def create(
 
 def anchor(database: Database, name: str) -> datetime:
     with database.read() as connection:
-        stored = records.get_schedule(connection, SCOPE.region, "default", name)
+        stored = records.get_schedule(connection, SCOPE, "default", name)
     assert stored is not None
     return datetime.fromisoformat(stored.config["Anchor"])
 
@@ -147,7 +147,7 @@ def test_a_slot_older_than_the_maximum_event_age_is_dropped(database: Database, 
     asyncio.run(runner(database, clock, submitted).tick())
     assert len(submitted) == 1
     with database.read() as connection:
-        stored = records.get_schedule(connection, SCOPE.region, "default", "r")
+        stored = records.get_schedule(connection, SCOPE, "default", "r")
     assert stored is not None and stored.last_result == "Dropped: older than MaximumEventAgeInSeconds"
 
 
@@ -162,7 +162,7 @@ def test_a_flexible_window_fires_later_by_the_same_amount_every_time(
         FlexibleTimeWindow={"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 30},
     )
     with database.read() as connection:
-        stored = records.get_schedule(connection, SCOPE.region, "default", "f")
+        stored = records.get_schedule(connection, SCOPE, "default", "f")
     assert stored is not None
     one, other = runner(database, clock, []), runner(database, clock, [])
     slot, again = one.next_slot(stored), other.next_slot(stored)
@@ -186,7 +186,7 @@ def test_disabled_schedules_neither_fire_nor_complete(database: Database, clock:
     asyncio.run(runner(database, clock, submitted).tick())
     assert submitted == []
     with database.read() as connection:
-        assert records.get_schedule(connection, SCOPE.region, "default", "later") is not None
+        assert records.get_schedule(connection, SCOPE, "default", "later") is not None
 
 
 def test_at_fires_once_and_delete_after_completion_removes_it(database: Database, clock: Clock) -> None:
@@ -201,7 +201,7 @@ def test_at_fires_once_and_delete_after_completion_removes_it(database: Database
     asyncio.run(ticking.tick())
     assert len(submitted) == 1
     with database.read() as connection:
-        assert records.get_schedule(connection, SCOPE.region, "default", "once") is None
+        assert records.get_schedule(connection, SCOPE, "default", "once") is None
 
 
 def test_end_date_completes_a_recurring_schedule(database: Database, clock: Clock) -> None:
@@ -225,7 +225,7 @@ def test_the_hand_over_runs_inside_the_claiming_transaction(database: Database, 
     broken = ScheduleRunner(database, SCOPE.account, {}, hand_over=failing, clock=clock)
     asyncio.run(broken.tick())  # logged; the next tick tries again
     with database.read() as connection:
-        stored = records.get_schedule(connection, SCOPE.region, "default", "seam")
+        stored = records.get_schedule(connection, SCOPE, "default", "seam")
     assert stored is not None and stored.last_slot is None, "a failed hand-over leaves the slot unclaimed"
 
     handed: list[InvokeRequest] = []
@@ -327,7 +327,7 @@ def test_a_target_that_appears_during_retries_is_invoked(database: Database, clo
         await ticking.tick()
         assert submitted == []
         with database.write() as connection:
-            function_records.insert_function(connection, SCOPE.region, active("late"), datetime.now(UTC))
+            function_records.insert_function(connection, SCOPE, active("late"), datetime.now(UTC))
         for _ in range(1000):  # up to 10 s: a loaded machine is slow
             if submitted:
                 return
@@ -342,7 +342,7 @@ def test_qualified_function_arns_invoke_the_qualifier(database: Database, clock:
     submitted: list[InvokeRequest] = []
     create(database, clock, "q", "rate(1 hour)", target=FUNCTION + ":prod")
     with database.write() as connection:  # the alias the target names
-        alias_records.insert_alias(connection, SCOPE.region, Alias("fn", "prod", "$LATEST", "rev"))
+        alias_records.insert_alias(connection, SCOPE, Alias("fn", "prod", "$LATEST", "rev"))
     asyncio.run(runner(database, clock, submitted).tick())
     assert [(r.function_name, r.qualifier) for r in submitted] == [("fn", "prod")]
 
@@ -371,7 +371,7 @@ def test_a_pending_function_is_retried_until_it_is_active(database: Database, cl
     submitted: list[InvokeRequest] = []
     pending = "arn:aws:lambda:us-east-1:000000000000:function:pending"
     with database.write() as connection:
-        function_records.insert_function(connection, SCOPE.region, version("pending"), datetime.now(UTC))
+        function_records.insert_function(connection, SCOPE, version("pending"), datetime.now(UTC))
     create(database, clock, "wait", "rate(1 hour)", target=pending)
     ticking = runner(database, clock, submitted, retry_base_delay=0.05)
 
@@ -379,7 +379,7 @@ def test_a_pending_function_is_retried_until_it_is_active(database: Database, cl
         await ticking.tick()
         assert submitted == []
         with database.write() as connection:
-            function_records.save_version(connection, SCOPE.region, active("pending"))
+            function_records.save_version(connection, SCOPE, active("pending"))
         for _ in range(1000):  # up to 10 s: a loaded machine is slow
             if submitted:
                 return
@@ -388,7 +388,7 @@ def test_a_pending_function_is_retried_until_it_is_active(database: Database, cl
     asyncio.run(scenario())
     assert [r.function_name for r in submitted] == ["pending"]
     with database.read() as connection:
-        stored = records.get_schedule(connection, SCOPE.region, "default", "wait")
+        stored = records.get_schedule(connection, SCOPE, "default", "wait")
     assert stored is not None and stored.last_result == "Invoked (Event)"
 
 
@@ -404,7 +404,7 @@ def test_deleting_a_schedule_stops_its_retries(
         await ticking.tick()
         ScheduleService(database, check).delete(SCOPE, "gone", None)
         with database.write() as connection:
-            function_records.insert_function(connection, SCOPE.region, active("later"), datetime.now(UTC))
+            function_records.insert_function(connection, SCOPE, active("later"), datetime.now(UTC))
         await asyncio.sleep(0.3)
         await ticking.close()
 

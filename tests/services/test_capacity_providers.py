@@ -59,15 +59,15 @@ def test_settling_is_shared_by_every_node_and_resumed_at_start(tmp_path: Path) -
     second = CapacityProviderService(database, FunctionChanges())
     created = first.create(SCOPE, PARAMS)
     assert created.state is CapacityProviderState.PENDING
-    second.settle(SCOPE.region, "fleet", CapacityProviderState.PENDING)
+    second.settle(SCOPE, "fleet", CapacityProviderState.PENDING)
     first.close()
     assert second.get(SCOPE, "fleet").state is CapacityProviderState.ACTIVE
     # A Deleting provider left behind by a stopped node goes once another starts.
     with database.write() as connection:
-        records.set_state(connection, SCOPE.region, "fleet", "Deleting", only_from="Active")
+        records.set_state(connection, SCOPE, "fleet", "Deleting", only_from="Active")
     third = CapacityProviderService(database, FunctionChanges())
     assert third.recover() == 1
     third.close()
     with database.read() as connection:
-        assert records.get_provider(connection, SCOPE.region, "fleet") is None
+        assert records.get_provider(connection, SCOPE, "fleet") is None
     database.dispose()

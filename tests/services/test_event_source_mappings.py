@@ -242,7 +242,7 @@ def test_function_role_is_the_invoked_versions_role(tmp_path: Path) -> None:
     try:
         first, second = "arn:aws:iam::000000000000:role/first", "arn:aws:iam::000000000000:role/second"
         parts.service.create(SCOPE, create_params("target", Role=first))
-        parts.activator.submit(SCOPE.region, "target").result(timeout=5)
+        parts.activator.submit(SCOPE, "target").result(timeout=5)
         parts.service.versions.publish(SCOPE, "target")
         AliasService(parts.database, parts.changes).create(SCOPE, "target", "live", "1")
         parts.service.update_configuration(SCOPE, {"FunctionName": "target", "Role": second})

@@ -62,7 +62,7 @@ def create_params(name: str, **changes: Any) -> dict[str, Any]:
 def test_create_is_pending_then_activator_settles_it(parts: Parts) -> None:
     created = parts.service.create(SCOPE, create_params("f"))
     assert created.state is FunctionState.PENDING
-    parts.activator.submit(SCOPE.region, "f").result(timeout=5)
+    parts.activator.submit(SCOPE, "f").result(timeout=5)
     settled = parts.service.get(SCOPE, "f")
     assert settled.state is FunctionState.ACTIVE
     assert settled.last_update_status is UpdateStatus.SUCCESSFUL
@@ -97,7 +97,7 @@ def test_failing_preparation_marks_the_function_failed(tmp_path: Path, error: Ex
     parts = Parts(tmp_path, prepare=broken)
     try:
         parts.service.create(SCOPE, create_params("broken"))
-        parts.activator.submit(SCOPE.region, "broken").result(timeout=5)
+        parts.activator.submit(SCOPE, "broken").result(timeout=5)
         failed = parts.service.get(SCOPE, "broken")
         assert failed.state is FunctionState.FAILED
         assert failed.state_reason == reason
@@ -126,7 +126,7 @@ def test_recover_settles_what_a_crash_left_pending(tmp_path: Path) -> None:
 
 def test_revision_precondition(parts: Parts) -> None:
     parts.service.create(SCOPE, create_params("rev"))
-    parts.activator.submit(SCOPE.region, "rev").result(timeout=5)
+    parts.activator.submit(SCOPE, "rev").result(timeout=5)
     with pytest.raises(PreconditionFailedException):
         parts.service.update_configuration(SCOPE, {"FunctionName": "rev", "RevisionId": "old"})
 

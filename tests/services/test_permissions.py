@@ -86,7 +86,7 @@ def test_service_allows_reads_the_qualified_policy(tmp_path: Path) -> None:
     parts = Parts(tmp_path)
     try:
         parts.service.create(SCOPE, create_params("f"))
-        parts.activator.submit(SCOPE.region, "f").result(timeout=5)
+        parts.activator.submit(SCOPE, "f").result(timeout=5)
         permissions = parts.service.permissions
         grant = PermissionGrant("url", "lambda:InvokeFunctionUrl", "*", function_url_auth_type="NONE")
         permissions.add(SCOPE, "f", grant)
@@ -108,7 +108,7 @@ def test_cached_statements_follow_every_change_to_the_function(tmp_path: Path) -
     parts = Parts(tmp_path)
     try:
         parts.service.create(SCOPE, create_params("f"))
-        parts.activator.submit(SCOPE.region, "f").result(timeout=5)
+        parts.activator.submit(SCOPE, "f").result(timeout=5)
         permissions = parts.service.permissions
         grant = PermissionGrant("url", "lambda:InvokeFunctionUrl", "*", function_url_auth_type="NONE")
         request = AccessRequest("*", "lambda:InvokeFunctionUrl", function_url_auth_type="NONE")

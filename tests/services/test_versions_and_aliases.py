@@ -28,7 +28,7 @@ def parts(tmp_path: Path) -> Iterator[Parts]:
 
 def active(parts: Parts, name: str, **params: object) -> None:
     parts.service.create(SCOPE, create_params(name, **params))
-    parts.activator.submit(SCOPE.region, name).result(timeout=5)
+    parts.activator.submit(SCOPE, name).result(timeout=5)
 
 
 def test_publish_snapshots_latest_and_answers_the_same_version_until_it_changes(parts: Parts) -> None:
@@ -39,7 +39,7 @@ def test_publish_snapshots_latest_and_answers_the_same_version_until_it_changes(
     assert (first.version, first.description, first.state) == ("1", "first", FunctionState.ACTIVE)
     assert parts.service.versions.publish(SCOPE, "f") == first
     parts.service.update_configuration(SCOPE, {"FunctionName": "f", "Timeout": 9})
-    parts.activator.submit(SCOPE.region, "f").result(timeout=5)
+    parts.activator.submit(SCOPE, "f").result(timeout=5)
     second = parts.service.versions.publish(SCOPE, "f")
     assert (second.version, second.timeout) == ("2", 9)
     assert parts.service.get(SCOPE, "f", "1").timeout == 3
@@ -54,7 +54,7 @@ def test_publish_with_an_update_starts_pending_and_the_activator_settles_it_keep
         SCOPE, {"FunctionName": "g", "ZipFile": make_zip({"handler.py": "x = 1\n"}), "Publish": True}
     )
     assert (published.version, published.state) == ("1", FunctionState.PENDING)
-    parts.activator.submit(SCOPE.region, "g", "1").result(timeout=5)
+    parts.activator.submit(SCOPE, "g", "1").result(timeout=5)
     settled = parts.service.get(SCOPE, "g", "1")
     assert (settled.state, settled.last_update_status) == (FunctionState.ACTIVE, UpdateStatus.SUCCESSFUL)
     assert settled.revision_id == published.revision_id
@@ -79,7 +79,7 @@ def test_lookup_picks_the_additional_version_by_weight_per_invocation(parts: Par
     active(parts, "w")
     parts.service.versions.publish(SCOPE, "w")
     parts.service.update_configuration(SCOPE, {"FunctionName": "w", "Timeout": 7})
-    parts.activator.submit(SCOPE.region, "w").result(timeout=5)
+    parts.activator.submit(SCOPE, "w").result(timeout=5)
     parts.service.versions.publish(SCOPE, "w")
     aliases = AliasService(parts.database, parts.changes)
     aliases.create(SCOPE, "w", "canary", "1", routing={"AdditionalVersionWeights": {"2": 0.25}})

@@ -31,8 +31,9 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
 
 
 @contextmanager
-def fresh_postgres() -> Iterator[Database]:
-    """A migrated database of its own on the PostgreSQL at 127.0.0.1:5432, dropped afterwards."""
+def fresh_postgres(*, migrate: bool = True) -> Iterator[Database]:
+    """A migrated database of its own on the PostgreSQL at 127.0.0.1:5432, dropped afterwards (left
+    empty with ``migrate=False``)."""
     from sqlalchemy import create_engine, text
 
     name = f"lambdad_test_{uuid.uuid4().hex[:12]}"
@@ -41,7 +42,8 @@ def fresh_postgres() -> Iterator[Database]:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     db = Database(POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
     try:
-        db.migrate()
+        if migrate:
+            db.migrate()
         yield db
     finally:
         db.dispose()

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from lambdad.models import CodePackage, FunctionLayer
+from lambdad.models import CodePackage, FunctionLayer, Scope
 from lambdad.store import Database
 from lambdad.store import functions as records
 from lambdad.store import layers as layer_records
 from lambdad.store.layers import LayerVersion
-from tests.store.test_database import REGION, version
+from tests.store.test_database import REGION, SCOPE, version
 
 OWN, KEPT, PUBLISHED = "aa" * 32, "bb" * 32, "cc" * 32
 
@@ -20,13 +20,16 @@ def test_function_code_kept_layers_and_layer_versions_are_in_use_once_each(datab
     with database.write() as connection:
         for name in ("f", "g"):  # two functions, one package: counted once
             latest = version(name, code=CodePackage(OWN, 10, 100, 8202), layers=(kept,))
-            records.insert_function(connection, REGION, latest, datetime.now(UTC))
+            records.insert_function(connection, SCOPE, latest, datetime.now(UTC))
         records.insert_function(
-            connection, "eu-west-1", version("h", code=CodePackage(OWN, 10, 100, 8202)), datetime.now(UTC)
+            connection,
+            Scope("000000000000", "eu-west-1"),
+            version("h", code=CodePackage(OWN, 10, 100, 8202)),
+            datetime.now(UTC),
         )
-        number = layer_records.next_version_number(connection, REGION, "l")
+        number = layer_records.next_version_number(connection, SCOPE, "l")
         layer = LayerVersion("l", number, CodePackage(PUBLISHED, 7, 70), datetime.now(UTC))
-        layer_records.insert_version(connection, REGION, layer)
+        layer_records.insert_version(connection, SCOPE, layer)
     with database.read() as connection:
         in_use = records.code_in_use(connection)
     # The bytes on disk where known (disk_size), else zipped plus unzipped (stored before they were).
@@ -34,7 +37,7 @@ def test_function_code_kept_layers_and_layer_versions_are_in_use_once_each(datab
     assert in_use.layer_sets == {(KEPT,)}
     with database.write() as connection:
         for name in ("f", "g"):
-            records.delete_function(connection, REGION, name)
-        records.delete_function(connection, "eu-west-1", "h")
+            records.delete_function(connection, SCOPE, name)
+        records.delete_function(connection, Scope("000000000000", "eu-west-1"), "h")
     with database.read() as connection:
         assert records.code_in_use(connection).packages == {PUBLISHED: 77}

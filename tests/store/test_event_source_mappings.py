@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from lambdad.models import Scope
 from lambdad.store import Database
 from lambdad.store import event_source_mappings as records
 from lambdad.store.event_source_mappings import MappingRecord
@@ -14,6 +15,7 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 def mapping(uuid: str, region: str = "us-east-1", minutes: int = 0) -> MappingRecord:
     return MappingRecord(
         uuid=uuid,
+        account="000000000000",
         region=region,
         function_arn=f"arn:aws:lambda:{region}:000000000000:function:f",
         event_source_arn="arn:aws:redis:us-east-1:000000000000:stream/s",
@@ -53,7 +55,10 @@ def test_list_by_region_oldest_first_and_delete(database: Database) -> None:
         records.insert_mapping(connection, mapping("early"))
         records.insert_mapping(connection, mapping("elsewhere", region="eu-west-1"))
     with database.read() as connection:
-        assert [m.uuid for m in records.list_mappings(connection, "us-east-1")] == ["early", "late"]
+        assert [m.uuid for m in records.list_mappings(connection, Scope("000000000000", "us-east-1"))] == [
+            "early",
+            "late",
+        ]
         assert len(records.list_mappings(connection)) == 3
     with database.write() as connection:
         assert records.delete_mapping(connection, "early")

@@ -17,7 +17,7 @@ from lambdad.store import functions as records
 from lambdad.store.keyring import KeyRing, KeyRingError
 from lambdad.store.schema import function_versions, key_ring
 from lambdad.store.sealing import RingRefused, open_store
-from tests.store.test_database import REGION, version
+from tests.store.test_database import SCOPE, version
 
 SECRET = "hunter2-" + secrets.token_hex(8)
 
@@ -56,15 +56,15 @@ def test_variables_are_sealed_in_their_row_and_open_for_their_function_only(
     store = with_ring(database, ring(), sealed_with)
     with store.write() as connection:
         records.insert_function(
-            connection, REGION, version("a", environment={"TOKEN": SECRET}), datetime.now(UTC)
+            connection, SCOPE, version("a", environment={"TOKEN": SECRET}), datetime.now(UTC)
         )
         records.insert_function(
-            connection, REGION, version("b", environment={"OTHER": "x"}), datetime.now(UTC)
+            connection, SCOPE, version("b", environment={"OTHER": "x"}), datetime.now(UTC)
         )
     sealed = stored_environment(database, "a")
     assert isinstance(sealed, str) and SECRET not in sealed
     with store.read() as connection:
-        found = records.get_version(connection, REGION, "a")
+        found = records.get_version(connection, SCOPE, "a")
         assert found is not None and found.environment == {"TOKEN": SECRET}
     # A's sealed variables moved into B's row do not open there.
     with database.write() as connection:
@@ -78,7 +78,7 @@ def test_variables_are_sealed_in_their_row_and_open_for_their_function_only(
             update(function_versions).where(function_versions.c.function_name == "b").values(config=config)
         )
     with store.read() as connection, pytest.raises(KeyRingError, match="belongs elsewhere"):
-        records.get_version(connection, REGION, "b")
+        records.get_version(connection, SCOPE, "b")
 
 
 def test_plain_rows_are_sealed_at_start_and_the_ring_recorded(
@@ -86,7 +86,7 @@ def test_plain_rows_are_sealed_at_start_and_the_ring_recorded(
 ) -> None:
     with database.write() as connection:  # as an older lambdad wrote it
         records.insert_function(
-            connection, REGION, version("old", environment={"TOKEN": SECRET}), datetime.now(UTC)
+            connection, SCOPE, version("old", environment={"TOKEN": SECRET}), datetime.now(UTC)
         )
     assert stored_environment(database, "old") == {"TOKEN": SECRET}
     first = ring()
@@ -94,7 +94,7 @@ def test_plain_rows_are_sealed_at_start_and_the_ring_recorded(
     assert open_store(store, first, tmp_path / "ring") == 1
     assert SECRET not in str(stored_environment(database, "old"))
     with store.read() as connection:
-        found = records.get_version(connection, REGION, "old")
+        found = records.get_version(connection, SCOPE, "old")
         assert found is not None and found.environment == {"TOKEN": SECRET}
         assert connection.execute(select(key_ring.c.key_id)).scalar_one() == first.key_id
     assert open_store(store, first, tmp_path / "ring") == 0  # nothing left to seal
@@ -115,7 +115,7 @@ def test_another_ring_is_refused_and_a_rotated_one_reseals(
     open_store(store, old, tmp_path / "ring")
     with store.write() as connection:
         records.insert_function(
-            connection, REGION, version("f", environment={"TOKEN": SECRET}), datetime.now(UTC)
+            connection, SCOPE, version("f", environment={"TOKEN": SECRET}), datetime.now(UTC)
         )
     stranger = ring()
     with pytest.raises(RingRefused) as refused:
@@ -129,7 +129,7 @@ def test_another_ring_is_refused_and_a_rotated_one_reseals(
     assert open_store(store, rotated, tmp_path / "ring") == 1
     assert str(stored_environment(database, "f")).split(":")[1] == rotated.key_id
     with store.read() as connection:
-        found = records.get_version(connection, REGION, "f")
+        found = records.get_version(connection, SCOPE, "f")
         assert found is not None and found.environment == {"TOKEN": SECRET}
     # Now the old ring alone no longer opens this data.
     with pytest.raises(RingRefused):

@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from lambdad.models import Scope
 from lambdad.store import Database
 from lambdad.store import functions as function_records
 from lambdad.store import signing as records
 from lambdad.store.signing import ConfigRecord, JobRecord, ProfileRecord
-from tests.store.test_database import REGION, version
+from tests.store.test_database import REGION, SCOPE, version
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 ACCOUNT = "000000000000"
@@ -71,19 +72,19 @@ def test_a_config_in_use_goes_with_its_function_only(database: Database) -> None
     config = ConfigRecord(CONFIG_ARN, REGION, "csc-0123456789abcdef0", "", [VERSION_ARN], "Enforce", NOW)
     with database.write() as connection:
         records.insert_config(connection, config)
-        function_records.insert_function(connection, REGION, version("signed"), NOW)
-        records.set_config_of(connection, REGION, "signed", CONFIG_ARN)
+        function_records.insert_function(connection, SCOPE, version("signed"), NOW)
+        records.set_config_of(connection, SCOPE, "signed", CONFIG_ARN)
     with database.read() as connection:
         assert records.get_config(connection, CONFIG_ARN) == config
-        assert records.list_configs(connection, REGION, ACCOUNT, after=None, limit=10) == [config]
-        assert records.list_configs(connection, REGION, "111111111111", after=None, limit=10) == []
-        assert records.functions_using(connection, CONFIG_ARN) == [(REGION, "signed")]
+        assert records.list_configs(connection, SCOPE, after=None, limit=10) == [config]
+        assert records.list_configs(connection, Scope("111111111111", REGION), after=None, limit=10) == []
+        assert records.functions_using(connection, CONFIG_ARN) == [(SCOPE, "signed")]
         assert records.count_using(connection, CONFIG_ARN) == 1
     # The database refuses to drop a config a function uses.
     with pytest.raises(IntegrityError), database.write() as connection:
         records.delete_config(connection, CONFIG_ARN)
     with database.write() as connection:
-        function_records.delete_function(connection, REGION, "signed")
+        function_records.delete_function(connection, SCOPE, "signed")
     with database.read() as connection:
         assert records.count_using(connection, CONFIG_ARN) == 0
     with database.write() as connection:

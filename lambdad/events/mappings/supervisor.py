@@ -56,7 +56,7 @@ class MappingCatalog:
             )
         kind = kind_for(record.event_source_arn)
         if kind is not None:
-            kind.validate(spec_for(record, self._endpoints, self._account))
+            kind.validate(spec_for(record, self._endpoints, record.account))
 
 
 def spec_for(
@@ -269,7 +269,7 @@ class MappingSupervisor:
         if remove is None:
             return
         try:
-            await asyncio.wait_for(remove(spec_for(record, self._endpoints, self._account)), REMOVE_WAIT)
+            await asyncio.wait_for(remove(spec_for(record, self._endpoints, record.account)), REMOVE_WAIT)
         except Exception as error:  # the broker's problem must not keep a deleted mapping alive
             log.warning("event source mapping %s: its source kept its state: %s", record.uuid, error)
 
@@ -282,7 +282,7 @@ class MappingSupervisor:
             return
         # Read when the poller starts: a role changed later shows after the next restart of the poller.
         role = await asyncio.to_thread(self._service.function_role, record)
-        source = kind.source(spec_for(record, self._endpoints, self._account, role))
+        source = kind.source(spec_for(record, self._endpoints, record.account, role))
 
         async def report(result: str) -> None:
             await asyncio.to_thread(self._service.report, record.uuid, result)
@@ -308,7 +308,7 @@ class MappingSupervisor:
             record,
             source,
             self._invoker,
-            self._account,
+            record.account,  # the mapping acts in its own account
             self._endpoints,
             report,
             batch_info_key=str(getattr(source, "batch_info_key", "BatchInfo")),

@@ -111,6 +111,7 @@ class Function:
 def mapping(**config: Any) -> MappingRecord:
     return MappingRecord(
         uuid=str(uuid.uuid4()),
+        account="000000000000",
         region="us-east-1",
         function_arn="arn:aws:lambda:us-east-1:000000000000:function:f",
         event_source_arn="arn:aws:mq:us-east-1:000000000000:broker:b",

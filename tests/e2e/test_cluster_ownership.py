@@ -111,7 +111,7 @@ def test_work_spreads_over_the_nodes_and_a_killed_nodes_work_is_taken_over(
             )
         keys = {
             "EventSourceMappings": mappings,
-            "Schedules": [f"default/{schedule}" for schedule in names],
+            "Schedules": [f"000000000000/us-east-1/default/{schedule}" for schedule in names],
             "AsyncPartitions": PARTITIONS,
         }
         everyone = {"n1", "n2", "n3"}

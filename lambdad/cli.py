@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -281,15 +282,48 @@ def _sign(args: argparse.Namespace) -> int:
 
 
 def _server_json(endpoint: str | None, path: str) -> Any:
-    """A running server's answer to ``GET path`` as JSON, or None (said why) when it does not answer."""
-    endpoint = (endpoint or f"http://127.0.0.1:{Settings.from_env().port}").rstrip("/")
+    """A running server's answer to ``GET path`` as JSON, or None (said why) when it does not answer or
+    refuses. Signed (SigV4, service ``lambda``) with the credentials botocore's default chain finds, as
+    a server with ``--auth sigv4`` asks; unsigned when there are none."""
+    settings = Settings.from_env()
+    endpoint = (endpoint or f"http://127.0.0.1:{settings.port}").rstrip("/")
+    request = urllib.request.Request(f"{endpoint}{path}", headers=_signature(f"{endpoint}{path}", settings))
     try:
-        with urllib.request.urlopen(f"{endpoint}{path}", timeout=10) as answer:
+        with urllib.request.urlopen(request, timeout=10) as answer:
             return json.load(answer)
+    except urllib.error.HTTPError as error:
+        body = error.read()
+        try:
+            refusal = json.loads(body)
+            code = error.headers.get("x-amzn-ErrorType", "").split(":")[0]
+            reason = f"{code}: {refusal.get('message') or refusal.get('Message')}"
+        except ValueError:
+            reason = body.decode(errors="replace")[:200]
+        console.print(
+            f"[red]lambdad on {endpoint} refused {path.split('?')[0]} ({error.code}): {reason}[/red]"
+        )
+        return None
     except OSError as error:
         console.print(f"[red]lambdad is not answering on {endpoint}: {error}[/red]")
         console.print("Start it with `lambdad serve`, or pass --endpoint if it listens elsewhere.")
         return None
+
+
+def _signature(url: str, settings: Settings) -> dict[str, str]:
+    """The headers signing ``GET url`` with botocore's default credentials (environment, profile, ...)
+    for the service ``lambda``; none without credentials."""
+    import botocore.session
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    session = botocore.session.get_session()
+    credentials = session.get_credentials()
+    if credentials is None:
+        return {}
+    region = session.get_config_variable("region") or settings.region
+    request = AWSRequest(method="GET", url=url)
+    SigV4Auth(credentials.get_frozen_credentials(), "lambda", region).add_auth(request)
+    return dict(request.headers.items())
 
 
 def _nodes(args: argparse.Namespace) -> int:
@@ -476,13 +510,14 @@ def _logs_through(endpoint: str, group: str, follow: bool) -> int:
     """A log group as a running server (every node of a cluster) has it; ``follow`` asks again each second
     for what came since."""
     import time
-    from urllib.parse import urlencode
+    from urllib.parse import quote, urlencode
 
     out = Console(highlight=False, soft_wrap=True)
     since, seen = 0, set()
     try:
         while True:
-            answer = _server_json(endpoint, "/_lambdad/logs?" + urlencode({"group": group, "since": since}))
+            query = urlencode({"group": group, "since": since}, quote_via=quote)  # as SigV4 encodes it
+            answer = _server_json(endpoint, "/_lambdad/logs?" + query)
             if answer is None:
                 return 1
             for event in answer["Events"]:

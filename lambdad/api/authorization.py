@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -59,6 +60,8 @@ DEFAULT_ROLE_POLICY = json.dumps(
     }
 )
 _DEFAULT_ROLE = parse_policy(DEFAULT_ROLE_POLICY)
+#: The Role member's pattern in Lambda's model.
+_ROLE_ARN = re.compile(r"arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+")
 ROLE_CANNOT_BE_ASSUMED = "The role defined for the function cannot be assumed by Lambda."
 
 
@@ -195,7 +198,9 @@ class Authorizer:
         for role, to_service in passed_roles(service, operation, params):
             passing = {**keys, "iam:PassedToService": to_service}
             self._check(principal, "iam:PassRole", role, passing, identity, scope, resource_policy=False)
-            if self._check_roles and to_service == "lambda.amazonaws.com":
+            # A value that is no role ARN at all is the input validation's to refuse (ValidationException,
+            # as AWS answers ``Role: r1``), after this check of the caller.
+            if self._check_roles and to_service == "lambda.amazonaws.com" and _ROLE_ARN.fullmatch(role):
                 trust = self._store.trust_policy(role)
                 if trust is None or not _trusted(trust, role, to_service):
                     raise InvalidParameterValueException(ROLE_CANNOT_BE_ASSUMED)

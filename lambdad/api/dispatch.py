@@ -182,6 +182,34 @@ class AwsApi:
             response = error_response(api.internal_error(message), request_id, api)
         await response(scope, receive, send)
 
+    async def authorize_own(
+        self, request: Request, action: str, resource: Callable[[Scope], str]
+    ) -> Principal | Response | None:
+        """lambdad's own endpoints (``/_lambdad/...``) with authentication on: the request must be signed
+        for Lambda (service ``lambda``, as ``lambdad logs``/``nodes``/... sign it) and its signer allowed
+        ``action`` on ``resource(scope)``, the IAM action AWS asks for the same information. The signer
+        when it may; else the AWS error to answer (Lambda's words: 403 MissingAuthenticationToken,
+        AccessDenied...). None with authentication off: anyone on the loopback may read them, as before."""
+        if self._authenticator is None:
+            return None
+        request_id = str(uuid.uuid4())
+        api = self._by_signing_name.get("lambda", self._apis[0])
+        incoming = Incoming(request)
+        try:
+            principal = await self._principal(api, incoming)
+            scope = Scope(principal.account, _signed_region(incoming) or self._default_region)
+            context = {
+                "aws:SourceIp": request.client.host if request.client else "127.0.0.1",
+                "aws:SecureTransport": request.url.scheme == "https",
+            }
+            check = partial(
+                self._authorizer.authorize_action, principal, action, resource(scope), scope, context
+            )
+            await anyio.to_thread.run_sync(check)  # reads the store
+        except LambdaError as error:
+            return error_response(error, request_id, api)
+        return principal
+
     async def _service(self, incoming: Incoming) -> ServiceApi:
         """The service a request is for.
 

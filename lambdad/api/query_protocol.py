@@ -38,6 +38,8 @@ class Query:
     renamed_codes: Mapping[str, str] = {
         "ValidationException": "ValidationError",
         "SerializationException": "ValidationError",
+        # IAM and STS answer a policy's denial as AccessDenied ("User: ... is not authorized to perform").
+        "AccessDeniedException": "AccessDenied",
     }
 
     # --- requests ------------------------------------------------------------------------------------

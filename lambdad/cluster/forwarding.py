@@ -40,6 +40,7 @@ connecting is bounded by CONNECT_TIMEOUT, reading by the function's own timeout.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -158,6 +159,10 @@ class Forwarder:
         self._eligible = eligible
         self.node_id = membership.node_id
         self.forwarded = Forwarded()
+        # Invocations placed here that have not taken an environment yet, per function ARN: between the
+        # choice and the pool's hand-over a request is authenticated and authorised (database reads), and
+        # the next request must not count the same idle environment as free.
+        self._placed_here: dict[str, list[object]] = {}
         self._clients: dict[str, NodeClient] = {}
 
     async def close(self) -> None:
@@ -225,11 +230,38 @@ class Forwarder:
                 )
         if here is None:  # before this node's first heartbeat
             return []
+        waiting = len(self._placed_here.get(placed.arn, ()))
+        if waiting:
+            load = here.load
+            idle = {**load.idle, placed.arn: max(0, load.idle.get(placed.arn, 0) - waiting)}
+            here = dataclasses.replace(here, load=dataclasses.replace(load, idle=idle))
         version = placed.runnable.version
         now = time.monotonic()
         return choose(
             placed.arn, here, others, self.forwarded, now, lambda node: self._eligible(version, node)
         )
+
+    def placed_here(self, arn: str) -> object:
+        """Count an invocation of ``arn`` placed here until it takes an environment (or ends)."""
+        token = object()
+        self._placed_here.setdefault(arn, []).append(token)
+        return token
+
+    def took_environment(self, arn: str) -> None:
+        """The pool handed out an environment of ``arn`` (``ClusterNode`` tells): one placement less."""
+        waiting = self._placed_here.get(arn)
+        if waiting:
+            waiting.pop(0)
+            if not waiting:
+                del self._placed_here[arn]
+
+    def ended_here(self, arn: str, token: object) -> None:
+        """An invocation placed here ended (refused before it took an environment, perhaps)."""
+        waiting = self._placed_here.get(arn)
+        if waiting and token in waiting:
+            waiting.remove(token)
+            if not waiting:
+                del self._placed_here[arn]
 
     # Sending ---------------------------------------------------------------------------------------------
 
@@ -305,7 +337,11 @@ class ForwardingRouter:
                 if await self.forwarder.forward(node, placed, scope, body, send):
                     return
         # Here: chosen, the last resort, or a body past AWS's limit (the local app answers the 413).
-        await self.app(scope, replay, send)
+        token = self.forwarder.placed_here(placed.arn)
+        try:
+            await self.app(scope, replay, send)
+        finally:
+            self.forwarder.ended_here(placed.arn, token)
 
 
 async def _read_body(receive: Receive) -> tuple[list[bytes], bool]:

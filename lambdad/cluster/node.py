@@ -86,6 +86,8 @@ class ClusterNode:
         # out soon (once, a little later) only when a function becomes idle here that the last one did
         # not name, or one it named stops.
         arn = environment.image.function_arn
+        if event in ("reused", "created") and self._forwarder is not None:
+            self._forwarder.took_environment(arn)
         if event == "idle":
             self._recently_idle.add(arn)
             if arn in self._reported_idle:

@@ -198,7 +198,16 @@ _NAMED_BY: dict[str, list[tuple[str, Callable[[str, Mapping[str, Any], Scope], s
 }
 
 
+#: IAM's listings of one kind of entity, decided on the path they list (AWS: "... iam:ListUsers on
+#: resource: arn:aws:iam::123456789012:user/").
+_IAM_LISTINGS = {"ListUsers": "user", "ListRoles": "role", "ListGroups": "group", "ListPolicies": "policy"}
+
+
 def _other_resource(operation: str, params: Mapping[str, Any], scope: Scope, service: str) -> str:
+    if service == "iam" and operation in _IAM_LISTINGS:
+        prefix = params.get("PathPrefix")
+        path = prefix if isinstance(prefix, str) and prefix.startswith("/") else "/"
+        return f"arn:aws:iam::{scope.account}:{_IAM_LISTINGS[operation]}{path}"
     if operation.startswith("List") or operation.startswith("Describe"):
         return "*"
     for member in ("ResourceArn", "resourceArn"):

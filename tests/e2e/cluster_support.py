@@ -4,10 +4,8 @@ ports, sharing a PostgreSQL database and NATS names of the test's own, all remov
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,8 +71,7 @@ class Cluster:
 
     def view(self, node_id: str) -> list[dict[str, Any]]:
         """``GET /_lambdad/nodes`` on ``node_id``."""
-        with urllib.request.urlopen(f"{self.nodes[node_id].endpoint}/_lambdad/nodes", timeout=5) as answer:
-            return list(json.load(answer)["Nodes"])
+        return list(self.nodes[node_id].own("/_lambdad/nodes", timeout=5)["Nodes"])
 
     def wait_states(self, expected: dict[str, str], on: str | None = None, timeout: float = 30) -> None:
         """Wait until node ``on`` (default: every running node) sees each node of ``expected`` in that

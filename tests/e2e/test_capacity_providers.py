@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import urllib.request
 from typing import Any
 
 import botocore.exceptions
@@ -302,8 +301,7 @@ def deploy_managed(client: Any, provider_arn: str, source: str = SLEEPY) -> str:
 
 
 def nodes_view(server: Server) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{server.endpoint}/_lambdad/nodes", timeout=5) as answer:
-        return dict(json.load(answer)["Nodes"][0])
+    return dict(server.own("/_lambdad/nodes", timeout=5)["Nodes"][0])
 
 
 def test_unqualified_invokes_run_the_newest_published_version(fleet: tuple[Any, str]) -> None:

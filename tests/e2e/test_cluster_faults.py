@@ -216,8 +216,7 @@ def _heard_since(c: Cluster, nodes: tuple[str, ...], since: str, states: set[str
 def _logs_through(c: Cluster, node: str, name: str) -> list[str]:
     """The messages of ``name``'s log group as node ``node`` reads them from the whole cluster."""
     query = urllib.parse.urlencode({"group": f"/aws/lambda/{name}"})
-    with urllib.request.urlopen(f"{c[node].endpoint}/_lambdad/logs?{query}", timeout=10) as answer:
-        return [event["message"] for event in json.load(answer)["Events"]]
+    return [event["message"] for event in c[node].own(f"/_lambdad/logs?{query}")["Events"]]
 
 
 def _resumed_colour(client: Any, name: str, within: float = 15) -> str:

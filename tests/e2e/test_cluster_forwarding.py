@@ -191,10 +191,16 @@ def test_every_invoke_feature_works_through_a_forwarding_node(region: Cluster) -
     assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
     # A client cannot pose as a forwarding node: a header that does not verify is dropped and the
     # invocation placed as any other (in the warm environment, not a new one where it arrived).
+    # (Signed as root: it is the forwarding header that must not pass, not the caller.)
+    entry = c[other(c, latest_on, version_on)]
+    path = f"/2015-03-31/functions/{name}/invocations"
     forged = httpx.post(
-        f"{c[other(c, latest_on, version_on)].endpoint}/2015-03-31/functions/{name}/invocations",
+        entry.endpoint + path,
         content=b"{}",
-        headers={"x-lambdad-forwarded": "127.0.0.1;80;http;" + "0" * 64},
+        headers={
+            **entry.signed_headers("POST", path, body=b"{}"),
+            "x-lambdad-forwarded": "127.0.0.1;80;http;" + "0" * 64,
+        },
         timeout=60,
     )
     assert forged.status_code == 200, forged.text

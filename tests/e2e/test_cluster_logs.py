@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlencode
@@ -50,8 +49,7 @@ def test_logs_written_on_every_node_are_read_through_any_node(tmp_path: Path) ->
         deadline = time.monotonic() + 10
         while True:
             query = urlencode({"group": group})
-            with urllib.request.urlopen(f"{c['n1'].endpoint}/_lambdad/logs?{query}", timeout=10) as answer:
-                events = json.load(answer)["Events"]
+            events = c["n1"].own(f"/_lambdad/logs?{query}")["Events"]
             messages = [event["message"] for event in events]
             if ("ran 1" in messages and "ran 2" in messages) or time.monotonic() > deadline:
                 break
@@ -63,6 +61,7 @@ def test_logs_written_on_every_node_are_read_through_any_node(tmp_path: Path) ->
 
         printed = subprocess.run(
             [str(LAMBDAD), "logs", name, "--endpoint", c["n2"].endpoint],
+            env=c["n2"].cli_env(),
             capture_output=True,
             text=True,
             timeout=30,

@@ -11,7 +11,7 @@ import pytest
 
 from tests.brokers import POSTGRES
 from tests.e2e.cluster_support import Cluster, cluster
-from tests.support import LAMBDAD, free_port, make_zip
+from tests.support import LAMBDAD, ROLE, free_port, make_zip
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -57,6 +57,7 @@ def test_every_node_sees_the_same_nodes_and_a_dead_one_goes_from_suspect_to_dead
         c.wait_states({"n2": "gone"}, timeout=5)
         listed = subprocess.run(
             [str(LAMBDAD), "nodes", "--endpoint", c["n1"].endpoint],
+            env=c["n1"].cli_env(),
             capture_output=True,
             text=True,
             timeout=30,
@@ -99,7 +100,7 @@ def test_a_function_a_dead_node_left_pending_is_settled_by_a_survivor(tmp_path: 
         client.create_function(
             FunctionName=name,
             Runtime="python3.12",
-            Role="arn:aws:iam::000000000000:role/r",
+            Role=ROLE,
             Handler="handler.handler",
             Code={"ZipFile": make_zip()},
         )

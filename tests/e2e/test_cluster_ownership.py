@@ -5,9 +5,7 @@ node's work is taken over within 15 s.
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -54,8 +52,7 @@ def owners(c: Cluster, observer: str, kind: str) -> dict[str, list[str]]:
 
 def overview(c: Cluster, node: str) -> list[dict[str, Any]]:
     """``GET /_lambdad/event-source-mappings`` on ``node``: its pollers' view of every mapping."""
-    with urllib.request.urlopen(f"{c[node].endpoint}/_lambdad/event-source-mappings", timeout=10) as answer:
-        return list(json.load(answer)["EventSourceMappings"])
+    return list(c[node].own("/_lambdad/event-source-mappings")["EventSourceMappings"])
 
 
 def wait_owned_once(
@@ -114,7 +111,7 @@ def test_work_spreads_over_the_nodes_and_a_killed_nodes_work_is_taken_over(
             )
         keys = {
             "EventSourceMappings": mappings,
-            "Schedules": [f"000000000000/us-east-1/default/{schedule}" for schedule in names],  # work_key
+            "Schedules": [f"000000000000/us-east-1/default/{schedule}" for schedule in names],
             "AsyncPartitions": PARTITIONS,
         }
         everyone = {"n1", "n2", "n3"}

@@ -246,7 +246,7 @@ def test_a_rate_schedule_fires_each_slot_once_across_the_kill_of_the_node_firing
                 "Input": json.dumps({"id": "<aws.scheduler.scheduled-time>|<aws.scheduler.execution-id>"}),
             },
         )
-        key = f"000000000000/us-east-1/default/{schedule}"  # events.schedules.work_key
+        key = f"000000000000/us-east-1/default/{schedule}"  # account/region/group/name
         wait_for(lambda: settled(c, "Schedules", [key], set(NODES)), 30, "its owner")
         victim = desired_owner(set(NODES), WorkKind.SCHEDULE, key)
         observer = next(node for node in NODES if node != victim)

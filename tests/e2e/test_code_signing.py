@@ -5,7 +5,6 @@ UpdateFunctionCode under Warn and Enforce."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -45,12 +44,7 @@ def sign(server: Server, tmp_path: Path, package: bytes, profile: str) -> bytes:
     source = tmp_path / f"{uuid.uuid4().hex}.zip"
     source.write_bytes(package)
     output = source.with_name(source.stem + "-signed.zip")
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_REGION": "us-east-1",
-    }
+    env = server.cli_env(AWS_REGION="us-east-1")
     done = subprocess.run(
         [
             str(Path(sys.executable).parent / "lambdad"),
@@ -436,7 +430,10 @@ def test_a_function_with_a_config_takes_only_trusted_layers(
 
 
 def test_signer_errors_are_in_signers_shape(server: Server) -> None:
-    request = urllib.request.Request(f"{server.endpoint}/signing-profiles/nosuchprofile")
+    path = "/signing-profiles/nosuchprofile"
+    request = urllib.request.Request(
+        server.endpoint + path, headers=server.signed_headers("GET", path, service="signer")
+    )
     with pytest.raises(urllib.error.HTTPError) as answer:
         urllib.request.urlopen(request, timeout=10)
     assert answer.value.code == 404
@@ -447,7 +444,7 @@ def test_signer_errors_are_in_signers_shape(server: Server) -> None:
 def test_lambdad_sign_says_why_it_cannot_sign(server: Server, tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         # Wide enough that the console does not wrap its one-line answers.
-        env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "COLUMNS": "500"}
+        env = server.cli_env(COLUMNS="500")
         command = [str(Path(sys.executable).parent / "lambdad"), "sign", "--endpoint", server.endpoint, *args]
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 

@@ -24,19 +24,25 @@ def handler(event, context):
 
 
 def test_an_environment_past_its_lifetime_is_replaced(tmp_path: Any) -> None:
-    server = Server(tmp_path / "data", extra_args=["--spares", "1"], env={"LAMBDAD_ENVIRONMENT_MAX_AGE": "3"})
+    server = Server(
+        tmp_path / "data", extra_args=["--spares", "1"], env={"LAMBDAD_ENVIRONMENT_MAX_AGE": "3"}, auth=True
+    )
     server.start(timeout=60)
     try:
         client = server.client()
         name = unique("aged")
         deploy_python(client, name, SHOW)
         first = invoke(client, name)[1]
-        assert first["credentials"] == list(PLACEHOLDER_CREDENTIALS)
+        # A session of its execution role (ROLE exists: the server runs with auth sigv4).
+        assert first["credentials"][0].startswith("ASIA")
+        assert first["credentials"] != list(PLACEHOLDER_CREDENTIALS)
         assert invoke(client, name)[1]["instance"] == first["instance"]  # warm within its lifetime
         time.sleep(4)
         assert health(server)["environments"] == 0  # retired while idle, before any invocation
         second = invoke(client, name)[1]
         assert second["instance"] != first["instance"]
+        assert second["credentials"][0].startswith("ASIA")
+        assert second["credentials"] != first["credentials"]  # each environment, a session of its own
         assert invoke(client, name)[1]["instance"] == second["instance"]
     finally:
         server.stop(timeout=60)

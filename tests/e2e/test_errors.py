@@ -15,7 +15,9 @@ pytestmark = pytest.mark.e2e
 
 
 def raw(server: Any, method: str, path: str, body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(server.endpoint + path, data=body, method=method)
+    """A request as urllib sends it, signed as root (malformed bodies are the point, not signatures)."""
+    headers = server.signed_headers(method, path, body=body or b"")
+    request = urllib.request.Request(server.endpoint + path, data=body, method=method, headers=headers)
     request.add_header("content-type", "application/json")
     try:
         with urllib.request.urlopen(request) as response:

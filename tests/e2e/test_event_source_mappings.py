@@ -4,9 +4,7 @@ recorded them (Redis stream mappings take the place of AWS's stream sources)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -309,8 +307,7 @@ def test_lambdad_view_lists_mappings_with_state_and_lag(client: Any, server: Any
     )
 
     def row() -> dict[str, Any] | None:
-        with urllib.request.urlopen(f"{server.endpoint}/_lambdad/event-source-mappings", timeout=5) as answer:
-            rows = json.load(answer)["EventSourceMappings"]
+        rows = server.own("/_lambdad/event-source-mappings", timeout=5)["EventSourceMappings"]
         found = next((r for r in rows if r["UUID"] == created["UUID"]), None)
         return found if found and found["State"] == "Enabled" and found["Lag"] is not None else None
 
@@ -327,6 +324,7 @@ def test_cli_lists_mappings(client: Any, server: Any, function: str) -> None:
     eventually(lambda: client.get_event_source_mapping(UUID=created["UUID"])["State"] == "Enabled")
     shown = subprocess.run(
         [str(LAMBDAD), "mappings", "--endpoint", server.endpoint, "--json"],
+        env=server.cli_env(),
         capture_output=True,
         text=True,
         timeout=30,
@@ -340,7 +338,7 @@ def test_cli_lists_mappings(client: Any, server: Any, function: str) -> None:
         text=True,
         timeout=30,
         check=True,
-        env={**os.environ, "COLUMNS": "300"},
+        env=server.cli_env(COLUMNS="300"),
     )
     assert created["UUID"] in table.stdout
     assert "Enabled" in table.stdout

@@ -316,7 +316,7 @@ def test_the_identity_is_each_environments_own(server: Server, client: Any) -> N
     name, whatever it claims in its request."""
     for role_name in ("role-one", "role-two"):
         name = unique(role_name)
-        role = f"arn:aws:iam::{ACCOUNT}:role/{role_name}"
+        role = server.make_role(role_name)
         deploy_python(client, name, ATTACKER, Timeout=20, Role=role)
         if role_name == "role-two":
             eventually(lambda: health(server)["spares"] >= 1)

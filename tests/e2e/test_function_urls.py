@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import botocore.auth
@@ -540,10 +541,19 @@ def test_cors_preflight_and_response_headers(server: Server, echo: str) -> None:
         assert answer.json()["event"]["requestContext"]["apiId"] == url_id(config)
 
 
-def test_aws_iam_refuses_every_request_until_signatures_are_verified(server: Server) -> None:
+@pytest.fixture(scope="module")
+def unauthenticated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server with ``--auth none`` (this module's others sign)."""
+    running = Server(tmp_path_factory.mktemp("lambdad") / "data", auth=False).start(timeout=60)
+    yield running
+    running.stop(timeout=60)
+
+
+def test_aws_iam_refuses_every_request_until_signatures_are_verified(unauthenticated: Server) -> None:
     """With authentication off (no identity store to verify against): unsigned, looking signed (a bare
     scheme, a presigned query with any signature) or signed with any credentials, all answer AWS's 403
     Forbidden, and the function never runs (``test_function_url_iam.py``: with ``--auth sigv4``)."""
+    server = unauthenticated
     client = server.client()
     name = unique("iam-url")
     deploy_python(client, name, HANDLER)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import urllib.request
 from typing import Any
 
 import pytest
@@ -87,8 +86,7 @@ def invoke(client: Any, name: str, **event: Any) -> tuple[dict[str, Any], Any]:
 
 
 def node(server: Server) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{server.endpoint}/_lambdad/nodes", timeout=5) as answer:
-        return dict(json.load(answer)["Nodes"][0])
+    return dict(server.own("/_lambdad/nodes", timeout=5)["Nodes"][0])
 
 
 def starts_per_stream(server: Server, name: str) -> list[int]:

@@ -7,7 +7,6 @@ message, likewise, is sent only where its role may send."""
 from __future__ import annotations
 
 import json
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -48,8 +47,8 @@ def server(sqs_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def overview(server: Server, mapping: str) -> dict[str, Any]:
     """The mapping as ``GET /_lambdad/event-source-mappings`` shows it (AWS answers no
     LastProcessingResult for SQS mappings; lambdad's own view has the poller's)."""
-    with urllib.request.urlopen(f"{server.endpoint}/_lambdad/event-source-mappings", timeout=5) as answer:
-        return next(m for m in json.load(answer)["EventSourceMappings"] if m["UUID"] == mapping)
+    rows = server.own("/_lambdad/event-source-mappings", timeout=5)["EventSourceMappings"]
+    return next(m for m in rows if m["UUID"] == mapping)
 
 
 def bodies(server: Server, name: str) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -234,10 +233,7 @@ def test_mapping_survives_a_broker_restart(server: ServerWithEnv, broker: Privat
     try:
 
         def says_why() -> bool:
-            with urllib.request.urlopen(
-                f"{server.endpoint}/_lambdad/event-source-mappings", timeout=5
-            ) as answer:
-                rows = json.load(answer)["EventSourceMappings"]
+            rows = server.own("/_lambdad/event-source-mappings", timeout=5)["EventSourceMappings"]
             row = next(r for r in rows if r["UUID"] == mapping["UUID"])
             return row["State"] == "Enabled" and "unreachable" in (row["LastError"] or "")
 

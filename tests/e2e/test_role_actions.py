@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,8 +56,7 @@ def role(iam: Any, service: str, *statements: dict[str, Any]) -> str:
 
 
 def schedule_results(server: Server) -> dict[str, str | None]:
-    with urllib.request.urlopen(f"{server.endpoint}/_lambdad/schedules", timeout=5) as answer:
-        return {s["Name"]: s["LastResult"] for s in json.load(answer)["Schedules"]}
+    return {s["Name"]: s["LastResult"] for s in server.own("/_lambdad/schedules", timeout=5)["Schedules"]}
 
 
 def test_a_schedule_invokes_only_with_a_role_that_may(server: Server) -> None:

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import signal
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -117,8 +115,7 @@ def create(client: Any, name: str, function: str, tag: str, expression: str, **p
 
 
 def status(server: Server, name: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{server.endpoint}/_lambdad/schedules", timeout=5) as answer:
-        schedules = json.load(answer)["Schedules"]
+    schedules = server.own("/_lambdad/schedules", timeout=5)["Schedules"]
     return next(s for s in schedules if s["Name"] == name)
 
 
@@ -242,11 +239,13 @@ def test_lambdad_schedules_shows_state_fire_times_and_results(server: Server, re
     eventually(lambda: received(server, recorder, tag), 20)
     command = [str(LAMBDAD), "schedules", "--endpoint", server.endpoint]
     shown = subprocess.run(
-        command, capture_output=True, text=True, timeout=30, env={**os.environ, "COLUMNS": "250"}, check=True
+        command, capture_output=True, text=True, timeout=30, env=server.cli_env(COLUMNS="250"), check=True
     ).stdout
     row = next(line for line in shown.splitlines() if name in line)
     assert "ENABLED" in row and "rate(1 minute)" in row and recorder in row and "Invoked (Event)" in row
-    as_json = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=30, check=True)
+    as_json = subprocess.run(
+        [*command, "--json"], env=server.cli_env(), capture_output=True, text=True, timeout=30, check=True
+    )
     [listed] = [s for s in json.loads(as_json.stdout) if s["Name"] == name]
     assert listed["NextFireTime"] > listed["LastFireTime"]
     client.delete_schedule(Name=name)

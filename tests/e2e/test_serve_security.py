@@ -43,7 +43,8 @@ def test_a_bad_auth_setting_is_refused(tmp_path: Path) -> None:
 
 
 def test_insecure_listens_on_a_network_address_anyway(tmp_path: Path) -> None:
-    server = Server(tmp_path / "data", extra_args=["--host", "0.0.0.0", "--insecure"]).start()
+    # Auth off: --insecure is what lets an unauthenticated server on a network address.
+    server = Server(tmp_path / "data", extra_args=["--host", "0.0.0.0", "--insecure"], auth=False).start()
     try:
         with urllib.request.urlopen(f"{server.endpoint}/health", timeout=5) as answer:
             assert answer.status == 200

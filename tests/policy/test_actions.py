@@ -159,7 +159,9 @@ def test_lambda_actions_and_resources(
             "iam:AttachUserPolicy",
             "arn:aws:iam::aws:policy/P",
         ),
-        ("iam", "ListUsers", {}, "iam:ListUsers", "*"),
+        # IAM's listings are decided on the path they list, as its denials name it.
+        ("iam", "ListUsers", {}, "iam:ListUsers", "arn:aws:iam::123456789012:user/"),
+        ("iam", "ListRoles", {"PathPrefix": "/svc/"}, "iam:ListRoles", "arn:aws:iam::123456789012:role/svc/"),
         (
             "sts",
             "AssumeRole",

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from bench import (
     async_events,
+    authentication,
     before_after,
     cluster,
     cold_start,
@@ -36,6 +37,7 @@ BENCHMARKS: list[tuple[str, Callable[[Progress], list[Row]]]] = [
     ("control plane", _control_plane),
     ("cold start", cold_start.run),
     ("warm invoke", warm_invoke.run),
+    ("authentication", authentication.run),
     ("server CPU", server_cpu.run),
     ("function URL", function_url.run),
     ("Event queue", async_events.run),

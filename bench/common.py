@@ -26,6 +26,10 @@ from tests.support import Server, free_port
 
 Progress = Callable[[str], None]
 
+# The figures compare lambdad with itself and with baselines as they were measured before identities:
+# every server runs ``--auth none`` (tests/support.py's switch) unless a benchmark asks for SigV4.
+os.environ.setdefault("LAMBDAD_TEST_AUTH", "none")
+
 # Runtime clients (awslambdaric, boto3) are installed once per machine there, shared with the test suite.
 RUNTIMES_DIR = "/tmp/lambdad-test-runtimes"
 INVOKE_PATH = "/2015-03-31/functions/{name}/invocations"
@@ -152,6 +156,8 @@ class Endpoint:
     port: int
     path: str
     pid: int
+    # Sent with every request (e.g. a SigV4 signature, valid for minutes, so one serves a whole round).
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -221,7 +227,7 @@ def drive(
 
     def client(endpoint: Endpoint, out: list[float]) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", endpoint.port, timeout=30)
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", **endpoint.headers}
         try:
             connection.connect()
             ready.wait()

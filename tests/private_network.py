@@ -28,16 +28,23 @@ while True:
 """
 
 #: Function or sandbox code: tries each of TARGETS (host, port) and says how it went, as JSON.
+# A refusal comes at once (a TCP reset or ICMP from nftables); a timeout is tried again, twice: on this
+# shared machine a connection to the listeners' namespace sometimes stalls for seconds, whatever the rules.
 PROBE = """
 import errno, json, socket
+def connect(host, port):
+    try:
+        with socket.create_connection((host, port), timeout=3) as conn:
+            return 'ok ' + conn.recv(16).decode()
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, 'timeout') if exc.errno else 'timeout'
 def probe(targets):
     results = {}
     for host, port in targets:
-        try:
-            with socket.create_connection((host, port), timeout=3) as conn:
-                results[host] = 'ok ' + conn.recv(16).decode()
-        except OSError as exc:
-            results[host] = errno.errorcode.get(exc.errno, 'timeout') if exc.errno else 'timeout'
+        for _ in range(3):
+            results[host] = connect(host, port)
+            if results[host] != 'timeout':
+                break
     return results
 """
 

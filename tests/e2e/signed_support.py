@@ -7,12 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
+from tests.support import ACCOUNT, LAMBDA_TRUST, Server
 
-from tests.support import Server
+__all__ = ["ACCOUNT", "ROOT_ENV", "ROOT_KEYS", "client", "lambda_role", "signed_server", "user_keys"]
 
-ACCOUNT = "000000000000"
 ROOT_KEYS = {
     "aws_access_key_id": "AKIAW2ROOTKEY0000001",
     "aws_secret_access_key": "w2RootSecretKey0000000000000000000000000",
@@ -21,28 +19,17 @@ ROOT_ENV = {
     "LAMBDAD_ROOT_ACCESS_KEY_ID": ROOT_KEYS["aws_access_key_id"],
     "LAMBDAD_ROOT_SECRET_ACCESS_KEY": ROOT_KEYS["aws_secret_access_key"],
 }
-LAMBDA_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
-    ],
-}
 
 
 def signed_server(data_dir: Path, *extra_args: str) -> Server:
-    """A ``lambdad serve --auth sigv4`` whose default account's root key is ``ROOT_KEYS`` (not started)."""
-    return Server(data_dir, extra_args=["--auth", "sigv4", *extra_args], env=dict(ROOT_ENV))
+    """A ``lambdad serve --auth sigv4`` whose default account's root key is ``ROOT_KEYS`` (not started),
+    whatever LAMBDAD_TEST_AUTH says."""
+    return Server(data_dir, extra_args=list(extra_args), env=dict(ROOT_ENV), auth=True)
 
 
 def client(server: Server, service: str, keys: dict[str, str] | None = None, **config: Any) -> Any:
-    """A boto3 client of ``service`` on ``server`` signing with ``keys`` (default: the root key)."""
-    return boto3.client(
-        service,  # type: ignore[call-overload]
-        endpoint_url=server.endpoint,
-        region_name="us-east-1",
-        config=Config(retries={"max_attempts": 1}, **config),
-        **(keys or ROOT_KEYS),
-    )
+    """A boto3 client of ``service`` on ``server`` signing with ``keys`` (default: its root key)."""
+    return server.boto(service, keys=keys, **config)
 
 
 def user_keys(iam: Any, name: str, *statements: dict[str, Any]) -> dict[str, str]:

@@ -15,21 +15,14 @@ from bench.common import (
     INVOKE_PATH,
     PAYLOAD,
     Endpoint,
-    Load,
     Progress,
     Row,
-    drive,
-    p50,
+    compare_warm_invokes,
 )
 from tests.support import Server, create_function
 
-ROUNDS = 3
-REQUESTS_PER_ROUND = 1200
-WARMUP = 100
-
 
 def run(progress: Progress) -> list[Row]:
-    rows: list[Row] = []
     with contextlib.ExitStack() as stack:
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lambdad-bench-auth-")))
         progress("authentication: a server with --auth sigv4 and one with --auth none...")
@@ -46,29 +39,11 @@ def run(progress: Progress) -> list[Row]:
             path = INVOKE_PATH.format(name="hello")
             headers = server.signed_headers("POST", path, body=PAYLOAD)
             endpoints[name] = Endpoint(server.port, path, server.process.pid, headers)
-        for clients in (1, 4):
-            loads = {name: Load() for name in servers}
-            for endpoint in endpoints.values():
-                drive([endpoint] * clients, WARMUP)
-            for round_ in range(ROUNDS):
-                for name, endpoint in endpoints.items():
-                    progress(f"authentication, {clients} client(s): round {round_ + 1}/{ROUNDS}, {name}...")
-                    loads[name].add(drive([endpoint] * clients, REQUESTS_PER_ROUND // clients))
-            rows += [
-                Row(
-                    f"warm invoke signed (--auth sigv4), {clients} client(s): p50",
-                    "the same unsigned (--auth none)",
-                    "ms",
-                    p50(loads["sigv4"].latencies) * 1000,
-                    p50(loads["none"].latencies) * 1000,
-                ),
-                Row(
-                    f"warm invoke signed (--auth sigv4), {clients} client(s): throughput",
-                    "the same unsigned (--auth none)",
-                    "req/s",
-                    loads["sigv4"].throughput,
-                    loads["none"].throughput,
-                    higher_is_better=True,
-                ),
-            ]
+        rows = compare_warm_invokes(
+            endpoints["sigv4"],
+            endpoints["none"],
+            "warm invoke signed (--auth sigv4)",
+            "the same unsigned (--auth none)",
+            progress,
+        )
     return rows

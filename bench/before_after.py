@@ -23,20 +23,15 @@ from bench.common import (
     INVOKE_PATH,
     RUNTIMES_DIR,
     Endpoint,
-    Load,
     Progress,
     Row,
-    drive,
+    compare_warm_invokes,
     lambdad_server,
-    p50,
 )
 from tests.support import Server, create_function
 
 # The last commit before issue 11's cluster work: the single server as it was.
 BEFORE = "5ef9d91"
-ROUNDS = 3
-REQUESTS_PER_ROUND = 1200
-WARMUP = 100
 
 
 class _Earlier(Server):
@@ -78,7 +73,6 @@ def _earlier_server(directory: Path) -> Iterator[Server | None]:
 
 def run(progress: Progress) -> list[Row]:
     os.environ.setdefault("LAMBDAD_RUNTIMES_DIR", RUNTIMES_DIR)
-    rows: list[Row] = []
     with contextlib.ExitStack() as stack:
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lambdad-bench-before-")))
         progress(f"single server before the cluster ({BEFORE}) vs now: starting both...")
@@ -95,29 +89,11 @@ def run(progress: Progress) -> list[Row]:
             create_function(server.client(), "hello", MemorySize=FULL_VCPU_MB)
             assert server.process is not None
             endpoints[name] = Endpoint(server.port, INVOKE_PATH.format(name="hello"), server.process.pid)
-        for clients in (1, 4):
-            loads = {name: Load() for name in servers}
-            for endpoint in endpoints.values():
-                drive([endpoint] * clients, WARMUP)
-            for round_ in range(ROUNDS):
-                for name, endpoint in endpoints.items():
-                    progress(f"before vs now, {clients} client(s): round {round_ + 1}/{ROUNDS}, {name}...")
-                    loads[name].add(drive([endpoint] * clients, REQUESTS_PER_ROUND // clients))
-            rows += [
-                Row(
-                    f"single server warm invoke, {clients} client(s): p50",
-                    f"the same before the cluster ({BEFORE})",
-                    "ms",
-                    p50(loads["now"].latencies) * 1000,
-                    p50(loads["before"].latencies) * 1000,
-                ),
-                Row(
-                    f"single server warm invoke, {clients} client(s): throughput",
-                    f"the same before the cluster ({BEFORE})",
-                    "req/s",
-                    loads["now"].throughput,
-                    loads["before"].throughput,
-                    higher_is_better=True,
-                ),
-            ]
+        rows = compare_warm_invokes(
+            endpoints["now"],
+            endpoints["before"],
+            "single server warm invoke",
+            f"the same before the cluster ({BEFORE})",
+            progress,
+        )
     return rows

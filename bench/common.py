@@ -260,3 +260,45 @@ def drive(
     if errors:
         raise errors[0]
     return Load([latency for out in results for latency in out], wall)
+
+
+def compare_warm_invokes(
+    subject: Endpoint, baseline: Endpoint, what: str, versus: str, progress: Progress
+) -> list[Row]:
+    """``subject`` against ``baseline`` (each a function answering ``PAYLOAD``): warm invokes at 1 and 4
+    clients, in alternating rounds so that a burst of noise hits both; p50 and throughput rows."""
+    rows: list[Row] = []
+    targets = {"subject": subject, "baseline": baseline}
+    for clients in (1, 4):
+        loads = {name: Load() for name in targets}
+        for endpoint in targets.values():
+            drive([endpoint] * clients, COMPARE_WARMUP)
+        for round_ in range(COMPARE_ROUNDS):
+            for name, endpoint in targets.items():
+                progress(f"{what}, {clients} client(s): round {round_ + 1}/{COMPARE_ROUNDS}, {name}...")
+                loads[name].add(drive([endpoint] * clients, COMPARE_REQUESTS // clients))
+        subject_load, baseline_load = loads["subject"], loads["baseline"]
+        rows += [
+            Row(
+                f"{what}, {clients} client(s): p50",
+                versus,
+                "ms",
+                p50(subject_load.latencies) * 1000,
+                p50(baseline_load.latencies) * 1000,
+            ),
+            Row(
+                f"{what}, {clients} client(s): throughput",
+                versus,
+                "req/s",
+                subject_load.throughput,
+                baseline_load.throughput,
+                higher_is_better=True,
+            ),
+        ]
+    return rows
+
+
+# compare_warm_invokes: rounds per client count, requests per round (shared by the clients), warm-up.
+COMPARE_ROUNDS = 3
+COMPARE_REQUESTS = 1200
+COMPARE_WARMUP = 100

@@ -7,11 +7,15 @@ import os
 import socket
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lambdad.sandbox import Mount, Sandbox, SandboxFactory, SandboxSpec
+import pytest
+
+from lambdad.sandbox import Mount, Sandbox, SandboxFactory, SandboxSpec, SandboxUnavailable
+from lambdad.sandbox.namespaces import NamespaceSandboxFactory
 
 #: The real interpreter (never a pyenv shim) and the installation it needs, mounted read-only
 #: at its own path inside sandboxes.
@@ -156,3 +160,24 @@ class TcpServer:
         self._stop = True
         self._thread.join()
         self.sock.close()
+
+
+def worker_number(worker_id: str) -> int:
+    """0 for a run without xdist, 1, 2, ... for its workers: keeps each worker's bridge and subnet apart."""
+    return 0 if worker_id == "master" else int(worker_id.removeprefix("gw")) + 1
+
+
+def bridged_factory(worker_id: str, name: str, second_octet: int, **options: Any) -> NamespaceSandboxFactory:
+    """A namespace sandbox factory on a bridge of this worker's own (``lbd<name><N>`` on
+    ``10.<second_octet>.<N>.0/24``, cgroups under a parent of its own); the test is skipped where
+    isolated sandboxes cannot run."""
+    number = worker_number(worker_id)
+    try:
+        return NamespaceSandboxFactory(
+            bridge=f"lbd{name}{number}",
+            subnet=f"10.{second_octet}.{number}.0/24",
+            cgroup_parent=f"lambdad-test-{name}{number}-{uuid.uuid4().hex[:6]}",
+            **options,
+        )
+    except SandboxUnavailable as exc:
+        pytest.skip(str(exc))

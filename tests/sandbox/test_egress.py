@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,15 +20,11 @@ from lambdad.sandbox.egress import EgressTable
 from lambdad.sandbox.namespaces import NamespaceSandboxFactory
 from lambdad.sandbox.network import Bridge
 from tests.private_network import PROBE, PrivateListeners
-from tests.sandbox.support import py_spec, run
+from tests.sandbox.support import bridged_factory, py_spec, run, worker_number
 
 pytestmark = pytest.mark.timeout(90)
 #: An owner no process is: pids stay below pid_max, at most 2**22.
 DEAD_OWNER = "4194304.1"
-
-
-def _number(worker_id: str) -> int:
-    return 0 if worker_id == "master" else int(worker_id.removeprefix("gw")) + 1
 
 
 @pytest.fixture
@@ -39,16 +34,7 @@ def listeners() -> Iterator[PrivateListeners]:
 
 
 def _factory(worker_id: str, **options: object) -> NamespaceSandboxFactory:
-    number = _number(worker_id)
-    try:
-        return NamespaceSandboxFactory(
-            bridge=f"lbdegr{number}",
-            subnet=f"10.216.{number}.0/24",
-            cgroup_parent=f"lambdad-test-egr{number}-{uuid.uuid4().hex[:6]}",
-            **options,  # type: ignore[arg-type]
-        )
-    except SandboxUnavailable as exc:
-        pytest.skip(str(exc))
+    return bridged_factory(worker_id, "egr", 216, **options)
 
 
 def _probe(
@@ -111,7 +97,7 @@ def test_a_policy_opens_exactly_what_its_rules_allow(
         assert set(nothing.values()) == {"ECONNREFUSED"}, nothing
         # Each sandbox's chain went with it.
         listed = subprocess.run(
-            ["nft", "list", "table", "inet", f"lbdegr{_number(worker_id)}_egress"],
+            ["nft", "list", "table", "inet", f"lbdegr{worker_number(worker_id)}_egress"],
             capture_output=True,
             text=True,
             check=True,
@@ -120,7 +106,7 @@ def test_a_policy_opens_exactly_what_its_rules_allow(
     finally:
         asyncio.run(factory.close())
     # The table with the bridge: nothing left that a later sandbox could inherit.
-    assert f"lbdegr{_number(worker_id)}" not in _tables()
+    assert f"lbdegr{worker_number(worker_id)}" not in _tables()
 
 
 def test_a_policy_on_the_hosts_network_is_refused(code_dir: Path, worker_id: str):
@@ -139,7 +125,7 @@ def test_a_policy_on_the_hosts_network_is_refused(code_dir: Path, worker_id: str
 
 def test_a_dead_servers_policies_are_reclaimed_with_its_leases(worker_id: str):
     # What a SIGKILLed server leaves: a lease naming a dead owner and "egress", and the policy's chain.
-    number = _number(worker_id)
+    number = worker_number(worker_id)
     bridge = Bridge(f"lbdegr{number}", f"10.216.{number}.0/24")
     try:
         bridge.ensure()

@@ -11,23 +11,18 @@ import asyncio
 import json
 import os
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from lambdad.sandbox import NetworkMode, SandboxUnavailable
+from lambdad.sandbox import NetworkMode
 from lambdad.sandbox.namespaces import NamespaceSandboxFactory
 from lambdad.sandbox.network import host_resolvers
 from tests.private_network import PROBE, PrivateListeners
-from tests.sandbox.support import py_spec, run
+from tests.sandbox.support import bridged_factory, py_spec, run, worker_number
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def _number(worker_id: str) -> int:
-    return 0 if worker_id == "master" else int(worker_id.removeprefix("gw")) + 1
 
 
 @pytest.fixture
@@ -37,16 +32,7 @@ def listeners() -> Iterator[PrivateListeners]:
 
 
 def _factory(worker_id: str, **options: object) -> NamespaceSandboxFactory:
-    number = _number(worker_id)
-    try:
-        return NamespaceSandboxFactory(
-            bridge=f"lbdpriv{number}",
-            subnet=f"10.217.{number}.0/24",
-            cgroup_parent=f"lambdad-test-priv{number}-{uuid.uuid4().hex[:6]}",
-            **options,  # type: ignore[arg-type]
-        )
-    except SandboxUnavailable as exc:
-        pytest.skip(str(exc))
+    return bridged_factory(worker_id, "priv", 217, **options)
 
 
 def _probe(
@@ -87,7 +73,7 @@ def test_allowed_private_range_is_reachable(listeners: PrivateListeners, code_di
     # The allowance went with the sandbox (and the table with the factory): nothing left that a later
     # sandbox on this address could inherit.
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True).stdout
-    assert f"lbdpriv{_number(worker_id)}" not in tables
+    assert f"lbdpriv{worker_number(worker_id)}" not in tables
 
 
 def test_dns_to_the_hosts_private_resolver_still_works(code_dir: Path, worker_id: str):
@@ -121,7 +107,7 @@ def test_a_table_replaced_by_another_version_is_made_again(
 ):
     # An older lambdad replaces the shared table with rules of its own (no private ranges) while
     # the ready file still names this version's: the next factory to start notices and repairs it.
-    holder, bridge = _factory(worker_id), f"lbdpriv{_number(worker_id)}"
+    holder, bridge = _factory(worker_id), f"lbdpriv{worker_number(worker_id)}"
     code = f"{PROBE}\nprint(json.dumps(probe({listeners.targets!r})))"
 
     async def scenario() -> str:
